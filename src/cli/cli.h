@@ -1,0 +1,15 @@
+/* Command-line verbs; each takes the arguments after the verb name and returns the exit code. */
+#ifndef TG_CLI_CLI_H
+#define TG_CLI_CLI_H
+
+/* Exit codes of the product contract. */
+#define TG_EXIT_OK      0
+#define TG_EXIT_RUNTIME 1
+#define TG_EXIT_USAGE   2
+
+int tg_cli_run(int argc, char **argv);     /* cli/run.c */
+int tg_cli_check(int argc, char **argv);   /* cli/check.c */
+int tg_cli_cert(int argc, char **argv);    /* cli/cert.c */
+int tg_cli_version(int argc, char **argv); /* cli/main.c */
+
+#endif

@@ -1,0 +1,184 @@
+/* Validated, immutable gateway configuration: JSON text in, plain structs out (read-only once built). */
+#ifndef TG_CONFIG_CONFIG_H
+#define TG_CONFIG_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/err.h"
+
+#define TG_CONFIG_SCHEMA_VERSION 1
+
+/* TLS protocol versions use OpenSSL's constants (TLS1_VERSION .. TLS1_3_VERSION). */
+
+/* A keystore: named key material. Only type "pem" is supported in this version. */
+struct tg_keystore_conf {
+    char *name;
+    char *path;         /* JSON pointer of the keystore object, e.g. "/keystores/web" */
+    struct tg_loc loc;  /* location of the keystore object */
+    char *type;         /* "pem" */
+    char *cert_file;    /* absolute or relative to the config file's directory, resolved */
+    char *key_file;     /* resolved like cert_file */
+    char *key_password; /* resolved secret (from a string, {"file"} or {"env"}), or NULL; never logged */
+};
+
+/* A listener's TLS policy, resolved to what OpenSSL takes. */
+struct tg_tls_conf {
+    char *path;        /* JSON pointer of the "tls" object (or of the listener if absent) */
+    struct tg_loc loc; /* location of the "tls" object */
+    bool disabled;     /* serve plaintext */
+    char **certificates;      /* keystore names, as written */
+    size_t *certificate_idx;  /* index of each into cfg->keystores */
+    struct tg_loc *certificate_locs; /* location of each name in the list */
+    size_t n_certificates;
+    int min_version; /* TLS1_VERSION .. TLS1_3_VERSION; default TLS1_3_VERSION */
+    int max_version; /* default TLS1_3_VERSION */
+    /* TLS 1.3 suites in offered order, OpenSSL spelling joined by ':' (for
+     * SSL_CTX_set_ciphersuites); "" when the list names none. Never NULL after load. */
+    char *ciphersuites;
+    /* TLS <= 1.2 cipher list for SSL_CTX_set_cipher_list; either the operator's cipher string
+     * or OpenSSL names joined by ':' in order. Never NULL after load (default: a secure list). */
+    char *cipher_list;
+    bool cipher_string; /* cipher_suites was given as a single OpenSSL cipher string */
+    /* true when the policy needs OpenSSL security level 0 (TLS 1.0/1.1, 3DES, ...). */
+    bool legacy;
+    char *curves; /* groups joined by ':' in OpenSSL spelling for SSL_CTX_set1_groups_list, or NULL */
+    char **alpn;  /* protocol ids in preference order; default {"http/1.1"} for http */
+    size_t n_alpn;
+    bool session_resumption; /* default true */
+};
+
+struct tg_route_conf {
+    char *host;          /* NULL = any host; exact name, or "*.example.com" (one or more labels) */
+    char *path_prefix;   /* default "/" */
+    char *backend;       /* backend name, as written */
+    size_t backend_idx;  /* index into cfg->backends */
+};
+
+enum tg_listener_mode { TG_MODE_HTTP = 0, TG_MODE_TCP = 1 };
+
+struct tg_listener_conf {
+    char *name;
+    char *path;        /* e.g. "/listeners/0" */
+    struct tg_loc loc;
+    char *address;     /* as written: "127.0.0.1:8443", "[::1]:443" */
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    enum tg_listener_mode mode;
+    bool proxy_protocol;
+    struct tg_route_conf *routes;
+    size_t n_routes;
+    struct tg_tls_conf tls;
+};
+
+struct tg_target_conf {
+    char *address; /* "host:port" as written */
+    char *host;    /* host part, without brackets */
+    uint16_t port;
+    struct sockaddr_storage addr; /* resolved at load time */
+    socklen_t addr_len;
+};
+
+enum tg_backend_kind {
+    TG_BACKEND_HTTP = 0,   /* proxy to targets */
+    TG_BACKEND_STATUS = 1, /* built-in status responder ({"builtin": "status"}) */
+};
+
+struct tg_backend_conf {
+    char *name;
+    char *path; /* e.g. "/backends/app" */
+    struct tg_loc loc;
+    enum tg_backend_kind kind;
+    struct tg_target_conf *targets;
+    size_t n_targets;
+};
+
+struct tg_timeouts_conf { /* milliseconds; config gives seconds (fractions allowed) */
+    uint64_t handshake_ms;        /* 10 s */
+    uint64_t request_headers_ms;  /* 10 s */
+    uint64_t idle_ms;             /* 60 s */
+    uint64_t backend_connect_ms;  /* 5 s */
+    uint64_t backend_response_ms; /* 60 s */
+    uint64_t shutdown_ms;         /* 30 s */
+};
+
+struct tg_limits_conf {
+    uint32_t max_connections;  /* per gateway; 0 = unlimited (default) */
+    uint32_t max_header_bytes; /* 32768 */
+    uint32_t max_headers;      /* 100 */
+};
+
+enum tg_log_fmt { TG_LOGFMT_TEXT = 0, TG_LOGFMT_JSON = 1 };
+
+struct tg_log_conf {
+    int level;              /* enum tg_log_level; default info */
+    enum tg_log_fmt format; /* default text */
+    char *access_log;       /* NULL = off; "stdout", "stderr" or a file path (resolved) */
+};
+
+struct tg_config {
+    char *source_file; /* path as given, or NULL for an in-memory source */
+    char *base_dir;    /* directory relative paths are resolved against */
+    int version;
+    unsigned workers;  /* resolved: "auto" becomes the number of online CPUs */
+    char *state_dir;   /* default "./tlsgate-state" or $TLSGATE_STATE_DIR; resolved */
+    struct tg_log_conf log;
+    struct tg_keystore_conf *keystores;
+    size_t n_keystores;
+    struct tg_listener_conf *listeners;
+    size_t n_listeners;
+    struct tg_backend_conf *backends;
+    size_t n_backends;
+    struct tg_timeouts_conf timeouts;
+    struct tg_limits_conf limits;
+};
+
+/* Loads and validates a config file. On success *out owns a new config and 0 is returned; on
+ * failure every problem found is appended to err (file:line:col, JSON path, message) and -EINVAL
+ * (or -errno if the file cannot be read) is returned. Warnings may be appended on success too. */
+int tg_config_load_file(const char *file, struct tg_config **out, struct tg_err *err);
+
+/* As tg_config_load_file, for JSON text in memory; name labels messages (may be NULL) and
+ * base_dir resolves relative paths (NULL = current directory). */
+int tg_config_load_string(const char *text, size_t len, const char *name, const char *base_dir,
+                          struct tg_config **out, struct tg_err *err);
+
+/* Frees a config (accepts NULL). Secrets are wiped before their memory is released. */
+void tg_config_free(struct tg_config *cfg);
+
+/* Looks up a keystore / backend / listener by name; NULL if absent. */
+const struct tg_keystore_conf *tg_config_keystore(const struct tg_config *cfg, const char *name);
+const struct tg_backend_conf *tg_config_backend(const struct tg_config *cfg, const char *name);
+
+/* Name of a TLS version constant ("TLS1.2"), or "?" */
+const char *tg_tls_version_name(int version);
+/* Parses "TLS1.2", "TLSv1.2", "tls1.2" (and "1.2"); returns the OpenSSL constant or -1. */
+int tg_tls_version_parse(const char *s);
+
+/* ---- Cipher suite names (config/ciphers.c) ---- */
+
+struct tg_cipher_info {
+    const char *openssl_name; /* "ECDHE-RSA-AES128-GCM-SHA256" or "TLS_AES_128_GCM_SHA256" */
+    const char *iana_name;    /* "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256" */
+    uint16_t id;              /* IANA number, e.g. 49199 (0xC02F) */
+    bool tls13;               /* a TLS 1.3 suite */
+    bool legacy;              /* needs security level 0 (3DES, RC4, SHA1-only, export, ...) */
+};
+
+/* Resolves one suite spelled as an OpenSSL name, IANA name, Java name (SSL_ prefix) or an IANA
+ * number (decimal "49199" or hex "0xC02F"); case-insensitive. Returns 0 and fills *out, or -1. */
+int tg_cipher_lookup(const char *name, struct tg_cipher_info *out);
+/* Suggests the closest known name for an unknown one (for "did you mean"), or NULL. */
+const char *tg_cipher_suggest(const char *name);
+
+/* Resolves a curve/group name ("X25519", "P-256", "prime256v1", "secp384r1", "ffdhe2048") to the
+ * OpenSSL group-list spelling; returns NULL if unknown. */
+const char *tg_curve_lookup(const char *name);
+
+/* The embedded default config used by `tlsgate run` without -c: HTTPS on 127.0.0.1:8443 with the
+ * keystore "default" at <state_dir>/default.crt and default.key, and the built-in status backend. */
+extern const char tg_config_default_json[];
+
+#endif

@@ -1,0 +1,46 @@
+/* Core helpers shared by every module: allocation that never returns NULL, small string utils. */
+#ifndef TG_CORE_CORE_H
+#define TG_CORE_CORE_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define TG_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
+#define TG_MIN(a, b)     ((a) < (b) ? (a) : (b))
+#define TG_MAX(a, b)     ((a) > (b) ? (a) : (b))
+
+#if defined(__GNUC__)
+#define TG_PRINTF(f, a) __attribute__((format(printf, f, a)))
+#else
+#define TG_PRINTF(f, a)
+#endif
+
+/* Allocation: abort with a message on out-of-memory, so callers never check for NULL. */
+void *tg_xmalloc(size_t n);
+void *tg_xcalloc(size_t n, size_t size);
+void *tg_xrealloc(void *p, size_t n);
+char *tg_xstrdup(const char *s);
+char *tg_xstrndup(const char *s, size_t n);
+/* Returns a newly allocated formatted string. */
+char *tg_xasprintf(const char *fmt, ...) TG_PRINTF(1, 2);
+char *tg_xvasprintf(const char *fmt, va_list ap);
+
+/* Reads a whole file into a NUL-terminated buffer; returns 0 or -errno. *out owned by caller. */
+int tg_read_file(const char *path, char **out, size_t *len);
+/* Writes data to path atomically: write a temp file, fsync, rename, fsync the directory. */
+int tg_write_file_atomic(const char *path, const void *data, size_t len, unsigned mode);
+/* Creates a directory and its parents (mode 0700 for new ones); returns 0 or -errno. */
+int tg_mkdir_p(const char *path);
+
+/* ASCII case-insensitive compare of n bytes / whole strings. */
+bool tg_strncaseeq(const char *a, const char *b, size_t n);
+bool tg_strcaseeq(const char *a, const char *b);
+/* Levenshtein distance, for did-you-mean suggestions. */
+size_t tg_edit_distance(const char *a, const char *b);
+
+/* Monotonic milliseconds. */
+uint64_t tg_now_ms(void);
+
+#endif
