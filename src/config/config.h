@@ -120,6 +120,7 @@ struct tg_log_conf {
 
 struct tg_config {
     char *source_file; /* path as given, or NULL for an in-memory source */
+    char *name;        /* label of messages and locations: source_file or load_string's name */
     char *base_dir;    /* directory relative paths are resolved against */
     int version;
     unsigned workers;  /* resolved: "auto" becomes the number of online CPUs */
@@ -165,6 +166,11 @@ struct tg_cipher_info {
     uint16_t id;              /* IANA number, e.g. 49199 (0xC02F) */
     bool tls13;               /* a TLS 1.3 suite */
     bool legacy;              /* needs security level 0 (3DES, RC4, SHA1-only, export, ...) */
+    /* Added: */
+    bool insecure;               /* no authentication or encryption, or a broken cipher: refused */
+    const char *insecure_reason; /* e.g. "without authentication", or NULL */
+    bool available;              /* the linked OpenSSL implements it (3DES/RC4 may be compiled out) */
+    int min_version;             /* lowest TLS version that can negotiate it (TLS1_VERSION ..) */
 };
 
 /* Resolves one suite spelled as an OpenSSL name, IANA name, Java name (SSL_ prefix) or an IANA

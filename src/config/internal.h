@@ -1,0 +1,140 @@
+/* Symbols shared only inside the config module: JSON positions, the key tables, helpers. */
+#ifndef TG_CONFIG_INTERNAL_H
+#define TG_CONFIG_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <jansson.h>
+
+#include "config/config.h"
+#include "core/err.h"
+
+/* ---- JSON positions (jsonloc.c) ---- */
+
+/* One value or object key of the text, named by its JSON pointer (RFC 6901). */
+struct tg_config__loc_entry {
+    char *ptr;
+    int line, col; /* 1-based; col counts bytes */
+    bool is_key;   /* the position of the key itself rather than of its value */
+};
+
+/* Every value and key position of one JSON text, sorted for lookup. */
+struct tg_config__jsonloc {
+    struct tg_config__loc_entry *v;
+    size_t n, cap;
+};
+
+/* Indexes text (any bytes; it need not be valid JSON, nor NUL-terminated). Positions found
+ * before a syntax error are kept. Returns 0, or -EINVAL if the text is not valid JSON (or
+ * nests deeper than the indexer follows). Free with tg_config__jsonloc_free in every case. */
+int tg_config__jsonloc_build(struct tg_config__jsonloc *jl, const char *text, size_t len);
+void tg_config__jsonloc_free(struct tg_config__jsonloc *jl);
+/* Finds ptr's position (its key's when key is true); 0 if found, else -ENOENT. */
+int tg_config__jsonloc_find(const struct tg_config__jsonloc *jl, const char *ptr, bool key,
+                            int *line, int *col);
+/* Appends "/" and token to the JSON pointer base, escaping '~' and '/'; newly allocated. */
+char *tg_config__ptr_join(const char *base, const char *token);
+/* As tg_config__ptr_join for an array index. */
+char *tg_config__ptr_index(const char *base, size_t i);
+
+/* ---- Key tables (config.c) ---- */
+
+enum {
+    TG_K_REQUIRED = 1 << 0, /* must be present */
+    TG_K_LATER = 1 << 1,    /* part of the product contract but not built yet: a clear error */
+};
+
+/* JSON types a key accepts (bit mask). */
+enum {
+    TG_J_STR = 1 << 0,
+    TG_J_INT = 1 << 1,
+    TG_J_NUM = 1 << 2, /* integer or real */
+    TG_J_BOOL = 1 << 3,
+    TG_J_OBJ = 1 << 4,
+    TG_J_ARR = 1 << 5,
+    TG_J_NULL = 1 << 6,
+};
+
+/* One key of one object: the single place its type, default and allowed values are written,
+ * used both for validation messages and (by hand) for docs/config.md. */
+struct tg_config__key {
+    const char *name;
+    unsigned jtypes;     /* TG_J_* accepted */
+    const char *type;    /* in words, for messages: "a string", "true or false" */
+    const char *def;     /* default as the docs show it, or NULL (required / none) */
+    const char *allowed; /* allowed values in words, or NULL */
+    unsigned flags;      /* TG_K_* */
+};
+
+/* Load state shared by config.c and config_tls.c. */
+struct tg_config__ctx {
+    struct tg_config *cfg;
+    struct tg_err *err;
+    struct tg_config__jsonloc jl;
+    const char *name; /* label for locations (borrowed from cfg) */
+};
+
+/* Reports a problem at ptr (at its key when at_key), falling back to the nearest ancestor
+ * whose position is known. */
+void tg_config__report(struct tg_config__ctx *c, enum tg_severity sev, const char *ptr, bool at_key,
+                       const char *fmt, ...) TG_PRINTF(5, 6);
+#define tg_config__error(c, ptr, ...)                                                              \
+    tg_config__report((c), TG_SEV_ERROR, (ptr), false, __VA_ARGS__)
+#define tg_config__warning(c, ptr, ...)                                                            \
+    tg_config__report((c), TG_SEV_WARNING, (ptr), false, __VA_ARGS__)
+/* Fills *loc with ptr's position (nearest known ancestor if absent). */
+void tg_config__loc(struct tg_config__ctx *c, const char *ptr, struct tg_loc *loc);
+
+/* Checks obj's keys against tab (NULL-name terminated): unknown keys (with a did-you-mean),
+ * keys not supported yet, wrong JSON types and missing required keys are reported.
+ * Returns the number of errors found. */
+int tg_config__check_keys(struct tg_config__ctx *c, json_t *obj, const char *ptr,
+                          const struct tg_config__key *tab);
+/* The value of key in obj if present and of an accepted type (as checked above), else NULL. */
+json_t *tg_config__get(json_t *obj, const struct tg_config__key *tab, const char *key);
+
+/* "an object", "a string", ... for type messages. */
+const char *tg_config__json_type_words(const json_t *v);
+/* dir made absolute against the current directory (NULL = the current directory). */
+char *tg_config__abs_dir(const char *dir);
+/* p if absolute, else base/p; newly allocated. */
+char *tg_config__resolve_path(const char *base, const char *p);
+/* A password: "text", {"file": F} or {"env": NAME}; the secret (newly allocated) or NULL with
+ * an error at ptr. Messages never contain the secret. */
+char *tg_config__parse_password(struct tg_config__ctx *c, json_t *v, const char *ptr);
+
+/* Parses the whole document (sections.c) into c->cfg. */
+void tg_config__parse_root(struct tg_config__ctx *c, json_t *root);
+void tg_config__keystore_free(struct tg_keystore_conf *ks);
+void tg_config__listener_free(struct tg_listener_conf *l);
+void tg_config__backend_free(struct tg_backend_conf *b);
+
+/* Parses the "tls" object of a listener into tc: NULL (absent) is an error; another non-object
+ * (whose type error was already reported) only fills defaults. */
+void tg_config__parse_tls(struct tg_config__ctx *c, json_t *tls, const char *listener_ptr,
+                          struct tg_tls_conf *tc);
+/* Frees what a tg_tls_conf owns. */
+void tg_config__tls_conf_free(struct tg_tls_conf *tc);
+
+/* ---- Suites and groups (ciphers.c) ---- */
+
+/* The catalogue, for tests and `tlsgate check`: entries 0..count-1. */
+size_t tg_config__cipher_count(void);
+const struct tg_cipher_info *tg_config__cipher_at(size_t i);
+/* Applies an OpenSSL cipher string to a scratch context at security level 0. Returns how many
+ * TLS <= 1.2 suites it selects (0: it matches nothing, or is malformed); *legacy is set when one
+ * of them needs security level 0, *insecure_example names one without authentication or
+ * encryption (NULL if none). */
+int tg_config__cipher_string_check(const char *s, bool *legacy, const char **insecure_example);
+/* Group names tg_curve_lookup accepts, for messages. */
+extern const char *tg_config__curve_names;
+
+/* Key tables, exported for tests. */
+extern const struct tg_config__key tg_config__tls_keys[];
+
+/* When true, host names are not resolved (numeric addresses and "localhost" only); set by the
+ * fuzz harness so arbitrary inputs never cause DNS traffic. */
+extern bool tg_config__numeric_only;
+
+#endif

@@ -1,0 +1,742 @@
+/* Config sections: the key tables and the parsers of every object except "tls". */
+#include "config/internal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
+
+#include "core/core.h"
+#include "core/log.h"
+
+#define LATER(n)                                                                                   \
+    {                                                                                              \
+        n, 0x7f, "", NULL, NULL, TG_K_LATER                                                        \
+    }
+
+/* ---- Key tables: each key's JSON type, default and allowed values, in one place ---- */
+
+static const struct tg_config__key top_keys[] = {
+    {"version", TG_J_INT, "an integer", NULL, "1", TG_K_REQUIRED},
+    {"workers", TG_J_STR | TG_J_INT, "\"auto\" or an integer", "\"auto\"", "\"auto\" or 1..256", 0},
+    {"state_dir", TG_J_STR, "a string", "$TLSGATE_STATE_DIR, else ./tlsgate-state", NULL, 0},
+    {"log", TG_J_OBJ, "an object", "{}", NULL, 0},
+    {"keystores", TG_J_OBJ, "an object (name to keystore)", "{}", NULL, 0},
+    {"listeners", TG_J_ARR, "a list of listeners", NULL, "at least one", TG_K_REQUIRED},
+    {"backends", TG_J_OBJ, "an object (name to backend)", "{}", NULL, 0},
+    {"timeouts", TG_J_OBJ, "an object", "{}", NULL, 0},
+    {"limits", TG_J_OBJ, "an object", "{}", NULL, 0},
+    LATER("truststores"),
+    LATER("admin"),
+    LATER("session_tickets"),
+    {NULL, 0, NULL, NULL, NULL, 0},
+};
+
+static const struct tg_config__key log_keys[] = {
+    {"level", TG_J_STR, "a string", "\"info\"", "error, warn, info, debug", 0},
+    {"format", TG_J_STR, "a string", "\"text\"", "text, json", 0},
+    {"access_log", TG_J_STR | TG_J_NULL, "a string or null", "null (off)",
+     "null, \"stdout\", \"stderr\" or a file path", 0},
+    {NULL, 0, NULL, NULL, NULL, 0},
+};
+
+static const struct tg_config__key keystore_keys[] = {
+    {"type", TG_J_STR, "a string", "\"pem\"", "pem", 0},
+    {"cert", TG_J_STR, "a string (file path)", NULL, NULL, TG_K_REQUIRED},
+    {"key", TG_J_STR, "a string (file path)", NULL, NULL, TG_K_REQUIRED},
+    {"key_password", TG_J_STR | TG_J_OBJ, "a string, {\"file\": F} or {\"env\": NAME}", "none",
+     NULL, 0},
+    {NULL, 0, NULL, NULL, NULL, 0},
+};
+
+static const struct tg_config__key listener_keys[] = {
+    {"name", TG_J_STR, "a string", NULL, "letters, digits, '_', '.', '-'", TG_K_REQUIRED},
+    {"address", TG_J_STR, "a string", NULL, "host:port or [v6]:port", TG_K_REQUIRED},
+    {"mode", TG_J_STR, "a string", "\"http\"", "http (tcp later)", 0},
+    {"proxy_protocol", TG_J_BOOL, "true or false", "false", "false (true later)", 0},
+    {"routes", TG_J_ARR, "a list of routes", NULL, "at least one (http)", 0},
+    {"tls", TG_J_OBJ, "an object", NULL, NULL, 0},
+    LATER("backend"),
+    {NULL, 0, NULL, NULL, NULL, 0},
+};
+
+static const struct tg_config__key route_keys[] = {
+    {"host", TG_J_STR, "a string", "any host", "a name, or *.suffix", 0},
+    {"path_prefix", TG_J_STR, "a string", "\"/\"", "starts with /", 0},
+    {"backend", TG_J_STR, "a string", NULL, "a name in backends", TG_K_REQUIRED},
+    {NULL, 0, NULL, NULL, NULL, 0},
+};
+
+static const struct tg_config__key backend_keys[] = {
+    {"targets", TG_J_ARR, "a list of \"host:port\" strings", NULL, "at least one", 0},
+    {"builtin", TG_J_STR, "a string", NULL, "status", 0},
+    LATER("tls"),
+    {NULL, 0, NULL, NULL, NULL, 0},
+};
+
+#define TIMEOUT_KEY(n)                                                                             \
+    {                                                                                              \
+        n, TG_J_NUM, "a number of seconds", NULL, "more than 0, at most 86400", 0                  \
+    }
+static const struct tg_config__key timeout_keys[] = {
+    TIMEOUT_KEY("handshake"),       TIMEOUT_KEY("request_headers"),  TIMEOUT_KEY("idle"),
+    TIMEOUT_KEY("backend_connect"), TIMEOUT_KEY("backend_response"), TIMEOUT_KEY("shutdown"),
+    {NULL, 0, NULL, NULL, NULL, 0},
+};
+
+static const struct tg_config__key limit_keys[] = {
+    {"max_connections", TG_J_INT, "an integer", "0 (unlimited)", "0..4294967295", 0},
+    {"max_header_bytes", TG_J_INT, "an integer", "32768", "1024..1048576", 0},
+    {"max_headers", TG_J_INT, "an integer", "100", "1..10000", 0},
+    {NULL, 0, NULL, NULL, NULL, 0},
+};
+
+/* ---- Paths and files ---- */
+
+/* Checks that a file named by the config can be opened for reading; reports at ptr. */
+static void check_readable(struct tg_config__ctx *c, const char *ptr, const char *as_written,
+                           const char *resolved)
+{
+    int fd = open(resolved, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    struct stat st;
+
+    if (fd < 0) {
+        tg_config__error(c, ptr, "cannot read \"%s\": %s", as_written, strerror(errno));
+        return;
+    }
+    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode))
+        tg_config__error(c, ptr, "cannot read \"%s\": %s", as_written, strerror(EISDIR));
+    close(fd);
+}
+
+/* ---- Addresses ---- */
+
+/* Splits "host:port" / "[v6]:port"; *host is newly allocated (without brackets). */
+static int split_hostport(const char *s, char **host, uint16_t *port, const char **why)
+{
+    const char *colon, *h = s;
+    size_t hl;
+
+    if (s[0] == '[') {
+        const char *rb = strchr(s, ']');
+        if (rb == NULL || rb[1] != ':') {
+            *why = "expected [IPv6]:port";
+            return -EINVAL;
+        }
+        h = s + 1;
+        hl = (size_t)(rb - h);
+        colon = rb + 1;
+    } else {
+        colon = strrchr(s, ':');
+        if (colon == NULL) {
+            *why = "expected host:port";
+            return -EINVAL;
+        }
+        if (memchr(s, ':', (size_t)(colon - s)) != NULL) {
+            *why = "IPv6 addresses need brackets, as in [::1]:443";
+            return -EINVAL;
+        }
+        hl = (size_t)(colon - s);
+    }
+    unsigned long v = 0;
+    const char *p = colon + 1;
+    if (*p == '\0') {
+        *why = "missing port";
+        return -EINVAL;
+    }
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9' || v > 65535) {
+            *why = "the port must be a number 1..65535";
+            return -EINVAL;
+        }
+        v = v * 10 + (unsigned long)(*p - '0');
+    }
+    if (v < 1 || v > 65535) {
+        *why = "the port must be a number 1..65535";
+        return -EINVAL;
+    }
+    *host = tg_xstrndup(h, hl);
+    *port = (uint16_t)v;
+    return 0;
+}
+
+static int resolve(const char *host, uint16_t port, bool passive, struct sockaddr_storage *ss,
+                   socklen_t *len, const char **why)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    struct addrinfo *res = NULL;
+    char portstr[8];
+
+    hints.ai_flags = AI_NUMERICSERV | (passive ? AI_PASSIVE : 0);
+    if (tg_config__numeric_only && strcmp(host, "localhost") != 0)
+        hints.ai_flags |= AI_NUMERICHOST;
+    snprintf(portstr, sizeof(portstr), "%u", (unsigned)port);
+    int rc = getaddrinfo(host, portstr, &hints, &res);
+    if (rc != 0 || res == NULL) {
+        *why = rc != 0 ? gai_strerror(rc) : "no address";
+        return -EINVAL;
+    }
+    memset(ss, 0, sizeof(*ss));
+    memcpy(ss, res->ai_addr, TG_MIN((size_t)res->ai_addrlen, sizeof(*ss)));
+    *len = (socklen_t)TG_MIN((size_t)res->ai_addrlen, sizeof(*ss));
+    freeaddrinfo(res);
+    return 0;
+}
+
+static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return false;
+}
+
+/* ---- Sections ---- */
+
+static void parse_log(struct tg_config__ctx *c, json_t *obj)
+{
+    struct tg_log_conf *lc = &c->cfg->log;
+
+    lc->level = TG_LOG_INFO;
+    lc->format = TG_LOGFMT_TEXT;
+    if (obj == NULL)
+        return;
+    tg_config__check_keys(c, obj, "/log", log_keys);
+    json_t *v = tg_config__get(obj, log_keys, "level");
+    if (v != NULL) {
+        enum tg_log_level lvl;
+        if (tg_log_level_parse(json_string_value(v), &lvl) != 0)
+            tg_config__error(c, "/log/level", "\"%s\" is not a log level (allowed: %s)",
+                             json_string_value(v), log_keys[0].allowed);
+        else
+            lc->level = (int)lvl;
+    }
+    v = tg_config__get(obj, log_keys, "format");
+    if (v != NULL) {
+        if (strcmp(json_string_value(v), "json") == 0)
+            lc->format = TG_LOGFMT_JSON;
+        else if (strcmp(json_string_value(v), "text") != 0)
+            tg_config__error(c, "/log/format", "\"%s\" is not a log format (allowed: %s)",
+                             json_string_value(v), log_keys[1].allowed);
+    }
+    v = tg_config__get(obj, log_keys, "access_log");
+    if (v != NULL && json_is_string(v)) {
+        const char *s = json_string_value(v);
+        if (s[0] == '\0')
+            tg_config__error(c, "/log/access_log",
+                             "must not be empty (use null to turn the access log off)");
+        else if (strcmp(s, "stdout") == 0 || strcmp(s, "stderr") == 0)
+            lc->access_log = tg_xstrdup(s);
+        else
+            lc->access_log = tg_config__resolve_path(c->cfg->base_dir, s);
+    }
+}
+
+static void parse_keystore(struct tg_config__ctx *c, const char *name, json_t *obj,
+                           struct tg_keystore_conf *ks)
+{
+    ks->name = tg_xstrdup(name);
+    ks->path = tg_config__ptr_join("/keystores", name);
+    tg_config__loc(c, ks->path, &ks->loc);
+    ks->type = tg_xstrdup("pem");
+    if (!json_is_object(obj)) {
+        tg_config__error(c, ks->path, "a keystore must be an object (got %s)",
+                         tg_config__json_type_words(obj));
+        return;
+    }
+    json_t *type = json_object_get(obj, "type");
+    if (type != NULL && json_is_string(type) && strcmp(json_string_value(type), "pem") != 0) {
+        char *tptr = tg_config__ptr_join(ks->path, "type");
+        const char *t = json_string_value(type);
+        if (strcmp(t, "pkcs12") == 0 || strcmp(t, "jks") == 0)
+            tg_config__error(c, tptr,
+                             "keystore type \"%s\" is not supported yet in this version "
+                             "(only \"pem\")",
+                             t);
+        else
+            tg_config__error(c, tptr, "\"%s\" is not a keystore type (allowed: pem)", t);
+        free(tptr);
+        return; /* other keys belong to that type's schema */
+    }
+    tg_config__check_keys(c, obj, ks->path, keystore_keys);
+    static const char *const files[] = {"cert", "key"};
+    for (size_t i = 0; i < TG_ARRAY_SIZE(files); i++) {
+        json_t *v = tg_config__get(obj, keystore_keys, files[i]);
+        if (v == NULL)
+            continue;
+        char *fptr = tg_config__ptr_join(ks->path, files[i]);
+        const char *s = json_string_value(v);
+        if (s[0] == '\0') {
+            tg_config__error(c, fptr, "must not be empty");
+        } else {
+            char *r = tg_config__resolve_path(c->cfg->base_dir, s);
+            check_readable(c, fptr, s, r);
+            if (i == 0)
+                ks->cert_file = r;
+            else
+                ks->key_file = r;
+        }
+        free(fptr);
+    }
+    json_t *pw = tg_config__get(obj, keystore_keys, "key_password");
+    if (pw != NULL) {
+        char *pptr = tg_config__ptr_join(ks->path, "key_password");
+        ks->key_password = tg_config__parse_password(c, pw, pptr);
+        free(pptr);
+    }
+}
+
+static void parse_target(struct tg_config__ctx *c, json_t *v, const char *ptr,
+                         struct tg_target_conf *t)
+{
+    const char *why = NULL;
+
+    if (!json_is_string(v)) {
+        tg_config__error(c, ptr, "must be a \"host:port\" string (got %s)",
+                         tg_config__json_type_words(v));
+        return;
+    }
+    t->address = tg_xstrdup(json_string_value(v));
+    if (split_hostport(t->address, &t->host, &t->port, &why) != 0 || t->host[0] == '\0') {
+        tg_config__error(c, ptr, "\"%s\" is not a target address: %s", t->address,
+                         why ? why : "missing host");
+        return;
+    }
+    if (resolve(t->host, t->port, false, &t->addr, &t->addr_len, &why) != 0)
+        tg_config__error(c, ptr, "cannot resolve \"%s\": %s", t->host, why);
+}
+
+static void parse_backend(struct tg_config__ctx *c, const char *name, json_t *obj,
+                          struct tg_backend_conf *b)
+{
+    b->name = tg_xstrdup(name);
+    b->path = tg_config__ptr_join("/backends", name);
+    tg_config__loc(c, b->path, &b->loc);
+    if (!json_is_object(obj)) {
+        tg_config__error(c, b->path, "a backend must be an object (got %s)",
+                         tg_config__json_type_words(obj));
+        return;
+    }
+    tg_config__check_keys(c, obj, b->path, backend_keys);
+    json_t *targets = tg_config__get(obj, backend_keys, "targets");
+    json_t *builtin = tg_config__get(obj, backend_keys, "builtin");
+    if (json_object_get(obj, "targets") != NULL && json_object_get(obj, "builtin") != NULL) {
+        tg_config__error(c, b->path, "set either \"targets\" or \"builtin\", not both");
+        return;
+    }
+    if (json_object_get(obj, "targets") == NULL && json_object_get(obj, "builtin") == NULL) {
+        tg_config__error(c, b->path,
+                         "a backend needs \"targets\" (a list of \"host:port\") or "
+                         "\"builtin\": \"status\"");
+        return;
+    }
+    if (builtin != NULL) {
+        b->kind = TG_BACKEND_STATUS;
+        if (strcmp(json_string_value(builtin), "status") != 0) {
+            char *p = tg_config__ptr_join(b->path, "builtin");
+            tg_config__error(c, p, "\"%s\" is not a built-in backend (allowed: status)",
+                             json_string_value(builtin));
+            free(p);
+        }
+        return;
+    }
+    if (targets == NULL)
+        return;
+    char *tptr = tg_config__ptr_join(b->path, "targets");
+    size_t n = json_array_size(targets);
+    if (n == 0)
+        tg_config__error(c, tptr, "must list at least one \"host:port\" target");
+    b->kind = TG_BACKEND_HTTP;
+    b->targets = tg_xcalloc(n ? n : 1, sizeof(*b->targets));
+    b->n_targets = n;
+    for (size_t i = 0; i < n; i++) {
+        char *p = tg_config__ptr_index(tptr, i);
+        parse_target(c, json_array_get(targets, i), p, &b->targets[i]);
+        free(p);
+    }
+    free(tptr);
+}
+
+/* "did you mean" over a list of names, or NULL. */
+static const char *closest(const char *name, const char *const *names, size_t n)
+{
+    const char *best = NULL;
+    size_t best_d = 3;
+    for (size_t i = 0; i < n; i++) {
+        size_t d = tg_edit_distance(name, names[i]);
+        if (d < best_d && d < strlen(names[i])) {
+            best_d = d;
+            best = names[i];
+        }
+    }
+    return best;
+}
+
+static void parse_route(struct tg_config__ctx *c, json_t *obj, const char *ptr,
+                        struct tg_route_conf *r)
+{
+    struct tg_config *cfg = c->cfg;
+
+    r->path_prefix = tg_xstrdup("/");
+    if (!json_is_object(obj)) {
+        tg_config__error(c, ptr, "a route must be an object (got %s)",
+                         tg_config__json_type_words(obj));
+        return;
+    }
+    tg_config__check_keys(c, obj, ptr, route_keys);
+    json_t *v = tg_config__get(obj, route_keys, "host");
+    if (v != NULL) {
+        char *p = tg_config__ptr_join(ptr, "host");
+        const char *h = json_string_value(v);
+        bool ok = h[0] != '\0' && (h[0] != '*' || (h[1] == '.' && h[2] != '\0'));
+        for (const char *q = h[0] == '*' ? h + 2 : h; ok && *q; q++)
+            ok = (*q >= 'a' && *q <= 'z') || (*q >= 'A' && *q <= 'Z') || (*q >= '0' && *q <= '9') ||
+                 *q == '-' || *q == '.' || *q == '_';
+        if (!ok)
+            tg_config__error(c, p,
+                             "\"%s\" is not a host name (use a name such as "
+                             "\"api.example.com\" or \"*.example.com\")",
+                             h);
+        r->host = tg_xstrdup(h);
+        for (char *q = r->host; *q; q++)
+            if (*q >= 'A' && *q <= 'Z')
+                *q = (char)(*q - 'A' + 'a');
+        free(p);
+    }
+    v = tg_config__get(obj, route_keys, "path_prefix");
+    if (v != NULL) {
+        free(r->path_prefix);
+        r->path_prefix = tg_xstrdup(json_string_value(v));
+        if (r->path_prefix[0] != '/') {
+            char *p = tg_config__ptr_join(ptr, "path_prefix");
+            tg_config__error(c, p, "\"%s\" must start with \"/\"", r->path_prefix);
+            free(p);
+        }
+    }
+    v = tg_config__get(obj, route_keys, "backend");
+    if (v != NULL) {
+        r->backend = tg_xstrdup(json_string_value(v));
+        const char **names = tg_xcalloc(cfg->n_backends + 1, sizeof(*names));
+        bool found = false;
+        for (size_t i = 0; i < cfg->n_backends; i++) {
+            names[i] = cfg->backends[i].name;
+            if (strcmp(cfg->backends[i].name, r->backend) == 0) {
+                r->backend_idx = i;
+                found = true;
+            }
+        }
+        if (!found) {
+            char *p = tg_config__ptr_join(ptr, "backend");
+            const char *best = closest(r->backend, names, cfg->n_backends);
+            if (best != NULL)
+                tg_config__error(c, p, "backend \"%s\" is not defined (did you mean \"%s\"?)",
+                                 r->backend, best);
+            else
+                tg_config__error(c, p, "backend \"%s\" is not defined in \"backends\"", r->backend);
+            free(p);
+        }
+        free(names);
+    }
+}
+
+static bool valid_name(const char *s)
+{
+    if (*s == '\0')
+        return false;
+    for (; *s; s++)
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '_' || *s == '.' || *s == '-'))
+            return false;
+    return true;
+}
+
+static void parse_listener(struct tg_config__ctx *c, json_t *obj, size_t idx)
+{
+    struct tg_config *cfg = c->cfg;
+    struct tg_listener_conf *l = &cfg->listeners[idx];
+    const char *why = NULL;
+
+    l->path = tg_config__ptr_index("/listeners", idx);
+    tg_config__loc(c, l->path, &l->loc);
+    if (!json_is_object(obj)) {
+        tg_config__error(c, l->path, "a listener must be an object (got %s)",
+                         tg_config__json_type_words(obj));
+        tg_config__parse_tls(c, json_null(), l->path, &l->tls); /* defaults only */
+        return;
+    }
+    tg_config__check_keys(c, obj, l->path, listener_keys);
+    json_t *v = tg_config__get(obj, listener_keys, "name");
+    if (v != NULL) {
+        char *p = tg_config__ptr_join(l->path, "name");
+        l->name = tg_xstrdup(json_string_value(v));
+        if (!valid_name(l->name))
+            tg_config__error(c, p, "\"%s\" is not a listener name (allowed: %s)", l->name,
+                             listener_keys[0].allowed);
+        for (size_t i = 0; i < idx; i++)
+            if (cfg->listeners[i].name != NULL && strcmp(cfg->listeners[i].name, l->name) == 0)
+                tg_config__error(c, p, "listener name \"%s\" is already used by %s", l->name,
+                                 cfg->listeners[i].path);
+        free(p);
+    }
+    v = tg_config__get(obj, listener_keys, "address");
+    if (v != NULL) {
+        char *p = tg_config__ptr_join(l->path, "address");
+        char *host = NULL;
+        uint16_t port;
+        l->address = tg_xstrdup(json_string_value(v));
+        if (split_hostport(l->address, &host, &port, &why) != 0) {
+            tg_config__error(c, p, "\"%s\" is not a listen address: %s", l->address, why);
+        } else {
+            /* An empty host or "*" means every IPv4 address, as in nginx's "listen *:443". */
+            const char *h = (host[0] == '\0' || strcmp(host, "*") == 0) ? "0.0.0.0" : host;
+            if (resolve(h, port, true, &l->addr, &l->addr_len, &why) != 0) {
+                tg_config__error(c, p, "cannot resolve \"%s\": %s", host, why);
+            } else {
+                for (size_t i = 0; i < idx; i++)
+                    if (cfg->listeners[i].addr_len != 0 &&
+                        same_addr(&cfg->listeners[i].addr, &l->addr)) {
+                        tg_config__error(
+                            c, p, "address \"%s\" is already used by listener \"%s\" (%s)",
+                            l->address, cfg->listeners[i].name ? cfg->listeners[i].name : "?",
+                            cfg->listeners[i].path);
+                        break;
+                    }
+            }
+        }
+        free(host);
+        free(p);
+    }
+    v = tg_config__get(obj, listener_keys, "mode");
+    if (v != NULL) {
+        char *p = tg_config__ptr_join(l->path, "mode");
+        const char *m = json_string_value(v);
+        if (strcmp(m, "tcp") == 0)
+            tg_config__error(c, p,
+                             "mode \"tcp\" is not supported yet in this version (only \"http\")");
+        else if (strcmp(m, "http") != 0)
+            tg_config__error(c, p, "\"%s\" is not a listener mode (allowed: http)", m);
+        free(p);
+    }
+    v = tg_config__get(obj, listener_keys, "proxy_protocol");
+    if (v != NULL && json_is_true(v)) {
+        char *p = tg_config__ptr_join(l->path, "proxy_protocol");
+        tg_config__error(c, p, "proxy_protocol is not supported yet in this version");
+        free(p);
+    }
+    json_t *routes = json_object_get(obj, "routes");
+    if (routes == NULL) {
+        tg_config__error(c, l->path,
+                         "missing required key \"routes\" (an http listener needs "
+                         "at least one route)");
+    } else if (json_is_array(routes)) {
+        char *rptr = tg_config__ptr_join(l->path, "routes");
+        size_t n = json_array_size(routes);
+        if (n == 0)
+            tg_config__error(c, rptr, "must list at least one route");
+        l->routes = tg_xcalloc(n ? n : 1, sizeof(*l->routes));
+        l->n_routes = n;
+        for (size_t i = 0; i < n; i++) {
+            char *p = tg_config__ptr_index(rptr, i);
+            parse_route(c, json_array_get(routes, i), p, &l->routes[i]);
+            free(p);
+        }
+        free(rptr);
+    }
+    tg_config__parse_tls(c, json_object_get(obj, "tls"), l->path, &l->tls);
+}
+
+static void parse_timeouts(struct tg_config__ctx *c, json_t *obj)
+{
+    struct tg_timeouts_conf *t = &c->cfg->timeouts;
+    uint64_t *slots[] = {&t->handshake_ms,       &t->request_headers_ms,  &t->idle_ms,
+                         &t->backend_connect_ms, &t->backend_response_ms, &t->shutdown_ms};
+    static const uint64_t defaults_s[] = {10, 10, 60, 5, 60, 30};
+
+    for (size_t i = 0; i < TG_ARRAY_SIZE(slots); i++)
+        *slots[i] = defaults_s[i] * 1000;
+    if (obj == NULL)
+        return;
+    tg_config__check_keys(c, obj, "/timeouts", timeout_keys);
+    for (size_t i = 0; i < TG_ARRAY_SIZE(slots); i++) {
+        json_t *v = tg_config__get(obj, timeout_keys, timeout_keys[i].name);
+        if (v == NULL)
+            continue;
+        double s = json_number_value(v);
+        if (!(s > 0 && s <= 86400)) {
+            char *p = tg_config__ptr_join("/timeouts", timeout_keys[i].name);
+            tg_config__error(c, p, "%g is out of range (allowed: %s seconds)", s,
+                             timeout_keys[i].allowed);
+            free(p);
+            continue;
+        }
+        uint64_t ms = (uint64_t)(s * 1000.0 + 0.5); /* round; no libm needed */
+        *slots[i] = ms ? ms : 1;
+    }
+}
+
+static void parse_limits(struct tg_config__ctx *c, json_t *obj)
+{
+    struct tg_limits_conf *l = &c->cfg->limits;
+    uint32_t *slots[] = {&l->max_connections, &l->max_header_bytes, &l->max_headers};
+    static const json_int_t lo[] = {0, 1024, 1}, hi[] = {UINT32_MAX, 1048576, 10000};
+
+    l->max_connections = 0;
+    l->max_header_bytes = 32768;
+    l->max_headers = 100;
+    if (obj == NULL)
+        return;
+    tg_config__check_keys(c, obj, "/limits", limit_keys);
+    for (size_t i = 0; i < TG_ARRAY_SIZE(slots); i++) {
+        json_t *v = tg_config__get(obj, limit_keys, limit_keys[i].name);
+        if (v == NULL)
+            continue;
+        json_int_t n = json_integer_value(v);
+        if (n < lo[i] || n > hi[i]) {
+            char *p = tg_config__ptr_join("/limits", limit_keys[i].name);
+            tg_config__error(c, p, "%lld is out of range (allowed: %s)", (long long)n,
+                             limit_keys[i].allowed);
+            free(p);
+            continue;
+        }
+        *slots[i] = (uint32_t)n;
+    }
+}
+
+static void parse_workers(struct tg_config__ctx *c, json_t *v)
+{
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    unsigned autow = cpus < 1 ? 1 : (cpus > 256 ? 256 : (unsigned)cpus);
+
+    c->cfg->workers = autow;
+    if (v == NULL)
+        return;
+    if (json_is_string(v)) {
+        if (strcmp(json_string_value(v), "auto") != 0)
+            tg_config__error(c, "/workers", "\"%s\" is not allowed (allowed: %s)",
+                             json_string_value(v), top_keys[1].allowed);
+        return;
+    }
+    json_int_t n = json_integer_value(v);
+    if (n < 1 || n > 256)
+        tg_config__error(c, "/workers", "%lld is out of range (allowed: %s)", (long long)n,
+                         top_keys[1].allowed);
+    else
+        c->cfg->workers = (unsigned)n;
+}
+
+void tg_config__parse_root(struct tg_config__ctx *c, json_t *root)
+{
+    struct tg_config *cfg = c->cfg;
+    const char *key;
+    json_t *v;
+
+    tg_config__check_keys(c, root, "", top_keys);
+
+    v = tg_config__get(root, top_keys, "version");
+    if (v != NULL) {
+        cfg->version = (int)TG_MAX(TG_MIN(json_integer_value(v), INT_MAX), INT_MIN);
+        if (json_integer_value(v) != TG_CONFIG_SCHEMA_VERSION)
+            tg_config__error(c, "/version",
+                             "schema version %lld is not supported (this tlsgate reads "
+                             "version %d)",
+                             (long long)json_integer_value(v), TG_CONFIG_SCHEMA_VERSION);
+    }
+    parse_workers(c, tg_config__get(root, top_keys, "workers"));
+
+    v = tg_config__get(root, top_keys, "state_dir");
+    if (v != NULL && json_string_value(v)[0] != '\0') {
+        cfg->state_dir = tg_config__resolve_path(cfg->base_dir, json_string_value(v));
+    } else {
+        if (v != NULL)
+            tg_config__error(c, "/state_dir", "must not be empty");
+        const char *env = getenv("TLSGATE_STATE_DIR");
+        char *cwd = tg_config__abs_dir(NULL);
+        cfg->state_dir =
+            tg_config__resolve_path(cwd, env != NULL && env[0] ? env : "./tlsgate-state");
+        free(cwd);
+    }
+
+    parse_log(c, tg_config__get(root, top_keys, "log"));
+    parse_timeouts(c, tg_config__get(root, top_keys, "timeouts"));
+    parse_limits(c, tg_config__get(root, top_keys, "limits"));
+
+    /* Keystores and backends first: listeners refer to them by name. */
+    json_t *kss = tg_config__get(root, top_keys, "keystores");
+    if (kss != NULL) {
+        cfg->keystores = tg_xcalloc(json_object_size(kss) + 1, sizeof(*cfg->keystores));
+        json_object_foreach(kss, key, v)
+        {
+            parse_keystore(c, key, v, &cfg->keystores[cfg->n_keystores++]);
+        }
+    }
+    json_t *bes = tg_config__get(root, top_keys, "backends");
+    if (bes != NULL) {
+        cfg->backends = tg_xcalloc(json_object_size(bes) + 1, sizeof(*cfg->backends));
+        json_object_foreach(bes, key, v)
+        {
+            parse_backend(c, key, v, &cfg->backends[cfg->n_backends++]);
+        }
+    }
+    json_t *ls = tg_config__get(root, top_keys, "listeners");
+    if (ls != NULL) {
+        size_t n = json_array_size(ls);
+        if (n == 0)
+            tg_config__error(c, "/listeners", "must list at least one listener");
+        cfg->listeners = tg_xcalloc(n + 1, sizeof(*cfg->listeners));
+        for (size_t i = 0; i < n; i++) {
+            parse_listener(c, json_array_get(ls, i), i);
+            cfg->n_listeners++;
+        }
+    }
+}
+
+void tg_config__keystore_free(struct tg_keystore_conf *ks)
+{
+    free(ks->name);
+    free(ks->path);
+    free(ks->type);
+    free(ks->cert_file);
+    free(ks->key_file);
+    if (ks->key_password != NULL)
+        OPENSSL_cleanse(ks->key_password, strlen(ks->key_password));
+    free(ks->key_password);
+}
+
+void tg_config__listener_free(struct tg_listener_conf *l)
+{
+    free(l->name);
+    free(l->path);
+    free(l->address);
+    for (size_t j = 0; j < l->n_routes; j++) {
+        free(l->routes[j].host);
+        free(l->routes[j].path_prefix);
+        free(l->routes[j].backend);
+    }
+    free(l->routes);
+    tg_config__tls_conf_free(&l->tls);
+}
+
+void tg_config__backend_free(struct tg_backend_conf *b)
+{
+    free(b->name);
+    free(b->path);
+    for (size_t j = 0; j < b->n_targets; j++) {
+        free(b->targets[j].address);
+        free(b->targets[j].host);
+    }
+    free(b->targets);
+}

@@ -1,0 +1,288 @@
+/* HTTP/1.x parsing on llhttp: collects the head as spans of the caller's buffer, streams the body. */
+#include "http/http.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/core.h"
+
+enum { CB_NONE, CB_URL, CB_STATUS, CB_FIELD, CB_VALUE };
+
+static struct tg_h1_msg *msg_of(llhttp_t *p)
+{
+    return p->data;
+}
+
+static uint32_t off_of(struct tg_h1_msg *m, const char *at)
+{
+    return (uint32_t)(at - m->base);
+}
+
+/* Records a data span, joining it to the previous one when llhttp split it across calls (the
+ * bytes are contiguous in the caller's buffer). */
+static void span_add(struct tg_h1_msg *m, struct tg_h1_span *s, int kind, const char *at,
+                     size_t len)
+{
+    if (m->last_cb == kind && s->off + s->len == off_of(m, at)) {
+        s->len += (uint32_t)len;
+    } else {
+        s->off = off_of(m, at);
+        s->len = (uint32_t)len;
+    }
+    m->last_cb = (uint8_t)kind;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    struct tg_h1_msg *m = msg_of(p);
+    m->n_fields = 0;
+    m->url.off = m->url.len = 0;
+    m->reason.off = m->reason.len = 0;
+    m->last_cb = CB_NONE;
+    m->head_done = false;
+    m->done = false;
+    return 0;
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    struct tg_h1_msg *m = msg_of(p);
+    span_add(m, &m->url, CB_URL, at, len);
+    return 0;
+}
+
+static int on_status(llhttp_t *p, const char *at, size_t len)
+{
+    struct tg_h1_msg *m = msg_of(p);
+    span_add(m, &m->reason, CB_STATUS, at, len);
+    return 0;
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    struct tg_h1_msg *m = msg_of(p);
+    if (m->last_cb != CB_FIELD) {
+        if (m->n_fields == m->max_fields) {
+            m->error_status = 431;
+            m->error = "too many header fields (limits.max_headers)";
+            return -1;
+        }
+        struct tg_h1_field *f = &m->fields[m->n_fields++];
+        f->name.off = off_of(m, at);
+        f->name.len = 0;
+        f->value.off = f->value.len = 0;
+    }
+    struct tg_h1_field *f = &m->fields[m->n_fields - 1];
+    span_add(m, &f->name, CB_FIELD, at, len);
+    return 0;
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    struct tg_h1_msg *m = msg_of(p);
+    if (m->n_fields == 0)
+        return -1;
+    span_add(m, &m->fields[m->n_fields - 1].value, CB_VALUE, at, len);
+    return 0;
+}
+
+static int on_header_value_complete(llhttp_t *p)
+{
+    /* An empty value gets no on_header_value call; make sure the next field starts afresh. */
+    msg_of(p)->last_cb = CB_NONE;
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    struct tg_h1_msg *m = msg_of(p);
+    m->head_done = true;
+    m->last_cb = CB_NONE;
+    /* We never tunnel: Upgrade is dropped when forwarding, so the rest stays HTTP/1.1. */
+    p->upgrade = 0;
+    int rc = m->cb->on_head(m);
+    if (rc < 0) {
+        if (m->error_status == 0)
+            m->error_status = 400;
+        return -1;
+    }
+    return rc;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    struct tg_h1_msg *m = msg_of(p);
+    return m->cb->on_body(m, at, len) == 0 ? 0 : -1;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    struct tg_h1_msg *m = msg_of(p);
+    m->done = true;
+    if (m->cb->on_done(m) != 0)
+        return -1;
+    return m->pause_on_done ? HPE_PAUSED : 0;
+}
+
+static const llhttp_settings_t *settings(void)
+{
+    static llhttp_settings_t s = {
+        .on_message_begin = on_message_begin,
+        .on_url = on_url,
+        .on_status = on_status,
+        .on_header_field = on_header_field,
+        .on_header_value = on_header_value,
+        .on_header_value_complete = on_header_value_complete,
+        .on_headers_complete = on_headers_complete,
+        .on_body = on_body,
+        .on_message_complete = on_message_complete,
+    };
+    return &s;
+}
+
+void tg_h1_init(struct tg_h1_msg *m, llhttp_type_t type, size_t max_fields,
+                const struct tg_h1_callbacks *cb, void *user)
+{
+    memset(m, 0, sizeof(*m));
+    llhttp_init(&m->parser, type, settings());
+    m->parser.data = m;
+    m->cb = cb;
+    m->user = user;
+    m->max_fields = max_fields;
+    m->fields = tg_xcalloc(max_fields ? max_fields : 1, sizeof(*m->fields));
+}
+
+void tg_h1_free(struct tg_h1_msg *m)
+{
+    free(m->fields);
+    m->fields = NULL;
+}
+
+void tg_h1_next(struct tg_h1_msg *m)
+{
+    if (llhttp_get_errno(&m->parser) == HPE_PAUSED)
+        llhttp_resume(&m->parser);
+    m->head_done = false;
+    m->done = false;
+}
+
+static enum tg_h1_result map_error(struct tg_h1_msg *m, llhttp_errno_t e)
+{
+    if (m->error_status == 0) {
+        m->error_status = 400;
+        m->error = llhttp_get_error_reason(&m->parser);
+        if (m->error == NULL)
+            m->error = llhttp_errno_name(e);
+    }
+    return TG_H1_ERROR;
+}
+
+enum tg_h1_result tg_h1_execute(struct tg_h1_msg *m, const char *base, size_t off, size_t len,
+                                size_t *consumed)
+{
+    m->base = base;
+    *consumed = 0;
+    if (m->error_status != 0)
+        return TG_H1_ERROR;
+    if (len == 0)
+        return TG_H1_OK;
+    const char *data = base + off;
+    llhttp_errno_t e = llhttp_execute(&m->parser, data, len);
+    if (e == HPE_OK) {
+        *consumed = len;
+        return TG_H1_OK;
+    }
+    if (e == HPE_PAUSED) {
+        const char *pos = llhttp_get_error_pos(&m->parser);
+        *consumed = pos != NULL ? (size_t)(pos - data) : len;
+        return TG_H1_PAUSED;
+    }
+    return map_error(m, e);
+}
+
+enum tg_h1_result tg_h1_finish(struct tg_h1_msg *m)
+{
+    if (m->error_status != 0)
+        return TG_H1_ERROR;
+    llhttp_errno_t e = llhttp_finish(&m->parser);
+    if (e == HPE_OK)
+        return TG_H1_OK;
+    if (e == HPE_PAUSED)
+        return TG_H1_PAUSED;
+    return map_error(m, e);
+}
+
+static bool span_eq(const struct tg_h1_msg *m, struct tg_h1_span s, const char *lname, size_t n)
+{
+    return s.len == n && tg_strncaseeq(m->base + s.off, lname, n);
+}
+
+bool tg_h1_name_is(const struct tg_h1_msg *m, const struct tg_h1_field *f, const char *lname)
+{
+    return span_eq(m, f->name, lname, strlen(lname));
+}
+
+const struct tg_h1_field *tg_h1_find(const struct tg_h1_msg *m, const char *lname)
+{
+    for (size_t i = 0; i < m->n_fields; i++)
+        if (tg_h1_name_is(m, &m->fields[i], lname))
+            return &m->fields[i];
+    return NULL;
+}
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Calls match() on every comma-separated token of every field named lname. */
+static bool any_token(const struct tg_h1_msg *m, const char *lname, const char *tok, size_t tlen)
+{
+    for (size_t i = 0; i < m->n_fields; i++) {
+        const struct tg_h1_field *f = &m->fields[i];
+        if (!tg_h1_name_is(m, f, lname))
+            continue;
+        const char *p = m->base + f->value.off, *end = p + f->value.len;
+        while (p < end) {
+            while (p < end && (is_ows(*p) || *p == ','))
+                p++;
+            const char *s = p;
+            while (p < end && *p != ',')
+                p++;
+            const char *e = p;
+            while (e > s && is_ows(e[-1]))
+                e--;
+            if ((size_t)(e - s) == tlen && tg_strncaseeq(s, tok, tlen))
+                return true;
+        }
+    }
+    return false;
+}
+
+bool tg_h1_has_token(const struct tg_h1_msg *m, const char *lname, const char *token)
+{
+    return any_token(m, lname, token, strlen(token));
+}
+
+bool tg_h1_is_hop_by_hop(const struct tg_h1_msg *m, const struct tg_h1_field *f)
+{
+    static const char *const fixed[] = {"connection", "keep-alive", "proxy-connection", "te",
+                                        "trailer",    "transfer-encoding", "upgrade"};
+    for (size_t i = 0; i < TG_ARRAY_SIZE(fixed); i++)
+        if (tg_h1_name_is(m, f, fixed[i]))
+            return true;
+    return any_token(m, "connection", m->base + f->name.off, f->name.len);
+}
+
+void tg_h1_reset(struct tg_h1_msg *m)
+{
+    llhttp_type_t type = (llhttp_type_t)m->parser.type;
+    llhttp_init(&m->parser, type, settings());
+    m->parser.data = m;
+    m->n_fields = 0;
+    m->url.off = m->url.len = m->reason.off = m->reason.len = 0;
+    m->last_cb = 0;
+    m->head_done = m->done = false;
+    m->error_status = 0;
+    m->error = NULL;
+}

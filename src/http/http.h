@@ -1,0 +1,82 @@
+/* HTTP/1.x message parsing on llhttp with bounded header collection, and hop-by-hop header rules. */
+#ifndef TG_HTTP_HTTP_H
+#define TG_HTTP_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <llhttp.h>
+
+/* A byte range relative to the buffer the message is parsed from. */
+struct tg_h1_span {
+    uint32_t off, len;
+};
+
+struct tg_h1_field {
+    struct tg_h1_span name, value;
+};
+
+struct tg_h1_msg;
+
+/* Callbacks from tg_h1_execute(). on_head runs once the head is complete (spans valid): return 0,
+ * 1 for "this message has no body" (responses to HEAD) or -1 to fail with m->error_status.
+ * on_body gets decoded body bytes; on_done runs at the end of each message. */
+struct tg_h1_callbacks {
+    int (*on_head)(struct tg_h1_msg *m);
+    int (*on_body)(struct tg_h1_msg *m, const char *at, size_t len);
+    int (*on_done)(struct tg_h1_msg *m);
+};
+
+struct tg_h1_msg {
+    llhttp_t parser;
+    const struct tg_h1_callbacks *cb;
+    void *user;
+    const char *base; /* buffer spans are relative to; set by tg_h1_execute */
+    struct tg_h1_field *fields;
+    size_t n_fields;
+    size_t max_fields;
+    struct tg_h1_span url;    /* requests */
+    struct tg_h1_span reason; /* responses */
+    uint8_t last_cb;          /* which data callback ran last, to join split spans */
+    bool head_done;
+    bool done;          /* the whole message was parsed */
+    bool pause_on_done; /* stop parsing after each message */
+    int error_status;   /* 400, 431, 502... when tg_h1_execute fails */
+    const char *error;  /* static description of the failure */
+};
+
+enum tg_h1_result {
+    TG_H1_OK = 0,     /* consumed everything given */
+    TG_H1_PAUSED = 1, /* a message ended (pause_on_done); *consumed says where */
+    TG_H1_ERROR = -1, /* malformed or over a limit: see error_status and error */
+};
+
+/* Prepares m to parse requests (HTTP_REQUEST) or responses (HTTP_RESPONSE) with at most
+ * max_fields header fields. */
+void tg_h1_init(struct tg_h1_msg *m, llhttp_type_t type, size_t max_fields,
+                const struct tg_h1_callbacks *cb, void *user);
+void tg_h1_free(struct tg_h1_msg *m);
+/* Starts over as if freshly initialised (keeps callbacks, user and field storage). */
+void tg_h1_reset(struct tg_h1_msg *m);
+/* Prepares for the next message on the same connection (after TG_H1_PAUSED). */
+void tg_h1_next(struct tg_h1_msg *m);
+/* Parses len bytes at base+off. While a head is incomplete, spans refer to base: the caller must
+ * keep the head's bytes in place and pass the same base until on_head ran. */
+enum tg_h1_result tg_h1_execute(struct tg_h1_msg *m, const char *base, size_t off, size_t len,
+                                size_t *consumed);
+/* Signals EOF (for bodies delimited by connection close); returns like tg_h1_execute. */
+enum tg_h1_result tg_h1_finish(struct tg_h1_msg *m);
+
+/* Field name equals lname (lower-case) ignoring case. */
+bool tg_h1_name_is(const struct tg_h1_msg *m, const struct tg_h1_field *f, const char *lname);
+/* Finds the first field named lname; NULL if none. */
+const struct tg_h1_field *tg_h1_find(const struct tg_h1_msg *m, const char *lname);
+/* True for headers a proxy must not forward: the RFC 9110 hop-by-hop set (Connection,
+ * Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade) and every header named
+ * in a Connection header of m. */
+bool tg_h1_is_hop_by_hop(const struct tg_h1_msg *m, const struct tg_h1_field *f);
+/* A comma-separated header (e.g. Expect) contains token (case-insensitive). */
+bool tg_h1_has_token(const struct tg_h1_msg *m, const char *lname, const char *token);
+
+#endif

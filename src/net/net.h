@@ -1,0 +1,151 @@
+/* Workers (one libuv loop and one SO_REUSEPORT listener socket per listener each), config snapshots, stats. */
+#ifndef TG_NET_NET_H
+#define TG_NET_NET_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include <uv.h>
+
+#include "config/config.h"
+#include "core/err.h"
+#include "tls/tls.h"
+
+/* A config with everything built from it (SSL_CTXs). Immutable and refcounted: a connection keeps
+ * the snapshot it was accepted with; a reload publishes a new one. */
+struct tg_snapshot {
+    atomic_uint refs;
+    uint64_t generation;
+    struct tg_config *cfg;
+    struct tg_tls_server **tls; /* per listener; NULL for plaintext listeners */
+};
+
+/* Builds a snapshot from cfg (TLS contexts for every listener). On success takes ownership of cfg
+ * and returns 0 with one reference in *out; on failure leaves cfg to the caller, adds the problems
+ * to err and returns -EINVAL. */
+int tg_snapshot_new(struct tg_config *cfg, uint64_t generation, struct tg_snapshot **out,
+                    struct tg_err *err);
+struct tg_snapshot *tg_snapshot_ref(struct tg_snapshot *s);
+/* Drops a reference; the last one frees the snapshot (any thread). Accepts NULL. */
+void tg_snapshot_unref(struct tg_snapshot *s);
+
+/* Counters, written only by the owning worker (relaxed atomics), read by anyone. */
+struct tg_stats {
+    atomic_uint_fast64_t accepted;
+    atomic_uint_fast64_t active;
+    atomic_uint_fast64_t rejected_max_conn;
+    atomic_uint_fast64_t handshakes;
+    atomic_uint_fast64_t resumed;
+    atomic_uint_fast64_t hs_fail[TG_TLS_FAIL__COUNT];
+    atomic_uint_fast64_t requests;
+    atomic_uint_fast64_t responses[6]; /* by status class: [1]..[5] */
+    atomic_uint_fast64_t backend_connects;
+    atomic_uint_fast64_t backend_reuses;
+    atomic_uint_fast64_t backend_errors;
+    atomic_uint_fast64_t backend_timeouts;
+};
+
+#define TG_STAT_ADD(st, field, n)                                                                  \
+    atomic_store_explicit(&(st)->field,                                                            \
+                          atomic_load_explicit(&(st)->field, memory_order_relaxed) + (n),          \
+                          memory_order_relaxed)
+#define TG_STAT_INC(st, field) TG_STAT_ADD(st, field, 1)
+#define TG_STAT_DEC(st, field) TG_STAT_ADD(st, field, (uint_fast64_t)-1)
+#define TG_STAT_GET(st, field) atomic_load_explicit(&(st)->field, memory_order_relaxed)
+
+struct tg_worker;
+struct tg_net;
+
+/* What the protocol layer (proxy) plugs into the workers. Every callback runs on the worker's
+ * own thread. */
+struct tg_net_handler {
+    /* Before the loop runs: set up per-worker state in w->proto. */
+    void (*worker_init)(struct tg_worker *w);
+    /* A new client connection: fd is non-blocking and owned by the callee from here on. */
+    void (*on_accept)(struct tg_worker *w, size_t listener_idx, int fd,
+                      const struct sockaddr_storage *peer, socklen_t peer_len);
+    /* Shutdown began: close idle connections now, let busy ones finish their request. The
+     * handler calls tg_worker_drained() once it holds no connections. */
+    void (*on_drain)(struct tg_worker *w);
+    /* timeouts.shutdown passed: close everything at once (then call tg_worker_drained()). */
+    void (*on_drain_timeout)(struct tg_worker *w);
+    /* After the loop ended: free w->proto. */
+    void (*worker_free)(struct tg_worker *w);
+};
+
+struct tg_net_listener {
+    struct tg_worker *w;
+    uv_poll_t poll;
+    int fd;
+    size_t idx; /* index in the current snapshot's listeners */
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    bool active;
+};
+
+struct tg_worker {
+    struct tg_net *net;
+    unsigned id;
+    uv_loop_t loop;
+    uv_thread_t thread;
+    uv_async_t wakeup;
+    uv_timer_t drain_timer;
+    uv_timer_t log_timer;
+    _Atomic(struct tg_snapshot *) pending; /* handed over by the main thread */
+    atomic_int stop_requested;
+    struct tg_snapshot *snap; /* current; new connections take a reference */
+    struct tg_net_listener **listeners;
+    size_t n_listeners;
+    bool draining;
+    bool released;
+    int start_rc; /* bind result reported to the starter */
+    struct tg_stats stats;
+    char *alog;   /* access-log buffer */
+    size_t alog_len;
+    void *proto;  /* the handler's per-worker state */
+};
+
+struct tg_net {
+    struct tg_worker *workers;
+    unsigned n_workers;
+    const struct tg_net_handler *h;
+    int access_log_fd; /* -1 = off */
+    uint64_t started_ms;
+    atomic_uint_fast64_t generation;
+    atomic_uint_fast64_t active_conns; /* for limits.max_connections */
+    uv_sem_t started;
+};
+
+/* The running gateway (for the status page); NULL when not running. */
+extern struct tg_net *tg_net_running;
+
+/* Checks that every listener address of cfg can be bound (with SO_REUSEPORT, so addresses already
+ * served by this process pass); problems go to err. Returns 0 or -EADDRINUSE/-errno. */
+int tg_net_check_bind(const struct tg_config *cfg, struct tg_err *err);
+/* Starts n workers on snap (each takes its own reference) and returns once every worker has bound
+ * its listeners; on failure stops them all and returns -errno with a message in err. */
+int tg_net_start(struct tg_net *net, struct tg_snapshot *snap, unsigned n,
+                 const struct tg_net_handler *h, int access_log_fd, struct tg_err *err);
+/* Hands snap to every worker (new connections use it; open ones keep theirs). Main thread. */
+void tg_net_publish(struct tg_net *net, struct tg_snapshot *snap);
+/* Asks every worker to drain and stop; returns at once. */
+void tg_net_stop(struct tg_net *net);
+/* Waits for every worker thread to end and frees them. */
+void tg_net_join(struct tg_net *net);
+
+/* Worker side: the handler holds no more connections; lets the loop end once draining. */
+void tg_worker_drained(struct tg_worker *w);
+/* A connection handed over by on_accept has been closed (keeps the connection count right). */
+void tg_worker_conn_done(struct tg_worker *w);
+/* Appends one access-log line (must end with '\n') to the worker's buffer. */
+void tg_worker_access_log(struct tg_worker *w, const char *line, size_t len);
+
+/* Formats an address as "1.2.3.4:5" or "[::1]:5". */
+void tg_addr_format(const struct sockaddr_storage *ss, char *buf, size_t len);
+/* Same address and port. */
+bool tg_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+
+#endif

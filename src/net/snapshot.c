@@ -1,0 +1,50 @@
+/* Refcounted snapshots: a validated config plus the TLS contexts built from it. */
+#include "net/net.h"
+
+#include <errno.h>
+#include <stdlib.h>
+
+int tg_snapshot_new(struct tg_config *cfg, uint64_t generation, struct tg_snapshot **out,
+                    struct tg_err *err)
+{
+    struct tg_snapshot *s = tg_xcalloc(1, sizeof(*s));
+    s->tls = tg_xcalloc(cfg->n_listeners ? cfg->n_listeners : 1, sizeof(*s->tls));
+    int rc = 0;
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        if (cfg->listeners[i].tls.disabled)
+            continue;
+        if (tg_tls_server_new(cfg, i, &s->tls[i], err) != 0)
+            rc = -EINVAL;
+    }
+    if (rc != 0) {
+        for (size_t i = 0; i < cfg->n_listeners; i++)
+            tg_tls_server_free(s->tls[i]);
+        free(s->tls);
+        free(s);
+        return rc;
+    }
+    atomic_init(&s->refs, 1);
+    s->generation = generation;
+    s->cfg = cfg;
+    *out = s;
+    return 0;
+}
+
+struct tg_snapshot *tg_snapshot_ref(struct tg_snapshot *s)
+{
+    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    return s;
+}
+
+void tg_snapshot_unref(struct tg_snapshot *s)
+{
+    if (s == NULL)
+        return;
+    if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
+        return;
+    for (size_t i = 0; i < s->cfg->n_listeners; i++)
+        tg_tls_server_free(s->tls[i]);
+    free(s->tls);
+    tg_config_free(s->cfg);
+    free(s);
+}

@@ -1,0 +1,400 @@
+/* Worker threads: one libuv loop each with its own SO_REUSEPORT listener sockets, snapshot swaps, drain. */
+#include "net/net.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+
+#define ACCEPT_BATCH    64
+#define ALOG_CAP        16384
+#define ALOG_FLUSH_AT   12288
+#define ALOG_FLUSH_MS   250
+
+struct tg_net *tg_net_running;
+
+void tg_addr_format(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+    char host[INET6_ADDRSTRLEN] = "?";
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        uv_ip4_name(in, host, sizeof(host));
+        snprintf(buf, len, "%s:%u", host, ntohs(in->sin_port));
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        uv_ip6_name(in6, host, sizeof(host));
+        snprintf(buf, len, "[%s]:%u", host, ntohs(in6->sin6_port));
+    } else {
+        snprintf(buf, len, "unknown");
+    }
+}
+
+bool tg_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
+{
+    if (a->ss_family != b->ss_family)
+        return false;
+    if (a->ss_family == AF_INET) {
+        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
+        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+    }
+    if (a->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
+        return x->sin6_port == y->sin6_port &&
+               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
+    }
+    return false;
+}
+
+/* Opens a non-blocking listening socket with SO_REUSEPORT; returns the fd or -errno. */
+static int open_listener(const struct sockaddr_storage *addr, socklen_t len, bool do_listen)
+{
+    int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0)
+        goto fail;
+    if (addr->ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (const struct sockaddr *)addr, len) != 0)
+        goto fail;
+    if (do_listen && listen(fd, 4096) != 0)
+        goto fail;
+    return fd;
+fail:;
+    int e = -errno;
+    close(fd);
+    return e;
+}
+
+int tg_net_check_bind(const struct tg_config *cfg, struct tg_err *err)
+{
+    int rc = 0;
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const struct tg_listener_conf *lc = &cfg->listeners[i];
+        int fd = open_listener(&lc->addr, lc->addr_len, false);
+        if (fd < 0) {
+            struct tg_loc loc = lc->loc;
+            tg_err_error(err, &loc, lc->path, "cannot bind %s: %s", lc->address, strerror(-fd));
+            rc = fd;
+            continue;
+        }
+        close(fd);
+    }
+    return rc;
+}
+
+static void listener_closed(uv_handle_t *h)
+{
+    struct tg_net_listener *l = h->data;
+    close(l->fd);
+    free(l);
+}
+
+static void listener_close(struct tg_net_listener *l)
+{
+    if (l == NULL)
+        return;
+    uv_poll_stop(&l->poll);
+    uv_close((uv_handle_t *)&l->poll, listener_closed);
+}
+
+static void on_acceptable(uv_poll_t *p, int status, int events)
+{
+    struct tg_net_listener *l = p->data;
+    struct tg_worker *w = l->w;
+    struct tg_net *net = w->net;
+    uint32_t maxc = w->snap->cfg->limits.max_connections;
+    if (status < 0 || w->draining)
+        return;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage peer;
+        socklen_t plen = sizeof(peer);
+        int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                tg_log_error("listener %s: cannot accept: %s (raise the open-files limit)",
+                             w->snap->cfg->listeners[l->idx].name, strerror(errno));
+            return;
+        }
+        if (maxc != 0 && atomic_load_explicit(&net->active_conns, memory_order_relaxed) >= maxc) {
+            TG_STAT_INC(&w->stats, rejected_max_conn);
+            close(fd);
+            continue;
+        }
+        atomic_fetch_add_explicit(&net->active_conns, 1, memory_order_relaxed);
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+        TG_STAT_INC(&w->stats, accepted);
+        TG_STAT_INC(&w->stats, active);
+        net->h->on_accept(w, l->idx, fd, &peer, plen);
+    }
+}
+
+/* Makes the worker's listener sockets match cfg: keeps sockets whose address is unchanged, opens
+ * new ones, closes the rest. Returns 0 or the first bind error (others are logged). */
+static int sync_listeners(struct tg_worker *w, const struct tg_config *cfg)
+{
+    struct tg_net_listener **next = tg_xcalloc(cfg->n_listeners + 1, sizeof(*next));
+    int rc = 0;
+    for (size_t i = 0; i < cfg->n_listeners; i++) {
+        const struct tg_listener_conf *lc = &cfg->listeners[i];
+        for (size_t j = 0; j < w->n_listeners; j++) {
+            struct tg_net_listener *old = w->listeners[j];
+            if (old != NULL && tg_addr_equal(&old->addr, &lc->addr)) {
+                next[i] = old;
+                w->listeners[j] = NULL;
+                break;
+            }
+        }
+        if (next[i] == NULL) {
+            int fd = open_listener(&lc->addr, lc->addr_len, true);
+            if (fd < 0) {
+                tg_log_error("listener %s: cannot listen on %s: %s", lc->name, lc->address,
+                             strerror(-fd));
+                if (rc == 0)
+                    rc = fd;
+                continue;
+            }
+            struct tg_net_listener *l = tg_xcalloc(1, sizeof(*l));
+            l->w = w;
+            l->fd = fd;
+            l->addr = lc->addr;
+            l->addr_len = lc->addr_len;
+            uv_poll_init(&w->loop, &l->poll, fd);
+            l->poll.data = l;
+            uv_poll_start(&l->poll, UV_READABLE, on_acceptable);
+            next[i] = l;
+        }
+        next[i]->idx = i;
+    }
+    for (size_t j = 0; j < w->n_listeners; j++)
+        listener_close(w->listeners[j]);
+    free(w->listeners);
+    w->listeners = next;
+    w->n_listeners = cfg->n_listeners;
+    return rc;
+}
+
+static void close_listeners(struct tg_worker *w)
+{
+    for (size_t j = 0; j < w->n_listeners; j++) {
+        listener_close(w->listeners[j]);
+        w->listeners[j] = NULL;
+    }
+}
+
+static void alog_flush(struct tg_worker *w)
+{
+    int fd = w->net->access_log_fd;
+    size_t off = 0;
+    while (fd >= 0 && off < w->alog_len) {
+        /* Write whole lines in pieces of at most PIPE_BUF so lines from different workers never
+         * interleave, also on a pipe. */
+        size_t n = w->alog_len - off;
+        if (n > 4096) {
+            n = 4096;
+            while (n > 1 && w->alog[off + n - 1] != '\n')
+                n--;
+            if (n <= 1)
+                n = TG_MIN(w->alog_len - off, 4096);
+        }
+        ssize_t r = write(fd, w->alog + off, n);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        off += (size_t)r;
+    }
+    w->alog_len = 0;
+}
+
+void tg_worker_access_log(struct tg_worker *w, const char *line, size_t len)
+{
+    if (w->net->access_log_fd < 0)
+        return;
+    if (w->alog == NULL)
+        w->alog = tg_xmalloc(ALOG_CAP);
+    if (w->alog_len + len > ALOG_CAP)
+        alog_flush(w);
+    if (len > ALOG_CAP)
+        len = ALOG_CAP;
+    memcpy(w->alog + w->alog_len, line, len);
+    w->alog_len += len;
+    if (w->alog_len >= ALOG_FLUSH_AT)
+        alog_flush(w);
+}
+
+static void on_log_timer(uv_timer_t *t)
+{
+    struct tg_worker *w = t->data;
+    if (w->alog_len > 0)
+        alog_flush(w);
+}
+
+void tg_worker_drained(struct tg_worker *w)
+{
+    if (!w->draining || w->released)
+        return;
+    w->released = true;
+    alog_flush(w);
+    uv_close((uv_handle_t *)&w->wakeup, NULL);
+    uv_close((uv_handle_t *)&w->drain_timer, NULL);
+    uv_close((uv_handle_t *)&w->log_timer, NULL);
+}
+
+static void on_drain_timeout(uv_timer_t *t)
+{
+    struct tg_worker *w = t->data;
+    tg_log_warn("worker %u: shutdown timeout reached, closing the remaining connections", w->id);
+    w->net->h->on_drain_timeout(w);
+}
+
+static void begin_drain(struct tg_worker *w)
+{
+    if (w->draining)
+        return;
+    w->draining = true;
+    close_listeners(w);
+    uv_timer_start(&w->drain_timer, on_drain_timeout, w->snap->cfg->timeouts.shutdown_ms, 0);
+    w->net->h->on_drain(w);
+}
+
+static void on_wakeup(uv_async_t *a)
+{
+    struct tg_worker *w = a->data;
+    struct tg_snapshot *s = atomic_exchange(&w->pending, NULL);
+    if (s != NULL && !w->draining) {
+        sync_listeners(w, s->cfg);
+        struct tg_snapshot *old = w->snap;
+        w->snap = s;
+        tg_snapshot_unref(old);
+    } else {
+        tg_snapshot_unref(s);
+    }
+    if (atomic_load(&w->stop_requested))
+        begin_drain(w);
+}
+
+static void worker_main(void *arg)
+{
+    struct tg_worker *w = arg;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+
+    w->start_rc = sync_listeners(w, w->snap->cfg);
+    uv_sem_post(&w->net->started);
+    if (w->start_rc != 0) {
+        w->draining = true;
+        close_listeners(w);
+        w->net->h->on_drain(w);
+    }
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    w->net->h->worker_free(w);
+    uv_run(&w->loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&w->loop) != 0)
+        tg_log_warn("worker %u: event loop closed with handles still open", w->id);
+    tg_snapshot_unref(atomic_exchange(&w->pending, NULL));
+    tg_snapshot_unref(w->snap);
+    w->snap = NULL;
+    free(w->listeners);
+    free(w->alog);
+}
+
+int tg_net_start(struct tg_net *net, struct tg_snapshot *snap, unsigned n,
+                 const struct tg_net_handler *h, int access_log_fd, struct tg_err *err)
+{
+    net->workers = tg_xcalloc(n, sizeof(*net->workers));
+    net->n_workers = n;
+    net->h = h;
+    net->access_log_fd = access_log_fd;
+    net->started_ms = tg_now_ms();
+    atomic_init(&net->generation, snap->generation);
+    atomic_init(&net->active_conns, 0);
+    uv_sem_init(&net->started, 0);
+    for (unsigned i = 0; i < n; i++) {
+        struct tg_worker *w = &net->workers[i];
+        w->net = net;
+        w->id = i;
+        w->snap = tg_snapshot_ref(snap);
+        atomic_init(&w->pending, NULL);
+        atomic_init(&w->stop_requested, 0);
+        uv_loop_init(&w->loop);
+        uv_async_init(&w->loop, &w->wakeup, on_wakeup);
+        w->wakeup.data = w;
+        uv_timer_init(&w->loop, &w->drain_timer);
+        w->drain_timer.data = w;
+        uv_timer_init(&w->loop, &w->log_timer);
+        w->log_timer.data = w;
+        if (access_log_fd >= 0) {
+            uv_timer_start(&w->log_timer, on_log_timer, ALOG_FLUSH_MS, ALOG_FLUSH_MS);
+            uv_unref((uv_handle_t *)&w->log_timer);
+        }
+        h->worker_init(w);
+    }
+    for (unsigned i = 0; i < n; i++)
+        uv_thread_create(&net->workers[i].thread, worker_main, &net->workers[i]);
+    for (unsigned i = 0; i < n; i++)
+        uv_sem_wait(&net->started);
+    int rc = 0;
+    for (unsigned i = 0; i < n; i++)
+        if (net->workers[i].start_rc != 0 && rc == 0)
+            rc = net->workers[i].start_rc;
+    if (rc != 0) {
+        tg_err_error(err, NULL, NULL, "cannot listen on every configured address: %s",
+                     strerror(-rc));
+        tg_net_stop(net);
+        tg_net_join(net);
+        return rc;
+    }
+    tg_net_running = net;
+    return 0;
+}
+
+void tg_net_publish(struct tg_net *net, struct tg_snapshot *snap)
+{
+    atomic_store(&net->generation, snap->generation);
+    for (unsigned i = 0; i < net->n_workers; i++) {
+        struct tg_worker *w = &net->workers[i];
+        tg_snapshot_unref(atomic_exchange(&w->pending, tg_snapshot_ref(snap)));
+        uv_async_send(&w->wakeup);
+    }
+}
+
+void tg_net_stop(struct tg_net *net)
+{
+    for (unsigned i = 0; i < net->n_workers; i++) {
+        if (net->workers[i].start_rc != 0)
+            continue; /* that worker never ran its loop and has closed its handles */
+        atomic_store(&net->workers[i].stop_requested, 1);
+        uv_async_send(&net->workers[i].wakeup);
+    }
+}
+
+void tg_net_join(struct tg_net *net)
+{
+    for (unsigned i = 0; i < net->n_workers; i++)
+        uv_thread_join(&net->workers[i].thread);
+    if (tg_net_running == net)
+        tg_net_running = NULL;
+    free(net->workers);
+    net->workers = NULL;
+    uv_sem_destroy(&net->started);
+}
+
+void tg_worker_conn_done(struct tg_worker *w)
+{
+    atomic_fetch_sub_explicit(&w->net->active_conns, 1, memory_order_relaxed);
+    TG_STAT_DEC(&w->stats, active);
+}

@@ -1,0 +1,141 @@
+/* Proxy internals shared by client.c, backend.c and status.c. */
+#ifndef TG_PROXY_INTERNAL_H
+#define TG_PROXY_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <uv.h>
+
+#include "core/buf.h"
+#include "http/http.h"
+#include "net/net.h"
+#include "proxy/proxy.h"
+
+struct tg_bconn;
+
+enum tg_cstate {
+    TG_C_HANDSHAKE = 0, /* TLS handshake (first bytes sniffed before OpenSSL sees them) */
+    TG_C_HTTP,          /* reading requests / forwarding responses */
+};
+
+/* A client connection. Freed in the last uv_close callback; `dead` marks it closing. */
+struct tg_client {
+    struct tg_worker *w;
+    struct tg_snapshot *snap;
+    const struct tg_listener_conf *lc;
+    struct tg_client *prev, *next; /* worker's list, for drain */
+    int fd;
+    uv_poll_t poll;
+    uv_timer_t timer;
+    int poll_mask;
+    int pending_closes;
+    enum tg_cstate state;
+    SSL *ssl;
+    bool sniffed;
+    bool dead;
+    bool h1_ready;     /* req parser initialised */
+    bool want_write;   /* the last TLS read needs the socket writable */
+    bool in_parser;    /* inside tg_h1_execute: no flushing or re-entry */
+    uint64_t accepted_ms;
+    uint64_t last_io_ms;   /* last progress with the client, for the idle timer */
+    uint64_t deadline_ms;  /* what the timer enforces */
+    int timer_kind;
+    char peer[48];
+
+    struct tg_buf in;  /* bytes from the client (decrypted), head spans point here */
+    struct tg_buf out; /* bytes to the client */
+    struct tg_buf to_backend;
+    struct tg_h1_msg req;
+
+    /* The request in progress. */
+    bool head_started;   /* some bytes of the next request arrived */
+    bool req_active;     /* head parsed */
+    bool req_done;       /* whole request (with body) parsed */
+    bool req_chunked;
+    bool req_has_body;
+    bool req_keepalive;
+    bool req_head_only;  /* HEAD request */
+    bool req_http10;
+    bool discard_body;   /* local response: drop the body */
+    bool resp_started;   /* response head queued to the client */
+    bool resp_done;      /* response fully queued */
+    bool resp_chunked;   /* re-encoding the body as chunked */
+    bool close_after;    /* close once the response is flushed */
+    bool local;          /* answered by us, no backend */
+    bool retried;
+    int status;
+    uint64_t req_start_ms;
+    uint64_t bytes_out;
+    size_t req_head_len; /* bytes of the forwarded head in to_backend */
+    char method[16];
+    char path[256];
+    char host[128];
+    const struct tg_backend_conf *backend;
+    size_t target_idx;
+    unsigned targets_tried;
+    struct tg_bconn *bc;
+};
+
+enum tg_bstate { TG_B_CONNECTING, TG_B_IDLE, TG_B_ACTIVE };
+
+/* A connection to a backend target; pooled per worker when idle. */
+struct tg_bconn {
+    struct tg_worker *w;
+    struct tg_bconn *prev, *next; /* pool list while idle */
+    int fd;
+    uv_poll_t poll;
+    uv_timer_t timer;
+    int poll_mask;
+    int pending_closes;
+    enum tg_bstate state;
+    bool dead;
+    bool reused;
+    bool got_bytes; /* some response byte arrived */
+    bool reusable;
+    struct sockaddr_storage addr;
+    socklen_t addr_len;
+    char target[64];
+    struct tg_buf in;
+    struct tg_h1_msg resp;
+    bool resp_ready;
+    uint64_t last_io_ms;
+    struct tg_client *c;
+};
+
+/* Per-worker proxy state. */
+struct tg_proxy_worker {
+    struct tg_client *clients; /* every open client connection */
+    size_t n_clients;
+    struct tg_bconn *idle;     /* idle pooled backend connections, most recent first */
+    size_t n_idle;
+    size_t *rr;                /* round-robin position per backend index */
+    size_t n_rr;
+};
+
+static inline struct tg_proxy_worker *tg_pw(struct tg_worker *w)
+{
+    return w->proto;
+}
+
+/* client.c */
+void tg__client_backend_failed(struct tg_client *c, int status, const char *why);
+void tg__client_response_progress(struct tg_client *c);
+void tg__client_request_space(struct tg_client *c);
+void tg__client_abort(struct tg_client *c, const char *why);
+size_t tg__client_out_room(struct tg_client *c);
+
+/* backend.c */
+void tg__backend_start(struct tg_client *c);
+void tg__backend_flush(struct tg_bconn *b);
+void tg__backend_resume_read(struct tg_bconn *b);
+/* Detaches b from its client: back to the pool if reusable, else closed. */
+void tg__backend_release(struct tg_bconn *b, bool reusable);
+void tg__backend_close(struct tg_bconn *b);
+void tg__backend_close_idle(struct tg_worker *w);
+
+/* status.c */
+void tg__status_respond(struct tg_client *c);
+
+#endif

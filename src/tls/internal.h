@@ -1,0 +1,120 @@
+/* Symbols shared only inside the tls module: keystore loading, client-hello records, names. */
+#ifndef TG_TLS_INTERNAL_H
+#define TG_TLS_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+
+#include "config/config.h"
+#include "core/err.h"
+
+/* What a client offered in its ClientHello, kept so a failed handshake can be explained. Attached
+ * lazily to the SSL as ex_data by the client-hello callback and freed with the SSL. Kept tiny
+ * because every connection in handshake may carry one. */
+#define TG_TLS__HELLO_GROUPS 6
+struct tg_tls__hello {
+    uint16_t min_version; /* lowest TLS version offered (TLS1_VERSION style); 0 = unknown */
+    uint16_t max_version; /* highest TLS version offered; 0 = nothing recorded */
+    uint16_t n_suites;    /* cipher suites offered (without SCSVs and GREASE) */
+    uint16_t groups[TG_TLS__HELLO_GROUPS]; /* first groups offered (IANA ids) */
+    uint8_t n_groups;                      /* groups offered in total (capped at 255) */
+    bool suite_match;                      /* one of its suites is enabled here */
+    bool groups_sent;                      /* it sent supported_groups */
+    bool group_match;                      /* one of its groups is enabled here */
+    bool alpn_sent;                        /* it offered ALPN */
+};
+
+/* The record for ssl, or NULL if the client-hello callback has not run on it. */
+const struct tg_tls__hello *tg_tls__hello_get(SSL *ssl);
+/* The record for ssl, allocated on first use; NULL only if ex_data could not be set. */
+struct tg_tls__hello *tg_tls__hello_get_or_new(SSL *ssl);
+
+/* "TLS1.2" for TLS1_2_VERSION and friends, "?" otherwise. */
+const char *tg_tls__version_name(int version);
+
+/* Groups: IANA id, OpenSSL NID and the name operators know ("P-256", "X25519"). */
+struct tg_tls__group {
+    uint16_t id;
+    int nid;
+    const char *name;
+};
+/* By IANA id or by any usual spelling ("P-256", "prime256v1", "secp256r1"); NULL if unknown. */
+const struct tg_tls__group *tg_tls__group_by_id(uint16_t id);
+const struct tg_tls__group *tg_tls__group_by_name(const char *name);
+/* Groups enabled for a ':'-separated list, or OpenSSL 3.0's default when list is NULL. Fills up
+ * to max ids and returns how many were found. */
+size_t tg_tls__groups_parse(const char *list, uint16_t *ids, size_t max);
+
+/* Loaded and checked key material of one keystore. */
+struct tg_tls__keystore {
+    X509 *cert;
+    STACK_OF(X509) * chain; /* intermediates following the leaf in the PEM file; may be empty */
+    EVP_PKEY *key;
+};
+
+/* Loads kc's certificate chain and key, checks they match and that the certificate is valid now
+ * (warning if it expires within 30 days). Problems go to err at kc's location; 0 or -EINVAL. */
+int tg_tls__keystore_load(const struct tg_keystore_conf *kc, struct tg_tls__keystore *out,
+                          struct tg_err *err);
+void tg_tls__keystore_close(struct tg_tls__keystore *ks);
+
+/* "RSA", "ECDSA", "Ed25519", ... for a key. */
+const char *tg_tls__key_type(const EVP_PKEY *key);
+/* Writes "ECDSA P-256" / "RSA 2048" into buf. */
+void tg_tls__key_desc(const EVP_PKEY *key, char *buf, size_t len);
+
+/* The certificate's names: SAN DNS names (lower-cased) and IP addresses (as text), or its CN when
+ * it has no SAN of those kinds; sorted, without duplicates. Newly allocated array of new strings.
+ */
+char **tg_tls__cert_names(X509 *cert, size_t *n);
+void tg_tls__names_free(char **names, size_t n);
+/* Whether a certificate name ("a.example.com" or "*.example.com") matches a requested host:
+ * exact and case-insensitive, or a wildcard standing for exactly one label. */
+bool tg_tls__name_match(const char *pattern, const char *host, bool allow_wildcard);
+
+/* Formats an ASN1_TIME as "2027-01-31 12:00:00Z" into buf; days left until it from now. */
+void tg_tls__time_str(const ASN1_TIME *t, char *buf, size_t len);
+int tg_tls__days_left(const ASN1_TIME *t);
+
+/* ---- server contexts (server.c, policy.c) ---- */
+
+struct tg_tls__sctx { /* one SSL_CTX per distinct certificate name set */
+    SSL_CTX *ctx;
+    char **names; /* sorted, lower-cased (see tg_tls__cert_names) */
+    size_t n_names;
+};
+
+struct tg_tls__scert { /* one loaded certificate, for `check` and the admin API */
+    char *keystore;
+    X509 *cert;
+    STACK_OF(X509) * chain;
+    size_t ctx_idx;
+};
+
+#define TG_TLS__MAX_GROUPS 16
+struct tg_tls_server {
+    char *listener;
+    char *address;
+    enum tg_listener_mode mode;
+    int min_version, max_version;
+    bool legacy;
+    bool resumption;
+    char *curves;                        /* as configured, or NULL for OpenSSL's default */
+    uint16_t groups[TG_TLS__MAX_GROUPS]; /* IANA ids of the enabled groups */
+    size_t n_groups;
+    unsigned char *alpn_wire; /* length-prefixed protocol ids, or NULL when ALPN is off */
+    size_t alpn_len;
+    struct tg_tls__sctx *ctxs; /* [0] is the default */
+    size_t n_ctxs;
+    struct tg_tls__scert *certs;
+    size_t n_certs;
+};
+
+/* The server a context belongs to, or NULL for contexts not made by tg_tls_server_new. */
+const struct tg_tls_server *tg_tls__server_of(const SSL_CTX *ctx);
+
+#endif

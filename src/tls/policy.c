@@ -1,0 +1,218 @@
+/* The effective TLS policy of a listener in words, for `tlsgate check`: what OpenSSL will really
+ * offer (versions, suites in order, groups, ALPN) and every certificate with its chain. */
+#include "tls/tls.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/x509v3.h>
+
+#include "core/core.h"
+#include "tls/internal.h"
+
+static bool has_key_type(const struct tg_tls_server *ts, int type)
+{
+    for (size_t i = 0; i < ts->n_certs; i++)
+        if (EVP_PKEY_get_base_id(X509_get0_pubkey(ts->certs[i].cert)) == type)
+            return true;
+    return false;
+}
+
+/* TLS <= 1.2 suites need a certificate of their authentication type. */
+static bool suite_servable(const struct tg_tls_server *ts, const SSL_CIPHER *c)
+{
+    switch (SSL_CIPHER_get_auth_nid(c)) {
+    case NID_auth_rsa:
+        return has_key_type(ts, EVP_PKEY_RSA);
+    case NID_auth_ecdsa:
+        return has_key_type(ts, EVP_PKEY_EC);
+    case NID_auth_any:
+        return true;
+    default: /* PSK, SRP, anonymous: nothing configures those */
+        return false;
+    }
+}
+
+static bool is_tls13(const SSL_CIPHER *c)
+{
+    return (SSL_CIPHER_get_protocol_id(c) >> 8) == 0x13;
+}
+
+static void print_suites(const struct tg_tls_server *ts, FILE *out)
+{
+    SSL *ssl = SSL_new(ts->ctxs[0].ctx);
+    STACK_OF(SSL_CIPHER) *sk = ssl ? SSL_get1_supported_ciphers(ssl) : NULL;
+    if (ts->max_version >= TLS1_3_VERSION) {
+        fprintf(out, "  TLS 1.3 suites (server order):");
+        int n = 0;
+        for (int i = 0; i < sk_SSL_CIPHER_num(sk); i++) {
+            const SSL_CIPHER *c = sk_SSL_CIPHER_value(sk, i);
+            if (!is_tls13(c))
+                continue;
+            fprintf(out, "%s %s", n++ ? "," : "", SSL_CIPHER_standard_name(c));
+        }
+        fprintf(out, "%s\n", n ? "" : " none (TLS 1.3 cannot be negotiated)");
+    }
+    if (ts->min_version <= TLS1_2_VERSION) {
+        fprintf(out, "  TLS 1.2 and older suites (server order):");
+        int n = 0, skipped = 0;
+        for (int i = 0; i < sk_SSL_CIPHER_num(sk); i++) {
+            const SSL_CIPHER *c = sk_SSL_CIPHER_value(sk, i);
+            if (is_tls13(c))
+                continue;
+            if (!suite_servable(ts, c)) {
+                skipped++;
+                continue;
+            }
+            const char *std = SSL_CIPHER_standard_name(c);
+            fprintf(out, "%s %s (%s)", n++ ? "," : "", std ? std : SSL_CIPHER_get_name(c),
+                    SSL_CIPHER_get_name(c));
+        }
+        fprintf(out, "%s\n", n ? "" : " none");
+        if (skipped > 0)
+            fprintf(out,
+                    "    (%d more configured but not offered: no certificate of their key "
+                    "type)\n",
+                    skipped);
+    }
+    sk_SSL_CIPHER_free(sk);
+    SSL_free(ssl);
+    ERR_clear_error();
+}
+
+static void print_names(X509 *cert, FILE *out)
+{
+    GENERAL_NAMES *gens = X509_get_ext_d2i(cert, NID_subject_alt_name, NULL, NULL);
+    int n = gens ? sk_GENERAL_NAME_num(gens) : 0;
+    if (n == 0) {
+        fprintf(out, ", no SANs");
+        GENERAL_NAMES_free(gens);
+        return;
+    }
+    fprintf(out, ", SANs");
+    for (int i = 0; i < n; i++) {
+        const GENERAL_NAME *g = sk_GENERAL_NAME_value(gens, i);
+        if (g->type == GEN_DNS) {
+            fprintf(out, "%s DNS:%.*s", i ? "," : "", ASN1_STRING_length(g->d.dNSName),
+                    (const char *)ASN1_STRING_get0_data(g->d.dNSName));
+        } else if (g->type == GEN_IPADD) {
+            const ASN1_OCTET_STRING *o = g->d.iPAddress;
+            fprintf(out, "%s IP:", i ? "," : "");
+            char text[INET6_ADDRSTRLEN] = "?";
+            int len = ASN1_STRING_length(o);
+            if (len == 4 || len == 16)
+                inet_ntop(len == 4 ? AF_INET : AF_INET6, ASN1_STRING_get0_data(o), text,
+                          sizeof(text));
+            fprintf(out, "%s", text);
+        } else {
+            fprintf(out, "%s (other)", i ? "," : "");
+        }
+    }
+    GENERAL_NAMES_free(gens);
+}
+
+static void print_usage(X509 *cert, FILE *out)
+{
+    static const struct {
+        uint32_t bit;
+        const char *name;
+    } ku[] =
+        {
+            {KU_DIGITAL_SIGNATURE, "digitalSignature"},
+            {KU_NON_REPUDIATION, "nonRepudiation"},
+            {KU_KEY_ENCIPHERMENT, "keyEncipherment"},
+            {KU_DATA_ENCIPHERMENT, "dataEncipherment"},
+            {KU_KEY_AGREEMENT, "keyAgreement"},
+            {KU_KEY_CERT_SIGN, "keyCertSign"},
+            {KU_CRL_SIGN, "cRLSign"},
+        },
+      xku[] = {
+          {XKU_SSL_SERVER, "serverAuth"}, {XKU_SSL_CLIENT, "clientAuth"},
+          {XKU_CODE_SIGN, "codeSigning"}, {XKU_SMIME, "emailProtection"},
+          {XKU_OCSP_SIGN, "OCSPSigning"}, {XKU_TIMESTAMP, "timeStamping"},
+      };
+    uint32_t k = X509_get_key_usage(cert);
+    fprintf(out, ", key usage");
+    if (k == UINT32_MAX) {
+        fprintf(out, " (any)");
+    } else {
+        for (size_t i = 0; i < TG_ARRAY_SIZE(ku); i++)
+            if (k & ku[i].bit)
+                fprintf(out, " %s", ku[i].name);
+    }
+    uint32_t x = X509_get_extended_key_usage(cert);
+    fprintf(out, ", ext key usage");
+    if (x == UINT32_MAX) {
+        fprintf(out, " (any)");
+    } else {
+        for (size_t i = 0; i < TG_ARRAY_SIZE(xku); i++)
+            if (x & xku[i].bit)
+                fprintf(out, " %s", xku[i].name);
+        if (!(x & XKU_SSL_SERVER))
+            fprintf(out, " (WARNING: no serverAuth, clients will reject it)");
+    }
+}
+
+static void print_cert(const struct tg_tls__scert *sc, FILE *out)
+{
+    char desc[64], when[64];
+    tg_tls__key_desc(X509_get0_pubkey(sc->cert), desc, sizeof(desc));
+    char *subj = tg_dn_string(X509_get_subject_name(sc->cert));
+    char *iss = tg_dn_string(X509_get_issuer_name(sc->cert));
+    const ASN1_TIME *na = X509_get0_notAfter(sc->cert);
+    tg_tls__time_str(na, when, sizeof(when));
+    fprintf(out, "  certificate \"%s\" (%s): subject %s", sc->keystore, desc, subj);
+    print_names(sc->cert, out);
+    fprintf(out, ", issuer %s%s, not after %s (%d days left)", iss,
+            (X509_get_extension_flags(sc->cert) & EXFLAG_SI) ? " (self-signed)" : "", when,
+            tg_tls__days_left(na));
+    print_usage(sc->cert, out);
+    int n = sk_X509_num(sc->chain);
+    fprintf(out, "; chain: %d intermediate%s\n", n, n == 1 ? "" : "s");
+    for (int i = 0; i < n; i++) {
+        X509 *c = sk_X509_value(sc->chain, i);
+        char *cs = tg_dn_string(X509_get_subject_name(c));
+        tg_tls__time_str(X509_get0_notAfter(c), when, sizeof(when));
+        fprintf(out, "    chain[%d]: %s, not after %s\n", i + 1, cs, when);
+        free(cs);
+    }
+    free(subj);
+    free(iss);
+}
+
+void tg_tls_server_print_policy(const struct tg_tls_server *ts, FILE *out)
+{
+    fprintf(out, "listener \"%s\" %s (%s)\n", ts->listener, ts->address,
+            ts->mode == TG_MODE_TCP ? "tcp" : "http");
+    fprintf(out, "  versions: %s to %s\n", tg_tls__version_name(ts->min_version),
+            tg_tls__version_name(ts->max_version));
+    print_suites(ts, out);
+    fprintf(out, "  groups:");
+    for (size_t i = 0; i < ts->n_groups; i++) {
+        const struct tg_tls__group *g = tg_tls__group_by_id(ts->groups[i]);
+        fprintf(out, "%s %s", i ? "," : "", g ? g->name : "?");
+    }
+    fprintf(out, "%s\n", ts->curves ? "" : " (OpenSSL default)");
+    fprintf(out, "  alpn:");
+    for (size_t off = 0; off < ts->alpn_len; off += 1 + ts->alpn_wire[off])
+        fprintf(out, "%s %.*s", off ? "," : "", ts->alpn_wire[off],
+                (const char *)ts->alpn_wire + off + 1);
+    fprintf(out, "%s; session resumption: %s; security level: %d\n", ts->alpn_len ? "" : " off",
+            ts->resumption ? "tickets" : "off", SSL_CTX_get_security_level(ts->ctxs[0].ctx));
+    if (ts->legacy)
+        fprintf(out, "  WARNING: legacy policy (security level 0): old versions or weak suites "
+                     "are enabled\n");
+    for (size_t c = 0; c < ts->n_ctxs; c++) {
+        if (ts->n_ctxs > 1) {
+            fprintf(out, "  SNI %s:", c == 0 ? "default" : "context");
+            for (size_t i = 0; i < ts->ctxs[c].n_names; i++)
+                fprintf(out, "%s %s", i ? "," : "", ts->ctxs[c].names[i]);
+            fprintf(out, "\n");
+        }
+        for (size_t i = 0; i < ts->n_certs; i++)
+            if (ts->certs[i].ctx_idx == c)
+                print_cert(&ts->certs[i], out);
+    }
+}

@@ -1,0 +1,499 @@
+/* Per-listener server SSL_CTXs: keystores grouped by certificate names (SNI), RSA+ECDSA in one
+ * context, the listener's version/suite/group/ALPN/resumption policy, and client-hello records. */
+#include "tls/tls.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+#include <openssl/err.h>
+#include <openssl/evp.h>
+
+#include "core/core.h"
+#include "tls/internal.h"
+
+/* ---- client-hello records (SSL ex_data) ---- */
+
+static int hello_idx = -1;
+static pthread_once_t hello_once = PTHREAD_ONCE_INIT;
+
+static void hello_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    free(ptr);
+}
+
+static int ctx_idx = -1;
+
+static void hello_init(void)
+{
+    hello_idx = SSL_get_ex_new_index(0, "tlsgate client hello", NULL, NULL, hello_free);
+    ctx_idx = SSL_CTX_get_ex_new_index(0, "tlsgate server", NULL, NULL, NULL);
+}
+
+const struct tg_tls_server *tg_tls__server_of(const SSL_CTX *ctx)
+{
+    pthread_once(&hello_once, hello_init);
+    return ctx == NULL || ctx_idx < 0 ? NULL : SSL_CTX_get_ex_data(ctx, ctx_idx);
+}
+
+const struct tg_tls__hello *tg_tls__hello_get(SSL *ssl)
+{
+    pthread_once(&hello_once, hello_init);
+    return hello_idx < 0 ? NULL : SSL_get_ex_data(ssl, hello_idx);
+}
+
+struct tg_tls__hello *tg_tls__hello_get_or_new(SSL *ssl)
+{
+    pthread_once(&hello_once, hello_init);
+    if (hello_idx < 0)
+        return NULL;
+    struct tg_tls__hello *h = SSL_get_ex_data(ssl, hello_idx);
+    if (h != NULL)
+        return h;
+    h = tg_xcalloc(1, sizeof(*h));
+    if (SSL_set_ex_data(ssl, hello_idx, h) != 1) {
+        free(h);
+        return NULL;
+    }
+    return h;
+}
+
+static bool is_grease(unsigned v)
+{
+    return (v & 0x0f0f) == 0x0a0a && (v >> 8) == (v & 0xff);
+}
+
+static void record_versions(SSL *ssl, struct tg_tls__hello *h)
+{
+    const unsigned char *p = NULL;
+    size_t len = 0;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_versions, &p, &len) == 1 && len >= 1) {
+        size_t n = TG_MIN((size_t)p[0], len - 1);
+        for (size_t i = 0; i + 1 < n; i += 2) {
+            unsigned v = (unsigned)p[1 + i] << 8 | p[2 + i];
+            if (is_grease(v) || v < SSL3_VERSION || v > TLS1_3_VERSION)
+                continue;
+            if (h->min_version == 0 || v < h->min_version)
+                h->min_version = (uint16_t)v;
+            if (v > h->max_version)
+                h->max_version = (uint16_t)v;
+        }
+        if (h->max_version != 0)
+            return;
+    }
+    /* Without supported_versions the client states only its highest version. */
+    h->max_version = (uint16_t)SSL_client_hello_get0_legacy_version(ssl);
+    h->min_version = 0;
+}
+
+static bool suite_usable(const struct tg_tls_server *ts, unsigned id)
+{
+    if ((id >> 8) == 0x13)
+        return ts->max_version >= TLS1_3_VERSION;
+    return ts->min_version <= TLS1_2_VERSION;
+}
+
+static void record_suites(SSL *ssl, const struct tg_tls_server *ts, struct tg_tls__hello *h)
+{
+    const unsigned char *p = NULL;
+    size_t len = SSL_client_hello_get0_ciphers(ssl, &p);
+    STACK_OF(SSL_CIPHER) *ours = SSL_get_ciphers(ssl);
+    /* An SSLv2-format hello carries 3-byte cipher specs. */
+    size_t step = SSL_client_hello_isv2(ssl) ? 3 : 2;
+    for (size_t i = 0; i + step <= len; i += step) {
+        if (step == 3 && p[i] != 0)
+            continue;
+        unsigned id = (unsigned)p[i + step - 2] << 8 | p[i + step - 1];
+        if (is_grease(id) || id == 0x00ff || id == 0x5600)
+            continue;
+        if (h->n_suites < UINT16_MAX)
+            h->n_suites++;
+        if (h->suite_match || !suite_usable(ts, id))
+            continue;
+        for (int j = 0; j < sk_SSL_CIPHER_num(ours); j++)
+            if (SSL_CIPHER_get_protocol_id(sk_SSL_CIPHER_value(ours, j)) == id) {
+                h->suite_match = true;
+                break;
+            }
+    }
+}
+
+static void record_groups(SSL *ssl, const struct tg_tls_server *ts, struct tg_tls__hello *h)
+{
+    const unsigned char *p = NULL;
+    size_t len = 0;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_groups, &p, &len) != 1 || len < 2)
+        return;
+    h->groups_sent = true;
+    size_t n = TG_MIN((size_t)(p[0] << 8 | p[1]), len - 2);
+    for (size_t i = 0; i + 1 < n; i += 2) {
+        unsigned id = (unsigned)p[2 + i] << 8 | p[3 + i];
+        if (is_grease(id))
+            continue;
+        if (h->n_groups < TG_TLS__HELLO_GROUPS)
+            h->groups[h->n_groups] = (uint16_t)id;
+        if (h->n_groups < UINT8_MAX)
+            h->n_groups++;
+        for (size_t j = 0; j < ts->n_groups; j++)
+            if (ts->groups[j] == id)
+                h->group_match = true;
+    }
+}
+
+/* Runs first on every ClientHello (twice after a HelloRetryRequest); records what the client
+ * offered so a failure can be explained. Never rejects: OpenSSL decides. */
+static int hello_cb(SSL *ssl, int *al, void *arg)
+{
+    const struct tg_tls_server *ts = arg;
+    struct tg_tls__hello *h = tg_tls__hello_get_or_new(ssl);
+    if (h == NULL)
+        return SSL_CLIENT_HELLO_SUCCESS;
+    memset(h, 0, sizeof(*h));
+    record_versions(ssl, h);
+    record_suites(ssl, ts, h);
+    record_groups(ssl, ts, h);
+    const unsigned char *p = NULL;
+    size_t len = 0;
+    h->alpn_sent = SSL_client_hello_get0_ext(
+                       ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &p, &len) == 1;
+    return SSL_CLIENT_HELLO_SUCCESS;
+}
+
+/* ---- SNI and ALPN ---- */
+
+static size_t find_ctx(const struct tg_tls_server *ts, const char *host)
+{
+    for (int wild = 0; wild < 2; wild++)
+        for (size_t i = 0; i < ts->n_ctxs; i++)
+            for (size_t j = 0; j < ts->ctxs[i].n_names; j++) {
+                const char *name = ts->ctxs[i].names[j];
+                if (wild ? tg_tls__name_match(name, host, true) : tg_strcaseeq(name, host))
+                    return i;
+            }
+    return SIZE_MAX;
+}
+
+/* Switches the connection to the context whose certificate names match the requested name.
+ * An unknown name keeps the default context rather than failing: clients then see a name
+ * mismatch they can report, which is easier to diagnose than an alert. */
+static int sni_cb(SSL *ssl, int *al, void *arg)
+{
+    const struct tg_tls_server *ts = arg;
+    const char *host = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    if (host == NULL || ts->n_ctxs < 2)
+        return SSL_TLSEXT_ERR_OK;
+    size_t i = find_ctx(ts, host);
+    if (i != SIZE_MAX && ts->ctxs[i].ctx != SSL_get_SSL_CTX(ssl))
+        SSL_set_SSL_CTX(ssl, ts->ctxs[i].ctx);
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* Picks our most preferred protocol the client also offered; none in common is fatal
+ * (no_application_protocol), as RFC 7301 asks. */
+static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
+                   const unsigned char *in, unsigned int inlen, void *arg)
+{
+    const struct tg_tls_server *ts = arg;
+    unsigned char *sel = NULL;
+    unsigned char sellen = 0;
+    if (SSL_select_next_proto(&sel, &sellen, ts->alpn_wire, (unsigned)ts->alpn_len, in, inlen) !=
+        OPENSSL_NPN_NEGOTIATED)
+        return SSL_TLSEXT_ERR_ALERT_FATAL;
+    *out = sel;
+    *outlen = sellen;
+    return SSL_TLSEXT_ERR_OK;
+}
+
+/* ---- context setup ---- */
+
+static void openssl_reason(char *buf, size_t len)
+{
+    unsigned long e = ERR_peek_last_error();
+    const char *r = e ? ERR_reason_error_string(e) : NULL;
+    snprintf(buf, len, "%s", r ? r : "unknown reason");
+    ERR_clear_error();
+}
+
+/* OpenSSL silently drops names it does not know from a cipher list; for an explicit list of
+ * suites, say which ones this libssl cannot offer (Debian's 3.0 is built without 3DES and RC4). */
+static void warn_missing_suites(const struct tg_tls_conf *tls, SSL_CTX *ctx, struct tg_err *err)
+{
+    STACK_OF(SSL_CIPHER) *have = SSL_CTX_get_ciphers(ctx);
+    const char *p = tls->cipher_list ? tls->cipher_list : "";
+    char *path = tg_xasprintf("%s/cipher_suites", tls->path);
+    while (*p != '\0') {
+        size_t len = strcspn(p, ":");
+        char *name = tg_xstrndup(p, len);
+        bool found = strchr("@!-+", name[0]) != NULL;
+        for (int i = 0; !found && i < sk_SSL_CIPHER_num(have); i++)
+            found = strcmp(SSL_CIPHER_get_name(sk_SSL_CIPHER_value(have, i)), name) == 0;
+        if (!found && name[0] != '\0')
+            tg_err_warning(err, &tls->loc, path,
+                           "cipher suite %s is not available in this OpenSSL build (%s) and "
+                           "will not be offered",
+                           name, OpenSSL_version(OPENSSL_VERSION));
+        free(name);
+        p += len;
+        if (*p == ':')
+            p++;
+    }
+    free(path);
+}
+
+static int configure_ctx(struct tg_tls_server *ts, const struct tg_tls_conf *tls, SSL_CTX *ctx,
+                         bool report, struct tg_err *err)
+{
+    char why[256];
+    char *path = NULL;
+    int rc = 0;
+
+    SSL_CTX_set_min_proto_version(ctx, tls->min_version);
+    SSL_CTX_set_max_proto_version(ctx, tls->max_version);
+    if (tls->legacy)
+        SSL_CTX_set_security_level(ctx, 0);
+    if (SSL_CTX_set_ciphersuites(ctx, tls->ciphersuites ? tls->ciphersuites : "") != 1) {
+        openssl_reason(why, sizeof(why));
+        path = tg_xasprintf("%s/cipher_suites", tls->path);
+        if (report)
+            tg_err_error(err, &tls->loc, path, "OpenSSL rejects the TLS 1.3 suites \"%s\": %s",
+                         tls->ciphersuites, why);
+        rc = -EINVAL;
+    }
+    const char *cl = tls->cipher_list ? tls->cipher_list : "";
+    char *list = tls->legacy ? tg_xasprintf("%s:@SECLEVEL=0", cl) : tg_xstrdup(cl);
+    if (SSL_CTX_set_cipher_list(ctx, list) != 1) {
+        openssl_reason(why, sizeof(why));
+        /* A TLS1.3-only listener needs no TLS 1.2 suites; OpenSSL's default list stays unused. */
+        if (tls->min_version < TLS1_3_VERSION) {
+            free(path);
+            path = tg_xasprintf("%s/cipher_suites", tls->path);
+            if (report)
+                tg_err_error(err, &tls->loc, path,
+                             "no TLS 1.2-or-older cipher suite is usable from \"%s\" (%s), but "
+                             "min_version allows %s",
+                             cl, why, tg_tls__version_name(tls->min_version));
+            rc = -EINVAL;
+        }
+    }
+    free(list);
+    if (report && !tls->cipher_string && tls->min_version < TLS1_3_VERSION)
+        warn_missing_suites(tls, ctx, err);
+    if (tls->curves != NULL && SSL_CTX_set1_groups_list(ctx, tls->curves) != 1) {
+        openssl_reason(why, sizeof(why));
+        free(path);
+        path = tg_xasprintf("%s/curves", tls->path);
+        if (report)
+            tg_err_error(err, &tls->loc, path, "OpenSSL rejects the groups \"%s\": %s", tls->curves,
+                         why);
+        rc = -EINVAL;
+    }
+    /* DHE suites only work with parameters; let OpenSSL pick them by key size. */
+    SSL_CTX_set_dh_auto(ctx, 1);
+
+    uint64_t opts =
+        SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION;
+#ifdef SSL_OP_NO_CLIENT_RENEGOTIATION
+    opts |= SSL_OP_NO_CLIENT_RENEGOTIATION;
+#endif
+    SSL_CTX_set_options(ctx, opts);
+    /* Idle connections then hold no read/write buffers. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+
+    /* Stateless tickets only: a server-side cache would cost memory per session. */
+    SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    if (tls->session_resumption) {
+        unsigned char sid[EVP_MAX_MD_SIZE];
+        unsigned sid_len = 0;
+        char *label = tg_xasprintf("tlsgate listener %s", ts->listener);
+        EVP_Digest(label, strlen(label), sid, &sid_len, EVP_sha256(), NULL);
+        free(label);
+        SSL_CTX_set_session_id_context(ctx, sid, TG_MIN(sid_len, SSL_MAX_SID_CTX_LENGTH));
+    } else {
+        SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+        SSL_CTX_set_num_tickets(ctx, 0);
+    }
+
+    pthread_once(&hello_once, hello_init);
+    if (ctx_idx >= 0)
+        SSL_CTX_set_ex_data(ctx, ctx_idx, ts);
+    SSL_CTX_set_client_hello_cb(ctx, hello_cb, ts);
+    SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
+    SSL_CTX_set_tlsext_servername_arg(ctx, ts);
+    if (ts->alpn_wire != NULL)
+        SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, ts);
+    free(path);
+    return rc;
+}
+
+static void build_alpn(struct tg_tls_server *ts, const struct tg_tls_conf *tls)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < tls->n_alpn; i++)
+        len += 1 + TG_MIN(strlen(tls->alpn[i]), 255);
+    if (len == 0)
+        return;
+    ts->alpn_wire = tg_xmalloc(len);
+    size_t off = 0;
+    for (size_t i = 0; i < tls->n_alpn; i++) {
+        size_t l = TG_MIN(strlen(tls->alpn[i]), 255);
+        ts->alpn_wire[off++] = (unsigned char)l;
+        memcpy(ts->alpn_wire + off, tls->alpn[i], l);
+        off += l;
+    }
+    ts->alpn_len = len;
+}
+
+static bool same_names(const struct tg_tls__sctx *c, char **names, size_t n)
+{
+    if (c->n_names != n)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(c->names[i], names[i]) != 0)
+            return false;
+    return true;
+}
+
+/* Adds one loaded keystore to the context for its names, making the context if needed. */
+static int add_keystore(struct tg_tls_server *ts, const struct tg_tls_conf *tls,
+                        const struct tg_keystore_conf *kc, const struct tg_loc *loc,
+                        const char *path, struct tg_tls__keystore *ks, struct tg_err *err)
+{
+    size_t n_names = 0;
+    char **names = tg_tls__cert_names(ks->cert, &n_names);
+    int rc = -EINVAL;
+    size_t ci = 0;
+    while (ci < ts->n_ctxs && !same_names(&ts->ctxs[ci], names, n_names))
+        ci++;
+    int type = EVP_PKEY_get_base_id(ks->key);
+    for (size_t i = 0; ci < ts->n_ctxs && i < ts->n_certs; i++) {
+        if (ts->certs[i].ctx_idx != ci ||
+            EVP_PKEY_get_base_id(X509_get0_pubkey(ts->certs[i].cert)) != type)
+            continue;
+        tg_err_error(err, loc, path,
+                     "keystore \"%s\" has the same names and key type (%s) as keystore \"%s\"; "
+                     "a listener serves one certificate per key type for a name set",
+                     kc->name, tg_tls__key_type(ks->key), ts->certs[i].keystore);
+        goto out;
+    }
+    if (ci == ts->n_ctxs) {
+        SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+        if (ctx == NULL) {
+            ERR_clear_error();
+            tg_err_error(err, &tls->loc, tls->path, "cannot create an OpenSSL context");
+            goto out;
+        }
+        /* Policy errors are reported once, for the first context. */
+        configure_ctx(ts, tls, ctx, false, err);
+        ts->ctxs = tg_xrealloc(ts->ctxs, (ts->n_ctxs + 1) * sizeof(*ts->ctxs));
+        ts->ctxs[ts->n_ctxs++] = (struct tg_tls__sctx){ctx, names, n_names};
+        names = NULL;
+    }
+    SSL_CTX *ctx = ts->ctxs[ci].ctx;
+    if (SSL_CTX_use_certificate(ctx, ks->cert) != 1 || SSL_CTX_use_PrivateKey(ctx, ks->key) != 1 ||
+        SSL_CTX_set1_chain(ctx, ks->chain) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        char why[256];
+        openssl_reason(why, sizeof(why));
+        tg_err_error(err, &kc->loc, kc->path,
+                     "keystore \"%s\": OpenSSL refuses its key material: %s", kc->name, why);
+        goto out;
+    }
+    ts->certs = tg_xrealloc(ts->certs, (ts->n_certs + 1) * sizeof(*ts->certs));
+    ts->certs[ts->n_certs++] =
+        (struct tg_tls__scert){tg_xstrdup(kc->name), ks->cert, ks->chain, ci};
+    ks->cert = NULL;
+    ks->chain = NULL;
+    rc = 0;
+out:
+    if (names != NULL)
+        tg_tls__names_free(names, n_names);
+    return rc;
+}
+
+int tg_tls_server_new(const struct tg_config *cfg, size_t listener_idx, struct tg_tls_server **out,
+                      struct tg_err *err)
+{
+    struct tg_tls_server *ts = NULL;
+    size_t errors_before = tg_err_count(err);
+    int rc = -EINVAL;
+
+    if (listener_idx >= cfg->n_listeners || cfg->listeners[listener_idx].tls.disabled)
+        goto out;
+    const struct tg_listener_conf *lc = &cfg->listeners[listener_idx];
+    const struct tg_tls_conf *tls = &lc->tls;
+    ts = tg_xcalloc(1, sizeof(*ts));
+    ts->listener = tg_xstrdup(lc->name ? lc->name : "");
+    ts->address = tg_xstrdup(lc->address ? lc->address : "");
+    ts->mode = lc->mode;
+    ts->min_version = tls->min_version;
+    ts->max_version = tls->max_version;
+    ts->legacy = tls->legacy;
+    ts->resumption = tls->session_resumption;
+    ts->curves = tls->curves ? tg_xstrdup(tls->curves) : NULL;
+    ts->n_groups = tg_tls__groups_parse(tls->curves, ts->groups, TG_TLS__MAX_GROUPS);
+    build_alpn(ts, tls);
+
+    if (tls->n_certificates == 0) {
+        tg_err_error(err, &tls->loc, tls->path,
+                     "tls.certificates is empty: name at least one keystore (or set \"disabled\": "
+                     "true for plaintext)");
+        goto out;
+    }
+    /* Check the policy once on a scratch context so its problems are reported even when no
+     * keystore loads. */
+    SSL_CTX *probe = SSL_CTX_new(TLS_server_method());
+    if (probe != NULL) {
+        configure_ctx(ts, tls, probe, true, err);
+        SSL_CTX_free(probe);
+    }
+    ERR_clear_error();
+    for (size_t i = 0; i < tls->n_certificates; i++) {
+        size_t ki = tls->certificate_idx[i];
+        const struct tg_loc *loc = tls->certificate_locs ? &tls->certificate_locs[i] : &tls->loc;
+        char *path = tg_xasprintf("%s/certificates/%zu", tls->path, i);
+        struct tg_tls__keystore ks = {0};
+        if (ki >= cfg->n_keystores) {
+            tg_err_error(err, loc, path, "unknown keystore \"%s\"", tls->certificates[i]);
+        } else if (tg_tls__keystore_load(&cfg->keystores[ki], &ks, err) == 0) {
+            add_keystore(ts, tls, &cfg->keystores[ki], loc, path, &ks, err);
+        }
+        tg_tls__keystore_close(&ks);
+        free(path);
+    }
+    if (tg_err_count(err) > errors_before || ts->n_ctxs == 0)
+        goto out;
+    *out = ts;
+    ts = NULL;
+    rc = 0;
+out:
+    tg_tls_server_free(ts);
+    return rc;
+}
+
+void tg_tls_server_free(struct tg_tls_server *ts)
+{
+    if (ts == NULL)
+        return;
+    for (size_t i = 0; i < ts->n_ctxs; i++) {
+        SSL_CTX_free(ts->ctxs[i].ctx);
+        tg_tls__names_free(ts->ctxs[i].names, ts->ctxs[i].n_names);
+    }
+    free(ts->ctxs);
+    for (size_t i = 0; i < ts->n_certs; i++) {
+        free(ts->certs[i].keystore);
+        X509_free(ts->certs[i].cert);
+        sk_X509_pop_free(ts->certs[i].chain, X509_free);
+    }
+    free(ts->certs);
+    free(ts->alpn_wire);
+    free(ts->curves);
+    free(ts->listener);
+    free(ts->address);
+    free(ts);
+}
+
+SSL_CTX *tg_tls_server_ctx(const struct tg_tls_server *ts)
+{
+    return ts->ctxs[0].ctx;
+}

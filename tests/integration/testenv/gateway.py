@@ -1,0 +1,230 @@
+"""Runs the real tlsgate binary on a config written as JSON; waits for it, signals it, stops it."""
+import json
+import os
+import re
+import signal as _signal
+import socket
+import ssl
+import subprocess
+import time
+
+from .env import BIN, LOOPBACK, SANITIZED, t
+
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+class GatewayError(AssertionError):
+    pass
+
+
+def _probe_ctx():
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    ctx.minimum_version = ssl.TLSVersion.TLSv1
+    return ctx
+
+
+def _listener_ports(config):
+    """[(port, tls?)] of every listener in a config dict."""
+    out = []
+    for ls in (config or {}).get("listeners", []):
+        addr = ls.get("address", "")
+        m = re.match(r"^(?:\[.*\]|[^:]*):(\d+)$", addr)
+        if m:
+            tls = not (ls.get("tls") or {}).get("disabled", False)
+            out.append((int(m.group(1)), tls))
+    return out
+
+
+class Gateway:
+    """One tlsgate process. config is a dict (written to <workdir>/<name>.json) or None to run
+    without -c. Output (stdout and stderr) goes to <workdir>/<name>.log."""
+
+    def __init__(self, workdir, config=None, name="tlsgate", args=None, env=None, binary=None,
+                 ready_ports=None):
+        self.workdir = workdir
+        self.name = name
+        self.config = config
+        self.binary = binary or BIN
+        self.config_path = os.path.join(workdir, name + ".json")
+        self.log_path = os.path.join(workdir, name + ".log")
+        self.extra_args = list(args or [])
+        self.env = dict(os.environ)
+        self.env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+        if env:
+            self.env.update(env)
+        self.proc = None
+        self.returncode = None
+        self.ready_ports = ready_ports
+        self._logf = None
+
+    # ---- config ----
+    def write_config(self, config):
+        self.config = config
+        tmp = self.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(config, f, indent=2)
+            f.write("\n")
+        os.replace(tmp, self.config_path)
+
+    @property
+    def port(self):
+        """Port of the first listener."""
+        if self.config is None:
+            return 8443
+        return _listener_ports(self.config)[0][0]
+
+    # ---- process ----
+    def command(self):
+        cmd = [self.binary, "run"]
+        if self.config is not None:
+            cmd += ["-c", self.config_path]
+        return cmd + self.extra_args
+
+    def start(self, wait=True, timeout=15):
+        if not os.path.exists(self.binary):
+            raise GatewayError("tlsgate binary not found at %s (set TLSGATE_BIN)" % self.binary)
+        if self.config is not None:
+            self.write_config(self.config)
+        self._logf = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(self.command(), stdout=self._logf, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=self.workdir, env=self.env,
+                                     start_new_session=True)
+        if wait:
+            self.wait_ready(timeout)
+        return self
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def wait_ready(self, timeout=15):
+        """Waits until every listener completes a TLS handshake (or, for plaintext listeners,
+        accepts TCP). A listener that accepts TCP and answers with a TLS alert counts as ready."""
+        ports = self.ready_ports
+        if ports is None:
+            ports = _listener_ports(self.config) if self.config is not None else [(8443, True)]
+        deadline = time.monotonic() + t(timeout)
+        pending = list(ports)
+        last_err = None
+        while pending:
+            if self.proc.poll() is not None:
+                self.returncode = self.proc.returncode
+                raise GatewayError("tlsgate exited with %d before it was ready:\n%s"
+                                   % (self.returncode, self.log_text()))
+            port, tls = pending[0]
+            try:
+                self._probe(port, tls)
+                pending.pop(0)
+                continue
+            except OSError as e:
+                last_err = e
+            if time.monotonic() > deadline:
+                raise GatewayError("tlsgate not ready on port %d after %.0f s (%s):\n%s"
+                                   % (port, t(timeout), last_err, self.log_text()))
+            time.sleep(0.05)
+
+    @staticmethod
+    def _probe(port, tls):
+        s = socket.create_connection((LOOPBACK, port), timeout=t(2))
+        try:
+            if tls:
+                try:
+                    ss = _probe_ctx().wrap_socket(s, server_hostname="localhost")
+                    ss.close()
+                except ssl.SSLError:
+                    pass  # it speaks TLS, just not with this client's offer
+        finally:
+            s.close()
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def wait_exit(self, timeout=10):
+        try:
+            self.returncode = self.proc.wait(timeout=t(timeout))
+        except subprocess.TimeoutExpired:
+            raise GatewayError("tlsgate did not exit within %.0f s:\n%s"
+                               % (t(timeout), self.log_text()))
+        return self.returncode
+
+    def stop(self, expect=0, timeout=10, sig=_signal.SIGTERM):
+        """Sends sig (SIGTERM), waits for the exit and asserts the exit code (expect=None: any).
+        Kills the process if it hangs."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(sig)
+                self.wait_exit(timeout)
+            except GatewayError:
+                self.kill()
+                raise
+        self.returncode = self.proc.returncode
+        self._close_log()
+        if expect is not None and self.returncode != expect:
+            raise GatewayError("tlsgate exited with %s, expected %s:\n%s"
+                               % (self.returncode, expect, self.log_tail()))
+        return self.returncode
+
+    def kill(self):
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.killpg(self.proc.pid, _signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self.proc.wait(timeout=10)
+        self._close_log()
+
+    def _close_log(self):
+        if self._logf is not None:
+            self._logf.close()
+            self._logf = None
+
+    def reload(self, config):
+        """Rewrites the config file and sends SIGHUP."""
+        self.write_config(config)
+        self.signal(_signal.SIGHUP)
+
+    # ---- log ----
+    def log_text(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines=200):
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+    def log_lines(self, *needles):
+        """Log lines that contain every needle (case-insensitive)."""
+        out = []
+        for line in self.log_text().splitlines():
+            low = line.lower()
+            if all(n.lower() in low for n in needles):
+                out.append(line)
+        return out
+
+    def wait_log(self, pred, timeout=5):
+        """Waits until pred(log_text) is true; returns the text, or None on timeout."""
+        deadline = time.monotonic() + t(timeout)
+        while True:
+            text = self.log_text()
+            if pred(text):
+                return text
+            if time.monotonic() > deadline:
+                return None
+            time.sleep(0.05)
+
+    def sanitizer_report(self):
+        """The sanitizer report lines in the log, if any (always checked under TLSGATE_SANITIZED)."""
+        text = self.log_text()
+        hits = [m for m in SANITIZER_MARKERS if m in text]
+        return hits
+
+
+def check_sanitizer(gw):
+    if SANITIZED and gw.sanitizer_report():
+        raise GatewayError("sanitizer report in the gateway log:\n" + gw.log_tail(400))

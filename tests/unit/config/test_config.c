@@ -1,0 +1,807 @@
+/* Unit tests for config loading: schema, defaults, positions of errors, secrets, TLS policy. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <openssl/ssl.h>
+
+#include "config/config.h"
+#include "core/log.h"
+
+#define DATA TG_TEST_DATA "/config"
+
+/* A valid config around a replaceable "tls" object and extra top-level text. */
+#define HEAD                                                                                       \
+    "{\n"                                                                                          \
+    "  \"version\": 1,\n"                                                                          \
+    "  \"keystores\": {\"web\": {\"type\": \"pem\", \"cert\": \"web.crt\", \"key\": "              \
+    "\"web.key\"}},\n"                                                                             \
+    "  \"backends\": {\"app\": {\"builtin\": \"status\"}},\n"
+
+static char *errs_text(const struct tg_err *err)
+{
+    size_t cap = 1, n = 0;
+    char *all = calloc(1, 1);
+    for (size_t i = 0; i < err->n; i++) {
+        char *s = tg_err_format(err, i);
+        cap = n + strlen(s) + 2;
+        all = realloc(all, cap);
+        memcpy(all + n, s, strlen(s));
+        n += strlen(s);
+        all[n++] = '\n';
+        all[n] = '\0';
+        free(s);
+    }
+    return all;
+}
+
+static int load(const char *json, struct tg_config **cfg, struct tg_err *err)
+{
+    *cfg = NULL;
+    tg_err_init(err);
+    return tg_config_load_string(json, strlen(json), "cfg.json", DATA, cfg, err);
+}
+
+/* True when some entry, formatted, contains needle. */
+static bool has(const struct tg_err *err, const char *needle)
+{
+    char *all = errs_text(err);
+    bool found = strstr(all, needle) != NULL;
+    if (!found)
+        fprintf(stderr, "missing \"%s\" in:\n%s", needle, all);
+    free(all);
+    return found;
+}
+
+/* True when no entry contains needle. */
+static bool lacks(const struct tg_err *err, const char *needle)
+{
+    char *all = errs_text(err);
+    bool found = strstr(all, needle) != NULL;
+    free(all);
+    return !found;
+}
+
+static void expect_ok(const char *json, struct tg_config **cfg, struct tg_err *err)
+{
+    int rc = load(json, cfg, err);
+    if (rc != 0)
+        tg_err_print(err, stderr);
+    assert_int_equal(rc, 0);
+    assert_non_null(*cfg);
+}
+
+static void expect_fail(const char *json, struct tg_err *err)
+{
+    struct tg_config *cfg = NULL;
+    assert_int_equal(load(json, &cfg, err), -EINVAL);
+    assert_null(cfg);
+    assert_true(tg_err_count(err) > 0);
+}
+
+static char *listener_cfg(const char *tls)
+{
+    char *s = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&s, &len);
+    fprintf(f,
+            HEAD "  \"listeners\": [{\"name\": \"a\", \"address\": \"127.0.0.1:8443\",\n"
+                 "    \"routes\": [{\"backend\": \"app\"}],\n"
+                 "    \"tls\": %s}]\n}\n",
+            tls);
+    fclose(f);
+    return s;
+}
+
+static void test_defaults(void **state)
+{
+    struct tg_config *cfg;
+    struct tg_err err;
+    char *json = listener_cfg("{\"certificates\": [\"web\"]}");
+
+    unsetenv("TLSGATE_STATE_DIR");
+    expect_ok(json, &cfg, &err);
+    assert_int_equal(cfg->version, 1);
+    assert_true(cfg->workers >= 1 && cfg->workers <= 256);
+    assert_int_equal(cfg->log.level, TG_LOG_INFO);
+    assert_int_equal(cfg->log.format, TG_LOGFMT_TEXT);
+    assert_null(cfg->log.access_log);
+    assert_true(cfg->state_dir[0] == '/');
+    assert_non_null(strstr(cfg->state_dir, "/tlsgate-state"));
+    assert_int_equal(cfg->timeouts.handshake_ms, 10000);
+    assert_int_equal(cfg->timeouts.request_headers_ms, 10000);
+    assert_int_equal(cfg->timeouts.idle_ms, 60000);
+    assert_int_equal(cfg->timeouts.backend_connect_ms, 5000);
+    assert_int_equal(cfg->timeouts.backend_response_ms, 60000);
+    assert_int_equal(cfg->timeouts.shutdown_ms, 30000);
+    assert_int_equal(cfg->limits.max_connections, 0);
+    assert_int_equal(cfg->limits.max_header_bytes, 32768);
+    assert_int_equal(cfg->limits.max_headers, 100);
+    assert_int_equal(cfg->n_keystores, 1);
+    assert_string_equal(cfg->keystores[0].cert_file, DATA "/web.crt");
+    assert_string_equal(cfg->keystores[0].key_file, DATA "/web.key");
+    assert_null(cfg->keystores[0].key_password);
+    assert_string_equal(cfg->keystores[0].path, "/keystores/web");
+    assert_int_equal(cfg->keystores[0].loc.line, 3);
+    assert_int_equal(cfg->n_listeners, 1);
+    const struct tg_listener_conf *l = &cfg->listeners[0];
+    assert_string_equal(l->name, "a");
+    assert_string_equal(l->path, "/listeners/0");
+    assert_int_equal(l->addr.ss_family, AF_INET);
+    assert_int_equal(ntohs(((const struct sockaddr_in *)&l->addr)->sin_port), 8443);
+    assert_int_equal(l->addr_len, sizeof(struct sockaddr_in));
+    assert_int_equal(l->mode, TG_MODE_HTTP);
+    assert_false(l->proxy_protocol);
+    assert_int_equal(l->n_routes, 1);
+    assert_null(l->routes[0].host);
+    assert_string_equal(l->routes[0].path_prefix, "/");
+    assert_int_equal(l->routes[0].backend_idx, 0);
+    const struct tg_tls_conf *t = &l->tls;
+    assert_string_equal(t->path, "/listeners/0/tls");
+    assert_int_equal(t->loc.line, 7);
+    assert_false(t->disabled);
+    assert_int_equal(t->n_certificates, 1);
+    assert_int_equal(t->certificate_idx[0], 0);
+    assert_int_equal(t->certificate_locs[0].line, 7);
+    assert_string_equal(t->certificate_locs[0].file, "cfg.json");
+    assert_int_equal(t->min_version, TLS1_3_VERSION);
+    assert_int_equal(t->max_version, TLS1_3_VERSION);
+    assert_string_equal(
+        t->ciphersuites,
+        "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
+    assert_non_null(strstr(t->cipher_list, "ECDHE-RSA-AES128-GCM-SHA256"));
+    assert_false(t->cipher_string);
+    assert_false(t->legacy);
+    assert_null(t->curves);
+    assert_int_equal(t->n_alpn, 1);
+    assert_string_equal(t->alpn[0], "http/1.1");
+    assert_true(t->session_resumption);
+    assert_int_equal(err.n, 0);
+    assert_ptr_equal(tg_config_keystore(cfg, "web"), &cfg->keystores[0]);
+    assert_null(tg_config_keystore(cfg, "nope"));
+    assert_ptr_equal(tg_config_backend(cfg, "app"), &cfg->backends[0]);
+    assert_int_equal(cfg->backends[0].kind, TG_BACKEND_STATUS);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+    free(json);
+}
+
+static void test_bad_min_version_position(void **state)
+{
+    struct tg_err err;
+    const char *json = "{\"version\": 1,\n"
+                       " \"keystores\": {\"web\": {\"cert\": \"web.crt\", \"key\": \"web.key\"}},\n"
+                       " \"backends\": {\"app\": {\"builtin\": \"status\"}},\n"
+                       " \"listeners\": [{\"name\": \"a\", \"address\": \"127.0.0.1:8443\",\n"
+                       "   \"routes\": [{\"backend\": \"app\"}], \"tls\": {\n"
+                       "      \"certificates\": [\"web\"],\n"
+                       "      \"min_version\":  \"TLS1.4\"}}]}\n"; /* line 7, column 23 */
+    expect_fail(json, &err);
+    assert_int_equal(err.n, 1);
+    char *s = tg_err_format(&err, 0);
+    assert_string_equal(s, "cfg.json:7:23: /listeners/0/tls/min_version: \"TLS1.4\" is not a TLS "
+                           "version (allowed: TLS1.0 to TLS1.3)");
+    free(s);
+    tg_err_close(&err);
+}
+
+static void test_multiple_errors_sorted(void **state)
+{
+    struct tg_err err;
+    const char *json = "{\"version\": 2,\n"
+                       " \"workers\": 0,\n"
+                       " \"log\": {\"level\": \"loud\", \"format\": \"xml\"},\n"
+                       " \"timeouts\": {\"idle\": 0, \"handshake\": 0.25},\n"
+                       " \"limits\": {\"max_header_bytes\": 10},\n"
+                       " \"listeners\": []}\n";
+    expect_fail(json, &err);
+    assert_int_equal(tg_err_count(&err), 7);
+    assert_true(has(&err, "cfg.json:1:13: /version: schema version 2 is not supported"));
+    assert_true(
+        has(&err, "cfg.json:2:13: /workers: 0 is out of range (allowed: \"auto\" or 1..256)"));
+    assert_true(has(&err, "cfg.json:3:19: /log/level: \"loud\" is not a log level (allowed: error, "
+                          "warn, info, debug)"));
+    assert_true(has(&err, "/log/format: \"xml\" is not a log format (allowed: text, json)"));
+    assert_true(has(&err, "/timeouts/idle: 0 is out of range (allowed: more than 0, at most 86400 "
+                          "seconds)"));
+    assert_true(has(&err, "/limits/max_header_bytes: 10 is out of range (allowed: 1024..1048576)"));
+    assert_true(has(&err, "cfg.json:6:15: /listeners: must list at least one listener"));
+    for (size_t i = 1; i < err.n; i++)
+        assert_true(err.v[i - 1].line <= err.v[i].line);
+    tg_err_close(&err);
+}
+
+static void test_unknown_keys(void **state)
+{
+    struct tg_err err;
+    char *json = listener_cfg("{\"certificates\": [\"web\"],\n"
+                              "            \"min_verison\": \"TLS1.2\", \"zzzzzz\": 1}");
+    expect_fail(json, &err);
+    assert_int_equal(tg_err_count(&err), 2);
+    assert_true(has(&err,
+                    "cfg.json:8:13: /listeners/0/tls/min_verison: unknown key \"min_verison\" "
+                    "(did you mean \"min_version\"?)"));
+    assert_true(has(&err, "/listeners/0/tls/zzzzzz: unknown key \"zzzzzz\" (allowed: disabled, "
+                          "certificates, min_version, max_version, cipher_suites, curves, alpn, "
+                          "session_resumption)"));
+    tg_err_close(&err);
+    free(json);
+}
+
+static void test_missing_file(void **state)
+{
+    struct tg_err err;
+    const char *json = "{\"version\": 1,\n"
+                       " \"keystores\": {\"web\": {\"cert\": \"web.crt\",\n"
+                       "                         \"key\": \"x.key\"}},\n"
+                       " \"listeners\": [{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"tls\": "
+                       "{\"disabled\": true}, \"routes\": [{\"backend\": \"b\"}]}],\n"
+                       " \"backends\": {\"b\": {\"targets\": [\"127.0.0.1:80\"]}}}\n";
+    expect_fail(json, &err);
+    assert_int_equal(err.n, 1);
+    char *s = tg_err_format(&err, 0);
+    assert_string_equal(s, "cfg.json:3:33: /keystores/web/key: cannot read \"x.key\": No such "
+                           "file or directory");
+    free(s);
+    tg_err_close(&err);
+}
+
+static void test_duplicate_listeners(void **state)
+{
+    struct tg_err err;
+    const char *json = HEAD
+        "  \"listeners\": [\n"
+        "    {\"name\": \"a\", \"address\": \"127.0.0.1:8443\", \"tls\": {\"disabled\": true}, "
+        "\"routes\": [{\"backend\": \"app\"}]},\n"
+        "    {\"name\": \"a\", \"address\": \"127.0.0.1:8443\", \"tls\": {\"disabled\": true}, "
+        "\"routes\": [{\"backend\": \"app\"}]},\n"
+        "    {\"name\": \"bad name\", \"address\": \"[::1]:8443\", \"tls\": {\"disabled\": "
+        "true}, \"routes\": [{\"backend\": \"app\"}]},\n"
+        "    {\"name\": \"c\", \"address\": \"::1:8443\", \"tls\": {\"disabled\": "
+        "true}, \"routes\": [{\"backend\": \"app\"}]}\n"
+        "  ]\n}\n";
+    expect_fail(json, &err);
+    assert_int_equal(tg_err_count(&err), 4);
+    assert_true(has(&err,
+                    "cfg.json:7:14: /listeners/1/name: listener name \"a\" is already used by "
+                    "/listeners/0"));
+    assert_true(has(&err, "cfg.json:7:30: /listeners/1/address: address \"127.0.0.1:8443\" is "
+                          "already used by listener \"a\" (/listeners/0)"));
+    assert_true(has(&err, "/listeners/2/name: \"bad name\" is not a listener name"));
+    assert_true(has(&err, "/listeners/3/address: \"::1:8443\" is not a listen address: IPv6 "
+                          "addresses need brackets"));
+    tg_err_close(&err);
+}
+
+static void test_route_unknown_backend(void **state)
+{
+    struct tg_err err;
+    const char *json =
+        HEAD "  \"listeners\": [{\"name\": \"a\", \"address\": \"127.0.0.1:8443\",\n"
+             "    \"tls\": {\"disabled\": true},\n"
+             "    \"routes\": [{\"host\": \"*.example.com\", \"backend\": \"apq\"},\n"
+             "               {\"path_prefix\": \"v1\", \"backend\": \"nothere\"}]}]\n}\n";
+    expect_fail(json, &err);
+    assert_int_equal(tg_err_count(&err), 3);
+    assert_true(has(&err, "cfg.json:7:53: /listeners/0/routes/0/backend: backend \"apq\" is not "
+                          "defined (did you mean \"app\"?)"));
+    assert_true(has(&err, "/listeners/0/routes/1/path_prefix: \"v1\" must start with \"/\""));
+    assert_true(has(&err, "/listeners/0/routes/1/backend: backend \"nothere\" is not defined in "
+                          "\"backends\""));
+    tg_err_close(&err);
+}
+
+static void test_routes_and_backends(void **state)
+{
+    struct tg_config *cfg;
+    struct tg_err err;
+    const char *json =
+        "{\"version\": 1, \"workers\": 3, \"state_dir\": \"st\",\n"
+        " \"log\": {\"level\": \"debug\", \"format\": \"json\", \"access_log\": \"logs/a.log\"},\n"
+        " \"timeouts\": {\"idle\": 0.5, \"shutdown\": 86400},\n"
+        " \"limits\": {\"max_connections\": 1000, \"max_headers\": 1},\n"
+        " \"backends\": {\"web\": {\"targets\": [\"127.0.0.1:8080\", \"[::1]:9000\"]},\n"
+        "              \"st\": {\"builtin\": \"status\"}},\n"
+        " \"listeners\": [{\"name\": \"x.y-z_1\", \"address\": \"[::1]:8443\", \"tls\": "
+        "{\"disabled\": true}, \"routes\": [{\"host\": \"API.Example.com\", \"path_prefix\": "
+        "\"/v1/\","
+        " \"backend\": \"st\"}, {\"backend\": \"web\"}]}]}\n";
+    expect_ok(json, &cfg, &err);
+    assert_int_equal(cfg->workers, 3);
+    assert_string_equal(cfg->state_dir, DATA "/st");
+    assert_int_equal(cfg->log.level, TG_LOG_DEBUG);
+    assert_int_equal(cfg->log.format, TG_LOGFMT_JSON);
+    assert_string_equal(cfg->log.access_log, DATA "/logs/a.log");
+    assert_int_equal(cfg->timeouts.idle_ms, 500);
+    assert_int_equal(cfg->timeouts.shutdown_ms, 86400000);
+    assert_int_equal(cfg->limits.max_connections, 1000);
+    assert_int_equal(cfg->limits.max_headers, 1);
+    assert_int_equal(cfg->n_backends, 2);
+    assert_int_equal(cfg->backends[0].kind, TG_BACKEND_HTTP);
+    assert_int_equal(cfg->backends[0].n_targets, 2);
+    assert_string_equal(cfg->backends[0].targets[1].host, "::1");
+    assert_int_equal(cfg->backends[0].targets[1].port, 9000);
+    assert_int_equal(cfg->backends[0].targets[1].addr.ss_family, AF_INET6);
+    assert_int_equal(cfg->backends[0].targets[0].addr.ss_family, AF_INET);
+    const struct tg_listener_conf *l = &cfg->listeners[0];
+    assert_int_equal(l->addr.ss_family, AF_INET6);
+    assert_true(l->tls.disabled);
+    assert_string_equal(l->routes[0].host, "api.example.com");
+    assert_string_equal(l->routes[0].path_prefix, "/v1/");
+    assert_int_equal(l->routes[0].backend_idx, 1);
+    assert_int_equal(l->routes[1].backend_idx, 0);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+
+    setenv("TLSGATE_STATE_DIR", "/var/lib/tg-test", 1);
+    expect_ok("{\"version\": 1, \"workers\": \"auto\", \"listeners\": [{\"name\": \"a\", "
+              "\"address\": \"localhost:1\", \"tls\": {\"disabled\": true}, \"routes\": "
+              "[{\"backend\": \"s\"}]}], \"backends\": {\"s\": {\"builtin\": \"status\"}}}",
+              &cfg, &err);
+    assert_string_equal(cfg->state_dir, "/var/lib/tg-test");
+    unsetenv("TLSGATE_STATE_DIR");
+    tg_config_free(cfg);
+    tg_err_close(&err);
+}
+
+static void test_passwords(void **state)
+{
+    struct tg_config *cfg;
+    struct tg_err err;
+#define PWCFG(pw, extra)                                                                           \
+    "{\"version\": 1, \"backends\": {\"app\": {\"builtin\": \"status\"}},\n"                       \
+    " \"keystores\": {\"web\": {\"cert\": \"web.crt\", \"key\": \"web.key\", "                     \
+    "\"key_password\": " pw "}},\n"                                                                \
+    " \"listeners\": [{\"name\": \"a\", \"address\": \"127.0.0.1:8443\", \"routes\": "             \
+    "[{\"backend\": \"app\"}], \"tls\": {\"certificates\": [\"web\"]" extra "}}]}\n"
+
+    setenv("TG_TEST_KEY_PW", "env-secret-456", 1);
+    expect_ok(PWCFG("{\"env\": \"TG_TEST_KEY_PW\"}", ""), &cfg, &err);
+    assert_string_equal(cfg->keystores[0].key_password, "env-secret-456");
+    tg_config_free(cfg);
+    tg_err_close(&err);
+
+    expect_ok(PWCFG("{\"file\": \"password.txt\"}", ""), &cfg, &err);
+    assert_string_equal(cfg->keystores[0].key_password, "file-secret-123");
+    tg_config_free(cfg);
+    tg_err_close(&err);
+
+    expect_ok(PWCFG("\"plain-secret-789\"", ""), &cfg, &err);
+    assert_string_equal(cfg->keystores[0].key_password, "plain-secret-789");
+    tg_config_free(cfg);
+    tg_err_close(&err);
+
+    /* Secrets never appear in messages, even when the config fails for another reason. */
+    static const char *const bad[] = {
+        PWCFG("{\"env\": \"TG_TEST_KEY_PW\"}", ", \"min_version\": \"env-secret-456x\""),
+        PWCFG("{\"file\": \"password.txt\"}", ", \"min_version\": \"bogus\""),
+        PWCFG("\"plain-secret-789\"", ", \"min_version\": \"bogus\""),
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        expect_fail(bad[i], &err);
+        char *all = errs_text(&err);
+        assert_null(strstr(all, "file-secret-123"));
+        assert_null(strstr(all, "plain-secret-789"));
+        tg_err_close(&err);
+        free(all);
+    }
+    unsetenv("TG_TEST_KEY_PW");
+
+    expect_fail(PWCFG("{\"env\": \"TG_TEST_NOT_SET\"}", ""), &err);
+    assert_true(has(&err, "/keystores/web/key_password/env: environment variable "
+                          "\"TG_TEST_NOT_SET\" is not set"));
+    tg_err_close(&err);
+    expect_fail(PWCFG("{\"file\": \"nope.txt\"}", ""), &err);
+    assert_true(
+        has(&err, "/keystores/web/key_password/file: cannot read \"nope.txt\": No such file"));
+    tg_err_close(&err);
+    expect_fail(PWCFG("{\"file\": \"a\", \"env\": \"b\"}", ""), &err);
+    assert_true(has(&err, "needs exactly one of \"file\" or \"env\""));
+    tg_err_close(&err);
+    expect_fail(PWCFG("\"enc:AAAA\"", ""), &err);
+    assert_true(has(&err, "/keystores/web/key_password: encrypted (\"enc:\") passwords are not "
+                          "supported yet in this version"));
+    assert_true(lacks(&err, "AAAA"));
+    tg_err_close(&err);
+}
+
+static void test_not_supported_yet(void **state)
+{
+    struct tg_err err;
+    const char *json =
+        "{\"version\": 1, \"truststores\": {}, \"admin\": {}, \"session_tickets\": {},\n"
+        " \"keystores\": {\"p\": {\"type\": \"pkcs12\", \"file\": \"a.p12\", \"password\": "
+        "\"x\"},\n"
+        "               \"j\": {\"type\": \"jks\", \"file\": \"a.jks\"}},\n"
+        " \"backends\": {\"b\": {\"targets\": [\"127.0.0.1:1\"], \"tls\": {}}},\n"
+        " \"listeners\": [{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"mode\": \"tcp\",\n"
+        "   \"proxy_protocol\": true, \"routes\": [{\"backend\": \"b\"}],\n"
+        "   \"tls\": {\"certificates\": [\"p\"], \"client_auth\": {}, \"ocsp_stapling\": {},\n"
+        "           \"alpn\": [\"h2\", \"http/1.1\"]}}]}\n";
+    expect_fail(json, &err);
+    assert_true(lacks(&err, "unknown key"));
+    assert_true(has(&err,
+                    "cfg.json:1:16: /truststores: \"truststores\" is not supported yet in this "
+                    "version"));
+    assert_true(has(&err, "/admin: \"admin\" is not supported yet in this version"));
+    assert_true(has(&err, "/session_tickets: \"session_tickets\" is not supported yet"));
+    assert_true(has(&err,
+                    "/keystores/p/type: keystore type \"pkcs12\" is not supported yet in this "
+                    "version (only \"pem\")"));
+    assert_true(has(&err, "/keystores/j/type: keystore type \"jks\" is not supported yet"));
+    assert_true(has(&err, "/backends/b/tls: \"tls\" is not supported yet in this version"));
+    assert_true(has(&err, "/listeners/0/mode: mode \"tcp\" is not supported yet in this version "
+                          "(only \"http\")"));
+    assert_true(has(&err, "/listeners/0/proxy_protocol: proxy_protocol is not supported yet"));
+    assert_true(has(&err, "/listeners/0/tls/client_auth: \"client_auth\" is not supported yet"));
+    assert_true(
+        has(&err, "/listeners/0/tls/ocsp_stapling: \"ocsp_stapling\" is not supported yet"));
+    assert_true(has(&err,
+                    "cfg.json:8:21: /listeners/0/tls/alpn/0: HTTP/2 (\"h2\") is not supported "
+                    "yet in this version"));
+    assert_int_equal(tg_err_count(&err), 11);
+    tg_err_close(&err);
+}
+
+static void test_tls_required_and_types(void **state)
+{
+    struct tg_err err;
+    const char *json = HEAD "  \"listeners\": [{\"name\": \"a\", \"address\": \"127.0.0.1:8443\",\n"
+                            "    \"routes\": [{\"backend\": \"app\"}]},\n"
+                            "   {\"name\": 5, \"address\": \"127.0.0.1:99999\", \"tls\": {}, "
+                            "\"routes\": [{\"backend\": \"app\"}]}]}\n";
+    expect_fail(json, &err);
+    assert_true(has(&err, "cfg.json:5:17: /listeners/0: tls is required (set \"disabled\": true to "
+                          "serve plaintext)"));
+    assert_true(has(&err, "/listeners/1/name: must be a string (got an integer)"));
+    assert_true(has(&err, "/listeners/1/address: \"127.0.0.1:99999\" is not a listen address: the "
+                          "port must be a number 1..65535"));
+    assert_true(has(&err, "/listeners/1/tls: missing required key \"certificates\""));
+    assert_int_equal(tg_err_count(&err), 4);
+    tg_err_close(&err);
+}
+
+static void test_syntax_error(void **state)
+{
+    struct tg_err err;
+    expect_fail("{\"version\": 1,\n \"x\": [1, 2,]\n}", &err);
+    assert_int_equal(err.n, 1);
+    char *s = tg_err_format(&err, 0);
+    assert_non_null(strstr(s, "cfg.json:2:"));
+    assert_non_null(strstr(s, ": JSON syntax error: "));
+    free(s);
+    tg_err_close(&err);
+
+    expect_fail("{\"version\": 1, \"version\": 1}", &err);
+    assert_true(has(&err, "JSON syntax error: duplicate object key"));
+    tg_err_close(&err);
+
+    expect_fail("[1]", &err);
+    assert_true(has(&err, "cfg.json:1:1: the config must be a JSON object (got a list)"));
+    tg_err_close(&err);
+}
+
+/* ---- TLS policy ---- */
+
+static struct tg_config *tls_ok(const char *tls, struct tg_err *err)
+{
+    struct tg_config *cfg;
+    char *json = listener_cfg(tls);
+    expect_ok(json, &cfg, err);
+    free(json);
+    return cfg;
+}
+
+static void tls_fail(const char *tls, struct tg_err *err)
+{
+    char *json = listener_cfg(tls);
+    expect_fail(json, err);
+    free(json);
+}
+
+static void test_suites_mixed_list(void **state)
+{
+    struct tg_err err;
+    struct tg_config *cfg = tls_ok(
+        "{\"certificates\": [\"web\"], \"min_version\": \"tlsv1.2\", \"cipher_suites\": [\n"
+        "  \"TLS_CHACHA20_POLY1305_SHA256\", \"TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256\", 49199,\n"
+        "  \"tls_aes_128_gcm_sha256\", \"0xC030\", \"ECDHE-RSA-AES128-SHA256\"],\n"
+        " \"curves\": [\"x25519\", \"prime256v1\", \"P-384\"], \"session_resumption\": false}",
+        &err);
+    const struct tg_tls_conf *t = &cfg->listeners[0].tls;
+    assert_int_equal(t->min_version, TLS1_2_VERSION);
+    assert_int_equal(t->max_version, TLS1_3_VERSION);
+    assert_string_equal(t->ciphersuites, "TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256");
+    assert_string_equal(t->cipher_list, "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                        "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-RSA-AES128-SHA256");
+    assert_false(t->cipher_string);
+    assert_false(t->legacy);
+    assert_string_equal(t->curves, "X25519:P-256:P-384");
+    assert_false(t->session_resumption);
+    assert_int_equal(err.n, 0);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+}
+
+static void test_suites_names_no_version(void **state)
+{
+    struct tg_err err;
+    tls_fail("{\"certificates\": [\"web\"], \"min_version\": \"TLS1.2\",\n"
+             " \"cipher_suites\": [\"TLS_AES_128_GCM_SHA256\"]}",
+             &err);
+    assert_int_equal(err.n, 1);
+    assert_true(has(&err,
+                    "cfg.json:8:19: /listeners/0/tls/cipher_suites: cipher_suites names no TLS "
+                    "1.2 suite but min_version allows TLS1.2: add one or set min_version to "
+                    "TLS1.3"));
+    tg_err_close(&err);
+
+    tls_fail("{\"certificates\": [\"web\"], \"min_version\": \"TLS1.2\",\n"
+             " \"cipher_suites\": [\"ECDHE-RSA-AES128-GCM-SHA256\"]}",
+             &err);
+    assert_int_equal(err.n, 1);
+    assert_true(has(&err,
+                    "/listeners/0/tls/cipher_suites: cipher_suites names no TLS 1.3 suite but "
+                    "max_version allows TLS1.3: add one or set max_version to TLS1.2"));
+    tg_err_close(&err);
+
+    /* Allowed when the versions exclude the missing kind; unusable suites give a warning. */
+    struct tg_config *cfg = tls_ok("{\"certificates\": [\"web\"], \"min_version\": \"TLS1.2\", "
+                                   "\"max_version\": \"TLS1.2\", \"cipher_suites\": "
+                                   "[\"ECDHE-RSA-AES128-GCM-SHA256\", \"TLS_AES_256_GCM_SHA384\"]}",
+                                   &err);
+    assert_string_equal(cfg->listeners[0].tls.ciphersuites, "TLS_AES_256_GCM_SHA384");
+    assert_int_equal(tg_err_count(&err), 0);
+    assert_true(has(&err, "warning: /listeners/0/tls/cipher_suites: TLS 1.3 suites "
+                          "TLS_AES_256_GCM_SHA384 will never be used: max_version is TLS1.2"));
+    tg_config_free(cfg);
+    tg_err_close(&err);
+
+    cfg = tls_ok("{\"certificates\": [\"web\"], \"cipher_suites\": [\"TLS_AES_256_GCM_SHA384\"]}",
+                 &err);
+    assert_string_equal(cfg->listeners[0].tls.ciphersuites, "TLS_AES_256_GCM_SHA384");
+    assert_string_equal(cfg->listeners[0].tls.cipher_list, "");
+    assert_int_equal(err.n, 0);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+}
+
+static void test_suites_errors(void **state)
+{
+    struct tg_err err;
+    tls_fail("{\"certificates\": [\"web\"], \"cipher_suites\": [\"TLS_AES_128_GCM_SHA265\", "
+             "\"ADH-AES128-SHA\", \"RC4-SHA\", true, \"NO_SUCH_THING_AT_ALL\"]}",
+             &err);
+    assert_true(has(&err, "/listeners/0/tls/cipher_suites/0: unknown cipher suite "
+                          "\"TLS_AES_128_GCM_SHA265\" (did you mean \"TLS_AES_128_GCM_SHA256\"?)"));
+    assert_true(has(&err, "/listeners/0/tls/cipher_suites/1: \"ADH-AES128-SHA\" is an insecure "
+                          "suite without authentication; not allowed"));
+    assert_true(has(&err, "/listeners/0/tls/cipher_suites/2: \"RC4-SHA\" is an insecure suite with "
+                          "the broken RC4 cipher; not allowed"));
+    assert_true(has(&err, "/listeners/0/tls/cipher_suites/3: must be a suite name or number (got a "
+                          "boolean)"));
+    assert_true(has(&err, "/listeners/0/tls/cipher_suites/4: unknown cipher suite "
+                          "\"NO_SUCH_THING_AT_ALL\" (use OpenSSL"));
+    assert_true(lacks(&err, "names no"));
+    assert_int_equal(tg_err_count(&err), 5);
+    tg_err_close(&err);
+
+    tls_fail("{\"certificates\": [\"web\"], \"min_version\": \"SSLv3\", \"max_version\": "
+             "\"TLS1.2\", \"cipher_suites\": []}",
+             &err);
+    assert_true(has(&err, "/listeners/0/tls/min_version: \"SSLv3\": SSLv3 and SSLv2 are not "
+                          "supported"));
+    assert_true(has(&err, "/listeners/0/tls/cipher_suites: must name at least one suite"));
+    tg_err_close(&err);
+
+    tls_fail("{\"certificates\": [\"web\", \"wbe\", \"zzzzzzzz\"], \"min_version\": \"TLS1.3\", "
+             "\"max_version\": \"TLS1.2\", \"curves\": [\"P-257\"], \"alpn\": [\"spdy/3\"]}",
+             &err);
+    assert_true(has(&err, "/listeners/0/tls/min_version: min_version TLS1.3 is above max_version "
+                          "TLS1.2"));
+    assert_true(has(&err, "/listeners/0/tls/certificates/1: keystore \"wbe\" is not defined (did "
+                          "you mean \"web\"?)"));
+    assert_true(has(&err, "/listeners/0/tls/certificates/2: keystore \"zzzzzzzz\" is not defined"));
+    assert_true(has(&err, "/listeners/0/tls/curves/0: \"P-257\" is not a known group (allowed: "
+                          "X25519, X448, P-256"));
+    assert_true(has(&err, "/listeners/0/tls/alpn/0: \"spdy/3\" is not a supported ALPN protocol "
+                          "(allowed: http/1.1)"));
+    assert_int_equal(tg_err_count(&err), 5);
+    tg_err_close(&err);
+}
+
+static void test_legacy(void **state)
+{
+    struct tg_err err;
+    struct tg_config *cfg = tls_ok("{\"certificates\": [\"web\"], \"min_version\": \"TLS1.0\", "
+                                   "\"cipher_suites\": [\"TLS_AES_128_GCM_SHA256\", "
+                                   "\"ECDHE-RSA-AES128-SHA\", \"SSL_RSA_WITH_3DES_EDE_CBC_SHA\"]}",
+                                   &err);
+    const struct tg_tls_conf *t = &cfg->listeners[0].tls;
+    assert_true(t->legacy);
+    assert_int_equal(t->min_version, TLS1_VERSION);
+    assert_int_equal(tg_err_count(&err), 0);
+    assert_true(has(&err, "cfg.json:7:12: warning: /listeners/0/tls: legacy policy: TLS1.0"));
+    assert_true(has(&err, "needs OpenSSL security level 0; clients can be downgraded to weak "
+                          "cryptography"));
+    struct tg_cipher_info ci;
+    assert_int_equal(tg_cipher_lookup("DES-CBC3-SHA", &ci), 0);
+    if (ci.available) {
+        assert_non_null(strstr(t->cipher_list, "DES-CBC3-SHA"));
+        assert_true(has(&err, "DES-CBC3-SHA needs OpenSSL"));
+    } else {
+        /* This libssl was built without 3DES: the suite is named precisely and left out. */
+        assert_string_equal(t->cipher_list, "ECDHE-RSA-AES128-SHA");
+        assert_true(has(&err, "warning: /listeners/0/tls/cipher_suites/2: "
+                              "\"SSL_RSA_WITH_3DES_EDE_CBC_SHA\" (DES-CBC3-SHA) is not available"));
+    }
+    tg_config_free(cfg);
+    tg_err_close(&err);
+
+    cfg = tls_ok("{\"certificates\": [\"web\"], \"min_version\": \"TLS1.2\"}", &err);
+    assert_false(cfg->listeners[0].tls.legacy);
+    assert_int_equal(err.n, 0);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+}
+
+static void test_cipher_string(void **state)
+{
+    struct tg_err err;
+    struct tg_config *cfg =
+        tls_ok("{\"certificates\": [\"web\"], \"min_version\": \"TLS1.2\", \"cipher_suites\": "
+               "\"HIGH:!aNULL:!kRSA\"}",
+               &err);
+    const struct tg_tls_conf *t = &cfg->listeners[0].tls;
+    assert_true(t->cipher_string);
+    assert_string_equal(t->cipher_list, "HIGH:!aNULL:!kRSA");
+    assert_string_equal(
+        t->ciphersuites,
+        "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
+    assert_false(t->legacy);
+    assert_int_equal(err.n, 0);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+
+    cfg = tls_ok("{\"certificates\": [\"web\"], \"min_version\": \"TLS1.1\", \"cipher_suites\": "
+                 "\"ALL:@SECLEVEL=0\"}",
+                 &err);
+    assert_true(cfg->listeners[0].tls.legacy);
+    assert_true(has(&err, "legacy policy: TLS1.1"));
+    assert_true(has(&err, "cipher string selects insecure suites such as"));
+    tg_config_free(cfg);
+    tg_err_close(&err);
+
+    tls_fail("{\"certificates\": [\"web\"], \"cipher_suites\": \"NOTHING-MATCHES\"}", &err);
+    assert_true(has(&err, "/listeners/0/tls/cipher_suites: cipher string \"NOTHING-MATCHES\" "
+                          "selects no TLS 1.2 suite"));
+    tg_err_close(&err);
+}
+
+static void test_tls_disabled_warns(void **state)
+{
+    struct tg_err err;
+    struct tg_config *cfg = tls_ok("{\"disabled\": true, \"min_version\": \"TLS1.2\"}", &err);
+    assert_true(cfg->listeners[0].tls.disabled);
+    assert_true(has(&err, "warning: /listeners/0/tls: the other tls settings are ignored"));
+    tg_config_free(cfg);
+    tg_err_close(&err);
+}
+
+static void test_embedded_default(void **state)
+{
+    char dir[] = "/tmp/tg_cfgdef_XXXXXX";
+    char path[128];
+    struct tg_config *cfg = NULL;
+    struct tg_err err;
+
+    assert_non_null(mkdtemp(dir));
+    tg_err_init(&err);
+    /* Without the key files the default loads with exactly those two errors, and no crash. */
+    assert_int_equal(tg_config_load_string(tg_config_default_json, strlen(tg_config_default_json),
+                                           "<embedded default>", dir, &cfg, &err),
+                     -EINVAL);
+    assert_int_equal(tg_err_count(&err), 2);
+    assert_true(
+        has(&err, "<embedded default>:6:40: /keystores/default/cert: cannot read \"default.crt\""));
+    tg_err_close(&err);
+    static const char *const files[] = {"default.crt", "default.key"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        FILE *f = fopen(path, "w");
+        assert_non_null(f);
+        fputs("-----BEGIN PLACEHOLDER-----\n", f);
+        fclose(f);
+    }
+    assert_int_equal(tg_config_load_string(tg_config_default_json, strlen(tg_config_default_json),
+                                           "<embedded default>", dir, &cfg, &err),
+                     0);
+    assert_int_equal(err.n, 0);
+    snprintf(path, sizeof(path), "%s/default.crt", dir);
+    assert_string_equal(cfg->keystores[0].cert_file, path);
+    assert_string_equal(cfg->log.access_log, "stdout");
+    assert_string_equal(cfg->listeners[0].name, "default");
+    assert_string_equal(cfg->listeners[0].address, "127.0.0.1:8443");
+    assert_int_equal(cfg->backends[0].kind, TG_BACKEND_STATUS);
+    assert_int_equal(cfg->listeners[0].routes[0].backend_idx, 0);
+    assert_null(cfg->source_file);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
+        unlink(path);
+    }
+    rmdir(dir);
+}
+
+static void test_load_file(void **state)
+{
+    char dir[] = "/tmp/tg_cfgfile_XXXXXX";
+    char path[128], cert[160];
+    struct tg_config *cfg = NULL;
+    struct tg_err err;
+
+    assert_non_null(mkdtemp(dir));
+    snprintf(cert, sizeof(cert), "%s/c.pem", dir);
+    FILE *f = fopen(cert, "w");
+    fputs("x", f);
+    fclose(f);
+    snprintf(path, sizeof(path), "%s/gw.json", dir);
+    f = fopen(path, "w");
+    fputs("{\"version\": 1, \"keystores\": {\"k\": {\"cert\": \"c.pem\", \"key\": \"./c.pem\"}},\n"
+          " \"backends\": {\"s\": {\"builtin\": \"status\"}},\n"
+          " \"listeners\": [{\"name\": \"a\", \"address\": \"127.0.0.1:8443\", \"tls\": "
+          "{\"certificates\": [\"k\"]}, \"routes\": [{\"backend\": \"s\"}]}]}\n",
+          f);
+    fclose(f);
+    tg_err_init(&err);
+    assert_int_equal(tg_config_load_file(path, &cfg, &err), 0);
+    assert_string_equal(cfg->source_file, path);
+    assert_string_equal(cfg->base_dir, dir);
+    assert_string_equal(cfg->keystores[0].cert_file, cert);
+    assert_string_equal(cfg->keystores[0].key_file, cert);
+    tg_config_free(cfg);
+    cfg = NULL;
+    unlink(path);
+    assert_int_equal(tg_config_load_file(path, &cfg, &err), -ENOENT);
+    assert_null(cfg);
+    assert_true(has(&err, "gw.json: cannot read the config file: No such file or directory"));
+    tg_err_close(&err);
+    unlink(cert);
+    rmdir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_bad_min_version_position),
+        cmocka_unit_test(test_multiple_errors_sorted),
+        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_missing_file),
+        cmocka_unit_test(test_duplicate_listeners),
+        cmocka_unit_test(test_route_unknown_backend),
+        cmocka_unit_test(test_routes_and_backends),
+        cmocka_unit_test(test_passwords),
+        cmocka_unit_test(test_not_supported_yet),
+        cmocka_unit_test(test_tls_required_and_types),
+        cmocka_unit_test(test_syntax_error),
+        cmocka_unit_test(test_suites_mixed_list),
+        cmocka_unit_test(test_suites_names_no_version),
+        cmocka_unit_test(test_suites_errors),
+        cmocka_unit_test(test_legacy),
+        cmocka_unit_test(test_cipher_string),
+        cmocka_unit_test(test_tls_disabled_warns),
+        cmocka_unit_test(test_embedded_default),
+        cmocka_unit_test(test_load_file),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
