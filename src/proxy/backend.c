@@ -485,10 +485,13 @@ static void on_poll(uv_poll_t *p, int status, int events)
         return;
     }
     if (b->state == TG_B_CONNECTING) {
+        /* libuv reports EPOLLERR as UV_EBADF: the real reason is in SO_ERROR. */
         int err = 0;
         socklen_t len = sizeof(err);
-        if (status < 0 || getsockopt(b->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-            err = status < 0 ? -status : errno;
+        if (getsockopt(b->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+        if (err == 0 && status < 0)
+            err = ECONNREFUSED;
         if (err != 0) {
             connect_failed(b, err, false);
             return;

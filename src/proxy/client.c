@@ -858,10 +858,13 @@ static void client_read(struct tg_client *c)
 {
     while (!c->dead && reading_allowed(c)) {
         tg_buf_ensure(&c->in, in_cap(c));
-        if (c->in.off == c->in.len)
-            c->in.off = c->in.len = 0;
-        else if (c->in.off > 0 && (!c->head_started || c->req.head_done))
-            tg_buf_compact(&c->in);
+        /* While a head is incomplete its spans point into c->in: never move those bytes. */
+        if (!c->head_started || c->req.head_done) {
+            if (c->in.off == c->in.len)
+                c->in.off = c->in.len = 0;
+            else if (c->in.off > 0)
+                tg_buf_compact(&c->in);
+        }
         size_t room = c->in.cap - c->in.len;
         if (room == 0)
             break;
