@@ -177,9 +177,9 @@ static void on_timer(uv_timer_t *t)
         const struct tg_tls_fail_info *fi = tg_tls_fail_info(TG_TLS_FAIL_TIMEOUT);
         TG_STAT_INC(&c->w->stats, hs_fail[TG_TLS_FAIL_TIMEOUT]);
         tg_log_info("TLS handshake failed: peer=%s listener=%s reason=%s: %s (no handshake "
-                    "within %" PRIu64 " ms); to change this: %s",
+                    "within %" PRIu64 " ms); to change this, see %s",
                     c->peer, c->lc->name, fi->token, fi->sentence, to->handshake_ms,
-                    fi->config_key ? fi->config_key : "-");
+                    fi->config_key ? fi->config_key : "timeouts.handshake");
         client_close(c);
         return;
     }
@@ -283,11 +283,14 @@ static void hs_failed(struct tg_client *c, enum tg_tls_fail f)
     char detail[256] = "";
     if (c->ssl != NULL)
         tg_tls_fail_detail(c->ssl, f, detail, sizeof(detail));
+    if (strcmp(detail, fi->sentence) == 0)
+        detail[0] = '\0';
     TG_STAT_INC(&c->w->stats, hs_fail[f]);
     tg_log(fi->client_caused ? TG_LOG_INFO : TG_LOG_ERROR,
-           "TLS handshake failed: peer=%s listener=%s reason=%s: %s%s%s%s; to change this: %s",
-           c->peer, c->lc->name, fi->token, fi->sentence, detail[0] ? " (" : "", detail,
-           detail[0] ? ")" : "", fi->config_key ? fi->config_key : "nothing on our side");
+           "TLS handshake failed: peer=%s listener=%s reason=%s: %s%s%s%s%s%s", c->peer,
+           c->lc->name, fi->token, fi->sentence, detail[0] ? " (" : "", detail,
+           detail[0] ? ")" : "", fi->config_key ? "; to change this, see " : "",
+           fi->config_key ? fi->config_key : "");
     client_close(c);
 }
 
