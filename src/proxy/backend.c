@@ -59,7 +59,7 @@ static void on_closed(uv_handle_t *h)
     if (--b->pending_closes > 0)
         return;
     close(b->fd);
-    tg_buf_free(&b->in);
+    tg__buf_release(b->w, &b->in);
     if (b->resp_ready)
         tg_h1_free(&b->resp);
     free(ext(b));
@@ -109,7 +109,7 @@ void tg__backend_release(struct tg_bconn *b, bool reusable)
         tg__backend_close(b);
         return;
     }
-    tg_buf_free(&b->in);
+    tg__buf_release(b->w, &b->in);
     b->state = TG_B_IDLE;
     b->next = pw->idle;
     b->prev = NULL;
@@ -309,8 +309,7 @@ void tg__backend_start(struct tg_client *c)
         idle_remove(b);
         b->reused = true;
         TG_STAT_INC(&c->w->stats, backend_reuses);
-        attach(c, b);
-        backend_update(b);
+        attach(c, b); /* poll interest is updated by the flush that follows */
         return;
     }
     connect_target(c, idx);
@@ -376,8 +375,12 @@ static void backend_update(struct tg_bconn *b)
     else if (b->c != NULL) {
         if (tg_buf_used(&b->c->to_backend) > 0)
             mask |= UV_WRITABLE;
-        if (want_read(b))
+        if (want_read(b)) {
             mask |= UV_READABLE;
+            b->r_blocked = false;
+        } else if (!b->r_blocked && (b->poll_mask & UV_READABLE)) {
+            mask |= UV_READABLE; /* dropped lazily, see client_update() */
+        }
     }
     if (mask != b->poll_mask) {
         b->poll_mask = mask;
@@ -412,7 +415,7 @@ static void backend_read(struct tg_bconn *b)
     size_t cap = TG_MAX((size_t)16384, (size_t)b->c->snap->cfg->limits.max_header_bytes + 1024);
     while (!b->dead && b->c != NULL && want_read(b)) {
         struct tg_client *c = b->c;
-        tg_buf_ensure(&b->in, cap);
+        tg__buf_ensure(b->w, &b->in, cap);
         if (b->in.off == b->in.len)
             b->in.off = b->in.len = 0;
         else if (b->in.off > 0 && b->resp.head_done)
@@ -468,6 +471,8 @@ static void backend_read(struct tg_bconn *b)
         tg__client_response_progress(c);
         if (b->dead || b->c != c)
             return;
+        if ((size_t)n < room)
+            break; /* level-triggered: poll tells us when more arrives */
     }
 }
 
@@ -514,9 +519,13 @@ static void on_poll(uv_poll_t *p, int status, int events)
         }
     }
     if (events & UV_READABLE) {
-        backend_read(b);
-        if (b->dead || b->c != c)
-            return;
+        if (!want_read(b)) {
+            b->r_blocked = true;
+        } else {
+            backend_read(b);
+            if (b->dead || b->c != c)
+                return;
+        }
     }
     backend_update(b);
 }

@@ -41,10 +41,54 @@ static size_t in_cap(const struct tg_client *c)
 
 size_t tg__client_out_room(struct tg_client *c)
 {
-    tg_buf_ensure(&c->out, TG_MAX((size_t)OUT_MIN_CAP, in_cap(c) + 4096));
+    tg__buf_ensure(c->w, &c->out, TG_MAX((size_t)OUT_MIN_CAP, in_cap(c) + 4096));
     if (c->out.off > 0 && c->out.cap - c->out.len < c->out.cap / 2)
         tg_buf_compact(&c->out);
     return tg_buf_room(&c->out);
+}
+
+/* ---- buffer blocks cached per worker ---- */
+
+void tg__buf_ensure(struct tg_worker *w, struct tg_buf *b, size_t cap)
+{
+    if (b->data != NULL)
+        return;
+    struct tg_proxy_worker *pw = w->proto;
+    for (size_t i = 0; pw != NULL && i < TG_BUFCACHE_CLASSES; i++) {
+        struct tg_bufcache *bc = &pw->cache[i];
+        if (bc->cap == cap && bc->n > 0) {
+            b->data = bc->blocks[--bc->n];
+            b->cap = cap;
+            b->off = b->len = 0;
+            return;
+        }
+    }
+    tg_buf_ensure(b, cap);
+}
+
+void tg__buf_release(struct tg_worker *w, struct tg_buf *b)
+{
+    if (b->data == NULL)
+        return;
+    struct tg_proxy_worker *pw = w->proto;
+    for (size_t i = 0; pw != NULL && i < TG_BUFCACHE_CLASSES; i++) {
+        struct tg_bufcache *bc = &pw->cache[i];
+        if (bc->cap == 0 || (bc->cap != b->cap && bc->n == 0))
+            bc->cap = b->cap;
+        if (bc->cap == b->cap && bc->n < TG_BUFCACHE_DEPTH) {
+            bc->blocks[bc->n++] = b->data;
+            b->data = NULL;
+            b->cap = b->off = b->len = 0;
+            return;
+        }
+    }
+    tg_buf_free(b);
+}
+
+void tg__buf_release_if_empty(struct tg_worker *w, struct tg_buf *b)
+{
+    if (b->data != NULL && b->off == b->len)
+        tg__buf_release(w, b);
 }
 
 /* ---- I/O over plain sockets or TLS ---- */
@@ -102,9 +146,9 @@ static void on_handle_closed(uv_handle_t *h)
     struct tg_worker *w = c->w;
     close(c->fd);
     SSL_free(c->ssl);
-    tg_buf_free(&c->in);
-    tg_buf_free(&c->out);
-    tg_buf_free(&c->to_backend);
+    tg__buf_release(w, &c->in);
+    tg__buf_release(w, &c->out);
+    tg__buf_release(w, &c->to_backend);
     if (c->h1_ready)
         tg_h1_free(&c->req);
     tg_snapshot_unref(c->snap);
@@ -252,8 +296,14 @@ static void client_update(struct tg_client *c)
         return;
     int mask = 0;
     if (c->state == TG_C_HTTP) {
-        if (reading_allowed(c) && (c->in.data == NULL || c->in.len < c->in.cap))
+        /* Readable interest is dropped lazily, only once an event arrived that we could not
+         * take: a request/response cycle then costs no epoll_ctl calls. */
+        if (reading_allowed(c) && (c->in.data == NULL || c->in.len < c->in.cap)) {
             mask |= UV_READABLE;
+            c->r_blocked = false;
+        } else if (!c->r_blocked && c->poll_mask > 0 && (c->poll_mask & UV_READABLE)) {
+            mask |= UV_READABLE;
+        }
         if (tg_buf_used(&c->out) > 0 || c->want_write)
             mask |= UV_WRITABLE;
         client_timer_update(c);
@@ -544,16 +594,18 @@ static void response_finished(struct tg_client *c)
     c->bytes_out = 0;
     c->targets_tried = 0;
     c->to_backend.off = c->to_backend.len = 0;
-    tg_buf_release_if_empty(&c->to_backend);
-    tg_buf_release_if_empty(&c->out);
+    tg__buf_release_if_empty(c->w, &c->to_backend);
+    tg__buf_release_if_empty(c->w, &c->out);
     tg_h1_next(&c->req);
     tg_buf_compact(&c->in);
-    tg_buf_release_if_empty(&c->in);
+    tg__buf_release_if_empty(c->w, &c->in);
     c->timer_kind = T_NONE;
     if (c->in.data != NULL && tg_buf_used(&c->in) > 0)
         client_process(c); /* a pipelined request is already here */
+    if (!c->dead && c->ssl != NULL && SSL_has_pending(c->ssl))
+        client_read(c); /* OpenSSL holds bytes of a pipelined request */
     if (!c->dead)
-        client_read(c); /* OpenSSL may hold more decrypted bytes */
+        client_update(c);
 }
 
 static void client_flush(struct tg_client *c)
@@ -616,7 +668,7 @@ static bool build_backend_head(struct tg_client *c, const char *url, size_t url_
 {
     struct tg_h1_msg *m = &c->req;
     struct tg_buf *b = &c->to_backend;
-    tg_buf_ensure(b, in_cap(c) + 4096);
+    tg__buf_ensure(c->w, b, in_cap(c) + 4096);
     b->off = b->len = 0;
     bool ok = tg_buf_append_str(b, c->method) && tg_buf_append(b, " ", 1) &&
               tg_buf_append(b, url, url_len) && tg_buf_append_str(b, " HTTP/1.1\r\n");
@@ -860,7 +912,7 @@ void tg__client_request_space(struct tg_client *c)
 static void client_read(struct tg_client *c)
 {
     while (!c->dead && reading_allowed(c)) {
-        tg_buf_ensure(&c->in, in_cap(c));
+        tg__buf_ensure(c->w, &c->in, in_cap(c));
         /* While a head is incomplete its spans point into c->in: never move those bytes. */
         if (!c->head_started || c->req.head_done) {
             if (c->in.off == c->in.len)
@@ -884,9 +936,13 @@ static void client_read(struct tg_client *c)
         c->in.len += (size_t)n;
         c->last_io_ms = uv_now(&c->w->loop);
         client_process(c);
+        /* Level-triggered polling reports what is left in the socket; only bytes OpenSSL
+         * already holds (or a read that filled our buffer) need another read now. */
+        if ((size_t)n < room && (c->ssl == NULL || !SSL_has_pending(c->ssl)))
+            break;
     }
     if (!c->dead && c->in.data != NULL && c->in.len == 0 && !c->head_started)
-        tg_buf_release_if_empty(&c->in);
+        tg__buf_release_if_empty(c->w, &c->in);
 }
 
 static void on_poll(uv_poll_t *p, int status, int events)
@@ -910,8 +966,12 @@ static void on_poll(uv_poll_t *p, int status, int events)
         if (!c->dead)
             client_flush(c);
     }
-    if (!c->dead && (events & UV_READABLE))
-        client_read(c);
+    if (!c->dead && (events & UV_READABLE)) {
+        if (reading_allowed(c) && (c->in.data == NULL || c->in.len < c->in.cap))
+            client_read(c);
+        else
+            c->r_blocked = true;
+    }
     if (!c->dead)
         client_update(c);
 }
@@ -948,6 +1008,9 @@ static void proxy_on_accept(struct tg_worker *w, size_t lidx, int fd,
             return;
         }
         SSL_set_accept_state(c->ssl);
+        /* One read() fills OpenSSL's buffer with every record available instead of two reads
+         * (header, body) per record; SSL_has_pending() tells us when to read again. */
+        SSL_set_read_ahead(c->ssl, 1);
         c->state = TG_C_HANDSHAKE;
         arm(c, T_HANDSHAKE, c->snap->cfg->timeouts.handshake_ms);
         set_hs_mask(c, UV_READABLE);
@@ -994,6 +1057,9 @@ static void proxy_on_drain_timeout(struct tg_worker *w)
 static void proxy_worker_free(struct tg_worker *w)
 {
     struct tg_proxy_worker *pw = tg_pw(w);
+    for (size_t i = 0; i < TG_BUFCACHE_CLASSES; i++)
+        for (size_t j = 0; j < pw->cache[i].n; j++)
+            free(pw->cache[i].blocks[j]);
     free(pw->rr);
     free(pw);
     w->proto = NULL;

@@ -38,6 +38,7 @@ struct tg_client {
     bool h1_ready;     /* req parser initialised */
     bool want_write;   /* the last TLS read needs the socket writable */
     bool in_parser;    /* inside tg_h1_execute: no flushing or re-entry */
+    bool r_blocked;    /* readable fired while we could not take input: stop polling it */
     uint64_t accepted_ms;
     uint64_t last_io_ms;   /* last progress with the client, for the idle timer */
     uint64_t deadline_ms;  /* what the timer enforces */
@@ -100,12 +101,25 @@ struct tg_bconn {
     struct tg_buf in;
     struct tg_h1_msg resp;
     bool resp_ready;
+    bool r_blocked;
     uint64_t last_io_ms;
     struct tg_client *c;
 };
 
+#define TG_BUFCACHE_CLASSES 4
+#define TG_BUFCACHE_DEPTH   64
+
+/* Free buffer blocks kept per worker so busy connections do not malloc/free (and fault in)
+ * tens of KiB per request; keyed by capacity. */
+struct tg_bufcache {
+    size_t cap;
+    size_t n;
+    char *blocks[TG_BUFCACHE_DEPTH];
+};
+
 /* Per-worker proxy state. */
 struct tg_proxy_worker {
+    struct tg_bufcache cache[TG_BUFCACHE_CLASSES];
     struct tg_client *clients; /* every open client connection */
     size_t n_clients;
     struct tg_bconn *idle;     /* idle pooled backend connections, most recent first */
@@ -118,6 +132,11 @@ static inline struct tg_proxy_worker *tg_pw(struct tg_worker *w)
 {
     return w->proto;
 }
+
+/* Worker-cached buffer blocks (client.c). w may have no proxy state left (then plain malloc). */
+void tg__buf_ensure(struct tg_worker *w, struct tg_buf *b, size_t cap);
+void tg__buf_release(struct tg_worker *w, struct tg_buf *b);
+void tg__buf_release_if_empty(struct tg_worker *w, struct tg_buf *b);
 
 /* client.c */
 void tg__client_backend_failed(struct tg_client *c, int status, const char *why);
