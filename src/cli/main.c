@@ -31,8 +31,7 @@ int tg_cli_version(int argc, char **argv)
         return TG_EXIT_OK;
     }
     printf("tlsgate %s\n", TG_VERSION);
-    printf("OpenSSL: %s (built with %s)\n", OpenSSL_version(OPENSSL_VERSION),
-           OPENSSL_VERSION_TEXT);
+    printf("OpenSSL: %s (built with %s)\n", OpenSSL_version(OPENSSL_VERSION), OPENSSL_VERSION_TEXT);
     printf("libuv: %s\n", uv_version_string());
     printf("jansson: %s\n", JANSSON_VERSION);
     printf("nghttp2: %s\n", NGHTTP2_VERSION);

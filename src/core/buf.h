@@ -1,4 +1,5 @@
-/* Fixed-capacity byte buffers: data lives in [off, len) of a block of cap bytes; appends never grow it. */
+/* Fixed-capacity byte buffers: data lives in [off, len) of a block of cap bytes; appends never grow
+ * it. */
 #ifndef TG_CORE_BUF_H
 #define TG_CORE_BUF_H
 

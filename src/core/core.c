@@ -176,7 +176,7 @@ int tg_mkdir_p(const char *path)
 {
     char *p = tg_xstrdup(path);
     int rc = 0;
-    for (char *s = p + 1; ; s++) {
+    for (char *s = p + 1;; s++) {
         if (*s == '/' || *s == '\0') {
             char c = *s;
             *s = '\0';

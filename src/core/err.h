@@ -1,4 +1,5 @@
-/* Collected, person-worded problems (errors and warnings) from config, key loading and admin writes. */
+/* Collected, person-worded problems (errors and warnings) from config, key loading and admin
+ * writes. */
 #ifndef TG_CORE_ERR_H
 #define TG_CORE_ERR_H
 
@@ -36,8 +37,9 @@ void tg_err_close(struct tg_err *e);
 /* Appends a problem; loc and path may be NULL. */
 void tg_err_add(struct tg_err *e, enum tg_severity sev, const struct tg_loc *loc, const char *path,
                 const char *fmt, ...) TG_PRINTF(5, 6);
-#define tg_err_error(e, loc, path, ...)   tg_err_add((e), TG_SEV_ERROR, (loc), (path), __VA_ARGS__)
-#define tg_err_warning(e, loc, path, ...) tg_err_add((e), TG_SEV_WARNING, (loc), (path), __VA_ARGS__)
+#define tg_err_error(e, loc, path, ...) tg_err_add((e), TG_SEV_ERROR, (loc), (path), __VA_ARGS__)
+#define tg_err_warning(e, loc, path, ...)                                                          \
+    tg_err_add((e), TG_SEV_WARNING, (loc), (path), __VA_ARGS__)
 /* Number of errors (warnings not counted). */
 size_t tg_err_count(const struct tg_err *e);
 /* Formats entry i as "file:line:col: [warning: ]/path: message" into a new string. */

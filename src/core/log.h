@@ -1,4 +1,5 @@
-/* Error log: one line per event, text or JSON, written with a single write(2) so threads never interleave. */
+/* Error log: one line per event, text or JSON, written with a single write(2) so threads never
+ * interleave. */
 #ifndef TG_CORE_LOG_H
 #define TG_CORE_LOG_H
 
@@ -9,7 +10,8 @@
 enum tg_log_level { TG_LOG_ERROR = 0, TG_LOG_WARN = 1, TG_LOG_INFO = 2, TG_LOG_DEBUG = 3 };
 enum tg_log_format { TG_LOG_TEXT = 0, TG_LOG_JSON = 1 };
 
-/* Sets level, format and destination fd (default: stderr, info, text). Call before threads start. */
+/* Sets level, format and destination fd (default: stderr, info, text). Call before threads start.
+ */
 void tg_log_setup(enum tg_log_level level, enum tg_log_format format, int fd);
 void tg_log_set_level(enum tg_log_level level);
 bool tg_log_enabled(enum tg_log_level level);

@@ -1,4 +1,5 @@
-/* HTTP/1.x parsing on llhttp: collects the head as spans of the caller's buffer, streams the body. */
+/* HTTP/1.x parsing on llhttp: collects the head as spans of the caller's buffer, streams the body.
+ */
 #include "http/http.h"
 
 #include <stdlib.h>
@@ -266,7 +267,7 @@ bool tg_h1_has_token(const struct tg_h1_msg *m, const char *lname, const char *t
 
 bool tg_h1_is_hop_by_hop(const struct tg_h1_msg *m, const struct tg_h1_field *f)
 {
-    static const char *const fixed[] = {"connection", "keep-alive", "proxy-connection", "te",
+    static const char *const fixed[] = {"connection", "keep-alive",        "proxy-connection", "te",
                                         "trailer",    "transfer-encoding", "upgrade"};
     for (size_t i = 0; i < TG_ARRAY_SIZE(fixed); i++)
         if (tg_h1_name_is(m, f, fixed[i]))

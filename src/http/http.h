@@ -1,4 +1,5 @@
-/* HTTP/1.x message parsing on llhttp with bounded header collection, and hop-by-hop header rules. */
+/* HTTP/1.x message parsing on llhttp with bounded header collection, and hop-by-hop header rules.
+ */
 #ifndef TG_HTTP_HTTP_H
 #define TG_HTTP_HTTP_H
 

@@ -1,4 +1,5 @@
-/* Workers (one libuv loop and one SO_REUSEPORT listener socket per listener each), config snapshots, stats. */
+/* Workers (one libuv loop and one SO_REUSEPORT listener socket per listener each), config
+ * snapshots, stats. */
 #ifndef TG_NET_NET_H
 #define TG_NET_NET_H
 
@@ -103,9 +104,9 @@ struct tg_worker {
     bool released;
     int start_rc; /* bind result reported to the starter */
     struct tg_stats stats;
-    char *alog;   /* access-log buffer */
+    char *alog; /* access-log buffer */
     size_t alog_len;
-    void *proto;  /* the handler's per-worker state */
+    void *proto; /* the handler's per-worker state */
 };
 
 struct tg_net {

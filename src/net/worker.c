@@ -1,4 +1,5 @@
-/* Worker threads: one libuv loop each with its own SO_REUSEPORT listener sockets, snapshot swaps, drain. */
+/* Worker threads: one libuv loop each with its own SO_REUSEPORT listener sockets, snapshot swaps,
+ * drain. */
 #include "net/net.h"
 
 #include <errno.h>
@@ -13,10 +14,10 @@
 
 #include "core/log.h"
 
-#define ACCEPT_BATCH    64
-#define ALOG_CAP        16384
-#define ALOG_FLUSH_AT   12288
-#define ALOG_FLUSH_MS   250
+#define ACCEPT_BATCH  64
+#define ALOG_CAP      16384
+#define ALOG_FLUSH_AT 12288
+#define ALOG_FLUSH_MS 250
 
 struct tg_net *tg_net_running;
 

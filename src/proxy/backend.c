@@ -1,4 +1,5 @@
-/* Backend connections: connect with timeout and failover, per-worker keep-alive pool, response streaming. */
+/* Backend connections: connect with timeout and failover, per-worker keep-alive pool, response
+ * streaming. */
 #include "proxy/internal.h"
 
 #include <errno.h>
@@ -139,8 +140,8 @@ static void connect_failed(struct tg_bconn *b, int err, bool timeout)
         snprintf(reason, sizeof(reason), "connect timed out after %" PRIu64 " ms",
                  c->snap->cfg->timeouts.backend_connect_ms);
     else
-        snprintf(reason, sizeof(reason), "%s", err == ECONNREFUSED ? "connection refused"
-                                                                   : strerror(err));
+        snprintf(reason, sizeof(reason), "%s",
+                 err == ECONNREFUSED ? "connection refused" : strerror(err));
     log_failure(c, b, reason, "while connecting");
     tg__backend_close(b);
     c->bc = NULL;
@@ -165,7 +166,7 @@ static void io_failed(struct tg_bconn *b, const char *reason, const char *stage)
     if (b->reused && !b->got_bytes && !c->retried && !c->req_has_body &&
         c->to_backend.len == c->req_head_len) {
         c->retried = true;
-        tg_log_debug("backend %s target %s: pooled connection closed (%s), retrying", 
+        tg_log_debug("backend %s target %s: pooled connection closed (%s), retrying",
                      c->backend->name, b->target, reason);
         tg__backend_close(b);
         c->bc = NULL;
@@ -322,8 +323,8 @@ static int backend_write(struct tg_bconn *b)
 {
     struct tg_client *c = b->c;
     while (tg_buf_used(&c->to_backend) > 0) {
-        ssize_t n = send(b->fd, c->to_backend.data + c->to_backend.off,
-                         tg_buf_used(&c->to_backend), MSG_NOSIGNAL);
+        ssize_t n = send(b->fd, c->to_backend.data + c->to_backend.off, tg_buf_used(&c->to_backend),
+                         MSG_NOSIGNAL);
         if (n < 0) {
             if (errno == EAGAIN || errno == EINTR)
                 break;
@@ -562,8 +563,7 @@ static int resp_on_head(struct tg_h1_msg *m)
         if (!no_body && tg_h1_name_is(m, f, "content-length"))
             continue;
         ok = tg_buf_append(o, m->base + f->name.off, f->name.len) && tg_buf_append(o, ": ", 2) &&
-             tg_buf_append(o, m->base + f->value.off, f->value.len) &&
-             tg_buf_append(o, "\r\n", 2);
+             tg_buf_append(o, m->base + f->value.off, f->value.len) && tg_buf_append(o, "\r\n", 2);
     }
     if (!no_body) {
         if (has_cl) {

@@ -1,4 +1,5 @@
-/* Client connections: sniff, TLS handshake, HTTP/1.1 request parsing, response streaming, keep-alive. */
+/* Client connections: sniff, TLS handshake, HTTP/1.1 request parsing, response streaming,
+ * keep-alive. */
 #include "proxy/internal.h"
 
 #include <errno.h>
@@ -14,81 +15,16 @@
 #include "core/log.h"
 
 #define OUT_MIN_CAP (64 * 1024)
-#define FEED_SLACK  256
-
-enum { T_NONE, T_HANDSHAKE, T_IDLE, T_HEADERS, T_PEER };
 
 static void client_update(struct tg_client *c);
-static void client_process(struct tg_client *c);
 static void client_read(struct tg_client *c);
-static void client_flush(struct tg_client *c);
-static void client_close(struct tg_client *c);
-
-static int req_on_head(struct tg_h1_msg *m);
-static int req_on_body(struct tg_h1_msg *m, const char *at, size_t len);
-static int req_on_done(struct tg_h1_msg *m);
-static const struct tg_h1_callbacks req_cb = {req_on_head, req_on_body, req_on_done};
-
-static const struct tg_config *cfg_of(const struct tg_client *c)
-{
-    return c->snap->cfg;
-}
-
-static size_t in_cap(const struct tg_client *c)
-{
-    return (size_t)cfg_of(c)->limits.max_header_bytes + 1024;
-}
 
 size_t tg__client_out_room(struct tg_client *c)
 {
-    tg__buf_ensure(c->w, &c->out, TG_MAX((size_t)OUT_MIN_CAP, in_cap(c) + 4096));
+    tg__buf_ensure(c->w, &c->out, TG_MAX((size_t)OUT_MIN_CAP, tg__client_in_cap(c) + 4096));
     if (c->out.off > 0 && c->out.cap - c->out.len < c->out.cap / 2)
         tg_buf_compact(&c->out);
     return tg_buf_room(&c->out);
-}
-
-/* ---- buffer blocks cached per worker ---- */
-
-void tg__buf_ensure(struct tg_worker *w, struct tg_buf *b, size_t cap)
-{
-    if (b->data != NULL)
-        return;
-    struct tg_proxy_worker *pw = w->proto;
-    for (size_t i = 0; pw != NULL && i < TG_BUFCACHE_CLASSES; i++) {
-        struct tg_bufcache *bc = &pw->cache[i];
-        if (bc->cap == cap && bc->n > 0) {
-            b->data = bc->blocks[--bc->n];
-            b->cap = cap;
-            b->off = b->len = 0;
-            return;
-        }
-    }
-    tg_buf_ensure(b, cap);
-}
-
-void tg__buf_release(struct tg_worker *w, struct tg_buf *b)
-{
-    if (b->data == NULL)
-        return;
-    struct tg_proxy_worker *pw = w->proto;
-    for (size_t i = 0; pw != NULL && i < TG_BUFCACHE_CLASSES; i++) {
-        struct tg_bufcache *bc = &pw->cache[i];
-        if (bc->cap == 0 || (bc->cap != b->cap && bc->n == 0))
-            bc->cap = b->cap;
-        if (bc->cap == b->cap && bc->n < TG_BUFCACHE_DEPTH) {
-            bc->blocks[bc->n++] = b->data;
-            b->data = NULL;
-            b->cap = b->off = b->len = 0;
-            return;
-        }
-    }
-    tg_buf_free(b);
-}
-
-void tg__buf_release_if_empty(struct tg_worker *w, struct tg_buf *b)
-{
-    if (b->data != NULL && b->off == b->len)
-        tg__buf_release(w, b);
 }
 
 /* ---- I/O over plain sockets or TLS ---- */
@@ -159,7 +95,7 @@ static void on_handle_closed(uv_handle_t *h)
         tg_worker_drained(w);
 }
 
-static void client_close(struct tg_client *c)
+void tg__client_close(struct tg_client *c)
 {
     if (c->dead)
         return;
@@ -194,7 +130,7 @@ static void client_close(struct tg_client *c)
 void tg__client_abort(struct tg_client *c, const char *why)
 {
     tg_log_debug("client %s listener=%s: closing: %s", c->peer, c->lc->name, why);
-    client_close(c);
+    tg__client_close(c);
 }
 
 /* ---- timers ---- */
@@ -208,45 +144,42 @@ static void arm(struct tg_client *c, int kind, uint64_t ms)
     uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
-static void log_access(struct tg_client *c);
-static void local_response(struct tg_client *c, int status, const char *body);
-
 static void on_timer(uv_timer_t *t)
 {
     struct tg_client *c = t->data;
     uint64_t now = uv_now(&c->w->loop);
-    const struct tg_timeouts_conf *to = &cfg_of(c)->timeouts;
+    const struct tg_timeouts_conf *to = &tg__cfg(c)->timeouts;
     switch (c->timer_kind) {
-    case T_HANDSHAKE: {
+    case TG_CT_HANDSHAKE: {
         const struct tg_tls_fail_info *fi = tg_tls_fail_info(TG_TLS_FAIL_TIMEOUT);
         TG_STAT_INC(&c->w->stats, hs_fail[TG_TLS_FAIL_TIMEOUT]);
         tg_log_info("TLS handshake failed: peer=%s listener=%s reason=%s: %s (no handshake "
                     "within %" PRIu64 " ms); to change this, see %s",
                     c->peer, c->lc->name, fi->token, fi->sentence, to->handshake_ms,
                     fi->config_key ? fi->config_key : "timeouts.handshake");
-        client_close(c);
+        tg__client_close(c);
         return;
     }
-    case T_IDLE:
-        client_close(c);
+    case TG_CT_IDLE:
+        tg__client_close(c);
         return;
-    case T_HEADERS:
+    case TG_CT_HEADERS:
         tg_log_info("client %s listener=%s: request headers not received within %" PRIu64
                     " ms (timeouts.request_headers)",
                     c->peer, c->lc->name, to->request_headers_ms);
         c->close_after = true;
-        local_response(c, 408, "request headers not received in time\n");
+        tg__client_local_response(c, 408, "request headers not received in time\n");
         return;
-    case T_PEER:
+    case TG_CT_PEER:
         if (now - c->last_io_ms < to->idle_ms) {
-            arm(c, T_PEER, to->idle_ms - (now - c->last_io_ms));
+            arm(c, TG_CT_PEER, to->idle_ms - (now - c->last_io_ms));
             return;
         }
         tg_log_info("client %s listener=%s: no progress for %" PRIu64
                     " ms while %s (timeouts.idle)",
                     c->peer, c->lc->name, to->idle_ms,
                     tg_buf_used(&c->out) > 0 ? "sending the response" : "reading the request");
-        client_close(c);
+        tg__client_close(c);
         return;
     default:
         return;
@@ -257,24 +190,24 @@ static void on_timer(uv_timer_t *t)
  * "waiting on the client" (only while we need its bytes or it must take ours). */
 static void client_timer_update(struct tg_client *c)
 {
-    const struct tg_timeouts_conf *to = &cfg_of(c)->timeouts;
+    const struct tg_timeouts_conf *to = &tg__cfg(c)->timeouts;
     if (c->state == TG_C_HANDSHAKE)
         return; /* armed once at accept */
     if (!c->req_active) {
         if (!c->head_started) {
-            if (c->timer_kind != T_IDLE)
-                arm(c, T_IDLE, to->idle_ms);
-        } else if (c->timer_kind != T_HEADERS) {
-            arm(c, T_HEADERS, to->request_headers_ms);
+            if (c->timer_kind != TG_CT_IDLE)
+                arm(c, TG_CT_IDLE, to->idle_ms);
+        } else if (c->timer_kind != TG_CT_HEADERS) {
+            arm(c, TG_CT_HEADERS, to->request_headers_ms);
         }
         return;
     }
     bool waiting = tg_buf_used(&c->out) > 0 || (!c->req_done && !c->discard_body);
     if (waiting) {
-        if (c->timer_kind != T_PEER)
-            arm(c, T_PEER, to->idle_ms);
-    } else if (c->timer_kind != T_NONE) {
-        c->timer_kind = T_NONE;
+        if (c->timer_kind != TG_CT_PEER)
+            arm(c, TG_CT_PEER, to->idle_ms);
+    } else if (c->timer_kind != TG_CT_NONE) {
+        c->timer_kind = TG_CT_NONE;
         uv_timer_stop(&c->timer);
     }
 }
@@ -341,7 +274,7 @@ static void hs_failed(struct tg_client *c, enum tg_tls_fail f)
            c->lc->name, fi->token, fi->sentence, detail[0] ? " (" : "", detail,
            detail[0] ? ")" : "", fi->config_key ? "; to change this, see " : "",
            fi->config_key ? fi->config_key : "");
-    client_close(c);
+    tg__client_close(c);
 }
 
 static void answer_plain_http(struct tg_client *c)
@@ -363,12 +296,12 @@ static void tls_established(struct tg_client *c)
     if (c->ssl != NULL && SSL_session_reused(c->ssl))
         TG_STAT_INC(&c->w->stats, resumed);
     if (c->ssl != NULL)
-        tg_log_debug("client %s listener=%s: TLS established %s %s sni=%s", c->peer,
-                     c->lc->name, SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
+        tg_log_debug("client %s listener=%s: TLS established %s %s sni=%s", c->peer, c->lc->name,
+                     SSL_get_version(c->ssl), SSL_get_cipher_name(c->ssl),
                      SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name)
                          ? SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name)
                          : "-");
-    c->timer_kind = T_NONE;
+    c->timer_kind = TG_CT_NONE;
     uv_timer_stop(&c->timer);
     c->poll_mask = -1;
     client_read(c); /* the client's first request may already be buffered in OpenSSL */
@@ -389,10 +322,10 @@ static void do_handshake(struct tg_client *c)
         }
         enum tg_tls_sniff s = tg_tls_sniff(peek, (size_t)n);
         if (s == TG_SNIFF_NEED_MORE) /* decide on the first byte: never spin on a short peek */
-            s = peek[0] == 0x16 ? TG_SNIFF_TLS
+            s = peek[0] == 0x16                      ? TG_SNIFF_TLS
                 : (peek[0] >= 'A' && peek[0] <= 'Z') ? TG_SNIFF_HTTP
-                : (peek[0] & 0x80) ? TG_SNIFF_SSLV2
-                                   : TG_SNIFF_OTHER;
+                : (peek[0] & 0x80)                   ? TG_SNIFF_SSLV2
+                                                     : TG_SNIFF_OTHER;
         if (s == TG_SNIFF_HTTP) {
             answer_plain_http(c);
             hs_failed(c, TG_TLS_FAIL_PLAIN_HTTP);
@@ -427,154 +360,9 @@ static void do_handshake(struct tg_client *c)
     hs_failed(c, tg_tls_classify(c->ssl, e, errno));
 }
 
-/* ---- responses ---- */
-
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 408: return "Request Timeout";
-    case 431: return "Request Header Fields Too Large";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Error";
-    }
-}
-
-/* Queues a complete small response generated by us. If a response is already under way the
- * connection can only be cut. */
-static void local_response(struct tg_client *c, int status, const char *body)
-{
-    if (c->resp_started) {
-        client_close(c);
-        return;
-    }
-    if (c->bc != NULL) {
-        struct tg_bconn *b = c->bc;
-        c->bc = NULL;
-        b->c = NULL;
-        tg__backend_close(b);
-    }
-    c->local = true;
-    c->status = status;
-    c->resp_started = true;
-    c->resp_done = true;
-    c->discard_body = true;
-    if (!c->req_done && !c->in_parser) {
-        /* We will not read the rest of this request: the connection cannot be reused. Inside
-         * the parser the body is still read (and dropped), so keep-alive can survive. */
-        c->close_after = true;
-    }
-    size_t blen = strlen(body);
-    char head[256];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n",
-                     status, reason_phrase(status), blen,
-                     c->close_after ? "Connection: close\r\n" : "");
-    tg__client_out_room(c);
-    if (!tg_buf_append(&c->out, head, (size_t)n) ||
-        !(c->req_head_only || tg_buf_append(&c->out, body, blen))) {
-        client_close(c);
-        return;
-    }
-    if (!c->in_parser)
-        client_flush(c);
-}
-
-void tg__client_backend_failed(struct tg_client *c, int status, const char *why)
-{
-    TG_STAT_INC(&c->w->stats, backend_errors);
-    if (status == 504)
-        TG_STAT_INC(&c->w->stats, backend_timeouts);
-    char body[256];
-    snprintf(body, sizeof(body), "%s: %s\n", reason_phrase(status), why);
-    local_response(c, status, body);
-}
-
-void tg__status_respond_done(struct tg_client *c, int status, const char *ctype, char *body,
-                             size_t blen);
-
-/* Queues a response produced by the status page (takes body). */
-void tg__status_respond_done(struct tg_client *c, int status, const char *ctype, char *body,
-                             size_t blen)
-{
-    c->local = true;
-    c->status = status;
-    c->resp_started = true;
-    c->resp_done = true;
-    char head[256];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\n%s\r\n",
-                     status, status == 200 ? "OK" : reason_phrase(status), ctype, blen,
-                     c->close_after ? "Connection: close\r\n" : "");
-    size_t room = tg__client_out_room(c);
-    if ((size_t)n + blen > room || !tg_buf_append(&c->out, head, (size_t)n) ||
-        !(c->req_head_only || tg_buf_append(&c->out, body, blen))) {
-        free(body);
-        client_close(c);
-        return;
-    }
-    free(body);
-}
-
-static void log_access(struct tg_client *c)
-{
-    struct tg_worker *w = c->w;
-    int cls = c->status / 100;
-    if (cls >= 1 && cls <= 5)
-        TG_STAT_INC(&w->stats, responses[cls]);
-    if (w->net->access_log_fd < 0)
-        return;
-    const char *ver = c->ssl ? SSL_get_version(c->ssl) : "-";
-    const char *cipher = c->ssl ? SSL_get_cipher_name(c->ssl) : "-";
-    const char *sni = c->ssl ? SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
-    char target[64] = "-";
-    if (c->backend != NULL && c->backend->kind == TG_BACKEND_HTTP)
-        snprintf(target, sizeof(target), "%s", c->backend->targets[c->target_idx].address);
-    uint64_t ms = uv_now(&w->loop) - c->req_start_ms;
-    char line[1024];
-    int n;
-    if (cfg_of(c)->log.format == TG_LOGFMT_JSON) {
-        char path[512];
-        size_t j = 0;
-        for (size_t i = 0; c->path[i] && j + 7 < sizeof(path); i++) {
-            unsigned char ch = (unsigned char)c->path[i];
-            if (ch == '"' || ch == '\\') {
-                path[j++] = '\\';
-                path[j++] = (char)ch;
-            } else if (ch < 0x20 || ch >= 0x7f) {
-                j += (size_t)snprintf(path + j, sizeof(path) - j, "\\u%04x", ch);
-            } else {
-                path[j++] = (char)ch;
-            }
-        }
-        path[j] = '\0';
-        n = snprintf(line, sizeof(line),
-                     "{\"peer\":\"%s\",\"listener\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
-                     "\"status\":%d,\"bytes\":%" PRIu64 ",\"tls_version\":\"%s\",\"cipher\":\"%s\","
-                     "\"sni\":\"%s\",\"backend\":\"%s\",\"target\":\"%s\",\"duration_ms\":%" PRIu64
-                     "}\n",
-                     c->peer, c->lc->name, c->method, path, c->status, c->bytes_out, ver, cipher,
-                     sni ? sni : "", c->backend ? c->backend->name : "", target, ms);
-    } else {
-        n = snprintf(line, sizeof(line),
-                     "%s %s \"%s %s\" %d %" PRIu64 " tls=%s cipher=%s sni=%s backend=%s "
-                     "target=%s ms=%" PRIu64 "\n",
-                     c->peer, c->lc->name, c->method, c->path, c->status, c->bytes_out, ver,
-                     cipher, sni ? sni : "-", c->backend ? c->backend->name : "-", target, ms);
-    }
-    if (n > 0 && (size_t)n < sizeof(line))
-        tg_worker_access_log(w, line, (size_t)n);
-}
-
-/* The response is fully written to the client: log it and go on with the next request. */
 static void response_finished(struct tg_client *c)
 {
-    log_access(c);
+    tg__client_log_access(c);
     bool keep = c->req_keepalive && c->req_done && !c->close_after && !c->w->draining;
     if (c->bc != NULL) {
         struct tg_bconn *b = c->bc;
@@ -583,7 +371,7 @@ static void response_finished(struct tg_client *c)
         tg__backend_release(b, b->reusable && c->req_done);
     }
     if (!keep) {
-        client_close(c);
+        tg__client_close(c);
         return;
     }
     c->head_started = c->req_active = c->req_done = false;
@@ -599,16 +387,16 @@ static void response_finished(struct tg_client *c)
     tg_h1_next(&c->req);
     tg_buf_compact(&c->in);
     tg__buf_release_if_empty(c->w, &c->in);
-    c->timer_kind = T_NONE;
+    c->timer_kind = TG_CT_NONE;
     if (c->in.data != NULL && tg_buf_used(&c->in) > 0)
-        client_process(c); /* a pipelined request is already here */
+        tg__client_process(c); /* a pipelined request is already here */
     if (!c->dead && c->ssl != NULL && SSL_has_pending(c->ssl))
         client_read(c); /* OpenSSL holds bytes of a pipelined request */
     if (!c->dead)
         client_update(c);
 }
 
-static void client_flush(struct tg_client *c)
+void tg__client_flush(struct tg_client *c)
 {
     while (!c->dead && tg_buf_used(&c->out) > 0) {
         ssize_t n = io_write(c, c->out.data + c->out.off, tg_buf_used(&c->out));
@@ -645,263 +433,12 @@ static void client_flush(struct tg_client *c)
 
 void tg__client_response_progress(struct tg_client *c)
 {
-    client_flush(c);
-}
-
-/* ---- requests ---- */
-
-static void copy_span(char *dst, size_t cap, const char *src, size_t len)
-{
-    size_t n = TG_MIN(len, cap - 1);
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
-static bool append_field(struct tg_buf *b, const char *base, const struct tg_h1_field *f)
-{
-    return tg_buf_append(b, base + f->name.off, f->name.len) && tg_buf_append(b, ": ", 2) &&
-           tg_buf_append(b, base + f->value.off, f->value.len) && tg_buf_append(b, "\r\n", 2);
-}
-
-/* Writes the request head for the backend into to_backend. */
-static bool build_backend_head(struct tg_client *c, const char *url, size_t url_len)
-{
-    struct tg_h1_msg *m = &c->req;
-    struct tg_buf *b = &c->to_backend;
-    tg__buf_ensure(c->w, b, in_cap(c) + 4096);
-    b->off = b->len = 0;
-    bool ok = tg_buf_append_str(b, c->method) && tg_buf_append(b, " ", 1) &&
-              tg_buf_append(b, url, url_len) && tg_buf_append_str(b, " HTTP/1.1\r\n");
-    for (size_t i = 0; ok && i < m->n_fields; i++) {
-        const struct tg_h1_field *f = &m->fields[i];
-        if (tg_h1_is_hop_by_hop(m, f) || tg_h1_name_is(m, f, "content-length") ||
-            tg_h1_name_is(m, f, "x-forwarded-for") || tg_h1_name_is(m, f, "x-forwarded-proto") ||
-            tg_h1_name_is(m, f, "x-forwarded-client-cert"))
-            continue;
-        ok = append_field(b, m->base, f);
-    }
-    char extra[256];
-    const char *ip = c->peer;
-    size_t iplen = strlen(c->peer);
-    /* "1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "::1" */
-    const char *colon = strrchr(c->peer, ':');
-    if (c->peer[0] == '[') {
-        ip = c->peer + 1;
-        iplen = (size_t)(strchr(c->peer, ']') - ip);
-    } else if (colon != NULL) {
-        iplen = (size_t)(colon - c->peer);
-    }
-    int n = snprintf(extra, sizeof(extra), "X-Forwarded-For: %.*s\r\nX-Forwarded-Proto: %s\r\n",
-                     (int)iplen, ip, c->ssl ? "https" : "http");
-    ok = ok && tg_buf_append(b, extra, (size_t)n);
-    if (c->req_chunked) {
-        ok = ok && tg_buf_append_str(b, "Transfer-Encoding: chunked\r\n");
-    } else if (m->parser.flags & F_CONTENT_LENGTH) {
-        n = snprintf(extra, sizeof(extra), "Content-Length: %" PRIu64 "\r\n",
-                     (uint64_t)m->parser.content_length);
-        ok = ok && tg_buf_append(b, extra, (size_t)n);
-    }
-    ok = ok && tg_buf_append(b, "\r\n", 2);
-    c->req_head_len = b->len;
-    return ok;
-}
-
-static int req_on_head(struct tg_h1_msg *m)
-{
-    struct tg_client *c = m->user;
-    llhttp_t *p = &m->parser;
-    c->req_active = true;
-    c->req_start_ms = uv_now(&c->w->loop);
-    TG_STAT_INC(&c->w->stats, requests);
-    copy_span(c->method, sizeof(c->method), llhttp_method_name((llhttp_method_t)p->method),
-              strlen(llhttp_method_name((llhttp_method_t)p->method)));
-    const char *url = m->base + m->url.off;
-    size_t url_len = m->url.len;
-    c->req_head_only = p->method == HTTP_HEAD;
-    c->req_http10 = p->http_major == 1 && p->http_minor == 0;
-    c->req_keepalive = llhttp_should_keep_alive(p);
-    c->req_chunked = (p->flags & F_CHUNKED) != 0;
-    c->req_has_body = c->req_chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
-
-    /* Absolute-form targets ("http://host/path") carry the host themselves. */
-    const char *host = NULL;
-    size_t host_len = 0;
-    if (url_len > 8 && (tg_strncaseeq(url, "http://", 7) || tg_strncaseeq(url, "https://", 8))) {
-        const char *h = memchr(url, '/', url_len);
-        h += 2;
-        const char *end = memchr(h, '/', url_len - (size_t)(h - url));
-        host = h;
-        host_len = end ? (size_t)(end - h) : url_len - (size_t)(h - url);
-        url_len -= (size_t)((end ? end : url + url_len) - url);
-        url = end ? end : "/";
-        if (url_len == 0) {
-            url = "/";
-            url_len = 1;
-        }
-    } else {
-        const struct tg_h1_field *hf = tg_h1_find(m, "host");
-        if (hf != NULL) {
-            host = m->base + hf->value.off;
-            host_len = hf->value.len;
-        }
-    }
-    if (host != NULL) {
-        host_len = tg_host_strip_port(host, host_len);
-        copy_span(c->host, sizeof(c->host), host, host_len);
-    } else {
-        c->host[0] = '\0';
-    }
-    copy_span(c->path, sizeof(c->path), url, url_len);
-
-    if (p->method == HTTP_CONNECT) {
-        c->discard_body = true;
-        c->close_after = true;
-        local_response(c, 405, "CONNECT is not supported\n");
-        return 0;
-    }
-    if (c->req_http10 == false && host == NULL) {
-        c->discard_body = true;
-        c->close_after = true;
-        local_response(c, 400, "HTTP/1.1 request without Host header\n");
-        return 0;
-    }
-    const struct tg_route_conf *r =
-        tg_route_match(c->lc, host, host_len, url, url_len);
-    if (r == NULL) {
-        c->discard_body = true;
-        local_response(c, 404, "no route matches this host and path\n");
-        return 0;
-    }
-    c->backend = &cfg_of(c)->backends[r->backend_idx];
-    if (c->backend->kind == TG_BACKEND_STATUS) {
-        c->discard_body = true;
-        tg__status_respond(c);
-        return 0;
-    }
-    if (!build_backend_head(c, url, url_len)) {
-        c->discard_body = true;
-        c->close_after = true;
-        local_response(c, 431, "request head too large\n");
-        return 0;
-    }
-    return 0;
-}
-
-static int req_on_body(struct tg_h1_msg *m, const char *at, size_t len)
-{
-    struct tg_client *c = m->user;
-    if (c->discard_body || c->local)
-        return 0;
-    struct tg_buf *b = &c->to_backend;
-    if (c->req_chunked) {
-        char hdr[24];
-        int n = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
-        if (!tg_buf_append(b, hdr, (size_t)n) || !tg_buf_append(b, at, len) ||
-            !tg_buf_append(b, "\r\n", 2))
-            return -1;
-        return 0;
-    }
-    return tg_buf_append(b, at, len) ? 0 : -1;
-}
-
-static int req_on_done(struct tg_h1_msg *m)
-{
-    struct tg_client *c = m->user;
-    c->req_done = true;
-    if (c->req_chunked && !c->local && !c->discard_body)
-        return tg_buf_append(&c->to_backend, "0\r\n\r\n", 5) ? 0 : -1;
-    return 0;
-}
-
-/* Feeds buffered client bytes to the parser, as far as the backend buffer has room. */
-static void client_process(struct tg_client *c)
-{
-    if (c->dead || c->in.data == NULL)
-        return;
-    if (!c->h1_ready) {
-        tg_h1_init(&c->req, HTTP_REQUEST, cfg_of(c)->limits.max_headers, &req_cb, c);
-        c->req.pause_on_done = true;
-        c->h1_ready = true;
-    }
-    while (!c->dead && tg_buf_used(&c->in) > 0 && !c->req_done) {
-        size_t avail = tg_buf_used(&c->in);
-        if (c->req.head_done && !c->discard_body && !c->local) {
-            size_t room = tg_buf_room(&c->to_backend);
-            if (room < FEED_SLACK * 2) {
-                tg_buf_compact(&c->to_backend);
-                room = tg_buf_room(&c->to_backend);
-            }
-            if (room <= FEED_SLACK * 2)
-                break; /* backpressure: wait for the backend to take bytes */
-            avail = TG_MIN(avail, (room - FEED_SLACK) / 2);
-        }
-        bool had_head = c->req.head_done;
-        if (!c->head_started) {
-            c->head_started = true;
-            c->timer_kind = T_NONE;
-        }
-        size_t consumed = 0;
-        c->in_parser = true;
-        enum tg_h1_result r = tg_h1_execute(&c->req, c->in.data, c->in.off, avail, &consumed);
-        c->in_parser = false;
-        if (c->dead)
-            return;
-        c->in.off += consumed;
-        if (r == TG_H1_ERROR) {
-            tg_log_info("client %s listener=%s: bad request: %s", c->peer, c->lc->name,
-                        c->req.error ? c->req.error : "malformed");
-            c->close_after = true;
-            c->req_done = true;
-            if (!c->req_active) {
-                c->req_start_ms = uv_now(&c->w->loop);
-                snprintf(c->method, sizeof(c->method), "-");
-                snprintf(c->path, sizeof(c->path), "-");
-            }
-            local_response(c, c->req.error_status ? c->req.error_status : 400,
-                           c->req.error_status == 431 ? "request header fields too large\n"
-                                                      : "malformed request\n");
-            return;
-        }
-        if (!c->req.head_done) {
-            if (c->in.off > (size_t)cfg_of(c)->limits.max_header_bytes) {
-                c->close_after = true;
-                c->req_done = true;
-                c->req_start_ms = uv_now(&c->w->loop);
-                snprintf(c->method, sizeof(c->method), "-");
-                snprintf(c->path, sizeof(c->path), "-");
-                tg_log_info("client %s listener=%s: request head over %u bytes "
-                            "(limits.max_header_bytes)",
-                            c->peer, c->lc->name, cfg_of(c)->limits.max_header_bytes);
-                local_response(c, 431, "request header fields too large\n");
-                return;
-            }
-            break;
-        }
-        if (!had_head && !c->local && !c->dead) {
-            tg__backend_start(c);
-            if (c->dead)
-                return;
-        }
-        if (c->in.off == c->in.len)
-            c->in.off = c->in.len = 0;
-        else if (c->req.head_done)
-            tg_buf_compact(&c->in);
-        if (r == TG_H1_PAUSED)
-            break;
-        if (consumed == 0)
-            break;
-    }
-    if (c->dead)
-        return;
-    if (c->bc != NULL && tg_buf_used(&c->to_backend) > 0)
-        tg__backend_flush(c->bc);
-    if (!c->dead && c->resp_done)
-        client_flush(c);
+    tg__client_flush(c);
 }
 
 void tg__client_request_space(struct tg_client *c)
 {
-    client_process(c);
+    tg__client_process(c);
     if (!c->dead) {
         client_read(c);
         if (!c->dead)
@@ -912,7 +449,7 @@ void tg__client_request_space(struct tg_client *c)
 static void client_read(struct tg_client *c)
 {
     while (!c->dead && reading_allowed(c)) {
-        tg__buf_ensure(c->w, &c->in, in_cap(c));
+        tg__buf_ensure(c->w, &c->in, tg__client_in_cap(c));
         /* While a head is incomplete its spans point into c->in: never move those bytes. */
         if (!c->head_started || c->req.head_done) {
             if (c->in.off == c->in.len)
@@ -930,12 +467,12 @@ static void client_read(struct tg_client *c)
             if (c->req_active && !c->resp_done)
                 tg__client_abort(c, "client closed the connection mid-request");
             else
-                client_close(c);
+                tg__client_close(c);
             return;
         }
         c->in.len += (size_t)n;
         c->last_io_ms = uv_now(&c->w->loop);
-        client_process(c);
+        tg__client_process(c);
         /* Level-triggered polling reports what is left in the socket; only bytes OpenSSL
          * already holds (or a read that filled our buffer) need another read now. */
         if ((size_t)n < room && (c->ssl == NULL || !SSL_has_pending(c->ssl)))
@@ -964,7 +501,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
             client_read(c);
         }
         if (!c->dead)
-            client_flush(c);
+            tg__client_flush(c);
     }
     if (!c->dead && (events & UV_READABLE)) {
         if (reading_allowed(c) && (c->in.data == NULL || c->in.len < c->in.cap))
@@ -1004,7 +541,7 @@ static void proxy_on_accept(struct tg_worker *w, size_t lidx, int fd,
             ERR_clear_error();
             tg_log_error("client %s listener=%s: cannot create a TLS session", c->peer,
                          c->lc->name);
-            client_close(c);
+            tg__client_close(c);
             return;
         }
         SSL_set_accept_state(c->ssl);
@@ -1012,7 +549,7 @@ static void proxy_on_accept(struct tg_worker *w, size_t lidx, int fd,
          * (header, body) per record; SSL_has_pending() tells us when to read again. */
         SSL_set_read_ahead(c->ssl, 1);
         c->state = TG_C_HANDSHAKE;
-        arm(c, T_HANDSHAKE, c->snap->cfg->timeouts.handshake_ms);
+        arm(c, TG_CT_HANDSHAKE, c->snap->cfg->timeouts.handshake_ms);
         set_hs_mask(c, UV_READABLE);
     } else {
         c->state = TG_C_HTTP;
@@ -1034,7 +571,7 @@ static void proxy_on_drain(struct tg_worker *w)
     for (struct tg_client *c = pw->clients, *next; c != NULL; c = next) {
         next = c->next;
         if (c->state == TG_C_HANDSHAKE || !c->head_started)
-            client_close(c); /* idle: nothing in flight */
+            tg__client_close(c); /* idle: nothing in flight */
         else
             c->close_after = true; /* finish this request, then close */
     }
@@ -1047,7 +584,7 @@ static void proxy_on_drain_timeout(struct tg_worker *w)
     struct tg_proxy_worker *pw = tg_pw(w);
     for (struct tg_client *c = pw->clients, *next; c != NULL; c = next) {
         next = c->next;
-        client_close(c);
+        tg__client_close(c);
     }
     tg__backend_close_idle(w);
     if (pw->n_clients == 0)

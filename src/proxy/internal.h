@@ -35,13 +35,13 @@ struct tg_client {
     SSL *ssl;
     bool sniffed;
     bool dead;
-    bool h1_ready;     /* req parser initialised */
-    bool want_write;   /* the last TLS read needs the socket writable */
-    bool in_parser;    /* inside tg_h1_execute: no flushing or re-entry */
-    bool r_blocked;    /* readable fired while we could not take input: stop polling it */
+    bool h1_ready;   /* req parser initialised */
+    bool want_write; /* the last TLS read needs the socket writable */
+    bool in_parser;  /* inside tg_h1_execute: no flushing or re-entry */
+    bool r_blocked;  /* readable fired while we could not take input: stop polling it */
     uint64_t accepted_ms;
-    uint64_t last_io_ms;   /* last progress with the client, for the idle timer */
-    uint64_t deadline_ms;  /* what the timer enforces */
+    uint64_t last_io_ms;  /* last progress with the client, for the idle timer */
+    uint64_t deadline_ms; /* what the timer enforces */
     int timer_kind;
     char peer[48];
 
@@ -51,20 +51,20 @@ struct tg_client {
     struct tg_h1_msg req;
 
     /* The request in progress. */
-    bool head_started;   /* some bytes of the next request arrived */
-    bool req_active;     /* head parsed */
-    bool req_done;       /* whole request (with body) parsed */
+    bool head_started; /* some bytes of the next request arrived */
+    bool req_active;   /* head parsed */
+    bool req_done;     /* whole request (with body) parsed */
     bool req_chunked;
     bool req_has_body;
     bool req_keepalive;
-    bool req_head_only;  /* HEAD request */
+    bool req_head_only; /* HEAD request */
     bool req_http10;
-    bool discard_body;   /* local response: drop the body */
-    bool resp_started;   /* response head queued to the client */
-    bool resp_done;      /* response fully queued */
-    bool resp_chunked;   /* re-encoding the body as chunked */
-    bool close_after;    /* close once the response is flushed */
-    bool local;          /* answered by us, no backend */
+    bool discard_body; /* local response: drop the body */
+    bool resp_started; /* response head queued to the client */
+    bool resp_done;    /* response fully queued */
+    bool resp_chunked; /* re-encoding the body as chunked */
+    bool close_after;  /* close once the response is flushed */
+    bool local;        /* answered by us, no backend */
     bool retried;
     int status;
     uint64_t req_start_ms;
@@ -78,6 +78,9 @@ struct tg_client {
     unsigned targets_tried;
     struct tg_bconn *bc;
 };
+
+/* What a client's timer currently enforces. */
+enum tg_ctimer { TG_CT_NONE, TG_CT_HANDSHAKE, TG_CT_IDLE, TG_CT_HEADERS, TG_CT_PEER };
 
 enum tg_bstate { TG_B_CONNECTING, TG_B_IDLE, TG_B_ACTIVE };
 
@@ -122,9 +125,9 @@ struct tg_proxy_worker {
     struct tg_bufcache cache[TG_BUFCACHE_CLASSES];
     struct tg_client *clients; /* every open client connection */
     size_t n_clients;
-    struct tg_bconn *idle;     /* idle pooled backend connections, most recent first */
+    struct tg_bconn *idle; /* idle pooled backend connections, most recent first */
     size_t n_idle;
-    size_t *rr;                /* round-robin position per backend index */
+    size_t *rr; /* round-robin position per backend index */
     size_t n_rr;
 };
 
@@ -138,7 +141,27 @@ void tg__buf_ensure(struct tg_worker *w, struct tg_buf *b, size_t cap);
 void tg__buf_release(struct tg_worker *w, struct tg_buf *b);
 void tg__buf_release_if_empty(struct tg_worker *w, struct tg_buf *b);
 
+static inline const struct tg_config *tg__cfg(const struct tg_client *c)
+{
+    return c->snap->cfg;
+}
+
+/* Capacity of c->in: a whole request head must fit. */
+static inline size_t tg__client_in_cap(const struct tg_client *c)
+{
+    return (size_t)c->snap->cfg->limits.max_header_bytes + 1024;
+}
+
 /* client.c */
+void tg__client_close(struct tg_client *c);
+void tg__client_flush(struct tg_client *c);
+/* request.c: feeds buffered client bytes to the parser as far as the backend buffer allows. */
+void tg__client_process(struct tg_client *c);
+/* respond.c */
+void tg__client_local_response(struct tg_client *c, int status, const char *body);
+void tg__client_log_access(struct tg_client *c);
+void tg__status_respond_done(struct tg_client *c, int status, const char *ctype, char *body,
+                             size_t blen);
 void tg__client_backend_failed(struct tg_client *c, int status, const char *why);
 void tg__client_response_progress(struct tg_client *c);
 void tg__client_request_space(struct tg_client *c);

@@ -6,9 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-void tg__status_respond_done(struct tg_client *c, int status, const char *ctype, char *body,
-                             size_t blen);
-
 char *tg_status_json(void)
 {
     struct tg_net *net = tg_net_running;
@@ -43,9 +40,9 @@ char *tg_status_json(void)
     char fails[2048];
     size_t fl = 0;
     for (int k = 1; k < TG_TLS_FAIL__COUNT; k++) {
-        int n = snprintf(fails + fl, sizeof(fails) - fl, "%s\"%s\":%" PRIuFAST64, k > 1 ? "," : "",
-                         tg_tls_fail_info((enum tg_tls_fail)k)->token,
-                         TG_STAT_GET(&sum, hs_fail[k]));
+        int n =
+            snprintf(fails + fl, sizeof(fails) - fl, "%s\"%s\":%" PRIuFAST64, k > 1 ? "," : "",
+                     tg_tls_fail_info((enum tg_tls_fail)k)->token, TG_STAT_GET(&sum, hs_fail[k]));
         if (n < 0 || (size_t)n >= sizeof(fails) - fl)
             break;
         fl += (size_t)n;
@@ -56,9 +53,9 @@ char *tg_status_json(void)
         ",\"workers\":%u,\"uptime_seconds\":%" PRIu64 ",\"connections\":{\"active\":%" PRIuFAST64
         ",\"accepted\":%" PRIuFAST64 ",\"rejected_max_connections\":%" PRIuFAST64
         "},\"handshakes\":{\"completed\":%" PRIuFAST64 ",\"resumed\":%" PRIuFAST64
-        "},\"handshake_failures\":{%s},\"requests\":{\"total\":%" PRIuFAST64
-        ",\"1xx\":%" PRIuFAST64 ",\"2xx\":%" PRIuFAST64 ",\"3xx\":%" PRIuFAST64
-        ",\"4xx\":%" PRIuFAST64 ",\"5xx\":%" PRIuFAST64 "},\"backends\":{\"connects\":%" PRIuFAST64
+        "},\"handshake_failures\":{%s},\"requests\":{\"total\":%" PRIuFAST64 ",\"1xx\":%" PRIuFAST64
+        ",\"2xx\":%" PRIuFAST64 ",\"3xx\":%" PRIuFAST64 ",\"4xx\":%" PRIuFAST64
+        ",\"5xx\":%" PRIuFAST64 "},\"backends\":{\"connects\":%" PRIuFAST64
         ",\"reuses\":%" PRIuFAST64 ",\"errors\":%" PRIuFAST64 ",\"timeouts\":%" PRIuFAST64 "}}\n",
         TG_VERSION, gen, nw, up, TG_STAT_GET(&sum, active), TG_STAT_GET(&sum, accepted),
         TG_STAT_GET(&sum, rejected_max_conn), TG_STAT_GET(&sum, handshakes),
