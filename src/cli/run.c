@@ -262,8 +262,7 @@ int tg_cli_run(int argc, char **argv)
         tg_err_print(&err, stderr);
         fprintf(stderr, "tlsgate: %zu error(s) in %s\n", tg_err_count(&err),
                 rs.config_file ? rs.config_file : "the embedded default config");
-        tg_config_free(cfg);
-        goto out;
+        goto out; /* cfg is still ours: freed at out */
     }
     cfg = NULL;
     rs.generation = 1;

@@ -42,6 +42,7 @@ static int on_message_begin(llhttp_t *p)
     m->last_cb = CB_NONE;
     m->head_done = false;
     m->done = false;
+    m->field_open = false;
     return 0;
 }
 
@@ -62,6 +63,8 @@ static int on_status(llhttp_t *p, const char *at, size_t len)
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct tg_h1_msg *m = msg_of(p);
+    if (m->head_done)
+        return 0; /* chunked trailer fields: not forwarded, not counted */
     if (m->last_cb != CB_FIELD) {
         if (m->n_fields == m->max_fields) {
             m->error_status = 431;
@@ -75,38 +78,80 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     }
     struct tg_h1_field *f = &m->fields[m->n_fields - 1];
     span_add(m, &f->name, CB_FIELD, at, len);
+    m->field_open = true;
     return 0;
+}
+
+static int fail(struct tg_h1_msg *m, int status, const char *why)
+{
+    m->error_status = status;
+    m->error = why;
+    return -1;
+}
+
+static int bad_status(const struct tg_h1_msg *m)
+{
+    return m->parser.type == HTTP_RESPONSE ? 502 : 400;
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct tg_h1_msg *m = msg_of(p);
-    if (m->n_fields == 0)
-        return -1;
-    span_add(m, &m->fields[m->n_fields - 1].value, CB_VALUE, at, len);
+    if (m->head_done)
+        return 0;
+    if (m->n_fields == 0 || !m->field_open)
+        return fail(m, bad_status(m), "header value without a field name");
+    struct tg_h1_field *f = &m->fields[m->n_fields - 1];
+    /* Pieces of one value are contiguous in our buffer; a gap means obsolete line folding
+     * (RFC 9112 5.2), which we reject rather than forward a mangled value. */
+    if (m->last_cb == CB_VALUE && f->value.off + f->value.len != off_of(m, at))
+        return fail(m, bad_status(m), "obsolete header line folding is not accepted");
+    span_add(m, &f->value, CB_VALUE, at, len);
     return 0;
 }
 
 static int on_header_value_complete(llhttp_t *p)
 {
+    struct tg_h1_msg *m = msg_of(p);
+    if (m->head_done)
+        return 0;
+    /* llhttp (lenient build) lets empty names and names with blanks through: refuse them so
+     * they are never forwarded. */
+    if (!m->field_open || m->n_fields == 0)
+        return fail(m, bad_status(m), "header value without a field name");
+    const struct tg_h1_field *f = &m->fields[m->n_fields - 1];
+    if (f->name.len == 0 || memchr(m->base + f->name.off, ' ', f->name.len) != NULL ||
+        memchr(m->base + f->name.off, '\t', f->name.len) != NULL)
+        return fail(m, bad_status(m), "invalid header field name");
+    m->field_open = false;
     /* An empty value gets no on_header_value call; make sure the next field starts afresh. */
-    msg_of(p)->last_cb = CB_NONE;
+    m->last_cb = CB_NONE;
     return 0;
 }
 
 static int on_headers_complete(llhttp_t *p)
 {
     struct tg_h1_msg *m = msg_of(p);
-    m->head_done = true;
     m->last_cb = CB_NONE;
+    if (m->field_open)
+        return fail(m, bad_status(m), "header field without a value");
+    bool resp = p->type == HTTP_RESPONSE;
+    if (resp && (p->status_code < 100 || p->status_code > 599))
+        return fail(m, 502, "invalid response status code");
+    m->head_done = true;
     /* We never tunnel: Upgrade is dropped when forwarding, so the rest stays HTTP/1.1. */
     p->upgrade = 0;
     int rc = m->cb->on_head(m);
     if (rc < 0) {
         if (m->error_status == 0)
             m->error_status = 400;
+        if (m->error == NULL)
+            m->error = "message rejected";
         return -1;
     }
+    /* RFC 9112 6.3: 1xx, 204 and 304 responses never have a body, whatever they announce. */
+    if (resp && (p->status_code < 200 || p->status_code == 204 || p->status_code == 304))
+        rc = 1;
     return rc;
 }
 
@@ -283,7 +328,7 @@ void tg_h1_reset(struct tg_h1_msg *m)
     m->n_fields = 0;
     m->url.off = m->url.len = m->reason.off = m->reason.len = 0;
     m->last_cb = 0;
-    m->head_done = m->done = false;
+    m->head_done = m->done = m->field_open = false;
     m->error_status = 0;
     m->error = NULL;
 }

@@ -41,6 +41,7 @@ struct tg_h1_msg {
     struct tg_h1_span reason; /* responses */
     uint8_t last_cb;          /* which data callback ran last, to join split spans */
     bool head_done;
+    bool field_open;    /* a field name awaits its value */
     bool done;          /* the whole message was parsed */
     bool pause_on_done; /* stop parsing after each message */
     int error_status;   /* 400, 431, 502... when tg_h1_execute fails */

@@ -513,7 +513,7 @@ static void on_poll(uv_poll_t *p, int status, int events)
     if (events & UV_WRITABLE) {
         if (backend_write(b) != 0)
             return;
-        if (tg_buf_used(&c->to_backend) == 0 && !c->req_done) {
+        if (!c->req_done) { /* room was made: take more of the request body */
             tg__client_request_space(c);
             if (b->dead || b->c != c)
                 return;

@@ -548,6 +548,8 @@ static void proxy_on_accept(struct tg_worker *w, size_t lidx, int fd,
         /* One read() fills OpenSSL's buffer with every record available instead of two reads
          * (header, body) per record; SSL_has_pending() tells us when to read again. */
         SSL_set_read_ahead(c->ssl, 1);
+        /* c->out is appended to and compacted between write retries. */
+        SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
         c->state = TG_C_HANDSHAKE;
         arm(c, TG_CT_HANDSHAKE, c->snap->cfg->timeouts.handshake_ms);
         set_hs_mask(c, UV_READABLE);

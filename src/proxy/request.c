@@ -177,15 +177,10 @@ static int req_on_done(struct tg_h1_msg *m)
 }
 
 /* Feeds buffered client bytes to the parser, as far as the backend buffer has room. */
-void tg__client_process(struct tg_client *c)
+/* One pass of feeding the parser; stops at a message end, an incomplete head or a full
+ * backend buffer. */
+static void feed(struct tg_client *c)
 {
-    if (c->dead || c->in.data == NULL)
-        return;
-    if (!c->h1_ready) {
-        tg_h1_init(&c->req, HTTP_REQUEST, tg__cfg(c)->limits.max_headers, &req_cb, c);
-        c->req.pause_on_done = true;
-        c->h1_ready = true;
-    }
     while (!c->dead && tg_buf_used(&c->in) > 0 && !c->req_done) {
         size_t avail = tg_buf_used(&c->in);
         if (c->req.head_done && !c->discard_body && !c->local) {
@@ -255,10 +250,33 @@ void tg__client_process(struct tg_client *c)
         if (consumed == 0)
             break;
     }
-    if (c->dead)
+}
+
+void tg__client_process(struct tg_client *c)
+{
+    if (c->dead || c->in.data == NULL)
         return;
-    if (c->bc != NULL && tg_buf_used(&c->to_backend) > 0)
+    if (!c->h1_ready) {
+        tg_h1_init(&c->req, HTTP_REQUEST, tg__cfg(c)->limits.max_headers, &req_cb, c);
+        c->req.pause_on_done = true;
+        c->h1_ready = true;
+    }
+    for (;;) {
+        feed(c);
+        if (c->dead)
+            return;
+        size_t pending = tg_buf_used(&c->to_backend);
+        if (c->bc == NULL || pending == 0)
+            break;
         tg__backend_flush(c->bc);
-    if (!c->dead && c->resp_done)
+        if (c->dead)
+            return;
+        /* If the flush made room while body bytes wait in c->in, feed again now: no poll
+         * event would bring us back (the backend socket took everything, c->in is full). */
+        if (c->req_done || !c->req.head_done || tg_buf_used(&c->in) == 0 || c->bc == NULL ||
+            tg_buf_used(&c->to_backend) >= pending)
+            break;
+    }
+    if (c->resp_done)
         tg__client_flush(c);
 }

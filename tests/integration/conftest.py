@@ -6,7 +6,6 @@ gateway  factory: gateway(config_dict, ...) -> a started testenv.Gateway; stoppe
          with exit code 0 expected. Its log is attached to the report of a failing test, and
          under TLSGATE_SANITIZED=1 a sanitizer report in the log fails the test.
 """
-import os
 
 import pytest
 

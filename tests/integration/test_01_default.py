@@ -1,6 +1,5 @@
 """`tlsgate run` without -c: HTTPS on 127.0.0.1:8443 with a self-signed cert kept in the state dir."""
 import os
-import ssl
 
 import pytest
 

@@ -66,8 +66,7 @@ def test_legacy_tls10(gateway, certs, tmp_path):
     r = s_client(port, "-tls1_2", "-cipher", "ALL:@SECLEVEL=0")
     assert not r.connected, r.out
 
-    chk = subprocess.run([testenv.BIN, "check", "-c", gw.config_path], capture_output=True,
-                         text=True, timeout=testenv.t(30))
+    chk = testenv.tlsgate("check", "-c", gw.config_path)
     out = chk.stdout + chk.stderr
     assert chk.returncode == 0, out
     assert "warn" in out.lower(), "no warning about the legacy policy:\n" + out
@@ -84,8 +83,7 @@ def test_3des_name_is_known(certs, tmp_path):
     path = str(tmp_path / "3des.json")
     with open(path, "w") as f:
         json.dump(cfg, f, indent=2)
-    chk = subprocess.run([testenv.BIN, "check", "-c", path], capture_output=True, text=True,
-                         timeout=testenv.t(30))
+    chk = testenv.tlsgate("check", "-c", path)
     out = chk.stdout + chk.stderr
     assert chk.returncode in (0, 2), out
     assert "unknown" not in out.lower() and "did you mean" not in out.lower(), out

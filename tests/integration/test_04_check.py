@@ -2,7 +2,6 @@
 import json
 import os
 import re
-import subprocess
 
 import testenv
 
@@ -24,8 +23,7 @@ def check(tmp_path, cfg, name="gw.json"):
     text = json.dumps(cfg, indent=2) + "\n"
     with open(path, "w") as f:
         f.write(text)
-    r = subprocess.run([testenv.BIN, "check", "-c", path], capture_output=True, text=True,
-                       timeout=testenv.t(30))
+    r = testenv.tlsgate("check", "-c", path)
     return r, path, text
 
 
@@ -111,8 +109,20 @@ def test_not_json(tmp_path):
     path = os.path.join(str(tmp_path), "broken.json")
     with open(path, "w") as f:
         f.write('{"version": 1,\n  "workers": 2,,\n}\n')
-    r = subprocess.run([testenv.BIN, "check", "-c", path], capture_output=True, text=True,
-                       timeout=testenv.t(30))
+    r = testenv.tlsgate("check", "-c", path)
     out = r.stdout + r.stderr
     assert r.returncode == 2, out
     assert re.search(re.escape(path) + r":2:\d+", out), "no line number for the syntax error:\n" + out
+
+
+def test_expired_certificate(certs, tmp_path):
+    cfg = _config(certs, tmp_path, keystore=certs.expired.keystore())
+    r, _, _ = check(tmp_path, cfg)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert "/keystores/ec" in out and "expired" in out.lower(), out
+    # `run` refuses the same config with exit code 2 and the same reason
+    path = os.path.join(str(tmp_path), "gw.json")
+    run = testenv.tlsgate("run", "-c", path, timeout=30)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "expired" in (run.stdout + run.stderr).lower()

@@ -2,7 +2,6 @@
 hop-by-hop headers, pipelining, 100-continue, routing by host and path."""
 import hashlib
 import os
-import time
 
 import testenv
 from testenv import Conn, chunked_body, pattern_sha256

@@ -1,5 +1,4 @@
 """Backend and request failures: refused target, slow origin, header limits, slow clients."""
-import socket
 import time
 
 import testenv

@@ -6,12 +6,11 @@ import subprocess
 import pytest
 
 import testenv
-from testenv import Conn, fingerprint, tls_context
+from testenv import Conn, fingerprint
 
 
-def tg(*args, timeout=60):
-    return subprocess.run([testenv.BIN] + list(args), capture_output=True, text=True,
-                          timeout=testenv.t(timeout))
+def tg(*args):
+    return testenv.tlsgate(*args)
 
 
 def openssl(*args):

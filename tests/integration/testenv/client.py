@@ -1,6 +1,5 @@
 """TLS/HTTP clients for the tests: a raw HTTP/1.1-over-TLS connection, openssl s_client, curl."""
 import json
-import os
 import socket
 import ssl
 import subprocess

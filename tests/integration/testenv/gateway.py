@@ -228,3 +228,15 @@ class Gateway:
 def check_sanitizer(gw):
     if SANITIZED and gw.sanitizer_report():
         raise GatewayError("sanitizer report in the gateway log:\n" + gw.log_tail(400))
+
+
+def tlsgate(*args, timeout=60, cwd=None):
+    """Runs a short-lived tlsgate verb (check, cert, version ...); returns the CompletedProcess
+    (text). Any sanitizer report in its output fails the calling test."""
+    r = subprocess.run([BIN] + [str(a) for a in args], capture_output=True, text=True,
+                       timeout=t(timeout), cwd=cwd)
+    out = r.stdout + r.stderr
+    hits = [m for m in SANITIZER_MARKERS if m in out]
+    if hits:
+        raise GatewayError("sanitizer report from tlsgate %s:\n%s" % (" ".join(map(str, args)), out))
+    return r

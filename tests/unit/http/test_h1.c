@@ -252,8 +252,7 @@ static void test_split_chunks(void **state)
         struct rec *r = rec_new(HTTP_REQUEST, 100);
         size_t off = 0, consumed = 0;
         for (size_t k = 0; k < 3; k++) {
-            assert_int_equal(tg_h1_execute(&r->m, req, off, cuts[c][k] - off, &consumed),
-                             TG_H1_OK);
+            assert_int_equal(tg_h1_execute(&r->m, req, off, cuts[c][k] - off, &consumed), TG_H1_OK);
             assert_int_equal(consumed, cuts[c][k] - off);
             off = cuts[c][k];
         }
@@ -320,7 +319,7 @@ static void test_too_many_fields(void **state)
 
     /* The same when the fourth field arrives in its own call. */
     r = rec_new(HTTP_REQUEST, 3);
-    size_t cut = strlen(bad) - strlen("C: 3\r\n\r\n") + 1;
+    size_t cut = strlen(bad) - strlen("C: 3\r\n\r\n");
     assert_int_equal(tg_h1_execute(&r->m, bad, 0, cut, &consumed), TG_H1_OK);
     assert_int_equal(tg_h1_execute(&r->m, bad, cut, strlen(bad) - cut, &consumed), TG_H1_ERROR);
     assert_int_equal(r->m.error_status, 431);
@@ -348,8 +347,6 @@ static void test_malformed_request_line(void **state)
     assert_bad_request("GET / FTP/1.1\r\nHost: a\r\n\r\n");
     assert_bad_request("GET /\x01 HTTP/1.1\r\nHost: a\r\n\r\n");
     assert_bad_request("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
-    assert_bad_request("GET / HTTP/1.1\r\nBad Name: x\r\n\r\n");
-    assert_bad_request("GET / HTTP/1.1\r\n: no name\r\n\r\n");
 }
 
 static void test_content_length_body(void **state)
@@ -524,25 +521,25 @@ static void test_hop_by_hop(void **state)
 {
     (void)state;
     static const char req[] = "GET / HTTP/1.1\r\n"
-                              "Host: a\r\n"                           /* 0 */
-                              "Connection: close, X-Foo\r\n"          /* 1 */
-                              "Keep-Alive: timeout=5\r\n"             /* 2 */
-                              "TE: trailers\r\n"                      /* 3 */
-                              "Transfer-Encoding: chunked\r\n"        /* 4 */
-                              "Upgrade: websocket\r\n"                /* 5 */
-                              "Proxy-Connection: keep-alive\r\n"      /* 6 */
-                              "X-Foo: 1\r\n"                          /* 7 */
-                              "X-Bar: 2\r\n"                          /* 8 */
-                              "x-foo: 3\r\n"                          /* 9 */
-                              "Trailer: X-Checksum\r\n"               /* 10 */
-                              "X-Foo-Bar: 4\r\n"                      /* 11 */
-                              "X-Fo: 5\r\n"                           /* 12 */
+                              "Host: a\r\n"                             /* 0 */
+                              "Connection: close, X-Foo\r\n"            /* 1 */
+                              "Keep-Alive: timeout=5\r\n"               /* 2 */
+                              "TE: trailers\r\n"                        /* 3 */
+                              "Transfer-Encoding: chunked\r\n"          /* 4 */
+                              "Upgrade: websocket\r\n"                  /* 5 */
+                              "Proxy-Connection: keep-alive\r\n"        /* 6 */
+                              "X-Foo: 1\r\n"                            /* 7 */
+                              "X-Bar: 2\r\n"                            /* 8 */
+                              "x-foo: 3\r\n"                            /* 9 */
+                              "Trailer: X-Checksum\r\n"                 /* 10 */
+                              "X-Foo-Bar: 4\r\n"                        /* 11 */
+                              "X-Fo: 5\r\n"                             /* 12 */
                               "Connection: keep-alive ,  X-Second \r\n" /* 13 */
-                              "X-SECOND: 6\r\n"                       /* 14 */
+                              "X-SECOND: 6\r\n"                         /* 14 */
                               "\r\n"
                               "0\r\n\r\n";
-    static const bool expect[] = {false, true,  true, true,  true,  true,  true, true,
-                                  false, true,  true, false, false, true,  true};
+    static const bool expect[] = {false, true, true, true,  true,  true, true, true,
+                                  false, true, true, false, false, true, true};
     struct rec *r = rec_new(HTTP_REQUEST, 100);
     size_t consumed;
     assert_int_equal(exec_str(r, req, &consumed), TG_H1_PAUSED);
@@ -559,9 +556,9 @@ static void test_hop_by_hop(void **state)
 
     /* Without a Connection header only the fixed set is hop-by-hop. */
     r = rec_new(HTTP_REQUEST, 100);
-    assert_int_equal(exec_str(r, "GET / HTTP/1.1\r\nHost: a\r\nX-Foo: 1\r\nte: x\r\n\r\n",
-                              &consumed),
-                     TG_H1_PAUSED);
+    assert_int_equal(
+        exec_str(r, "GET / HTTP/1.1\r\nHost: a\r\nX-Foo: 1\r\nte: x\r\n\r\n", &consumed),
+        TG_H1_PAUSED);
     assert_false(tg_h1_is_hop_by_hop(&r->m, &r->m.fields[0]));
     assert_false(tg_h1_is_hop_by_hop(&r->m, &r->m.fields[1]));
     assert_true(tg_h1_is_hop_by_hop(&r->m, &r->m.fields[2]));
@@ -607,6 +604,110 @@ static void test_has_token(void **state)
 }
 
 /* on_head may fail the message with its own status. */
+/* RFC 9112 5.2: obs-fold in a request must be rejected (400) or replaced by SP before the value
+ * is interpreted or forwarded. Known bug: h1.c keeps only the continuation line (" second"). */
+static void test_obs_fold(void **state)
+{
+    (void)state;
+    static const char *const types[] = {"request", "response"};
+    static const char *const msgs[] = {
+        "GET / HTTP/1.1\r\nHost: a\r\nX-Folded: first\r\n second\r\n\r\n",
+        "HTTP/1.1 200 OK\r\nX-Folded: first\r\n second\r\nContent-Length: 0\r\n\r\n",
+    };
+    bool buggy = false;
+    for (size_t i = 0; i < 2; i++) {
+        struct rec *r = rec_new(i == 0 ? HTTP_REQUEST : HTTP_RESPONSE, 100);
+        size_t consumed;
+        enum tg_h1_result res = exec_str(r, msgs[i], &consumed);
+        if (res == TG_H1_ERROR) {
+            assert_int_not_equal(r->m.error_status, 0);
+        } else {
+            char *v = field_value(&r->m, "x-folded");
+            assert_non_null(v);
+            /* Either rejected or the whole value kept ("first" ... "second"). */
+            if (strncmp(v, "first", 5) != 0 || strstr(v, "second") == NULL) {
+                print_message("regression (%s): folded X-Folded value came out as \"%s\"\n",
+                              types[i], v);
+                buggy = true;
+            }
+            free(v);
+        }
+        rec_free(r);
+    }
+    if (buggy)
+        fail();
+}
+
+/* A field name is a token (RFC 9110 5.1): an empty name or one with a space must be refused,
+ * not forwarded to the backend. Known bug: llhttp 8 (non-strict) reports both as fields and h1.c
+ * accepts them; the rest of the bad names below are refused. */
+static void test_invalid_field_names(void **state)
+{
+    (void)state;
+    assert_bad_request("GET / HTTP/1.1\r\nBad\"Name: x\r\n\r\n");
+    assert_bad_request("GET / HTTP/1.1\r\nBad(Name: x\r\n\r\n");
+    assert_bad_request("GET / HTTP/1.1\r\nBad\x01Name: x\r\n\r\n");
+    assert_bad_request("GET / HTTP/1.1\r\nX: a\x7f\r\n\r\n");
+    assert_bad_request("GET / HTTP/1.1\r\nX: a\rb\r\n\r\n");
+    static const char *const lenient[] = {
+        "GET / HTTP/1.1\r\nHost: a\r\n: evil\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\n:\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nBad Name: x\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nTransfer Encoding: chunked\r\n\r\n",
+    };
+    bool buggy = false;
+    for (size_t i = 0; i < sizeof(lenient) / sizeof(lenient[0]); i++) {
+        struct rec *r = rec_new(HTTP_REQUEST, 100);
+        size_t consumed;
+        if (exec_str(r, lenient[i], &consumed) != TG_H1_ERROR) {
+            print_message("regression: accepted field \"%s\" in %s", r->names[1], lenient[i]);
+            buggy = true;
+        } else {
+            assert_int_equal(r->m.error_status, 400);
+        }
+        rec_free(r);
+    }
+    if (buggy)
+        fail();
+}
+
+/* Chunked trailer fields are not head fields: they should not count against max_fields (the
+ * head already went to the backend) nor show up in m->fields. Known bug: they do. */
+static void test_trailers(void **state)
+{
+    (void)state;
+    static const char req[] = "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              "1\r\nx\r\n0\r\nX-Trailer: 1\r\n\r\n";
+    size_t consumed;
+    /* With room for the trailer the message parses; the body is decoded. */
+    struct rec *r = rec_new(HTTP_REQUEST, 100);
+    assert_int_equal(exec_str(r, req, &consumed), TG_H1_PAUSED);
+    assert_int_equal(consumed, strlen(req));
+    assert_int_equal(r->n_fields, 2);
+    assert_int_equal(r->body_len, 1);
+    assert_int_equal(r->dones, 1);
+    bool trailer_in_fields = r->m.n_fields != 2;
+    rec_free(r);
+
+    /* A head with exactly max_fields fields plus one trailer. */
+    r = rec_new(HTTP_REQUEST, 2);
+    enum tg_h1_result res = exec_str(r, req, &consumed);
+    assert_int_equal(r->heads, 1);
+    assert_int_equal(r->body_len, 1);
+    bool trailer_431 = res == TG_H1_ERROR && r->m.error_status == 431;
+    if (!trailer_431) {
+        assert_int_equal(res, TG_H1_PAUSED);
+        assert_int_equal(r->dones, 1);
+    }
+    rec_free(r);
+    if (trailer_in_fields || trailer_431) {
+        print_message("regression: trailer fields %s%s\n",
+                      trailer_in_fields ? "are appended to m->fields; " : "",
+                      trailer_431 ? "count against max_fields (431 after the head was sent)" : "");
+        fail();
+    }
+}
+
 static void test_on_head_fails(void **state)
 {
     (void)state;
@@ -650,6 +751,86 @@ static void test_response_head_no_body(void **state)
     assert_int_equal(r->body_len, 3);
     assert_memory_equal(r->body, "nop", 3);
     rec_free(r);
+}
+
+/* RFC 9112 6.3: 1xx, 204 and 304 responses end with their head whatever Content-Length or
+ * Transfer-Encoding say (a 304 may carry the Content-Length of the 200 it stands for). The proxy's
+ * on_head returns 1 only for HEAD requests. Known bug: llhttp then reads a body for them. */
+static void test_response_no_body_statuses(void **state)
+{
+    (void)state;
+    static const char *const heads[] = {
+        "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\nContent-Length: 1234\r\n\r\n",
+        "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n",
+        "HTTP/1.1 304 Not Modified\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\n",
+    };
+    static const char next[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+    bool buggy = false;
+    for (size_t i = 0; i < sizeof(heads) / sizeof(heads[0]); i++) {
+        char buf[256];
+        size_t hl = strlen(heads[i]);
+        assert_true(hl + sizeof(next) <= sizeof(buf));
+        memcpy(buf, heads[i], hl);
+        memcpy(buf + hl, next, sizeof(next));
+        struct rec *r = rec_new(HTTP_RESPONSE, 100);
+        size_t consumed;
+        enum tg_h1_result res = exec_str(r, buf, &consumed);
+        assert_int_equal(r->heads, 1);
+        if (res != TG_H1_PAUSED || consumed != hl || r->body_len != 0) {
+            print_message("regression: \"%.*s\" read a body: result %d, consumed %zu of a %zu "
+                          "byte head, %zu body bytes\n",
+                          (int)strcspn(heads[i], "\r"), heads[i], res, consumed, hl, r->body_len);
+            buggy = true;
+        }
+        rec_free(r);
+    }
+    /* Returning 1 from on_head (what the proxy does for HEAD) does give the right framing. */
+    struct rec *r = rec_new(HTTP_RESPONSE, 100);
+    r->head_rc = 1;
+    size_t consumed;
+    assert_int_equal(exec_str(r, heads[0], &consumed), TG_H1_PAUSED);
+    assert_int_equal(consumed, strlen(heads[0]));
+    assert_int_equal(r->dones, 1);
+    rec_free(r);
+    if (buggy)
+        fail();
+}
+
+/* RFC 9112 4: status-code = 3DIGIT; RFC 9110 15: values outside 100..599 are invalid. Known bug:
+ * llhttp 8 takes 0 to 3 digits, and the proxy treats any code below 200 as interim, so the body of
+ * "HTTP/1.1 000" goes to the client with no status line before it. */
+static void test_response_bad_status_code(void **state)
+{
+    (void)state;
+    static const char *const bad[] = {
+        "HTTP/1.1 \r\n\r\nbody",
+        "HTTP/1.1  close\r\n\r\nbody",
+        "HTTP/1.1 0\r\n\r\nbody",
+        "HTTP/1.1 20 OK\r\n\r\nbody",
+        "HTTP/1.1 099 x\r\n\r\nbody",
+        "HTTP/1.1 000\r\nContent-Length: 3\r\n\r\nabc",
+        "HTTP/1.1 999 X\r\nContent-Length: 0\r\n\r\n",
+    };
+    bool buggy = false;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct rec *r = rec_new(HTTP_RESPONSE, 100);
+        size_t consumed;
+        if (exec_str(r, bad[i], &consumed) != TG_H1_ERROR) {
+            print_message("regression: accepted status line \"%.*s\" as status %d (%d body "
+                          "bytes)\n",
+                          (int)strcspn(bad[i], "\r"), bad[i], r->status, (int)r->body_len);
+            buggy = true;
+        }
+        rec_free(r);
+    }
+    /* Four digits are refused. */
+    struct rec *r = rec_new(HTTP_RESPONSE, 100);
+    size_t consumed;
+    assert_int_equal(exec_str(r, "HTTP/1.1 2000 OK\r\n\r\n", &consumed), TG_H1_ERROR);
+    rec_free(r);
+    if (buggy)
+        fail();
 }
 
 static void test_response_1xx_then_final(void **state)
@@ -793,9 +974,9 @@ static void test_reset_reuse(void **state)
     rec_clear(r);
     assert_int_equal(exec_str(r, "POST /half HTTP/1.1\r\nHo", &consumed), TG_H1_OK);
     tg_h1_reset(&r->m);
-    assert_int_equal(exec_str(r, "PUT /whole HTTP/1.1\r\nHost: y\r\nContent-Length: 1\r\n\r\nz",
-                              &consumed),
-                     TG_H1_PAUSED);
+    assert_int_equal(
+        exec_str(r, "PUT /whole HTTP/1.1\r\nHost: y\r\nContent-Length: 1\r\n\r\nz", &consumed),
+        TG_H1_PAUSED);
     assert_int_equal(r->heads, 1);
     assert_string_equal(r->method, "PUT");
     assert_string_equal(r->url, "/whole");
@@ -806,8 +987,7 @@ static void test_reset_reuse(void **state)
     tg_h1_reset(&r->m);
     assert_int_equal(r->m.parser.type, HTTP_REQUEST);
     rec_clear(r);
-    assert_int_equal(exec_str(r, "DELETE /d HTTP/1.1\r\nHost: y\r\n\r\n", &consumed),
-                     TG_H1_PAUSED);
+    assert_int_equal(exec_str(r, "DELETE /d HTTP/1.1\r\nHost: y\r\n\r\n", &consumed), TG_H1_PAUSED);
     assert_string_equal(r->method, "DELETE");
     rec_free(r);
 
@@ -817,9 +997,9 @@ static void test_reset_reuse(void **state)
     tg_h1_reset(&r->m);
     assert_int_equal(r->m.parser.type, HTTP_RESPONSE);
     rec_clear(r);
-    assert_int_equal(exec_str(r, "HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n",
-                              &consumed),
-                     TG_H1_PAUSED);
+    assert_int_equal(
+        exec_str(r, "HTTP/1.1 302 Found\r\nLocation: /x\r\nContent-Length: 0\r\n\r\n", &consumed),
+        TG_H1_PAUSED);
     assert_int_equal(r->status, 302);
     assert_string_equal(r->values[0], "/x");
     rec_free(r);
@@ -833,8 +1013,7 @@ static void test_empty_execute(void **state)
     assert_int_equal(tg_h1_execute(&r->m, "", 0, 0, &consumed), TG_H1_OK);
     assert_int_equal(consumed, 0);
     /* Leading empty lines before a request are tolerated (RFC 9112 2.2). */
-    assert_int_equal(exec_str(r, "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", &consumed),
-                     TG_H1_PAUSED);
+    assert_int_equal(exec_str(r, "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", &consumed), TG_H1_PAUSED);
     assert_string_equal(r->url, "/");
     rec_free(r);
 }
@@ -855,8 +1034,13 @@ int main(void)
         cmocka_unit_test(test_smuggling_guards),
         cmocka_unit_test(test_hop_by_hop),
         cmocka_unit_test(test_has_token),
+        cmocka_unit_test(test_obs_fold),
+        cmocka_unit_test(test_trailers),
+        cmocka_unit_test(test_invalid_field_names),
         cmocka_unit_test(test_on_head_fails),
         cmocka_unit_test(test_response_head_no_body),
+        cmocka_unit_test(test_response_no_body_statuses),
+        cmocka_unit_test(test_response_bad_status_code),
         cmocka_unit_test(test_response_1xx_then_final),
         cmocka_unit_test(test_response_close_delimited),
         cmocka_unit_test(test_response_malformed),
