@@ -1,4 +1,5 @@
-/* Validated, immutable gateway configuration: JSON text in, plain structs out (read-only once built). */
+/* Validated, immutable gateway configuration: JSON text in, plain structs out (read-only once
+ * built). */
 #ifndef TG_CONFIG_CONFIG_H
 #define TG_CONFIG_CONFIG_H
 
@@ -21,16 +22,17 @@ struct tg_keystore_conf {
     char *type;         /* "pem" */
     char *cert_file;    /* absolute or relative to the config file's directory, resolved */
     char *key_file;     /* resolved like cert_file */
-    char *key_password; /* resolved secret (from a string, {"file"} or {"env"}), or NULL; never logged */
+    char *key_password; /* resolved secret (from a string, {"file"} or {"env"}), or NULL; never
+                           logged */
 };
 
 /* A listener's TLS policy, resolved to what OpenSSL takes. */
 struct tg_tls_conf {
-    char *path;        /* JSON pointer of the "tls" object (or of the listener if absent) */
-    struct tg_loc loc; /* location of the "tls" object */
-    bool disabled;     /* serve plaintext */
-    char **certificates;      /* keystore names, as written */
-    size_t *certificate_idx;  /* index of each into cfg->keystores */
+    char *path;              /* JSON pointer of the "tls" object (or of the listener if absent) */
+    struct tg_loc loc;       /* location of the "tls" object */
+    bool disabled;           /* serve plaintext */
+    char **certificates;     /* keystore names, as written */
+    size_t *certificate_idx; /* index of each into cfg->keystores */
     struct tg_loc *certificate_locs; /* location of each name in the list */
     size_t n_certificates;
     int min_version; /* TLS1_VERSION .. TLS1_3_VERSION; default TLS1_3_VERSION */
@@ -44,26 +46,27 @@ struct tg_tls_conf {
     bool cipher_string; /* cipher_suites was given as a single OpenSSL cipher string */
     /* true when the policy needs OpenSSL security level 0 (TLS 1.0/1.1, 3DES, ...). */
     bool legacy;
-    char *curves; /* groups joined by ':' in OpenSSL spelling for SSL_CTX_set1_groups_list, or NULL */
-    char **alpn;  /* protocol ids in preference order; default {"http/1.1"} for http */
+    char *
+        curves; /* groups joined by ':' in OpenSSL spelling for SSL_CTX_set1_groups_list, or NULL */
+    char **alpn; /* protocol ids in preference order; default {"http/1.1"} for http */
     size_t n_alpn;
     bool session_resumption; /* default true */
 };
 
 struct tg_route_conf {
-    char *host;          /* NULL = any host; exact name, or "*.example.com" (one or more labels) */
-    char *path_prefix;   /* default "/" */
-    char *backend;       /* backend name, as written */
-    size_t backend_idx;  /* index into cfg->backends */
+    char *host;         /* NULL = any host; exact name, or "*.example.com" (one or more labels) */
+    char *path_prefix;  /* default "/" */
+    char *backend;      /* backend name, as written */
+    size_t backend_idx; /* index into cfg->backends */
 };
 
 enum tg_listener_mode { TG_MODE_HTTP = 0, TG_MODE_TCP = 1 };
 
 struct tg_listener_conf {
     char *name;
-    char *path;        /* e.g. "/listeners/0" */
+    char *path; /* e.g. "/listeners/0" */
     struct tg_loc loc;
-    char *address;     /* as written: "127.0.0.1:8443", "[::1]:443" */
+    char *address; /* as written: "127.0.0.1:8443", "[::1]:443" */
     struct sockaddr_storage addr;
     socklen_t addr_len;
     enum tg_listener_mode mode;
@@ -95,7 +98,7 @@ struct tg_backend_conf {
     size_t n_targets;
 };
 
-struct tg_timeouts_conf { /* milliseconds; config gives seconds (fractions allowed) */
+struct tg_timeouts_conf {         /* milliseconds; config gives seconds (fractions allowed) */
     uint64_t handshake_ms;        /* 10 s */
     uint64_t request_headers_ms;  /* 10 s */
     uint64_t idle_ms;             /* 60 s */
@@ -123,8 +126,8 @@ struct tg_config {
     char *name;        /* label of messages and locations: source_file or load_string's name */
     char *base_dir;    /* directory relative paths are resolved against */
     int version;
-    unsigned workers;  /* resolved: "auto" becomes the number of online CPUs */
-    char *state_dir;   /* default "./tlsgate-state" or $TLSGATE_STATE_DIR; resolved */
+    unsigned workers; /* resolved: "auto" becomes the number of online CPUs */
+    char *state_dir;  /* default "./tlsgate-state" or $TLSGATE_STATE_DIR; resolved */
     struct tg_log_conf log;
     struct tg_keystore_conf *keystores;
     size_t n_keystores;
@@ -169,8 +172,8 @@ struct tg_cipher_info {
     /* Added: */
     bool insecure;               /* no authentication or encryption, or a broken cipher: refused */
     const char *insecure_reason; /* e.g. "without authentication", or NULL */
-    bool available;              /* the linked OpenSSL implements it (3DES/RC4 may be compiled out) */
-    int min_version;             /* lowest TLS version that can negotiate it (TLS1_VERSION ..) */
+    bool available;  /* the linked OpenSSL implements it (3DES/RC4 may be compiled out) */
+    int min_version; /* lowest TLS version that can negotiate it (TLS1_VERSION ..) */
 };
 
 /* Resolves one suite spelled as an OpenSSL name, IANA name, Java name (SSL_ prefix) or an IANA
@@ -184,7 +187,8 @@ const char *tg_cipher_suggest(const char *name);
 const char *tg_curve_lookup(const char *name);
 
 /* The embedded default config used by `tlsgate run` without -c: HTTPS on 127.0.0.1:8443 with the
- * keystore "default" at <state_dir>/default.crt and default.key, and the built-in status backend. */
+ * keystore "default" at <state_dir>/default.crt and default.key, and the built-in status backend.
+ */
 extern const char tg_config_default_json[];
 
 #endif

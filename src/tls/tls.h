@@ -1,4 +1,5 @@
-/* TLS from config: per-listener server contexts (SNI, RSA+ECDSA), handshake-failure reasons, dev certificates. */
+/* TLS from config: per-listener server contexts (SNI, RSA+ECDSA), handshake-failure reasons, dev
+ * certificates. */
 #ifndef TG_TLS_TLS_H
 #define TG_TLS_TLS_H
 
@@ -37,25 +38,26 @@ void tg_tls_server_print_policy(const struct tg_tls_server *ts, FILE *out);
 
 enum tg_tls_fail {
     TG_TLS_FAIL_NONE = 0,
-    TG_TLS_FAIL_VERSION,     /* client offered only versions outside min..max */
-    TG_TLS_FAIL_CIPHER,      /* no cipher suite in common */
-    TG_TLS_FAIL_GROUP,       /* no key-exchange group in common */
-    TG_TLS_FAIL_SIGALG,      /* no signature algorithm usable with our certificates */
-    TG_TLS_FAIL_ALPN,        /* no ALPN protocol in common */
-    TG_TLS_FAIL_SSLV2,       /* an SSLv2 client hello */
-    TG_TLS_FAIL_PLAIN_HTTP,  /* plain HTTP sent to the TLS port */
-    TG_TLS_FAIL_NOT_TLS,     /* other bytes that are not TLS */
-    TG_TLS_FAIL_HANGUP,      /* client closed or reset the connection mid-handshake */
-    TG_TLS_FAIL_TIMEOUT,     /* handshake did not finish within timeouts.handshake */
-    TG_TLS_FAIL_PEER_ALERT,  /* client sent a fatal alert (e.g. it does not trust our certificate) */
-    TG_TLS_FAIL_PROTOCOL,    /* malformed or unexpected handshake messages */
-    TG_TLS_FAIL_INTERNAL,    /* our side failed (allocation, provider, ...) */
+    TG_TLS_FAIL_VERSION,    /* client offered only versions outside min..max */
+    TG_TLS_FAIL_CIPHER,     /* no cipher suite in common */
+    TG_TLS_FAIL_GROUP,      /* no key-exchange group in common */
+    TG_TLS_FAIL_SIGALG,     /* no signature algorithm usable with our certificates */
+    TG_TLS_FAIL_ALPN,       /* no ALPN protocol in common */
+    TG_TLS_FAIL_SSLV2,      /* an SSLv2 client hello */
+    TG_TLS_FAIL_PLAIN_HTTP, /* plain HTTP sent to the TLS port */
+    TG_TLS_FAIL_NOT_TLS,    /* other bytes that are not TLS */
+    TG_TLS_FAIL_HANGUP,     /* client closed or reset the connection mid-handshake */
+    TG_TLS_FAIL_TIMEOUT,    /* handshake did not finish within timeouts.handshake */
+    TG_TLS_FAIL_PEER_ALERT, /* client sent a fatal alert (e.g. it does not trust our certificate) */
+    TG_TLS_FAIL_PROTOCOL,   /* malformed or unexpected handshake messages */
+    TG_TLS_FAIL_INTERNAL,   /* our side failed (allocation, provider, ...) */
     TG_TLS_FAIL__COUNT
 };
 
 struct tg_tls_fail_info {
     const char *token;      /* metrics label, e.g. "unsupported_version" */
-    const char *sentence;   /* plain words, e.g. "the client offered only TLS versions this listener does not allow" */
+    const char *sentence;   /* plain words, e.g. "the client offered only TLS versions this listener
+                               does not allow" */
     const char *config_key; /* key that would change the outcome, e.g. "tls.min_version", or NULL */
     bool client_caused;     /* log at info (client's doing) rather than error (ours) */
 };
@@ -99,12 +101,12 @@ enum tg_cert_kind { TG_CERT_CA, TG_CERT_SERVER, TG_CERT_CLIENT };
 
 struct tg_cert_req {
     enum tg_cert_kind kind;
-    const char *subject;       /* DN string; default "CN=tlsgate dev CA" / first name / required */
-    const char *const *names;  /* SANs for servers: DNS names or IP addresses */
+    const char *subject;      /* DN string; default "CN=tlsgate dev CA" / first name / required */
+    const char *const *names; /* SANs for servers: DNS names or IP addresses */
     size_t n_names;
-    int rsa_bits;              /* 0 = ECDSA P-256 (default); else RSA with this many bits */
-    int days;                  /* validity; 0 = default (CA 3650, others 825) */
-    EVP_PKEY *issuer_key;      /* NULL = self-signed */
+    int rsa_bits;         /* 0 = ECDSA P-256 (default); else RSA with this many bits */
+    int days;             /* validity; 0 = default (CA 3650, others 825) */
+    EVP_PKEY *issuer_key; /* NULL = self-signed */
     X509 *issuer_cert;
 };
 

@@ -1,4 +1,5 @@
-/* Replays a fuzz corpus (files or directories given as arguments) through LLVMFuzzerTestOneInput. */
+/* Replays a fuzz corpus (files or directories given as arguments) through LLVMFuzzerTestOneInput.
+ */
 #include <dirent.h>
 #include <stdint.h>
 #include <stdio.h>
