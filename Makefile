@@ -25,7 +25,7 @@ run: build
 
 # Every test: unit and fuzz-corpus replays on the normal and the sanitized build, then the
 # integration suite against both binaries.
-test: build asan
+test: build asan format-check
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	cd $(ASAN) && ASAN_OPTIONS=detect_leaks=1 ctest --output-on-failure -j $(JOBS)
 	TLSGATE_BIN=$(CURDIR)/$(BUILD)/tlsgate $(PYTHON) -m pytest -q -p no:cacheprovider tests/integration
@@ -48,7 +48,7 @@ fuzz: deps
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
-format-check:
+format-check: deps
 	clang-format --dry-run -Werror $$(git ls-files '*.c' '*.h')
 
 install: build
