@@ -510,6 +510,16 @@ static void on_poll(uv_poll_t *p, int status, int events)
         return;
     }
     struct tg_client *c = b->c;
+    if (status < 0) {
+        /* EPOLLERR (e.g. a reset): libuv has stopped the handle; the reason is in SO_ERROR. */
+        int err = 0;
+        socklen_t len = sizeof(err);
+        if (getsockopt(b->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0)
+            err = ECONNRESET;
+        b->poll_mask = 0;
+        backend_eof(b, err);
+        return;
+    }
     if (events & UV_WRITABLE) {
         if (backend_write(b) != 0)
             return;

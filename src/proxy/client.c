@@ -85,8 +85,7 @@ static void on_handle_closed(uv_handle_t *h)
     tg__buf_release(w, &c->in);
     tg__buf_release(w, &c->out);
     tg__buf_release(w, &c->to_backend);
-    if (c->h1_ready)
-        tg_h1_free(&c->req);
+    tg__client_req_release(c);
     tg_snapshot_unref(c->snap);
     free(c);
     tg_worker_conn_done(w);
@@ -384,7 +383,10 @@ static void response_finished(struct tg_client *c)
     c->to_backend.off = c->to_backend.len = 0;
     tg__buf_release_if_empty(c->w, &c->to_backend);
     tg__buf_release_if_empty(c->w, &c->out);
-    tg_h1_next(&c->req);
+    if (tg_buf_used(&c->in) > 0)
+        tg_h1_next(&c->rq->msg); /* a pipelined request follows: keep the parser going */
+    else
+        tg__client_req_release(c);
     tg_buf_compact(&c->in);
     tg__buf_release_if_empty(c->w, &c->in);
     c->timer_kind = TG_CT_NONE;
@@ -451,7 +453,7 @@ static void client_read(struct tg_client *c)
     while (!c->dead && reading_allowed(c)) {
         tg__buf_ensure(c->w, &c->in, tg__client_in_cap(c));
         /* While a head is incomplete its spans point into c->in: never move those bytes. */
-        if (!c->head_started || c->req.head_done) {
+        if (!c->head_started || c->rq->msg.head_done) {
             if (c->in.off == c->in.len)
                 c->in.off = c->in.len = 0;
             else if (c->in.off > 0)
@@ -596,6 +598,7 @@ static void proxy_on_drain_timeout(struct tg_worker *w)
 static void proxy_worker_free(struct tg_worker *w)
 {
     struct tg_proxy_worker *pw = tg_pw(w);
+    tg__req_cache_free(w);
     for (size_t i = 0; i < TG_BUFCACHE_CLASSES; i++)
         for (size_t j = 0; j < pw->cache[i].n; j++)
             free(pw->cache[i].blocks[j]);

@@ -15,6 +15,17 @@
 
 struct tg_bconn;
 
+/* State needed only while a request is in flight: parser and what the access log names. Taken
+ * from a per-worker free list when a request starts and given back when the connection goes
+ * idle, so idle keep-alive connections do not carry it. */
+struct tg_creq {
+    struct tg_h1_msg msg;
+    struct tg_creq *next_free;
+    char method[16];
+    char path[256];
+    char host[128];
+};
+
 enum tg_cstate {
     TG_C_HANDSHAKE = 0, /* TLS handshake (first bytes sniffed before OpenSSL sees them) */
     TG_C_HTTP,          /* reading requests / forwarding responses */
@@ -35,7 +46,6 @@ struct tg_client {
     SSL *ssl;
     bool sniffed;
     bool dead;
-    bool h1_ready;   /* req parser initialised */
     bool want_write; /* the last TLS read needs the socket writable */
     bool in_parser;  /* inside tg_h1_execute: no flushing or re-entry */
     bool r_blocked;  /* readable fired while we could not take input: stop polling it */
@@ -48,7 +58,7 @@ struct tg_client {
     struct tg_buf in;  /* bytes from the client (decrypted), head spans point here */
     struct tg_buf out; /* bytes to the client */
     struct tg_buf to_backend;
-    struct tg_h1_msg req;
+    struct tg_creq *rq; /* NULL while idle */
 
     /* The request in progress. */
     bool head_started; /* some bytes of the next request arrived */
@@ -70,9 +80,6 @@ struct tg_client {
     uint64_t req_start_ms;
     uint64_t bytes_out;
     size_t req_head_len; /* bytes of the forwarded head in to_backend */
-    char method[16];
-    char path[256];
-    char host[128];
     const struct tg_backend_conf *backend;
     size_t target_idx;
     unsigned targets_tried;
@@ -125,6 +132,8 @@ struct tg_proxy_worker {
     struct tg_bufcache cache[TG_BUFCACHE_CLASSES];
     struct tg_client *clients; /* every open client connection */
     size_t n_clients;
+    struct tg_creq *free_req; /* recycled request state */
+    size_t n_free_req;
     struct tg_bconn *idle; /* idle pooled backend connections, most recent first */
     size_t n_idle;
     size_t *rr; /* round-robin position per backend index */
@@ -157,6 +166,10 @@ void tg__client_close(struct tg_client *c);
 void tg__client_flush(struct tg_client *c);
 /* request.c: feeds buffered client bytes to the parser as far as the backend buffer allows. */
 void tg__client_process(struct tg_client *c);
+/* request.c: gives c->rq back to the worker (accepts c->rq == NULL). */
+void tg__client_req_release(struct tg_client *c);
+/* request.c: frees the worker's recycled request objects. */
+void tg__req_cache_free(struct tg_worker *w);
 /* respond.c */
 void tg__client_local_response(struct tg_client *c, int status, const char *body);
 void tg__client_log_access(struct tg_client *c);

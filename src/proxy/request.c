@@ -3,6 +3,7 @@
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
@@ -30,11 +31,11 @@ static bool append_field(struct tg_buf *b, const char *base, const struct tg_h1_
 /* Writes the request head for the backend into to_backend. */
 static bool build_backend_head(struct tg_client *c, const char *url, size_t url_len)
 {
-    struct tg_h1_msg *m = &c->req;
+    struct tg_h1_msg *m = &c->rq->msg;
     struct tg_buf *b = &c->to_backend;
     tg__buf_ensure(c->w, b, tg__client_in_cap(c) + 4096);
     b->off = b->len = 0;
-    bool ok = tg_buf_append_str(b, c->method) && tg_buf_append(b, " ", 1) &&
+    bool ok = tg_buf_append_str(b, c->rq->method) && tg_buf_append(b, " ", 1) &&
               tg_buf_append(b, url, url_len) && tg_buf_append_str(b, " HTTP/1.1\r\n");
     for (size_t i = 0; ok && i < m->n_fields; i++) {
         const struct tg_h1_field *f = &m->fields[i];
@@ -77,7 +78,7 @@ static int req_on_head(struct tg_h1_msg *m)
     c->req_active = true;
     c->req_start_ms = uv_now(&c->w->loop);
     TG_STAT_INC(&c->w->stats, requests);
-    copy_span(c->method, sizeof(c->method), llhttp_method_name((llhttp_method_t)p->method),
+    copy_span(c->rq->method, sizeof(c->rq->method), llhttp_method_name((llhttp_method_t)p->method),
               strlen(llhttp_method_name((llhttp_method_t)p->method)));
     const char *url = m->base + m->url.off;
     size_t url_len = m->url.len;
@@ -111,11 +112,11 @@ static int req_on_head(struct tg_h1_msg *m)
     }
     if (host != NULL) {
         host_len = tg_host_strip_port(host, host_len);
-        copy_span(c->host, sizeof(c->host), host, host_len);
+        copy_span(c->rq->host, sizeof(c->rq->host), host, host_len);
     } else {
-        c->host[0] = '\0';
+        c->rq->host[0] = '\0';
     }
-    copy_span(c->path, sizeof(c->path), url, url_len);
+    copy_span(c->rq->path, sizeof(c->rq->path), url, url_len);
 
     if (p->method == HTTP_CONNECT) {
         c->discard_body = true;
@@ -183,7 +184,7 @@ static void feed(struct tg_client *c)
 {
     while (!c->dead && tg_buf_used(&c->in) > 0 && !c->req_done) {
         size_t avail = tg_buf_used(&c->in);
-        if (c->req.head_done && !c->discard_body && !c->local) {
+        if (c->rq->msg.head_done && !c->discard_body && !c->local) {
             size_t room = tg_buf_room(&c->to_backend);
             if (room < FEED_SLACK * 2) {
                 tg_buf_compact(&c->to_backend);
@@ -193,41 +194,41 @@ static void feed(struct tg_client *c)
                 break; /* backpressure: wait for the backend to take bytes */
             avail = TG_MIN(avail, (room - FEED_SLACK) / 2);
         }
-        bool had_head = c->req.head_done;
+        bool had_head = c->rq->msg.head_done;
         if (!c->head_started) {
             c->head_started = true;
             c->timer_kind = TG_CT_NONE;
         }
         size_t consumed = 0;
         c->in_parser = true;
-        enum tg_h1_result r = tg_h1_execute(&c->req, c->in.data, c->in.off, avail, &consumed);
+        enum tg_h1_result r = tg_h1_execute(&c->rq->msg, c->in.data, c->in.off, avail, &consumed);
         c->in_parser = false;
         if (c->dead)
             return;
         c->in.off += consumed;
         if (r == TG_H1_ERROR) {
             tg_log_info("client %s listener=%s: bad request: %s", c->peer, c->lc->name,
-                        c->req.error ? c->req.error : "malformed");
+                        c->rq->msg.error ? c->rq->msg.error : "malformed");
             c->close_after = true;
             c->req_done = true;
             if (!c->req_active) {
                 c->req_start_ms = uv_now(&c->w->loop);
-                snprintf(c->method, sizeof(c->method), "-");
-                snprintf(c->path, sizeof(c->path), "-");
+                snprintf(c->rq->method, sizeof(c->rq->method), "-");
+                snprintf(c->rq->path, sizeof(c->rq->path), "-");
             }
-            tg__client_local_response(c, c->req.error_status ? c->req.error_status : 400,
-                                      c->req.error_status == 431
+            tg__client_local_response(c, c->rq->msg.error_status ? c->rq->msg.error_status : 400,
+                                      c->rq->msg.error_status == 431
                                           ? "request header fields too large\n"
                                           : "malformed request\n");
             return;
         }
-        if (!c->req.head_done) {
+        if (!c->rq->msg.head_done) {
             if (c->in.off > (size_t)tg__cfg(c)->limits.max_header_bytes) {
                 c->close_after = true;
                 c->req_done = true;
                 c->req_start_ms = uv_now(&c->w->loop);
-                snprintf(c->method, sizeof(c->method), "-");
-                snprintf(c->path, sizeof(c->path), "-");
+                snprintf(c->rq->method, sizeof(c->rq->method), "-");
+                snprintf(c->rq->path, sizeof(c->rq->path), "-");
                 tg_log_info("client %s listener=%s: request head over %u bytes "
                             "(limits.max_header_bytes)",
                             c->peer, c->lc->name, tg__cfg(c)->limits.max_header_bytes);
@@ -243,7 +244,7 @@ static void feed(struct tg_client *c)
         }
         if (c->in.off == c->in.len)
             c->in.off = c->in.len = 0;
-        else if (c->req.head_done)
+        else if (c->rq->msg.head_done)
             tg_buf_compact(&c->in);
         if (r == TG_H1_PAUSED)
             break;
@@ -252,15 +253,71 @@ static void feed(struct tg_client *c)
     }
 }
 
+#define MAX_FREE_REQ 256
+
+static void req_acquire(struct tg_client *c)
+{
+    struct tg_proxy_worker *pw = tg_pw(c->w);
+    size_t max_fields = tg__cfg(c)->limits.max_headers;
+    struct tg_creq *r = pw->free_req;
+    if (r != NULL) {
+        pw->free_req = r->next_free;
+        pw->n_free_req--;
+        if (r->msg.max_fields != max_fields) { /* made under another config */
+            tg_h1_free(&r->msg);
+            free(r);
+            r = NULL;
+        }
+    }
+    if (r == NULL) {
+        r = tg_xcalloc(1, sizeof(*r));
+        tg_h1_init(&r->msg, HTTP_REQUEST, max_fields, &req_cb, c);
+    } else {
+        tg_h1_reset(&r->msg);
+    }
+    r->msg.user = c;
+    r->msg.pause_on_done = true;
+    snprintf(r->method, sizeof(r->method), "-");
+    snprintf(r->path, sizeof(r->path), "-");
+    r->host[0] = '\0';
+    c->rq = r;
+}
+
+void tg__client_req_release(struct tg_client *c)
+{
+    struct tg_creq *r = c->rq;
+    if (r == NULL)
+        return;
+    c->rq = NULL;
+    struct tg_proxy_worker *pw = c->w->proto;
+    if (pw == NULL || pw->n_free_req >= MAX_FREE_REQ) {
+        tg_h1_free(&r->msg);
+        free(r);
+        return;
+    }
+    r->next_free = pw->free_req;
+    pw->free_req = r;
+    pw->n_free_req++;
+}
+
+void tg__req_cache_free(struct tg_worker *w)
+{
+    struct tg_proxy_worker *pw = tg_pw(w);
+    while (pw->free_req != NULL) {
+        struct tg_creq *r = pw->free_req;
+        pw->free_req = r->next_free;
+        tg_h1_free(&r->msg);
+        free(r);
+    }
+    pw->n_free_req = 0;
+}
+
 void tg__client_process(struct tg_client *c)
 {
     if (c->dead || c->in.data == NULL)
         return;
-    if (!c->h1_ready) {
-        tg_h1_init(&c->req, HTTP_REQUEST, tg__cfg(c)->limits.max_headers, &req_cb, c);
-        c->req.pause_on_done = true;
-        c->h1_ready = true;
-    }
+    if (c->rq == NULL)
+        req_acquire(c);
     for (;;) {
         feed(c);
         if (c->dead)
@@ -273,7 +330,7 @@ void tg__client_process(struct tg_client *c)
             return;
         /* If the flush made room while body bytes wait in c->in, feed again now: no poll
          * event would bring us back (the backend socket took everything, c->in is full). */
-        if (c->req_done || !c->req.head_done || tg_buf_used(&c->in) == 0 || c->bc == NULL ||
+        if (c->req_done || !c->rq->msg.head_done || tg_buf_used(&c->in) == 0 || c->bc == NULL ||
             tg_buf_used(&c->to_backend) >= pending)
             break;
     }

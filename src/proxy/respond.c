@@ -151,6 +151,8 @@ void tg__status_respond_done(struct tg_client *c, int status, const char *ctype,
 
 void tg__client_log_access(struct tg_client *c)
 {
+    if (c->rq == NULL)
+        return; /* no request was started: nothing to log */
     struct tg_worker *w = c->w;
     int cls = c->status / 100;
     if (cls >= 1 && cls <= 5)
@@ -169,8 +171,8 @@ void tg__client_log_access(struct tg_client *c)
     if (tg__cfg(c)->log.format == TG_LOGFMT_JSON) {
         char path[512];
         size_t j = 0;
-        for (size_t i = 0; c->path[i] && j + 7 < sizeof(path); i++) {
-            unsigned char ch = (unsigned char)c->path[i];
+        for (size_t i = 0; c->rq->path[i] && j + 7 < sizeof(path); i++) {
+            unsigned char ch = (unsigned char)c->rq->path[i];
             if (ch == '"' || ch == '\\') {
                 path[j++] = '\\';
                 path[j++] = (char)ch;
@@ -186,14 +188,14 @@ void tg__client_log_access(struct tg_client *c)
                      "\"status\":%d,\"bytes\":%" PRIu64 ",\"tls_version\":\"%s\",\"cipher\":\"%s\","
                      "\"sni\":\"%s\",\"backend\":\"%s\",\"target\":\"%s\",\"duration_ms\":%" PRIu64
                      "}\n",
-                     c->peer, c->lc->name, c->method, path, c->status, c->bytes_out, ver, cipher,
-                     sni ? sni : "", c->backend ? c->backend->name : "", target, ms);
+                     c->peer, c->lc->name, c->rq->method, path, c->status, c->bytes_out, ver,
+                     cipher, sni ? sni : "", c->backend ? c->backend->name : "", target, ms);
     } else {
         n = snprintf(line, sizeof(line),
                      "%s %s \"%s %s\" %d %" PRIu64 " tls=%s cipher=%s sni=%s backend=%s "
                      "target=%s ms=%" PRIu64 "\n",
-                     c->peer, c->lc->name, c->method, c->path, c->status, c->bytes_out, ver, cipher,
-                     sni ? sni : "-", c->backend ? c->backend->name : "-", target, ms);
+                     c->peer, c->lc->name, c->rq->method, c->rq->path, c->status, c->bytes_out, ver,
+                     cipher, sni ? sni : "-", c->backend ? c->backend->name : "-", target, ms);
     }
     if (n > 0 && (size_t)n < sizeof(line))
         tg_worker_access_log(w, line, (size_t)n);

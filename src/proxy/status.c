@@ -69,7 +69,7 @@ char *tg_status_json(void)
 
 void tg__status_respond(struct tg_client *c)
 {
-    if (strcmp(c->method, "GET") != 0 && strcmp(c->method, "HEAD") != 0) {
+    if (strcmp(c->rq->method, "GET") != 0 && strcmp(c->rq->method, "HEAD") != 0) {
         char *body = tg_xstrdup("the status backend answers GET and HEAD only\n");
         tg__status_respond_done(c, 405, "text/plain", body, strlen(body));
         return;
