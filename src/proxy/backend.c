@@ -31,7 +31,6 @@ static const struct tg_h1_callbacks resp_cb = {resp_on_head, resp_on_body, resp_
 struct bconn_ext {
     struct tg_bconn b;
     int timer_kind;
-    uint64_t timeout_ms;
 };
 
 static struct bconn_ext *ext(struct tg_bconn *b)
@@ -95,7 +94,6 @@ static void on_timer(uv_timer_t *t);
 static void arm(struct tg_bconn *b, int kind, uint64_t ms)
 {
     ext(b)->timer_kind = kind;
-    ext(b)->timeout_ms = ms;
     uv_timer_start(&b->timer, on_timer, ms, 0);
 }
 
@@ -201,7 +199,8 @@ static void on_timer(uv_timer_t *t)
         tg__backend_close(b);
         return;
     case BT_RESPONSE: {
-        uint64_t now = uv_now(&b->w->loop), lim = ext(b)->timeout_ms;
+        /* The limit is the configured one: re-arming for the remainder must not shrink it. */
+        uint64_t now = uv_now(&b->w->loop), lim = c->snap->cfg->timeouts.backend_response_ms;
         if (now - b->last_io_ms < lim) {
             arm(b, BT_RESPONSE, lim - (now - b->last_io_ms));
             return;

@@ -556,3 +556,36 @@ def test_reload_moves_listener(gateway, origin, certs, tmp_path):
     finally:
         old.close()
     assert gw.running()
+
+
+# ---------------------------------------------------------------------------------------------
+# 15. backend_response bounds each silence, not the whole response
+
+def test_backend_response_timeout_restarts_on_progress(gateway, raw_origin, certs, tmp_path):
+    """A body that trickles in with gaps well under timeouts.backend_response is delivered in
+    full, however long it takes in total."""
+    n, gap = 10, testenv.t(0.35)
+
+    def handler(s, method, path, head):
+        if path != "/drip":
+            return _ok(s)
+        s.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nX-Origin: raw\r\n\r\n" % n)
+        for _ in range(n):
+            time.sleep(gap)
+            s.sendall(b"d")
+        return True
+
+    o = raw_origin(handler)
+    port = testenv.free_port()
+    gw = gateway(_config(certs, tmp_path, port, {"app": [o.address]},
+                         timeouts={"backend_response": testenv.t(1)}))
+    with Conn(port, timeout=20) as c:
+        t0 = time.monotonic()
+        try:
+            r = c.request("GET", "/drip")
+        except OSError as e:
+            pytest.fail("response cut after %.1f s although the origin never paused %.2f s "
+                        "(backend_response %.1f s): %r"
+                        % (time.monotonic() - t0, gap, testenv.t(1), e))
+        assert r.status == 200 and r.body == b"d" * n, (r.status, r.body)
+    assert not gw.log_lines("backend error"), gw.log_tail()
