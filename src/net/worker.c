@@ -344,6 +344,7 @@ int tg_net_start(struct tg_net *net, struct tg_snapshot *snap, unsigned n,
         }
         h->worker_init(w);
     }
+    tg_net_running = net; /* before the threads start: they read it (status page) */
     for (unsigned i = 0; i < n; i++)
         uv_thread_create(&net->workers[i].thread, worker_main, &net->workers[i]);
     for (unsigned i = 0; i < n; i++)
@@ -359,7 +360,6 @@ int tg_net_start(struct tg_net *net, struct tg_snapshot *snap, unsigned n,
         tg_net_join(net);
         return rc;
     }
-    tg_net_running = net;
     return 0;
 }
 

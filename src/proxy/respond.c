@@ -51,6 +51,12 @@ void tg__buf_release_if_empty(struct tg_worker *w, struct tg_buf *b)
         tg__buf_release(w, b);
 }
 
+/* The connection ends after this response: say so, or the client may reuse it. */
+static bool closing(const struct tg_client *c)
+{
+    return c->close_after || !c->req_keepalive || c->w->draining;
+}
+
 static const char *reason_phrase(int status)
 {
     switch (status) {
@@ -101,10 +107,10 @@ void tg__client_local_response(struct tg_client *c, int status, const char *body
     }
     size_t blen = strlen(body);
     char head[256];
-    int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n",
-                     status, reason_phrase(status), blen,
-                     c->close_after ? "Connection: close\r\n" : "");
+    int n =
+        snprintf(head, sizeof(head),
+                 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n%s\r\n",
+                 status, reason_phrase(status), blen, closing(c) ? "Connection: close\r\n" : "");
     tg__client_out_room(c);
     if (!tg_buf_append(&c->out, head, (size_t)n) ||
         !(c->req_head_only || tg_buf_append(&c->out, body, blen))) {
@@ -138,7 +144,7 @@ void tg__status_respond_done(struct tg_client *c, int status, const char *ctype,
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Cache-Control: no-store\r\n%s\r\n",
                      status, status == 200 ? "OK" : reason_phrase(status), ctype, blen,
-                     c->close_after ? "Connection: close\r\n" : "");
+                     closing(c) ? "Connection: close\r\n" : "");
     size_t room = tg__client_out_room(c);
     if ((size_t)n + blen > room || !tg_buf_append(&c->out, head, (size_t)n) ||
         !(c->req_head_only || tg_buf_append(&c->out, body, blen))) {

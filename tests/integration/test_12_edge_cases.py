@@ -27,7 +27,8 @@ def _config(certs, tmp_path, port, backends, routes=None, workers=1, tls=None, a
         "listeners": [{"name": "public", "address": address or "127.0.0.1:%d" % port,
                        "tls": tls or {"certificates": ["ec"]},
                        "routes": routes or [{"path_prefix": "/", "backend": "app"}]}],
-        "backends": {name: {"targets": list(t)} for name, t in backends.items()},
+        "backends": {name: (t if isinstance(t, dict) else {"targets": list(t)})
+                     for name, t in backends.items()},
     }
     cfg.update(extra)
     return cfg
@@ -589,3 +590,24 @@ def test_backend_response_timeout_restarts_on_progress(gateway, raw_origin, cert
                         % (time.monotonic() - t0, gap, testenv.t(1), e))
         assert r.status == 200 and r.body == b"d" * n, (r.status, r.body)
     assert not gw.log_lines("backend error"), gw.log_tail()
+
+
+# ---------------------------------------------------------------------------------------------
+# Our own responses announce the close when the client asked for it (else clients reuse a socket
+# we are about to close).
+
+def test_local_responses_announce_close(gateway, origin, certs, tmp_path):
+    o = origin("app")
+    port = testenv.free_port()
+    gateway(_config(certs, tmp_path, port, {"app": [o.address], "status": {"builtin": "status"}},
+                    routes=[{"path_prefix": "/_status", "backend": "status"},
+                            {"host": "api.test", "path_prefix": "/", "backend": "app"}]))
+    for path, status in (("/_status", 200), ("/nomatch", 404)):
+        with Conn(port) as c:
+            r = c.request("GET", path, headers=[("Connection", "close")])
+            assert r.status == status, (path, r.status)
+            assert (r.header("Connection") or "").lower() == "close", (path, r.headers)
+    with Conn(port) as c:  # keep-alive requests keep the connection
+        r = c.request("GET", "/_status")
+        assert r.status == 200 and r.header("Connection") is None
+        assert c.request("GET", "/_status").status == 200
