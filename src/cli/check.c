@@ -99,6 +99,25 @@ int tg_cli_check(int argc, char **argv)
                    lc->mode == TG_MODE_TCP ? "tcp" : "http");
         else if (servers[i] != NULL)
             tg_tls_server_print_policy(servers[i], stdout);
+        for (size_t r = 0; r < lc->n_routes; r++) {
+            const struct tg_route_conf *rt = &lc->routes[r];
+            printf("  route %zu: host %s, path prefix %s -> backend \"%s\"\n", r,
+                   rt->host ? rt->host : "any", rt->path_prefix ? rt->path_prefix : "/",
+                   rt->backend);
+        }
+    }
+    for (size_t i = 0; i < cfg->n_backends; i++) {
+        const struct tg_backend_conf *bc = &cfg->backends[i];
+        printf("\nbackend \"%s\"", bc->name);
+        if (bc->kind == TG_BACKEND_STATUS) {
+            printf(": built-in status page\n");
+            continue;
+        }
+        /* Backend TLS is not built yet: every target is reached over plaintext HTTP/1.1. */
+        printf(": plaintext HTTP/1.1 (no TLS), targets round-robin with failover:");
+        for (size_t t = 0; t < bc->n_targets; t++)
+            printf(" %s", bc->targets[t].address);
+        printf("\n");
     }
     rc = TG_EXIT_OK;
 out:

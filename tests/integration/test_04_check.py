@@ -44,6 +44,9 @@ def test_valid_config_prints_policy(certs, tmp_path):
     assert "localhost" in out, "certificate subject/SANs missing:\n" + out
     assert re.search(r"EC|ECDSA|P-256|prime256v1", out), "key type missing:\n" + out
     assert re.search(r"20\d\d", out), "certificate expiry missing:\n" + out
+    # routes and backends are part of the effective policy too
+    assert re.search(r'route 0: .*-> backend "app"', out), out
+    assert re.search(r'backend "app": plaintext HTTP/1.1 \(no TLS\).*127\.0\.0\.1:\d+', out), out
 
 
 def test_unknown_suite_is_located(certs, tmp_path):
