@@ -45,8 +45,21 @@ def test_valid_config_prints_policy(certs, tmp_path):
     assert re.search(r"EC|ECDSA|P-256|prime256v1", out), "key type missing:\n" + out
     assert re.search(r"20\d\d", out), "certificate expiry missing:\n" + out
     # routes and backends are part of the effective policy too
-    assert re.search(r'route 0: .*-> backend "app"', out), out
-    assert re.search(r'backend "app": plaintext HTTP/1.1 \(no TLS\).*127\.0\.0\.1:\d+', out), out
+    assert re.search(r'route 0: host any, path prefix / -> backend "status"', out), out
+    assert 'backend "status": built-in status page' in out, out
+
+
+def test_check_prints_backends(certs, tmp_path):
+    cfg = _config(certs, tmp_path)
+    cfg["backends"]["app"] = {"targets": ["127.0.0.1:8081", "127.0.0.1:8082"]}
+    cfg["listeners"][0]["routes"].insert(0, {"host": "api.test", "path_prefix": "/v1/",
+                                             "backend": "app"})
+    r, _, _ = check(tmp_path, cfg)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out
+    assert 'route 0: host api.test, path prefix /v1/ -> backend "app"' in out, out
+    assert re.search(r'backend "app": plaintext HTTP/1.1 \(no TLS\).*'
+                     r'127\.0\.0\.1:8081 127\.0\.0\.1:8082', out), out
 
 
 def test_unknown_suite_is_located(certs, tmp_path):
