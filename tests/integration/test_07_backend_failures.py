@@ -79,3 +79,58 @@ def test_request_headers_timeout(gateway, origin, certs, tmp_path):
     assert data == b"" or data.startswith(b"HTTP/1.1 408"), data[:200]
     assert 0.8 <= took < testenv.t(3), "closed after %.1f s (timeout 1 s)" % took
     assert o.requests == []
+
+
+class _BlackHole:
+    """A loopback listener whose accept queue is full: further connects hang (SYNs dropped)."""
+
+    def __init__(self):
+        import socket
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(0)
+        self.address = "127.0.0.1:%d" % self.sock.getsockname()[1]
+        self.held = []
+        for _ in range(4):
+            s = socket.socket()
+            s.setblocking(False)
+            try:
+                s.connect(self.sock.getsockname())
+            except BlockingIOError:
+                pass
+            self.held.append(s)
+        time.sleep(0.2)
+
+    def close(self):
+        for s in self.held:
+            s.close()
+        self.sock.close()
+
+
+def test_backend_connect_timeout(gateway, origin, certs, tmp_path):
+    hole = _BlackHole()
+    try:
+        port = testenv.free_port()
+        gw = gateway(_config(certs, tmp_path, port, hole.address,
+                             timeouts={"backend_connect": 1}))
+        with Conn(port) as c:
+            t0 = time.monotonic()
+            r = c.request("GET", "/")
+            took = time.monotonic() - t0
+        assert r.status == 504, r.status
+        assert 0.8 <= took < testenv.t(3), "504 after %.1f s (backend_connect 1 s)" % took
+        text = gw.wait_log(lambda s: any(hole.address in l and "connect timed out" in l
+                                         for l in s.splitlines()))
+        assert text, "no log line naming the target and the timeout:\n" + gw.log_tail()
+
+        # With a second, healthy target the request fails over instead.
+        o = origin("app")
+        port2 = testenv.free_port()
+        cfg = _config(certs, tmp_path, port2, hole.address, timeouts={"backend_connect": 1})
+        cfg["backends"]["app"]["targets"].append(o.address)
+        gateway(cfg)
+        with Conn(port2) as c:
+            for _ in range(2):  # round-robin starts on either target
+                assert c.request("GET", "/echo").status == 200
+    finally:
+        hole.close()
