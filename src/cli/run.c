@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -193,6 +194,23 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&rs->sig_usr1, NULL);
 }
 
+/* Every client and backend connection is a file descriptor: raise the soft limit to the hard
+ * one so the default 1024 does not cap the gateway. */
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0 || rl.rlim_cur >= rl.rlim_max)
+        return;
+    rlim_t old = rl.rlim_cur;
+    rl.rlim_cur = rl.rlim_max;
+    if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+        tg_log_debug("open-files limit raised from %llu to %llu", (unsigned long long)old,
+                     (unsigned long long)rl.rlim_max);
+    else
+        tg_log_warn("cannot raise the open-files limit above %llu: %s", (unsigned long long)old,
+                    strerror(errno));
+}
+
 /* Tells systemd (Type=notify) that we are ready, if it is listening. */
 static void sd_notify_ready(void)
 {
@@ -271,6 +289,7 @@ int tg_cli_run(int argc, char **argv)
     tg_err_init(&err);
 
     code = TG_EXIT_RUNTIME;
+    raise_fd_limit();
     if (tg_net_check_bind(rs.snap->cfg, &err) != 0) {
         log_problems(&err, TG_LOG_ERROR);
         goto out;

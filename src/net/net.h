@@ -95,6 +95,8 @@ struct tg_worker {
     uv_async_t wakeup;
     uv_timer_t drain_timer;
     uv_timer_t log_timer;
+    uv_timer_t accept_timer; /* resumes accepting after running out of descriptors */
+    uint64_t accept_err_logged_ms;
     _Atomic(struct tg_snapshot *) pending; /* handed over by the main thread */
     atomic_int stop_requested;
     struct tg_snapshot *snap; /* current; new connections take a reference */

@@ -14,10 +14,11 @@
 
 #include "core/log.h"
 
-#define ACCEPT_BATCH  64
-#define ALOG_CAP      16384
-#define ALOG_FLUSH_AT 12288
-#define ALOG_FLUSH_MS 250
+#define ACCEPT_BATCH    64
+#define ACCEPT_PAUSE_MS 100
+#define ALOG_CAP        16384
+#define ALOG_FLUSH_AT   12288
+#define ALOG_FLUSH_MS   250
 
 struct tg_net *tg_net_running;
 
@@ -108,6 +109,26 @@ static void listener_close(struct tg_net_listener *l)
     uv_close((uv_handle_t *)&l->poll, listener_closed);
 }
 
+static void on_acceptable(uv_poll_t *p, int status, int events);
+
+static void on_accept_timer(uv_timer_t *t)
+{
+    struct tg_worker *w = t->data;
+    if (w->draining)
+        return;
+    for (size_t j = 0; j < w->n_listeners; j++)
+        if (w->listeners[j] != NULL)
+            uv_poll_start(&w->listeners[j]->poll, UV_READABLE, on_acceptable);
+}
+
+static void pause_accepting(struct tg_worker *w)
+{
+    for (size_t j = 0; j < w->n_listeners; j++)
+        if (w->listeners[j] != NULL)
+            uv_poll_stop(&w->listeners[j]->poll);
+    uv_timer_start(&w->accept_timer, on_accept_timer, ACCEPT_PAUSE_MS, 0);
+}
+
 static void on_acceptable(uv_poll_t *p, int status, int events)
 {
     struct tg_net_listener *l = p->data;
@@ -123,9 +144,20 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
         if (fd < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
-                tg_log_error("listener %s: cannot accept: %s (raise the open-files limit)",
-                             w->snap->cfg->listeners[l->idx].name, strerror(errno));
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* The pending connection stays queued and the listener stays readable: stop
+                 * polling listeners for a moment instead of spinning, and log once a second. */
+                int e = errno;
+                uint64_t now = uv_now(&w->loop);
+                if (now - w->accept_err_logged_ms >= 1000) {
+                    w->accept_err_logged_ms = now;
+                    tg_log_error("listener %s: cannot accept: %s; pausing accepts for %d ms "
+                                 "(raise the open-files limit or set limits.max_connections)",
+                                 w->snap->cfg->listeners[l->idx].name, strerror(e),
+                                 ACCEPT_PAUSE_MS);
+                }
+                pause_accepting(w);
+            }
             return;
         }
         if (maxc != 0 && atomic_load_explicit(&net->active_conns, memory_order_relaxed) >= maxc) {
@@ -252,6 +284,7 @@ void tg_worker_drained(struct tg_worker *w)
     uv_close((uv_handle_t *)&w->wakeup, NULL);
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->log_timer, NULL);
+    uv_close((uv_handle_t *)&w->accept_timer, NULL);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
@@ -338,6 +371,8 @@ int tg_net_start(struct tg_net *net, struct tg_snapshot *snap, unsigned n,
         w->drain_timer.data = w;
         uv_timer_init(&w->loop, &w->log_timer);
         w->log_timer.data = w;
+        uv_timer_init(&w->loop, &w->accept_timer);
+        w->accept_timer.data = w;
         if (access_log_fd >= 0) {
             uv_timer_start(&w->log_timer, on_log_timer, ALOG_FLUSH_MS, ALOG_FLUSH_MS);
             uv_unref((uv_handle_t *)&w->log_timer);

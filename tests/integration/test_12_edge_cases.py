@@ -611,3 +611,37 @@ def test_local_responses_announce_close(gateway, origin, certs, tmp_path):
         r = c.request("GET", "/_status")
         assert r.status == 200 and r.header("Connection") is None
         assert c.request("GET", "/_status").status == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# Out of file descriptors: the gateway pauses accepting instead of spinning, and recovers.
+
+def _cpu_ticks(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def test_out_of_descriptors_pauses_accepting(gateway, origin, certs, tmp_path):
+    o = origin("app")
+    port = testenv.free_port()
+    gw = gateway(_config(certs, tmp_path, port, {"app": [o.address]}), fd_limit=64)
+    held = []
+    try:
+        for _ in range(90):
+            s = socket.create_connection(("127.0.0.1", port), timeout=2)
+            held.append(s)
+        assert gw.wait_log(lambda t: "pausing accepts" in t), gw.log_tail()
+        t0 = _cpu_ticks(gw.proc.pid)
+        time.sleep(1.5)
+        used = _cpu_ticks(gw.proc.pid) - t0
+        # A spinning accept loop would burn ~150 ticks (1.5 s of a core) here.
+        assert used < 40, "gateway used %d ticks while out of descriptors" % used
+        lines = [l for l in gw.log_text().splitlines() if "pausing accepts" in l]
+        assert len(lines) <= 6, "log not rate limited: %d lines" % len(lines)
+    finally:
+        for s in held:
+            s.close()
+    time.sleep(testenv.t(0.5))
+    with Conn(port) as c:
+        assert c.request("GET", "/echo").status == 200

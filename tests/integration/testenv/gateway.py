@@ -43,7 +43,7 @@ class Gateway:
     without -c. Output (stdout and stderr) goes to <workdir>/<name>.log."""
 
     def __init__(self, workdir, config=None, name="tlsgate", args=None, env=None, binary=None,
-                 ready_ports=None):
+                 ready_ports=None, fd_limit=None):
         self.workdir = workdir
         self.name = name
         self.config = config
@@ -58,6 +58,7 @@ class Gateway:
         self.proc = None
         self.returncode = None
         self.ready_ports = ready_ports
+        self.fd_limit = fd_limit  # hard and soft RLIMIT_NOFILE for the process, if set
         self._logf = None
 
     # ---- config ----
@@ -89,9 +90,14 @@ class Gateway:
         if self.config is not None:
             self.write_config(self.config)
         self._logf = open(self.log_path, "ab")
+        preexec = None
+        if self.fd_limit is not None:
+            import resource
+            lim = self.fd_limit
+            preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (lim, lim))  # noqa: E731
         self.proc = subprocess.Popen(self.command(), stdout=self._logf, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL, cwd=self.workdir, env=self.env,
-                                     start_new_session=True)
+                                     start_new_session=True, preexec_fn=preexec)
         if wait:
             self.wait_ready(timeout)
         return self
