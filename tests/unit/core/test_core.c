@@ -1,0 +1,125 @@
+/* Unit tests for core: error collection and formatting, bounded buffers, file helpers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/core.h"
+#include "core/err.h"
+
+static void test_err_format_and_count(void **state)
+{
+    (void)state;
+    struct tg_err e;
+    tg_err_init(&e);
+    struct tg_loc loc = {"gw.json", 14, 9};
+    tg_err_error(&e, &loc, "/listeners/0/tls/min_version",
+                 "\"%s\" is not a TLS version (allowed: TLS1.0 to TLS1.3)", "TLS1.4");
+    tg_err_warning(&e, &loc, "/listeners/0/tls", "legacy policy");
+    tg_err_error(&e, NULL, NULL, "no location");
+    assert_int_equal(tg_err_count(&e), 2);
+    assert_int_equal(e.n, 3);
+    char *s = tg_err_format(&e, 0);
+    assert_string_equal(s, "gw.json:14:9: /listeners/0/tls/min_version: \"TLS1.4\" is not a TLS "
+                           "version (allowed: TLS1.0 to TLS1.3)");
+    free(s);
+    s = tg_err_format(&e, 1);
+    assert_string_equal(s, "gw.json:14:9: warning: /listeners/0/tls: legacy policy");
+    free(s);
+    s = tg_err_format(&e, 2);
+    assert_string_equal(s, "no location");
+    free(s);
+
+    struct tg_err dst;
+    tg_err_init(&dst);
+    tg_err_error(&dst, NULL, NULL, "first");
+    tg_err_move(&dst, &e);
+    assert_int_equal(dst.n, 4);
+    assert_int_equal(tg_err_count(&dst), 3);
+    assert_int_equal(e.n, 0);
+    tg_err_close(&dst);
+    tg_err_close(&e);
+}
+
+static void test_buf_bounds(void **state)
+{
+    (void)state;
+    struct tg_buf b = {0};
+    tg_buf_ensure(&b, 8);
+    assert_true(tg_buf_append(&b, "abcdef", 6));
+    assert_false(tg_buf_append(&b, "xyz", 3)); /* would overflow: nothing appended */
+    assert_int_equal(tg_buf_used(&b), 6);
+    b.off = 4;                                /* consume "abcd" */
+    assert_true(tg_buf_append(&b, "xyz", 3)); /* fits after compaction */
+    assert_int_equal(b.off, 0);
+    assert_memory_equal(b.data, "efxyz", 5);
+    b.off = b.len;
+    assert_int_equal(tg_buf_room(&b), 8); /* empty: reset to the front */
+    tg_buf_release_if_empty(&b);
+    assert_null(b.data);
+    tg_buf_free(&b);
+}
+
+static void test_edit_distance(void **state)
+{
+    (void)state;
+    assert_int_equal(tg_edit_distance("min_verison", "min_version"), 2);
+    assert_int_equal(tg_edit_distance("TLS", "tls"), 0);
+    assert_int_equal(tg_edit_distance("", "abc"), 3);
+    assert_true(tg_strcaseeq("Content-Length", "content-length"));
+    assert_false(tg_strcaseeq("Content-Length", "content-lengt"));
+}
+
+static void test_files(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/tg-core-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char *sub = tg_xasprintf("%s/a/b/c", dir);
+    assert_int_equal(tg_mkdir_p(sub), 0);
+    struct stat st;
+    assert_int_equal(stat(sub, &st), 0);
+    assert_true(S_ISDIR(st.st_mode));
+    char *f = tg_xasprintf("%s/file", sub);
+    assert_int_equal(tg_write_file_atomic(f, "hello", 5, 0600), 0);
+    assert_int_equal(tg_write_file_atomic(f, "replaced", 8, 0600), 0);
+    char *data = NULL;
+    size_t len = 0;
+    assert_int_equal(tg_read_file(f, &data, &len), 0);
+    assert_int_equal(len, 8);
+    assert_string_equal(data, "replaced");
+    assert_int_equal(stat(f, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    free(data);
+    assert_int_equal(tg_read_file(sub, &data, &len), -EISDIR);
+    char *missing = tg_xasprintf("%s/missing", dir);
+    assert_int_equal(tg_read_file(missing, &data, &len), -ENOENT);
+    unlink(f);
+    char *cmd = tg_xasprintf("rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+    free(cmd);
+    free(missing);
+    free(f);
+    free(sub);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_err_format_and_count),
+        cmocka_unit_test(test_buf_bounds),
+        cmocka_unit_test(test_edit_distance),
+        cmocka_unit_test(test_files),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
