@@ -645,3 +645,35 @@ def test_out_of_descriptors_pauses_accepting(gateway, origin, certs, tmp_path):
     time.sleep(testenv.t(0.5))
     with Conn(port) as c:
         assert c.request("GET", "/echo").status == 200
+
+
+# ---------------------------------------------------------------------------------------------
+# Drain deadline: a response slower than timeouts.shutdown is cut and the process still exits 0.
+
+def test_shutdown_timeout_cuts_slow_requests(gateway, origin, certs, tmp_path):
+    import signal as _signal
+    o = origin("app")
+    port = testenv.free_port()
+    gw = gateway(_config(certs, tmp_path, port, {"app": [o.address]},
+                         timeouts={"shutdown": 1}))
+    result = {}
+
+    def slow():
+        try:
+            with Conn(port, timeout=testenv.t(10)) as c:
+                result["r"] = c.request("GET", "/slow?seconds=8")
+        except Exception as e:  # the cut is expected
+            result["error"] = e
+
+    th = threading.Thread(target=slow)
+    th.start()
+    time.sleep(testenv.t(0.5))
+    t0 = time.monotonic()
+    gw.signal(_signal.SIGTERM)
+    gw.wait_exit(timeout=testenv.t(5))
+    took = time.monotonic() - t0
+    th.join(testenv.t(10))
+    assert gw.proc.returncode == 0, gw.log_tail()
+    assert 0.8 <= took < testenv.t(3), "exit %.1f s after SIGTERM (shutdown 1 s)" % took
+    assert "r" not in result or result["r"].status != 200, "slow response was not cut"
+    assert "shutdown timeout reached" in gw.log_text(), gw.log_tail()
