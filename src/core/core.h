@@ -25,7 +25,7 @@ char *tg_xstrdup(const char *s);
 char *tg_xstrndup(const char *s, size_t n);
 /* Returns a newly allocated formatted string. */
 char *tg_xasprintf(const char *fmt, ...) TG_PRINTF(1, 2);
-char *tg_xvasprintf(const char *fmt, va_list ap);
+char *tg_xvasprintf(const char *fmt, va_list ap) TG_PRINTF(1, 0);
 
 /* Reads a whole file into a NUL-terminated buffer; returns 0 or -errno. *out owned by caller. */
 int tg_read_file(const char *path, char **out, size_t *len);
