@@ -86,3 +86,22 @@ def test_help(verb):
     r = tg(*(verb + ["--help"]))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "usage" in (r.stdout + r.stderr).lower()
+
+
+def test_cert_pkcs12(tmp_path):
+    d = str(tmp_path)
+    ca, cli, pw = os.path.join(d, "ca"), os.path.join(d, "alice"), os.path.join(d, "pw.txt")
+    with open(pw, "w") as f:
+        f.write("s3cret\n")
+    assert tg("cert", "ca", "--out", ca).returncode == 0
+    r = tg("cert", "client", "--out", cli, "--ca", ca, "--subject", "CN=alice,O=Org",
+           "--p12", "--password-file", pw)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "s3cret" not in r.stdout + r.stderr
+    assert os.stat(cli + ".p12").st_mode & 0o777 == 0o600
+    ok = openssl("pkcs12", "-in", cli + ".p12", "-passin", "pass:s3cret", "-nodes")
+    assert ok.returncode == 0, ok.stderr
+    assert re.search(r"subject=.*CN ?= ?alice", ok.stdout), ok.stdout
+    assert "PRIVATE KEY" in ok.stdout
+    bad = openssl("pkcs12", "-in", cli + ".p12", "-passin", "pass:wrong", "-nodes")
+    assert bad.returncode != 0
