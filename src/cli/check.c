@@ -22,17 +22,6 @@ static void usage(FILE *f)
 }
 
 /* Loads the embedded default, making its self-signed certificate first as `run` would. */
-static int load_default(struct tg_config **cfg, struct tg_err *err)
-{
-    const char *state = getenv("TLSGATE_STATE_DIR");
-    if (state == NULL || state[0] == '\0')
-        state = "./tlsgate-state";
-    if (tg_cert_ensure_default(state, err) != 0)
-        return -1;
-    return tg_config_load_string(tg_config_default_json, strlen(tg_config_default_json),
-                                 "<embedded default>", state, cfg, err);
-}
-
 int tg_cli_check(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -75,7 +64,7 @@ int tg_cli_check(int argc, char **argv)
         goto out;
     }
 
-    int lrc = file ? tg_config_load_file(file, &cfg, &err) : load_default(&cfg, &err);
+    int lrc = tg_cli_load_config(file, &cfg, &err);
     if (lrc == 0 && cfg != NULL) {
         servers = tg_xcalloc(cfg->n_listeners + 1, sizeof(*servers));
         /* Every listener is built, so one run reports the problems of all of them. */

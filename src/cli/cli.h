@@ -7,6 +7,13 @@
 #define TG_EXIT_RUNTIME 1
 #define TG_EXIT_USAGE   2
 
+struct tg_config;
+struct tg_err;
+
+/* Loads file, or (file NULL) the embedded default with its certificate in $TLSGATE_STATE_DIR
+ * (default ./tlsgate-state), made if missing. 0, or -errno with the problems in err. */
+int tg_cli_load_config(const char *file, struct tg_config **out, struct tg_err *err);
+
 int tg_cli_run(int argc, char **argv);     /* cli/run.c */
 int tg_cli_check(int argc, char **argv);   /* cli/check.c */
 int tg_cli_cert(int argc, char **argv);    /* cli/cert.c */

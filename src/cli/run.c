@@ -21,7 +21,6 @@
 
 struct run_state {
     const char *config_file; /* NULL: embedded default */
-    char *state_dir;         /* for the embedded default */
     struct tg_net net;
     struct tg_snapshot *snap;
     uint64_t generation;
@@ -45,23 +44,6 @@ static void run_usage(FILE *out)
             "Signals: SIGHUP reloads the config (a bad one changes nothing), SIGTERM/SIGINT drain\n"
             "and stop, SIGUSR1 reopens the access log.\n"
             "Exit codes: 0 clean stop, 1 runtime failure, 2 bad config or usage.\n");
-}
-
-static char *default_state_dir(void)
-{
-    const char *env = getenv("TLSGATE_STATE_DIR");
-    return tg_xstrdup(env && *env ? env : "./tlsgate-state");
-}
-
-/* Loads the config (file or embedded default); problems go to err. */
-static int load_config(struct run_state *rs, struct tg_config **out, struct tg_err *err)
-{
-    if (rs->config_file != NULL)
-        return tg_config_load_file(rs->config_file, out, err);
-    if (tg_cert_ensure_default(rs->state_dir, err) != 0)
-        return -EINVAL;
-    return tg_config_load_string(tg_config_default_json, strlen(tg_config_default_json),
-                                 "<embedded default>", rs->state_dir, out, err);
 }
 
 static void log_problems(const struct tg_err *err, enum tg_log_level level)
@@ -121,7 +103,7 @@ static void reload(struct run_state *rs)
     struct tg_snapshot *snap = NULL;
     const char *what = rs->config_file ? rs->config_file : "the embedded default";
     tg_log_info("SIGHUP: reloading %s", what);
-    if (load_config(rs, &cfg, &err) != 0)
+    if (tg_cli_load_config(rs->config_file, &cfg, &err) != 0)
         goto fail;
     if (tg_snapshot_new(cfg, rs->generation + 1, &snap, &err) != 0) {
         tg_config_free(cfg);
@@ -262,13 +244,12 @@ int tg_cli_run(int argc, char **argv)
         return TG_EXIT_USAGE;
     }
     signal(SIGPIPE, SIG_IGN);
-    rs.state_dir = default_state_dir();
 
     struct tg_err err;
     tg_err_init(&err);
     struct tg_config *cfg = NULL;
     int code = TG_EXIT_USAGE;
-    if (load_config(&rs, &cfg, &err) != 0) {
+    if (tg_cli_load_config(rs.config_file, &cfg, &err) != 0) {
         tg_err_print(&err, stderr);
         fprintf(stderr, "tlsgate: %zu error(s) in %s\n", tg_err_count(&err),
                 rs.config_file ? rs.config_file : "the embedded default config");
@@ -332,6 +313,5 @@ out:
     if (rs.access_fd > 2)
         close(rs.access_fd);
     free(rs.access_path);
-    free(rs.state_dir);
     return code;
 }

@@ -284,6 +284,19 @@ static int read_literal(struct walker *w, const char *lit)
 
 static int read_value(struct walker *w);
 
+/* After a member or element: consumes ',' (returns 0: another follows) or the closing bracket
+ * (returns 1); -EINVAL for anything else. */
+static int after_member(struct walker *w, char close)
+{
+    skip_ws(w);
+    if (w->i >= w->len)
+        return -EINVAL;
+    char ch = w->p[w->i++];
+    if (ch == close)
+        return 1;
+    return ch == ',' ? 0 : -EINVAL;
+}
+
 static int read_object(struct walker *w)
 {
     w->i++; /* '{' */
@@ -316,16 +329,9 @@ static int read_object(struct walker *w)
         if (rc != 0)
             return rc;
         path_pop(w, base);
-        skip_ws(w);
-        if (w->i >= w->len)
-            return -EINVAL;
-        if (w->p[w->i] == '}') {
-            w->i++;
-            return 0;
-        }
-        if (w->p[w->i] != ',')
-            return -EINVAL;
-        w->i++;
+        int end = after_member(w, '}');
+        if (end != 0)
+            return end > 0 ? 0 : end;
     }
 }
 
@@ -347,16 +353,9 @@ static int read_array(struct walker *w)
         if (rc != 0)
             return rc;
         path_pop(w, base);
-        skip_ws(w);
-        if (w->i >= w->len)
-            return -EINVAL;
-        if (w->p[w->i] == ']') {
-            w->i++;
-            return 0;
-        }
-        if (w->p[w->i] != ',')
-            return -EINVAL;
-        w->i++;
+        int end = after_member(w, ']');
+        if (end != 0)
+            return end > 0 ? 0 : end;
     }
 }
 

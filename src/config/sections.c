@@ -12,6 +12,7 @@
 
 #include <openssl/crypto.h>
 
+#include "core/addr.h"
 #include "core/core.h"
 #include "core/log.h"
 
@@ -187,22 +188,6 @@ static int resolve(const char *host, uint16_t port, bool passive, struct sockadd
     *len = (socklen_t)TG_MIN((size_t)res->ai_addrlen, sizeof(*ss));
     freeaddrinfo(res);
     return 0;
-}
-
-static bool same_addr(const struct sockaddr_storage *a, const struct sockaddr_storage *b)
-{
-    if (a->ss_family != b->ss_family)
-        return false;
-    if (a->ss_family == AF_INET) {
-        const struct sockaddr_in *x = (const void *)a, *y = (const void *)b;
-        return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
-    }
-    if (a->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *x = (const void *)a, *y = (const void *)b;
-        return x->sin6_port == y->sin6_port &&
-               memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
-    }
-    return false;
 }
 
 /* ---- Sections ---- */
@@ -508,7 +493,7 @@ static void parse_listener(struct tg_config__ctx *c, json_t *obj, size_t idx)
             } else {
                 for (size_t i = 0; i < idx; i++)
                     if (cfg->listeners[i].addr_len != 0 &&
-                        same_addr(&cfg->listeners[i].addr, &l->addr)) {
+                        tg_addr_equal(&cfg->listeners[i].addr, &l->addr)) {
                         tg_config__error(
                             c, p, "address \"%s\" is already used by listener \"%s\" (%s)",
                             l->address, cfg->listeners[i].name ? cfg->listeners[i].name : "?",

@@ -139,6 +139,7 @@ static int on_headers_complete(llhttp_t *p)
     if (resp && (p->status_code < 100 || p->status_code > 599))
         return fail(m, 502, "invalid response status code");
     m->head_done = true;
+    m->has_connection = tg_h1_find(m, "connection") != NULL;
     /* We never tunnel: Upgrade is dropped when forwarding, so the rest stays HTTP/1.1. */
     p->upgrade = 0;
     int rc = m->cb->on_head(m);
@@ -317,7 +318,8 @@ bool tg_h1_is_hop_by_hop(const struct tg_h1_msg *m, const struct tg_h1_field *f)
     for (size_t i = 0; i < TG_ARRAY_SIZE(fixed); i++)
         if (tg_h1_name_is(m, f, fixed[i]))
             return true;
-    return any_token(m, "connection", m->base + f->name.off, f->name.len);
+    /* Most messages have no Connection header: skip scanning the fields for its tokens. */
+    return m->has_connection && any_token(m, "connection", m->base + f->name.off, f->name.len);
 }
 
 void tg_h1_reset(struct tg_h1_msg *m)

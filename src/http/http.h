@@ -41,11 +41,12 @@ struct tg_h1_msg {
     struct tg_h1_span reason; /* responses */
     uint8_t last_cb;          /* which data callback ran last, to join split spans */
     bool head_done;
-    bool field_open;    /* a field name awaits its value */
-    bool done;          /* the whole message was parsed */
-    bool pause_on_done; /* stop parsing after each message */
-    int error_status;   /* 400, 431, 502... when tg_h1_execute fails */
-    const char *error;  /* static description of the failure */
+    bool field_open;     /* a field name awaits its value */
+    bool has_connection; /* the head has a Connection header (set with head_done) */
+    bool done;           /* the whole message was parsed */
+    bool pause_on_done;  /* stop parsing after each message */
+    int error_status;    /* 400, 431, 502... when tg_h1_execute fails */
+    const char *error;   /* static description of the failure */
 };
 
 enum tg_h1_result {
@@ -74,9 +75,9 @@ enum tg_h1_result tg_h1_finish(struct tg_h1_msg *m);
 bool tg_h1_name_is(const struct tg_h1_msg *m, const struct tg_h1_field *f, const char *lname);
 /* Finds the first field named lname; NULL if none. */
 const struct tg_h1_field *tg_h1_find(const struct tg_h1_msg *m, const char *lname);
-/* True for headers a proxy must not forward: the RFC 9110 hop-by-hop set (Connection,
- * Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade) and every header named
- * in a Connection header of m. */
+/* Valid once the head is complete. True for headers a proxy must not forward: the RFC 9110
+ * hop-by-hop set (Connection, Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding,
+ * Upgrade) and every header named in a Connection header of m. */
 bool tg_h1_is_hop_by_hop(const struct tg_h1_msg *m, const struct tg_h1_field *f);
 /* A comma-separated header (e.g. Expect) contains token (case-insensitive). */
 bool tg_h1_has_token(const struct tg_h1_msg *m, const char *lname, const char *token);

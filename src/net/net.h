@@ -12,6 +12,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "core/addr.h"
 #include "core/err.h"
 #include "tls/tls.h"
 
@@ -145,10 +146,5 @@ void tg_worker_drained(struct tg_worker *w);
 void tg_worker_conn_done(struct tg_worker *w);
 /* Appends one access-log line (must end with '\n') to the worker's buffer. */
 void tg_worker_access_log(struct tg_worker *w, const char *line, size_t len);
-
-/* Formats an address as "1.2.3.4:5" or "[::1]:5". */
-void tg_addr_format(const struct sockaddr_storage *ss, char *buf, size_t len);
-/* Same address and port. */
-bool tg_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 
 #endif

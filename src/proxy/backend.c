@@ -375,20 +375,9 @@ static void backend_update(struct tg_bconn *b)
     else if (b->c != NULL) {
         if (tg_buf_used(&b->c->to_backend) > 0)
             mask |= UV_WRITABLE;
-        if (want_read(b)) {
-            mask |= UV_READABLE;
-            b->r_blocked = false;
-        } else if (!b->r_blocked && (b->poll_mask & UV_READABLE)) {
-            mask |= UV_READABLE; /* dropped lazily, see client_update() */
-        }
+        mask |= tg__poll_readable(want_read(b), &b->r_blocked, b->poll_mask);
     }
-    if (mask != b->poll_mask) {
-        b->poll_mask = mask;
-        if (mask)
-            uv_poll_start(&b->poll, mask, on_poll);
-        else
-            uv_poll_stop(&b->poll);
-    }
+    tg__poll_set(&b->poll, &b->poll_mask, mask, on_poll);
 }
 
 static void backend_eof(struct tg_bconn *b, int err)

@@ -29,14 +29,18 @@ size_t tg__client_out_room(struct tg_client *c)
 
 /* ---- I/O over plain sockets or TLS ---- */
 
+/* Maps a plain recv/send result: bytes, or -EAGAIN (try later), or -errno. */
+static ssize_t sys_result(ssize_t r)
+{
+    if (r >= 0)
+        return r;
+    return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? -EAGAIN : -errno;
+}
+
 static ssize_t io_read(struct tg_client *c, char *buf, size_t len)
 {
-    if (c->ssl == NULL) {
-        ssize_t r = recv(c->fd, buf, len, 0);
-        if (r >= 0)
-            return r;
-        return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? -EAGAIN : -errno;
-    }
+    if (c->ssl == NULL)
+        return sys_result(recv(c->fd, buf, len, 0));
     ERR_clear_error();
     int r = SSL_read(c->ssl, buf, (int)TG_MIN(len, (size_t)INT32_MAX));
     if (r > 0)
@@ -55,12 +59,8 @@ static ssize_t io_read(struct tg_client *c, char *buf, size_t len)
 
 static ssize_t io_write(struct tg_client *c, const char *buf, size_t len)
 {
-    if (c->ssl == NULL) {
-        ssize_t r = send(c->fd, buf, len, MSG_NOSIGNAL);
-        if (r >= 0)
-            return r;
-        return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? -EAGAIN : -errno;
-    }
+    if (c->ssl == NULL)
+        return sys_result(send(c->fd, buf, len, MSG_NOSIGNAL));
     ERR_clear_error();
     int r = SSL_write(c->ssl, buf, (int)TG_MIN(len, (size_t)INT32_MAX));
     if (r > 0)
@@ -228,33 +228,14 @@ static void client_update(struct tg_client *c)
         return;
     int mask = 0;
     if (c->state == TG_C_HTTP) {
-        /* Readable interest is dropped lazily, only once an event arrived that we could not
-         * take: a request/response cycle then costs no epoll_ctl calls. */
-        if (reading_allowed(c) && (c->in.data == NULL || c->in.len < c->in.cap)) {
-            mask |= UV_READABLE;
-            c->r_blocked = false;
-        } else if (!c->r_blocked && c->poll_mask > 0 && (c->poll_mask & UV_READABLE)) {
-            mask |= UV_READABLE;
-        }
+        mask |=
+            tg__poll_readable(reading_allowed(c) && (c->in.data == NULL || c->in.len < c->in.cap),
+                              &c->r_blocked, c->poll_mask);
         if (tg_buf_used(&c->out) > 0 || c->want_write)
             mask |= UV_WRITABLE;
         client_timer_update(c);
     }
-    if (mask != c->poll_mask) {
-        c->poll_mask = mask;
-        if (mask)
-            uv_poll_start(&c->poll, mask, on_poll);
-        else
-            uv_poll_stop(&c->poll);
-    }
-}
-
-static void set_hs_mask(struct tg_client *c, int mask)
-{
-    if (mask != c->poll_mask) {
-        c->poll_mask = mask;
-        uv_poll_start(&c->poll, mask, on_poll);
-    }
+    tg__poll_set(&c->poll, &c->poll_mask, mask, on_poll);
 }
 
 /* ---- handshake ---- */
@@ -349,11 +330,11 @@ static void do_handshake(struct tg_client *c)
     }
     int e = SSL_get_error(c->ssl, r);
     if (e == SSL_ERROR_WANT_READ) {
-        set_hs_mask(c, UV_READABLE);
+        tg__poll_set(&c->poll, &c->poll_mask, UV_READABLE, on_poll);
         return;
     }
     if (e == SSL_ERROR_WANT_WRITE) {
-        set_hs_mask(c, UV_WRITABLE);
+        tg__poll_set(&c->poll, &c->poll_mask, UV_WRITABLE, on_poll);
         return;
     }
     hs_failed(c, tg_tls_classify(c->ssl, e, errno));
@@ -554,7 +535,7 @@ static void proxy_on_accept(struct tg_worker *w, size_t lidx, int fd,
         SSL_set_mode(c->ssl, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
         c->state = TG_C_HANDSHAKE;
         arm(c, TG_CT_HANDSHAKE, c->snap->cfg->timeouts.handshake_ms);
-        set_hs_mask(c, UV_READABLE);
+        tg__poll_set(&c->poll, &c->poll_mask, UV_READABLE, on_poll);
     } else {
         c->state = TG_C_HTTP;
         c->poll_mask = -1;

@@ -150,6 +150,30 @@ void tg__buf_ensure(struct tg_worker *w, struct tg_buf *b, size_t cap);
 void tg__buf_release(struct tg_worker *w, struct tg_buf *b);
 void tg__buf_release_if_empty(struct tg_worker *w, struct tg_buf *b);
 
+/* Readable interest to ask for: on when wanted; when not, kept until an event arrived that could
+ * not be taken (*r_blocked), so a request/response cycle costs no epoll_ctl calls. cur is the
+ * mask in force (-1 or 0 when none). */
+static inline int tg__poll_readable(bool want, bool *r_blocked, int cur)
+{
+    if (want) {
+        *r_blocked = false;
+        return UV_READABLE;
+    }
+    return !*r_blocked && cur > 0 && (cur & UV_READABLE) ? UV_READABLE : 0;
+}
+
+/* Applies mask to p if it differs from *cur. */
+static inline void tg__poll_set(uv_poll_t *p, int *cur, int mask, uv_poll_cb cb)
+{
+    if (mask == *cur)
+        return;
+    *cur = mask;
+    if (mask)
+        uv_poll_start(p, mask, cb);
+    else
+        uv_poll_stop(p);
+}
+
 static inline const struct tg_config *tg__cfg(const struct tg_client *c)
 {
     return c->snap->cfg;

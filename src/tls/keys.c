@@ -18,20 +18,8 @@
 
 const char *tg_tls__version_name(int version)
 {
-    switch (version) {
-    case TLS1_VERSION:
-        return "TLS1.0";
-    case TLS1_1_VERSION:
-        return "TLS1.1";
-    case TLS1_2_VERSION:
-        return "TLS1.2";
-    case TLS1_3_VERSION:
-        return "TLS1.3";
-    case SSL3_VERSION:
-        return "SSLv3";
-    default:
-        return "?";
-    }
+    /* Config names every version it accepts; clients may also offer SSLv3. */
+    return version == SSL3_VERSION ? "SSLv3" : tg_tls_version_name(version);
 }
 
 static const struct tg_tls__group groups[] = {
