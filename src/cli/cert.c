@@ -42,7 +42,7 @@ static void usage(FILE *f, const char *kind)
                 "                           [--p12 --password-file F]\n"
                 "  Makes a server certificate whose SANs are the names (DNS names or IP\n"
                 "  addresses), signed by the CA in PREFIX.crt/PREFIX.key, or self-signed\n"
-                "  without --ca. Default subject \"CN=<first name>\", 825 days.\n");
+                "  without --ca. Default subject \"CN=<first name>\", 397 days.\n");
     if (kind == NULL || strcmp(kind, "client") == 0)
         fprintf(f,
                 "usage: tlsgate cert client --out PREFIX --subject \"CN=...,O=...\" --ca PREFIX\n"

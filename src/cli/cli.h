@@ -11,7 +11,8 @@ struct tg_config;
 struct tg_err;
 
 /* Loads file, or (file NULL) the embedded default with its certificate in $TLSGATE_STATE_DIR
- * (default ./tlsgate-state), made if missing. 0, or -errno with the problems in err. */
+ * (default ./tlsgate-state), made if missing and renewed when fewer than 30 days are left. 0, or
+ * -errno with the problems in err. */
 int tg_cli_load_config(const char *file, struct tg_config **out, struct tg_err *err);
 
 int tg_cli_run(int argc, char **argv);     /* cli/run.c */

@@ -109,6 +109,7 @@ static void reload(struct run_state *rs)
         tg_config_free(cfg);
         goto fail;
     }
+    tg_proxy_snapshot_init(snap);
     if (tg_net_check_bind(snap->cfg, &err) != 0) {
         tg_snapshot_unref(snap);
         goto fail;
@@ -264,6 +265,7 @@ int tg_cli_run(int argc, char **argv)
         goto out; /* cfg is still ours: freed at out */
     }
     cfg = NULL;
+    tg_proxy_snapshot_init(rs.snap);
     rs.generation = 1;
     log_problems(&err, TG_LOG_WARN);
     tg_err_close(&err);

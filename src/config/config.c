@@ -386,6 +386,9 @@ void tg_config_free(struct tg_config *cfg)
     for (size_t i = 0; i < cfg->n_keystores; i++)
         tg_config__keystore_free(&cfg->keystores[i]);
     free(cfg->keystores);
+    for (size_t i = 0; i < cfg->n_truststores; i++)
+        tg_config__truststore_free(&cfg->truststores[i]);
+    free(cfg->truststores);
     for (size_t i = 0; i < cfg->n_listeners; i++)
         tg_config__listener_free(&cfg->listeners[i]);
     free(cfg->listeners);

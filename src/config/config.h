@@ -26,6 +26,17 @@ struct tg_keystore_conf {
                            logged */
 };
 
+/* A truststore: named trust roots for verifying backends. */
+struct tg_truststore_conf {
+    char *name;
+    char *path;        /* JSON pointer of the truststore object, e.g. "/truststores/corp" */
+    struct tg_loc loc; /* location of the truststore object */
+    char *type;        /* "pem" or "system" (OpenSSL's default paths) */
+    /* pem: a bundle file or a directory whose *.pem and *.crt files are all loaded; resolved.
+     * NULL for system. */
+    char *file;
+};
+
 /* A listener's TLS policy, resolved to what OpenSSL takes. */
 struct tg_tls_conf {
     char *path;              /* JSON pointer of the "tls" object (or of the listener if absent) */
@@ -71,9 +82,12 @@ struct tg_listener_conf {
     socklen_t addr_len;
     enum tg_listener_mode mode;
     bool proxy_protocol;
-    struct tg_route_conf *routes;
+    struct tg_route_conf *routes; /* http only; NULL for tcp */
     size_t n_routes;
     struct tg_tls_conf tls;
+    char *backend;           /* tcp only: the backend's name as written; NULL for http */
+    size_t backend_idx;      /* tcp only: index into cfg->backends (never the status builtin) */
+    bool proxy_protocol_out; /* tcp only: send PROXY v2 to the backend; default false */
 };
 
 struct tg_target_conf {
@@ -89,6 +103,48 @@ enum tg_backend_kind {
     TG_BACKEND_STATUS = 1, /* built-in status responder ({"builtin": "status"}) */
 };
 
+/* TLS towards a backend's targets, resolved to what OpenSSL takes. */
+struct tg_backend_tls_conf {
+    bool enabled;      /* a "tls" object was given; false = plaintext */
+    char *path;        /* JSON pointer of the "tls" object */
+    struct tg_loc loc; /* location of the "tls" object */
+    char *truststore;  /* truststore name, or NULL for the system trust (OpenSSL default paths) */
+    size_t truststore_idx; /* index into cfg->truststores when truststore is set */
+    /* Verify the chain and the name: false only with allow_insecure (which then skips both,
+     * while pins, if any, are still checked against the presented chain). */
+    bool verify;
+    bool allow_insecure;
+    /* SNI and the name verified, lower-cased; NULL = each target's host. An IP address (here or
+     * as the target's host) is verified against IP SANs and sends no SNI. */
+    char *server_name;
+    char *client_certificate;             /* keystore name presented to the backend, or NULL */
+    size_t client_certificate_idx;        /* index into cfg->keystores when set */
+    struct tg_loc client_certificate_loc; /* location of that name */
+    int min_version, max_version;         /* default TLS1_2_VERSION / TLS1_3_VERSION */
+    char *ciphersuites;                   /* as tg_tls_conf: TLS 1.3 suites joined by ':' */
+    char *cipher_list;                    /* as tg_tls_conf: TLS <= 1.2 list or cipher string */
+    bool cipher_string;                   /* cipher_suites was one OpenSSL cipher string */
+    bool legacy;                          /* needs OpenSSL security level 0 */
+    char *curves;                         /* as tg_tls_conf; NULL = OpenSSL's default */
+    uint8_t (*pins)[32];                  /* SPKI SHA-256 digests; one must be in the chain */
+    size_t n_pins;
+    char **alpn; /* protocol ids offered in order; none by default */
+    size_t n_alpn;
+};
+
+enum tg_balance {
+    TG_BALANCE_ROUND_ROBIN = 0, /* default */
+    TG_BALANCE_LEAST_CONNECTIONS,
+};
+
+/* Active health checks of a backend's targets ("health" object). */
+struct tg_health_conf {
+    bool enabled;         /* a "health" object was given */
+    char *path;           /* HTTP GET path expecting 2xx/3xx; NULL = TCP connect check */
+    uint64_t interval_ms; /* default 5 s */
+    uint64_t timeout_ms;  /* default 2 s; never above interval_ms */
+};
+
 struct tg_backend_conf {
     char *name;
     char *path; /* e.g. "/backends/app" */
@@ -96,11 +152,15 @@ struct tg_backend_conf {
     enum tg_backend_kind kind;
     struct tg_target_conf *targets;
     size_t n_targets;
+    enum tg_balance balance;
+    struct tg_health_conf health;
+    struct tg_backend_tls_conf tls;
 };
 
 struct tg_timeouts_conf {         /* milliseconds; config gives seconds (fractions allowed) */
     uint64_t handshake_ms;        /* 10 s */
     uint64_t request_headers_ms;  /* 10 s */
+    uint64_t request_body_ms;     /* end of the head to end of the body; 0 = no limit (default) */
     uint64_t idle_ms;             /* 60 s */
     uint64_t backend_connect_ms;  /* 5 s */
     uint64_t backend_response_ms; /* 60 s */
@@ -111,6 +171,23 @@ struct tg_limits_conf {
     uint32_t max_connections;  /* per gateway; 0 = unlimited (default) */
     uint32_t max_header_bytes; /* 32768 */
     uint32_t max_headers;      /* 100 */
+    /* Request bodies must average at least this many bytes/s once min_body_rate_grace_ms have
+     * passed since the body started (time the gateway spends not reading because the backend
+     * is slow is not counted); 0 = off. Default 500. */
+    uint32_t min_body_rate;
+    uint64_t min_body_rate_grace_ms; /* 10 s */
+};
+
+/* What to do with request header fields whose names contain '_' (which some backends, e.g.
+ * CGI-style ones, cannot tell from '-', so a client could spoof a header the gateway set). */
+enum tg_underscores {
+    TG_US_DROP = 0, /* remove such fields (default) */
+    TG_US_REJECT,   /* answer 400 */
+    TG_US_PASS,     /* forward them unchanged */
+};
+
+struct tg_http_conf {
+    enum tg_underscores underscores; /* http.underscores_in_headers */
 };
 
 enum tg_log_fmt { TG_LOGFMT_TEXT = 0, TG_LOGFMT_JSON = 1 };
@@ -131,12 +208,15 @@ struct tg_config {
     struct tg_log_conf log;
     struct tg_keystore_conf *keystores;
     size_t n_keystores;
+    struct tg_truststore_conf *truststores;
+    size_t n_truststores;
     struct tg_listener_conf *listeners;
     size_t n_listeners;
     struct tg_backend_conf *backends;
     size_t n_backends;
     struct tg_timeouts_conf timeouts;
     struct tg_limits_conf limits;
+    struct tg_http_conf http;
 };
 
 /* Loads and validates a config file. On success *out owns a new config and 0 is returned; on
@@ -155,6 +235,8 @@ void tg_config_free(struct tg_config *cfg);
 /* Looks up a keystore / backend / listener by name; NULL if absent. */
 const struct tg_keystore_conf *tg_config_keystore(const struct tg_config *cfg, const char *name);
 const struct tg_backend_conf *tg_config_backend(const struct tg_config *cfg, const char *name);
+const struct tg_truststore_conf *tg_config_truststore(const struct tg_config *cfg,
+                                                      const char *name);
 
 /* Name of a TLS version constant ("TLS1.2"), or "?" */
 const char *tg_tls_version_name(int version);

@@ -4,6 +4,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -117,6 +118,33 @@ void tg_config__parse_tls(struct tg_config__ctx *c, json_t *tls, const char *lis
 /* Frees what a tg_tls_conf owns. */
 void tg_config__tls_conf_free(struct tg_tls_conf *tc);
 
+/* ---- Backends and truststores (backend.c; backend TLS in tlsconf.c) ---- */
+
+/* Parses truststores.<name> into ts (always filled enough to be freed). */
+void tg_config__parse_truststore(struct tg_config__ctx *c, const char *name, json_t *obj,
+                                 struct tg_truststore_conf *ts);
+void tg_config__truststore_free(struct tg_truststore_conf *ts);
+/* Parses "balance" and "health" of a backend with targets into b (defaults when absent). */
+void tg_config__parse_backend_extras(struct tg_config__ctx *c, json_t *obj,
+                                     struct tg_backend_conf *b);
+/* Parses a backend's "tls" object (present, already type-checked) into b->tls; needs
+ * cfg->keystores and cfg->truststores parsed. */
+void tg_config__parse_backend_tls(struct tg_config__ctx *c, json_t *tls, struct tg_backend_conf *b);
+/* Frees what a tg_backend_tls_conf owns. */
+void tg_config__backend_tls_conf_free(struct tg_backend_tls_conf *bt);
+/* Seconds (fractions allowed) to milliseconds, rounded; a positive value never becomes 0. */
+uint64_t tg_config__seconds_to_ms(double s);
+/* The name among n (entries may be NULL) closest to name, for "did you mean", or NULL. */
+const char *tg_config__closest(const char *name, const char *const *names, size_t n);
+/* Finds the backend named by the "backend" key of the object at ptr (a route or a tcp
+ * listener) and stores its index; reports an unknown name with a did-you-mean. */
+bool tg_config__lookup_backend(struct tg_config__ctx *c, const char *name, const char *ptr,
+                               size_t *idx);
+/* A tcp listener's "backend" (required, not the status builtin) and "proxy_protocol_out";
+ * reports routes, which only http listeners take. */
+void tg_config__parse_tcp_listener(struct tg_config__ctx *c, json_t *obj,
+                                   struct tg_listener_conf *l);
+
 /* ---- Suites and groups (ciphers.c) ---- */
 
 /* The catalogue, for tests and `tlsgate check`: entries 0..count-1. */
@@ -132,6 +160,7 @@ extern const char *tg_config__curve_names;
 
 /* Key tables, exported for tests. */
 extern const struct tg_config__key tg_config__tls_keys[];
+extern const struct tg_config__key tg_config__backend_tls_keys[];
 
 /* When true, host names are not resolved (numeric addresses and "localhost" only); set by the
  * fuzz harness so arbitrary inputs never cause DNS traffic. */

@@ -33,7 +33,8 @@ static const struct tg_config__key top_keys[] = {
     {"backends", TG_J_OBJ, "an object (name to backend)", "{}", NULL, 0},
     {"timeouts", TG_J_OBJ, "an object", "{}", NULL, 0},
     {"limits", TG_J_OBJ, "an object", "{}", NULL, 0},
-    LATER("truststores"),
+    {"http", TG_J_OBJ, "an object", "{}", NULL, 0},
+    {"truststores", TG_J_OBJ, "an object (name to truststore)", "{}", NULL, 0},
     LATER("admin"),
     LATER("session_tickets"),
     {NULL, 0, NULL, NULL, NULL, 0},
@@ -59,11 +60,12 @@ static const struct tg_config__key keystore_keys[] = {
 static const struct tg_config__key listener_keys[] = {
     {"name", TG_J_STR, "a string", NULL, "letters, digits, '_', '.', '-'", TG_K_REQUIRED},
     {"address", TG_J_STR, "a string", NULL, "host:port or [v6]:port", TG_K_REQUIRED},
-    {"mode", TG_J_STR, "a string", "\"http\"", "http (tcp later)", 0},
+    {"mode", TG_J_STR, "a string", "\"http\"", "http, tcp", 0},
     {"proxy_protocol", TG_J_BOOL, "true or false", "false", "false (true later)", 0},
-    {"routes", TG_J_ARR, "a list of routes", NULL, "at least one (http)", 0},
+    {"routes", TG_J_ARR, "a list of routes", NULL, "at least one (http only)", 0},
     {"tls", TG_J_OBJ, "an object", NULL, NULL, 0},
-    LATER("backend"),
+    {"backend", TG_J_STR, "a string (backend name)", NULL, "tcp only: a name in backends", 0},
+    {"proxy_protocol_out", TG_J_BOOL, "true or false", "false", "tcp only", 0},
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 
@@ -77,24 +79,41 @@ static const struct tg_config__key route_keys[] = {
 static const struct tg_config__key backend_keys[] = {
     {"targets", TG_J_ARR, "a list of \"host:port\" strings", NULL, "at least one", 0},
     {"builtin", TG_J_STR, "a string", NULL, "status", 0},
-    LATER("tls"),
+    {"balance", TG_J_STR, "a string", "\"round_robin\"", "round_robin, least_connections", 0},
+    {"health", TG_J_OBJ, "an object", "none (no active checks)", NULL, 0},
+    {"tls", TG_J_OBJ, "an object", "none (plaintext)", NULL, 0},
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 
-#define TIMEOUT_KEY(n)                                                                             \
+#define TIMEOUT_KEY(n, def)                                                                        \
     {                                                                                              \
-        n, TG_J_NUM, "a number of seconds", NULL, "more than 0, at most 86400", 0                  \
+        n, TG_J_NUM, "a number of seconds", def, "more than 0, at most 86400", 0                   \
     }
+/* Same order as the slots in parse_timeouts. */
 static const struct tg_config__key timeout_keys[] = {
-    TIMEOUT_KEY("handshake"),       TIMEOUT_KEY("request_headers"),  TIMEOUT_KEY("idle"),
-    TIMEOUT_KEY("backend_connect"), TIMEOUT_KEY("backend_response"), TIMEOUT_KEY("shutdown"),
+    TIMEOUT_KEY("handshake", "10"),
+    TIMEOUT_KEY("request_headers", "10"),
+    {"request_body", TG_J_NUM, "a number of seconds", "0 (no limit)", "0 (no limit) to 86400", 0},
+    TIMEOUT_KEY("idle", "60"),
+    TIMEOUT_KEY("backend_connect", "5"),
+    TIMEOUT_KEY("backend_response", "60"),
+    TIMEOUT_KEY("shutdown", "30"),
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 
+/* The integer keys come first, in the order of the slots in parse_limits. */
 static const struct tg_config__key limit_keys[] = {
     {"max_connections", TG_J_INT, "an integer", "0 (unlimited)", "0..4294967295", 0},
     {"max_header_bytes", TG_J_INT, "an integer", "32768", "1024..1048576", 0},
     {"max_headers", TG_J_INT, "an integer", "100", "1..10000", 0},
+    {"min_body_rate", TG_J_INT, "an integer (bytes per second)", "500", "0..1073741824 (0 = off)",
+     0},
+    {"min_body_rate_grace", TG_J_NUM, "a number of seconds", "10", "0..86400", 0},
+    {NULL, 0, NULL, NULL, NULL, 0},
+};
+
+static const struct tg_config__key http_keys[] = {
+    {"underscores_in_headers", TG_J_STR, "a string", "\"drop\"", "drop, reject, pass", 0},
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 
@@ -337,6 +356,15 @@ static void parse_backend(struct tg_config__ctx *c, const char *name, json_t *ob
                              json_string_value(builtin));
             free(p);
         }
+        static const char *const target_only[] = {"balance", "health", "tls"};
+        for (size_t i = 0; i < TG_ARRAY_SIZE(target_only); i++) {
+            if (json_object_get(obj, target_only[i]) == NULL)
+                continue;
+            char *p = tg_config__ptr_join(b->path, target_only[i]);
+            tg_config__error(c, p, "\"%s\" is for backends with targets, not a built-in one",
+                             target_only[i]);
+            free(p);
+        }
         return;
     }
     if (targets == NULL)
@@ -354,28 +382,15 @@ static void parse_backend(struct tg_config__ctx *c, const char *name, json_t *ob
         free(p);
     }
     free(tptr);
-}
-
-/* "did you mean" over a list of names, or NULL. */
-static const char *closest(const char *name, const char *const *names, size_t n)
-{
-    const char *best = NULL;
-    size_t best_d = 3;
-    for (size_t i = 0; i < n; i++) {
-        size_t d = tg_edit_distance(name, names[i]);
-        if (d < best_d && d < strlen(names[i])) {
-            best_d = d;
-            best = names[i];
-        }
-    }
-    return best;
+    tg_config__parse_backend_extras(c, obj, b);
+    json_t *tls = tg_config__get(obj, backend_keys, "tls");
+    if (tls != NULL)
+        tg_config__parse_backend_tls(c, tls, b);
 }
 
 static void parse_route(struct tg_config__ctx *c, json_t *obj, const char *ptr,
                         struct tg_route_conf *r)
 {
-    struct tg_config *cfg = c->cfg;
-
     r->path_prefix = tg_xstrdup("/");
     if (!json_is_object(obj)) {
         tg_config__error(c, ptr, "a route must be an object (got %s)",
@@ -415,26 +430,7 @@ static void parse_route(struct tg_config__ctx *c, json_t *obj, const char *ptr,
     v = tg_config__get(obj, route_keys, "backend");
     if (v != NULL) {
         r->backend = tg_xstrdup(json_string_value(v));
-        const char **names = tg_xcalloc(cfg->n_backends + 1, sizeof(*names));
-        bool found = false;
-        for (size_t i = 0; i < cfg->n_backends; i++) {
-            names[i] = cfg->backends[i].name;
-            if (strcmp(cfg->backends[i].name, r->backend) == 0) {
-                r->backend_idx = i;
-                found = true;
-            }
-        }
-        if (!found) {
-            char *p = tg_config__ptr_join(ptr, "backend");
-            const char *best = closest(r->backend, names, cfg->n_backends);
-            if (best != NULL)
-                tg_config__error(c, p, "backend \"%s\" is not defined (did you mean \"%s\"?)",
-                                 r->backend, best);
-            else
-                tg_config__error(c, p, "backend \"%s\" is not defined in \"backends\"", r->backend);
-            free(p);
-        }
-        free(names);
+        tg_config__lookup_backend(c, r->backend, ptr, &r->backend_idx);
     }
 }
 
@@ -510,10 +506,10 @@ static void parse_listener(struct tg_config__ctx *c, json_t *obj, size_t idx)
         char *p = tg_config__ptr_join(l->path, "mode");
         const char *m = json_string_value(v);
         if (strcmp(m, "tcp") == 0)
-            tg_config__error(c, p,
-                             "mode \"tcp\" is not supported yet in this version (only \"http\")");
+            l->mode = TG_MODE_TCP;
         else if (strcmp(m, "http") != 0)
-            tg_config__error(c, p, "\"%s\" is not a listener mode (allowed: http)", m);
+            tg_config__error(c, p, "\"%s\" is not a listener mode (allowed: %s)", m,
+                             listener_keys[2].allowed);
         free(p);
     }
     v = tg_config__get(obj, listener_keys, "proxy_protocol");
@@ -523,11 +519,27 @@ static void parse_listener(struct tg_config__ctx *c, json_t *obj, size_t idx)
         free(p);
     }
     json_t *routes = json_object_get(obj, "routes");
-    if (routes == NULL) {
-        tg_config__error(c, l->path,
-                         "missing required key \"routes\" (an http listener needs "
-                         "at least one route)");
-    } else if (json_is_array(routes)) {
+    if (l->mode == TG_MODE_TCP) {
+        tg_config__parse_tcp_listener(c, obj, l);
+        routes = NULL; /* a tcp listener's routes were reported as such */
+    } else {
+        static const char *const tcp_only[] = {"backend", "proxy_protocol_out"};
+        for (size_t i = 0; i < TG_ARRAY_SIZE(tcp_only); i++) {
+            if (json_object_get(obj, tcp_only[i]) == NULL)
+                continue;
+            char *p = tg_config__ptr_join(l->path, tcp_only[i]);
+            tg_config__error(c, p,
+                             "\"%s\" is for tcp listeners; an http listener picks backends in "
+                             "its routes (or set \"mode\": \"tcp\")",
+                             tcp_only[i]);
+            free(p);
+        }
+        if (routes == NULL)
+            tg_config__error(c, l->path,
+                             "missing required key \"routes\" (an http listener needs "
+                             "at least one route)");
+    }
+    if (json_is_array(routes)) {
         char *rptr = tg_config__ptr_join(l->path, "routes");
         size_t n = json_array_size(routes);
         if (n == 0)
@@ -541,15 +553,29 @@ static void parse_listener(struct tg_config__ctx *c, json_t *obj, size_t idx)
         }
         free(rptr);
     }
-    tg_config__parse_tls(c, json_object_get(obj, "tls"), l->path, &l->tls);
+    json_t *tls = json_object_get(obj, "tls");
+    tg_config__parse_tls(c, tls, l->path, &l->tls);
+    /* http/1.1 is the default only for http: a tcp listener does not know what it carries. */
+    if (l->mode == TG_MODE_TCP && json_object_get(tls, "alpn") == NULL) {
+        for (size_t i = 0; i < l->tls.n_alpn; i++)
+            free(l->tls.alpn[i]);
+        l->tls.n_alpn = 0;
+    }
+}
+
+uint64_t tg_config__seconds_to_ms(double s)
+{
+    uint64_t ms = (uint64_t)(s * 1000.0 + 0.5); /* round; no libm needed */
+    return ms == 0 && s > 0 ? 1 : ms;
 }
 
 static void parse_timeouts(struct tg_config__ctx *c, json_t *obj)
 {
     struct tg_timeouts_conf *t = &c->cfg->timeouts;
-    uint64_t *slots[] = {&t->handshake_ms,       &t->request_headers_ms,  &t->idle_ms,
-                         &t->backend_connect_ms, &t->backend_response_ms, &t->shutdown_ms};
-    static const uint64_t defaults_s[] = {10, 10, 60, 5, 60, 30};
+    uint64_t *slots[] = {&t->handshake_ms, &t->request_headers_ms, &t->request_body_ms,
+                         &t->idle_ms,      &t->backend_connect_ms, &t->backend_response_ms,
+                         &t->shutdown_ms};
+    static const uint64_t defaults_s[] = {10, 10, 0, 60, 5, 60, 30};
 
     for (size_t i = 0; i < TG_ARRAY_SIZE(slots); i++)
         *slots[i] = defaults_s[i] * 1000;
@@ -561,27 +587,33 @@ static void parse_timeouts(struct tg_config__ctx *c, json_t *obj)
         if (v == NULL)
             continue;
         double s = json_number_value(v);
-        if (!(s > 0 && s <= 86400)) {
+        /* Only request_body has "no limit" (0) as a meaningful value. */
+        bool zero_ok = slots[i] == &t->request_body_ms;
+        if (!((s > 0 || (zero_ok && s == 0)) && s <= 86400)) {
             char *p = tg_config__ptr_join("/timeouts", timeout_keys[i].name);
             tg_config__error(c, p, "%g is out of range (allowed: %s seconds)", s,
                              timeout_keys[i].allowed);
             free(p);
             continue;
         }
-        uint64_t ms = (uint64_t)(s * 1000.0 + 0.5); /* round; no libm needed */
-        *slots[i] = ms ? ms : 1;
+        *slots[i] = tg_config__seconds_to_ms(s);
     }
 }
 
 static void parse_limits(struct tg_config__ctx *c, json_t *obj)
 {
     struct tg_limits_conf *l = &c->cfg->limits;
-    uint32_t *slots[] = {&l->max_connections, &l->max_header_bytes, &l->max_headers};
-    static const json_int_t lo[] = {0, 1024, 1}, hi[] = {UINT32_MAX, 1048576, 10000};
+    uint32_t *slots[] = {&l->max_connections, &l->max_header_bytes, &l->max_headers,
+                         &l->min_body_rate};
+    static const json_int_t lo[] = {0, 1024, 1, 0}, hi[] = {UINT32_MAX, 1048576, 10000, 1 << 30};
 
     l->max_connections = 0;
     l->max_header_bytes = 32768;
     l->max_headers = 100;
+    /* Apache mod_reqtimeout's MinRate; the grace period is ours (mod_reqtimeout instead lets
+     * the deadline grow with each byte). */
+    l->min_body_rate = 500;
+    l->min_body_rate_grace_ms = 10000;
     if (obj == NULL)
         return;
     tg_config__check_keys(c, obj, "/limits", limit_keys);
@@ -599,6 +631,39 @@ static void parse_limits(struct tg_config__ctx *c, json_t *obj)
         }
         *slots[i] = (uint32_t)n;
     }
+    json_t *v = tg_config__get(obj, limit_keys, "min_body_rate_grace");
+    if (v != NULL) {
+        double s = json_number_value(v);
+        if (!(s >= 0 && s <= 86400))
+            tg_config__error(c, "/limits/min_body_rate_grace",
+                             "%g is out of range (allowed: %s seconds)", s, limit_keys[4].allowed);
+        else
+            l->min_body_rate_grace_ms = tg_config__seconds_to_ms(s);
+    }
+}
+
+static void parse_http(struct tg_config__ctx *c, json_t *obj)
+{
+    static const char *const names[] = {
+        [TG_US_DROP] = "drop", [TG_US_REJECT] = "reject", [TG_US_PASS] = "pass"};
+    struct tg_http_conf *h = &c->cfg->http;
+
+    h->underscores = TG_US_DROP;
+    if (obj == NULL)
+        return;
+    tg_config__check_keys(c, obj, "/http", http_keys);
+    json_t *v = tg_config__get(obj, http_keys, "underscores_in_headers");
+    if (v == NULL)
+        return;
+    for (size_t i = 0; i < TG_ARRAY_SIZE(names); i++) {
+        if (strcmp(json_string_value(v), names[i]) == 0) {
+            h->underscores = (enum tg_underscores)i;
+            return;
+        }
+    }
+    tg_config__error(c, "/http/underscores_in_headers",
+                     "\"%s\" is not an underscores_in_headers policy (allowed: %s)",
+                     json_string_value(v), http_keys[0].allowed);
 }
 
 static void parse_workers(struct tg_config__ctx *c, json_t *v)
@@ -658,14 +723,24 @@ void tg_config__parse_root(struct tg_config__ctx *c, json_t *root)
     parse_log(c, tg_config__get(root, top_keys, "log"));
     parse_timeouts(c, tg_config__get(root, top_keys, "timeouts"));
     parse_limits(c, tg_config__get(root, top_keys, "limits"));
+    parse_http(c, tg_config__get(root, top_keys, "http"));
 
-    /* Keystores and backends first: listeners refer to them by name. */
+    /* Keystores, truststores and backends first: backends and listeners refer to them by
+     * name. */
     json_t *kss = tg_config__get(root, top_keys, "keystores");
     if (kss != NULL) {
         cfg->keystores = tg_xcalloc(json_object_size(kss) + 1, sizeof(*cfg->keystores));
         json_object_foreach(kss, key, v)
         {
             parse_keystore(c, key, v, &cfg->keystores[cfg->n_keystores++]);
+        }
+    }
+    json_t *tss = tg_config__get(root, top_keys, "truststores");
+    if (tss != NULL) {
+        cfg->truststores = tg_xcalloc(json_object_size(tss) + 1, sizeof(*cfg->truststores));
+        json_object_foreach(tss, key, v)
+        {
+            tg_config__parse_truststore(c, key, v, &cfg->truststores[cfg->n_truststores++]);
         }
     }
     json_t *bes = tg_config__get(root, top_keys, "backends");
@@ -713,6 +788,7 @@ void tg_config__listener_free(struct tg_listener_conf *l)
     }
     free(l->routes);
     tg_config__tls_conf_free(&l->tls);
+    free(l->backend);
 }
 
 void tg_config__backend_free(struct tg_backend_conf *b)
@@ -724,4 +800,6 @@ void tg_config__backend_free(struct tg_backend_conf *b)
         free(b->targets[j].host);
     }
     free(b->targets);
+    free(b->health.path);
+    tg_config__backend_tls_conf_free(&b->tls);
 }

@@ -1,9 +1,12 @@
-/* A listener's "tls" object: versions, suites, groups and ALPN checked and resolved for OpenSSL. */
+/* The "tls" objects of listeners and backends: versions, suites, groups, ALPN, and for backends
+ * trust, names and pins, checked and resolved for OpenSSL. */
 #include "config/internal.h"
 
+#include <arpa/inet.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/evp.h>
 #include <openssl/ssl.h>
 
 #include "core/core.h"
@@ -14,6 +17,9 @@
     "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:"     \
     "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 #define VERSIONS_ALLOWED "TLS1.0 to TLS1.3"
+#define SUITES_TYPE      "a list of suite names or numbers, or one OpenSSL cipher string"
+#define SUITES_DEFAULT                                                                             \
+    "TLS 1.3: AES-128-GCM, AES-256-GCM, CHACHA20; TLS 1.2: ECDHE with AES-GCM or CHACHA20"
 
 const struct tg_config__key tg_config__tls_keys[] = {
     {"disabled", TG_J_BOOL, "true or false", "false", NULL, 0},
@@ -21,16 +27,38 @@ const struct tg_config__key tg_config__tls_keys[] = {
      "names in keystores; required unless disabled", 0},
     {"min_version", TG_J_STR, "a string", "\"TLS1.3\"", VERSIONS_ALLOWED, 0},
     {"max_version", TG_J_STR, "a string", "\"TLS1.3\"", VERSIONS_ALLOWED, 0},
-    {"cipher_suites", TG_J_ARR | TG_J_STR,
-     "a list of suite names or numbers, or one OpenSSL cipher string",
-     "TLS 1.3: AES-128-GCM, AES-256-GCM, CHACHA20; TLS 1.2: ECDHE with AES-GCM or CHACHA20", NULL,
-     0},
+    {"cipher_suites", TG_J_ARR | TG_J_STR, SUITES_TYPE, SUITES_DEFAULT, NULL, 0},
     {"curves", TG_J_ARR, "a list of group names", "OpenSSL's default", NULL, 0},
     {"alpn", TG_J_ARR, "a list of protocol ids", "[\"http/1.1\"]", "http/1.1 (h2 later)", 0},
     {"session_resumption", TG_J_BOOL, "true or false", "true", NULL, 0},
     {"client_auth", 0x7f, "", NULL, NULL, TG_K_LATER},
     {"ocsp_stapling", 0x7f, "", NULL, NULL, TG_K_LATER},
     {NULL, 0, NULL, NULL, NULL, 0},
+};
+
+const struct tg_config__key tg_config__backend_tls_keys[] = {
+    {"truststore", TG_J_STR, "a string (truststore name)", "system (OpenSSL's default paths)",
+     "a name in truststores, or \"system\"", 0},
+    {"verify", TG_J_BOOL, "true or false", "true", "false only with allow_insecure", 0},
+    {"server_name", TG_J_STR, "a string", "each target's host", "a DNS name or an IP address", 0},
+    {"client_certificate", TG_J_STR, "a string (keystore name)", "none", "a name in keystores", 0},
+    {"min_version", TG_J_STR, "a string", "\"TLS1.2\"", VERSIONS_ALLOWED, 0},
+    {"max_version", TG_J_STR, "a string", "\"TLS1.3\"", VERSIONS_ALLOWED, 0},
+    {"cipher_suites", TG_J_ARR | TG_J_STR, SUITES_TYPE, SUITES_DEFAULT, NULL, 0},
+    {"curves", TG_J_ARR, "a list of group names", "OpenSSL's default", NULL, 0},
+    {"pin", TG_J_ARR, "a list of SPKI SHA-256 pins", "none",
+     "base64 of a 32-byte digest, optionally prefixed \"sha256/\"", 0},
+    {"alpn", TG_J_ARR, "a list of protocol ids", "none", "1 to 255 bytes each", 0},
+    {"allow_insecure", TG_J_BOOL, "true or false", "false", NULL, 0},
+    {NULL, 0, NULL, NULL, NULL, 0},
+};
+
+/* The version, suite and group part of a "tls" object, which listeners and backends share. */
+struct policy {
+    int min_version, max_version;
+    char *ciphersuites, *cipher_list; /* owned */
+    bool cipher_string, legacy;
+    char *curves; /* owned; NULL = OpenSSL's default */
 };
 
 /* A growing ':'-joined list. */
@@ -91,7 +119,7 @@ struct suites_state {
 };
 
 static void suite_entry(struct tg_config__ctx *c, json_t *e, const char *ptr,
-                        struct tg_tls_conf *tc, struct suites_state *st)
+                        const struct policy *tc, struct suites_state *st)
 {
     char num[24];
     const char *name;
@@ -150,7 +178,7 @@ static void suite_entry(struct tg_config__ctx *c, json_t *e, const char *ptr,
 /* cipher_suites: a list (resolved one by one) or one OpenSSL cipher string. Adds to *why_legacy
  * the suites that need security level 0. */
 static void parse_suites(struct tg_config__ctx *c, json_t *v, const char *tls_ptr,
-                         struct tg_tls_conf *tc, struct joined *why_legacy)
+                         struct policy *tc, struct joined *why_legacy)
 {
     char *ptr = tg_config__ptr_join(tls_ptr, "cipher_suites");
     struct suites_state st = {0};
@@ -277,7 +305,7 @@ static void parse_certificates(struct tg_config__ctx *c, json_t *tls, const char
 }
 
 static void parse_curves(struct tg_config__ctx *c, json_t *v, const char *tls_ptr,
-                         struct tg_tls_conf *tc)
+                         struct policy *tc)
 {
     char *ptr = tg_config__ptr_join(tls_ptr, "curves");
     struct joined j = {0};
@@ -340,10 +368,58 @@ out:
     free(ptr);
 }
 
+/* Versions, suites and groups of a "tls" object into p, which holds the defaults on entry.
+ * peers names the other side in warnings ("clients", "backends"). */
+static void parse_policy(struct tg_config__ctx *c, json_t *tls, const struct tg_config__key *tab,
+                         const char *tls_ptr, const char *peers, struct policy *p)
+{
+    struct joined why_legacy = {0};
+    int min = parse_version(c, tg_config__get(tls, tab, "min_version"), tls_ptr, "min_version",
+                            p->min_version);
+    int max = parse_version(c, tg_config__get(tls, tab, "max_version"), tls_ptr, "max_version",
+                            p->max_version);
+    if (min > 0 && max > 0 && min > max) {
+        char *ptr = tg_config__ptr_join(tls_ptr, "min_version");
+        tg_config__error(c, ptr, "min_version %s is above max_version %s", tg_tls_version_name(min),
+                         tg_tls_version_name(max));
+        free(ptr);
+    }
+    /* With a bad version, check the suites against the default rather than not at all. */
+    if (min > 0)
+        p->min_version = min;
+    if (max > 0)
+        p->max_version = max;
+    if (p->min_version > p->max_version)
+        p->min_version = p->max_version;
+    if (p->min_version < TLS1_2_VERSION)
+        join_add(&why_legacy, tg_tls_version_name(p->min_version));
+    json_t *v = tg_config__get(tls, tab, "cipher_suites");
+    if (v != NULL)
+        parse_suites(c, v, tls_ptr, p, &why_legacy);
+    else if (p->min_version < TLS1_2_VERSION)
+        tg_config__warning(c, tls_ptr,
+                           "the default suites all need TLS1.2, so %s %s will find none in "
+                           "common: list cipher_suites such as ECDHE-RSA-AES128-SHA",
+                           tg_tls_version_name(p->min_version), peers);
+    v = tg_config__get(tls, tab, "curves");
+    if (v != NULL)
+        parse_curves(c, v, tls_ptr, p);
+    if (why_legacy.count > 0) {
+        p->legacy = true;
+        for (char *q = why_legacy.s; *q; q++)
+            if (*q == ':')
+                *q = ',';
+        tg_config__warning(c, tls_ptr,
+                           "legacy policy: %s needs OpenSSL security level 0; %s can be "
+                           "downgraded to weak cryptography",
+                           why_legacy.s, peers);
+    }
+    free(why_legacy.s);
+}
+
 void tg_config__parse_tls(struct tg_config__ctx *c, json_t *tls, const char *listener_ptr,
                           struct tg_tls_conf *tc)
 {
-    struct joined why_legacy = {0};
     json_t *v;
 
     tc->min_version = TLS1_3_VERSION;
@@ -375,53 +451,22 @@ void tg_config__parse_tls(struct tg_config__ctx *c, json_t *tls, const char *lis
         return;
     }
     parse_certificates(c, tls, tc->path, tc);
-    int min = parse_version(c, tg_config__get(tls, tg_config__tls_keys, "min_version"), tc->path,
-                            "min_version", TLS1_3_VERSION);
-    int max = parse_version(c, tg_config__get(tls, tg_config__tls_keys, "max_version"), tc->path,
-                            "max_version", TLS1_3_VERSION);
-    if (min > 0 && max > 0 && min > max) {
-        char *p = tg_config__ptr_join(tc->path, "min_version");
-        tg_config__error(c, p, "min_version %s is above max_version %s", tg_tls_version_name(min),
-                         tg_tls_version_name(max));
-        free(p);
-    }
-    /* With a bad version, check the suites against the default rather than not at all. */
-    if (min > 0)
-        tc->min_version = min;
-    if (max > 0)
-        tc->max_version = max;
-    if (tc->min_version > tc->max_version)
-        tc->min_version = tc->max_version;
-    if (tc->min_version < TLS1_2_VERSION)
-        join_add(&why_legacy, tg_tls_version_name(tc->min_version));
-    v = tg_config__get(tls, tg_config__tls_keys, "cipher_suites");
-    if (v != NULL)
-        parse_suites(c, v, tc->path, tc, &why_legacy);
-    else if (tc->min_version < TLS1_2_VERSION)
-        tg_config__warning(c, tc->path,
-                           "the default suites all need TLS1.2, so %s clients will find none in "
-                           "common: list cipher_suites such as ECDHE-RSA-AES128-SHA",
-                           tg_tls_version_name(tc->min_version));
-    v = tg_config__get(tls, tg_config__tls_keys, "curves");
-    if (v != NULL)
-        parse_curves(c, v, tc->path, tc);
+    struct policy p = {
+        tc->min_version, tc->max_version, tc->ciphersuites, tc->cipher_list, false, false, NULL};
+    parse_policy(c, tls, tg_config__tls_keys, tc->path, "clients", &p);
+    tc->min_version = p.min_version;
+    tc->max_version = p.max_version;
+    tc->ciphersuites = p.ciphersuites;
+    tc->cipher_list = p.cipher_list;
+    tc->cipher_string = p.cipher_string;
+    tc->legacy = p.legacy;
+    tc->curves = p.curves;
     v = tg_config__get(tls, tg_config__tls_keys, "alpn");
     if (v != NULL)
         parse_alpn(c, v, tc->path, tc);
     v = tg_config__get(tls, tg_config__tls_keys, "session_resumption");
     if (v != NULL)
         tc->session_resumption = json_is_true(v);
-    if (why_legacy.count > 0) {
-        tc->legacy = true;
-        for (char *p = why_legacy.s; *p; p++)
-            if (*p == ':')
-                *p = ',';
-        tg_config__warning(c, tc->path,
-                           "legacy policy: %s needs OpenSSL security level 0; clients can be "
-                           "downgraded to weak cryptography",
-                           why_legacy.s);
-    }
-    free(why_legacy.s);
 }
 
 void tg_config__tls_conf_free(struct tg_tls_conf *tc)
@@ -438,4 +483,283 @@ void tg_config__tls_conf_free(struct tg_tls_conf *tc)
     for (size_t i = 0; i < tc->n_alpn; i++)
         free(tc->alpn[i]);
     free(tc->alpn);
+}
+
+/* ---- backend TLS ---- */
+
+/* Finds name among n names (what says "keystore" or "truststore"); reports an unknown one at ptr
+ * with a did-you-mean. Returns its index, or -1. */
+static long lookup_name(struct tg_config__ctx *c, const char *what, const char *name,
+                        const char *const *names, size_t n, const char *ptr)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (names[i] != NULL && strcmp(names[i], name) == 0)
+            return (long)i;
+    }
+    const char *best = tg_config__closest(name, names, n);
+    if (best != NULL)
+        tg_config__error(c, ptr, "%s \"%s\" is not defined (did you mean \"%s\"?)", what, name,
+                         best);
+    else
+        tg_config__error(c, ptr, "%s \"%s\" is not defined in \"%ss\"", what, name, what);
+    return -1;
+}
+
+static bool is_ip(const char *s)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+/* A DNS name: dot-separated labels of letters, digits, '-' and '_' (no wildcard). */
+static bool is_dns_name(const char *s)
+{
+    size_t label = 0;
+    if (*s == '\0' || strlen(s) > 253)
+        return false;
+    for (; *s; s++) {
+        if (*s == '.') {
+            if (label == 0)
+                return false;
+            label = 0;
+            continue;
+        }
+        if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+              *s == '-' || *s == '_') ||
+            ++label > 63)
+            return false;
+    }
+    return label > 0;
+}
+
+static bool is_hex_fingerprint(const char *s)
+{
+    size_t hex = 0;
+    for (; *s; s++) {
+        if ((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f') || (*s >= 'A' && *s <= 'F'))
+            hex++;
+        else if (*s != ':')
+            return false;
+    }
+    return hex == 64;
+}
+
+/* "sha256/<base64>" or "<base64>" of a 32-byte digest, as HPKP (RFC 7469) and curl write pins. */
+static int pin_decode(const char *s, uint8_t out[32])
+{
+    static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    unsigned char buf[33];
+
+    if (tg_strncaseeq(s, "sha256/", 7))
+        s += 7;
+    /* 32 bytes are 43 base64 characters and one '='. */
+    if (strlen(s) != 44 || s[43] != '=')
+        return -1;
+    for (size_t i = 0; i < 43; i++)
+        if (s[i] == '\0' || strchr(b64, s[i]) == NULL)
+            return -1;
+    if (EVP_DecodeBlock(buf, (const unsigned char *)s, 44) != 33)
+        return -1;
+    memcpy(out, buf, 32);
+    return 0;
+}
+
+static void parse_pins(struct tg_config__ctx *c, json_t *v, struct tg_backend_tls_conf *bt)
+{
+    char *ptr = tg_config__ptr_join(bt->path, "pin");
+    size_t n = json_array_size(v);
+
+    if (n == 0)
+        tg_config__error(c, ptr, "must list at least one pin (or leave \"pin\" out)");
+    bt->pins = tg_xcalloc(n ? n : 1, sizeof(*bt->pins));
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(v, i);
+        char *ep = tg_config__ptr_index(ptr, i);
+        if (!json_is_string(e))
+            tg_config__error(c, ep, "must be a pin string (got %s)", tg_config__json_type_words(e));
+        else if (pin_decode(json_string_value(e), bt->pins[bt->n_pins]) == 0)
+            bt->n_pins++;
+        else if (is_hex_fingerprint(json_string_value(e)))
+            tg_config__error(c, ep,
+                             "\"%s\" looks like a hex fingerprint; a pin is the base64 SHA-256 of "
+                             "the certificate's public key (SPKI), as in \"sha256/47DEQpj8HBSa+/"
+                             "TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\"",
+                             json_string_value(e));
+        else
+            tg_config__error(c, ep,
+                             "\"%s\" is not an SPKI SHA-256 pin: expected base64 of a 32-byte "
+                             "digest (44 characters ending in \"=\"), optionally prefixed "
+                             "\"sha256/\"; make one with: openssl x509 -in CERT -pubkey -noout | "
+                             "openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | "
+                             "base64",
+                             json_string_value(e));
+        free(ep);
+    }
+    free(ptr);
+}
+
+static void parse_backend_alpn(struct tg_config__ctx *c, json_t *v, struct tg_backend_tls_conf *bt)
+{
+    char *ptr = tg_config__ptr_join(bt->path, "alpn");
+    size_t n = json_array_size(v);
+
+    if (n == 0)
+        tg_config__error(c, ptr, "must name at least one protocol (or leave \"alpn\" out)");
+    bt->alpn = tg_xcalloc(n ? n : 1, sizeof(*bt->alpn));
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(v, i);
+        char *ep = tg_config__ptr_index(ptr, i);
+        size_t len = json_is_string(e) ? json_string_length(e) : 0;
+        bool dup = false;
+        for (size_t j = 0; j < bt->n_alpn && json_is_string(e); j++)
+            dup = dup || strcmp(bt->alpn[j], json_string_value(e)) == 0;
+        if (!json_is_string(e))
+            tg_config__error(c, ep, "must be a protocol id (got %s)",
+                             tg_config__json_type_words(e));
+        else if (len == 0 || len > 255 || strlen(json_string_value(e)) != len)
+            tg_config__error(c, ep, "a protocol id is 1 to 255 bytes (without NUL)");
+        else if (dup)
+            tg_config__error(c, ep, "\"%s\" is listed twice", json_string_value(e));
+        else
+            bt->alpn[bt->n_alpn++] = tg_xstrdup(json_string_value(e));
+        free(ep);
+    }
+    free(ptr);
+}
+
+/* truststore and client_certificate: names of other sections. */
+static void parse_backend_refs(struct tg_config__ctx *c, json_t *tls,
+                               struct tg_backend_tls_conf *bt)
+{
+    const struct tg_config *cfg = c->cfg;
+    json_t *v = tg_config__get(tls, tg_config__backend_tls_keys, "truststore");
+
+    if (v != NULL) {
+        const char *name = json_string_value(v);
+        const char **names = tg_xcalloc(cfg->n_truststores + 1, sizeof(*names));
+        for (size_t i = 0; i < cfg->n_truststores; i++)
+            names[i] = cfg->truststores[i].name;
+        char *ptr = tg_config__ptr_join(bt->path, "truststore");
+        /* "system" names OpenSSL's default paths unless a truststore has that name. */
+        long i = strcmp(name, "system") == 0 && tg_config_truststore(cfg, name) == NULL
+                     ? -2
+                     : lookup_name(c, "truststore", name, names, cfg->n_truststores, ptr);
+        if (i >= 0) {
+            bt->truststore = tg_xstrdup(name);
+            bt->truststore_idx = (size_t)i;
+        }
+        free(ptr);
+        free(names);
+    }
+    v = tg_config__get(tls, tg_config__backend_tls_keys, "client_certificate");
+    if (v != NULL) {
+        const char *name = json_string_value(v);
+        const char **names = tg_xcalloc(cfg->n_keystores + 1, sizeof(*names));
+        for (size_t i = 0; i < cfg->n_keystores; i++)
+            names[i] = cfg->keystores[i].name;
+        char *ptr = tg_config__ptr_join(bt->path, "client_certificate");
+        long i = lookup_name(c, "keystore", name, names, cfg->n_keystores, ptr);
+        if (i >= 0) {
+            bt->client_certificate = tg_xstrdup(name);
+            bt->client_certificate_idx = (size_t)i;
+            tg_config__loc(c, ptr, &bt->client_certificate_loc);
+        }
+        free(ptr);
+        free(names);
+    }
+}
+
+void tg_config__parse_backend_tls(struct tg_config__ctx *c, json_t *tls, struct tg_backend_conf *b)
+{
+    struct tg_backend_tls_conf *bt = &b->tls;
+    const struct tg_config__key *tab = tg_config__backend_tls_keys;
+
+    bt->enabled = true;
+    bt->verify = true;
+    bt->path = tg_config__ptr_join(b->path, "tls");
+    tg_config__loc(c, bt->path, &bt->loc);
+    struct policy p = {TLS1_2_VERSION,
+                       TLS1_3_VERSION,
+                       tg_xstrdup(DEFAULT_CIPHERSUITES),
+                       tg_xstrdup(DEFAULT_CIPHER_LIST),
+                       false,
+                       false,
+                       NULL};
+    if (json_is_object(tls)) {
+        tg_config__check_keys(c, tls, bt->path, tab);
+        parse_policy(c, tls, tab, bt->path, "backends", &p);
+    }
+    bt->min_version = p.min_version;
+    bt->max_version = p.max_version;
+    bt->ciphersuites = p.ciphersuites;
+    bt->cipher_list = p.cipher_list;
+    bt->cipher_string = p.cipher_string;
+    bt->legacy = p.legacy;
+    bt->curves = p.curves;
+    if (!json_is_object(tls))
+        return;
+    parse_backend_refs(c, tls, bt);
+
+    json_t *v = tg_config__get(tls, tab, "server_name");
+    if (v != NULL) {
+        const char *name = json_string_value(v);
+        if (!is_ip(name) && !is_dns_name(name)) {
+            char *ptr = tg_config__ptr_join(bt->path, "server_name");
+            tg_config__error(c, ptr,
+                             "\"%s\" is not a server name (use a DNS name such as "
+                             "\"api.internal\" or an IP address)",
+                             name);
+            free(ptr);
+        } else {
+            bt->server_name = tg_xstrdup(name);
+            for (char *q = bt->server_name; *q; q++)
+                if (*q >= 'A' && *q <= 'Z')
+                    *q = (char)(*q - 'A' + 'a');
+        }
+    }
+    v = tg_config__get(tls, tab, "pin");
+    if (v != NULL)
+        parse_pins(c, v, bt);
+    v = tg_config__get(tls, tab, "alpn");
+    if (v != NULL)
+        parse_backend_alpn(c, v, bt);
+
+    v = tg_config__get(tls, tab, "allow_insecure");
+    bt->allow_insecure = v != NULL && json_is_true(v);
+    v = tg_config__get(tls, tab, "verify");
+    if (v != NULL && !json_is_true(v) && !bt->allow_insecure) {
+        char *ptr = tg_config__ptr_join(bt->path, "verify");
+        tg_config__error(c, ptr,
+                         "verification of backend \"%s\" cannot be turned off on its own: set "
+                         "allow_insecure: true to skip verification (better: name a truststore "
+                         "holding its CA, or pin its key)",
+                         b->name);
+        free(ptr);
+    }
+    if (bt->allow_insecure) {
+        char *ptr = tg_config__ptr_join(bt->path, "allow_insecure");
+        bt->verify = false;
+        /* A warning at every load: `run` logs it at each start and reload, `check` prints it. */
+        tg_config__warning(c, ptr,
+                           "backend \"%s\": allow_insecure skips certificate chain and name "
+                           "verification, so anyone on the path to its targets can impersonate "
+                           "them%s",
+                           b->name, bt->n_pins > 0 ? " (only the pins are checked)" : "");
+        free(ptr);
+    }
+}
+
+void tg_config__backend_tls_conf_free(struct tg_backend_tls_conf *bt)
+{
+    free(bt->path);
+    free(bt->truststore);
+    free(bt->server_name);
+    free(bt->client_certificate);
+    free(bt->ciphersuites);
+    free(bt->cipher_list);
+    free(bt->curves);
+    free(bt->pins);
+    for (size_t i = 0; i < bt->n_alpn; i++)
+        free(bt->alpn[i]);
+    free(bt->alpn);
 }

@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/esc.h"
+
 static _Atomic int log_level = TG_LOG_INFO;
 static int log_format = TG_LOG_TEXT;
 static int log_fd = 2;
@@ -47,24 +49,6 @@ int tg_log_level_parse(const char *s, enum tg_log_level *out)
     return -1;
 }
 
-static size_t json_escape(char *dst, size_t cap, const char *s)
-{
-    size_t n = 0;
-    for (; *s && n + 7 < cap; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            dst[n++] = '\\';
-            dst[n++] = (char)c;
-        } else if (c < 0x20) {
-            n += (size_t)snprintf(dst + n, cap - n, "\\u%04x", c);
-        } else {
-            dst[n++] = (char)c;
-        }
-    }
-    dst[n] = '\0';
-    return n;
-}
-
 void tg_log(enum tg_log_level level, const char *fmt, ...)
 {
     if (!tg_log_enabled(level))
@@ -73,8 +57,9 @@ void tg_log(enum tg_log_level level, const char *fmt, ...)
     char msg[2048];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    int m = vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
+    size_t mlen = m < 0 ? 0 : TG_MIN((size_t)m, sizeof(msg) - 1);
 
     struct timeval tv;
     gettimeofday(&tv, NULL);
@@ -84,26 +69,26 @@ void tg_log(enum tg_log_level level, const char *fmt, ...)
     snprintf(ts, sizeof(ts), "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(tv.tv_usec / 1000));
 
-    char line[4096 + 512];
-    int n;
+    /* Messages carry client bytes (SNI, paths, names): escaping keeps one event on one line. An
+     * escape takes at most 6 bytes per message byte, so the line always holds the whole message.
+     */
+    char line[sizeof(msg) * 6 + 128];
+    size_t n;
     if (log_format == TG_LOG_JSON) {
-        char esc[4096];
-        json_escape(esc, sizeof(esc), msg);
-        n = snprintf(line, sizeof(line), "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"%s\"}\n", ts,
-                     level_names[level], esc);
+        struct tg_jobj o;
+        tg_jobj_init(&o, line, sizeof(line));
+        tg_jobj_str(&o, "time", ts);
+        tg_jobj_str(&o, "level", level_names[level]);
+        tg_jobj_strn(&o, "msg", msg, mlen, SIZE_MAX);
+        n = tg_jobj_finish(&o, true);
     } else {
-        for (char *p = msg; *p; p++)
-            if (*p == '\n' || *p == '\r')
-                *p = ' ';
-        n = snprintf(line, sizeof(line), "%s [%s] %s\n", ts, level_names[level], msg);
+        /* The message is prose: quotes and spaces stay as they are. */
+        int h = snprintf(line, sizeof(line), "%s [%s] ", ts, level_names[level]);
+        n = h < 0 ? 0 : (size_t)h;
+        n += tg_esc_text(line + n, sizeof(line) - n - 1, msg, mlen, 0);
+        line[n++] = '\n';
     }
-    if (n < 0)
-        n = 0;
-    if ((size_t)n >= sizeof(line)) {
-        n = (int)sizeof(line) - 1;
-        line[n - 1] = '\n';
-    }
-    ssize_t w = write(log_fd, line, (size_t)n);
+    ssize_t w = write(log_fd, line, n);
     (void)w;
     errno = saved;
 }

@@ -41,6 +41,7 @@ static int on_message_begin(llhttp_t *p)
     m->reason.off = m->reason.len = 0;
     m->last_cb = CB_NONE;
     m->head_done = false;
+    m->head_begun = true;
     m->done = false;
     m->field_open = false;
     return 0;
@@ -210,11 +211,18 @@ void tg_h1_next(struct tg_h1_msg *m)
     if (llhttp_get_errno(&m->parser) == HPE_PAUSED)
         llhttp_resume(&m->parser);
     m->head_done = false;
+    m->head_begun = false;
     m->done = false;
 }
 
 static enum tg_h1_result map_error(struct tg_h1_msg *m, llhttp_errno_t e)
 {
+    const char *why = llhttp_get_error_reason(&m->parser);
+    if (m->error_status == 0 && e == HPE_INVALID_VERSION && m->parser.type == HTTP_REQUEST &&
+        why != NULL && strcmp(why, "Invalid HTTP version") == 0) {
+        m->error_status = 505; /* RFC 9110 15.6.6: a version we do not speak, not a bad request */
+        m->error = "unsupported HTTP version";
+    }
     if (m->error_status == 0) {
         m->error_status = 400;
         m->error = llhttp_get_error_reason(&m->parser);
@@ -282,8 +290,8 @@ static bool is_ows(char c)
     return c == ' ' || c == '\t';
 }
 
-/* Calls match() on every comma-separated token of every field named lname. */
-static bool any_token(const struct tg_h1_msg *m, const char *lname, const char *tok, size_t tlen)
+bool tg_h1_each_token(const struct tg_h1_msg *m, const char *lname,
+                      bool (*fn)(const char *tok, size_t len, void *arg), void *arg)
 {
     for (size_t i = 0; i < m->n_fields; i++) {
         const struct tg_h1_field *f = &m->fields[i];
@@ -299,11 +307,28 @@ static bool any_token(const struct tg_h1_msg *m, const char *lname, const char *
             const char *e = p;
             while (e > s && is_ows(e[-1]))
                 e--;
-            if ((size_t)(e - s) == tlen && tg_strncaseeq(s, tok, tlen))
-                return true;
+            if (e > s && !fn(s, (size_t)(e - s), arg))
+                return false;
         }
     }
-    return false;
+    return true;
+}
+
+struct tok_want {
+    const char *tok;
+    size_t len;
+};
+
+static bool tok_differs(const char *tok, size_t len, void *arg)
+{
+    const struct tok_want *w = arg;
+    return !(len == w->len && tg_strncaseeq(tok, w->tok, len));
+}
+
+static bool any_token(const struct tg_h1_msg *m, const char *lname, const char *tok, size_t tlen)
+{
+    struct tok_want w = {tok, tlen};
+    return !tg_h1_each_token(m, lname, tok_differs, &w);
 }
 
 bool tg_h1_has_token(const struct tg_h1_msg *m, const char *lname, const char *token)
@@ -318,8 +343,26 @@ bool tg_h1_is_hop_by_hop(const struct tg_h1_msg *m, const struct tg_h1_field *f)
     for (size_t i = 0; i < TG_ARRAY_SIZE(fixed); i++)
         if (tg_h1_name_is(m, f, fixed[i]))
             return true;
-    /* Most messages have no Connection header: skip scanning the fields for its tokens. */
-    return m->has_connection && any_token(m, "connection", m->base + f->name.off, f->name.len);
+    if (!m->has_connection) /* most messages: no tokens to scan for */
+        return false;
+    /* Connection may not strip what routing, framing, credentials or the gateway's own fields
+     * depend on ("Connection: Host" or "Connection: X-Forwarded-For" from a client must not make
+     * the backend see a request without them). */
+    static const char *const keep[] = {"host",
+                                       "content-length",
+                                       "authorization",
+                                       "cookie",
+                                       "forwarded",
+                                       "x-forwarded-for",
+                                       "x-forwarded-proto",
+                                       "x-forwarded-host",
+                                       "x-forwarded-client-cert",
+                                       "client-cert",
+                                       "client-cert-chain"};
+    for (size_t i = 0; i < TG_ARRAY_SIZE(keep); i++)
+        if (tg_h1_name_is(m, f, keep[i]))
+            return false;
+    return any_token(m, "connection", m->base + f->name.off, f->name.len);
 }
 
 void tg_h1_reset(struct tg_h1_msg *m)
@@ -330,7 +373,7 @@ void tg_h1_reset(struct tg_h1_msg *m)
     m->n_fields = 0;
     m->url.off = m->url.len = m->reason.off = m->reason.len = 0;
     m->last_cb = 0;
-    m->head_done = m->done = m->field_open = false;
+    m->head_done = m->head_begun = m->done = m->field_open = false;
     m->error_status = 0;
     m->error = NULL;
 }

@@ -41,6 +41,7 @@ struct tg_h1_msg {
     struct tg_h1_span reason; /* responses */
     uint8_t last_cb;          /* which data callback ran last, to join split spans */
     bool head_done;
+    bool head_begun;     /* bytes of the current head were parsed: its spans pin the buffer */
     bool field_open;     /* a field name awaits its value */
     bool has_connection; /* the head has a Connection header (set with head_done) */
     bool done;           /* the whole message was parsed */
@@ -81,5 +82,76 @@ const struct tg_h1_field *tg_h1_find(const struct tg_h1_msg *m, const char *lnam
 bool tg_h1_is_hop_by_hop(const struct tg_h1_msg *m, const struct tg_h1_field *f);
 /* A comma-separated header (e.g. Expect) contains token (case-insensitive). */
 bool tg_h1_has_token(const struct tg_h1_msg *m, const char *lname, const char *token);
+/* A head is partly parsed: its spans point into the caller's buffer, whose bytes must stay where
+ * they are (no rewind, no compaction) until the head is complete. */
+static inline bool tg_h1_head_pending(const struct tg_h1_msg *m)
+{
+    return m->head_begun && !m->head_done;
+}
+/* Calls fn on every comma-separated token of every field named lname; stops and returns false
+ * as soon as fn does. */
+bool tg_h1_each_token(const struct tg_h1_msg *m, const char *lname,
+                      bool (*fn)(const char *tok, size_t len, void *arg), void *arg);
+
+/* Normalises an origin-form request target in place (RFC 3986 6.2.2): percent-encoded unreserved
+ * characters are decoded, other percent-encodings upper-cased (%2F stays encoded), dot segments
+ * removed (never above the root); the query is kept as is. Returns 0 with the new length, or -1
+ * for a target that is not an absolute path, has a malformed %-encoding or a fragment. */
+int tg_http_path_normalize(char *target, size_t len, size_t *out_len);
+/* Route prefix test on segment boundaries: "/api" matches "/api", "/api/x" and "/api?q", not
+ * "/apix"; a prefix ending in '/' matches anything below it. */
+bool tg_http_prefix_match(const char *prefix, size_t prefix_len, const char *path, size_t len);
+
+/* ---- Message heads as data (http/head.c) ----
+ * A protocol-independent request or response head: what routing and rewriting work on, and what
+ * a wire encoder (HTTP/1 today) serialises. Strings point into buffers owned by the caller (a
+ * connection's input, a stream's scratch); nothing here allocates per message. */
+
+struct tg_buf;
+
+struct tg_http_field {
+    const char *name;
+    const char *value;
+    uint32_t name_len;
+    uint32_t value_len;
+};
+
+enum tg_http_body {
+    TG_BODY_NONE = 0, /* no body (and no framing field) */
+    TG_BODY_LENGTH,   /* Content-Length: content_length */
+    TG_BODY_CHUNKED,  /* Transfer-Encoding: chunked */
+    TG_BODY_CLOSE,    /* delimited by closing the connection (HTTP/1.0 peers) */
+};
+
+struct tg_http_head {
+    const char *method; /* requests */
+    const char *target;
+    uint32_t method_len, target_len;
+    int status; /* responses */
+    const char *reason;
+    uint32_t reason_len;
+    enum tg_http_body body;
+    uint64_t content_length;
+    bool close;          /* announce Connection: close */
+    bool keep_alive;     /* announce Connection: keep-alive (HTTP/1.0 peers) */
+    const char *upgrade; /* announce Connection: Upgrade and this Upgrade protocol, or NULL */
+    struct tg_http_field *fields;
+    uint32_t n_fields, max_fields;
+};
+
+/* Gives h room for max fields (allocated once; kept across tg_http_head_clear). */
+void tg_http_head_init(struct tg_http_head *h, uint32_t max_fields);
+void tg_http_head_free(struct tg_http_head *h);
+/* Empties h for the next message, keeping its field storage. */
+void tg_http_head_clear(struct tg_http_head *h);
+/* Appends a field (strings borrowed); false when h is full. */
+bool tg_http_head_add(struct tg_http_head *h, const char *name, size_t name_len, const char *value,
+                      size_t value_len);
+
+/* Appends the HTTP/1.1 wire form of a request head ("METHOD target HTTP/1.1", fields, framing,
+ * blank line) to b; false if it does not fit (b then holds a partial head the caller must drop). */
+bool tg_h1_write_request(struct tg_buf *b, const struct tg_http_head *h);
+/* HTTP/1.1 wire form of a response head ("HTTP/1.1 status reason", fields, framing). */
+bool tg_h1_write_response(struct tg_buf *b, const struct tg_http_head *h);
 
 #endif

@@ -23,11 +23,13 @@ struct tg_snapshot {
     uint64_t generation;
     struct tg_config *cfg;
     struct tg_tls_server **tls; /* per listener; NULL for plaintext listeners */
+    /* Per backend, indexed like cfg->backends; NULL for plaintext and built-in backends. */
+    struct tg_tls_client **backend_tls;
 };
 
-/* Builds a snapshot from cfg (TLS contexts for every listener). On success takes ownership of cfg
- * and returns 0 with one reference in *out; on failure leaves cfg to the caller, adds the problems
- * to err and returns -EINVAL. */
+/* Builds a snapshot from cfg (TLS contexts for every listener and TLS backend). On success takes
+ * ownership of cfg and returns 0 with one reference in *out; on failure leaves cfg to the caller,
+ * adds the problems to err and returns -EINVAL. */
 int tg_snapshot_new(struct tg_config *cfg, uint64_t generation, struct tg_snapshot **out,
                     struct tg_err *err);
 struct tg_snapshot *tg_snapshot_ref(struct tg_snapshot *s);
@@ -48,6 +50,9 @@ struct tg_stats {
     atomic_uint_fast64_t backend_reuses;
     atomic_uint_fast64_t backend_errors;
     atomic_uint_fast64_t backend_timeouts;
+    atomic_uint_fast64_t backend_tls_failures;
+    atomic_uint_fast64_t websocket_upgrades;
+    atomic_uint_fast64_t body_timeouts; /* request bodies cut: too slow or past their deadline */
 };
 
 #define TG_STAT_ADD(st, field, n)                                                                  \
@@ -60,6 +65,7 @@ struct tg_stats {
 
 struct tg_worker;
 struct tg_net;
+struct tg_conn_bufcache;
 
 /* What the protocol layer (proxy) plugs into the workers. Every callback runs on the worker's
  * own thread. */
@@ -109,7 +115,8 @@ struct tg_worker {
     struct tg_stats stats;
     char *alog; /* access-log buffer */
     size_t alog_len;
-    void *proto; /* the handler's per-worker state */
+    void *proto;                   /* the handler's per-worker state */
+    struct tg_conn_bufcache *bufs; /* buffer blocks kept for reuse (net/conn.c) */
 };
 
 struct tg_net {
@@ -139,6 +146,19 @@ void tg_net_publish(struct tg_net *net, struct tg_snapshot *snap);
 void tg_net_stop(struct tg_net *net);
 /* Waits for every worker thread to end and frees them. */
 void tg_net_join(struct tg_net *net);
+
+/* TLS facts for a PROXY v2 header (strings may be NULL). */
+struct tg_pp2_tls {
+    const char *version; /* "TLSv1.3" */
+    const char *cipher;  /* OpenSSL name */
+    const char *sni;     /* sent as PP2_TYPE_AUTHORITY */
+    const char *cn;      /* client certificate CN, when one was presented */
+    bool verify_failed;
+};
+/* Builds a PROXY protocol v2 header (PROXY command, TCP over the addresses' family, TLVs for
+ * tls when not NULL) into buf; its length, or 0 if it does not fit. */
+size_t tg_pp2_build(uint8_t *buf, size_t cap, const struct sockaddr_storage *src,
+                    const struct sockaddr_storage *dst, const struct tg_pp2_tls *tls);
 
 /* Worker side: the handler holds no more connections; lets the loop end once draining. */
 void tg_worker_drained(struct tg_worker *w);

@@ -4,22 +4,39 @@
 #include <errno.h>
 #include <stdlib.h>
 
+static void free_contexts(struct tg_snapshot *s, const struct tg_config *cfg)
+{
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        tg_tls_server_free(s->tls[i]);
+    free(s->tls);
+    for (size_t i = 0; i < cfg->n_backends; i++)
+        tg_tls_client_free(s->backend_tls[i]);
+    free(s->backend_tls);
+}
+
 int tg_snapshot_new(struct tg_config *cfg, uint64_t generation, struct tg_snapshot **out,
                     struct tg_err *err)
 {
     struct tg_snapshot *s = tg_xcalloc(1, sizeof(*s));
     s->tls = tg_xcalloc(cfg->n_listeners ? cfg->n_listeners : 1, sizeof(*s->tls));
+    s->backend_tls = tg_xcalloc(cfg->n_backends ? cfg->n_backends : 1, sizeof(*s->backend_tls));
     int rc = 0;
+    /* Everything is built even after a failure, so one reload reports every problem. */
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         if (cfg->listeners[i].tls.disabled)
             continue;
         if (tg_tls_server_new(cfg, i, &s->tls[i], err) != 0)
             rc = -EINVAL;
     }
+    for (size_t i = 0; i < cfg->n_backends; i++) {
+        const struct tg_backend_conf *bc = &cfg->backends[i];
+        if (bc->kind != TG_BACKEND_HTTP || !bc->tls.enabled)
+            continue;
+        if (tg_tls_client_new(cfg, bc, &s->backend_tls[i], err) != 0)
+            rc = -EINVAL;
+    }
     if (rc != 0) {
-        for (size_t i = 0; i < cfg->n_listeners; i++)
-            tg_tls_server_free(s->tls[i]);
-        free(s->tls);
+        free_contexts(s, cfg);
         free(s);
         return rc;
     }
@@ -42,9 +59,7 @@ void tg_snapshot_unref(struct tg_snapshot *s)
         return;
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
-    for (size_t i = 0; i < s->cfg->n_listeners; i++)
-        tg_tls_server_free(s->tls[i]);
-    free(s->tls);
+    free_contexts(s, s->cfg);
     tg_config_free(s->cfg);
     free(s);
 }

@@ -1,16 +1,15 @@
-/* Backend connections: connect with timeout and failover, per-worker keep-alive pool, response
- * streaming. */
+/* Backend connections on the engine: target choice (round robin or least connections, skipping
+ * targets out of rotation), connect and TLS with failover, the per-worker keep-alive pool, TLS
+ * session resumption per target, and re-framing the backend's HTTP/1 response for the client. */
 #include "proxy/internal.h"
 
 #include <errno.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <unistd.h>
+
+#include <openssl/err.h>
 
 #include "core/log.h"
 
@@ -19,30 +18,27 @@
 
 enum { BT_NONE, BT_CONNECT, BT_RESPONSE, BT_IDLE };
 
-static void backend_update(struct tg_bconn *b);
-static void backend_read(struct tg_bconn *b);
-static int connect_target(struct tg_client *c, size_t idx);
-
+static const struct tg_conn_handler bconn_handler;
 static int resp_on_head(struct tg_h1_msg *m);
 static int resp_on_body(struct tg_h1_msg *m, const char *at, size_t len);
 static int resp_on_done(struct tg_h1_msg *m);
 static const struct tg_h1_callbacks resp_cb = {resp_on_head, resp_on_body, resp_on_done};
 
-struct bconn_ext {
-    struct tg_bconn b;
-    int timer_kind;
-};
-
-static struct bconn_ext *ext(struct tg_bconn *b)
+static bool is_closed(const struct tg_bconn *b)
 {
-    return (struct bconn_ext *)b;
+    return tg_conn_closed(&b->conn);
+}
+
+static struct tg_stream *stream_of(struct tg_bconn *b)
+{
+    return b->st;
 }
 
 /* ---- lifecycle ---- */
 
 static void idle_remove(struct tg_bconn *b)
 {
-    struct tg_proxy_worker *pw = tg_pw(b->w);
+    struct tg_proxy_worker *pw = tg_pw(b->conn.w);
     if (b->prev)
         b->prev->next = b->next;
     else
@@ -53,33 +49,27 @@ static void idle_remove(struct tg_bconn *b)
     pw->n_idle--;
 }
 
-static void on_closed(uv_handle_t *h)
+void tg__backend_on_closed(struct tg_conn *conn)
 {
-    struct tg_bconn *b = h->data;
-    if (--b->pending_closes > 0)
-        return;
-    close(b->fd);
-    tg__buf_release(b->w, &b->in);
+    struct tg_bconn *b = tg__bconn_of(conn);
     if (b->resp_ready)
         tg_h1_free(&b->resp);
-    free(ext(b));
+    tg__target_conn_done(b);
+    tg_snapshot_unref(b->snap);
+    free(b);
 }
 
 void tg__backend_close(struct tg_bconn *b)
 {
-    if (b == NULL || b->dead)
+    if (b == NULL || is_closed(b))
         return;
-    b->dead = true;
     if (b->state == TG_B_IDLE)
         idle_remove(b);
-    if (b->c != NULL && b->c->bc == b)
-        b->c->bc = NULL;
-    b->c = NULL;
-    uv_poll_stop(&b->poll);
-    uv_timer_stop(&b->timer);
-    b->pending_closes = 2;
-    uv_close((uv_handle_t *)&b->poll, on_closed);
-    uv_close((uv_handle_t *)&b->timer, on_closed);
+    if (b->st != NULL && b->st->bc == b)
+        b->st->bc = NULL;
+    b->st = NULL;
+    b->conn.out = &b->conn.own_out; /* a stream's buffer is not ours to keep writing from */
+    tg_conn_close(&b->conn);
 }
 
 void tg__backend_close_idle(struct tg_worker *w)
@@ -89,26 +79,26 @@ void tg__backend_close_idle(struct tg_worker *w)
         tg__backend_close(pw->idle);
 }
 
-static void on_timer(uv_timer_t *t);
-
 static void arm(struct tg_bconn *b, int kind, uint64_t ms)
 {
-    ext(b)->timer_kind = kind;
-    uv_timer_start(&b->timer, on_timer, ms, 0);
+    b->timer_kind = (uint8_t)kind;
+    tg_conn_timer(&b->conn, ms);
 }
 
 void tg__backend_release(struct tg_bconn *b, bool reusable)
 {
-    if (b->dead)
+    if (is_closed(b))
         return;
-    struct tg_proxy_worker *pw = tg_pw(b->w);
-    b->c = NULL;
-    if (!reusable || b->w->draining || pw->n_idle >= MAX_IDLE_PER_WORKER ||
-        tg_buf_used(&b->in) > 0) {
+    struct tg_worker *w = b->conn.w;
+    struct tg_proxy_worker *pw = tg_pw(w);
+    b->st = NULL;
+    b->conn.out = &b->conn.own_out;
+    if (!reusable || w->draining || pw->n_idle >= MAX_IDLE_PER_WORKER ||
+        tg_buf_used(&b->conn.in) > 0 || b->snap != w->snap) {
         tg__backend_close(b);
         return;
     }
-    tg__buf_release(b->w, &b->in);
+    tg_conn_buf_put(w, &b->conn.in);
     b->state = TG_B_IDLE;
     b->next = pw->idle;
     b->prev = NULL;
@@ -116,106 +106,380 @@ void tg__backend_release(struct tg_bconn *b, bool reusable)
         pw->idle->prev = b;
     pw->idle = b;
     pw->n_idle++;
-    arm(b, BT_IDLE, b->w->snap->cfg->timeouts.idle_ms);
-    backend_update(b);
+    tg__target_conn_done(b);
+    arm(b, BT_IDLE, b->snap->cfg->timeouts.idle_ms);
+    tg_conn_update(&b->conn);
 }
 
 /* ---- failures ---- */
 
-static void log_failure(struct tg_client *c, struct tg_bconn *b, const char *reason,
-                        const char *stage)
+void tg__backend_log_failure(struct tg_client *c, const struct tg_backend_conf *be,
+                             const char *target, enum tg_pfail f, const char *detail)
 {
-    tg_log_warn("backend error: peer=%s listener=%s backend=%s target=%s reason=%s %s", c->peer,
-                c->lc->name, c->backend->name, b->target, reason, stage);
+    const struct tg_pfail_info *fi = tg__pfail_info(f);
+    char tok[48];
+    const char *rest;
+    const char *token = tg__pfail_token(f, detail, tok, sizeof(tok), &rest);
+    tg_log(fi->backend_caused ? TG_LOG_WARN : TG_LOG_ERROR,
+           "backend error: peer=%s listener=%s backend=%s target=%s reason=%s: %s%s%s",
+           c ? c->peer : "-", c ? c->lc->name : "-", be->name, target, token,
+           rest && rest[0] ? rest : fi->sentence, fi->config_key ? "; to change this, see " : "",
+           fi->config_key ? fi->config_key : "");
 }
 
-/* Connecting failed: try the backend's next untried target, else answer 502/504. */
-static void connect_failed(struct tg_bconn *b, int err, bool timeout)
+/* ---- target choice ---- */
+
+/* The index of the target to try first for backend be, or SIZE_MAX if every target is out of
+ * rotation. */
+static size_t pick_target(struct tg_client *c, const struct tg_backend_conf *be, size_t bi)
 {
-    struct tg_client *c = b->c;
-    char reason[96];
-    if (timeout)
-        snprintf(reason, sizeof(reason), "connect timed out after %" PRIu64 " ms",
-                 c->snap->cfg->timeouts.backend_connect_ms);
-    else
-        snprintf(reason, sizeof(reason), "%s",
-                 err == ECONNREFUSED ? "connection refused" : strerror(err));
-    log_failure(c, b, reason, "while connecting");
-    tg__backend_close(b);
-    c->bc = NULL;
-    c->targets_tried++;
-    size_t n = c->backend->n_targets;
-    while (c->targets_tried < n) {
-        size_t next = (c->target_idx + 1) % n;
-        if (connect_target(c, next) == 0)
-            return;
-        c->targets_tried++;
+    struct tg_proxy_worker *pw = tg_pw(c->conn.w);
+    const struct tg_config *cfg = c->snap->cfg;
+    if (pw->n_rr < cfg->n_backends) {
+        pw->rr = tg_xrealloc(pw->rr, cfg->n_backends * sizeof(*pw->rr));
+        memset(pw->rr + pw->n_rr, 0, (cfg->n_backends - pw->n_rr) * sizeof(*pw->rr));
+        pw->n_rr = cfg->n_backends;
     }
-    char why[160];
-    snprintf(why, sizeof(why), "backend \"%s\": %s", c->backend->name, reason);
-    tg__client_backend_failed(c, timeout ? 504 : 502, why);
+    size_t n = be->n_targets, best = SIZE_MAX;
+    uint64_t best_load = UINT64_MAX;
+    size_t start = pw->rr[bi]++ % n;
+    for (size_t k = 0; k < n; k++) {
+        size_t i = (start + k) % n;
+        if (!tg__target_usable(c->conn.w, c->snap, bi, i))
+            continue;
+        if (be->balance != TG_BALANCE_LEAST_CONNECTIONS)
+            return i;
+        uint64_t load = tg__target_load(c->snap, c->conn.w, bi, i);
+        if (load < best_load) {
+            best_load = load;
+            best = i;
+        }
+    }
+    return best;
 }
 
-/* The connection failed after connecting. Retries once on a fresh connection when a pooled one
- * turned out closed before answering a request that has no body; otherwise 502 or cut. */
-static void io_failed(struct tg_bconn *b, const char *reason, const char *stage)
+/* ---- connect ---- */
+
+static int connect_target(struct tg_client *c, const struct tg_backend_conf *be, size_t idx,
+                          const struct tg_bconn_user *user, void *arg, struct tg_bconn **slot,
+                          unsigned tries, struct tg_bconn **out)
 {
-    struct tg_client *c = b->c;
-    if (b->reused && !b->got_bytes && !c->retried && !c->req_has_body &&
-        c->to_backend.len == c->req_head_len) {
-        c->retried = true;
-        tg_log_debug("backend %s target %s: pooled connection closed (%s), retrying",
-                     c->backend->name, b->target, reason);
+    const struct tg_config *cfg = c->snap->cfg;
+    size_t bi = (size_t)(be - cfg->backends);
+    const struct tg_target_conf *t = &be->targets[idx];
+    struct tg_tls_client *tc = c->snap->backend_tls ? c->snap->backend_tls[bi] : NULL;
+    SSL *ssl = NULL;
+    if (tc != NULL) {
+        ssl = tg_tls_client_ssl_new(tc, t);
+        if (ssl == NULL) {
+            ERR_clear_error();
+            return -ENOMEM;
+        }
+        SSL_SESSION *sess = tg__target_session(c->conn.w, c->snap, bi, idx);
+        if (sess != NULL)
+            SSL_set_session(ssl, sess);
+    }
+    struct tg_bconn *b = tg_xcalloc(1, sizeof(*b));
+    b->snap = tg_snapshot_ref(c->snap);
+    b->backend = be;
+    b->backend_idx = bi;
+    b->target_idx = idx;
+    b->user = user;
+    b->user_arg = arg;
+    b->slot = slot;
+    b->client = c;
+    b->tries = tries;
+    b->state = TG_B_OPENING;
+    snprintf(b->target, sizeof(b->target), "%s", t->address);
+    if (ssl != NULL)
+        SSL_set_app_data(ssl, b);
+    int rc =
+        tg_conn_connect(&b->conn, c->conn.w, (const struct sockaddr *)&t->addr, t->addr_len, ssl,
+                        ssl ? &tg_transport_tls_client : &tg_transport_plain, &bconn_handler, b);
+    if (rc != 0) {
+        SSL_free(ssl);
+        tg_snapshot_unref(b->snap);
+        free(b);
+        return rc;
+    }
+    TG_STAT_INC(&c->conn.w->stats, backend_connects);
+    tg__target_conn_start(b);
+    arm(b, BT_CONNECT, cfg->timeouts.backend_connect_ms);
+    *out = b;
+    return 0;
+}
+
+/* Tries targets from idx on (wrapping) until a connect starts; on none, the user hears why. */
+static void open_from(struct tg_client *c, const struct tg_backend_conf *be, size_t idx,
+                      const struct tg_bconn_user *user, void *arg, struct tg_bconn **slot,
+                      unsigned tries, enum tg_pfail last, const char *detail)
+{
+    size_t n = be->n_targets, bi = (size_t)(be - c->snap->cfg->backends);
+    char why[256];
+    snprintf(why, sizeof(why), "%s", detail ? detail : "");
+    for (; tries < n; tries++, idx = (idx + 1) % n) {
+        if (tries > 0 && !tg__target_usable(c->conn.w, c->snap, bi, idx))
+            continue;
+        struct tg_bconn *b = NULL;
+        int rc = connect_target(c, be, idx, user, arg, slot, tries, &b);
+        if (rc == 0) {
+            *slot = b;
+            return;
+        }
+        last = TG_PF_CONNECT_ERROR;
+        snprintf(why, sizeof(why), "%s", strerror(-rc));
+        tg__backend_log_failure(c, be, be->targets[idx].address, last, why);
+        tg__target_failed(c->conn.w, c->snap, bi, idx);
+    }
+    *slot = NULL;
+    user->on_fail(arg, last, why);
+}
+
+struct tg_bconn *tg__backend_open(struct tg_client *c, const struct tg_backend_conf *be,
+                                  bool pooled, const struct tg_bconn_user *user, void *arg,
+                                  struct tg_bconn **slot)
+{
+    struct tg_proxy_worker *pw = tg_pw(c->conn.w);
+    size_t bi = (size_t)(be - c->snap->cfg->backends);
+    size_t idx = pick_target(c, be, bi);
+    if (idx == SIZE_MAX) {
+        *slot = NULL;
+        tg__backend_log_failure(c, be, "-", TG_PF_NO_TARGET, NULL);
+        user->on_fail(arg, TG_PF_NO_TARGET, NULL);
+        return NULL;
+    }
+    if (pooled) {
+        for (struct tg_bconn *b = pw->idle; b != NULL; b = b->next) {
+            if (b->snap != c->snap || b->backend_idx != bi || b->target_idx != idx)
+                continue;
+            idle_remove(b);
+            b->reused = true;
+            b->state = TG_B_OPENING;
+            b->user = user;
+            b->user_arg = arg;
+            b->slot = slot;
+            b->client = c;
+            b->tries = 0;
+            TG_STAT_INC(&c->conn.w->stats, backend_reuses);
+            tg__target_conn_start(b);
+            *slot = b;
+            b->state = TG_B_ACTIVE;
+            user->on_open(b, arg);
+            return *slot;
+        }
+    }
+    open_from(c, be, idx, user, arg, slot, 0, TG_PF_CONNECT_ERROR, NULL);
+    return *slot;
+}
+
+/* Connecting or the TLS handshake failed: log, take the target out of rotation, go on with the
+ * next untried one. */
+static void bconn_on_fail(struct tg_conn *conn, enum tg_conn_fail why, int err)
+{
+    struct tg_bconn *b = tg__bconn_of(conn);
+    struct tg_client *c = b->client;
+    char detail[256] = "";
+    enum tg_pfail f;
+    if (why == TG_CONN_FAIL_CONNECT) {
+        f = err == ECONNREFUSED ? TG_PF_CONNECT_REFUSED : TG_PF_CONNECT_ERROR;
+        snprintf(detail, sizeof(detail), "%s while connecting", strerror(err));
+    } else {
+        char d[200] = "";
+        enum tg_tls_bfail tf =
+            tg_tls_client_classify(conn->ssl, conn->ssl_error, err, d, sizeof(d));
+        const struct tg_tls_fail_info *fi = tg_tls_bfail_info(tf);
+        f = TG_PF_TLS;
+        snprintf(detail, sizeof(detail), "%s: %s%s%s%s%s", fi->token, d[0] ? d : fi->sentence,
+                 fi->config_key ? "; to change this, see backends." : "",
+                 fi->config_key ? b->backend->name : "", fi->config_key ? "." : "",
+                 fi->config_key ? fi->config_key : "");
+        TG_STAT_INC(&conn->w->stats, backend_tls_failures);
+    }
+    tg__backend_log_failure(c, b->backend, b->target, f, detail);
+    tg__target_failed(conn->w, b->snap, b->backend_idx, b->target_idx);
+    struct tg_bconn **slot = b->slot;
+    b->slot = NULL;
+    if (slot != NULL && *slot == b)
+        open_from(c, b->backend, (b->target_idx + 1) % b->backend->n_targets, b->user, b->user_arg,
+                  slot, b->tries + 1, f, detail);
+}
+
+static void note_client_cert(struct tg_bconn *b)
+{
+    if (b->conn.ssl == NULL || b->backend->tls.client_certificate == NULL ||
+        tg_tls_client_cert_requested(b->conn.ssl))
+        return;
+    if (tg__target_note_unrequested(b->conn.w, b->snap, b->backend_idx, b->target_idx))
+        tg_log_warn("backend %s target %s never asked for our client certificate (%s): the "
+                    "backend does not authenticate this gateway by it",
+                    b->backend->name, b->target, b->backend->tls.client_certificate);
+}
+
+static void bconn_on_open(struct tg_conn *conn)
+{
+    struct tg_bconn *b = tg__bconn_of(conn);
+    tg_conn_timer(conn, 0);
+    b->timer_kind = BT_NONE;
+    tg__target_ok(conn->w, b->snap, b->backend_idx, b->target_idx);
+    note_client_cert(b);
+    struct tg_bconn **slot = b->slot;
+    b->slot = NULL;
+    b->state = TG_B_ACTIVE;
+    if (slot != NULL)
+        *slot = b;
+    b->user->on_open(b, b->user_arg);
+}
+
+/* ---- serving a stream ---- */
+
+static size_t response_cap(const struct tg_bconn *b)
+{
+    return TG_MAX((size_t)16384, (size_t)b->snap->cfg->limits.max_header_bytes + 1024);
+}
+
+void tg__backend_serve(struct tg_bconn *b, struct tg_stream *st)
+{
+    b->st = st;
+    st->bc = b;
+    b->got_bytes = false;
+    b->reusable = false;
+    b->conn.out = &st->to_backend;
+    if (!b->resp_ready) {
+        tg_h1_init(&b->resp, HTTP_RESPONSE, b->snap->cfg->limits.max_headers, &resp_cb, b);
+        b->resp.pause_on_done = true;
+        b->resp_ready = true;
+    } else {
+        tg_h1_reset(&b->resp);
+    }
+    b->conn.last_io_ms = uv_now(&b->conn.w->loop);
+    arm(b, BT_RESPONSE, b->snap->cfg->timeouts.backend_response_ms);
+    tg__backend_flush(b);
+}
+
+void tg__backend_flush(struct tg_bconn *b)
+{
+    if (is_closed(b) || b->state != TG_B_ACTIVE || b->st == NULL)
+        return;
+    tg_conn_flush(&b->conn);
+}
+
+void tg__backend_resume_read(struct tg_bconn *b)
+{
+    if (is_closed(b) || b->state != TG_B_ACTIVE || b->st == NULL)
+        return;
+    tg_conn_read(&b->conn);
+    if (!is_closed(b))
+        tg_conn_update(&b->conn);
+}
+
+static bool idempotent(const struct tg_stream *st)
+{
+    static const char *const safe[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+    for (size_t i = 0; i < TG_ARRAY_SIZE(safe); i++)
+        if (strcmp(st->method, safe[i]) == 0)
+            return true;
+    return false;
+}
+
+/* The connection failed after it opened. A pooled connection that turns out closed before
+ * answering a request without a body is retried once on a fresh connection; otherwise 502, or
+ * the client is cut when its response has started. */
+static void io_failed(struct tg_bconn *b, enum tg_pfail f, const char *detail)
+{
+    struct tg_stream *st = stream_of(b);
+    if (st == NULL) {
         tg__backend_close(b);
-        c->bc = NULL;
-        c->to_backend.off = 0;
-        c->targets_tried = 0;
-        if (connect_target(c, c->target_idx) != 0)
-            tg__client_backend_failed(c, 502, "cannot connect to the backend");
         return;
     }
-    log_failure(c, b, reason, stage);
+    struct tg_client *c = st->c;
+    bool resendable =
+        !b->got_bytes && !st->retried && !st->has_body && st->to_backend.len == st->req_head_len;
+    if (resendable && b->reused) {
+        st->retried = true;
+        tg_log_debug("backend %s target %s: pooled connection closed (%s), retrying",
+                     b->backend->name, b->target, detail ? detail : tg__pfail_info(f)->token);
+        tg__backend_close(b);
+        st->to_backend.off = 0;
+        tg__stream_start(st);
+        return;
+    }
+    tg__backend_log_failure(c, b->backend, b->target, f, detail);
+    if (resendable && idempotent(st) && b->backend->n_targets > 1 && f != TG_PF_TLS) {
+        /* Nothing of the response arrived and the request may be sent twice (RFC 9110 9.2.2):
+         * the next target gets it, this one leaves the rotation. */
+        st->retried = true;
+        tg__target_failed(b->conn.w, b->snap, b->backend_idx, b->target_idx);
+        tg__backend_close(b);
+        st->to_backend.off = 0;
+        tg__stream_start(st);
+        return;
+    }
     tg__backend_close(b);
-    c->bc = NULL;
-    if (!c->resp_started) {
-        char why[160];
-        snprintf(why, sizeof(why), "backend \"%s\": %s %s", c->backend->name, reason, stage);
-        tg__client_backend_failed(c, 502, why);
+    if (st->resp_phase == TG_RESP_WAIT) {
+        tg__client_backend_failed(c, f, detail);
     } else {
-        TG_STAT_INC(&c->w->stats, backend_errors);
+        TG_STAT_INC(&c->conn.w->stats, backend_errors);
         tg__client_abort(c, "backend failed mid-response");
     }
 }
 
-static void on_timer(uv_timer_t *t)
+/* The response head outgrew limits.max_header_bytes (or the buffer): say so, not "malformed". */
+static void head_too_large(struct tg_bconn *b)
 {
-    struct tg_bconn *b = t->data;
-    struct tg_client *c = b->c;
-    switch (ext(b)->timer_kind) {
-    case BT_CONNECT:
-        connect_failed(b, ETIMEDOUT, true);
+    char reason[96];
+    snprintf(reason, sizeof(reason), "response head larger than %u bytes",
+             b->snap->cfg->limits.max_header_bytes);
+    io_failed(b, TG_PF_HEAD_TOO_LARGE, reason);
+}
+
+static void bconn_on_timer(struct tg_conn *conn)
+{
+    struct tg_bconn *b = tg__bconn_of(conn);
+    switch (b->timer_kind) {
+    case BT_CONNECT: {
+        char d[96];
+        snprintf(d, sizeof(d), "%s timed out after %" PRIu64 " ms",
+                 conn->state == TG_CONN_HANDSHAKE ? "TLS handshake" : "connect",
+                 b->snap->cfg->timeouts.backend_connect_ms);
+        struct tg_client *c = b->client;
+        tg__backend_log_failure(c, b->backend, b->target, TG_PF_CONNECT_TIMEOUT, d);
+        tg__target_failed(conn->w, b->snap, b->backend_idx, b->target_idx);
+        struct tg_bconn **slot = b->slot;
+        const struct tg_bconn_user *user = b->user;
+        void *arg = b->user_arg;
+        unsigned tries = b->tries;
+        size_t next = (b->target_idx + 1) % b->backend->n_targets;
+        const struct tg_backend_conf *be = b->backend;
+        b->slot = NULL;
+        tg__backend_close(b);
+        if (slot != NULL)
+            open_from(c, be, next, user, arg, slot, tries + 1, TG_PF_CONNECT_TIMEOUT, d);
         return;
+    }
     case BT_IDLE:
         tg__backend_close(b);
         return;
     case BT_RESPONSE: {
         /* The limit is the configured one: re-arming for the remainder must not shrink it. */
-        uint64_t now = uv_now(&b->w->loop), lim = c->snap->cfg->timeouts.backend_response_ms;
-        if (now - b->last_io_ms < lim) {
-            arm(b, BT_RESPONSE, lim - (now - b->last_io_ms));
+        uint64_t now = uv_now(&conn->w->loop), lim = b->snap->cfg->timeouts.backend_response_ms;
+        if (now - conn->last_io_ms < lim) {
+            arm(b, BT_RESPONSE, lim - (now - conn->last_io_ms));
             return;
         }
+        struct tg_stream *st = stream_of(b);
+        if (st == NULL) {
+            tg__backend_close(b);
+            return;
+        }
+        struct tg_client *c = st->c;
         char reason[96];
         snprintf(reason, sizeof(reason), "no response within %" PRIu64 " ms", lim);
-        log_failure(c, b, reason, "(timeouts.backend_response)");
+        tg__backend_log_failure(c, b->backend, b->target, TG_PF_RESPONSE_TIMEOUT, reason);
         tg__backend_close(b);
-        c->bc = NULL;
-        if (!c->resp_started) {
-            char why[160];
-            snprintf(why, sizeof(why), "backend \"%s\": %s", c->backend->name, reason);
-            tg__client_backend_failed(c, 504, why);
+        if (st->resp_phase == TG_RESP_WAIT) {
+            tg__client_backend_failed(c, TG_PF_RESPONSE_TIMEOUT, reason);
         } else {
-            TG_STAT_INC(&c->w->stats, backend_timeouts);
+            TG_STAT_INC(&c->conn.w->stats, backend_timeouts);
             tg__client_abort(c, "backend stalled mid-response");
         }
         return;
@@ -225,393 +489,316 @@ static void on_timer(uv_timer_t *t)
     }
 }
 
-/* ---- attach / connect ---- */
+/* ---- reading the response ---- */
 
-static void attach(struct tg_client *c, struct tg_bconn *b)
+static bool bconn_want_read(const struct tg_conn *conn)
 {
-    c->bc = b;
-    b->c = c;
-    b->got_bytes = false;
-    b->reusable = false;
-    b->state = TG_B_ACTIVE;
-    if (!b->resp_ready) {
-        tg_h1_init(&b->resp, HTTP_RESPONSE, c->snap->cfg->limits.max_headers, &resp_cb, b);
-        b->resp.pause_on_done = true;
-        b->resp_ready = true;
-    } else {
-        tg_h1_reset(&b->resp);
-    }
-    b->last_io_ms = uv_now(&b->w->loop);
-    arm(b, BT_RESPONSE, c->snap->cfg->timeouts.backend_response_ms);
-}
-
-static void on_poll(uv_poll_t *p, int status, int events);
-
-static int connect_target(struct tg_client *c, size_t idx)
-{
-    const struct tg_target_conf *t = &c->backend->targets[idx];
-    c->target_idx = idx;
-    int fd = socket(t->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        tg_log_error("backend %s target %s: cannot create a socket: %s", c->backend->name,
-                     t->address, strerror(errno));
-        return -errno;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-    int rc = connect(fd, (const struct sockaddr *)&t->addr, t->addr_len);
-    int err = rc == 0 ? 0 : errno;
-    struct bconn_ext *e = tg_xcalloc(1, sizeof(*e));
-    struct tg_bconn *b = &e->b;
-    b->w = c->w;
-    b->fd = fd;
-    b->addr = t->addr;
-    b->addr_len = t->addr_len;
-    snprintf(b->target, sizeof(b->target), "%s", t->address);
-    uv_poll_init(&c->w->loop, &b->poll, fd);
-    b->poll.data = b;
-    uv_timer_init(&c->w->loop, &b->timer);
-    b->timer.data = b;
-    b->poll_mask = 0;
-    TG_STAT_INC(&c->w->stats, backend_connects);
-    if (rc != 0 && err != EINPROGRESS) {
-        b->c = c;
-        c->bc = b;
-        b->state = TG_B_CONNECTING;
-        connect_failed(b, err, false);
-        return 0; /* connect_failed handled failover or answered */
-    }
-    b->c = c;
-    c->bc = b;
-    b->state = TG_B_CONNECTING;
-    arm(b, BT_CONNECT, c->snap->cfg->timeouts.backend_connect_ms);
-    backend_update(b);
-    return 0;
-}
-
-void tg__backend_start(struct tg_client *c)
-{
-    struct tg_proxy_worker *pw = tg_pw(c->w);
-    const struct tg_config *cfg = c->snap->cfg;
-    size_t bi = (size_t)(c->backend - cfg->backends);
-    if (pw->n_rr < cfg->n_backends) {
-        pw->rr = tg_xrealloc(pw->rr, cfg->n_backends * sizeof(*pw->rr));
-        memset(pw->rr + pw->n_rr, 0, (cfg->n_backends - pw->n_rr) * sizeof(*pw->rr));
-        pw->n_rr = cfg->n_backends;
-    }
-    size_t idx = pw->rr[bi]++ % c->backend->n_targets;
-    c->target_idx = idx;
-    c->targets_tried = 0;
-    const struct tg_target_conf *t = &c->backend->targets[idx];
-    for (struct tg_bconn *b = pw->idle; b != NULL; b = b->next) {
-        if (!tg_addr_equal(&b->addr, &t->addr))
-            continue;
-        idle_remove(b);
-        b->reused = true;
-        TG_STAT_INC(&c->w->stats, backend_reuses);
-        attach(c, b); /* poll interest is updated by the flush that follows */
-        return;
-    }
-    connect_target(c, idx);
-}
-
-/* ---- I/O ---- */
-
-/* Writes to_backend; returns 0, or -1 after handling a failure (b may be gone). */
-static int backend_write(struct tg_bconn *b)
-{
-    struct tg_client *c = b->c;
-    while (tg_buf_used(&c->to_backend) > 0) {
-        ssize_t n = send(b->fd, c->to_backend.data + c->to_backend.off, tg_buf_used(&c->to_backend),
-                         MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                break;
-            io_failed(b, strerror(errno), "while sending the request");
-            return -1;
-        }
-        c->to_backend.off += (size_t)n;
-        b->last_io_ms = uv_now(&b->w->loop);
-    }
-    return 0;
-}
-
-void tg__backend_flush(struct tg_bconn *b)
-{
-    if (b->dead || b->state != TG_B_ACTIVE || b->c == NULL)
-        return;
-    if (backend_write(b) == 0)
-        backend_update(b);
-}
-
-void tg__backend_resume_read(struct tg_bconn *b)
-{
-    if (b->dead || b->state != TG_B_ACTIVE || b->c == NULL)
-        return;
-    backend_read(b);
-    if (!b->dead && b->c != NULL)
-        backend_update(b);
-}
-
-static bool want_read(struct tg_bconn *b)
-{
-    struct tg_client *c = b->c;
+    const struct tg_bconn *b = TG_CONTAINER(conn, const struct tg_bconn, conn);
     if (b->state == TG_B_IDLE)
-        return true;
-    if (b->state != TG_B_ACTIVE || c == NULL || c->resp_done)
+        return true; /* a close or stray bytes: noticed and the connection dropped */
+    if (b->state != TG_B_ACTIVE || b->st == NULL || b->st->resp_phase == TG_RESP_DONE)
         return false;
-    return tg__client_out_room(c) > READ_SLACK * 4;
+    return tg__client_out_room(b->st->c) > READ_SLACK * 4;
 }
 
-static void backend_update(struct tg_bconn *b)
+static size_t bconn_read_room(struct tg_conn *conn)
 {
-    if (b->dead)
-        return;
-    int mask = 0;
-    if (b->state == TG_B_CONNECTING)
-        mask = UV_WRITABLE;
-    else if (b->state == TG_B_IDLE)
-        mask = UV_READABLE;
-    else if (b->c != NULL) {
-        if (tg_buf_used(&b->c->to_backend) > 0)
-            mask |= UV_WRITABLE;
-        mask |= tg__poll_readable(want_read(b), &b->r_blocked, b->poll_mask);
+    struct tg_bconn *b = tg__bconn_of(conn);
+    if (b->state == TG_B_IDLE) {
+        tg__backend_close(b); /* closed by the backend, or unsolicited bytes */
+        return 0;
     }
-    tg__poll_set(&b->poll, &b->poll_mask, mask, on_poll);
+    if (!bconn_want_read(conn))
+        return 0;
+    tg_conn_buf_get(conn->w, &conn->in, response_cap(b));
+    /* While a head is partly parsed its spans point into the input: those bytes stay put until
+     * the head is complete, however many reads it takes. */
+    if (!tg_h1_head_pending(&b->resp)) {
+        if (conn->in.off == conn->in.len)
+            conn->in.off = conn->in.len = 0;
+        else if (conn->in.off > 0)
+            tg_buf_compact(&conn->in);
+    }
+    size_t room = conn->in.cap - conn->in.len;
+    if (b->resp.head_done) {
+        size_t out_room = tg__client_out_room(b->st->c);
+        room = TG_MIN(room, (out_room - READ_SLACK) / 2);
+    }
+    if (room == 0 && !b->resp.head_done)
+        head_too_large(b);
+    return room;
 }
 
 static void backend_eof(struct tg_bconn *b, int err)
 {
-    struct tg_client *c = b->c;
-    if (err == 0 && b->resp.head_done && !c->resp_done &&
+    struct tg_stream *st = b->st;
+    if (err == 0 && b->resp.head_done && st->resp_phase != TG_RESP_DONE &&
         llhttp_message_needs_eof(&b->resp.parser)) {
         tg_h1_finish(&b->resp); /* close-delimited body: EOF ends it */
         b->reusable = false;
-        if (c->resp_done) {
-            c->bc = NULL;
-            b->c = NULL;
+        if (st->resp_phase == TG_RESP_DONE) {
+            struct tg_client *c = st->c;
+            st->bc = NULL;
+            b->st = NULL;
             tg__backend_close(b);
-            tg__client_response_progress(c);
+            tg__client_flush(c);
             return;
         }
     }
-    io_failed(b, err ? strerror(err) : "connection closed by the backend",
-              b->resp.head_done ? "while sending the response" : "before responding");
+    if (err == 0)
+        io_failed(b, TG_PF_CLOSED_EARLY,
+                  b->resp.head_done ? "connection closed by the backend while sending the response"
+                                    : "connection closed by the backend before responding");
+    else
+        io_failed(b, TG_PF_RESET, strerror(err));
 }
 
-static void backend_read(struct tg_bconn *b)
+/* 101 Switching Protocols to a WebSocket request: the response head went to the client, now
+ * the two connections become a tunnel. */
+static void upgrade(struct tg_bconn *b)
 {
-    size_t cap = TG_MAX((size_t)16384, (size_t)b->c->snap->cfg->limits.max_header_bytes + 1024);
-    while (!b->dead && b->c != NULL && want_read(b)) {
-        struct tg_client *c = b->c;
-        tg__buf_ensure(b->w, &b->in, cap);
-        if (b->in.off == b->in.len)
-            b->in.off = b->in.len = 0;
-        else if (b->in.off > 0 && b->resp.head_done)
-            tg_buf_compact(&b->in);
-        size_t room = b->in.cap - b->in.len;
-        size_t out_room = tg__client_out_room(c);
-        if (b->resp.head_done)
-            room = TG_MIN(room, (out_room - READ_SLACK) / 2);
-        if (room == 0) {
-            if (!b->resp.head_done) {
-                io_failed(b, "response head too large", "(limits.max_header_bytes)");
-                return;
-            }
-            break;
-        }
-        ssize_t n = recv(b->fd, b->in.data + b->in.len, room, 0);
-        if (n < 0) {
-            if (errno == EAGAIN || errno == EINTR)
-                break;
-            backend_eof(b, errno);
-            return;
-        }
-        if (n == 0) {
-            backend_eof(b, 0);
-            return;
-        }
-        b->in.len += (size_t)n;
-        b->got_bytes = true;
-        b->last_io_ms = uv_now(&b->w->loop);
-        while (!b->dead && b->c != NULL && tg_buf_used(&b->in) > 0 && !c->resp_done) {
-            size_t consumed = 0;
-            enum tg_h1_result r =
-                tg_h1_execute(&b->resp, b->in.data, b->in.off, tg_buf_used(&b->in), &consumed);
-            if (b->dead)
-                return;
-            b->in.off += consumed;
-            if (r == TG_H1_ERROR) {
-                io_failed(b, b->resp.error ? b->resp.error : "malformed response",
-                          "while parsing the response");
-                return;
-            }
-            if (r == TG_H1_PAUSED && !c->resp_done) {
-                tg_h1_next(&b->resp); /* a 1xx response; the final one follows */
-                continue;
-            }
-            break;
-        }
-        if (c->resp_done) {
-            if (tg_buf_used(&b->in) > 0)
-                b->reusable = false; /* bytes after the response: do not trust it */
-            uv_timer_stop(&b->timer);
-        }
-        tg__client_response_progress(c);
-        if (b->dead || b->c != c)
-            return;
-        if ((size_t)n < room)
-            break; /* level-triggered: poll tells us when more arrives */
-    }
+    struct tg_stream *st = b->st;
+    struct tg_client *c = st->c;
+    TG_STAT_INC(&c->conn.w->stats, websocket_upgrades);
+    tg__client_log_access(c);
+    st->bc = NULL;
+    b->st = NULL;
+    b->conn.out = &b->conn.own_out;
+    tg_conn_timer(&b->conn, 0);
+    tg__stream_release(c);
+    tg__tunnel_start(c, b);
 }
 
-static void on_poll(uv_poll_t *p, int status, int events)
+static void bconn_on_read(struct tg_conn *conn)
 {
-    struct tg_bconn *b = p->data;
-    if (b->dead)
-        return;
-    if (b->state == TG_B_IDLE) {
-        tg__backend_close(b); /* closed by the backend, or unsolicited bytes */
-        return;
-    }
-    if (b->c == NULL) {
+    struct tg_bconn *b = tg__bconn_of(conn);
+    struct tg_stream *st = b->st;
+    if (b->state != TG_B_ACTIVE || st == NULL) {
         tg__backend_close(b);
         return;
     }
-    if (b->state == TG_B_CONNECTING) {
-        /* libuv reports EPOLLERR as UV_EBADF: the real reason is in SO_ERROR. */
-        int err = 0;
-        socklen_t len = sizeof(err);
-        if (getsockopt(b->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
-            err = errno;
-        if (err == 0 && status < 0)
-            err = ECONNREFUSED;
-        if (err != 0) {
-            connect_failed(b, err, false);
-            return;
-        }
-        struct tg_client *c = b->c;
-        attach(c, b);
-        b->reused = false;
-        if (backend_write(b) == 0)
-            backend_update(b);
+    if (conn->rd_eof) {
+        backend_eof(b, 0);
         return;
     }
-    struct tg_client *c = b->c;
-    if (status < 0) {
-        /* EPOLLERR (e.g. a reset): libuv has stopped the handle; the reason is in SO_ERROR. */
-        int err = 0;
-        socklen_t len = sizeof(err);
-        if (getsockopt(b->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0 || err == 0)
-            err = ECONNRESET;
-        b->poll_mask = 0;
-        backend_eof(b, err);
-        return;
-    }
-    if (events & UV_WRITABLE) {
-        if (backend_write(b) != 0)
+    struct tg_client *c = st->c;
+    b->got_bytes = true;
+    while (!is_closed(b) && b->st == st && tg_buf_used(&conn->in) > 0 &&
+           st->resp_phase != TG_RESP_DONE) {
+        size_t consumed = 0;
+        enum tg_h1_result r =
+            tg_h1_execute(&b->resp, conn->in.data, conn->in.off, tg_buf_used(&conn->in), &consumed);
+        if (is_closed(b))
             return;
-        if (!c->req_done) { /* room was made: take more of the request body */
-            tg__client_request_space(c);
-            if (b->dead || b->c != c)
-                return;
+        conn->in.off += consumed;
+        if (r == TG_H1_OK && tg_h1_head_pending(&b->resp) &&
+            conn->in.len > (size_t)b->snap->cfg->limits.max_header_bytes) {
+            head_too_large(b);
+            return;
         }
-    }
-    if (events & UV_READABLE) {
-        if (!want_read(b)) {
-            b->r_blocked = true;
-        } else {
-            backend_read(b);
-            if (b->dead || b->c != c)
-                return;
+        if (r == TG_H1_ERROR) {
+            io_failed(b,
+                      b->resp.error_status == 502 && b->resp.error &&
+                              strstr(b->resp.error, "too large")
+                          ? TG_PF_HEAD_TOO_LARGE
+                          : TG_PF_BAD_RESPONSE,
+                      b->resp.error ? b->resp.error : "malformed response");
+            return;
         }
+        if (r == TG_H1_PAUSED && st->resp_phase != TG_RESP_DONE) {
+            tg_h1_next(&b->resp); /* a 1xx response; the final one follows */
+            continue;
+        }
+        break;
     }
-    backend_update(b);
+    if (is_closed(b) || b->st != st)
+        return;
+    if (st->resp_phase == TG_RESP_DONE) {
+        if (b->upgraded) {
+            upgrade(b); /* the 101 head still queued for the client goes first */
+            return;
+        }
+        if (tg_buf_used(&conn->in) > 0)
+            b->reusable = false; /* bytes after the response: do not trust it */
+        tg_conn_timer(conn, 0);
+        b->timer_kind = BT_NONE;
+    }
+    tg__client_flush(c);
 }
+
+static void bconn_on_error(struct tg_conn *conn, int err, bool writing)
+{
+    struct tg_bconn *b = tg__bconn_of(conn);
+    if (b->st == NULL) {
+        tg__backend_close(b);
+        return;
+    }
+    char d[256];
+    if (conn->ssl != NULL && !b->got_bytes) {
+        /* TLS 1.3: a backend demanding or refusing our certificate says so only after our side
+         * of the handshake is done, on the first read or write. */
+        char td[200] = "";
+        enum tg_tls_bfail tf = tg_tls_client_classify(conn->ssl, conn->ssl_error,
+                                                      err == -EPROTO ? 0 : -err, td, sizeof(td));
+        if (tf != TG_TLS_BFAIL_NONE && tf != TG_TLS_BFAIL_HANGUP && tf != TG_TLS_BFAIL_INTERNAL &&
+            (tf != TG_TLS_BFAIL_PROTOCOL || err == -EPROTO)) {
+            snprintf(d, sizeof(d), "%s: %s", tg_tls_bfail_info(tf)->token,
+                     td[0] ? td : tg_tls_bfail_info(tf)->sentence);
+            io_failed(b, TG_PF_TLS, d);
+            return;
+        }
+        if (b->backend->tls.client_certificate == NULL && tg_tls_client_cert_requested(conn->ssl)) {
+            /* The alert saying so can be lost when the backend's close resets the connection
+             * before we read it: it asked for a certificate we do not have, then hung up. */
+            const struct tg_tls_fail_info *fi = tg_tls_bfail_info(TG_TLS_BFAIL_CERT_REQUIRED);
+            snprintf(d, sizeof(d), "%s: %s (it asked for one, then closed: %s)", fi->token,
+                     fi->sentence, strerror(-err));
+            io_failed(b, TG_PF_TLS, d);
+            return;
+        }
+    }
+    snprintf(d, sizeof(d), "%s while %s", strerror(-err),
+             writing ? "sending the request" : "reading the response");
+    io_failed(b, TG_PF_RESET, d);
+}
+
+/* Room was made in to_backend: take more of the request body. */
+static void bconn_on_drain(struct tg_conn *conn)
+{
+    struct tg_bconn *b = tg__bconn_of(conn);
+    struct tg_stream *st = b->st;
+    if (st != NULL && st->req_phase != TG_REQ_DONE && tg_buf_used(&st->c->conn.in) > 0)
+        tg__http1_request_space(st->c);
+}
+
+static const struct tg_conn_handler bconn_handler = {
+    .on_open = bconn_on_open,
+    .on_fail = bconn_on_fail,
+    .read_room = bconn_read_room,
+    .want_read = bconn_want_read,
+    .on_read = bconn_on_read,
+    .on_error = bconn_on_error,
+    .on_drain = bconn_on_drain,
+    .on_timer = bconn_on_timer,
+    .on_closed = tg__backend_on_closed,
+};
 
 /* ---- response callbacks: re-frame the backend's response for the client ---- */
 
 static int resp_on_head(struct tg_h1_msg *m)
 {
     struct tg_bconn *b = m->user;
-    struct tg_client *c = b->c;
+    struct tg_stream *st = b->st;
+    struct tg_client *c = st->c;
     llhttp_t *p = &m->parser;
     int status = p->status_code;
-    if (status < 200) {
-        if (status == 101)
-            return -1; /* we never asked for an upgrade */
-        if (status == 100 && !c->req_http10)
-            tg_buf_append_str(&c->out, "HTTP/1.1 100 Continue\r\n\r\n");
+    struct tg_http_head *h = &st->resp;
+    tg__client_out_room(c);
+    if (status < 200 && status != 101) {
+        if (status == 100 && !st->http10)
+            tg_buf_append_str(c->conn.out, "HTTP/1.1 100 Continue\r\n\r\n");
         return 0;
     }
-    bool no_body = c->req_head_only || status == 204 || status == 304;
+    if (status == 101 && !st->upgrade)
+        return -1; /* nobody asked for an upgrade */
+    bool no_body = st->head_only || status == 204 || status == 304 || status == 101;
     bool has_cl = (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED);
-    c->status = status;
-    c->resp_started = true;
-    struct tg_buf *o = &c->out;
-    char line[128];
-    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d ", status);
-    bool ok = tg_buf_append(o, line, (size_t)n) &&
-              tg_buf_append(o, m->base + m->reason.off, m->reason.len) &&
-              tg_buf_append(o, "\r\n", 2);
+    if (!no_body && (p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED)) {
+        m->error_status = 502;
+        m->error = "transfer coding other than chunked";
+        return -1;
+    }
+    st->status = status;
+    st->resp_phase = TG_RESP_BODY;
+    tg_http_head_clear(h);
+    h->status = status;
+    h->reason = m->base + m->reason.off;
+    h->reason_len = m->reason.len;
+    bool ok = true;
     for (size_t i = 0; ok && i < m->n_fields; i++) {
         const struct tg_h1_field *f = &m->fields[i];
         if (tg_h1_is_hop_by_hop(m, f))
             continue;
         if (!no_body && tg_h1_name_is(m, f, "content-length"))
             continue;
-        ok = tg_buf_append(o, m->base + f->name.off, f->name.len) && tg_buf_append(o, ": ", 2) &&
-             tg_buf_append(o, m->base + f->value.off, f->value.len) && tg_buf_append(o, "\r\n", 2);
+        ok = tg_http_head_add(h, m->base + f->name.off, f->name.len, m->base + f->value.off,
+                              f->value.len);
     }
-    if (!no_body) {
+    if (status == 101) {
+        h->upgrade = "websocket";
+        b->upgraded = true;
+    } else if (!no_body) {
         if (has_cl) {
-            n = snprintf(line, sizeof(line), "Content-Length: %" PRIu64 "\r\n",
-                         (uint64_t)p->content_length);
-            ok = ok && tg_buf_append(o, line, (size_t)n);
-        } else if (c->req_http10) {
+            h->body = TG_BODY_LENGTH;
+            h->content_length = (uint64_t)p->content_length;
+        } else if (st->http10) {
             c->close_after = true; /* HTTP/1.0 client: the body ends at close */
         } else {
-            c->resp_chunked = true;
-            ok = ok && tg_buf_append_str(o, "Transfer-Encoding: chunked\r\n");
+            st->resp_chunked = true;
+            h->body = TG_BODY_CHUNKED;
         }
     }
-    if (c->close_after || !c->req_keepalive || c->w->draining)
-        ok = ok && tg_buf_append_str(o, "Connection: close\r\n");
-    else if (c->req_http10)
-        ok = ok && tg_buf_append_str(o, "Connection: keep-alive\r\n");
-    ok = ok && tg_buf_append(o, "\r\n", 2);
+    if (status != 101) {
+        h->close = c->close_after || !st->keepalive || c->conn.w->draining;
+        h->keep_alive = !h->close && st->http10;
+    }
+    ok = ok && tg_h1_write_response(c->conn.out, h);
     if (!ok) {
         m->error_status = 502;
         m->error = "response head too large";
         return -1;
     }
-    return c->req_head_only ? 1 : 0;
+    return st->head_only ? 1 : 0;
 }
 
 static int resp_on_body(struct tg_h1_msg *m, const char *at, size_t len)
 {
     struct tg_bconn *b = m->user;
-    struct tg_client *c = b->c;
-    if (c->resp_chunked) {
+    struct tg_stream *st = b->st;
+    struct tg_buf *o = st->c->conn.out;
+    if (st->resp_chunked) {
         char hdr[24];
         int n = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
-        return tg_buf_append(&c->out, hdr, (size_t)n) && tg_buf_append(&c->out, at, len) &&
-                       tg_buf_append(&c->out, "\r\n", 2)
+        return tg_buf_append(o, hdr, (size_t)n) && tg_buf_append(o, at, len) &&
+                       tg_buf_append(o, "\r\n", 2)
                    ? 0
                    : -1;
     }
-    return tg_buf_append(&c->out, at, len) ? 0 : -1;
+    return tg_buf_append(o, at, len) ? 0 : -1;
 }
 
 static int resp_on_done(struct tg_h1_msg *m)
 {
     struct tg_bconn *b = m->user;
-    struct tg_client *c = b->c;
-    if (m->parser.status_code < 200)
+    struct tg_stream *st = b->st;
+    if (m->parser.status_code < 200 && !b->upgraded)
         return 0;
-    c->resp_done = true;
-    b->reusable = llhttp_should_keep_alive(&m->parser) != 0;
-    if (c->resp_chunked)
-        return tg_buf_append(&c->out, "0\r\n\r\n", 5) ? 0 : -1;
+    st->resp_phase = TG_RESP_DONE;
+    b->reusable = !b->upgraded && llhttp_should_keep_alive(&m->parser) != 0;
+    if (st->resp_chunked)
+        return tg_buf_append(st->c->conn.out, "0\r\n\r\n", 5) ? 0 : -1;
     return 0;
+}
+
+/* ---- streams meet backends ---- */
+
+static void stream_on_open(struct tg_bconn *b, void *arg)
+{
+    struct tg_stream *st = arg;
+    st->target_idx = b->target_idx;
+    tg__backend_serve(b, st);
+}
+
+static void stream_on_fail(void *arg, enum tg_pfail f, const char *detail)
+{
+    struct tg_stream *st = arg;
+    tg__client_backend_failed(st->c, f, detail);
+}
+
+static const struct tg_bconn_user stream_user = {stream_on_open, stream_on_fail};
+
+void tg__stream_start(struct tg_stream *st)
+{
+    st->bc = NULL;
+    tg__backend_open(st->c, st->backend, !st->upgrade, &stream_user, st, &st->bc);
 }

@@ -10,8 +10,13 @@
 /* The protocol handler workers run for every accepted connection. */
 extern const struct tg_net_handler tg_proxy_handler;
 
-/* First route of lc matching host (port already removed; may be NULL) and path; NULL if none.
- * Hosts compare case-insensitively; "*.example.com" matches any name ending in ".example.com". */
+/* Prepares a new snapshot for the proxy before workers see it (TLS session hooks of backend
+ * contexts). Call right after tg_snapshot_new. */
+void tg_proxy_snapshot_init(struct tg_snapshot *snap);
+
+/* First route of lc matching host (port already removed; may be NULL) and path (normalised, no
+ * query); NULL if none. Hosts compare case-insensitively; "*.example.com" matches any name ending
+ * in ".example.com"; path prefixes match on segment boundaries (tg_http_prefix_match). */
 const struct tg_route_conf *tg_route_match(const struct tg_listener_conf *lc, const char *host,
                                            size_t host_len, const char *path, size_t path_len);
 

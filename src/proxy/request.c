@@ -1,6 +1,8 @@
-/* Client requests: parse with llhttp, route, rewrite the head for the backend, stream the body. */
+/* Request streams: parse the client's HTTP/1 request with llhttp, route it, build the head the
+ * backend gets (as data, then serialised), and stream the body with back-pressure. */
 #include "proxy/internal.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,7 +10,8 @@
 
 #include "core/log.h"
 
-#define FEED_SLACK 256
+#define FEED_SLACK  256
+#define MAX_FREE_ST 256
 
 static int req_on_head(struct tg_h1_msg *m);
 static int req_on_body(struct tg_h1_msg *m, const char *at, size_t len);
@@ -22,33 +25,105 @@ static void copy_span(char *dst, size_t cap, const char *src, size_t len)
     dst[n] = '\0';
 }
 
-static bool append_field(struct tg_buf *b, const char *base, const struct tg_h1_field *f)
+static bool is_closed(const struct tg_client *c)
 {
-    return tg_buf_append(b, base + f->name.off, f->name.len) && tg_buf_append(b, ": ", 2) &&
-           tg_buf_append(b, base + f->value.off, f->value.len) && tg_buf_append(b, "\r\n", 2);
+    return tg_conn_closed(&c->conn);
 }
 
-/* Writes the request head for the backend into to_backend. */
-static bool build_backend_head(struct tg_client *c, const char *url, size_t url_len)
+/* Answers a request we refuse before it reaches a backend; the rest of its body is not read,
+ * so the connection closes after the answer. */
+static int refuse(struct tg_client *c, int status, const char *body)
 {
-    struct tg_h1_msg *m = &c->rq->msg;
-    struct tg_buf *b = &c->to_backend;
-    tg__buf_ensure(c->w, b, tg__client_in_cap(c) + 4096);
-    b->off = b->len = 0;
-    bool ok = tg_buf_append_str(b, c->rq->method) && tg_buf_append(b, " ", 1) &&
-              tg_buf_append(b, url, url_len) && tg_buf_append_str(b, " HTTP/1.1\r\n");
+    tg_log_info("client %s listener=%s: request refused with %d: %.*s", c->peer, c->lc->name,
+                status, (int)(strlen(body) - (body[0] ? 1 : 0)), body);
+    c->st->discard_body = true;
+    c->close_after = true;
+    tg__client_local_response(c, status, body);
+    return 0;
+}
+
+static bool tchar_reg_name(unsigned char ch)
+{
+    /* RFC 3986 reg-name: unreserved / pct-encoded / sub-delims */
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           strchr("-._~%!$&'()*+,;=", ch) != NULL;
+}
+
+/* RFC 9110 7.2 Host = uri-host [ ":" port ]: a reg-name or an IP literal, then digits. */
+static bool host_valid(const char *h, size_t len)
+{
+    size_t i = 0;
+    if (len == 0)
+        return false;
+    if (h[0] == '[') {
+        for (i = 1; i < len && h[i] != ']'; i++)
+            if (!isxdigit((unsigned char)h[i]) && h[i] != ':' && h[i] != '.')
+                return false;
+        if (i == len || i == 1)
+            return false;
+        i++;
+    } else {
+        while (i < len && h[i] != ':' && tchar_reg_name((unsigned char)h[i]))
+            i++;
+        if (i == 0)
+            return false;
+    }
+    if (i < len && h[i] == ':')
+        for (i++; i < len && isdigit((unsigned char)h[i]); i++)
+            ;
+    return i == len;
+}
+
+static bool te_token_ok(const char *tok, size_t len, void *arg)
+{
+    int *n = arg;
+    (*n)++;
+    return len == 7 && tg_strncaseeq(tok, "chunked", 7);
+}
+
+static bool is_ours(const struct tg_h1_msg *m, const struct tg_h1_field *f)
+{
+    /* Fields we set ourselves: whatever the client sent under these names is dropped. */
+    return tg_h1_name_is(m, f, "host") || tg_h1_name_is(m, f, "content-length") ||
+           tg_h1_name_is(m, f, "x-forwarded-for") || tg_h1_name_is(m, f, "x-forwarded-proto") ||
+           tg_h1_name_is(m, f, "x-forwarded-client-cert");
+}
+
+/* Builds the request head for the backend as data (our Host first: the one routing used; the
+ * client's fields minus hop-by-hop, framing, underscore names unless passed and the ones we set;
+ * X-Forwarded-For/-Proto; re-stated framing) and serialises it into to_backend. */
+static bool build_backend_head(struct tg_client *c, const char *url, size_t url_len,
+                               const char *host, size_t host_len)
+{
+    struct tg_stream *st = c->st;
+    struct tg_h1_msg *m = &st->msg;
+    struct tg_http_head *h = &st->req;
+    bool pass_us = tg__cfg(c)->http.underscores == TG_US_PASS;
+    tg_http_head_clear(h);
+    h->method = st->method;
+    h->method_len = (uint32_t)strlen(st->method);
+    h->target = url;
+    h->target_len = (uint32_t)url_len;
+    bool ok = true;
+    if (host != NULL)
+        ok = tg_http_head_add(h, "Host", 4, host, host_len);
     for (size_t i = 0; ok && i < m->n_fields; i++) {
         const struct tg_h1_field *f = &m->fields[i];
-        if (tg_h1_is_hop_by_hop(m, f) || tg_h1_name_is(m, f, "content-length") ||
-            tg_h1_name_is(m, f, "x-forwarded-for") || tg_h1_name_is(m, f, "x-forwarded-proto") ||
-            tg_h1_name_is(m, f, "x-forwarded-client-cert"))
+        if (tg_h1_is_hop_by_hop(m, f) || is_ours(m, f))
             continue;
-        ok = append_field(b, m->base, f);
+        if (!pass_us && memchr(m->base + f->name.off, '_', f->name.len) != NULL) {
+            tg_log_debug("client %s listener=%s: dropped header field \"%.*s\": its name has an "
+                         "underscore (http.underscores_in_headers)",
+                         c->peer, c->lc->name, (int)TG_MIN(f->name.len, 64u),
+                         m->base + f->name.off);
+            continue;
+        }
+        ok = tg_http_head_add(h, m->base + f->name.off, f->name.len, m->base + f->value.off,
+                              f->value.len);
     }
-    char extra[256];
+    /* "1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "::1" */
     const char *ip = c->peer;
     size_t iplen = strlen(c->peer);
-    /* "1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "::1" */
     const char *colon = strrchr(c->peer, ':');
     if (c->peer[0] == '[') {
         ip = c->peer + 1;
@@ -56,94 +131,135 @@ static bool build_backend_head(struct tg_client *c, const char *url, size_t url_
     } else if (colon != NULL) {
         iplen = (size_t)(colon - c->peer);
     }
-    int n = snprintf(extra, sizeof(extra), "X-Forwarded-For: %.*s\r\nX-Forwarded-Proto: %s\r\n",
-                     (int)iplen, ip, c->ssl ? "https" : "http");
-    ok = ok && tg_buf_append(b, extra, (size_t)n);
-    if (c->req_chunked) {
-        ok = ok && tg_buf_append_str(b, "Transfer-Encoding: chunked\r\n");
+    copy_span(st->xff, sizeof(st->xff), ip, iplen);
+    ok = ok && tg_http_head_add(h, "X-Forwarded-For", 15, st->xff, strlen(st->xff)) &&
+         tg_http_head_add(h, "X-Forwarded-Proto", 17, c->conn.ssl ? "https" : "http",
+                          c->conn.ssl ? 5 : 4);
+    if (st->req_chunked) {
+        h->body = TG_BODY_CHUNKED;
     } else if (m->parser.flags & F_CONTENT_LENGTH) {
-        n = snprintf(extra, sizeof(extra), "Content-Length: %" PRIu64 "\r\n",
-                     (uint64_t)m->parser.content_length);
-        ok = ok && tg_buf_append(b, extra, (size_t)n);
+        h->body = TG_BODY_LENGTH;
+        h->content_length = (uint64_t)m->parser.content_length;
     }
-    ok = ok && tg_buf_append(b, "\r\n", 2);
-    c->req_head_len = b->len;
+    if (st->upgrade)
+        h->upgrade = "websocket";
+    struct tg_buf *b = &st->to_backend;
+    tg_conn_buf_get(c->conn.w, b, tg__client_in_cap(c) + 4096);
+    b->off = b->len = 0;
+    ok = ok && tg_h1_write_request(b, h);
+    st->req_head_len = b->len;
     return ok;
+}
+
+/* A WebSocket opening handshake (RFC 6455 4.1): GET, HTTP/1.1, Upgrade: websocket and
+ * Connection: upgrade. Any other Upgrade is dropped as hop-by-hop and the request stays HTTP. */
+static bool wants_websocket(const struct tg_h1_msg *m)
+{
+    const llhttp_t *p = &m->parser;
+    return p->method == HTTP_GET && p->http_major == 1 && p->http_minor == 1 &&
+           tg_h1_has_token(m, "upgrade", "websocket") &&
+           tg_h1_has_token(m, "connection", "upgrade");
 }
 
 static int req_on_head(struct tg_h1_msg *m)
 {
     struct tg_client *c = m->user;
+    struct tg_stream *st = c->st;
     llhttp_t *p = &m->parser;
-    c->req_active = true;
-    c->req_start_ms = uv_now(&c->w->loop);
-    TG_STAT_INC(&c->w->stats, requests);
-    copy_span(c->rq->method, sizeof(c->rq->method), llhttp_method_name((llhttp_method_t)p->method),
+    st->req_phase = TG_REQ_BODY;
+    st->start_ms = uv_now(&c->conn.w->loop);
+    TG_STAT_INC(&c->conn.w->stats, requests);
+    copy_span(st->method, sizeof(st->method), llhttp_method_name((llhttp_method_t)p->method),
               strlen(llhttp_method_name((llhttp_method_t)p->method)));
-    const char *url = m->base + m->url.off;
+    char *url = (char *)m->base + m->url.off; /* our own buffer: normalised in place below */
     size_t url_len = m->url.len;
-    c->req_head_only = p->method == HTTP_HEAD;
-    c->req_http10 = p->http_major == 1 && p->http_minor == 0;
-    c->req_keepalive = llhttp_should_keep_alive(p);
-    c->req_chunked = (p->flags & F_CHUNKED) != 0;
-    c->req_has_body = c->req_chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+    copy_span(st->path, sizeof(st->path), url, url_len);
+    st->head_only = p->method == HTTP_HEAD;
+    st->http10 = p->http_major == 1 && p->http_minor == 0;
+    st->keepalive = llhttp_should_keep_alive(p);
+    st->req_chunked = (p->flags & F_CHUNKED) != 0;
+    st->has_body = st->req_chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
+    if (p->http_major != 1 || p->http_minor > 1)
+        return refuse(c, 505, "only HTTP/1.0 and HTTP/1.1 are supported on this port\n");
+    if (tg_h1_find(m, "transfer-encoding") != NULL) {
+        if (st->http10)
+            return refuse(c, 400, "Transfer-Encoding is not allowed in an HTTP/1.0 request\n");
+        int n = 0;
+        if (!tg_h1_each_token(m, "transfer-encoding", te_token_ok, &n) || n != 1)
+            return refuse(c, 501, "transfer codings other than chunked are not implemented\n");
+    }
+    if (p->method == HTTP_CONNECT)
+        return refuse(c, 405, "CONNECT is not supported\n");
 
-    /* Absolute-form targets ("http://host/path") carry the host themselves. */
+    /* The Host routing sees is the Host the backend gets (RFC 9112 3.2.2): an absolute-form
+     * target's authority replaces any Host field; otherwise exactly one valid Host. */
     const char *host = NULL;
     size_t host_len = 0;
-    if (url_len > 8 && (tg_strncaseeq(url, "http://", 7) || tg_strncaseeq(url, "https://", 8))) {
-        const char *h = memchr(url, '/', url_len);
-        h += 2;
-        const char *end = memchr(h, '/', url_len - (size_t)(h - url));
-        host = h;
-        host_len = end ? (size_t)(end - h) : url_len - (size_t)(h - url);
-        url_len -= (size_t)((end ? end : url + url_len) - url);
-        url = end ? end : "/";
-        if (url_len == 0) {
-            url = "/";
-            url_len = 1;
-        }
-    } else {
-        const struct tg_h1_field *hf = tg_h1_find(m, "host");
-        if (hf != NULL) {
-            host = m->base + hf->value.off;
-            host_len = hf->value.len;
-        }
+    const struct tg_h1_field *hf = tg_h1_find(m, "host");
+    if (hf != NULL && hf + 1 < m->fields + m->n_fields) {
+        for (const struct tg_h1_field *f = hf + 1; f < m->fields + m->n_fields; f++)
+            if (tg_h1_name_is(m, f, "host"))
+                return refuse(c, 400, "more than one Host header\n");
     }
-    if (host != NULL) {
-        host_len = tg_host_strip_port(host, host_len);
-        copy_span(c->rq->host, sizeof(c->rq->host), host, host_len);
-    } else {
-        c->rq->host[0] = '\0';
+    if (url_len > 0 && url[0] != '/' && !(url_len == 1 && url[0] == '*')) {
+        size_t sl = url_len > 7 && tg_strncaseeq(url, "http://", 7)    ? 7
+                    : url_len > 8 && tg_strncaseeq(url, "https://", 8) ? 8
+                                                                       : 0;
+        if (sl == 0)
+            return refuse(c, 400, "request target is neither a path nor an http(s) URI\n");
+        host = url + sl;
+        size_t i = sl;
+        while (i < url_len && url[i] != '/' && url[i] != '?')
+            i++;
+        host_len = (size_t)(url + i - host);
+        if (memchr(host, '@', host_len) != NULL)
+            return refuse(c, 400, "user information in the request target is not accepted\n");
+        url += i;
+        url_len -= i;
+    } else if (hf != NULL) {
+        host = m->base + hf->value.off;
+        host_len = hf->value.len;
+    } else if (!st->http10) {
+        return refuse(c, 400, "HTTP/1.1 request without Host header\n");
     }
-    copy_span(c->rq->path, sizeof(c->rq->path), url, url_len);
+    if (host != NULL && !host_valid(host, host_len))
+        return refuse(c, 400, "invalid Host\n");
+    if (url_len > 0 && url[0] == '/' && tg_http_path_normalize(url, url_len, &url_len) != 0)
+        return refuse(c, 400, "malformed request target\n");
+    if (url_len == 1 && url[0] == '*' && p->method != HTTP_OPTIONS)
+        return refuse(c, 400, "request target \"*\" is only for OPTIONS\n");
+    copy_span(st->path, sizeof(st->path), url, url_len);
 
-    if (p->method == HTTP_CONNECT) {
-        c->discard_body = true;
-        c->close_after = true;
-        tg__client_local_response(c, 405, "CONNECT is not supported\n");
-        return 0;
+    if (tg__cfg(c)->http.underscores == TG_US_REJECT) {
+        for (size_t i = 0; i < m->n_fields; i++)
+            if (memchr(m->base + m->fields[i].name.off, '_', m->fields[i].name.len) != NULL)
+                return refuse(c, 400, "header field names with underscores are not accepted\n");
     }
-    if (c->req_http10 == false && host == NULL) {
-        c->discard_body = true;
-        c->close_after = true;
-        tg__client_local_response(c, 400, "HTTP/1.1 request without Host header\n");
-        return 0;
-    }
-    const struct tg_route_conf *r = tg_route_match(c->lc, host, host_len, url, url_len);
+
+    size_t route_host_len = host ? tg_host_strip_port(host, host_len) : 0;
+    if (host != NULL)
+        copy_span(st->host, sizeof(st->host), host, route_host_len);
+    else
+        st->host[0] = '\0';
+    const char *q = memchr(url, '?', url_len);
+    size_t path_len = q ? (size_t)(q - url) : url_len;
+    const struct tg_route_conf *r = url[0] == '/'
+                                        ? tg_route_match(c->lc, host, route_host_len, url, path_len)
+                                        : tg_route_match(c->lc, host, route_host_len, "/", 1);
     if (r == NULL) {
-        c->discard_body = true;
+        st->discard_body = true;
         tg__client_local_response(c, 404, "no route matches this host and path\n");
         return 0;
     }
-    c->backend = &tg__cfg(c)->backends[r->backend_idx];
-    if (c->backend->kind == TG_BACKEND_STATUS) {
-        c->discard_body = true;
+    st->backend = &tg__cfg(c)->backends[r->backend_idx];
+    if (st->backend->kind == TG_BACKEND_STATUS) {
+        st->discard_body = true;
         tg__status_respond(c);
         return 0;
     }
-    if (!build_backend_head(c, url, url_len)) {
-        c->discard_body = true;
+    st->upgrade = wants_websocket(m);
+    if (!build_backend_head(c, url_len ? url : "/", url_len ? url_len : 1, host, host_len)) {
+        st->discard_body = true;
         c->close_after = true;
         tg__client_local_response(c, 431, "request head too large\n");
         return 0;
@@ -154,10 +270,12 @@ static int req_on_head(struct tg_h1_msg *m)
 static int req_on_body(struct tg_h1_msg *m, const char *at, size_t len)
 {
     struct tg_client *c = m->user;
-    if (c->discard_body || c->local)
+    struct tg_stream *st = c->st;
+    st->body_bytes += len; /* a dropped body is held to the same rate: it still ties us up */
+    if (st->discard_body || st->kind == TG_SK_LOCAL)
         return 0;
-    struct tg_buf *b = &c->to_backend;
-    if (c->req_chunked) {
+    struct tg_buf *b = &st->to_backend;
+    if (st->req_chunked) {
         char hdr[24];
         int n = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
         if (!tg_buf_append(b, hdr, (size_t)n) || !tg_buf_append(b, at, len) ||
@@ -171,81 +289,87 @@ static int req_on_body(struct tg_h1_msg *m, const char *at, size_t len)
 static int req_on_done(struct tg_h1_msg *m)
 {
     struct tg_client *c = m->user;
-    c->req_done = true;
-    if (c->req_chunked && !c->local && !c->discard_body)
-        return tg_buf_append(&c->to_backend, "0\r\n\r\n", 5) ? 0 : -1;
+    struct tg_stream *st = c->st;
+    st->req_phase = TG_REQ_DONE;
+    if (st->req_chunked && st->kind != TG_SK_LOCAL && !st->discard_body)
+        return tg_buf_append(&st->to_backend, "0\r\n\r\n", 5) ? 0 : -1;
     return 0;
 }
 
-/* Feeds buffered client bytes to the parser, as far as the backend buffer has room. */
+/* A request that failed before or while its head was parsed: log and answer. */
+static void bad_request(struct tg_client *c, int status, const char *body)
+{
+    struct tg_stream *st = c->st;
+    c->close_after = true;
+    if (st->req_phase == TG_REQ_HEAD) {
+        st->start_ms = uv_now(&c->conn.w->loop);
+        snprintf(st->method, sizeof(st->method), "-");
+        snprintf(st->path, sizeof(st->path), "-");
+    }
+    st->req_phase = TG_REQ_DONE;
+    tg__client_local_response(c, status, body);
+}
+
 /* One pass of feeding the parser; stops at a message end, an incomplete head or a full
  * backend buffer. */
 static void feed(struct tg_client *c)
 {
-    while (!c->dead && tg_buf_used(&c->in) > 0 && !c->req_done) {
-        size_t avail = tg_buf_used(&c->in);
-        if (c->rq->msg.head_done && !c->discard_body && !c->local) {
-            size_t room = tg_buf_room(&c->to_backend);
+    struct tg_conn *conn = &c->conn;
+    struct tg_stream *st = c->st;
+    while (!is_closed(c) && tg_buf_used(&conn->in) > 0 && st->req_phase != TG_REQ_DONE) {
+        size_t avail = tg_buf_used(&conn->in);
+        if (st->msg.head_done && !st->discard_body && st->kind != TG_SK_LOCAL) {
+            size_t room = tg_buf_room(&st->to_backend);
             if (room < FEED_SLACK * 2) {
-                tg_buf_compact(&c->to_backend);
-                room = tg_buf_room(&c->to_backend);
+                tg_buf_compact(&st->to_backend);
+                room = tg_buf_room(&st->to_backend);
             }
             if (room <= FEED_SLACK * 2)
-                break; /* backpressure: wait for the backend to take bytes */
+                break; /* back-pressure: wait for the backend to take bytes */
             avail = TG_MIN(avail, (room - FEED_SLACK) / 2);
         }
-        bool had_head = c->rq->msg.head_done;
-        if (!c->head_started) {
-            c->head_started = true;
+        bool had_head = st->msg.head_done;
+        if (c->phase == TG_CP_IDLE) {
+            c->phase = TG_CP_REQUEST;
             c->timer_kind = TG_CT_NONE;
         }
         size_t consumed = 0;
         c->in_parser = true;
-        enum tg_h1_result r = tg_h1_execute(&c->rq->msg, c->in.data, c->in.off, avail, &consumed);
+        enum tg_h1_result r =
+            tg_h1_execute(&st->msg, conn->in.data, conn->in.off, avail, &consumed);
         c->in_parser = false;
-        if (c->dead)
+        if (is_closed(c))
             return;
-        c->in.off += consumed;
+        conn->in.off += consumed;
         if (r == TG_H1_ERROR) {
             tg_log_info("client %s listener=%s: bad request: %s", c->peer, c->lc->name,
-                        c->rq->msg.error ? c->rq->msg.error : "malformed");
-            c->close_after = true;
-            c->req_done = true;
-            if (!c->req_active) {
-                c->req_start_ms = uv_now(&c->w->loop);
-                snprintf(c->rq->method, sizeof(c->rq->method), "-");
-                snprintf(c->rq->path, sizeof(c->rq->path), "-");
-            }
-            tg__client_local_response(c, c->rq->msg.error_status ? c->rq->msg.error_status : 400,
-                                      c->rq->msg.error_status == 431
-                                          ? "request header fields too large\n"
-                                          : "malformed request\n");
+                        st->msg.error ? st->msg.error : "malformed");
+            int status = st->msg.error_status ? st->msg.error_status : 400;
+            bad_request(c, status,
+                        status == 431   ? "request header fields too large\n"
+                        : status == 505 ? "only HTTP/1.0 and HTTP/1.1 are supported on this port\n"
+                                        : "malformed request\n");
             return;
         }
-        if (!c->rq->msg.head_done) {
-            if (c->in.off > (size_t)tg__cfg(c)->limits.max_header_bytes) {
-                c->close_after = true;
-                c->req_done = true;
-                c->req_start_ms = uv_now(&c->w->loop);
-                snprintf(c->rq->method, sizeof(c->rq->method), "-");
-                snprintf(c->rq->path, sizeof(c->rq->path), "-");
+        if (!st->msg.head_done) {
+            if (conn->in.off > (size_t)tg__cfg(c)->limits.max_header_bytes) {
                 tg_log_info("client %s listener=%s: request head over %u bytes "
                             "(limits.max_header_bytes)",
                             c->peer, c->lc->name, tg__cfg(c)->limits.max_header_bytes);
-                tg__client_local_response(c, 431, "request header fields too large\n");
+                bad_request(c, 431, "request header fields too large\n");
                 return;
             }
             break;
         }
-        if (!had_head && !c->local && !c->dead) {
-            tg__backend_start(c);
-            if (c->dead)
+        if (!had_head && st->kind != TG_SK_LOCAL && !is_closed(c)) {
+            tg__stream_start(st);
+            if (is_closed(c))
                 return;
         }
-        if (c->in.off == c->in.len)
-            c->in.off = c->in.len = 0;
-        else if (c->rq->msg.head_done)
-            tg_buf_compact(&c->in);
+        if (conn->in.off == conn->in.len)
+            conn->in.off = conn->in.len = 0;
+        else if (st->msg.head_done)
+            tg_buf_compact(&conn->in);
         if (r == TG_H1_PAUSED)
             break;
         if (consumed == 0)
@@ -253,87 +377,104 @@ static void feed(struct tg_client *c)
     }
 }
 
-#define MAX_FREE_REQ 256
-
-static void req_acquire(struct tg_client *c)
+static void stream_acquire(struct tg_client *c)
 {
-    struct tg_proxy_worker *pw = tg_pw(c->w);
+    struct tg_proxy_worker *pw = tg_pw(c->conn.w);
     size_t max_fields = tg__cfg(c)->limits.max_headers;
-    struct tg_creq *r = pw->free_req;
-    if (r != NULL) {
-        pw->free_req = r->next_free;
-        pw->n_free_req--;
-        if (r->msg.max_fields != max_fields) { /* made under another config */
-            tg_h1_free(&r->msg);
-            free(r);
-            r = NULL;
+    struct tg_stream *st = pw->free_streams;
+    if (st != NULL) {
+        pw->free_streams = st->next_free;
+        pw->n_free_streams--;
+        if (st->msg.max_fields != max_fields) { /* made under another config */
+            tg_h1_free(&st->msg);
+            tg_http_head_free(&st->req);
+            tg_http_head_free(&st->resp);
+            free(st);
+            st = NULL;
         }
     }
-    if (r == NULL) {
-        r = tg_xcalloc(1, sizeof(*r));
-        tg_h1_init(&r->msg, HTTP_REQUEST, max_fields, &req_cb, c);
+    if (st == NULL) {
+        st = tg_xcalloc(1, sizeof(*st));
+        tg_h1_init(&st->msg, HTTP_REQUEST, max_fields, &req_cb, c);
+        /* Room for the client's fields plus the ones we add. */
+        tg_http_head_init(&st->req, (uint32_t)max_fields + 8);
+        tg_http_head_init(&st->resp, (uint32_t)max_fields + 8);
     } else {
-        tg_h1_reset(&r->msg);
+        struct tg_h1_msg msg = st->msg;
+        struct tg_http_head req = st->req, resp = st->resp;
+        memset(st, 0, sizeof(*st));
+        st->msg = msg;
+        st->req = req;
+        st->resp = resp;
+        tg_h1_reset(&st->msg);
     }
-    r->msg.user = c;
-    r->msg.pause_on_done = true;
-    snprintf(r->method, sizeof(r->method), "-");
-    snprintf(r->path, sizeof(r->path), "-");
-    r->host[0] = '\0';
-    c->rq = r;
+    st->c = c;
+    st->bytes_out = c->conn.bytes_written; /* baseline: the access log counts what follows */
+    st->msg.user = c;
+    st->msg.pause_on_done = true;
+    snprintf(st->method, sizeof(st->method), "-");
+    snprintf(st->path, sizeof(st->path), "-");
+    c->st = st;
 }
 
-void tg__client_req_release(struct tg_client *c)
+void tg__stream_release(struct tg_client *c)
 {
-    struct tg_creq *r = c->rq;
-    if (r == NULL)
+    struct tg_stream *st = c->st;
+    if (st == NULL)
         return;
-    c->rq = NULL;
-    struct tg_proxy_worker *pw = c->w->proto;
-    if (pw == NULL || pw->n_free_req >= MAX_FREE_REQ) {
-        tg_h1_free(&r->msg);
-        free(r);
+    c->st = NULL;
+    struct tg_worker *w = c->conn.w;
+    tg_conn_buf_put(w, &st->to_backend);
+    struct tg_proxy_worker *pw = w->proto;
+    if (pw == NULL || pw->n_free_streams >= MAX_FREE_ST) {
+        tg_h1_free(&st->msg);
+        tg_http_head_free(&st->req);
+        tg_http_head_free(&st->resp);
+        free(st);
         return;
     }
-    r->next_free = pw->free_req;
-    pw->free_req = r;
-    pw->n_free_req++;
+    st->next_free = pw->free_streams;
+    pw->free_streams = st;
+    pw->n_free_streams++;
 }
 
-void tg__req_cache_free(struct tg_worker *w)
+void tg__stream_cache_free(struct tg_worker *w)
 {
     struct tg_proxy_worker *pw = tg_pw(w);
-    while (pw->free_req != NULL) {
-        struct tg_creq *r = pw->free_req;
-        pw->free_req = r->next_free;
-        tg_h1_free(&r->msg);
-        free(r);
+    while (pw->free_streams != NULL) {
+        struct tg_stream *st = pw->free_streams;
+        pw->free_streams = st->next_free;
+        tg_h1_free(&st->msg);
+        tg_http_head_free(&st->req);
+        tg_http_head_free(&st->resp);
+        free(st);
     }
-    pw->n_free_req = 0;
+    pw->n_free_streams = 0;
 }
 
-void tg__client_process(struct tg_client *c)
+void tg__http1_process(struct tg_client *c)
 {
-    if (c->dead || c->in.data == NULL)
+    if (is_closed(c) || c->conn.in.data == NULL)
         return;
-    if (c->rq == NULL)
-        req_acquire(c);
+    if (c->st == NULL)
+        stream_acquire(c);
     for (;;) {
+        struct tg_stream *st = c->st;
         feed(c);
-        if (c->dead)
+        if (is_closed(c) || c->st != st)
             return;
-        size_t pending = tg_buf_used(&c->to_backend);
-        if (c->bc == NULL || pending == 0)
+        size_t pending = tg_buf_used(&st->to_backend);
+        if (st->bc == NULL || pending == 0)
             break;
-        tg__backend_flush(c->bc);
-        if (c->dead)
+        tg__backend_flush(st->bc);
+        if (is_closed(c) || c->st != st)
             return;
-        /* If the flush made room while body bytes wait in c->in, feed again now: no poll
-         * event would bring us back (the backend socket took everything, c->in is full). */
-        if (c->req_done || !c->rq->msg.head_done || tg_buf_used(&c->in) == 0 || c->bc == NULL ||
-            tg_buf_used(&c->to_backend) >= pending)
+        /* If the flush made room while body bytes wait in the input, feed again now: no poll
+         * event would bring us back (the backend socket took everything, the input is full). */
+        if (st->req_phase != TG_REQ_BODY || tg_buf_used(&c->conn.in) == 0 || st->bc == NULL ||
+            tg_buf_used(&st->to_backend) >= pending)
             break;
     }
-    if (c->resp_done)
+    if (c->st != NULL && c->st->resp_phase == TG_RESP_DONE)
         tg__client_flush(c);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/core.h"
+#include "http/http.h"
 
 size_t tg_host_strip_port(const char *host, size_t len)
 {
@@ -34,8 +35,7 @@ const struct tg_route_conf *tg_route_match(const struct tg_listener_conf *lc, co
         if (r->host != NULL && (host == NULL || !host_matches(r->host, host, host_len)))
             continue;
         const char *prefix = r->path_prefix ? r->path_prefix : "/";
-        size_t pl = strlen(prefix);
-        if (path_len < pl || memcmp(path, prefix, pl) != 0)
+        if (!tg_http_prefix_match(prefix, strlen(prefix), path, path_len))
             continue;
         return r;
     }

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <openssl/bn.h>
@@ -16,6 +17,15 @@
 #include <openssl/x509v3.h>
 
 #include "core/core.h"
+#include "tls/internal.h"
+
+/* Default validity of leaf certificates: scanners (testssl.sh) flag more than 398 days, and so
+ * do Apple clients for certificates from public CAs; 397 keeps clear of both. */
+#define LEAF_DAYS 397
+#define CA_DAYS   3650
+/* The default certificate is replaced when loaded with fewer days than this left: the threshold
+ * of the expiry warning for configured keystores (tls/keys.c), so the default never gets one. */
+#define DEFAULT_RENEW_DAYS 30
 
 static EVP_PKEY *make_key(int rsa_bits)
 {
@@ -141,10 +151,13 @@ int tg_cert_make(const struct tg_cert_req *req, EVP_PKEY **key_out, X509 **cert_
         X509_set_version(cert, X509_VERSION_3) != 1 ||
         BN_to_ASN1_INTEGER(serial, X509_get_serialNumber(cert)) == NULL)
         goto fail;
-    int days = req->days ? req->days : (req->kind == TG_CERT_CA ? 3650 : 825);
-    /* Back-dated an hour so clocks a little behind still accept it. */
-    if (X509_gmtime_adj(X509_getm_notBefore(cert), -3600) == NULL ||
-        X509_time_adj_ex(X509_getm_notAfter(cert), days, 0, NULL) == NULL ||
+    int days = req->days ? req->days : (req->kind == TG_CERT_CA ? CA_DAYS : LEAF_DAYS);
+    /* Back-dated an hour so clocks a little behind still accept it; notAfter moves back with it
+     * and both come from one reading of the clock, so the validity is exactly `days` (Apple's
+     * and CA/B's limits count from notBefore). */
+    time_t now = time(NULL);
+    if (X509_time_adj_ex(X509_getm_notBefore(cert), 0, -3600, &now) == NULL ||
+        X509_time_adj_ex(X509_getm_notAfter(cert), days, -3600, &now) == NULL ||
         X509_set_subject_name(cert, subj) != 1 ||
         X509_set_issuer_name(cert, req->issuer_cert ? X509_get_subject_name(req->issuer_cert)
                                                     : subj) != 1 ||
@@ -247,31 +260,109 @@ out:
     return rc;
 }
 
-int tg_cert_ensure_default(const char *state_dir, struct tg_err *err)
+/* The default key is never encrypted; without this callback OpenSSL would prompt on the terminal
+ * for a passphrase if someone put an encrypted one there. */
+static int no_passphrase_cb(char *buf, int size, int rwflag, void *u)
+{
+    (void)buf;
+    (void)size;
+    (void)rwflag;
+    (void)u;
+    return -1;
+}
+
+static FILE *open_existing(const char *path, int *rc, struct tg_err *err)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        *rc = -errno;
+        tg_err_error(err, NULL, NULL, "cannot read %s: %s", path, strerror(errno));
+    }
+    return f;
+}
+
+/* Decides whether the default certificate and key in place can be kept, in info->found. A file
+ * that exists but cannot be opened (permissions) is an error, not a reason to overwrite it. */
+static int inspect_default(const char *crt, const char *keyp, struct tg_cert_default_info *info,
+                           struct tg_err *err)
+{
+    X509 *cert = NULL;
+    EVP_PKEY *key = NULL;
+    FILE *f = NULL;
+    int rc = 0;
+
+    info->found = TG_CERT_DEFAULT_MISSING;
+    if (access(crt, F_OK) != 0 || access(keyp, F_OK) != 0)
+        goto out;
+    if ((f = open_existing(crt, &rc, err)) == NULL)
+        goto out;
+    cert = PEM_read_X509(f, NULL, no_passphrase_cb, NULL);
+    fclose(f);
+    if ((f = open_existing(keyp, &rc, err)) == NULL)
+        goto out;
+    key = PEM_read_PrivateKey(f, NULL, no_passphrase_cb, NULL);
+    fclose(f);
+
+    info->found = TG_CERT_DEFAULT_UNUSABLE;
+    if (cert == NULL || key == NULL || X509_check_private_key(cert, key) != 1)
+        goto out;
+    const ASN1_TIME *na = X509_get0_notAfter(cert);
+    int after = X509_cmp_current_time(na),
+        before = X509_cmp_current_time(X509_get0_notBefore(cert));
+    if (after == 0 || before == 0) /* malformed times */
+        goto out;
+    info->days_left = tg_tls__days_left(na);
+    if (before > 0)
+        info->found = TG_CERT_DEFAULT_NOT_YET_VALID;
+    else if (after < 0)
+        info->found = TG_CERT_DEFAULT_EXPIRED;
+    else if (info->days_left < DEFAULT_RENEW_DAYS)
+        info->found = TG_CERT_DEFAULT_EXPIRING;
+    else
+        info->found = TG_CERT_DEFAULT_OK;
+    tg_tls__time_str(na, info->not_after, sizeof(info->not_after));
+out:
+    ERR_clear_error();
+    EVP_PKEY_free(key);
+    X509_free(cert);
+    return rc;
+}
+
+int tg_cert_ensure_default(const char *state_dir, struct tg_cert_default_info *info,
+                           struct tg_err *err)
 {
     char *crt = tg_xasprintf("%s/default.crt", state_dir);
     char *keyp = tg_xasprintf("%s/default.key", state_dir);
     EVP_PKEY *key = NULL;
     X509 *cert = NULL;
+    struct tg_cert_default_info scratch;
+    if (info == NULL)
+        info = &scratch;
+    memset(info, 0, sizeof(*info));
     int rc = tg_mkdir_p(state_dir);
     if (rc != 0) {
         tg_err_error(err, NULL, NULL, "cannot create state directory %s: %s", state_dir,
                      strerror(-rc));
         goto out;
     }
-    if (access(crt, F_OK) == 0 && access(keyp, F_OK) == 0)
+    rc = inspect_default(crt, keyp, info, err);
+    if (rc != 0 || info->found == TG_CERT_DEFAULT_OK)
         goto out;
+    /* A fresh key as well as a fresh certificate: nothing is gained by keeping the old key, and
+     * a default.key that did not parse or match could not be kept anyway. */
     static const char *const names[] = {"localhost", "127.0.0.1", "::1"};
     struct tg_cert_req req = {
         .kind = TG_CERT_SERVER,
         .subject = "CN=localhost",
         .names = names,
         .n_names = TG_ARRAY_SIZE(names),
-        .days = 825,
+        .days = LEAF_DAYS,
     };
     rc = tg_cert_make(&req, &key, &cert, err);
     if (rc == 0)
         rc = tg_cert_write_pem(crt, cert, NULL, keyp, key, err);
+    if (rc == 0)
+        tg_tls__time_str(X509_get0_notAfter(cert), info->not_after, sizeof(info->not_after));
 out:
     X509_free(cert);
     EVP_PKEY_free(key);

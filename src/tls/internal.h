@@ -11,6 +11,7 @@
 
 #include "config/config.h"
 #include "core/err.h"
+#include "tls/tls.h"
 
 /* What a client offered in its ClientHello, kept so a failed handshake can be explained. Attached
  * lazily to the SSL as ex_data by the client-hello callback and freed with the SSL. Kept tiny
@@ -80,6 +81,27 @@ bool tg_tls__name_match(const char *pattern, const char *host, bool allow_wildca
 void tg_tls__time_str(const ASN1_TIME *t, char *buf, size_t len);
 int tg_tls__days_left(const ASN1_TIME *t);
 
+/* ---- policy shared by server and client contexts (server.c) ---- */
+
+/* Versions, suites, groups and security level of one "tls" object (a listener's or a backend's),
+ * borrowed from the config. */
+struct tg_tls__policy {
+    const char *path;         /* JSON pointer of the tls object, for messages */
+    const struct tg_loc *loc; /* its location */
+    int min_version, max_version;
+    const char *ciphersuites, *cipher_list, *curves;
+    bool cipher_string, legacy;
+};
+/* Applies pol to ctx. With report, what OpenSSL refuses goes to err (and suites this build lacks
+ * are warned about); without, it is only reflected in the result. 0 or -EINVAL. */
+int tg_tls__apply_policy(SSL_CTX *ctx, const struct tg_tls__policy *pol, bool report,
+                         struct tg_err *err);
+/* The ALPN wire format (length-prefixed ids) of n protocol ids; newly allocated, NULL when n is
+ * 0. *len gets its size. */
+unsigned char *tg_tls__alpn_wire(char *const *ids, size_t n, size_t *len);
+/* The reason of OpenSSL's last queued error in words (or "unknown reason"); clears the queue. */
+void tg_tls__openssl_reason(char *buf, size_t len);
+
 /* ---- server contexts (server.c, policy.c) ---- */
 
 struct tg_tls__sctx { /* one SSL_CTX per distinct certificate name set */
@@ -116,5 +138,48 @@ struct tg_tls_server {
 
 /* The server a context belongs to, or NULL for contexts not made by tg_tls_server_new. */
 const struct tg_tls_server *tg_tls__server_of(const SSL_CTX *ctx);
+
+/* ---- client contexts (client.c, policy.c, failure.c) ---- */
+
+struct tg_tls_client {
+    SSL_CTX *ctx;
+    char *backend;                       /* the backend's name */
+    char *server_name;                   /* tls.server_name, or NULL for each target's host */
+    char **target_addrs, **target_hosts; /* of every target, for `check` */
+    size_t n_targets;
+    char *truststore;      /* name, or NULL for the system trust */
+    char *truststore_file; /* resolved file or directory */
+    size_t n_cas;          /* certificates loaded from a pem truststore */
+    bool verify;           /* false with allow_insecure */
+    uint8_t (*pins)[32];
+    size_t n_pins;
+    int min_version, max_version;
+    bool legacy;
+    char *curves;
+    uint16_t groups[TG_TLS__MAX_GROUPS];
+    size_t n_groups;
+    unsigned char *alpn_wire;
+    size_t alpn_len;
+    char *client_keystore; /* keystore name of the client certificate, or NULL */
+    X509 *client_cert;
+    tg_tls_session_cb session_hook;
+};
+
+/* What one connection to a backend learned during its handshake; SSL ex_data, freed with it. */
+struct tg_tls__cconn {
+    const struct tg_tls_client *tc;
+    char *name; /* the name or IP verified (and sent as SNI unless an IP) */
+    bool name_is_ip;
+    bool cert_requested; /* the backend sent a CertificateRequest */
+    bool pin_mismatch;   /* verification passed but no pin matched */
+    int verify_error;    /* X509_V_* of a failed verification, or 0 */
+    int verify_depth;    /* depth of the certificate it is about */
+    X509 *verify_cert;   /* that certificate (a reference), or NULL */
+};
+
+/* The record of a backend connection made by tg_tls_client_ssl_new, or NULL. */
+struct tg_tls__cconn *tg_tls__cconn_get(const SSL *ssl);
+/* The base64 SPKI SHA-256 of cert ("sha256/..." without the prefix) into buf (at least 45). */
+void tg_tls__spki_pin(X509 *cert, char *buf, size_t len);
 
 #endif

@@ -1,5 +1,6 @@
-/* The effective TLS policy of a listener in words, for `tlsgate check`: what OpenSSL will really
- * offer (versions, suites in order, groups, ALPN) and every certificate with its chain. */
+/* The effective TLS policy of a listener or a backend in words, for `tlsgate check`: what OpenSSL
+ * will really offer (versions, suites in order, groups, ALPN), every certificate with its chain,
+ * and for backends the names, trust, client certificate and pins. */
 #include "tls/tls.h"
 
 #include <arpa/inet.h>
@@ -7,6 +8,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
 #include "core/core.h"
@@ -215,4 +217,113 @@ void tg_tls_server_print_policy(const struct tg_tls_server *ts, FILE *out)
             if (ts->certs[i].ctx_idx == c)
                 print_cert(&ts->certs[i], out);
     }
+}
+
+/* ---- backend client contexts ---- */
+
+static void print_client_suites(const struct tg_tls_client *tc, FILE *out)
+{
+    SSL *ssl = SSL_new(tc->ctx);
+    STACK_OF(SSL_CIPHER) *sk = ssl ? SSL_get1_supported_ciphers(ssl) : NULL;
+    for (int v13 = 1; v13 >= 0; v13--) {
+        if (v13 ? tc->max_version < TLS1_3_VERSION : tc->min_version > TLS1_2_VERSION)
+            continue;
+        fprintf(out, "  %s suites (offered order):", v13 ? "TLS 1.3" : "TLS 1.2 and older");
+        int n = 0;
+        for (int i = 0; i < sk_SSL_CIPHER_num(sk); i++) {
+            const SSL_CIPHER *c = sk_SSL_CIPHER_value(sk, i);
+            if (is_tls13(c) != (v13 == 1))
+                continue;
+            const char *std = SSL_CIPHER_standard_name(c);
+            if (v13)
+                fprintf(out, "%s %s", n++ ? "," : "", std ? std : SSL_CIPHER_get_name(c));
+            else
+                fprintf(out, "%s %s (%s)", n++ ? "," : "", std ? std : SSL_CIPHER_get_name(c),
+                        SSL_CIPHER_get_name(c));
+        }
+        fprintf(out, "%s\n", n ? "" : " none");
+    }
+    sk_SSL_CIPHER_free(sk);
+    SSL_free(ssl);
+    ERR_clear_error();
+}
+
+static bool ip_literal(const char *s)
+{
+    unsigned char buf[16];
+    return inet_pton(AF_INET, s, buf) == 1 || inet_pton(AF_INET6, s, buf) == 1;
+}
+
+static void print_name(const char *name, bool verify, FILE *out)
+{
+    if (ip_literal(name))
+        fprintf(out, "no SNI, IP %s%s\n", name, verify ? " verified against IP SANs" : "");
+    else
+        fprintf(out, "SNI \"%s\"%s\n", name, verify ? ", name verified" : "");
+}
+
+void tg_tls_client_print_policy(const struct tg_tls_client *tc, FILE *out)
+{
+    fprintf(out, "  versions: %s to %s\n", tg_tls__version_name(tc->min_version),
+            tg_tls__version_name(tc->max_version));
+    print_client_suites(tc, out);
+    fprintf(out, "  groups:");
+    for (size_t i = 0; i < tc->n_groups; i++) {
+        const struct tg_tls__group *g = tg_tls__group_by_id(tc->groups[i]);
+        fprintf(out, "%s %s", i ? "," : "", g ? g->name : "?");
+    }
+    fprintf(out, "%s\n", tc->curves ? "" : " (OpenSSL default)");
+    if (tc->server_name != NULL) {
+        fprintf(out, "  server name (every target): ");
+        print_name(tc->server_name, tc->verify, out);
+    } else {
+        fprintf(out, "  server name: each target's host\n");
+        for (size_t i = 0; i < tc->n_targets; i++) {
+            fprintf(out, "    %s: ", tc->target_addrs[i]);
+            print_name(tc->target_hosts[i], tc->verify, out);
+        }
+    }
+    if (!tc->verify)
+        fprintf(out, "  trust: none (verification is off)\n");
+    else if (tc->truststore_file != NULL)
+        fprintf(out, "  trust: truststore \"%s\" (%zu CA%s from %s)\n", tc->truststore, tc->n_cas,
+                tc->n_cas == 1 ? "" : "s", tc->truststore_file);
+    else
+        fprintf(out, "  trust: system (OpenSSL default paths: %s and %s)\n",
+                X509_get_default_cert_file(), X509_get_default_cert_dir());
+    if (tc->client_cert != NULL) {
+        char desc[64], when[64];
+        const ASN1_TIME *na = X509_get0_notAfter(tc->client_cert);
+        char *subj = tg_dn_string(X509_get_subject_name(tc->client_cert));
+        tg_tls__key_desc(X509_get0_pubkey(tc->client_cert), desc, sizeof(desc));
+        tg_tls__time_str(na, when, sizeof(when));
+        fprintf(out,
+                "  client certificate: keystore \"%s\": subject %s, %s, not after %s (%d days "
+                "left)\n",
+                tc->client_keystore, subj, desc, when, tg_tls__days_left(na));
+        free(subj);
+    } else {
+        fprintf(out, "  client certificate: none\n");
+    }
+    fprintf(out, "  pins:");
+    for (size_t i = 0; i < tc->n_pins; i++) {
+        unsigned char b64[48];
+        EVP_EncodeBlock(b64, tc->pins[i], sizeof(tc->pins[i]));
+        fprintf(out, "%s sha256/%s", i ? "," : "", (const char *)b64);
+    }
+    fprintf(out, "%s\n", tc->n_pins ? "" : " none");
+    fprintf(out, "  alpn:");
+    for (size_t off = 0; off < tc->alpn_len; off += 1 + tc->alpn_wire[off])
+        fprintf(out, "%s %.*s", off ? "," : "", tc->alpn_wire[off],
+                (const char *)tc->alpn_wire + off + 1);
+    fprintf(out, "%s; security level: %d\n", tc->alpn_len ? "" : " none",
+            SSL_CTX_get_security_level(tc->ctx));
+    if (tc->legacy)
+        fprintf(out, "  WARNING: legacy policy (security level 0): old versions or weak suites "
+                     "are enabled\n");
+    if (!tc->verify)
+        fprintf(out,
+                "  WARNING: allow_insecure: the backend's certificate chain and name are not "
+                "verified%s\n",
+                tc->n_pins ? " (only the pins are checked)" : "");
 }

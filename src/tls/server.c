@@ -208,7 +208,7 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
 
 /* ---- context setup ---- */
 
-static void openssl_reason(char *buf, size_t len)
+void tg_tls__openssl_reason(char *buf, size_t len)
 {
     unsigned long e = ERR_peek_last_error();
     const char *r = e ? ERR_reason_error_string(e) : NULL;
@@ -218,11 +218,11 @@ static void openssl_reason(char *buf, size_t len)
 
 /* OpenSSL silently drops names it does not know from a cipher list; for an explicit list of
  * suites, say which ones this libssl cannot offer (Debian's 3.0 is built without 3DES and RC4). */
-static void warn_missing_suites(const struct tg_tls_conf *tls, SSL_CTX *ctx, struct tg_err *err)
+static void warn_missing_suites(const struct tg_tls__policy *pol, SSL_CTX *ctx, struct tg_err *err)
 {
     STACK_OF(SSL_CIPHER) *have = SSL_CTX_get_ciphers(ctx);
-    const char *p = tls->cipher_list ? tls->cipher_list : "";
-    char *path = tg_xasprintf("%s/cipher_suites", tls->path);
+    const char *p = pol->cipher_list ? pol->cipher_list : "";
+    char *path = tg_xasprintf("%s/cipher_suites", pol->path);
     while (*p != '\0') {
         size_t len = strcspn(p, ":");
         char *name = tg_xstrndup(p, len);
@@ -230,7 +230,7 @@ static void warn_missing_suites(const struct tg_tls_conf *tls, SSL_CTX *ctx, str
         for (int i = 0; !found && i < sk_SSL_CIPHER_num(have); i++)
             found = strcmp(SSL_CIPHER_get_name(sk_SSL_CIPHER_value(have, i)), name) == 0;
         if (!found && name[0] != '\0')
-            tg_err_warning(err, &tls->loc, path,
+            tg_err_warning(err, pol->loc, path,
                            "cipher suite %s is not available in this OpenSSL build (%s) and "
                            "will not be offered",
                            name, OpenSSL_version(OPENSSL_VERSION));
@@ -242,53 +242,73 @@ static void warn_missing_suites(const struct tg_tls_conf *tls, SSL_CTX *ctx, str
     free(path);
 }
 
-static int configure_ctx(struct tg_tls_server *ts, const struct tg_tls_conf *tls, SSL_CTX *ctx,
-                         bool report, struct tg_err *err)
+int tg_tls__apply_policy(SSL_CTX *ctx, const struct tg_tls__policy *pol, bool report,
+                         struct tg_err *err)
 {
     char why[256];
     char *path = NULL;
     int rc = 0;
 
-    SSL_CTX_set_min_proto_version(ctx, tls->min_version);
-    SSL_CTX_set_max_proto_version(ctx, tls->max_version);
-    if (tls->legacy)
+    SSL_CTX_set_min_proto_version(ctx, pol->min_version);
+    SSL_CTX_set_max_proto_version(ctx, pol->max_version);
+    if (pol->legacy)
         SSL_CTX_set_security_level(ctx, 0);
-    if (SSL_CTX_set_ciphersuites(ctx, tls->ciphersuites ? tls->ciphersuites : "") != 1) {
-        openssl_reason(why, sizeof(why));
-        path = tg_xasprintf("%s/cipher_suites", tls->path);
+    if (SSL_CTX_set_ciphersuites(ctx, pol->ciphersuites ? pol->ciphersuites : "") != 1) {
+        tg_tls__openssl_reason(why, sizeof(why));
+        path = tg_xasprintf("%s/cipher_suites", pol->path);
         if (report)
-            tg_err_error(err, &tls->loc, path, "OpenSSL rejects the TLS 1.3 suites \"%s\": %s",
-                         tls->ciphersuites, why);
+            tg_err_error(err, pol->loc, path, "OpenSSL rejects the TLS 1.3 suites \"%s\": %s",
+                         pol->ciphersuites, why);
         rc = -EINVAL;
     }
-    const char *cl = tls->cipher_list ? tls->cipher_list : "";
-    char *list = tls->legacy ? tg_xasprintf("%s:@SECLEVEL=0", cl) : tg_xstrdup(cl);
+    const char *cl = pol->cipher_list ? pol->cipher_list : "";
+    char *list = pol->legacy ? tg_xasprintf("%s:@SECLEVEL=0", cl) : tg_xstrdup(cl);
     if (SSL_CTX_set_cipher_list(ctx, list) != 1) {
-        openssl_reason(why, sizeof(why));
-        /* A TLS1.3-only listener needs no TLS 1.2 suites; OpenSSL's default list stays unused. */
-        if (tls->min_version < TLS1_3_VERSION) {
+        tg_tls__openssl_reason(why, sizeof(why));
+        /* A TLS1.3-only policy needs no TLS 1.2 suites; OpenSSL's default list stays unused. */
+        if (pol->min_version < TLS1_3_VERSION) {
             free(path);
-            path = tg_xasprintf("%s/cipher_suites", tls->path);
+            path = tg_xasprintf("%s/cipher_suites", pol->path);
             if (report)
-                tg_err_error(err, &tls->loc, path,
+                tg_err_error(err, pol->loc, path,
                              "no TLS 1.2-or-older cipher suite is usable from \"%s\" (%s), but "
                              "min_version allows %s",
-                             cl, why, tg_tls__version_name(tls->min_version));
+                             cl, why, tg_tls__version_name(pol->min_version));
             rc = -EINVAL;
         }
     }
     free(list);
-    if (report && !tls->cipher_string && tls->min_version < TLS1_3_VERSION)
-        warn_missing_suites(tls, ctx, err);
-    if (tls->curves != NULL && SSL_CTX_set1_groups_list(ctx, tls->curves) != 1) {
-        openssl_reason(why, sizeof(why));
+    if (report && !pol->cipher_string && pol->min_version < TLS1_3_VERSION)
+        warn_missing_suites(pol, ctx, err);
+    if (pol->curves != NULL && SSL_CTX_set1_groups_list(ctx, pol->curves) != 1) {
+        tg_tls__openssl_reason(why, sizeof(why));
         free(path);
-        path = tg_xasprintf("%s/curves", tls->path);
+        path = tg_xasprintf("%s/curves", pol->path);
         if (report)
-            tg_err_error(err, &tls->loc, path, "OpenSSL rejects the groups \"%s\": %s", tls->curves,
+            tg_err_error(err, pol->loc, path, "OpenSSL rejects the groups \"%s\": %s", pol->curves,
                          why);
         rc = -EINVAL;
     }
+    free(path);
+    return rc;
+}
+
+static int configure_ctx(struct tg_tls_server *ts, const struct tg_tls_conf *tls, SSL_CTX *ctx,
+                         bool report, struct tg_err *err)
+{
+    const struct tg_tls__policy pol = {
+        .path = tls->path,
+        .loc = &tls->loc,
+        .min_version = tls->min_version,
+        .max_version = tls->max_version,
+        .ciphersuites = tls->ciphersuites,
+        .cipher_list = tls->cipher_list,
+        .curves = tls->curves,
+        .cipher_string = tls->cipher_string,
+        .legacy = tls->legacy,
+    };
+    int rc = tg_tls__apply_policy(ctx, &pol, report, err);
+
     /* DHE suites only work with parameters; let OpenSSL pick them by key size. */
     SSL_CTX_set_dh_auto(ctx, 1);
 
@@ -323,26 +343,26 @@ static int configure_ctx(struct tg_tls_server *ts, const struct tg_tls_conf *tls
     SSL_CTX_set_tlsext_servername_arg(ctx, ts);
     if (ts->alpn_wire != NULL)
         SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, ts);
-    free(path);
     return rc;
 }
 
-static void build_alpn(struct tg_tls_server *ts, const struct tg_tls_conf *tls)
+unsigned char *tg_tls__alpn_wire(char *const *ids, size_t n, size_t *len)
 {
-    size_t len = 0;
-    for (size_t i = 0; i < tls->n_alpn; i++)
-        len += 1 + TG_MIN(strlen(tls->alpn[i]), 255);
-    if (len == 0)
-        return;
-    ts->alpn_wire = tg_xmalloc(len);
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += 1 + TG_MIN(strlen(ids[i]), 255);
+    *len = total;
+    if (total == 0)
+        return NULL;
+    unsigned char *wire = tg_xmalloc(total);
     size_t off = 0;
-    for (size_t i = 0; i < tls->n_alpn; i++) {
-        size_t l = TG_MIN(strlen(tls->alpn[i]), 255);
-        ts->alpn_wire[off++] = (unsigned char)l;
-        memcpy(ts->alpn_wire + off, tls->alpn[i], l);
+    for (size_t i = 0; i < n; i++) {
+        size_t l = TG_MIN(strlen(ids[i]), 255);
+        wire[off++] = (unsigned char)l;
+        memcpy(wire + off, ids[i], l);
         off += l;
     }
-    ts->alpn_len = len;
+    return wire;
 }
 
 static bool same_names(const struct tg_tls__sctx *c, char **names, size_t n)
@@ -394,7 +414,7 @@ static int add_keystore(struct tg_tls_server *ts, const struct tg_tls_conf *tls,
     if (SSL_CTX_use_certificate(ctx, ks->cert) != 1 || SSL_CTX_use_PrivateKey(ctx, ks->key) != 1 ||
         SSL_CTX_set1_chain(ctx, ks->chain) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
         char why[256];
-        openssl_reason(why, sizeof(why));
+        tg_tls__openssl_reason(why, sizeof(why));
         tg_err_error(err, &kc->loc, kc->path,
                      "keystore \"%s\": OpenSSL refuses its key material: %s", kc->name, why);
         goto out;
@@ -432,7 +452,7 @@ int tg_tls_server_new(const struct tg_config *cfg, size_t listener_idx, struct t
     ts->resumption = tls->session_resumption;
     ts->curves = tls->curves ? tg_xstrdup(tls->curves) : NULL;
     ts->n_groups = tg_tls__groups_parse(tls->curves, ts->groups, TG_TLS__MAX_GROUPS);
-    build_alpn(ts, tls);
+    ts->alpn_wire = tg_tls__alpn_wire(tls->alpn, tls->n_alpn, &ts->alpn_len);
 
     if (tls->n_certificates == 0) {
         tg_err_error(err, &tls->loc, tls->path,

@@ -83,6 +83,83 @@ enum tg_tls_sniff {
 /* Looks at the first bytes a client sent (up to 8 are needed); pure function. */
 enum tg_tls_sniff tg_tls_sniff(const uint8_t *p, size_t n);
 
+/* ---- Client contexts towards backends (tls/client.c) ---- */
+
+/* One TLS backend's client SSL_CTX: trust store, verification, client certificate, versions,
+ * suites, groups, ALPN and a client session cache that keeps nothing itself. Immutable once
+ * shared (see tg_tls_client_set_session_hook), used by every worker. */
+struct tg_tls_client;
+
+/* Receives a resumable session the backend gave ssl: at the end of a TLS 1.2 handshake, or
+ * later (TLS 1.3 tickets arrive after it, during SSL_read; a server may send several). Runs on
+ * the thread driving ssl and owns one reference to sess (SSL_SESSION_free it when replaced).
+ * Find the connection with SSL_get_app_data(ssl). Keep at most one session per (worker,
+ * backend, target) and drop them when the snapshot changes: a resumed handshake skips
+ * verification and pins, so a session must not outlive the policy that checked it. */
+typedef void (*tg_tls_session_cb)(SSL *ssl, SSL_SESSION *sess);
+
+/* Builds the client context of TLS backend bc (bc->tls.enabled; bc one of cfg->backends): loads
+ * its truststore (a PEM bundle or directory, or OpenSSL's default paths) and client certificate
+ * (as listeners load keystores), applies verification, pins, versions, suites, groups and ALPN.
+ * Problems go to err at the truststore's, keystore's or backend's location; 0 or -EINVAL. */
+int tg_tls_client_new(const struct tg_config *cfg, const struct tg_backend_conf *bc,
+                      struct tg_tls_client **out, struct tg_err *err);
+/* Frees a client context (accepts NULL); every SSL made from it must have been freed first (as
+ * they are with the snapshot that holds it). */
+void tg_tls_client_free(struct tg_tls_client *tc);
+/* Sets the function given every new resumable session (NULL = none, the default: sessions are
+ * then dropped). Call before tc is shared with workers, e.g. right after tg_snapshot_new. */
+void tg_tls_client_set_session_hook(struct tg_tls_client *tc, tg_tls_session_cb cb);
+/* A new SSL in connect state for target t of the backend: SNI and the name verified are
+ * tls.server_name, else t->host (an IP address gets no SNI and is checked against IP SANs);
+ * pins are checked as part of verification; partial writes, moving write buffers and read-ahead
+ * are on. The caller attaches the socket (SSL_set_fd), may SSL_set_session, and frees it with
+ * SSL_free. NULL if OpenSSL cannot allocate. */
+SSL *tg_tls_client_ssl_new(struct tg_tls_client *tc, const struct tg_target_conf *t);
+/* Whether the backend sent a CertificateRequest on ssl (so far), whether or not we have a
+ * certificate to send: false after a handshake means it never asked for ours. */
+bool tg_tls_client_cert_requested(const SSL *ssl);
+/* Prints the backend's effective TLS policy for `tlsgate check`: versions, suites in offered order
+ * (IANA and OpenSSL names), groups, SNI and the name verified (per target when defaulted), trust
+ * (truststore and its CA count, or system), client certificate (subject, key, not-after, days
+ * left), pins, ALPN, and a WARNING line when verification is off. */
+void tg_tls_client_print_policy(const struct tg_tls_client *tc, FILE *out);
+
+/* ---- Backend handshake failures (tls/failure.c) ---- */
+
+enum tg_tls_bfail {
+    TG_TLS_BFAIL_NONE = 0,
+    TG_TLS_BFAIL_UNKNOWN_CA,    /* the chain does not lead to a CA we trust */
+    TG_TLS_BFAIL_NAME_MISMATCH, /* the certificate is not for the name (or IP) we verify */
+    TG_TLS_BFAIL_EXPIRED,       /* a certificate of the chain has expired */
+    TG_TLS_BFAIL_NOT_YET_VALID, /* a certificate of the chain is not valid yet */
+    TG_TLS_BFAIL_BAD_CERT,      /* other verification failures (signature, purpose, ...) */
+    TG_TLS_BFAIL_PIN_MISMATCH,  /* no certificate of the chain has a pinned key */
+    TG_TLS_BFAIL_VERSION,       /* no TLS version in common */
+    TG_TLS_BFAIL_CIPHER,        /* no cipher suite or key-exchange group in common */
+    TG_TLS_BFAIL_ALPN,          /* no ALPN protocol in common */
+    TG_TLS_BFAIL_CERT_REQUIRED, /* the backend demands a client certificate we do not have */
+    TG_TLS_BFAIL_CERT_REFUSED,  /* the backend rejected the client certificate we sent */
+    TG_TLS_BFAIL_NOT_TLS,       /* the backend answered with something that is not TLS */
+    TG_TLS_BFAIL_HANGUP,        /* the backend closed or reset the connection mid-handshake */
+    TG_TLS_BFAIL_TIMEOUT,       /* never returned by the classifier: the engine's timer */
+    TG_TLS_BFAIL_PROTOCOL,      /* other alerts, malformed or unexpected messages */
+    TG_TLS_BFAIL_INTERNAL,      /* our side failed (allocation, provider, key) */
+    TG_TLS_BFAIL__COUNT
+};
+
+/* The row of a backend failure (config keys are relative to backends.NAME). */
+const struct tg_tls_fail_info *tg_tls_bfail_info(enum tg_tls_bfail f);
+
+/* Classifies a failed handshake with a backend from SSL_get_error()'s result and the errno seen
+ * for SSL_ERROR_SYSCALL (0 = EOF), using what verification recorded on ssl and OpenSSL's error
+ * queue, which it clears. Also call it for the first failed SSL_read/SSL_write of a TLS 1.3
+ * connection: a backend refusing our certificate says so only after our side has finished.
+ * Writes one sentence of detail into detail (NUL-terminated; n may be 0), e.g. the names the
+ * certificate has for a name mismatch. */
+enum tg_tls_bfail tg_tls_client_classify(SSL *ssl, int ssl_error, int sys_errno, char *detail,
+                                         size_t n);
+
 /* ---- Distinguished names (tls/dn.c) ---- */
 
 /* Parses "CN=alice,O=Org,C=GB" (RFC 4514 escapes, '+' multi-valued RDNs, spaces around separators
@@ -105,7 +182,7 @@ struct tg_cert_req {
     const char *const *names; /* SANs for servers: DNS names or IP addresses */
     size_t n_names;
     int rsa_bits;         /* 0 = ECDSA P-256 (default); else RSA with this many bits */
-    int days;             /* validity; 0 = default (CA 3650, others 825) */
+    int days;             /* validity; 0 = default (CA 3650, others 397) */
     EVP_PKEY *issuer_key; /* NULL = self-signed */
     X509 *issuer_cert;
 };
@@ -118,8 +195,28 @@ int tg_cert_make(const struct tg_cert_req *req, EVP_PKEY **key_out, X509 **cert_
  * unencrypted) to key_path, each atomically. Returns 0 or -errno with a message in err. */
 int tg_cert_write_pem(const char *cert_path, X509 *cert, X509 *issuer, const char *key_path,
                       EVP_PKEY *key, struct tg_err *err);
+/* What tg_cert_ensure_default found in the state directory; anything but OK means it wrote a new
+ * key and certificate. */
+enum tg_cert_default_found {
+    TG_CERT_DEFAULT_OK = 0,        /* kept: usable, at least 30 days left */
+    TG_CERT_DEFAULT_MISSING,       /* default.crt or default.key did not exist (first start) */
+    TG_CERT_DEFAULT_EXPIRING,      /* fewer than 30 days were left */
+    TG_CERT_DEFAULT_EXPIRED,       /* past its notAfter */
+    TG_CERT_DEFAULT_NOT_YET_VALID, /* notBefore in the future (the clock went back) */
+    TG_CERT_DEFAULT_UNUSABLE,      /* certificate or key did not parse, or they did not match */
+};
+
+struct tg_cert_default_info {
+    enum tg_cert_default_found found;
+    int days_left;      /* of the certificate found, when it parsed */
+    char not_after[32]; /* of the certificate now in place, "2027-01-31 12:00:00Z" */
+};
+
 /* Makes <state_dir>/default.crt and default.key (self-signed ECDSA P-256 for localhost,
- * 127.0.0.1 and ::1) unless both exist; creates state_dir (0700). 0 or -errno with err. */
-int tg_cert_ensure_default(const char *state_dir, struct tg_err *err);
+ * 127.0.0.1 and ::1, valid 397 days) unless both exist, are usable and have 30 days or more
+ * left; a replacement gets a new key too. Creates state_dir (0700). Fills info (may be NULL)
+ * and never logs. 0 or -errno with err (also when an existing file cannot be read). */
+int tg_cert_ensure_default(const char *state_dir, struct tg_cert_default_info *info,
+                           struct tg_err *err);
 
 #endif

@@ -75,6 +75,14 @@ def _client_hello():
 
 SSLV2_HELLO = (lambda body: struct.pack(">H", 0x8000 | len(body)) + body)(
     b"\x01\x00\x02" + struct.pack(">HHH", 3, 0, 16) + b"\x01\x00\x80" + bytes(range(16)))
+# The old record format with a TLS 1.0 version inside: how v3-capable clients once said hello.
+SSLV2_COMPAT_HELLO = (lambda body: struct.pack(">H", 0x8000 | len(body)) + body)(
+    b"\x01\x03\x01" + struct.pack(">HHH", 6, 0, 16) + b"\x00\x00\x2f\x00\x00\x35"
+    + bytes(range(16)))
+# What OpenSSL 3 sends to both before closing (captured from `openssl s_server -tls1_3`): a fatal
+# (2) protocol_version (70) alert in a record carrying the hello's version, TLS 1.2 for SSLv2's.
+ALERT_PROTOCOL_VERSION = {SSLV2_HELLO: bytes.fromhex("15030300020246"),
+                          SSLV2_COMPAT_HELLO: bytes.fromhex("15030100020246")}
 
 
 def _raw(port, data=b"", close_after_send=False, read_timeout=5):
@@ -97,6 +105,25 @@ def _raw(port, data=b"", close_after_send=False, read_timeout=5):
                 break
             got += d
         return lport, got, time.monotonic() - t0
+    finally:
+        s.close()
+
+
+def _raw_ending(port, data):
+    """Connects, sends data; returns (local port, bytes read, "eof" or "reset")."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=testenv.t(5))
+    lport = s.getsockname()[1]
+    got = b""
+    try:
+        s.sendall(data)
+        while True:
+            try:
+                d = s.recv(65536)
+            except ConnectionResetError:
+                return lport, got, "reset"
+            if not d:
+                return lport, got, "eof"
+            got += d
     finally:
         s.close()
 
@@ -138,9 +165,13 @@ def test_handshake_failures(gateway, certs, tmp_path):
     assert not r.connected, r.out
     _wait_logged(gw, lport, "group")
 
-    # 4. SSLv2 client hello
-    lport, got, _ = _raw(p_main, SSLV2_HELLO)
-    _wait_logged(gw, lport, "sslv2")
+    # 4. SSLv2 client hellos: answered with a protocol_version alert and a clean close, as
+    # OpenSSL does (a reset would lose the alert, and tlsfuzzer's sslv2hello cases expect it)
+    for hello, alert in ALERT_PROTOCOL_VERSION.items():
+        lport, got, ending = _raw_ending(p_main, hello)
+        assert (got.hex(), ending) == (alert.hex(), "eof"), \
+            "expected the alert %s then EOF, got %r then %s" % (alert.hex(), got.hex(), ending)
+        _wait_logged(gw, lport, "sslv2")
 
     # 5. plain HTTP to the TLS port
     lport, got, _ = _raw(p_main, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")

@@ -433,7 +433,9 @@ def test_backend_reset_mid_response(gateway, raw_origin, certs, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # 10. Upgrade is not forwarded
 
-def test_upgrade_forwarded_as_plain_request(gateway, origin, certs, tmp_path):
+def test_refused_upgrade_relayed_as_plain_response(gateway, origin, certs, tmp_path):
+    # A WebSocket upgrade is offered to the backend (issue 6); this origin answers 200 instead of
+    # 101, so the answer is relayed as is and the connection stays HTTP/1.1.
     gw, o, port = _start(gateway, origin, certs, tmp_path)
     with Conn(port) as c:
         r = c.request("GET", "/echo", headers=[
@@ -441,13 +443,16 @@ def test_upgrade_forwarded_as_plain_request(gateway, origin, certs, tmp_path):
             ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ=="), ("Sec-WebSocket-Version", "13")])
         assert r.status == 200, r.status
         h = r.json()["headers"]
-        names = {k.lower() for k, _ in h}
-        assert "upgrade" not in names, h
-        assert "connection" not in names, h
+        assert _hget(h, "Upgrade") == ["websocket"], h
+        assert _hget(h, "Connection") == ["Upgrade"], h
         assert _hget(h, "Sec-WebSocket-Key") == ["dGhlIHNhbXBsZSBub25jZQ=="], h
         assert r.header("Upgrade") is None
         # no tunnel was set up: the connection still speaks HTTP/1.1
         assert c.request("GET", "/hello").body == b"origin app /hello\n"
+        # Any other Upgrade (h2c) is hop-by-hop and dropped.
+        r = c.request("GET", "/echo", headers=[("Connection", "Upgrade"), ("Upgrade", "h2c")])
+        names = {k.lower() for k, _ in r.json()["headers"]}
+        assert "upgrade" not in names and "connection" not in names
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,11 +4,12 @@ from .env import BIN, REPO, SANITIZED, SCALE, can_connect, free_port, port_is_fr
 from .certs import Certs, KeyPair, fingerprint, make_certs
 from .origin import Origin, chunked_body, pattern_bytes, pattern_sha256
 from .client import Conn, Response, SClient, curl, get, s_client, tls_context
+from .scripted import ScriptedOrigin, split_at
 from .gateway import Gateway, GatewayError, check_sanitizer, tlsgate
 
 __all__ = [
     "BIN", "REPO", "SANITIZED", "SCALE", "can_connect", "free_port", "port_is_free", "t",
     "wait_until", "Certs", "KeyPair", "fingerprint", "make_certs", "Origin", "chunked_body",
     "pattern_bytes", "pattern_sha256", "Conn", "Response", "SClient", "curl", "get", "s_client",
-    "tls_context", "Gateway", "GatewayError", "check_sanitizer", "tlsgate",
+    "tls_context", "ScriptedOrigin", "split_at", "Gateway", "GatewayError", "check_sanitizer", "tlsgate",
 ]

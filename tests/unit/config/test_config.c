@@ -352,6 +352,166 @@ static void test_routes_and_backends(void **state)
     tg_err_close(&err);
 }
 
+/* A valid config with extra top-level members (JSON text ending in a comma) on line 5. */
+static char *extra_cfg(const char *extra)
+{
+    char *s = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&s, &len);
+    fprintf(f,
+            HEAD "%s\n"
+                 "  \"listeners\": [{\"name\": \"a\", \"address\": \"127.0.0.1:8443\",\n"
+                 "    \"routes\": [{\"backend\": \"app\"}], \"tls\": {\"disabled\": true}}]\n}\n",
+            extra);
+    fclose(f);
+    return s;
+}
+
+static void test_request_body_timeout(void **state)
+{
+    struct tg_config *cfg;
+    struct tg_err err;
+    char *json = extra_cfg("");
+
+    expect_ok(json, &cfg, &err);
+    assert_int_equal(cfg->timeouts.request_body_ms, 0); /* no total limit by default */
+    tg_config_free(cfg);
+    tg_err_close(&err);
+    free(json);
+
+    json = extra_cfg("  \"timeouts\": {\"request_body\": 2.5},");
+    expect_ok(json, &cfg, &err);
+    assert_int_equal(cfg->timeouts.request_body_ms, 2500);
+    assert_int_equal(cfg->timeouts.idle_ms, 60000);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+    free(json);
+
+    json = extra_cfg("  \"timeouts\": {\"request_body\": 0, \"idle\": 0.0001},");
+    expect_ok(json, &cfg, &err);
+    assert_int_equal(cfg->timeouts.request_body_ms, 0);
+    assert_int_equal(cfg->timeouts.idle_ms, 1);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+    free(json);
+
+    json = extra_cfg("  \"timeouts\": {\"request_body\": -1, \"idle\": 0},");
+    expect_fail(json, &err);
+    assert_int_equal(tg_err_count(&err), 2);
+    assert_true(has(&err, "cfg.json:5:32: /timeouts/request_body: -1 is out of range (allowed: 0 "
+                          "(no limit) to 86400 seconds)"));
+    assert_true(has(&err, "/timeouts/idle: 0 is out of range (allowed: more than 0"));
+    tg_err_close(&err);
+    free(json);
+
+    json = extra_cfg("  \"timeouts\": {\"request_body\": \"1s\"},");
+    expect_fail(json, &err);
+    assert_true(has(&err, "/timeouts/request_body: must be a number of seconds (got a string)"));
+    tg_err_close(&err);
+    free(json);
+}
+
+static void test_min_body_rate(void **state)
+{
+    struct tg_config *cfg;
+    struct tg_err err;
+    char *json = extra_cfg("");
+
+    expect_ok(json, &cfg, &err);
+    assert_int_equal(cfg->limits.min_body_rate, 500);
+    assert_int_equal(cfg->limits.min_body_rate_grace_ms, 10000);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+    free(json);
+
+    json = extra_cfg("  \"limits\": {\"min_body_rate\": 1000, \"min_body_rate_grace\": 0.25},");
+    expect_ok(json, &cfg, &err);
+    assert_int_equal(cfg->limits.min_body_rate, 1000);
+    assert_int_equal(cfg->limits.min_body_rate_grace_ms, 250);
+    assert_int_equal(cfg->limits.max_headers, 100);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+    free(json);
+
+    json = extra_cfg("  \"limits\": {\"min_body_rate\": 0, \"min_body_rate_grace\": 0},");
+    expect_ok(json, &cfg, &err);
+    assert_int_equal(cfg->limits.min_body_rate, 0);
+    assert_int_equal(cfg->limits.min_body_rate_grace_ms, 0);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+    free(json);
+
+    json = extra_cfg("  \"limits\": {\"min_body_rate\": -5, \"min_body_rate_grace\": 86401},");
+    expect_fail(json, &err);
+    assert_int_equal(tg_err_count(&err), 2);
+    assert_true(has(&err, "cfg.json:5:31: /limits/min_body_rate: -5 is out of range (allowed: "
+                          "0..1073741824 (0 = off))"));
+    assert_true(has(&err, "cfg.json:5:58: /limits/min_body_rate_grace: 86401 is out of range "
+                          "(allowed: 0..86400 seconds)"));
+    tg_err_close(&err);
+    free(json);
+
+    json = extra_cfg("  \"limits\": {\"min_body_rate\": 1.5, \"min_body_rate_grce\": 1},");
+    expect_fail(json, &err);
+    assert_true(has(&err, "/limits/min_body_rate: must be an integer (bytes per second) (got a "
+                          "number)"));
+    assert_true(has(&err, "(did you mean \"min_body_rate_grace\"?)"));
+    tg_err_close(&err);
+    free(json);
+}
+
+static void test_http_underscores(void **state)
+{
+    static const struct {
+        const char *value;
+        enum tg_underscores want;
+    } ok[] = {{"drop", TG_US_DROP}, {"reject", TG_US_REJECT}, {"pass", TG_US_PASS}};
+    struct tg_config *cfg;
+    struct tg_err err;
+    char *json = extra_cfg("");
+
+    expect_ok(json, &cfg, &err);
+    assert_int_equal(cfg->http.underscores, TG_US_DROP);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+    free(json);
+
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        char extra[128];
+        snprintf(extra, sizeof(extra), "  \"http\": {\"underscores_in_headers\": \"%s\"},",
+                 ok[i].value);
+        json = extra_cfg(extra);
+        expect_ok(json, &cfg, &err);
+        assert_int_equal(cfg->http.underscores, ok[i].want);
+        tg_config_free(cfg);
+        tg_err_close(&err);
+        free(json);
+    }
+
+    json = extra_cfg("  \"http\": {\"underscores_in_headers\": \"allow\"},");
+    expect_fail(json, &err);
+    assert_int_equal(tg_err_count(&err), 1);
+    assert_true(has(&err, "cfg.json:5:38: /http/underscores_in_headers: \"allow\" is not an "
+                          "underscores_in_headers policy (allowed: drop, reject, pass)"));
+    tg_err_close(&err);
+    free(json);
+
+    json = extra_cfg("  \"http\": {\"underscores_in_headers\": true, \"max_body\": 1},");
+    expect_fail(json, &err);
+    assert_int_equal(tg_err_count(&err), 2);
+    assert_true(has(&err, "/http/underscores_in_headers: must be a string (got a boolean)"));
+    assert_true(has(&err, "/http/max_body: unknown key \"max_body\" (allowed: "
+                          "underscores_in_headers)"));
+    tg_err_close(&err);
+    free(json);
+
+    json = extra_cfg("  \"http\": [],");
+    expect_fail(json, &err);
+    assert_true(has(&err, "/http: must be an object (got a list)"));
+    tg_err_close(&err);
+    free(json);
+}
+
 static void test_passwords(void **state)
 {
     struct tg_config *cfg;
@@ -422,24 +582,21 @@ static void test_not_supported_yet(void **state)
         "\"x\"},\n"
         "               \"j\": {\"type\": \"jks\", \"file\": \"a.jks\"}},\n"
         " \"backends\": {\"b\": {\"targets\": [\"127.0.0.1:1\"], \"tls\": {}}},\n"
-        " \"listeners\": [{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"mode\": \"tcp\",\n"
+        " \"listeners\": [{\"name\": \"a\", \"address\": \"127.0.0.1:1\", \"mode\": \"http\",\n"
         "   \"proxy_protocol\": true, \"routes\": [{\"backend\": \"b\"}],\n"
         "   \"tls\": {\"certificates\": [\"p\"], \"client_auth\": {}, \"ocsp_stapling\": {},\n"
         "           \"alpn\": [\"h2\", \"http/1.1\"]}}]}\n";
     expect_fail(json, &err);
     assert_true(lacks(&err, "unknown key"));
-    assert_true(has(&err,
-                    "cfg.json:1:16: /truststores: \"truststores\" is not supported yet in this "
-                    "version"));
+    /* Truststores, backend TLS and tcp listeners are built now. */
+    assert_true(lacks(&err, "/truststores"));
+    assert_true(lacks(&err, "/backends/b/tls"));
     assert_true(has(&err, "/admin: \"admin\" is not supported yet in this version"));
     assert_true(has(&err, "/session_tickets: \"session_tickets\" is not supported yet"));
     assert_true(has(&err,
                     "/keystores/p/type: keystore type \"pkcs12\" is not supported yet in this "
                     "version (only \"pem\")"));
     assert_true(has(&err, "/keystores/j/type: keystore type \"jks\" is not supported yet"));
-    assert_true(has(&err, "/backends/b/tls: \"tls\" is not supported yet in this version"));
-    assert_true(has(&err, "/listeners/0/mode: mode \"tcp\" is not supported yet in this version "
-                          "(only \"http\")"));
     assert_true(has(&err, "/listeners/0/proxy_protocol: proxy_protocol is not supported yet"));
     assert_true(has(&err, "/listeners/0/tls/client_auth: \"client_auth\" is not supported yet"));
     assert_true(
@@ -447,7 +604,7 @@ static void test_not_supported_yet(void **state)
     assert_true(has(&err,
                     "cfg.json:8:21: /listeners/0/tls/alpn/0: HTTP/2 (\"h2\") is not supported "
                     "yet in this version"));
-    assert_int_equal(tg_err_count(&err), 11);
+    assert_int_equal(tg_err_count(&err), 8);
     tg_err_close(&err);
 }
 
@@ -779,6 +936,357 @@ static void test_load_file(void **state)
     rmdir(dir);
 }
 
+/* ---- Truststores, backend TLS, balance, health, tcp listeners ---- */
+
+/* A valid config around one backend "app" (line 5) and truststores (line 4); listeners (line 7)
+ * default to one http listener routing to "app". */
+static char *be_cfg(const char *truststores, const char *app, const char *listeners)
+{
+    return tg_xasprintf(
+        "{\n"
+        "  \"version\": 1,\n"
+        "  \"keystores\": {\"web\": {\"cert\": \"web.crt\", \"key\": \"web.key\"}},\n"
+        "  \"truststores\": %s,\n"
+        "  \"backends\": {\"app\": %s,\n"
+        "               \"status\": {\"builtin\": \"status\"}},\n"
+        "  \"listeners\": %s\n"
+        "}\n",
+        truststores, app,
+        listeners ? listeners
+                  : "[{\"name\": \"a\", \"address\": \"127.0.0.1:8443\", \"tls\": {\"disabled\": "
+                    "true}, \"routes\": [{\"backend\": \"app\"}]}]");
+}
+
+static void test_truststores(void **state)
+{
+    struct tg_config *cfg;
+    struct tg_err err;
+    char *json =
+        be_cfg("{\"corp\": {\"type\": \"pem\", \"file\": \"web.crt\"}, \"dir\": {\"file\": "
+               "\".\"}, \"os\": {\"type\": \"system\"}}",
+               "{\"targets\": [\"127.0.0.1:1\"]}", NULL);
+    expect_ok(json, &cfg, &err);
+    free(json);
+    assert_int_equal(cfg->n_truststores, 3);
+    const struct tg_truststore_conf *ts = tg_config_truststore(cfg, "corp");
+    assert_non_null(ts);
+    assert_string_equal(ts->type, "pem");
+    assert_string_equal(ts->file, DATA "/web.crt");
+    assert_string_equal(ts->path, "/truststores/corp");
+    assert_int_equal(ts->loc.line, 4);
+    ts = tg_config_truststore(cfg, "dir");
+    assert_string_equal(ts->type, "pem"); /* the default type */
+    assert_string_equal(ts->file, DATA "/.");
+    ts = tg_config_truststore(cfg, "os");
+    assert_string_equal(ts->type, "system");
+    assert_null(ts->file);
+    assert_null(tg_config_truststore(cfg, "nope"));
+    tg_config_free(cfg);
+    tg_err_close(&err);
+
+    json = be_cfg("{\"p\": {\"type\": \"pkcs12\", \"file\": \"a.p12\", \"password\": \"x\"},\n"
+                  "   \"j\": {\"type\": \"jks\"}, \"x\": {\"type\": \"der\"}, \"m\": {\"type\": "
+                  "\"pem\"},\n"
+                  "   \"g\": {\"file\": \"gone.pem\"}, \"s\": {\"type\": \"system\", \"file\": "
+                  "\"web.crt\"}, \"n\": 3}",
+                  "{\"targets\": [\"127.0.0.1:1\"]}", NULL);
+    expect_fail(json, &err);
+    free(json);
+    assert_true(has(&err, "cfg.json:4:33: /truststores/p/type: truststore type \"pkcs12\" is not "
+                          "supported yet in this version (allowed: pem, system)"));
+    assert_true(has(&err, "/truststores/j/type: truststore type \"jks\" is not supported yet"));
+    assert_true(has(&err, "/truststores/x/type: \"der\" is not a truststore type (allowed: pem, "
+                          "system)"));
+    assert_true(has(&err, "/truststores/m: missing required key \"file\""));
+    assert_true(has(&err, "cfg.json:6:18: /truststores/g/file: cannot read \"gone.pem\": No such "
+                          "file or directory"));
+    assert_true(has(&err, "/truststores/s/file: a \"system\" truststore uses OpenSSL's default "
+                          "paths and takes no file"));
+    assert_true(has(&err, "/truststores/n: a truststore must be an object (got an integer)"));
+    assert_true(lacks(&err, "password"));
+    assert_int_equal(tg_err_count(&err), 7);
+    tg_err_close(&err);
+}
+
+static void test_backend_tls_defaults(void **state)
+{
+    struct tg_config *cfg;
+    struct tg_err err;
+    char *json = be_cfg("{}", "{\"targets\": [\"127.0.0.1:1\"], \"tls\": {}}", NULL);
+    expect_ok(json, &cfg, &err);
+    free(json);
+    assert_int_equal(err.n, 0);
+    const struct tg_backend_conf *b = tg_config_backend(cfg, "app");
+    const struct tg_backend_tls_conf *t = &b->tls;
+    assert_true(t->enabled);
+    assert_string_equal(t->path, "/backends/app/tls");
+    assert_int_equal(t->loc.line, 5);
+    assert_true(t->verify);
+    assert_false(t->allow_insecure);
+    assert_null(t->truststore); /* system trust */
+    assert_null(t->server_name);
+    assert_null(t->client_certificate);
+    assert_int_equal(t->min_version, TLS1_2_VERSION);
+    assert_int_equal(t->max_version, TLS1_3_VERSION);
+    assert_non_null(strstr(t->ciphersuites, "TLS_AES_128_GCM_SHA256"));
+    assert_non_null(strstr(t->cipher_list, "ECDHE-ECDSA-AES128-GCM-SHA256"));
+    assert_null(t->curves);
+    assert_int_equal(t->n_pins, 0);
+    assert_int_equal(t->n_alpn, 0);
+    assert_false(t->legacy);
+    assert_int_equal(b->balance, TG_BALANCE_ROUND_ROBIN);
+    assert_false(b->health.enabled);
+    /* Without "tls" a backend is plaintext. */
+    assert_false(tg_config_backend(cfg, "status")->tls.enabled);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+}
+
+static void test_backend_tls_fields(void **state)
+{
+    struct tg_config *cfg;
+    struct tg_err err;
+    char *json = be_cfg(
+        "{\"corp\": {\"file\": \"web.crt\"}}",
+        "{\"targets\": [\"127.0.0.1:1\"], \"tls\": {\"truststore\": \"corp\",\n"
+        "     \"server_name\": \"API.Internal\", \"client_certificate\": \"web\",\n"
+        "     \"min_version\": \"TLS1.3\", \"cipher_suites\": [\"TLS_AES_256_GCM_SHA384\"],\n"
+        "     \"curves\": [\"prime256v1\", \"x25519\"], \"alpn\": [\"h2\", \"http/1.1\"],\n"
+        "     \"pin\": [\"sha256/47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\",\n"
+        "             \"47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\"]}}",
+        NULL);
+    expect_ok(json, &cfg, &err);
+    free(json);
+    const struct tg_backend_tls_conf *t = &tg_config_backend(cfg, "app")->tls;
+    assert_string_equal(t->truststore, "corp");
+    assert_int_equal(t->truststore_idx, 0);
+    assert_string_equal(t->server_name, "api.internal");
+    assert_string_equal(t->client_certificate, "web");
+    assert_int_equal(t->client_certificate_idx, 0);
+    assert_int_equal(t->client_certificate_loc.line, 6);
+    assert_int_equal(t->min_version, TLS1_3_VERSION);
+    assert_string_equal(t->ciphersuites, "TLS_AES_256_GCM_SHA384");
+    /* Groups go through the listeners' resolution: the same spellings come out. */
+    assert_string_equal(t->curves, "P-256:X25519");
+    assert_int_equal(t->n_alpn, 2);
+    assert_string_equal(t->alpn[0], "h2");
+    assert_string_equal(t->alpn[1], "http/1.1");
+    /* Both spellings decode to SHA-256(""), the RFC 7469 example digest. */
+    assert_int_equal(t->n_pins, 2);
+    assert_int_equal(t->pins[0][0], 0xe3);
+    assert_int_equal(t->pins[0][1], 0xb0);
+    assert_int_equal(t->pins[0][31], 0x55);
+    assert_memory_equal(t->pins[0], t->pins[1], 32);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+
+    /* "system" names the default trust unless a truststore has that name. */
+    json = be_cfg("{}", "{\"targets\": [\"127.0.0.1:1\"], \"tls\": {\"truststore\": \"system\"}}",
+                  NULL);
+    expect_ok(json, &cfg, &err);
+    free(json);
+    assert_null(tg_config_backend(cfg, "app")->tls.truststore);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+}
+
+static void test_backend_tls_errors(void **state)
+{
+    struct tg_err err;
+    char *json = be_cfg(
+        "{\"corp\": {\"file\": \"web.crt\"}}",
+        "{\"targets\": [\"127.0.0.1:1\"], \"tls\": {\"pin\": [\"sha256/abc\", 5,\n"
+        "      \"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855\"],\n"
+        "      \"truststore\": \"crop\", \"client_certificate\": \"wbe\", \"verify\": false,\n"
+        "      \"server_name\": \"*.example.com\", \"alpn\": [\"\"], \"max_version\": \"TLS1.4\",\n"
+        "      \"curves\": [\"P-999\"], \"verfiy\": true}}",
+        NULL);
+    expect_fail(json, &err);
+    free(json);
+    assert_true(has(&err, "cfg.json:5:68: /backends/app/tls/pin/0: \"sha256/abc\" is not an SPKI "
+                          "SHA-256 pin: expected base64 of a 32-byte digest"));
+    assert_true(has(&err, "/backends/app/tls/pin/1: must be a pin string (got an integer)"));
+    assert_true(has(&err, "cfg.json:6:7: /backends/app/tls/pin/2: \"e3b0c44298fc1c149afbf4c8996fb9"
+                          "2427ae41e4649b934ca495991b7852b855\" looks like a hex fingerprint"));
+    assert_true(has(&err, "cfg.json:7:21: /backends/app/tls/truststore: truststore \"crop\" is not "
+                          "defined (did you mean \"corp\"?)"));
+    assert_true(has(&err, "/backends/app/tls/client_certificate: keystore \"wbe\" is not defined "
+                          "(did you mean \"web\"?)"));
+    assert_true(has(&err, "/backends/app/tls/verify: verification of backend \"app\" cannot be "
+                          "turned off on its own: set allow_insecure: true to skip verification"));
+    assert_true(has(&err, "/backends/app/tls/server_name: \"*.example.com\" is not a server name"));
+    assert_true(has(&err, "/backends/app/tls/alpn/0: a protocol id is 1 to 255 bytes"));
+    assert_true(has(&err, "/backends/app/tls/max_version: \"TLS1.4\" is not a TLS version"));
+    assert_true(has(&err, "/backends/app/tls/curves/0: \"P-999\" is not a known group"));
+    assert_true(has(&err, "/backends/app/tls/verfiy: unknown key \"verfiy\" (did you mean "
+                          "\"verify\"?)"));
+    assert_int_equal(tg_err_count(&err), 11);
+    tg_err_close(&err);
+
+    /* Settings for targets are refused on the built-in backend. */
+    json =
+        be_cfg("{}", "{\"builtin\": \"status\", \"tls\": {}, \"balance\": \"round_robin\"}", NULL);
+    expect_fail(json, &err);
+    free(json);
+    assert_true(has(&err, "/backends/app/tls: \"tls\" is for backends with targets, not a "
+                          "built-in one"));
+    assert_true(has(&err, "/backends/app/balance: \"balance\" is for backends with targets"));
+    assert_int_equal(tg_err_count(&err), 2);
+    tg_err_close(&err);
+}
+
+static void test_allow_insecure_warns(void **state)
+{
+    struct tg_config *cfg;
+    struct tg_err err;
+    char *json = be_cfg("{}",
+                        "{\"targets\": [\"127.0.0.1:1\"], \"tls\": {\"verify\": false, "
+                        "\"allow_insecure\": true}}",
+                        NULL);
+    expect_ok(json, &cfg, &err);
+    free(json);
+    const struct tg_backend_tls_conf *t = &tg_config_backend(cfg, "app")->tls;
+    assert_true(t->allow_insecure);
+    assert_false(t->verify);
+    assert_int_equal(err.n, 1);
+    assert_true(has(&err, "cfg.json:5:"));
+    assert_true(has(&err, "warning: /backends/app/tls/allow_insecure: backend \"app\": "
+                          "allow_insecure skips certificate chain and name verification"));
+    tg_config_free(cfg);
+    tg_err_close(&err);
+
+    /* Every load warns again. */
+    json =
+        be_cfg("{}", "{\"targets\": [\"127.0.0.1:1\"], \"tls\": {\"allow_insecure\": true}}", NULL);
+    expect_ok(json, &cfg, &err);
+    free(json);
+    assert_false(tg_config_backend(cfg, "app")->tls.verify);
+    assert_true(has(&err, "warning: /backends/app/tls/allow_insecure"));
+    tg_config_free(cfg);
+    tg_err_close(&err);
+}
+
+static void test_balance_and_health(void **state)
+{
+    struct tg_config *cfg;
+    struct tg_err err;
+    char *json = be_cfg("{}",
+                        "{\"targets\": [\"127.0.0.1:1\"], \"balance\": \"least_connections\", "
+                        "\"health\": {\"path\": \"/healthz?full=1\", \"interval\": 1.5, "
+                        "\"timeout\": 0.25}}",
+                        NULL);
+    expect_ok(json, &cfg, &err);
+    free(json);
+    const struct tg_backend_conf *b = tg_config_backend(cfg, "app");
+    assert_int_equal(b->balance, TG_BALANCE_LEAST_CONNECTIONS);
+    assert_true(b->health.enabled);
+    assert_string_equal(b->health.path, "/healthz?full=1");
+    assert_int_equal(b->health.interval_ms, 1500);
+    assert_int_equal(b->health.timeout_ms, 250);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+
+    /* Without a path it is a connect check; the default timeout fits a short interval. */
+    json = be_cfg("{}", "{\"targets\": [\"127.0.0.1:1\"], \"health\": {\"interval\": 1}}", NULL);
+    expect_ok(json, &cfg, &err);
+    free(json);
+    b = tg_config_backend(cfg, "app");
+    assert_true(b->health.enabled);
+    assert_null(b->health.path);
+    assert_int_equal(b->health.interval_ms, 1000);
+    assert_int_equal(b->health.timeout_ms, 1000);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+
+    json = be_cfg("{}", "{\"targets\": [\"127.0.0.1:1\"], \"health\": {}}", NULL);
+    expect_ok(json, &cfg, &err);
+    free(json);
+    b = tg_config_backend(cfg, "app");
+    assert_int_equal(b->health.interval_ms, 5000);
+    assert_int_equal(b->health.timeout_ms, 2000);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+
+    json = be_cfg("{}",
+                  "{\"targets\": [\"127.0.0.1:1\"], \"balance\": \"random\", \"health\": "
+                  "{\"path\": \"health me\", \"interval\": 2, \"timeout\": 3, \"port\": 1}}",
+                  NULL);
+    expect_fail(json, &err);
+    free(json);
+    assert_true(has(&err, "cfg.json:5:63: /backends/app/balance: \"random\" is not a balance "
+                          "method (allowed: round_robin, least_connections)"));
+    assert_true(has(&err, "/backends/app/health/path: \"health me\" is not a request path"));
+    assert_true(has(&err, "/backends/app/health/timeout: a check may not outlast the interval: "
+                          "timeout 3 s is above interval 2 s"));
+    assert_true(has(&err, "/backends/app/health/port: unknown key \"port\""));
+    assert_int_equal(tg_err_count(&err), 4);
+    tg_err_close(&err);
+
+    json = be_cfg("{}", "{\"targets\": [\"127.0.0.1:1\"], \"health\": {\"interval\": 0}}", NULL);
+    expect_fail(json, &err);
+    free(json);
+    assert_true(has(&err, "/backends/app/health/interval: 0 is out of range"));
+    tg_err_close(&err);
+}
+
+static void test_tcp_listener(void **state)
+{
+    struct tg_config *cfg;
+    struct tg_err err;
+    char *json = be_cfg("{}", "{\"targets\": [\"127.0.0.1:1\"], \"tls\": {}}",
+                        "[{\"name\": \"t\", \"address\": \"127.0.0.1:9443\", \"mode\": \"tcp\",\n"
+                        "    \"backend\": \"app\", \"proxy_protocol_out\": true,\n"
+                        "    \"tls\": {\"certificates\": [\"web\"]}},\n"
+                        "   {\"name\": \"u\", \"address\": \"127.0.0.1:9444\", \"mode\": \"tcp\",\n"
+                        "    \"backend\": \"app\", \"tls\": {\"disabled\": true}}]");
+    expect_ok(json, &cfg, &err);
+    free(json);
+    const struct tg_listener_conf *l = &cfg->listeners[0];
+    assert_int_equal(l->mode, TG_MODE_TCP);
+    assert_string_equal(l->backend, "app");
+    assert_int_equal(l->backend_idx, 0);
+    assert_true(l->proxy_protocol_out);
+    assert_null(l->routes);
+    assert_int_equal(l->n_routes, 0);
+    /* http/1.1 is not a tcp listener's protocol. */
+    assert_int_equal(l->tls.n_alpn, 0);
+    assert_false(cfg->listeners[1].proxy_protocol_out);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+
+    json = be_cfg("{}", "{\"targets\": [\"127.0.0.1:1\"]}",
+                  "[{\"name\": \"t1\", \"address\": \"127.0.0.1:1\", \"mode\": \"tcp\", \"tls\": "
+                  "{\"disabled\": true}},\n"
+                  "   {\"name\": \"t2\", \"address\": \"127.0.0.1:2\", \"mode\": \"tcp\", "
+                  "\"backend\": \"status\", \"routes\": [{\"backend\": \"app\"}], \"tls\": "
+                  "{\"disabled\": true}},\n"
+                  "   {\"name\": \"t3\", \"address\": \"127.0.0.1:3\", \"mode\": \"tcp\", "
+                  "\"backend\": \"ap\", \"tls\": {\"disabled\": true}},\n"
+                  "   {\"name\": \"h\", \"address\": \"127.0.0.1:4\", \"backend\": \"app\", "
+                  "\"proxy_protocol_out\": true, \"tls\": {\"disabled\": true}, \"routes\": "
+                  "[{\"backend\": \"app\"}]},\n"
+                  "   {\"name\": \"m\", \"address\": \"127.0.0.1:5\", \"mode\": \"udp\", \"tls\": "
+                  "{\"disabled\": true}, \"routes\": [{\"backend\": \"app\"}]}]");
+    expect_fail(json, &err);
+    free(json);
+    assert_true(has(&err, "cfg.json:7:17: /listeners/0: missing required key \"backend\" (a tcp "
+                          "listener needs the name of the backend it forwards connections to)"));
+    assert_true(has(&err, "/listeners/1/backend: backend \"status\" is the built-in status page, "
+                          "which answers HTTP; a tcp listener needs a backend with targets"));
+    assert_true(has(&err, "/listeners/1/routes: a tcp listener forwards every connection to its "
+                          "\"backend\"; routes are for http listeners"));
+    assert_true(has(&err, "/listeners/2/backend: backend \"ap\" is not defined (did you mean "
+                          "\"app\"?)"));
+    assert_true(has(&err, "/listeners/3/backend: \"backend\" is for tcp listeners; an http "
+                          "listener picks backends in its routes (or set \"mode\": \"tcp\")"));
+    assert_true(has(&err, "/listeners/3/proxy_protocol_out: \"proxy_protocol_out\" is for tcp "
+                          "listeners"));
+    assert_true(has(&err, "/listeners/4/mode: \"udp\" is not a listener mode (allowed: http, "
+                          "tcp)"));
+    assert_int_equal(tg_err_count(&err), 7);
+    tg_err_close(&err);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -790,6 +1298,9 @@ int main(void)
         cmocka_unit_test(test_duplicate_listeners),
         cmocka_unit_test(test_route_unknown_backend),
         cmocka_unit_test(test_routes_and_backends),
+        cmocka_unit_test(test_request_body_timeout),
+        cmocka_unit_test(test_min_body_rate),
+        cmocka_unit_test(test_http_underscores),
         cmocka_unit_test(test_passwords),
         cmocka_unit_test(test_not_supported_yet),
         cmocka_unit_test(test_tls_required_and_types),
@@ -802,6 +1313,13 @@ int main(void)
         cmocka_unit_test(test_tls_disabled_warns),
         cmocka_unit_test(test_embedded_default),
         cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_truststores),
+        cmocka_unit_test(test_backend_tls_defaults),
+        cmocka_unit_test(test_backend_tls_fields),
+        cmocka_unit_test(test_backend_tls_errors),
+        cmocka_unit_test(test_allow_insecure_warns),
+        cmocka_unit_test(test_balance_and_health),
+        cmocka_unit_test(test_tcp_listener),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

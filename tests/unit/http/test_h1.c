@@ -349,6 +349,103 @@ static void test_malformed_request_line(void **state)
     assert_bad_request("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03");
 }
 
+/* A well-formed request line with a version we do not speak is 505, not 400 (RFC 9110 15.6.6). */
+static void test_unsupported_version(void **state)
+{
+    (void)state;
+    static const char *const reqs[] = {"GET / HTTP/1.2\r\nHost: a\r\n\r\n",
+                                       "GET / HTTP/3.0\r\nHost: a\r\n\r\n"};
+    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+        struct rec *r = rec_new(HTTP_REQUEST, 100);
+        size_t consumed;
+        assert_int_equal(exec_str(r, reqs[i], &consumed), TG_H1_ERROR);
+        assert_int_equal(r->m.error_status, 505);
+        rec_free(r);
+    }
+}
+
+/* Connection may nominate ordinary fields, never Host, framing, credentials or ours. */
+static void test_connection_protected_fields(void **state)
+{
+    (void)state;
+    static const char req[] = "GET / HTTP/1.1\r\nHost: a\r\nConnection: Host, Cookie, X-A, "
+                              "Content-Length, Authorization, X-Forwarded-For\r\nCookie: c\r\n"
+                              "X-A: 1\r\nAuthorization: x\r\nX-Forwarded-For: 1.2.3.4\r\n\r\n";
+    struct rec *r = rec_new(HTTP_REQUEST, 100);
+    size_t consumed;
+    assert_int_not_equal(exec_str(r, req, &consumed), TG_H1_ERROR);
+    assert_true(r->m.head_done);
+    const char *keep[] = {"host", "cookie", "authorization", "x-forwarded-for"};
+    for (size_t i = 0; i < 4; i++)
+        assert_false(tg_h1_is_hop_by_hop(&r->m, tg_h1_find(&r->m, keep[i])));
+    assert_true(tg_h1_is_hop_by_hop(&r->m, tg_h1_find(&r->m, "x-a")));
+    assert_true(tg_h1_is_hop_by_hop(&r->m, tg_h1_find(&r->m, "connection")));
+    rec_free(r);
+}
+
+/* Path normalisation: what routes match and backends receive. */
+static void check_norm(const char *in, const char *want)
+{
+    char buf[256];
+    size_t n = strlen(in), out = 0;
+    memcpy(buf, in, n);
+    int rc = tg_http_path_normalize(buf, n, &out);
+    if (want == NULL) {
+        if (rc != -1)
+            fail_msg("accepted %s as %.*s", in, (int)out, buf);
+        return;
+    }
+    if (rc != 0 || out != strlen(want) || memcmp(buf, want, out) != 0)
+        fail_msg("%s -> %.*s (rc %d), want %s", in, (int)out, buf, rc, want);
+}
+
+static void test_path_normalize(void **state)
+{
+    (void)state;
+    check_norm("/", "/");
+    check_norm("/a/b", "/a/b");
+    check_norm("/a/./b", "/a/b");
+    check_norm("/a/../b", "/b");
+    check_norm("/a/b/..", "/a/");
+    check_norm("/a/b/.", "/a/b/");
+    check_norm("/..", "/");
+    check_norm("/../..", "/");
+    check_norm("/../../x", "/x");
+    check_norm("/a//../b", "/a/b");
+    check_norm("//x", "//x");
+    check_norm("/a/...", "/a/...");
+    check_norm("/a/..b/.c", "/a/..b/.c");
+    check_norm("/%2e%2e/_status", "/_status");
+    check_norm("/%2E/x", "/x");
+    check_norm("/%7Euser/%41", "/~user/A");
+    check_norm("/a%2fb", "/a%2Fb");
+    check_norm("/a%2F..%2Fb", "/a%2F..%2Fb");
+    check_norm("/x?y=/../%2e", "/x?y=/../%2e");
+    check_norm("/a/b/../?q", "/a/?q");
+    check_norm("/caf%c3%a9", "/caf%C3%A9");
+    check_norm("/a%00b", "/a%00b");
+    check_norm("", NULL);
+    check_norm("a/b", NULL);
+    check_norm("/%zz", NULL);
+    check_norm("/%a", NULL);
+    check_norm("/%", NULL);
+    check_norm("/a#frag", NULL);
+    check_norm("/a%?x", NULL);
+}
+
+static void test_prefix_match(void **state)
+{
+    (void)state;
+    assert_true(tg_http_prefix_match("/api", 4, "/api", 4));
+    assert_true(tg_http_prefix_match("/api", 4, "/api/x", 6));
+    assert_true(tg_http_prefix_match("/api", 4, "/api?x", 6));
+    assert_false(tg_http_prefix_match("/api", 4, "/apix", 5));
+    assert_false(tg_http_prefix_match("/api", 4, "/ap", 3));
+    assert_true(tg_http_prefix_match("/api/", 5, "/api/x", 6));
+    assert_false(tg_http_prefix_match("/api/", 5, "/api", 4));
+    assert_true(tg_http_prefix_match("/", 1, "/anything", 9));
+}
+
 static void test_content_length_body(void **state)
 {
     (void)state;
@@ -1027,6 +1124,10 @@ int main(void)
         cmocka_unit_test(test_empty_header_value),
         cmocka_unit_test(test_too_many_fields),
         cmocka_unit_test(test_malformed_request_line),
+        cmocka_unit_test(test_unsupported_version),
+        cmocka_unit_test(test_connection_protected_fields),
+        cmocka_unit_test(test_path_normalize),
+        cmocka_unit_test(test_prefix_match),
         cmocka_unit_test(test_content_length_body),
         cmocka_unit_test(test_chunked_body),
         cmocka_unit_test(test_pipelined),

@@ -139,10 +139,11 @@ static void test_path_prefix(void **state)
     assert_int_equal(match(&l, "h", "/api"), 2);
     assert_int_equal(match(&l, "h", "/API/v1"), 2); /* paths are case-sensitive */
     assert_int_equal(match(&l, "h", "/apx/"), 2);
-    /* A prefix is a byte prefix: "/img" also covers "/imgs". */
+    /* A prefix matches on a segment boundary: "/img" covers "/img/..." but not "/imgs". */
     assert_int_equal(match(&l, "h", "/img"), 1);
     assert_int_equal(match(&l, "h", "/img/a.png"), 1);
-    assert_int_equal(match(&l, "h", "/imgs"), 1);
+    assert_int_equal(match(&l, "h", "/img?x"), 1);
+    assert_int_equal(match(&l, "h", "/imgs"), 2);
     /* Without a catch-all, an unmatched path finds nothing. */
     struct tg_listener_conf l2 = {.routes = r, .n_routes = 2};
     assert_int_equal(match(&l2, "h", "/other"), -1);

@@ -2,11 +2,13 @@
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -172,38 +174,198 @@ static void test_bad_requests(void **state)
     tg_err_close(&err);
 }
 
+static long validity_seconds(const X509 *cert)
+{
+    int days = 0, secs = 0;
+    assert_int_equal(
+        ASN1_TIME_diff(&days, &secs, X509_get0_notBefore(cert), X509_get0_notAfter(cert)), 1);
+    return (long)days * 86400 + secs;
+}
+
+static void test_default_validity(void **state)
+{
+    EVP_PKEY *key = NULL;
+    X509 *cert = NULL;
+    const char *names[] = {"leaf.example"};
+    /* Leaves: 397 days exactly (no extra hour from the back-dated notBefore), CAs 10 years. */
+    struct tg_cert_req server = {.kind = TG_CERT_SERVER, .names = names, .n_names = 1};
+    make(&server, &key, &cert);
+    assert_int_equal(validity_seconds(cert), 397L * 86400);
+    assert_true(X509_cmp_current_time(X509_get0_notBefore(cert)) < 0);
+    EVP_PKEY_free(key);
+    X509_free(cert);
+    struct tg_cert_req client = {.kind = TG_CERT_CLIENT, .subject = "CN=c"};
+    make(&client, &key, &cert);
+    assert_int_equal(validity_seconds(cert), 397L * 86400);
+    EVP_PKEY_free(key);
+    X509_free(cert);
+    struct tg_cert_req ca = {.kind = TG_CERT_CA};
+    make(&ca, &key, &cert);
+    assert_int_equal(validity_seconds(cert), 3650L * 86400);
+    EVP_PKEY_free(key);
+    X509_free(cert);
+    struct tg_cert_req asked = {.kind = TG_CERT_SERVER, .names = names, .n_names = 1, .days = 10};
+    make(&asked, &key, &cert);
+    assert_int_equal(validity_seconds(cert), 10L * 86400);
+    EVP_PKEY_free(key);
+    X509_free(cert);
+}
+
+static X509 *read_cert(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    X509 *cert = PEM_read_X509(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_non_null(cert);
+    return cert;
+}
+
+static void ensure(const char *dir, struct tg_cert_default_info *info)
+{
+    struct tg_err err;
+    tg_err_init(&err);
+    int rc = tg_cert_ensure_default(dir, info, &err);
+    if (rc != 0)
+        tg_err_print(&err, stderr);
+    assert_int_equal(rc, 0);
+    assert_int_equal(tg_err_count(&err), 0);
+    tg_err_close(&err);
+}
+
 static void test_ensure_default(void **state)
 {
     char dir[128], crt[160];
     snprintf(dir, sizeof(dir), "%s/state/sub", tmpdir);
     snprintf(crt, sizeof(crt), "%s/default.crt", dir);
-    struct tg_err err;
-    tg_err_init(&err);
-    assert_int_equal(tg_cert_ensure_default(dir, &err), 0);
+    struct tg_cert_default_info info;
+    ensure(dir, &info);
+    assert_int_equal(info.found, TG_CERT_DEFAULT_MISSING);
     struct stat st1, st2;
     assert_int_equal(stat(crt, &st1), 0);
-    FILE *f = fopen(crt, "r");
-    X509 *cert = PEM_read_X509(f, NULL, NULL, NULL);
-    fclose(f);
-    assert_non_null(cert);
+    X509 *cert = read_cert(crt);
     assert_int_equal(X509_check_host(cert, "localhost", 0, 0, NULL), 1);
     assert_int_equal(X509_check_ip_asc(cert, "::1", 0), 1);
+    assert_int_equal(validity_seconds(cert), 397L * 86400);
     X509_free(cert);
     /* A second call keeps the existing files. */
-    assert_int_equal(tg_cert_ensure_default(dir, &err), 0);
+    ensure(dir, &info);
+    assert_int_equal(info.found, TG_CERT_DEFAULT_OK);
+    assert_int_equal(info.days_left, 396); /* 397 days from an hour ago */
     assert_int_equal(stat(crt, &st2), 0);
     assert_int_equal(st1.st_ino, st2.st_ino);
-    assert_int_equal(tg_err_count(&err), 0);
+    ensure(dir, NULL); /* info is optional */
+}
+
+/* Puts a certificate valid for `days` (re-signed to end `shift` days from its natural end) and
+ * its key, or another key if mismatched, into dir as the default. */
+static void seed_default(const char *dir, int days, int shift, bool mismatched)
+{
+    char crt[160], keyp[160];
+    snprintf(crt, sizeof(crt), "%s/default.crt", dir);
+    snprintf(keyp, sizeof(keyp), "%s/default.key", dir);
+    const char *names[] = {"localhost"};
+    struct tg_cert_req req = {.kind = TG_CERT_SERVER, .names = names, .n_names = 1, .days = days};
+    EVP_PKEY *key = NULL, *other = NULL;
+    X509 *cert = NULL, *other_cert = NULL;
+    make(&req, &key, &cert);
+    if (shift != 0) {
+        assert_non_null(X509_time_adj_ex(X509_getm_notAfter(cert), days + shift, 0, NULL));
+        assert_true(X509_sign(cert, key, EVP_sha256()) > 0);
+    }
+    if (mismatched)
+        make(&req, &other, &other_cert);
+    struct tg_err err;
+    tg_err_init(&err);
+    assert_int_equal(tg_cert_write_pem(crt, cert, NULL, keyp, mismatched ? other : key, &err), 0);
     tg_err_close(&err);
+    EVP_PKEY_free(key);
+    EVP_PKEY_free(other);
+    X509_free(cert);
+    X509_free(other_cert);
+}
+
+static void expect_renewed(const char *dir, enum tg_cert_default_found found)
+{
+    char crt[160], keyp[160];
+    snprintf(crt, sizeof(crt), "%s/default.crt", dir);
+    snprintf(keyp, sizeof(keyp), "%s/default.key", dir);
+    X509 *old = NULL;
+    FILE *f = fopen(crt, "r");
+    if (f != NULL) {
+        old = PEM_read_X509(f, NULL, NULL, NULL);
+        fclose(f);
+    }
+    struct tg_cert_default_info info;
+    ensure(dir, &info);
+    assert_int_equal(info.found, found);
+    X509 *cert = read_cert(crt);
+    assert_int_equal(validity_seconds(cert), 397L * 86400);
+    if (old != NULL) { /* a new key, hence a new public key in the certificate */
+        assert_int_not_equal(EVP_PKEY_eq(X509_get0_pubkey(old), X509_get0_pubkey(cert)), 1);
+    }
+    f = fopen(keyp, "r");
+    assert_non_null(f);
+    EVP_PKEY *key = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    fclose(f);
+    assert_int_equal(X509_check_private_key(cert, key), 1);
+    char want[64];
+    const ASN1_TIME *na = X509_get0_notAfter(cert);
+    struct tm tm;
+    assert_int_equal(ASN1_TIME_to_tm(na, &tm), 1);
+    snprintf(want, sizeof(want), "%04d-%02d-%02d %02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+    assert_string_equal(info.not_after, want);
+    EVP_PKEY_free(key);
+    X509_free(cert);
+    X509_free(old);
+}
+
+static void test_default_renewal(void **state)
+{
+    char dir[128], crt[160];
+    snprintf(dir, sizeof(dir), "%s/renew", tmpdir);
+    snprintf(crt, sizeof(crt), "%s/default.crt", dir);
+    assert_int_equal(mkdir(dir, 0700), 0);
+    struct tg_cert_default_info info;
+
+    seed_default(dir, 10, 0, false);
+    struct stat st1, st2;
+    assert_int_equal(stat(crt, &st1), 0);
+    expect_renewed(dir, TG_CERT_DEFAULT_EXPIRING);
+    assert_int_equal(stat(crt, &st2), 0);
+    assert_int_not_equal(st1.st_ino, st2.st_ino);
+
+    seed_default(dir, 31, 0, false); /* 30 days and 23 hours left: kept */
+    assert_int_equal(stat(crt, &st1), 0);
+    ensure(dir, &info);
+    assert_int_equal(info.found, TG_CERT_DEFAULT_OK);
+    assert_int_equal(info.days_left, 30);
+    assert_int_equal(stat(crt, &st2), 0);
+    assert_int_equal(st1.st_ino, st2.st_ino);
+
+    seed_default(dir, 30, 0, false); /* 29 days and 23 hours left */
+    expect_renewed(dir, TG_CERT_DEFAULT_EXPIRING);
+
+    seed_default(dir, 10, -11, false); /* ended a day ago */
+    expect_renewed(dir, TG_CERT_DEFAULT_EXPIRED);
+
+    seed_default(dir, 100, 0, true); /* the key is not the certificate's */
+    expect_renewed(dir, TG_CERT_DEFAULT_UNUSABLE);
+
+    FILE *f = fopen(crt, "w");
+    assert_non_null(f);
+    fputs("-----BEGIN CERTIFICATE-----\nnot base64\n-----END CERTIFICATE-----\n", f);
+    fclose(f);
+    expect_renewed(dir, TG_CERT_DEFAULT_UNUSABLE);
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ca_and_server_chain),
-        cmocka_unit_test(test_rsa_and_files),
-        cmocka_unit_test(test_bad_requests),
-        cmocka_unit_test(test_ensure_default),
+        cmocka_unit_test(test_ca_and_server_chain), cmocka_unit_test(test_rsa_and_files),
+        cmocka_unit_test(test_bad_requests),        cmocka_unit_test(test_default_validity),
+        cmocka_unit_test(test_ensure_default),      cmocka_unit_test(test_default_renewal),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

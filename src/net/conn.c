@@ -1,0 +1,563 @@
+/* The connection engine: transports, the dispatcher driven by uv_poll, and teardown. */
+#include "net/conn.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <openssl/err.h>
+
+#include "net/net.h"
+
+/* ---- transports ---- */
+
+/* Maps a plain recv/send result: bytes, or -EAGAIN (try later), or -errno. */
+static ssize_t sys_result(ssize_t r)
+{
+    if (r >= 0)
+        return r;
+    return (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? -EAGAIN : -errno;
+}
+
+static int plain_handshake(struct tg_conn *c)
+{
+    (void)c;
+    return 0;
+}
+
+static ssize_t plain_read(struct tg_conn *c, char *buf, size_t len)
+{
+    return sys_result(recv(c->fd, buf, len, 0));
+}
+
+static ssize_t plain_write(struct tg_conn *c, const char *buf, size_t len)
+{
+    return sys_result(send(c->fd, buf, len, MSG_NOSIGNAL));
+}
+
+static void plain_shutdown(struct tg_conn *c)
+{
+    shutdown(c->fd, SHUT_WR);
+}
+
+static bool plain_pending(const struct tg_conn *c)
+{
+    (void)c;
+    return false;
+}
+
+const struct tg_transport tg_transport_plain = {
+    .name = "plain",
+    .handshake = plain_handshake,
+    .read = plain_read,
+    .write = plain_write,
+    .shutdown = plain_shutdown,
+    .pending = plain_pending,
+};
+
+static int tls_step(struct tg_conn *c)
+{
+    ERR_clear_error();
+    errno = 0;
+    int r = SSL_do_handshake(c->ssl);
+    if (r == 1)
+        return 0;
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ) {
+        c->hs_want = UV_READABLE;
+        return -EAGAIN;
+    }
+    if (e == SSL_ERROR_WANT_WRITE) {
+        c->hs_want = UV_WRITABLE;
+        return -EAGAIN;
+    }
+    c->ssl_error = e;
+    return errno ? -errno : -EPROTO;
+}
+
+/* The first bytes decide before OpenSSL sees them: plain HTTP, an SSLv2 hello or other bytes get
+ * a precise refusal instead of OpenSSL's generic "wrong version number". */
+static int tls_server_handshake(struct tg_conn *c)
+{
+    if (!c->sniffed) {
+        uint8_t peek[8];
+        ssize_t n = recv(c->fd, peek, sizeof(peek), MSG_PEEK);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            c->hs_want = UV_READABLE;
+            return -EAGAIN;
+        }
+        if (n <= 0) { /* gone before sending a byte: TG_SNIFF_NEED_MORE says "hang-up" */
+            c->sniff = TG_SNIFF_NEED_MORE;
+            return -ENOTSUP;
+        }
+        enum tg_tls_sniff s = tg_tls_sniff(peek, (size_t)n);
+        if (s == TG_SNIFF_NEED_MORE) /* decide on the first byte: never spin on a short peek */
+            s = peek[0] == 0x16                      ? TG_SNIFF_TLS
+                : (peek[0] >= 'A' && peek[0] <= 'Z') ? TG_SNIFF_HTTP
+                : (peek[0] & 0x80)                   ? TG_SNIFF_SSLV2
+                                                     : TG_SNIFF_OTHER;
+        if (s != TG_SNIFF_TLS) {
+            c->sniff = (uint8_t)s;
+            return -ENOTSUP;
+        }
+        c->sniffed = true;
+    }
+    return tls_step(c);
+}
+
+static int tls_client_handshake(struct tg_conn *c)
+{
+    return tls_step(c);
+}
+
+static ssize_t tls_read(struct tg_conn *c, char *buf, size_t len)
+{
+    ERR_clear_error();
+    int r = SSL_read(c->ssl, buf, (int)TG_MIN(len, (size_t)INT32_MAX));
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(c->ssl, r);
+    c->want_write = (e == SSL_ERROR_WANT_WRITE);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return -EAGAIN;
+    if (e == SSL_ERROR_ZERO_RETURN)
+        return 0;
+    c->ssl_error = e;
+    if (e == SSL_ERROR_SYSCALL && ERR_peek_error() == 0)
+        return errno == 0 ? 0 : -errno;
+    /* The error queue stays for the owner to classify (a TLS 1.3 backend refusing our
+     * certificate says so here); the next TLS call clears it. */
+    c->ssl_error = e;
+    return -EPROTO;
+}
+
+static ssize_t tls_write(struct tg_conn *c, const char *buf, size_t len)
+{
+    ERR_clear_error();
+    int r = SSL_write(c->ssl, buf, (int)TG_MIN(len, (size_t)INT32_MAX));
+    if (r > 0)
+        return r;
+    int e = SSL_get_error(c->ssl, r);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
+        return -EAGAIN;
+    c->ssl_error = e;
+    return e == SSL_ERROR_SSL ? -EPROTO : -EPIPE;
+}
+
+static void tls_shutdown(struct tg_conn *c)
+{
+    /* close_notify is TLS's half-close; then the TCP write side follows it. */
+    ERR_clear_error();
+    SSL_shutdown(c->ssl);
+    ERR_clear_error();
+    shutdown(c->fd, SHUT_WR);
+}
+
+static bool tls_pending(const struct tg_conn *c)
+{
+    return SSL_has_pending(c->ssl);
+}
+
+const struct tg_transport tg_transport_tls_server = {
+    .name = "tls",
+    .handshake = tls_server_handshake,
+    .read = tls_read,
+    .write = tls_write,
+    .shutdown = tls_shutdown,
+    .pending = tls_pending,
+};
+
+const struct tg_transport tg_transport_tls_client = {
+    .name = "tls-client",
+    .handshake = tls_client_handshake,
+    .read = tls_read,
+    .write = tls_write,
+    .shutdown = tls_shutdown,
+    .pending = tls_pending,
+};
+
+/* ---- buffer blocks cached per worker ---- */
+
+#define BUFCACHE_CLASSES 4
+#define BUFCACHE_DEPTH   64
+
+struct tg_conn_bufcache {
+    size_t cap;
+    size_t n;
+    char *blocks[BUFCACHE_DEPTH];
+};
+
+static struct tg_conn_bufcache *cache_of(struct tg_worker *w)
+{
+    if (w->bufs == NULL)
+        w->bufs = tg_xcalloc(BUFCACHE_CLASSES, sizeof(struct tg_conn_bufcache));
+    return w->bufs;
+}
+
+void tg_conn_buf_get(struct tg_worker *w, struct tg_buf *b, size_t cap)
+{
+    if (b->data != NULL)
+        return;
+    struct tg_conn_bufcache *bc = cache_of(w);
+    for (size_t i = 0; i < BUFCACHE_CLASSES; i++) {
+        if (bc[i].cap == cap && bc[i].n > 0) {
+            b->data = bc[i].blocks[--bc[i].n];
+            b->cap = cap;
+            b->off = b->len = 0;
+            return;
+        }
+    }
+    tg_buf_ensure(b, cap);
+}
+
+void tg_conn_buf_put(struct tg_worker *w, struct tg_buf *b)
+{
+    if (b->data == NULL)
+        return;
+    struct tg_conn_bufcache *bc = cache_of(w);
+    for (size_t i = 0; i < BUFCACHE_CLASSES; i++) {
+        if (bc[i].cap == 0 || (bc[i].cap != b->cap && bc[i].n == 0))
+            bc[i].cap = b->cap;
+        if (bc[i].cap == b->cap && bc[i].n < BUFCACHE_DEPTH) {
+            bc[i].blocks[bc[i].n++] = b->data;
+            b->data = NULL;
+            b->cap = b->off = b->len = 0;
+            return;
+        }
+    }
+    tg_buf_free(b);
+}
+
+void tg_conn_buf_put_if_empty(struct tg_worker *w, struct tg_buf *b)
+{
+    if (b->data != NULL && b->off == b->len)
+        tg_conn_buf_put(w, b);
+}
+
+void tg_conn_bufcache_free(struct tg_worker *w)
+{
+    struct tg_conn_bufcache *bc = w->bufs;
+    if (bc == NULL)
+        return;
+    for (size_t i = 0; i < BUFCACHE_CLASSES; i++)
+        for (size_t j = 0; j < bc[i].n; j++)
+            free(bc[i].blocks[j]);
+    free(bc);
+    w->bufs = NULL;
+}
+
+/* ---- the dispatcher ---- */
+
+static void on_poll(uv_poll_t *p, int status, int events);
+
+static void poll_set(struct tg_conn *c, int mask)
+{
+    if (mask == c->poll_mask)
+        return;
+    c->poll_mask = mask;
+    if (mask)
+        uv_poll_start(&c->poll, mask, on_poll);
+    else
+        uv_poll_stop(&c->poll);
+}
+
+void tg_conn_update(struct tg_conn *c)
+{
+    if (c->state == TG_CONN_CLOSED)
+        return;
+    int mask = 0;
+    switch (c->state) {
+    case TG_CONN_CONNECTING:
+        mask = UV_WRITABLE;
+        break;
+    case TG_CONN_HANDSHAKE:
+        mask = c->hs_want ? c->hs_want : UV_READABLE;
+        break;
+    case TG_CONN_OPEN:
+        /* Readable interest is dropped lazily, only after an event we could not take, so a
+         * request/response cycle costs no epoll_ctl. */
+        if (!c->rd_eof && c->h->want_read(c))
+            c->r_blocked = false, mask |= UV_READABLE;
+        else if (!c->r_blocked && c->poll_mask > 0 && (c->poll_mask & UV_READABLE) && !c->rd_eof)
+            mask |= UV_READABLE;
+        if ((c->out != NULL && tg_buf_used(c->out) > 0) || c->want_write)
+            mask |= UV_WRITABLE;
+        break;
+    default:
+        return;
+    }
+    poll_set(c, mask);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+    struct tg_conn *c = t->data;
+    if (c->state != TG_CONN_CLOSED && c->h->on_timer != NULL)
+        c->h->on_timer(c);
+}
+
+void tg_conn_timer(struct tg_conn *c, uint64_t ms)
+{
+    if (c->state == TG_CONN_CLOSED)
+        return;
+    if (ms == 0)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+void tg_conn_init(struct tg_conn *c, struct tg_worker *w, int fd, SSL *ssl,
+                  const struct tg_transport *tp, const struct tg_conn_handler *h, void *owner,
+                  bool connecting)
+{
+    c->w = w;
+    c->fd = fd;
+    c->ssl = ssl;
+    c->tp = tp;
+    c->h = h;
+    c->owner = owner;
+    c->out = &c->own_out;
+    c->poll_mask = 0;
+    c->last_io_ms = uv_now(&w->loop);
+    c->state = connecting ? TG_CONN_CONNECTING : ssl != NULL ? TG_CONN_HANDSHAKE : TG_CONN_OPEN;
+    if (ssl != NULL)
+        SSL_set_fd(ssl, fd);
+    uv_poll_init(&w->loop, &c->poll, fd);
+    c->poll.data = c;
+    uv_timer_init(&w->loop, &c->timer);
+    c->timer.data = c;
+}
+
+void tg_conn_start(struct tg_conn *c)
+{
+    if (c->state == TG_CONN_OPEN)
+        c->poll_mask = -1; /* "no interest decided yet": the first update sets it */
+    tg_conn_update(c);
+}
+
+int tg_conn_connect(struct tg_conn *c, struct tg_worker *w, const struct sockaddr *addr,
+                    socklen_t addr_len, SSL *ssl, const struct tg_transport *tp,
+                    const struct tg_conn_handler *h, void *owner)
+{
+    int fd = socket(addr->sa_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (connect(fd, addr, addr_len) != 0 && errno != EINPROGRESS) {
+        int err = errno;
+        close(fd);
+        return -err;
+    }
+    tg_conn_init(c, w, fd, ssl, tp, h, owner, true);
+    tg_conn_start(c);
+    return 0;
+}
+
+static void fail(struct tg_conn *c, enum tg_conn_fail why, int err)
+{
+    c->h->on_fail(c, why, err);
+    tg_conn_close(c);
+}
+
+static void opened(struct tg_conn *c)
+{
+    c->state = TG_CONN_OPEN;
+    c->poll_mask = -1; /* the handshake's interest says nothing about the owner's */
+    c->last_io_ms = uv_now(&c->w->loop);
+    c->h->on_open(c);
+    if (c->state == TG_CONN_OPEN)
+        tg_conn_update(c);
+}
+
+static void handshake(struct tg_conn *c)
+{
+    int rc = c->tp->handshake(c);
+    if (rc == -EAGAIN) {
+        poll_set(c, c->hs_want);
+        return;
+    }
+    if (rc != 0) {
+        fail(c, rc == -ENOTSUP ? TG_CONN_FAIL_SNIFF : TG_CONN_FAIL_HANDSHAKE, -rc);
+        return;
+    }
+    opened(c);
+}
+
+void tg_conn_read(struct tg_conn *c)
+{
+    while (c->state == TG_CONN_OPEN && !c->rd_eof) {
+        size_t room = c->h->read_room(c);
+        if (room == 0 || c->state != TG_CONN_OPEN)
+            break;
+        ssize_t n = c->tp->read(c, c->in.data + c->in.len, room);
+        if (n == -EAGAIN)
+            break;
+        if (n < 0) {
+            c->h->on_error(c, (int)n, false);
+            tg_conn_close(c);
+            return;
+        }
+        if (n == 0) {
+            c->rd_eof = true;
+            c->h->on_read(c);
+            return;
+        }
+        c->in.len += (size_t)n;
+        c->bytes_read += (uint64_t)n;
+        c->last_io_ms = uv_now(&c->w->loop);
+        c->h->on_read(c);
+        /* Level-triggered polling reports what is left in the socket; only bytes the transport
+         * already holds (or a read that filled the room) need another read now. */
+        if ((size_t)n < room && !c->tp->pending(c))
+            break;
+    }
+}
+
+void tg_conn_flush(struct tg_conn *c)
+{
+    struct tg_buf *o = c->out;
+    bool wrote = false;
+    while (c->state == TG_CONN_OPEN && o != NULL && tg_buf_used(o) > 0) {
+        ssize_t n = c->tp->write(c, o->data + o->off, tg_buf_used(o));
+        if (n == -EAGAIN)
+            break;
+        if (n <= 0) {
+            c->h->on_error(c, n < 0 ? (int)n : -EPIPE, true);
+            tg_conn_close(c);
+            return;
+        }
+        o->off += (size_t)n;
+        wrote = true;
+        c->bytes_written += (uint64_t)n;
+        c->last_io_ms = uv_now(&c->w->loop);
+    }
+    if (c->state != TG_CONN_OPEN)
+        return;
+    bool empty = o == NULL || tg_buf_used(o) == 0;
+    /* An empty output keeps its bytes (off == len): a request head may be sent again on a new
+     * connection; the next append starts over at the front (tg_buf_room). */
+    if (empty && o != NULL) {
+        if (c->shut_pending && !c->wr_shut) {
+            c->wr_shut = true;
+            c->tp->shutdown(c);
+        }
+    }
+    if ((wrote || empty) && c->h->on_drain != NULL) {
+        c->h->on_drain(c);
+        if (c->state != TG_CONN_OPEN)
+            return;
+    }
+    tg_conn_update(c);
+}
+
+void tg_conn_shutdown(struct tg_conn *c)
+{
+    if (c->state != TG_CONN_OPEN || c->wr_shut)
+        return;
+    c->shut_pending = true;
+    if (c->out == NULL || tg_buf_used(c->out) == 0) {
+        c->wr_shut = true;
+        c->tp->shutdown(c);
+    }
+}
+
+static int sock_error(int fd)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+        err = errno;
+    return err;
+}
+
+static void on_poll(uv_poll_t *p, int status, int events)
+{
+    struct tg_conn *c = p->data;
+    switch (c->state) {
+    case TG_CONN_CONNECTING: {
+        /* libuv reports EPOLLERR as an error status: the real reason is in SO_ERROR. */
+        int err = sock_error(c->fd);
+        if (err == 0 && status < 0)
+            err = ECONNREFUSED;
+        if (err != 0) {
+            fail(c, TG_CONN_FAIL_CONNECT, err);
+            return;
+        }
+        if (c->ssl != NULL) {
+            c->state = TG_CONN_HANDSHAKE;
+            handshake(c);
+        } else {
+            opened(c);
+        }
+        return;
+    }
+    case TG_CONN_HANDSHAKE:
+        handshake(c);
+        return;
+    case TG_CONN_OPEN:
+        break;
+    default:
+        return;
+    }
+    if (status < 0) {
+        /* EPOLLERR (e.g. a reset): libuv has stopped the handle; the reason is in SO_ERROR. */
+        int err = sock_error(c->fd);
+        c->poll_mask = 0;
+        c->h->on_error(c, -(err ? err : ECONNRESET), false);
+        tg_conn_close(c);
+        return;
+    }
+    if (events & UV_WRITABLE) {
+        if (c->want_write) {
+            c->want_write = false;
+            tg_conn_read(c);
+        }
+        if (c->state == TG_CONN_OPEN)
+            tg_conn_flush(c);
+    }
+    if (c->state == TG_CONN_OPEN && (events & UV_READABLE)) {
+        if (!c->rd_eof && c->h->want_read(c))
+            tg_conn_read(c);
+        else
+            c->r_blocked = true;
+    }
+    if (c->state == TG_CONN_OPEN)
+        tg_conn_update(c);
+}
+
+/* ---- teardown ---- */
+
+static void on_handle_closed(uv_handle_t *hd)
+{
+    struct tg_conn *c = hd->data;
+    if (--c->pending_closes > 0)
+        return;
+    close(c->fd);
+    SSL_free(c->ssl);
+    c->ssl = NULL;
+    tg_conn_buf_put(c->w, &c->in);
+    tg_conn_buf_put(c->w, &c->own_out);
+    c->h->on_closed(c);
+}
+
+void tg_conn_close(struct tg_conn *c)
+{
+    if (c->state == TG_CONN_CLOSED)
+        return;
+    if (c->ssl != NULL && c->state == TG_CONN_OPEN && !c->wr_shut) {
+        /* Best-effort close_notify; the socket is non-blocking so this never waits. */
+        ERR_clear_error();
+        SSL_shutdown(c->ssl);
+        ERR_clear_error();
+    }
+    c->state = TG_CONN_CLOSED;
+    uv_poll_stop(&c->poll);
+    uv_timer_stop(&c->timer);
+    c->pending_closes = 2;
+    uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}

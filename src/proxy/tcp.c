@@ -1,0 +1,133 @@
+/* The tcp protocol handler: a client connection (TLS or plain) joined to one connection to the
+ * listener's backend (plain or TLS), optionally announced with a PROXY protocol v2 header. */
+#include "proxy/internal.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/log.h"
+
+#define PP2_MAX 1024
+
+/* Writes the PROXY v2 header for c (client address, listener address, TLS TLVs) in front of
+ * anything in c's input, which the tunnel then sends to the backend first. */
+static bool add_proxy_header(struct tg_client *c)
+{
+    struct sockaddr_storage src, dst;
+    socklen_t sl = sizeof(src), dl = sizeof(dst);
+    if (getpeername(c->conn.fd, (struct sockaddr *)&src, &sl) != 0 ||
+        getsockname(c->conn.fd, (struct sockaddr *)&dst, &dl) != 0)
+        return false;
+    struct tg_pp2_tls tls = {0};
+    SSL *ssl = c->conn.ssl;
+    if (ssl != NULL) {
+        tls.version = SSL_get_version(ssl);
+        tls.cipher = SSL_get_cipher_name(ssl);
+        tls.sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+    }
+    uint8_t hdr[PP2_MAX];
+    size_t n = tg_pp2_build(hdr, sizeof(hdr), &src, &dst, ssl ? &tls : NULL);
+    if (n == 0)
+        return false;
+    struct tg_buf *in = &c->conn.in;
+    tg_conn_buf_get(c->conn.w, in, 64 * 1024);
+    tg_buf_compact(in);
+    if (in->cap - in->len < n)
+        return false;
+    memmove(in->data + n, in->data, in->len);
+    memcpy(in->data, hdr, n);
+    in->len += n;
+    return true;
+}
+
+static void backend_open(struct tg_bconn *b, void *arg)
+{
+    struct tg_client *c = arg;
+    c->pending = NULL;
+    if (c->lc->proxy_protocol_out && !add_proxy_header(c)) {
+        tg_log_error("client %s listener=%s: cannot build the PROXY protocol header", c->peer,
+                     c->lc->name);
+        tg__backend_close(b);
+        tg__client_close(c);
+        return;
+    }
+    tg__tunnel_start(c, b);
+}
+
+static void backend_failed(void *arg, enum tg_pfail f, const char *detail)
+{
+    struct tg_client *c = arg;
+    c->pending = NULL;
+    TG_STAT_INC(&c->conn.w->stats, backend_errors);
+    tg_log_info("client %s listener=%s: stream closed: no connection to backend %s (%s%s%s)",
+                c->peer, c->lc->name, tg__cfg(c)->backends[c->lc->backend_idx].name,
+                tg__pfail_info(f)->token, detail && detail[0] ? ": " : "", detail ? detail : "");
+    tg__client_close(c);
+}
+
+static const struct tg_bconn_user tcp_user = {backend_open, backend_failed};
+
+static void on_open(struct tg_conn *conn)
+{
+    struct tg_client *c = tg__client_of(conn);
+    tg__client_opened(c);
+    c->phase = TG_CP_CONNECTING;
+    const struct tg_backend_conf *be = &tg__cfg(c)->backends[c->lc->backend_idx];
+    tg__backend_open(c, be, false, &tcp_user, c, &c->pending);
+}
+
+static bool want_read(const struct tg_conn *conn)
+{
+    (void)conn;
+    return false; /* until the tunnel takes over */
+}
+
+static size_t read_room(struct tg_conn *conn)
+{
+    (void)conn;
+    return 0;
+}
+
+static void on_read(struct tg_conn *conn)
+{
+    tg__client_close(tg__client_of(conn));
+}
+
+static void on_error(struct tg_conn *conn, int err, bool writing)
+{
+    (void)err;
+    (void)writing;
+    tg__client_close(tg__client_of(conn));
+}
+
+static void on_timer(struct tg_conn *conn)
+{
+    struct tg_client *c = tg__client_of(conn);
+    if (c->timer_kind == TG_CT_HANDSHAKE)
+        tg__client_handshake_timeout(c);
+}
+
+static void on_drain_worker(struct tg_client *c)
+{
+    if (c->phase != TG_CP_TUNNEL)
+        tg__client_close(c); /* open tunnels run until timeouts.shutdown */
+}
+
+static const struct tg_conn_handler tcp_conn = {
+    .on_open = on_open,
+    .on_fail = tg__client_on_fail,
+    .read_room = read_room,
+    .want_read = want_read,
+    .on_read = on_read,
+    .on_error = on_error,
+    .on_timer = on_timer,
+    .on_closed = tg__client_on_closed,
+};
+
+const struct tg_proto tg__proto_tcp = {
+    .name = "tcp",
+    .conn = &tcp_conn,
+    .on_drain = on_drain_worker,
+};
