@@ -74,6 +74,12 @@ static int tls_step(struct tg_conn *c)
         c->hs_want = UV_WRITABLE;
         return -EAGAIN;
     }
+    if (e == SSL_ERROR_WANT_RETRY_VERIFY) {
+        /* Verification paused (SSL_set_retry_verify) for an off-loop check: no socket interest
+         * until its owner calls tg_conn_handshake_resume. */
+        c->hs_want = 0;
+        return -EAGAIN;
+    }
     c->ssl_error = e;
     return errno ? -errno : -EPROTO;
 }
@@ -385,6 +391,12 @@ static void handshake(struct tg_conn *c)
         return;
     }
     opened(c);
+}
+
+void tg_conn_handshake_resume(struct tg_conn *c)
+{
+    if (c->state == TG_CONN_HANDSHAKE)
+        handshake(c);
 }
 
 void tg_conn_read(struct tg_conn *c)

@@ -121,6 +121,10 @@ void tg_conn_start(struct tg_conn *c);
 int tg_conn_connect(struct tg_conn *c, struct tg_worker *w, const struct sockaddr *addr,
                     socklen_t addr_len, SSL *ssl, const struct tg_transport *tp,
                     const struct tg_conn_handler *h, void *owner);
+/* Continues a TLS handshake that paused for an off-loop check: verification called
+ * SSL_set_retry_verify() and the handshake reported SSL_ERROR_WANT_RETRY_VERIFY (the connection
+ * then waits with no socket interest). Call on the worker thread once the check is done. */
+void tg_conn_handshake_resume(struct tg_conn *c);
 /* Recomputes poll interest after the owner's wants changed. */
 void tg_conn_update(struct tg_conn *c);
 /* Reads while the owner has room and bytes are there (on_read after each read). */
