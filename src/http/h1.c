@@ -267,16 +267,6 @@ enum tg_h1_result tg_h1_finish(struct tg_h1_msg *m)
     return map_error(m, e);
 }
 
-static bool span_eq(const struct tg_h1_msg *m, struct tg_h1_span s, const char *lname, size_t n)
-{
-    return s.len == n && tg_strncaseeq(m->base + s.off, lname, n);
-}
-
-bool tg_h1_name_is(const struct tg_h1_msg *m, const struct tg_h1_field *f, const char *lname)
-{
-    return span_eq(m, f->name, lname, strlen(lname));
-}
-
 const struct tg_h1_field *tg_h1_find(const struct tg_h1_msg *m, const char *lname)
 {
     for (size_t i = 0; i < m->n_fields; i++)

@@ -9,6 +9,8 @@
 
 #include <llhttp.h>
 
+#include "core/core.h"
+
 /* A byte range relative to the buffer the message is parsed from. */
 struct tg_h1_span {
     uint32_t off, len;
@@ -72,8 +74,14 @@ enum tg_h1_result tg_h1_execute(struct tg_h1_msg *m, const char *base, size_t of
 /* Signals EOF (for bodies delimited by connection close); returns like tg_h1_execute. */
 enum tg_h1_result tg_h1_finish(struct tg_h1_msg *m);
 
-/* Field name equals lname (lower-case) ignoring case. */
-bool tg_h1_name_is(const struct tg_h1_msg *m, const struct tg_h1_field *f, const char *lname);
+/* Field name equals lname (lower-case) ignoring case. Inline so that, for a literal lname, the
+ * length test (which rejects almost every field) is a constant compare. */
+static inline bool tg_h1_name_is(const struct tg_h1_msg *m, const struct tg_h1_field *f,
+                                 const char *lname)
+{
+    size_t n = __builtin_strlen(lname);
+    return f->name.len == n && tg_strncaseeq(m->base + f->name.off, lname, n);
+}
 /* Finds the first field named lname; NULL if none. */
 const struct tg_h1_field *tg_h1_find(const struct tg_h1_msg *m, const char *lname);
 /* Valid once the head is complete. True for headers a proxy must not forward: the RFC 9110

@@ -4,12 +4,10 @@
 #include "tls/tls.h"
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include <openssl/err.h>
 #include <openssl/evp.h>
@@ -172,122 +170,20 @@ void tg_tls_client_set_session_hook(struct tg_tls_client *tc, tg_tls_session_cb 
 
 /* ---- truststores ---- */
 
-/* Adds every certificate of one PEM file to store; how many, or -1 (with an error) if the file
- * cannot be read or holds damaged PEM. */
-static int load_pem_certs(const struct tg_truststore_conf *ts, const char *file, X509_STORE *store,
-                          struct tg_err *err)
-{
-    char *data = NULL;
-    size_t len = 0;
-    int rc = tg_read_file(file, &data, &len);
-    if (rc != 0) {
-        tg_err_error(err, &ts->loc, ts->path, "truststore \"%s\": cannot read %s: %s", ts->name,
-                     file, strerror(-rc));
-        return -1;
-    }
-    BIO *bio = BIO_new_mem_buf(data, (int)len);
-    ERR_clear_error();
-    STACK_OF(X509_INFO) *infos = bio ? PEM_X509_INFO_read_bio(bio, NULL, NULL, NULL) : NULL;
-    int n = 0;
-    if (infos == NULL) {
-        tg_err_error(err, &ts->loc, ts->path,
-                     "truststore \"%s\": %s is damaged or not PEM (expected \"-----BEGIN "
-                     "CERTIFICATE-----\" blocks)",
-                     ts->name, file);
-        n = -1;
-    }
-    for (int i = 0; infos != NULL && i < sk_X509_INFO_num(infos); i++) {
-        X509_INFO *xi = sk_X509_INFO_value(infos, i);
-        if (xi->x509 != NULL && X509_STORE_add_cert(store, xi->x509) == 1)
-            n++;
-    }
-    sk_X509_INFO_pop_free(infos, X509_INFO_free);
-    BIO_free(bio);
-    free(data);
-    ERR_clear_error();
-    return n;
-}
-
-static bool has_cert_ext(const char *name)
-{
-    size_t l = strlen(name);
-    return l > 4 && (tg_strcaseeq(name + l - 4, ".pem") || tg_strcaseeq(name + l - 4, ".crt"));
-}
-
-static int name_cmp(const void *a, const void *b)
-{
-    return strcmp(*(char *const *)a, *(char *const *)b);
-}
-
-/* Every *.pem and *.crt of a directory, in name order so messages are stable. */
-static int load_pem_dir(const struct tg_truststore_conf *ts, X509_STORE *store, struct tg_err *err)
-{
-    DIR *d = opendir(ts->file);
-    if (d == NULL) {
-        tg_err_error(err, &ts->loc, ts->path, "truststore \"%s\": cannot read directory %s: %s",
-                     ts->name, ts->file, strerror(errno));
-        return -1;
-    }
-    char **names = NULL;
-    size_t n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (de->d_name[0] == '.' || !has_cert_ext(de->d_name))
-            continue;
-        names = tg_xrealloc(names, (n + 1) * sizeof(*names));
-        names[n++] = tg_xasprintf("%s/%s", ts->file, de->d_name);
-    }
-    closedir(d);
-    if (n > 0)
-        qsort(names, n, sizeof(*names), name_cmp);
-    int total = 0;
-    for (size_t i = 0; i < n; i++) {
-        int k = load_pem_certs(ts, names[i], store, err);
-        if (k < 0)
-            total = -1;
-        else if (total >= 0)
-            total += k;
-        free(names[i]);
-    }
-    free(names);
-    return total;
-}
-
 static int setup_trust(struct tg_tls_client *tc, const struct tg_config *cfg,
                        const struct tg_backend_tls_conf *bt, struct tg_err *err)
 {
-    if (bt->truststore == NULL || bt->truststore_idx >= cfg->n_truststores ||
-        strcmp(cfg->truststores[bt->truststore_idx].type, "system") == 0) {
+    bool system = bt->truststore == NULL || bt->truststore_idx >= cfg->n_truststores ||
+                  strcmp(cfg->truststores[bt->truststore_idx].type, "system") == 0;
+    if (system) {
         tc->truststore = bt->truststore ? tg_xstrdup(bt->truststore) : NULL;
-        if (SSL_CTX_set_default_verify_paths(tc->ctx) != 1) {
-            char why[256];
-            tg_tls__openssl_reason(why, sizeof(why));
-            tg_err_error(err, &bt->loc, bt->path, "cannot use OpenSSL's default trust paths: %s",
-                         why);
-            return -EINVAL;
-        }
-        return 0;
+    } else {
+        const struct tg_truststore_conf *ts = &cfg->truststores[bt->truststore_idx];
+        tc->truststore = tg_xstrdup(ts->name);
+        tc->truststore_file = tg_xstrdup(ts->file ? ts->file : "");
     }
-    const struct tg_truststore_conf *ts = &cfg->truststores[bt->truststore_idx];
-    tc->truststore = tg_xstrdup(ts->name);
-    tc->truststore_file = tg_xstrdup(ts->file ? ts->file : "");
-    X509_STORE *store = SSL_CTX_get_cert_store(tc->ctx);
-    struct stat st;
-    int n = ts->file != NULL && stat(ts->file, &st) == 0 && S_ISDIR(st.st_mode)
-                ? load_pem_dir(ts, store, err)
-                : load_pem_certs(ts, ts->file ? ts->file : "", store, err);
-    if (n < 0)
-        return -EINVAL;
-    if (n == 0) {
-        tg_err_error(err, &ts->loc, ts->path, "truststore \"%s\": no certificate found in %s",
-                     ts->name, ts->file);
-        return -EINVAL;
-    }
-    tc->n_cas = (size_t)n;
-    /* An operator who puts an intermediate or the backend's own certificate in a truststore
-     * means to trust it, as Java truststores do. */
-    X509_STORE_set_flags(store, X509_V_FLAG_PARTIAL_CHAIN);
-    return 0;
+    return tg_tls__trust_load(cfg, system ? SIZE_MAX : bt->truststore_idx,
+                              SSL_CTX_get_cert_store(tc->ctx), NULL, &tc->n_cas, err);
 }
 
 /* ---- client certificate ---- */

@@ -139,6 +139,16 @@ struct tg_tls_server {
 /* The server a context belongs to, or NULL for contexts not made by tg_tls_server_new. */
 const struct tg_tls_server *tg_tls__server_of(const SSL_CTX *ctx);
 
+/* ---- truststores (trust.c) ---- */
+
+/* Loads truststore truststore_idx of cfg (SIZE_MAX, or any index past the list, for OpenSSL's
+ * default paths) into store. With ca_names_out, *ca_names_out gets a new stack of the distinct
+ * subjects loaded (empty for the system trust), for a CertificateRequest; n_certs (may be NULL)
+ * gets how many certificates were added. PEM truststores set X509_V_FLAG_PARTIAL_CHAIN on store.
+ * Problems go to err at the truststore's location; 0 or -EINVAL (nothing handed over). */
+int tg_tls__trust_load(const struct tg_config *cfg, size_t truststore_idx, X509_STORE *store,
+                       STACK_OF(X509_NAME) * *ca_names_out, size_t *n_certs, struct tg_err *err);
+
 /* ---- client contexts (client.c, policy.c, failure.c) ---- */
 
 struct tg_tls_client {

@@ -7,7 +7,6 @@ nginx finishes the handshake even when `ssl_verify_client on` finds no or a bad 
 certificate (it answers 400 over HTTP instead), so the "certificate required" backend adds
 `ssl_conf_command VerifyMode Require` and the "certificate refused" backend is a small Python
 ssl server (TlsOrigin) that refuses in the handshake, like most mTLS servers."""
-import os
 import socket
 import ssl
 import subprocess

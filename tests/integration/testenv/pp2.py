@@ -355,7 +355,8 @@ class TCPBackend:
     """A threaded loopback TCP server: each connection gets an optional PROXY v2 header read
     (proxy_header "optional" | "require" | "none"), then an optional TLS handshake (tls: a
     KeyPair or (cert, key)), then handler(session). port=0 picks a free port. sessions lists
-    every connection in accept order; keep_bytes=False keeps only counts (bulk transfers)."""
+    every connection in accept order; keep_bytes=False keeps only counts (bulk transfers).
+    Looking for a header waits for the first bytes, so server-first handlers take "none"."""
 
     def __init__(self, handler, tls=None, port=0, proxy_header="optional", keep_bytes=True,
                  name="tcp-backend", timeout=60):

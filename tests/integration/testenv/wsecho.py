@@ -15,7 +15,6 @@ import hashlib
 import http
 import ssl
 import threading
-import time
 
 import websockets
 import websockets.exceptions
@@ -222,15 +221,6 @@ def _first_diff(a, b):
         if x != y:
             return i
     return min(len(a), len(b))
-
-
-def wait_for(pred, timeout):
-    deadline = time.monotonic() + timeout
-    while not pred():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 # ------------------------------------------------------------------------------------------------
