@@ -36,6 +36,8 @@ int tg_mkdir_p(const char *path);
 
 /* ASCII case-insensitive compare of n bytes / whole strings. */
 bool tg_strncaseeq(const char *a, const char *b, size_t n);
+/* Value of a hex digit (either case), or -1. */
+int tg_hexval(char c);
 bool tg_strcaseeq(const char *a, const char *b);
 /* Levenshtein distance, for did-you-mean suggestions. */
 size_t tg_edit_distance(const char *a, const char *b);

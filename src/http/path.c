@@ -3,21 +3,10 @@
 
 #include <string.h>
 
-static int hexval(unsigned char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool is_unreserved(unsigned char c)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '.' || c == '_' || c == '~';
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' ||
+           c == '.' || c == '_' || c == '~';
 }
 
 /* Removes dot segments from the absolute path p[0..len) in place (RFC 3986 5.2.4: ".." never
@@ -74,7 +63,7 @@ int tg_http_path_normalize(char *t, size_t len, size_t *out_len)
         }
         if (r + 2 >= plen)
             return -1;
-        int hi = hexval((unsigned char)t[r + 1]), lo = hexval((unsigned char)t[r + 2]);
+        int hi = tg_hexval((char)t[r + 1]), lo = tg_hexval((char)t[r + 2]);
         if (hi < 0 || lo < 0)
             return -1;
         unsigned char d = (unsigned char)(hi * 16 + lo);

@@ -160,6 +160,18 @@ static size_t pick_target(struct tg_client *c, const struct tg_backend_conf *be,
 
 /* ---- connect ---- */
 
+/* b now works for user (on behalf of client c); *slot follows it while it opens. */
+static void assign(struct tg_bconn *b, struct tg_client *c, const struct tg_bconn_user *user,
+                   void *arg, struct tg_bconn **slot, unsigned tries)
+{
+    b->state = TG_B_OPENING;
+    b->user = user;
+    b->user_arg = arg;
+    b->slot = slot;
+    b->client = c;
+    b->tries = tries;
+}
+
 static int connect_target(struct tg_client *c, const struct tg_backend_conf *be, size_t idx,
                           const struct tg_bconn_user *user, void *arg, struct tg_bconn **slot,
                           unsigned tries, struct tg_bconn **out)
@@ -184,12 +196,7 @@ static int connect_target(struct tg_client *c, const struct tg_backend_conf *be,
     b->backend = be;
     b->backend_idx = bi;
     b->target_idx = idx;
-    b->user = user;
-    b->user_arg = arg;
-    b->slot = slot;
-    b->client = c;
-    b->tries = tries;
-    b->state = TG_B_OPENING;
+    assign(b, c, user, arg, slot, tries);
     snprintf(b->target, sizeof(b->target), "%s", t->address);
     if (ssl != NULL)
         SSL_set_app_data(ssl, b);
@@ -254,12 +261,7 @@ struct tg_bconn *tg__backend_open(struct tg_client *c, const struct tg_backend_c
                 continue;
             idle_remove(b);
             b->reused = true;
-            b->state = TG_B_OPENING;
-            b->user = user;
-            b->user_arg = arg;
-            b->slot = slot;
-            b->client = c;
-            b->tries = 0;
+            assign(b, c, user, arg, slot, 0);
             TG_STAT_INC(&c->conn.w->stats, backend_reuses);
             tg__target_conn_start(b);
             *slot = b;

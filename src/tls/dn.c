@@ -84,17 +84,6 @@ static int type_nid(const char *t)
     return nid;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 static bool is_space(char c)
 {
     return c == ' ';
@@ -132,7 +121,7 @@ static char *read_value(const char **pp, size_t *out_len, const char **why)
     } else {
         for (; *p != '\0' && *p != ',' && *p != ';' && *p != '+'; p++) {
             if (*p == '\\') {
-                int h1 = hexval(p[1]), h2 = h1 >= 0 ? hexval(p[2]) : -1;
+                int h1 = tg_hexval(p[1]), h2 = h1 >= 0 ? tg_hexval(p[2]) : -1;
                 if (h1 >= 0 && h2 >= 0) {
                     v[n++] = (char)(h1 << 4 | h2);
                     p += 2;
