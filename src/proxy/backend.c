@@ -120,6 +120,8 @@ void tg__backend_log_failure(struct tg_client *c, const struct tg_backend_conf *
     char tok[48];
     const char *rest;
     const char *token = tg__pfail_token(f, detail, tok, sizeof(tok), &rest);
+    if (c != NULL)
+        TG_STAT_INC(&c->conn.w->stats, backend_fail[f]);
     tg_log(fi->backend_caused ? TG_LOG_WARN : TG_LOG_ERROR,
            "backend error: peer=%s listener=%s backend=%s target=%s reason=%s: %s%s%s",
            c ? c->peer : "-", c ? c->lc->name : "-", be->name, target, token,
@@ -290,6 +292,7 @@ static void bconn_on_fail(struct tg_conn *conn, enum tg_conn_fail why, int err)
         enum tg_tls_bfail tf =
             tg_tls_client_classify(conn->ssl, conn->ssl_error, err, d, sizeof(d));
         const struct tg_tls_fail_info *fi = tg_tls_bfail_info(tf);
+        TG_STAT_INC(&conn->w->stats, backend_hs_fail[tf]);
         f = TG_PF_TLS;
         snprintf(detail, sizeof(detail), "%s: %s%s%s%s%s", fi->token, d[0] ? d : fi->sentence,
                  fi->config_key ? "; to change this, see backends." : "",
@@ -646,6 +649,7 @@ static void bconn_on_error(struct tg_conn *conn, int err, bool writing)
             (tf != TG_TLS_BFAIL_PROTOCOL || err == -EPROTO)) {
             snprintf(d, sizeof(d), "%s: %s", tg_tls_bfail_info(tf)->token,
                      td[0] ? td : tg_tls_bfail_info(tf)->sentence);
+            TG_STAT_INC(&conn->w->stats, backend_hs_fail[tf]);
             io_failed(b, TG_PF_TLS, d);
             return;
         }
@@ -653,6 +657,7 @@ static void bconn_on_error(struct tg_conn *conn, int err, bool writing)
             /* The alert saying so can be lost when the backend's close resets the connection
              * before we read it: it asked for a certificate we do not have, then hung up. */
             const struct tg_tls_fail_info *fi = tg_tls_bfail_info(TG_TLS_BFAIL_CERT_REQUIRED);
+            TG_STAT_INC(&conn->w->stats, backend_hs_fail[TG_TLS_BFAIL_CERT_REQUIRED]);
             snprintf(d, sizeof(d), "%s: %s (it asked for one, then closed: %s)", fi->token,
                      fi->sentence, strerror(-err));
             io_failed(b, TG_PF_TLS, d);

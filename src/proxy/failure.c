@@ -29,6 +29,8 @@ static const struct tg_pfail_info rows[TG_PF__COUNT] = {
                          "backends.NAME.health", true, 502},
 };
 
+_Static_assert(TG_PF__COUNT <= TG_NET_BACKEND_FAIL_MAX, "a counter per failure row");
+
 const struct tg_pfail_info *tg__pfail_info(enum tg_pfail f)
 {
     return &rows[(unsigned)f < TG_PF__COUNT ? f : TG_PF_NONE];

@@ -33,6 +33,10 @@ char *tg_status_json(void)
             SUM(backend_timeouts);
             SUM(body_timeouts);
             SUM(backend_tls_failures);
+            for (int k = 0; k < TG_TLS_BFAIL__COUNT; k++)
+                SUM(backend_hs_fail[k]);
+            for (int k = 0; k < TG_NET_BACKEND_FAIL_MAX; k++)
+                SUM(backend_fail[k]);
             SUM(websocket_upgrades);
             for (int k = 0; k < TG_TLS_FAIL__COUNT; k++)
                 SUM(hs_fail[k]);
@@ -78,6 +82,16 @@ char *tg_status_json(void)
     tg_jobj_uint(&o, "errors", TG_STAT_GET(&sum, backend_errors));
     tg_jobj_uint(&o, "timeouts", TG_STAT_GET(&sum, backend_timeouts));
     tg_jobj_uint(&o, "tls_failures", TG_STAT_GET(&sum, backend_tls_failures));
+    tg_jobj_end(&o);
+    /* One counter per row of the backend-failure tables (tokens as in the log lines). */
+    tg_jobj_begin(&o, "backend_failures");
+    for (int k = 1; k < TG_PF__COUNT; k++)
+        if (k != TG_PF_TLS)
+            tg_jobj_uint(&o, tg__pfail_info((enum tg_pfail)k)->token,
+                         TG_STAT_GET(&sum, backend_fail[k]));
+    for (int k = 1; k < TG_TLS_BFAIL__COUNT; k++)
+        tg_jobj_uint(&o, tg_tls_bfail_info((enum tg_tls_bfail)k)->token,
+                     TG_STAT_GET(&sum, backend_hs_fail[k]));
     tg_jobj_end(&o);
     tg_jobj_begin(&o, "websocket");
     tg_jobj_uint(&o, "upgrades", TG_STAT_GET(&sum, websocket_upgrades));
