@@ -74,9 +74,10 @@ static int tls_step(struct tg_conn *c)
         c->hs_want = UV_WRITABLE;
         return -EAGAIN;
     }
-    if (e == SSL_ERROR_WANT_RETRY_VERIFY) {
-        /* Verification paused (SSL_set_retry_verify) for an off-loop check: no socket interest
-         * until its owner calls tg_conn_handshake_resume. */
+    if (e == SSL_ERROR_WANT_RETRY_VERIFY || e == SSL_ERROR_WANT_ASYNC) {
+        /* Verification paused (SSL_set_retry_verify, or an async job paused inside
+         * verification) for an off-loop check: no socket interest until its owner calls
+         * tg_conn_handshake_resume. */
         c->hs_want = 0;
         return -EAGAIN;
     }
@@ -427,6 +428,8 @@ void tg_conn_read(struct tg_conn *c)
         if ((size_t)n < room && !c->tp->pending(c))
             break;
     }
+    if (c->state == TG_CONN_OPEN && c->h->after_read != NULL)
+        c->h->after_read(c);
 }
 
 void tg_conn_flush(struct tg_conn *c)

@@ -24,7 +24,7 @@ enum tg_conn_state {
     TG_CONN_CONNECTING = 0, /* backend: non-blocking connect() in progress */
     TG_CONN_HANDSHAKE,      /* TLS handshake (a server side first sniffs the client's bytes) */
     TG_CONN_OPEN,           /* bytes flow */
-    TG_CONN_CLOSED,         /* closing: handles are being released, no more callbacks but on_closed */
+    TG_CONN_CLOSED, /* closing: handles are being released, no more callbacks but on_closed */
 };
 
 /* Why a connection could not be opened (handler's on_fail). */
@@ -71,6 +71,9 @@ struct tg_conn_handler {
     void (*on_error)(struct tg_conn *c, int err, bool writing);
     /* After a flush that wrote bytes or found the output empty (optional): room was made. */
     void (*on_drain)(struct tg_conn *c);
+    /* A read pass ended with the connection still open (optional): e.g. to give back an empty
+     * input buffer, so idle connections hold none. */
+    void (*after_read)(struct tg_conn *c);
     /* The timer armed with tg_conn_timer fired (optional). */
     void (*on_timer)(struct tg_conn *c);
     /* The connection is gone (handles released, socket closed): free the owner. */
@@ -86,9 +89,9 @@ struct tg_conn {
     int fd;
     enum tg_conn_state state;
     int poll_mask;
-    int ssl_error;       /* SSL_get_error() of the failed handshake step */
-    uint8_t sniff;       /* enum tg_tls_sniff verdict when the server-side sniff refused */
-    uint8_t hs_want;     /* UV_READABLE/UV_WRITABLE the handshake waits for */
+    int ssl_error;   /* SSL_get_error() of the failed handshake step */
+    uint8_t sniff;   /* enum tg_tls_sniff verdict when the server-side sniff refused */
+    uint8_t hs_want; /* UV_READABLE/UV_WRITABLE the handshake waits for */
     uint8_t pending_closes;
     bool sniffed;        /* server side: first bytes checked */
     bool r_blocked;      /* readable fired while the owner could not take bytes */
@@ -99,8 +102,8 @@ struct tg_conn {
     uint64_t last_io_ms; /* last byte moved either way */
     uint64_t bytes_read;
     uint64_t bytes_written;
-    struct tg_buf in;    /* bytes read */
-    struct tg_buf *out;  /* bytes to write: &own_out, or a buffer lent by the owner */
+    struct tg_buf in;   /* bytes read */
+    struct tg_buf *out; /* bytes to write: &own_out, or a buffer lent by the owner */
     struct tg_buf own_out;
     uv_poll_t poll;
     uv_timer_t timer;
@@ -122,8 +125,9 @@ int tg_conn_connect(struct tg_conn *c, struct tg_worker *w, const struct sockadd
                     socklen_t addr_len, SSL *ssl, const struct tg_transport *tp,
                     const struct tg_conn_handler *h, void *owner);
 /* Continues a TLS handshake that paused for an off-loop check: verification called
- * SSL_set_retry_verify() and the handshake reported SSL_ERROR_WANT_RETRY_VERIFY (the connection
- * then waits with no socket interest). Call on the worker thread once the check is done. */
+ * SSL_set_retry_verify() (or paused the async job running the handshake, SSL_MODE_ASYNC) and the
+ * handshake reported SSL_ERROR_WANT_RETRY_VERIFY / SSL_ERROR_WANT_ASYNC (the connection then
+ * waits with no socket interest). Call on the worker thread once the check is done. */
 void tg_conn_handshake_resume(struct tg_conn *c);
 /* Recomputes poll interest after the owner's wants changed. */
 void tg_conn_update(struct tg_conn *c);
@@ -149,7 +153,8 @@ static inline bool tg_conn_closed(const struct tg_conn *c)
     return c->state == TG_CONN_CLOSED;
 }
 
-/* Per-worker cache of buffer blocks (busy connections do not malloc/free tens of KiB per request). */
+/* Per-worker cache of buffer blocks (busy connections do not malloc/free tens of KiB per request).
+ */
 void tg_conn_buf_get(struct tg_worker *w, struct tg_buf *b, size_t cap);
 void tg_conn_buf_put(struct tg_worker *w, struct tg_buf *b);
 void tg_conn_buf_put_if_empty(struct tg_worker *w, struct tg_buf *b);

@@ -95,6 +95,12 @@ void tg__backend_release(struct tg_bconn *b, bool reusable)
     b->conn.out = &b->conn.own_out;
     if (!reusable || w->draining || pw->n_idle >= MAX_IDLE_PER_WORKER ||
         tg_buf_used(&b->conn.in) > 0 || b->snap != w->snap) {
+        tg_log_debug("backend %s target %s: connection not kept (%s)", b->backend->name, b->target,
+                     !reusable                  ? "not reusable"
+                     : w->draining              ? "draining"
+                     : tg_buf_used(&b->conn.in) ? "bytes after the response"
+                     : b->snap != w->snap       ? "config reloaded"
+                                                : "pool full");
         tg__backend_close(b);
         return;
     }
@@ -201,7 +207,7 @@ static int connect_target(struct tg_client *c, const struct tg_backend_conf *be,
     assign(b, c, user, arg, slot, tries);
     snprintf(b->target, sizeof(b->target), "%s", t->address);
     if (ssl != NULL)
-        SSL_set_app_data(ssl, b);
+        SSL_set_app_data(ssl, &b->conn); /* the session hook finds the connection */
     int rc =
         tg_conn_connect(&b->conn, c->conn.w, (const struct sockaddr *)&t->addr, t->addr_len, ssl,
                         ssl ? &tg_transport_tls_client : &tg_transport_plain, &bconn_handler, b);
@@ -509,13 +515,11 @@ static bool bconn_want_read(const struct tg_conn *conn)
 static size_t bconn_read_room(struct tg_conn *conn)
 {
     struct tg_bconn *b = tg__bconn_of(conn);
-    if (b->state == TG_B_IDLE) {
-        tg__backend_close(b); /* closed by the backend, or unsolicited bytes */
-        return 0;
-    }
+    tg_conn_buf_get(conn->w, &conn->in, response_cap(b));
+    if (b->state == TG_B_IDLE) /* a close, or stray bytes: on_read drops the connection */
+        return conn->in.cap - conn->in.len;
     if (!bconn_want_read(conn))
         return 0;
-    tg_conn_buf_get(conn->w, &conn->in, response_cap(b));
     /* While a head is partly parsed its spans point into the input: those bytes stay put until
      * the head is complete, however many reads it takes. */
     if (!tg_h1_head_pending(&b->resp)) {
@@ -631,6 +635,14 @@ static void bconn_on_read(struct tg_conn *conn)
     tg__client_flush(c);
 }
 
+/* An idle pooled connection keeps no input block (the read that found nothing took one). */
+static void bconn_after_read(struct tg_conn *conn)
+{
+    struct tg_bconn *b = tg__bconn_of(conn);
+    if (b->state == TG_B_IDLE && conn->in.off == conn->in.len)
+        tg_conn_buf_put(conn->w, &conn->in);
+}
+
 static void bconn_on_error(struct tg_conn *conn, int err, bool writing)
 {
     struct tg_bconn *b = tg__bconn_of(conn);
@@ -686,6 +698,7 @@ static const struct tg_conn_handler bconn_handler = {
     .on_read = bconn_on_read,
     .on_error = bconn_on_error,
     .on_drain = bconn_on_drain,
+    .after_read = bconn_after_read,
     .on_timer = bconn_on_timer,
     .on_closed = tg__backend_on_closed,
 };

@@ -228,8 +228,8 @@ static void timer_update(struct tg_client *c)
             arm(c, TG_CT_BODY, body_next_check(c, now));
         return;
     }
-    bool waiting = tg_buf_used(c->conn.out) > 0 ||
-                   (st->req_phase != TG_REQ_DONE && !st->discard_body);
+    bool waiting =
+        tg_buf_used(c->conn.out) > 0 || (st->req_phase != TG_REQ_DONE && !st->discard_body);
     if (waiting) {
         if (c->timer_kind != TG_CT_PEER)
             arm(c, TG_CT_PEER, to->idle_ms);
@@ -286,6 +286,15 @@ static void on_read(struct tg_conn *conn)
     http1_update(c);
 }
 
+/* Between requests an idle connection gives its input block back to the worker's cache (the
+ * read that found nothing allocated it). */
+static void after_read(struct tg_conn *conn)
+{
+    struct tg_client *c = tg__client_of(conn);
+    if (c->phase == TG_CP_IDLE && conn->in.data != NULL && conn->in.off == conn->in.len)
+        tg_conn_buf_put(conn->w, &conn->in);
+}
+
 static void on_error(struct tg_conn *conn, int err, bool writing)
 {
     struct tg_client *c = tg__client_of(conn);
@@ -301,8 +310,8 @@ static void response_finished(struct tg_client *c)
     struct tg_stream *st = c->st;
     struct tg_conn *conn = &c->conn;
     tg__client_log_access(c);
-    bool keep = st->keepalive && st->req_phase == TG_REQ_DONE && !c->close_after &&
-                !conn->w->draining;
+    bool keep =
+        st->keepalive && st->req_phase == TG_REQ_DONE && !c->close_after && !conn->w->draining;
     if (st->bc != NULL) {
         struct tg_bconn *b = st->bc;
         st->bc = NULL;
@@ -399,6 +408,7 @@ static const struct tg_conn_handler http1_conn = {
     .on_read = on_read,
     .on_error = on_error,
     .on_drain = on_drain,
+    .after_read = after_read,
     .on_timer = on_timer,
     .on_closed = tg__client_on_closed,
 };

@@ -331,3 +331,18 @@ def test_malformed_percent_encoding_is_400(gateway, origin, certs, tmp_path, tar
     r = _raw(port, b"GET %s HTTP/1.1\r\nHost: localhost\r\n\r\n" % target.encode())
     assert r.status == 400, (r.status, r.body)
     assert o.requests == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The backend connection is kept after a response whose last read filled the buffer (a large
+# body): found by `make bench` (bulk), where every 1 MiB response opened a new connection.
+
+def test_pool_reuse_after_large_responses(gateway, origin, certs, tmp_path):
+    o = origin("app")
+    port = testenv.free_port()
+    gateway(_config(certs, tmp_path, port, {"app": [o.address]}, log={"level": "info"}))
+    with Conn(port) as c:
+        for _ in range(5):
+            r = c.request("GET", "/download?size=%d" % (1 << 20))
+            assert r.status == 200 and len(r.body) == 1 << 20
+    assert o.accepts == 1, "backend connections opened: %d" % o.accepts
