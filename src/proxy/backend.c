@@ -163,6 +163,10 @@ static size_t pick_target(struct tg_client *c, const struct tg_backend_conf *be,
             best = i;
         }
     }
+    /* Every target is out of rotation. Without health checks nothing else would ever bring one
+     * back, so real traffic tries again; with them, the checks decide. */
+    if (best == SIZE_MAX && !be->health.enabled)
+        best = start;
     return best;
 }
 

@@ -22,6 +22,8 @@ struct tg_bconn;
 struct tg_stream;
 struct tg_tunnel;
 struct tg_client;
+struct tg_probe;
+struct tg__fetch;
 
 /* ---- failures on the backend hop and in HTTP handling (proxy/failure.c) ----
  * One row per reason: a token for logs and counters, a sentence, the config key that would
@@ -105,6 +107,13 @@ struct tg_client {
     struct tg_stream *st;     /* http1: the request in flight, NULL while idle */
     struct tg_tunnel *tun;    /* tunnel phase */
     struct tg_bconn *pending; /* tcp: the backend connection being opened */
+    /* The verified client certificate as header values (tls.client_auth.forward), computed once
+     * after the handshake; NULL without a certificate or when not forwarded. */
+    bool has_cert;                /* the client presented a certificate that was verified */
+    struct tg__fetch *fetch_wait; /* the revocation fetch its handshake waits for, or NULL */
+    char *xfcc;                   /* X-Forwarded-Client-Cert */
+    char *client_cert;            /* RFC 9440 Client-Cert */
+    char *client_cert_chain;      /* RFC 9440 Client-Cert-Chain; NULL when only the leaf was sent */
 };
 
 static inline struct tg_client *tg__client_of(struct tg_conn *conn)
@@ -264,7 +273,8 @@ struct tg_proxy_worker {
     uint64_t *next_check_ms;
     uint64_t tgen;
     uv_timer_t health_timer;
-    size_t n_probes;
+    struct tg_probe *probes;   /* health probes in flight */
+    struct tg__fetch *fetches; /* mtls.c: revocation fetches handshakes wait for */
 };
 
 static inline struct tg_proxy_worker *tg_pw(struct tg_worker *w)
@@ -339,6 +349,14 @@ extern const struct tg_conn_handler tg__probe_handler;
 /* tunnel.c */
 /* Joins c and b (both open) into a tunnel; bytes already in either input go on at once. */
 void tg__tunnel_start(struct tg_client *c, struct tg_bconn *b);
+
+/* mtls.c */
+/* Installs the revocation-fetch hook (once per process). */
+void tg__mtls_init(void);
+/* A client connection is closing: stop waiting for its fetch and end its paused handshake. */
+void tg__mtls_client_closing(struct tg_client *c);
+/* A new snapshot arrived: close connections whose client certificate it refuses. */
+void tg__mtls_on_snapshot(struct tg_worker *w);
 
 /* status.c */
 void tg__status_respond(struct tg_client *c);

@@ -27,6 +27,7 @@ struct tg_target_state {
 
 struct tg_probe {
     struct tg_conn conn;
+    struct tg_probe *prev, *next; /* the worker's probes in flight */
     struct tg_snapshot *snap;
     size_t bi, ti;
     bool done;
@@ -46,8 +47,8 @@ static void states_free(struct tg_proxy_worker *pw)
 }
 
 /* The state of (bi, ti) under snap, or NULL for a snapshot that is no longer the worker's. */
-static struct tg_target_state *state(struct tg_worker *w, const struct tg_snapshot *snap,
-                                     size_t bi, size_t ti)
+static struct tg_target_state *state(struct tg_worker *w, const struct tg_snapshot *snap, size_t bi,
+                                     size_t ti)
 {
     struct tg_proxy_worker *pw = tg_pw(w);
     if (pw == NULL)
@@ -92,13 +93,11 @@ void tg__target_failed(struct tg_worker *w, const struct tg_snapshot *snap, size
         return;
     const struct tg_backend_conf *be = &snap->cfg->backends[bi];
     if (!s->down && be->n_targets > 1)
-        tg_log_warn("backend %s target %s: out of rotation (%s)", be->name,
-                    be->targets[ti].address,
+        tg_log_warn("backend %s target %s: out of rotation (%s)", be->name, be->targets[ti].address,
                     be->health.enabled ? "until a health check passes"
                                        : "retried with traffic in 5 s");
     s->down = true;
-    s->down_until_ms =
-        be->health.enabled ? UINT64_MAX : uv_now(&w->loop) + PASSIVE_RETRY_MS;
+    s->down_until_ms = be->health.enabled ? UINT64_MAX : uv_now(&w->loop) + PASSIVE_RETRY_MS;
 }
 
 void tg__target_ok(struct tg_worker *w, const struct tg_snapshot *snap, size_t bi, size_t ti)
@@ -223,7 +222,8 @@ static void probe_on_fail(struct tg_conn *conn, enum tg_conn_fail why, int err)
 {
     struct tg_probe *p = TG_CONTAINER(conn, struct tg_probe, conn);
     char d[128];
-    snprintf(d, sizeof(d), "%s", why == TG_CONN_FAIL_CONNECT ? strerror(err) : "TLS handshake failed");
+    snprintf(d, sizeof(d), "%s",
+             why == TG_CONN_FAIL_CONNECT ? strerror(err) : "TLS handshake failed");
     ERR_clear_error();
     p->done = true;
     struct tg_target_state *s = state(conn->w, p->snap, p->bi, p->ti);
@@ -288,8 +288,14 @@ static void probe_on_closed(struct tg_conn *conn)
     if (s != NULL)
         s->probing = false;
     struct tg_proxy_worker *pw = tg_pw(conn->w);
-    if (pw != NULL)
-        pw->n_probes--;
+    if (pw != NULL) {
+        if (p->prev)
+            p->prev->next = p->next;
+        else
+            pw->probes = p->next;
+        if (p->next)
+            p->next->prev = p->prev;
+    }
     tg_snapshot_unref(p->snap);
     free(p);
 }
@@ -337,7 +343,11 @@ static void probe_start(struct tg_worker *w, size_t bi, size_t ti)
         return;
     }
     s->probing = true;
-    tg_pw(w)->n_probes++;
+    struct tg_proxy_worker *pw = tg_pw(w);
+    p->next = pw->probes;
+    if (pw->probes)
+        pw->probes->prev = p;
+    pw->probes = p;
     tg_conn_timer(&p->conn, be->health.timeout_ms);
 }
 
@@ -370,22 +380,12 @@ void tg__targets_init(struct tg_worker *w)
     uv_unref((uv_handle_t *)&pw->health_timer); /* never keeps a draining worker alive */
 }
 
-static void walk_close_probe(uv_handle_t *h, void *arg)
-{
-    (void)arg;
-    if (h->type == UV_POLL && h->data != NULL) {
-        struct tg_conn *conn = h->data;
-        if (conn->h == &tg__probe_handler && !tg_conn_closed(conn))
-            tg_conn_close(conn);
-    }
-}
-
 void tg__targets_stop(struct tg_worker *w)
 {
     struct tg_proxy_worker *pw = tg_pw(w);
     uv_timer_stop(&pw->health_timer);
-    if (pw->n_probes > 0)
-        uv_walk(&w->loop, walk_close_probe, NULL);
+    for (struct tg_probe *p = pw->probes; p != NULL; p = p->next)
+        tg_conn_close(&p->conn); /* unlinked in on_closed, later */
 }
 
 static void timer_closed(uv_handle_t *h)
