@@ -180,7 +180,8 @@ static void run_stream(struct run *r, const char *buf, size_t size, const size_t
             abort();
         off += consumed;
         if (res == TG_H1_ERROR) {
-            if (r->m.error_status != 400 && r->m.error_status != 431)
+            if (r->m.error_status != 400 && r->m.error_status != 431 &&
+                r->m.error_status != 505) /* 505: a well-formed version we do not speak */
                 abort();
             if (r->m.error == NULL)
                 abort();
