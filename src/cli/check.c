@@ -1,9 +1,13 @@
 /* The 'check' verb: validates a config, builds every listener's and TLS backend's contexts
  * without serving, and prints each one's effective TLS policy. */
 #include <getopt.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <openssl/err.h>
+#include <openssl/pem.h>
 
 #include "cli/cli.h"
 #include "config/config.h"
@@ -13,13 +17,87 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: tlsgate check [-c FILE]\n"
+               "       tlsgate check -c FILE --client-cert CERT [--chain FILE] [--listener NAME]\n"
                "\n"
                "Validates the config (every error with file:line:column and JSON path), loads\n"
                "every keystore and truststore in use, and prints the effective TLS policy of\n"
                "each listener and backend.\n"
                "Without -c, checks the embedded default config (state directory from\n"
                "$TLSGATE_STATE_DIR or ./tlsgate-state; the default certificate is made there if\n"
-               "missing). Exit status: 0 valid, 2 invalid.\n");
+               "missing). Exit status: 0 valid, 2 invalid.\n"
+               "\n"
+               "With --client-cert, dry-runs the decision the listener (the first one asking\n"
+               "for client certificates, or --listener NAME) makes now for that certificate\n"
+               "(PEM; intermediates may follow it or come from --chain): chain, depth, usage,\n"
+               "allow list and revocation (CRL files, and CRLs/OCSP fetched over http).\n"
+               "Exit status: 0 admitted, 1 refused, 2 invalid config or usage.\n");
+}
+
+/* Every certificate of a PEM file, in order; NULL (with a message) if none can be read. */
+static STACK_OF(X509) * read_certs(const char *file)
+{
+    BIO *bio = BIO_new_file(file, "r");
+    STACK_OF(X509) *sk = sk_X509_new_null();
+    X509 *x;
+    while (bio != NULL && sk != NULL && (x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL)
+        if (sk_X509_push(sk, x) <= 0)
+            X509_free(x);
+    BIO_free(bio);
+    ERR_clear_error();
+    if (sk == NULL || sk_X509_num(sk) == 0) {
+        fprintf(stderr, "tlsgate check: %s: no PEM certificate found\n", file);
+        sk_X509_pop_free(sk, X509_free);
+        return NULL;
+    }
+    return sk;
+}
+
+/* The client-certificate dry run: 0 admitted, 1 refused, 2 usage. */
+static int client_decision(const struct tg_config *cfg, struct tg_tls_server **servers,
+                           const char *listener, const char *cert_file, const char *chain_file)
+{
+    size_t li = SIZE_MAX;
+    for (size_t i = 0; i < cfg->n_listeners && li == SIZE_MAX; i++) {
+        if (listener != NULL ? strcmp(cfg->listeners[i].name, listener) == 0
+                             : tg_tls_server_client_auth(servers[i]))
+            li = i;
+    }
+    if (li == SIZE_MAX) {
+        if (listener != NULL)
+            fprintf(stderr, "tlsgate check: no listener named \"%s\"\n", listener);
+        else
+            fprintf(stderr, "tlsgate check: no listener asks for client certificates "
+                            "(tls.client_auth)\n");
+        return TG_EXIT_USAGE;
+    }
+    STACK_OF(X509) *certs = read_certs(cert_file);
+    STACK_OF(X509) *more = chain_file ? read_certs(chain_file) : NULL;
+    if (certs == NULL || (chain_file != NULL && more == NULL)) {
+        sk_X509_pop_free(certs, X509_free);
+        sk_X509_pop_free(more, X509_free);
+        return TG_EXIT_USAGE;
+    }
+    for (int i = 0; i < sk_X509_num(more); i++) {
+        X509 *x = sk_X509_value(more, i);
+        X509_up_ref(x);
+        if (sk_X509_push(certs, x) <= 0)
+            X509_free(x);
+    }
+    char detail[600];
+    X509 *leaf = sk_X509_value(certs, 0);
+    enum tg_tls_fail f =
+        tg_tls_server_client_check(servers[li], leaf, certs, true, detail, sizeof(detail));
+    const char *name = cfg->listeners[li].name;
+    if (!tg_tls_server_client_auth(servers[li]))
+        printf("admitted: listener \"%s\" does not ask for client certificates\n", name);
+    else if (f == TG_TLS_FAIL_NONE)
+        printf("admitted: listener \"%s\": %s\n", name, detail);
+    else
+        printf("refused: listener \"%s\": reason=%s: %s (%s)\n", name, tg_tls_fail_info(f)->token,
+               tg_tls_fail_info(f)->sentence, detail);
+    sk_X509_pop_free(certs, X509_free);
+    sk_X509_pop_free(more, X509_free);
+    return f == TG_TLS_FAIL_NONE ? TG_EXIT_OK : 1;
 }
 
 /* How a backend's targets are reached, from who uses it: "HTTP/1.1", "TCP" or both. */
@@ -68,11 +146,12 @@ static void print_backend(const struct tg_config *cfg, size_t idx, const struct 
 int tg_cli_check(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"config", required_argument, NULL, 'c'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"config", required_argument, NULL, 'c'}, {"client-cert", required_argument, NULL, 'C'},
+        {"chain", required_argument, NULL, 'H'},  {"listener", required_argument, NULL, 'L'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
     const char *file = NULL;
+    const char *client_cert = NULL, *chain = NULL, *listener = NULL;
     struct tg_config *cfg = NULL;
     struct tg_tls_server **servers = NULL;
     struct tg_tls_client **clients = NULL;
@@ -88,12 +167,21 @@ int tg_cli_check(int argc, char **argv)
         case 'c':
             file = optarg;
             break;
+        case 'C':
+            client_cert = optarg;
+            break;
+        case 'H':
+            chain = optarg;
+            break;
+        case 'L':
+            listener = optarg;
+            break;
         case 'h':
             usage(stdout);
             rc = TG_EXIT_OK;
             goto out;
         case ':':
-            fprintf(stderr, "tlsgate check: %s needs a file name\n\n", argv[optind - 1]);
+            fprintf(stderr, "tlsgate check: %s needs a value\n\n", argv[optind - 1]);
             usage(stderr);
             goto out;
         default:
@@ -120,11 +208,21 @@ int tg_cli_check(int argc, char **argv)
             if (cfg->backends[i].kind == TG_BACKEND_HTTP && cfg->backends[i].tls.enabled)
                 tg_tls_client_new(cfg, &cfg->backends[i], &clients[i], &err);
     }
+    if (lrc == 0 && cfg != NULL)
+        tg_tls_keystores_check(cfg, &err); /* those no listener or backend loaded */
     tg_err_print(&err, stderr);
     if (lrc != 0 || tg_err_count(&err) > 0) {
         size_t n = tg_err_count(&err);
         fprintf(stderr, "%zu error%s\n", n ? n : 1, n == 1 || n == 0 ? "" : "s");
         rc = TG_EXIT_USAGE;
+        goto out;
+    }
+    if (client_cert != NULL) {
+        rc = client_decision(cfg, servers, listener, client_cert, chain);
+        goto out;
+    }
+    if (chain != NULL || listener != NULL) {
+        fprintf(stderr, "tlsgate check: --chain and --listener go with --client-cert\n");
         goto out;
     }
     printf("config OK: %s\n", file ? file : "<embedded default>");
@@ -148,6 +246,7 @@ int tg_cli_check(int argc, char **argv)
     }
     for (size_t i = 0; i < cfg->n_backends; i++)
         print_backend(cfg, i, clients[i]);
+    tg_tls_keystores_print(cfg, stdout);
     rc = TG_EXIT_OK;
 out:
     if (servers != NULL)

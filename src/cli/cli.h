@@ -18,6 +18,7 @@ int tg_cli_load_config(const char *file, struct tg_config **out, struct tg_err *
 int tg_cli_run(int argc, char **argv);     /* cli/run.c */
 int tg_cli_check(int argc, char **argv);   /* cli/check.c */
 int tg_cli_cert(int argc, char **argv);    /* cli/cert.c */
+int tg_cli_secret(int argc, char **argv);  /* cli/secret.c */
 int tg_cli_version(int argc, char **argv); /* cli/main.c */
 
 #endif

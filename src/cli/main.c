@@ -1,4 +1,4 @@
-/* tlsgate entry point: dispatches to the verbs run, check, cert and version. */
+/* tlsgate entry point: dispatches to the verbs run, check, cert, secret and version. */
 #include <stdio.h>
 #include <string.h>
 
@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "cli/cli.h"
+#include "tls/tls.h"
 
 static void usage(FILE *out)
 {
@@ -18,6 +19,8 @@ static void usage(FILE *out)
                  "  run [-c FILE]        run the gateway (embedded default config without -c)\n"
                  "  check [-c FILE]      validate a config and print each listener's TLS policy\n"
                  "  cert ca|server|client  make development certificates\n"
+                 "  secret encrypt|decrypt|hash  seal secrets to the internal keystore, hash "
+                 "passwords\n"
                  "  version              print versions and build options\n"
                  "\n"
                  "Run 'tlsgate <command> --help' for a command's options.\n");
@@ -57,12 +60,15 @@ int main(int argc, char **argv)
         return TG_EXIT_USAGE;
     }
     const char *verb = argv[1];
+    tg_tls_secrets_init(); /* configs may hold "enc:" passwords */
     if (strcmp(verb, "run") == 0)
         return tg_cli_run(argc - 1, argv + 1);
     if (strcmp(verb, "check") == 0)
         return tg_cli_check(argc - 1, argv + 1);
     if (strcmp(verb, "cert") == 0)
         return tg_cli_cert(argc - 1, argv + 1);
+    if (strcmp(verb, "secret") == 0)
+        return tg_cli_secret(argc - 1, argv + 1);
     if (strcmp(verb, "version") == 0 || strcmp(verb, "--version") == 0)
         return tg_cli_version(argc - 1, argv + 1);
     if (strcmp(verb, "help") == 0 || strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0) {

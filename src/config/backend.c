@@ -9,12 +9,25 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <openssl/crypto.h>
+
 #include "core/core.h"
 
 static const struct tg_config__key truststore_keys[] = {
-    {"type", TG_J_STR, "a string", "\"pem\"", "pem, system (pkcs12 and jks later)", 0},
+    {"type", TG_J_STR, "a string", "\"pem\"", "pem, system, pkcs12, jks, jceks", 0},
     {"file", TG_J_STR, "a string (file or directory path)", NULL,
      "a PEM bundle, or a directory of *.pem and *.crt files; required for pem", 0},
+    {NULL, 0, NULL, NULL, NULL, 0},
+};
+
+/* pkcs12, jks and jceks truststores: the trusted-certificate entries of one store file. */
+static const struct tg_config__key store_truststore_keys[] = {
+    {"type", TG_J_STR, "a string", NULL, "pem, system, pkcs12, jks, jceks", 0},
+    {"file", TG_J_STR, "a string (file path)", NULL, NULL, TG_K_REQUIRED},
+    {"password", TG_J_STR | TG_J_OBJ,
+     "a string, {\"file\": F}, {\"env\": NAME} or an \"enc:\" value",
+     "none (a JKS digest is then not checked)", NULL, 0},
+    {"aliases", TG_J_ARR, "a list of strings", "every trusted-certificate entry", NULL, 0},
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 
@@ -111,6 +124,56 @@ void tg_config__parse_tcp_listener(struct tg_config__ctx *c, json_t *obj,
 
 /* ---- truststores ---- */
 
+static void parse_store_truststore(struct tg_config__ctx *c, json_t *obj,
+                                   struct tg_truststore_conf *ts)
+{
+    tg_config__check_keys(c, obj, ts->path, store_truststore_keys);
+    json_t *v = tg_config__get(obj, store_truststore_keys, "file");
+    if (v != NULL) {
+        char *fptr = tg_config__ptr_join(ts->path, "file");
+        const char *s = json_string_value(v);
+        if (s[0] == '\0') {
+            tg_config__error(c, fptr, "must not be empty");
+        } else {
+            ts->file = tg_config__resolve_path(c->cfg->base_dir, s);
+            int fd = open(ts->file, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+            struct stat st;
+            if (fd < 0)
+                tg_config__error(c, fptr, "cannot read \"%s\": %s", s, strerror(errno));
+            else if (fstat(fd, &st) == 0 && !S_ISREG(st.st_mode))
+                tg_config__error(c, fptr, "\"%s\" is not a file", s);
+            if (fd >= 0)
+                close(fd);
+        }
+        free(fptr);
+    }
+    v = tg_config__get(obj, store_truststore_keys, "password");
+    if (v != NULL) {
+        char *pptr = tg_config__ptr_join(ts->path, "password");
+        tg_config__parse_password(c, v, pptr, &ts->password, NULL);
+        free(pptr);
+    }
+    v = tg_config__get(obj, store_truststore_keys, "aliases");
+    if (v != NULL) {
+        char *aptr = tg_config__ptr_join(ts->path, "aliases");
+        size_t n = json_array_size(v);
+        if (n == 0)
+            tg_config__error(c, aptr, "must name at least one alias (leave it out for all)");
+        ts->aliases = tg_xcalloc(n + 1, sizeof(*ts->aliases));
+        for (size_t i = 0; i < n; i++) {
+            json_t *a = json_array_get(v, i);
+            if (!json_is_string(a) || json_string_value(a)[0] == '\0') {
+                char *iptr = tg_config__ptr_index(aptr, i);
+                tg_config__error(c, iptr, "must be a non-empty string (an alias)");
+                free(iptr);
+                continue;
+            }
+            ts->aliases[ts->n_aliases++] = tg_xstrdup(json_string_value(a));
+        }
+        free(aptr);
+    }
+}
+
 void tg_config__parse_truststore(struct tg_config__ctx *c, const char *name, json_t *obj,
                                  struct tg_truststore_conf *ts)
 {
@@ -128,18 +191,21 @@ void tg_config__parse_truststore(struct tg_config__ctx *c, const char *name, jso
         const char *t = json_string_value(type);
         char *tptr = tg_config__ptr_join(ts->path, "type");
         bool known = strcmp(t, "pem") == 0 || strcmp(t, "system") == 0;
-        if (strcmp(t, "pkcs12") == 0 || strcmp(t, "jks") == 0)
+        bool store = strcmp(t, "pkcs12") == 0 || strcmp(t, "jks") == 0 || strcmp(t, "jceks") == 0;
+        if (!known && !store)
             tg_config__error(c, tptr,
-                             "truststore type \"%s\" is not supported yet in this version "
-                             "(allowed: pem, system)",
+                             "\"%s\" is not a truststore type (allowed: pem, system, pkcs12, jks, "
+                             "jceks)",
                              t);
-        else if (!known)
-            tg_config__error(c, tptr, "\"%s\" is not a truststore type (allowed: pem, system)", t);
         free(tptr);
-        if (!known)
+        if (!known && !store)
             return; /* other keys belong to that type's schema */
         free(ts->type);
         ts->type = tg_xstrdup(t);
+        if (store) {
+            parse_store_truststore(c, obj, ts);
+            return;
+        }
     }
     tg_config__check_keys(c, obj, ts->path, truststore_keys);
     json_t *file = tg_config__get(obj, truststore_keys, "file");
@@ -186,6 +252,12 @@ void tg_config__truststore_free(struct tg_truststore_conf *ts)
     free(ts->path);
     free(ts->type);
     free(ts->file);
+    if (ts->password != NULL)
+        OPENSSL_cleanse(ts->password, strlen(ts->password));
+    free(ts->password);
+    for (size_t i = 0; i < ts->n_aliases; i++)
+        free(ts->aliases[i]);
+    free(ts->aliases);
 }
 
 const struct tg_truststore_conf *tg_config_truststore(const struct tg_config *cfg, const char *name)

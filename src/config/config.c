@@ -229,19 +229,24 @@ out:
     return rc;
 }
 
-/* A password: "text", {"file": F} or {"env": NAME}. Messages never contain the secret. */
-char *tg_config__parse_password(struct tg_config__ctx *c, json_t *v, const char *ptr)
+static tg_config_secret_open_cb secret_opener;
+
+void tg_config_set_secret_opener(tg_config_secret_open_cb cb)
+{
+    secret_opener = cb;
+}
+
+static char *password_value(struct tg_config__ctx *c, json_t *v, const char *ptr, char **slot,
+                            const char *owner)
 {
     char *secret = NULL;
 
     if (json_is_string(v)) {
         const char *s = json_string_value(v);
+        secret = tg_xstrdup(s);
         if (strncmp(s, "enc:", 4) == 0) {
-            tg_config__error(c, ptr,
-                             "encrypted (\"enc:\") passwords are not supported yet in this "
-                             "version; use a string, {\"file\": F} or {\"env\": NAME}");
-        } else {
-            secret = tg_xstrdup(s);
+            c->enc = tg_xrealloc(c->enc, (c->n_enc + 1) * sizeof(*c->enc));
+            c->enc[c->n_enc++] = (struct tg_config__enc){slot, tg_xstrdup(ptr), owner};
         }
         /* jansson's copy would otherwise linger in freed memory. */
         OPENSSL_cleanse((char *)s, json_string_length(v));
@@ -274,6 +279,43 @@ char *tg_config__parse_password(struct tg_config__ctx *c, json_t *v, const char 
         return NULL;
     }
     return tg_xstrdup(val);
+}
+
+/* A password: "text", {"file": F}, {"env": NAME} or "enc:...". Messages never contain the
+ * secret. */
+void tg_config__parse_password(struct tg_config__ctx *c, json_t *v, const char *ptr, char **slot,
+                               const char *owner)
+{
+    *slot = password_value(c, v, ptr, slot, owner);
+}
+
+void tg_config__open_secrets(struct tg_config__ctx *c)
+{
+    const struct tg_keystore_conf *internal = tg_config_keystore(c->cfg, "internal");
+
+    for (size_t i = 0; i < c->n_enc; i++) {
+        struct tg_config__enc *e = &c->enc[i];
+        char why[256] = "";
+        char *plain = NULL;
+        if (*e->slot == NULL) /* already reported */
+            continue;
+        if (internal == NULL)
+            tg_config__error(c, e->ptr,
+                             "an \"enc:\" value needs the keystore named \"internal\" (the key "
+                             "`tlsgate secret encrypt` used)");
+        else if (e->owner != NULL && strcmp(e->owner, "internal") == 0)
+            tg_config__error(c, e->ptr,
+                             "the internal keystore decrypts \"enc:\" values, so its own "
+                             "passwords cannot be one (use a string, {\"file\": F} or {\"env\": "
+                             "NAME})");
+        else if (secret_opener == NULL)
+            tg_config__error(c, e->ptr, "\"enc:\" values cannot be decrypted here");
+        else if (secret_opener(internal, *e->slot, &plain, why, sizeof(why)) != 0)
+            tg_config__error(c, e->ptr, "cannot decrypt the \"enc:\" value: %s", why);
+        OPENSSL_cleanse(*e->slot, strlen(*e->slot));
+        free(*e->slot);
+        *e->slot = plain; /* NULL after a failure: the load fails anyway */
+    }
 }
 
 /* ---- Load and free ---- */
@@ -337,6 +379,8 @@ int tg_config_load_string(const char *text, size_t len, const char *name, const 
         goto out;
     }
     tg_config__parse_root(&c, root);
+    if (err->n_errors == errors)
+        tg_config__open_secrets(&c);
     sort_entries(err, from);
     if (err->n_errors != errors)
         goto out;
@@ -345,6 +389,9 @@ int tg_config_load_string(const char *text, size_t len, const char *name, const 
     rc = 0;
 out:
     json_decref(root);
+    for (size_t i = 0; i < c.n_enc; i++)
+        free(c.enc[i].ptr);
+    free(c.enc);
     tg_config__jsonloc_free(&c.jl);
     tg_config_free(cfg);
     return rc;

@@ -14,27 +14,74 @@
 
 /* TLS protocol versions use OpenSSL's constants (TLS1_VERSION .. TLS1_3_VERSION). */
 
-/* A keystore: named key material. Only type "pem" is supported in this version. */
+/* A keystore: named key material. Types: "pem" (cert + key files), "pkcs12", "jks" and "jceks"
+ * (one store file, read as it is). The keystore named "internal" encrypts secrets ("enc:"
+ * passwords) and is never used for TLS. */
 struct tg_keystore_conf {
     char *name;
-    char *path;         /* JSON pointer of the keystore object, e.g. "/keystores/web" */
-    struct tg_loc loc;  /* location of the keystore object */
-    char *type;         /* "pem" */
-    char *cert_file;    /* absolute or relative to the config file's directory, resolved */
-    char *key_file;     /* resolved like cert_file */
-    char *key_password; /* resolved secret (from a string, {"file"} or {"env"}), or NULL; never
-                           logged */
+    char *path;        /* JSON pointer of the keystore object, e.g. "/keystores/web" */
+    struct tg_loc loc; /* location of the keystore object */
+    char *type;        /* "pem", "pkcs12", "jks" or "jceks" */
+    char *cert_file;   /* pem: absolute or relative to the config file's directory, resolved */
+    char *key_file;    /* pem: resolved like cert_file */
+    char *file;        /* pkcs12/jks/jceks: the store file, resolved; NULL for pem */
+    char *password;    /* pkcs12/jks/jceks: the store password (resolved secret); never logged */
+    char *alias;       /* pkcs12/jks/jceks: the entry to use; NULL = the only key entry */
+    /* pem: password of an encrypted key; stores: password of the key entry (NULL = the store
+     * password). Resolved secret (from a string, {"file"}, {"env"} or "enc:"), never logged. */
+    char *key_password;
 };
 
-/* A truststore: named trust roots for verifying backends. */
+/* A truststore: named trust roots for verifying backends (and clients). */
 struct tg_truststore_conf {
     char *name;
     char *path;        /* JSON pointer of the truststore object, e.g. "/truststores/corp" */
     struct tg_loc loc; /* location of the truststore object */
-    char *type;        /* "pem" or "system" (OpenSSL's default paths) */
-    /* pem: a bundle file or a directory whose *.pem and *.crt files are all loaded; resolved.
-     * NULL for system. */
+    char *type;        /* "pem", "system" (OpenSSL's default paths), "pkcs12", "jks" or "jceks" */
+    /* pem: a bundle file or a directory whose *.pem and *.crt files are all loaded; stores: the
+     * store file. Resolved; NULL for system. */
     char *file;
+    char *password; /* pkcs12/jks/jceks: store password (resolved secret), or NULL */
+    char **aliases; /* pkcs12/jks/jceks: the trusted-certificate entries to use; NULL = all */
+    size_t n_aliases;
+};
+
+/* Decrypts an "enc:" value (as written, with its prefix) with the internal keystore; returns 0
+ * and a new NUL-terminated secret in *plain (the caller cleanses and frees it), or -1 with a
+ * reason (never the secret) in why. Supplied by a module above config (tls). */
+typedef int (*tg_config_secret_open_cb)(const struct tg_keystore_conf *internal, const char *value,
+                                        char **plain, char *why, size_t why_len);
+/* Sets the function that decrypts "enc:" values while a config loads (NULL: such values are
+ * errors). Set once at start, before any config is loaded. */
+void tg_config_set_secret_opener(tg_config_secret_open_cb cb);
+
+/* tls.client_auth of a listener: who may connect by client certificate. */
+enum tg_cauth_mode { TG_CAUTH_NONE = 0, TG_CAUTH_OPTIONAL, TG_CAUTH_REQUIRE };
+enum tg_rev_mode { TG_REV_OFF = 0, TG_REV_SOFT_FAIL, TG_REV_HARD_FAIL };
+/* How the verified identity reaches http backends. */
+enum tg_cauth_forward { TG_FWD_XFCC = 0, TG_FWD_RFC9440, TG_FWD_BOTH, TG_FWD_NONE };
+
+struct tg_client_auth_conf {
+    char *path;        /* JSON pointer of the client_auth object (NULL when absent) */
+    struct tg_loc loc; /* its location */
+    enum tg_cauth_mode mode;
+    char *truststore;      /* name; required unless mode is none */
+    size_t truststore_idx; /* index into cfg->truststores */
+    int verify_depth;      /* intermediates allowed between leaf and trust anchor + 1; default 3 */
+    bool send_ca_names;    /* CA names in the CertificateRequest; default true */
+    /* Allow list entries as written (DN, "dns:", "uri:", "email:", "ip:", "spki:"); checked and
+     * hashed by the tls module, which reports a bad entry at allowed_locs[i]. */
+    char **allowed;
+    struct tg_loc *allowed_locs;
+    size_t n_allowed;
+    enum tg_rev_mode rev_mode; /* revocation.mode; default off */
+    char **crl_files;          /* revocation.crl, resolved */
+    struct tg_loc *crl_locs;
+    size_t n_crl_files;
+    bool rev_fetch;                /* revocation.fetch: CDP and OCSP over http; default true */
+    bool rev_scope_chain;          /* revocation.scope "chain" (default "leaf") */
+    bool reauthorize_live;         /* default true */
+    enum tg_cauth_forward forward; /* default xfcc */
 };
 
 /* A listener's TLS policy, resolved to what OpenSSL takes. */
@@ -62,6 +109,7 @@ struct tg_tls_conf {
     char **alpn; /* protocol ids in preference order; default {"http/1.1"} for http */
     size_t n_alpn;
     bool session_resumption; /* default true */
+    struct tg_client_auth_conf client_auth;
 };
 
 struct tg_route_conf {
@@ -69,6 +117,7 @@ struct tg_route_conf {
     char *path_prefix;  /* default "/" */
     char *backend;      /* backend name, as written */
     size_t backend_idx; /* index into cfg->backends */
+    bool client_auth_require; /* client_auth: "require": 403 without a client certificate */
 };
 
 enum tg_listener_mode { TG_MODE_HTTP = 0, TG_MODE_TCP = 1 };

@@ -74,6 +74,13 @@ struct tg_config__ctx {
     struct tg_err *err;
     struct tg_config__jsonloc jl;
     const char *name; /* label for locations (borrowed from cfg) */
+    /* "enc:" passwords found, decrypted once every keystore is known (config.c). */
+    struct tg_config__enc {
+        char **slot;       /* the config field holding the "enc:" text, replaced by the secret */
+        char *ptr;         /* its JSON pointer */
+        const char *owner; /* keystore name it belongs to, or NULL */
+    } * enc;
+    size_t n_enc;
 };
 
 /* Reports a problem at ptr (at its key when at_key), falling back to the nearest ancestor
@@ -101,9 +108,14 @@ const char *tg_config__json_type_words(const json_t *v);
 char *tg_config__abs_dir(const char *dir);
 /* p if absolute, else base/p; newly allocated. */
 char *tg_config__resolve_path(const char *base, const char *p);
-/* A password: "text", {"file": F} or {"env": NAME}; the secret (newly allocated) or NULL with
- * an error at ptr. Messages never contain the secret. */
-char *tg_config__parse_password(struct tg_config__ctx *c, json_t *v, const char *ptr);
+/* A password: "text", {"file": F}, {"env": NAME} or "enc:..."; stores the secret (newly
+ * allocated) in *slot, or leaves it NULL with an error at ptr. An "enc:" value is kept as written
+ * and decrypted at the end of the load (tg_config__open_secrets). owner names the keystore it
+ * belongs to (NULL for others). Messages never contain the secret. */
+void tg_config__parse_password(struct tg_config__ctx *c, json_t *v, const char *ptr, char **slot,
+                               const char *owner);
+/* Decrypts every "enc:" password found with the keystore named "internal". */
+void tg_config__open_secrets(struct tg_config__ctx *c);
 
 /* Parses the whole document (sections.c) into c->cfg. */
 void tg_config__parse_root(struct tg_config__ctx *c, json_t *root);
@@ -117,6 +129,15 @@ void tg_config__parse_tls(struct tg_config__ctx *c, json_t *tls, const char *lis
                           struct tg_tls_conf *tc);
 /* Frees what a tg_tls_conf owns. */
 void tg_config__tls_conf_free(struct tg_tls_conf *tc);
+/* Parses tls.client_auth (obj may be NULL: defaults, mode none) into ca (clientauth.c); needs
+ * cfg->truststores parsed. */
+void tg_config__parse_client_auth(struct tg_config__ctx *c, json_t *obj, const char *tls_ptr,
+                                  struct tg_client_auth_conf *ca);
+void tg_config__client_auth_free(struct tg_client_auth_conf *ca);
+/* A route's client_auth (a string, type-checked): true for "require"; other values reported. */
+bool tg_config__parse_route_client_auth(struct tg_config__ctx *c, json_t *v, const char *ptr);
+/* Reports routes that require a client certificate on a listener that never asks for one. */
+void tg_config__check_route_client_auth(struct tg_config__ctx *c, const struct tg_listener_conf *l);
 
 /* ---- Backends and truststores (backend.c; backend TLS in tlsconf.c) ---- */
 

@@ -48,12 +48,23 @@ static const struct tg_config__key log_keys[] = {
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 
+#define PASSWORD_WORDS "a string, {\"file\": F}, {\"env\": NAME} or an \"enc:\" value"
+
 static const struct tg_config__key keystore_keys[] = {
-    {"type", TG_J_STR, "a string", "\"pem\"", "pem", 0},
+    {"type", TG_J_STR, "a string", "\"pem\"", "pem, pkcs12, jks, jceks", 0},
     {"cert", TG_J_STR, "a string (file path)", NULL, NULL, TG_K_REQUIRED},
     {"key", TG_J_STR, "a string (file path)", NULL, NULL, TG_K_REQUIRED},
-    {"key_password", TG_J_STR | TG_J_OBJ, "a string, {\"file\": F} or {\"env\": NAME}", "none",
-     NULL, 0},
+    {"key_password", TG_J_STR | TG_J_OBJ, PASSWORD_WORDS, "none", NULL, 0},
+    {NULL, 0, NULL, NULL, NULL, 0},
+};
+
+/* pkcs12, jks and jceks keystores: one store file, read as keytool or openssl wrote it. */
+static const struct tg_config__key store_keys[] = {
+    {"type", TG_J_STR, "a string", NULL, "pem, pkcs12, jks, jceks", TG_K_REQUIRED},
+    {"file", TG_J_STR, "a string (file path)", NULL, NULL, TG_K_REQUIRED},
+    {"password", TG_J_STR | TG_J_OBJ, PASSWORD_WORDS, NULL, NULL, TG_K_REQUIRED},
+    {"alias", TG_J_STR, "a string", "the only key entry", NULL, 0},
+    {"key_password", TG_J_STR | TG_J_OBJ, PASSWORD_WORDS, "the store password", NULL, 0},
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 
@@ -73,6 +84,7 @@ static const struct tg_config__key route_keys[] = {
     {"host", TG_J_STR, "a string", "any host", "a name, or *.suffix", 0},
     {"path_prefix", TG_J_STR, "a string", "\"/\"", "starts with /", 0},
     {"backend", TG_J_STR, "a string", NULL, "a name in backends", TG_K_REQUIRED},
+    {"client_auth", TG_J_STR, "a string", "the listener's tls.client_auth.mode", "require", 0},
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 
@@ -250,6 +262,42 @@ static void parse_log(struct tg_config__ctx *c, json_t *obj)
     }
 }
 
+static void parse_store_keystore(struct tg_config__ctx *c, json_t *obj, struct tg_keystore_conf *ks)
+{
+    tg_config__check_keys(c, obj, ks->path, store_keys);
+    json_t *v = tg_config__get(obj, store_keys, "file");
+    if (v != NULL) {
+        char *fptr = tg_config__ptr_join(ks->path, "file");
+        const char *s = json_string_value(v);
+        if (s[0] == '\0') {
+            tg_config__error(c, fptr, "must not be empty");
+        } else {
+            ks->file = tg_config__resolve_path(c->cfg->base_dir, s);
+            check_readable(c, fptr, s, ks->file);
+        }
+        free(fptr);
+    }
+    v = tg_config__get(obj, store_keys, "alias");
+    if (v != NULL) {
+        if (json_string_value(v)[0] == '\0') {
+            char *aptr = tg_config__ptr_join(ks->path, "alias");
+            tg_config__error(c, aptr, "must not be empty (leave it out to use the only key entry)");
+            free(aptr);
+        } else {
+            ks->alias = tg_xstrdup(json_string_value(v));
+        }
+    }
+    static const char *const pws[] = {"password", "key_password"};
+    for (size_t i = 0; i < TG_ARRAY_SIZE(pws); i++) {
+        v = tg_config__get(obj, store_keys, pws[i]);
+        if (v == NULL)
+            continue;
+        char *pptr = tg_config__ptr_join(ks->path, pws[i]);
+        tg_config__parse_password(c, v, pptr, i == 0 ? &ks->password : &ks->key_password, ks->name);
+        free(pptr);
+    }
+}
+
 static void parse_keystore(struct tg_config__ctx *c, const char *name, json_t *obj,
                            struct tg_keystore_conf *ks)
 {
@@ -264,15 +312,23 @@ static void parse_keystore(struct tg_config__ctx *c, const char *name, json_t *o
     }
     json_t *type = json_object_get(obj, "type");
     if (type != NULL && json_is_string(type) && strcmp(json_string_value(type), "pem") != 0) {
-        char *tptr = tg_config__ptr_join(ks->path, "type");
         const char *t = json_string_value(type);
-        if (strcmp(t, "pkcs12") == 0 || strcmp(t, "jks") == 0)
+        if (strcmp(t, "pkcs12") == 0 || strcmp(t, "jks") == 0 || strcmp(t, "jceks") == 0) {
+            free(ks->type);
+            ks->type = tg_xstrdup(t);
+            parse_store_keystore(c, obj, ks);
+            return;
+        }
+        char *tptr = tg_config__ptr_join(ks->path, "type");
+        if (tg_strcaseeq(t, "pkcs12") || tg_strcaseeq(t, "p12") || tg_strcaseeq(t, "jks") ||
+            tg_strcaseeq(t, "jceks"))
             tg_config__error(c, tptr,
-                             "keystore type \"%s\" is not supported yet in this version "
-                             "(only \"pem\")",
+                             "\"%s\" is not a keystore type (allowed: pem, pkcs12, jks, jceks; "
+                             "lower case)",
                              t);
         else
-            tg_config__error(c, tptr, "\"%s\" is not a keystore type (allowed: pem)", t);
+            tg_config__error(c, tptr,
+                             "\"%s\" is not a keystore type (allowed: pem, pkcs12, jks, jceks)", t);
         free(tptr);
         return; /* other keys belong to that type's schema */
     }
@@ -299,7 +355,7 @@ static void parse_keystore(struct tg_config__ctx *c, const char *name, json_t *o
     json_t *pw = tg_config__get(obj, keystore_keys, "key_password");
     if (pw != NULL) {
         char *pptr = tg_config__ptr_join(ks->path, "key_password");
-        ks->key_password = tg_config__parse_password(c, pw, pptr);
+        tg_config__parse_password(c, pw, pptr, &ks->key_password, ks->name);
         free(pptr);
     }
 }
@@ -432,6 +488,9 @@ static void parse_route(struct tg_config__ctx *c, json_t *obj, const char *ptr,
         r->backend = tg_xstrdup(json_string_value(v));
         tg_config__lookup_backend(c, r->backend, ptr, &r->backend_idx);
     }
+    v = tg_config__get(obj, route_keys, "client_auth");
+    if (v != NULL)
+        r->client_auth_require = tg_config__parse_route_client_auth(c, v, ptr);
 }
 
 static bool valid_name(const char *s)
@@ -555,6 +614,7 @@ static void parse_listener(struct tg_config__ctx *c, json_t *obj, size_t idx)
     }
     json_t *tls = json_object_get(obj, "tls");
     tg_config__parse_tls(c, tls, l->path, &l->tls);
+    tg_config__check_route_client_auth(c, l);
     /* http/1.1 is the default only for http: a tcp listener does not know what it carries. */
     if (l->mode == TG_MODE_TCP && json_object_get(tls, "alpn") == NULL) {
         for (size_t i = 0; i < l->tls.n_alpn; i++)
@@ -771,9 +831,14 @@ void tg_config__keystore_free(struct tg_keystore_conf *ks)
     free(ks->type);
     free(ks->cert_file);
     free(ks->key_file);
+    free(ks->file);
+    free(ks->alias);
     if (ks->key_password != NULL)
         OPENSSL_cleanse(ks->key_password, strlen(ks->key_password));
     free(ks->key_password);
+    if (ks->password != NULL)
+        OPENSSL_cleanse(ks->password, strlen(ks->password));
+    free(ks->password);
 }
 
 void tg_config__listener_free(struct tg_listener_conf *l)

@@ -31,7 +31,7 @@ const struct tg_config__key tg_config__tls_keys[] = {
     {"curves", TG_J_ARR, "a list of group names", "OpenSSL's default", NULL, 0},
     {"alpn", TG_J_ARR, "a list of protocol ids", "[\"http/1.1\"]", "http/1.1 (h2 later)", 0},
     {"session_resumption", TG_J_BOOL, "true or false", "true", NULL, 0},
-    {"client_auth", 0x7f, "", NULL, NULL, TG_K_LATER},
+    {"client_auth", TG_J_OBJ, "an object", "{\"mode\": \"none\"}", "see client_auth", 0},
     {"ocsp_stapling", 0x7f, "", NULL, NULL, TG_K_LATER},
     {NULL, 0, NULL, NULL, NULL, 0},
 };
@@ -467,6 +467,8 @@ void tg_config__parse_tls(struct tg_config__ctx *c, json_t *tls, const char *lis
     v = tg_config__get(tls, tg_config__tls_keys, "session_resumption");
     if (v != NULL)
         tc->session_resumption = json_is_true(v);
+    tg_config__parse_client_auth(c, tg_config__get(tls, tg_config__tls_keys, "client_auth"),
+                                 tc->path, &tc->client_auth);
 }
 
 void tg_config__tls_conf_free(struct tg_tls_conf *tc)
@@ -483,6 +485,7 @@ void tg_config__tls_conf_free(struct tg_tls_conf *tc)
     for (size_t i = 0; i < tc->n_alpn; i++)
         free(tc->alpn[i]);
     free(tc->alpn);
+    tg_config__client_auth_free(&tc->client_auth);
 }
 
 /* ---- backend TLS ---- */

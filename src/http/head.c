@@ -35,8 +35,8 @@ bool tg_http_head_add(struct tg_http_head *h, const char *name, size_t name_len,
 {
     if (h->n_fields == h->max_fields)
         return false;
-    h->fields[h->n_fields++] = (struct tg_http_field){name, value, (uint32_t)name_len,
-                                                      (uint32_t)value_len};
+    h->fields[h->n_fields++] =
+        (struct tg_http_field){name, value, (uint32_t)name_len, (uint32_t)value_len};
     return true;
 }
 

@@ -47,8 +47,8 @@ struct tg_stats {
     atomic_uint_fast64_t handshakes;
     atomic_uint_fast64_t resumed;
     atomic_uint_fast64_t hs_fail[TG_TLS_FAIL__COUNT];
-    atomic_uint_fast64_t backend_hs_fail[TG_TLS_BFAIL__COUNT]; /* TLS to backends, by reason */
-    atomic_uint_fast64_t backend_fail[TG_NET_BACKEND_FAIL_MAX];  /* by the proxy's failure row */
+    atomic_uint_fast64_t backend_hs_fail[TG_TLS_BFAIL__COUNT];  /* TLS to backends, by reason */
+    atomic_uint_fast64_t backend_fail[TG_NET_BACKEND_FAIL_MAX]; /* by the proxy's failure row */
     atomic_uint_fast64_t requests;
     atomic_uint_fast64_t responses[6]; /* by status class: [1]..[5] */
     atomic_uint_fast64_t backend_connects;
@@ -58,6 +58,8 @@ struct tg_stats {
     atomic_uint_fast64_t backend_tls_failures;
     atomic_uint_fast64_t websocket_upgrades;
     atomic_uint_fast64_t body_timeouts; /* request bodies cut: too slow or past their deadline */
+    atomic_uint_fast64_t reauth_closed; /* closed on reload: the new policy refuses the client's
+                                           certificate (tls.client_auth.reauthorize_live) */
 };
 
 #define TG_STAT_ADD(st, field, n)                                                                  \
@@ -85,6 +87,9 @@ struct tg_net_handler {
     void (*on_drain)(struct tg_worker *w);
     /* timeouts.shutdown passed: close everything at once (then call tg_worker_drained()). */
     void (*on_drain_timeout)(struct tg_worker *w);
+    /* The worker swapped in a new snapshot (w->snap; optional): e.g. re-check open connections
+     * against the new policy. */
+    void (*on_snapshot)(struct tg_worker *w);
     /* After the loop ended: free w->proto. */
     void (*worker_free)(struct tg_worker *w);
 };

@@ -5,13 +5,13 @@
 #include <netinet/in.h>
 #include <string.h>
 
-#define PP2_TYPE_AUTHORITY     0x02
-#define PP2_TYPE_SSL           0x20
+#define PP2_TYPE_AUTHORITY      0x02
+#define PP2_TYPE_SSL            0x20
 #define PP2_SUBTYPE_SSL_VERSION 0x21
 #define PP2_SUBTYPE_SSL_CN      0x22
 #define PP2_SUBTYPE_SSL_CIPHER  0x23
-#define PP2_CLIENT_SSL         0x01
-#define PP2_CLIENT_CERT_CONN   0x02
+#define PP2_CLIENT_SSL          0x01
+#define PP2_CLIENT_CERT_CONN    0x02
 
 static const uint8_t sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
                                 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
@@ -57,8 +57,7 @@ size_t tg_pp2_build(uint8_t *buf, size_t cap, const struct sockaddr_storage *src
         buf[13] = 0x00; /* UNSPEC: the receiver uses the connection's own addresses */
     }
     if (tls != NULL) {
-        if (tls->sni != NULL &&
-            !tlv(buf, cap, &n, PP2_TYPE_AUTHORITY, tls->sni, strlen(tls->sni)))
+        if (tls->sni != NULL && !tlv(buf, cap, &n, PP2_TYPE_AUTHORITY, tls->sni, strlen(tls->sni)))
             return 0;
         /* PP2_TYPE_SSL: client flags, verify result (0 = verified), then sub-TLVs. */
         uint8_t ssl[512];
@@ -71,8 +70,8 @@ size_t tg_pp2_build(uint8_t *buf, size_t cap, const struct sockaddr_storage *src
         ssl[4] = (uint8_t)verify;
         if ((tls->version != NULL && !tlv(ssl, sizeof(ssl), &sn, PP2_SUBTYPE_SSL_VERSION,
                                           tls->version, strlen(tls->version))) ||
-            (tls->cipher != NULL && !tlv(ssl, sizeof(ssl), &sn, PP2_SUBTYPE_SSL_CIPHER,
-                                         tls->cipher, strlen(tls->cipher))) ||
+            (tls->cipher != NULL && !tlv(ssl, sizeof(ssl), &sn, PP2_SUBTYPE_SSL_CIPHER, tls->cipher,
+                                         strlen(tls->cipher))) ||
             (tls->cn != NULL &&
              !tlv(ssl, sizeof(ssl), &sn, PP2_SUBTYPE_SSL_CN, tls->cn, strlen(tls->cn))))
             return 0;

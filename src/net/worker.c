@@ -281,6 +281,8 @@ static void on_wakeup(uv_async_t *a)
         struct tg_snapshot *old = w->snap;
         w->snap = s;
         tg_snapshot_unref(old);
+        if (w->net->h->on_snapshot != NULL)
+            w->net->h->on_snapshot(w);
     } else {
         tg_snapshot_unref(s);
     }

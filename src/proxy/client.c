@@ -33,6 +33,9 @@ void tg__client_on_closed(struct tg_conn *conn)
     struct tg_worker *w = conn->w;
     tg__stream_release(c);
     tg_snapshot_unref(c->snap);
+    free(c->xfcc);
+    free(c->client_cert);
+    free(c->client_cert_chain);
     free(c);
     tg_worker_conn_done(w);
     struct tg_proxy_worker *pw = tg_pw(w);
@@ -52,6 +55,7 @@ void tg__client_close(struct tg_client *c)
     if (c->next)
         c->next->prev = c->prev;
     pw->n_clients--;
+    tg__mtls_client_closing(c);
     if (c->st != NULL && c->st->bc != NULL) {
         struct tg_bconn *b = c->st->bc;
         c->st->bc = NULL;
@@ -156,16 +160,59 @@ void tg__client_on_fail(struct tg_conn *conn, enum tg_conn_fail why, int err)
     tg__client_close(c);
 }
 
+/* The verified client certificate as the header values tls.client_auth.forward asks for. They
+ * live as long as the connection, so request heads can point at them. */
+static bool client_identity(struct tg_client *c)
+{
+    const struct tg_client_auth_conf *ca = &c->lc->tls.client_auth;
+    X509 *leaf = SSL_get0_peer_certificate(c->conn.ssl);
+    if (ca->mode == TG_CAUTH_NONE || leaf == NULL ||
+        SSL_get_verify_result(c->conn.ssl) != X509_V_OK)
+        return true;
+    if (SSL_session_reused(c->conn.ssl)) {
+        /* A resumed session skipped verification. The allow list and truststore are those
+         * that verified it (a reload changes the session id context), but revocation data may
+         * have changed since. */
+        char detail[512];
+        enum tg_tls_fail f =
+            tg_tls_server_client_recheck(c->snap->tls[c->lidx], leaf, detail, sizeof(detail));
+        if (f != TG_TLS_FAIL_NONE) {
+            const struct tg_tls_fail_info *fi = tg_tls_fail_info(f);
+            TG_STAT_INC(&c->conn.w->stats, hs_fail[f]);
+            tg_log_info("TLS handshake failed: peer=%s listener=%s reason=%s: %s (%s; resumed "
+                        "session)",
+                        c->peer, c->lc->name, fi->token, fi->sentence, detail);
+            return false;
+        }
+    }
+    c->has_cert = true;
+    if (c->lc->mode != TG_MODE_HTTP)
+        return true;
+    if (ca->forward == TG_FWD_XFCC || ca->forward == TG_FWD_BOTH)
+        c->xfcc = tg_tls_xfcc(leaf);
+    if (ca->forward == TG_FWD_RFC9440 || ca->forward == TG_FWD_BOTH) {
+        c->client_cert = tg_tls_rfc9440_cert(leaf);
+        c->client_cert_chain = tg_tls_rfc9440_chain(SSL_get_peer_cert_chain(c->conn.ssl), leaf);
+    }
+    return true;
+}
+
 void tg__client_opened(struct tg_client *c)
 {
     struct tg_conn *conn = &c->conn;
     if (conn->ssl != NULL) {
+        /* Async jobs were only for verification waiting on a fetch. */
+        SSL_clear_mode(conn->ssl, SSL_MODE_ASYNC);
         TG_STAT_INC(&conn->w->stats, handshakes);
         if (SSL_session_reused(conn->ssl))
             TG_STAT_INC(&conn->w->stats, resumed);
         const char *sni = SSL_get_servername(conn->ssl, TLSEXT_NAMETYPE_host_name);
         tg_log_debug("client %s listener=%s: TLS established %s %s sni=%s", c->peer, c->lc->name,
                      SSL_get_version(conn->ssl), SSL_get_cipher_name(conn->ssl), sni ? sni : "-");
+        if (!client_identity(c)) {
+            tg__client_close(c); /* callers check tg_conn_closed() after this */
+            return;
+        }
     }
     c->timer_kind = TG_CT_NONE;
     tg_conn_timer(conn, 0);
@@ -209,6 +256,7 @@ static void proxy_on_accept(struct tg_worker *w, size_t lidx, int fd,
                          c->lc->name);
         } else {
             SSL_set_accept_state(ssl);
+            SSL_set_app_data(ssl, &c->conn); /* the revocation-fetch hook finds the client */
             /* One read() fills OpenSSL's buffer with every record available instead of two
              * reads (header, body) per record; SSL_has_pending() tells us when to read again. */
             SSL_set_read_ahead(ssl, 1);
@@ -238,6 +286,7 @@ static void proxy_worker_init(struct tg_worker *w)
 {
     w->proto = tg_xcalloc(1, sizeof(struct tg_proxy_worker));
     tg__targets_init(w);
+    tg__mtls_init();
 }
 
 static void proxy_on_drain(struct tg_worker *w)
@@ -284,5 +333,6 @@ const struct tg_net_handler tg_proxy_handler = {
     .on_accept = proxy_on_accept,
     .on_drain = proxy_on_drain,
     .on_drain_timeout = proxy_on_drain_timeout,
+    .on_snapshot = tg__mtls_on_snapshot,
     .worker_free = proxy_worker_free,
 };

@@ -14,8 +14,9 @@ static const struct tg_pfail_info rows[TG_PF__COUNT] = {
                                "timeouts.backend_connect", true, 504},
     [TG_PF_CONNECT_ERROR] = {"connect_error", "connecting to the target failed", NULL, true, 502},
     [TG_PF_TLS] = {"tls_handshake", "the TLS handshake with the target failed", NULL, true, 502},
-    [TG_PF_CLOSED_EARLY] = {"closed_early", "the target closed the connection before a complete "
-                                            "response",
+    [TG_PF_CLOSED_EARLY] = {"closed_early",
+                            "the target closed the connection before a complete "
+                            "response",
                             NULL, true, 502},
     [TG_PF_RESET] = {"io_error", "the connection to the target failed", NULL, true, 502},
     [TG_PF_BAD_RESPONSE] = {"bad_response", "the target sent a malformed response", NULL, true,

@@ -86,7 +86,8 @@ static bool is_ours(const struct tg_h1_msg *m, const struct tg_h1_field *f)
     /* Fields we set ourselves: whatever the client sent under these names is dropped. */
     return tg_h1_name_is(m, f, "host") || tg_h1_name_is(m, f, "content-length") ||
            tg_h1_name_is(m, f, "x-forwarded-for") || tg_h1_name_is(m, f, "x-forwarded-proto") ||
-           tg_h1_name_is(m, f, "x-forwarded-client-cert");
+           tg_h1_name_is(m, f, "x-forwarded-client-cert") || tg_h1_name_is(m, f, "client-cert") ||
+           tg_h1_name_is(m, f, "client-cert-chain");
 }
 
 /* Builds the request head for the backend as data (our Host first: the one routing used; the
@@ -135,6 +136,13 @@ static bool build_backend_head(struct tg_client *c, const char *url, size_t url_
     ok = ok && tg_http_head_add(h, "X-Forwarded-For", 15, st->xff, strlen(st->xff)) &&
          tg_http_head_add(h, "X-Forwarded-Proto", 17, c->conn.ssl ? "https" : "http",
                           c->conn.ssl ? 5 : 4);
+    if (ok && c->xfcc != NULL)
+        ok = tg_http_head_add(h, "X-Forwarded-Client-Cert", 23, c->xfcc, strlen(c->xfcc));
+    if (ok && c->client_cert != NULL)
+        ok = tg_http_head_add(h, "Client-Cert", 11, c->client_cert, strlen(c->client_cert));
+    if (ok && c->client_cert_chain != NULL)
+        ok = tg_http_head_add(h, "Client-Cert-Chain", 17, c->client_cert_chain,
+                              strlen(c->client_cert_chain));
     if (st->req_chunked) {
         h->body = TG_BODY_CHUNKED;
     } else if (m->parser.flags & F_CONTENT_LENGTH) {
@@ -249,6 +257,15 @@ static int req_on_head(struct tg_h1_msg *m)
     if (r == NULL) {
         st->discard_body = true;
         tg__client_local_response(c, 404, "no route matches this host and path\n");
+        return 0;
+    }
+    if (r->client_auth_require && !c->has_cert) {
+        tg_log_info("client %s listener=%s: request refused with 403: %s %s needs a client "
+                    "certificate (routes client_auth \"require\")",
+                    c->peer, c->lc->name, st->method, st->path);
+        st->discard_body = true;
+        c->close_after = true;
+        tg__client_local_response(c, 403, "a client certificate is required for this path\n");
         return 0;
     }
     st->backend = &tg__cfg(c)->backends[r->backend_idx];

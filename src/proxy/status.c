@@ -38,6 +38,7 @@ char *tg_status_json(void)
             for (int k = 0; k < TG_NET_BACKEND_FAIL_MAX; k++)
                 SUM(backend_fail[k]);
             SUM(websocket_upgrades);
+            SUM(reauth_closed);
             for (int k = 0; k < TG_TLS_FAIL__COUNT; k++)
                 SUM(hs_fail[k]);
             for (int k = 0; k < 6; k++)
@@ -63,6 +64,8 @@ char *tg_status_json(void)
     tg_jobj_begin(&o, "handshakes");
     tg_jobj_uint(&o, "completed", TG_STAT_GET(&sum, handshakes));
     tg_jobj_uint(&o, "resumed", TG_STAT_GET(&sum, resumed));
+    /* Open connections closed on reload because the new policy refuses their certificate. */
+    tg_jobj_uint(&o, "client_cert_reauth_closed", TG_STAT_GET(&sum, reauth_closed));
     tg_jobj_end(&o);
     tg_jobj_begin(&o, "handshake_failures");
     for (int k = 1; k < TG_TLS_FAIL__COUNT; k++)

@@ -73,6 +73,8 @@ static void on_open(struct tg_conn *conn)
 {
     struct tg_client *c = tg__client_of(conn);
     tg__client_opened(c);
+    if (tg_conn_closed(conn))
+        return; /* a resumed session whose certificate no longer passes */
     c->phase = TG_CP_CONNECTING;
     const struct tg_backend_conf *be = &tg__cfg(c)->backends[c->lc->backend_idx];
     tg__backend_open(c, be, false, &tcp_user, c, &c->pending);

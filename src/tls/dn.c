@@ -302,6 +302,16 @@ static char *ava_canonical(const X509_NAME_ENTRY *e)
         start++;
     while (end > start && utf8[end - 1] == ' ')
         end--;
+    /* RFC 4518 insignificant-space handling: inner runs of spaces count as one. */
+    size_t w = start;
+    unsigned char prev = 0;
+    for (size_t r = start; r < end; r++) {
+        unsigned char ch = utf8[r];
+        if (ch != ' ' || prev != ' ')
+            utf8[w++] = ch;
+        prev = ch;
+    }
+    end = w;
     size_t len = strlen(type), cap = len + 2;
     char *s = tg_xmalloc(cap);
     memcpy(s, type, len);

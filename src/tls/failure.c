@@ -55,6 +55,41 @@ static const struct tg_tls_fail_info fail_table[TG_TLS_FAIL__COUNT] = {
                               "the handshake failed on our side (allocation, provider or key "
                               "problem)",
                               NULL, false},
+    [TG_TLS_FAIL_CERT_MISSING] = {"client_cert_missing",
+                                  "the client sent no certificate and this listener requires one",
+                                  "tls.client_auth.mode", true},
+    [TG_TLS_FAIL_CERT_EXPIRED] = {"client_cert_expired", "the client's certificate has expired",
+                                  NULL, true},
+    [TG_TLS_FAIL_CERT_NOT_YET_VALID] = {"client_cert_not_yet_valid",
+                                        "the client's certificate is not valid yet (check the "
+                                        "clocks)",
+                                        NULL, true},
+    [TG_TLS_FAIL_CERT_UNKNOWN_CA] = {"client_cert_unknown_ca",
+                                     "the client's certificate is not issued by a CA this "
+                                     "listener trusts",
+                                     "tls.client_auth.truststore", true},
+    [TG_TLS_FAIL_CERT_NO_ISSUER] = {"client_cert_missing_intermediate",
+                                    "the client's chain ends at an issuer it did not send and "
+                                    "the truststore does not hold (an intermediate is missing)",
+                                    "tls.client_auth.truststore", true},
+    [TG_TLS_FAIL_CERT_BAD_SIGNATURE] = {"client_cert_bad_signature",
+                                        "a signature in the client's chain does not verify", NULL,
+                                        true},
+    [TG_TLS_FAIL_CERT_REVOKED] = {"client_cert_revoked", "the client's certificate is revoked",
+                                  "tls.client_auth.revocation", true},
+    [TG_TLS_FAIL_CERT_STATUS_UNKNOWN] = {"client_cert_status_unknown",
+                                         "the revocation status of the client's certificate is "
+                                         "unknown and revocation.mode is hard_fail",
+                                         "tls.client_auth.revocation.mode", true},
+    [TG_TLS_FAIL_CERT_NOT_ALLOWED] = {"client_cert_not_allowed",
+                                      "the client's certificate is not on the allow list",
+                                      "tls.client_auth.allowed_subjects", true},
+    [TG_TLS_FAIL_CERT_USAGE] = {"client_cert_wrong_usage",
+                                "the client's certificate is not for TLS clients (key usage or "
+                                "extended key usage)",
+                                NULL, true},
+    [TG_TLS_FAIL_CERT_BAD] = {"client_cert_invalid", "the client's certificate failed verification",
+                              "tls.client_auth", true},
 };
 
 const struct tg_tls_fail_info *tg_tls_fail_info(enum tg_tls_fail f)
@@ -112,6 +147,8 @@ static enum tg_tls_fail map_error(unsigned long e)
         return TG_TLS_FAIL_NOT_TLS;
     case SSL_R_UNEXPECTED_EOF_WHILE_READING:
         return TG_TLS_FAIL_HANGUP;
+    case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
+        return TG_TLS_FAIL_CERT_MISSING;
     case ERR_R_MALLOC_FAILURE:
     case ERR_R_INTERNAL_ERROR:
         return TG_TLS_FAIL_INTERNAL;
@@ -122,7 +159,12 @@ static enum tg_tls_fail map_error(unsigned long e)
 
 enum tg_tls_fail tg_tls_classify(SSL *ssl, int ssl_error, int sys_errno)
 {
-    enum tg_tls_fail f = TG_TLS_FAIL_NONE;
+    /* A client certificate refused by our verification: its record says why. */
+    enum tg_tls_fail f = ssl ? tg_tls__cauth_failure(ssl, NULL) : TG_TLS_FAIL_NONE;
+    if (f != TG_TLS_FAIL_NONE) {
+        ERR_clear_error();
+        return f;
+    }
     bool other_lib = false;
     unsigned long e;
     /* The earliest SSL-library error names the cause; later ones are consequences. */
@@ -246,7 +288,16 @@ void tg_tls_fail_detail(SSL *ssl, enum tg_tls_fail f, char *buf, size_t len)
                  h != NULL && !h->alpn_sent ? "client required a protocol but sent no ALPN"
                                             : "client's ALPN protocols are not among tls.alpn");
         return;
+    case TG_TLS_FAIL_CERT_MISSING:
+        snprintf(buf, len, "tls.client_auth.mode is require");
+        return;
     default:
+        if (f >= TG_TLS_FAIL_CERT_EXPIRED && f <= TG_TLS_FAIL_CERT_BAD) {
+            const char *d = NULL;
+            tg_tls__cauth_failure(ssl, &d);
+            snprintf(buf, len, "%s", d && d[0] ? d : tg_tls_fail_info(f)->sentence);
+            return;
+        }
         snprintf(buf, len, "%s", tg_tls_fail_info(f)->sentence);
         return;
     }

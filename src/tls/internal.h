@@ -55,13 +55,97 @@ struct tg_tls__keystore {
     X509 *cert;
     STACK_OF(X509) * chain; /* intermediates following the leaf in the PEM file; may be empty */
     EVP_PKEY *key;
+    char *alias; /* pkcs12/jks/jceks: the entry used (NULL if the file names none) */
 };
 
-/* Loads kc's certificate chain and key, checks they match and that the certificate is valid now
- * (warning if it expires within 30 days). Problems go to err at kc's location; 0 or -EINVAL. */
+/* Loads kc's certificate chain and key (a pem pair, or one entry of a pkcs12/jks/jceks store),
+ * checks they match, that the key suits TLS (no DSA, key usage) and that the certificate is valid
+ * now (warning if it expires within 30 days). The keystore named "internal" is refused: it is
+ * never used for TLS. Problems go to err at kc's location; 0 or -EINVAL. */
 int tg_tls__keystore_load(const struct tg_keystore_conf *kc, struct tg_tls__keystore *out,
                           struct tg_err *err);
+/* As tg_tls__keystore_load without the TLS checks (usage, validity) and without refusing
+ * "internal": the key material that encrypts secrets. */
+int tg_tls__keystore_load_any(const struct tg_keystore_conf *kc, struct tg_tls__keystore *out,
+                              struct tg_err *err);
 void tg_tls__keystore_close(struct tg_tls__keystore *ks);
+
+/* ---- Java keystores (jks.c) ---- */
+
+enum { TG_TLS__JKS = 1, TG_TLS__JCEKS = 2 };
+enum { TG_TLS__JKS_KEY = 1, TG_TLS__JKS_TRUSTED = 2, TG_TLS__JKS_SECRET = 3 };
+
+struct tg_tls__jks_cert {
+    const uint8_t *der; /* borrowed from the parsed buffer */
+    size_t len;
+};
+
+struct tg_tls__jks_entry {
+    int tag;            /* TG_TLS__JKS_KEY or TG_TLS__JKS_TRUSTED */
+    char *alias;        /* as stored (keytool writes it lower-cased) */
+    uint64_t date_ms;   /* creation date, Java milliseconds */
+    const uint8_t *key; /* key entries: the EncryptedPrivateKeyInfo DER, borrowed */
+    size_t key_len;
+    struct tg_tls__jks_cert *certs; /* key entries: the chain, leaf first; trusted: one */
+    size_t n_certs;
+};
+
+struct tg_tls__jks {
+    int kind;         /* TG_TLS__JKS or TG_TLS__JCEKS */
+    uint32_t version; /* 1 or 2 */
+    struct tg_tls__jks_entry *entries;
+    size_t n;
+};
+
+/* Parses a JKS or JCEKS file held in buf (which must outlive *out: entries borrow from it).
+ * With password non-NULL the store's integrity digest is checked too. Returns 0 and fills *out,
+ * -EBADMSG when the digest does not match (wrong password or altered file), or -EINVAL for
+ * anything else, with a sentence in why (truncation and damage name the byte offset). */
+int tg_tls__jks_parse(const uint8_t *buf, size_t len, const char *password, struct tg_tls__jks *out,
+                      char *why, size_t why_len);
+void tg_tls__jks_free(struct tg_tls__jks *ks);
+/* Decrypts key entry e (JKS key protector or JCEKS PBEWithMD5AndTripleDES) into a new key.
+ * 0, -EACCES (wrong key password) or -EINVAL (damaged, unknown algorithm), with why. */
+int tg_tls__jks_key(const struct tg_tls__jks_entry *e, const char *password, EVP_PKEY **out,
+                    char *why, size_t why_len);
+
+/* ---- keystore files of every type (stores.c) ---- */
+
+/* One entry of a pkcs12, jks or jceks file, in the form every type shares. */
+struct tg_tls__store_entry {
+    char *alias;            /* NULL when the file names none (openssl pkcs12 without -name) */
+    bool is_key;            /* a private-key entry; else a trusted certificate */
+    X509 *cert;             /* the leaf of a key entry, or the trusted certificate */
+    STACK_OF(X509) * chain; /* key entries: the issuers after the leaf (no self-signed root) */
+    const void *priv;       /* the type's own reference to the encrypted key */
+};
+
+struct tg_tls__store {
+    struct tg_tls__store_entry *v;
+    size_t n;
+    int kind; /* 0 pkcs12, else TG_TLS__JKS / TG_TLS__JCEKS */
+    struct tg_tls__jks jks;
+    char *data; /* the file, which jks entries borrow from */
+    size_t len;
+    void *bags; /* pkcs12: STACK_OF(PKCS12_SAFEBAG) of every bag */
+};
+
+/* Opens file as type ("pkcs12", "jks" or "jceks") with the store password (NULL: no integrity
+ * check for jks/jceks). Loads OpenSSL's legacy provider when a PKCS#12 file needs it (RC2, RC4,
+ * DES). 0 or -errno with a sentence in why (never the password). */
+int tg_tls__store_open(const char *type, const char *file, const char *password,
+                       struct tg_tls__store *out, char *why, size_t why_len);
+/* Decrypts the key of key entry i with password (the key password, or the store password). */
+int tg_tls__store_key(const struct tg_tls__store *st, size_t i, const char *password,
+                      EVP_PKEY **out, char *why, size_t why_len);
+void tg_tls__store_close(struct tg_tls__store *st);
+/* Appends the store's aliases ("a (key), b (trusted certificate)") to buf, for messages. */
+void tg_tls__store_aliases(const struct tg_tls__store *st, char *buf, size_t len);
+/* The certificates a pkcs12/jks/jceks truststore trusts: every trusted-certificate entry, or
+ * the entries named in ts->aliases (a key entry then gives its certificate). *out is a new
+ * stack. 0, or -errno with the problem in err at the truststore's location. */
+int tg_tls__store_trusted(const struct tg_truststore_conf *ts, STACK_OF(X509) * *out,
+                          struct tg_err *err);
 
 /* "RSA", "ECDSA", "Ed25519", ... for a key. */
 const char *tg_tls__key_type(const EVP_PKEY *key);
@@ -134,7 +218,32 @@ struct tg_tls_server {
     size_t n_ctxs;
     struct tg_tls__scert *certs;
     size_t n_certs;
+    struct tg_tls__cauth *cauth; /* client-certificate policy, or NULL for mode none */
+    uint64_t cauth_gen;          /* distinct per policy built, for session id contexts */
 };
+
+/* ---- client certificates (clientauth.c) ---- */
+
+struct tg_tls__cauth;
+/* Builds the client-certificate policy of listener lc (mode not none): truststore, allow list,
+ * CRL files. Problems go to err at their JSON paths; 0 or -EINVAL. */
+int tg_tls__cauth_new(const struct tg_config *cfg, const struct tg_listener_conf *lc,
+                      struct tg_tls__cauth **out, struct tg_err *err);
+void tg_tls__cauth_free(struct tg_tls__cauth *ca);
+/* Prints the client-certificate policy for `tlsgate check` (nothing when ca is NULL). */
+void tg_tls__cauth_print(const struct tg_tls__cauth *ca, FILE *out);
+/* Sets verification mode, callback, depth and CA names on a listener context. */
+void tg_tls__cauth_apply(struct tg_tls__cauth *ca, SSL_CTX *ctx);
+/* Revocation status of x (issued by issuer) from fetched data (revoke.c): 1 revoked (detail
+ * written), 0 good, -1 unknown; *need gets a reference to a fetch that would tell, or NULL. */
+int tg_tls__fetched_status(X509 *x, X509 *issuer, char *detail, size_t n,
+                           struct tg_tls_fetch **need);
+tg_tls_fetch_cb tg_tls__fetch_hook(void);
+/* The issuer of x among fresh fetched data (an OCSP request's issuer or a CRL's verified signer
+ * whose key signed x), as a new reference, or NULL. */
+X509 *tg_tls__fetched_issuer(X509 *x);
+/* The failure verification recorded on ssl (TG_TLS_FAIL_NONE if none) and its detail. */
+enum tg_tls_fail tg_tls__cauth_failure(SSL *ssl, const char **detail);
 
 /* The server a context belongs to, or NULL for contexts not made by tg_tls_server_new. */
 const struct tg_tls_server *tg_tls__server_of(const SSL_CTX *ctx);

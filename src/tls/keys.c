@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <openssl/core_names.h>
@@ -344,59 +345,221 @@ out:
     return rc;
 }
 
-static int check_validity(const struct tg_keystore_conf *kc, X509 *cert, struct tg_err *err)
+/* Where a keystore's certificate came from, for messages: "in web.crt" or "of entry \"a\" in
+ * web.p12". */
+static void cert_where(const struct tg_keystore_conf *kc, const struct tg_tls__keystore *ks,
+                       char *buf, size_t len)
 {
-    char when[64];
+    if (kc->file == NULL)
+        snprintf(buf, len, "in %s", kc->cert_file ? kc->cert_file : "?");
+    else if (ks->alias != NULL)
+        snprintf(buf, len, "of entry \"%s\" in %s", ks->alias, kc->file);
+    else
+        snprintf(buf, len, "in %s", kc->file);
+}
+
+static int check_validity(const struct tg_keystore_conf *kc, const struct tg_tls__keystore *ks,
+                          struct tg_err *err)
+{
+    char when[64], where[1200];
+    X509 *cert = ks->cert;
     const ASN1_TIME *nb = X509_get0_notBefore(cert), *na = X509_get0_notAfter(cert);
+    cert_where(kc, ks, where, sizeof(where));
     if (X509_cmp_current_time(nb) > 0) {
         tg_tls__time_str(nb, when, sizeof(when));
         tg_err_error(err, &kc->loc, kc->path,
-                     "keystore \"%s\": certificate in %s is not valid yet (not before %s)",
-                     kc->name, kc->cert_file, when);
+                     "keystore \"%s\": certificate %s is not valid yet (not before %s)", kc->name,
+                     where, when);
         return -EINVAL;
     }
     tg_tls__time_str(na, when, sizeof(when));
     if (X509_cmp_current_time(na) < 0) {
-        tg_err_error(err, &kc->loc, kc->path, "keystore \"%s\": certificate in %s expired on %s",
-                     kc->name, kc->cert_file, when);
+        tg_err_error(err, &kc->loc, kc->path, "keystore \"%s\": certificate %s expired on %s",
+                     kc->name, where, when);
         return -EINVAL;
     }
     int days = tg_tls__days_left(na);
     if (days < 30)
         tg_err_warning(err, &kc->loc, kc->path,
-                       "keystore \"%s\": certificate in %s expires in %d day(s), on %s", kc->name,
-                       kc->cert_file, days, when);
+                       "keystore \"%s\": certificate %s expires in %d day(s), on %s", kc->name,
+                       where, days, when);
     return 0;
 }
 
-int tg_tls__keystore_load(const struct tg_keystore_conf *kc, struct tg_tls__keystore *out,
-                          struct tg_err *err)
+/* Keys TLS cannot use, and key usage that forbids the handshake's signature. */
+static int check_tls_use(const struct tg_keystore_conf *kc, const struct tg_tls__keystore *ks,
+                         struct tg_err *err)
+{
+    char where[1200];
+    cert_where(kc, ks, where, sizeof(where));
+    int type = EVP_PKEY_get_base_id(ks->key);
+    if (type == EVP_PKEY_DSA) {
+        tg_err_error(err, &kc->loc, kc->path,
+                     "keystore \"%s\": the key %s is a DSA key, which TLS 1.3 and current "
+                     "clients do not accept; make an RSA or EC key (keytool -keyalg RSA or EC)",
+                     kc->name, where);
+        return -EINVAL;
+    }
+    uint32_t ku = X509_get_key_usage(ks->cert);
+    if (ku == UINT32_MAX || (ku & KU_DIGITAL_SIGNATURE))
+        return 0;
+    if (type == EVP_PKEY_RSA && (ku & KU_KEY_ENCIPHERMENT)) {
+        tg_err_warning(err, &kc->loc, kc->path,
+                       "keystore \"%s\": the certificate %s has key usage keyEncipherment but "
+                       "not digitalSignature: only TLS 1.2 RSA key exchange can use it (no TLS "
+                       "1.3, no ECDHE)",
+                       kc->name, where);
+        return 0;
+    }
+    tg_err_error(err, &kc->loc, kc->path,
+                 "keystore \"%s\": the certificate %s has a key usage without digitalSignature, "
+                 "which forbids its use in a TLS handshake",
+                 kc->name, where);
+    return -EINVAL;
+}
+
+/* Files holding private keys should be for the gateway's eyes only. */
+static void check_mode(const struct tg_keystore_conf *kc, const char *file, struct tg_err *err)
+{
+    struct stat st;
+    if (file == NULL || stat(file, &st) != 0 || !(st.st_mode & (S_IRGRP | S_IROTH)))
+        return;
+    tg_err_warning(err, &kc->loc, kc->path,
+                   "keystore \"%s\": %s holds a private key and is readable by %s (mode %04o); "
+                   "chmod 600 it",
+                   kc->name, file,
+                   (st.st_mode & S_IRGRP) && (st.st_mode & S_IROTH) ? "group and others"
+                   : (st.st_mode & S_IRGRP)                         ? "its group"
+                                                                    : "others",
+                   (unsigned)(st.st_mode & 07777));
+}
+
+static const struct tg_tls__store_entry *find_alias(const struct tg_tls__store *st,
+                                                    const char *alias, size_t *idx)
+{
+    for (size_t i = 0; i < st->n; i++)
+        if (st->v[i].alias != NULL && tg_strcaseeq(st->v[i].alias, alias)) {
+            *idx = i;
+            return &st->v[i];
+        }
+    return NULL;
+}
+
+/* One key entry of a pkcs12/jks/jceks file: by alias, or the only one. */
+static int load_store(const struct tg_keystore_conf *kc, struct tg_tls__keystore *ks,
+                      struct tg_err *err)
+{
+    struct tg_tls__store st = {0};
+    char why[512], names[1024];
+    size_t idx = 0;
+    int rc = tg_tls__store_open(kc->type, kc->file, kc->password, &st, why, sizeof(why));
+    if (rc != 0) {
+        tg_err_error(err, &kc->loc, kc->path, "keystore \"%s\": %s: %s", kc->name, kc->file, why);
+        goto out;
+    }
+    rc = -EINVAL;
+    tg_tls__store_aliases(&st, names, sizeof(names));
+    if (kc->alias != NULL) {
+        const struct tg_tls__store_entry *e = find_alias(&st, kc->alias, &idx);
+        if (e == NULL) {
+            tg_err_error(err, &kc->loc, kc->path,
+                         "keystore \"%s\": no entry \"%s\" in %s (entries: %s)", kc->name,
+                         kc->alias, kc->file, names);
+            goto out;
+        }
+        if (!e->is_key) {
+            tg_err_error(err, &kc->loc, kc->path,
+                         "keystore \"%s\": entry \"%s\" in %s is a trusted certificate, not a "
+                         "key entry (entries: %s)",
+                         kc->name, kc->alias, kc->file, names);
+            goto out;
+        }
+    } else {
+        size_t n_keys = 0;
+        for (size_t i = 0; i < st.n; i++)
+            if (st.v[i].is_key && n_keys++ == 0)
+                idx = i;
+        if (n_keys == 0) {
+            tg_err_error(err, &kc->loc, kc->path,
+                         "keystore \"%s\": %s holds no private-key entry (entries: %s)", kc->name,
+                         kc->file, names);
+            goto out;
+        }
+        if (n_keys > 1) {
+            tg_err_error(err, &kc->loc, kc->path,
+                         "keystore \"%s\": %s holds %zu key entries (%s): set \"alias\" to "
+                         "choose one",
+                         kc->name, kc->file, n_keys, names);
+            goto out;
+        }
+    }
+    const char *pw = kc->key_password ? kc->key_password : kc->password;
+    if (tg_tls__store_key(&st, idx, pw, &ks->key, why, sizeof(why)) != 0) {
+        tg_err_error(err, &kc->loc, kc->path, "keystore \"%s\": %s: %s%s", kc->name, kc->file, why,
+                     kc->key_password == NULL && strstr(why, "wrong key password") != NULL
+                         ? " (the store password was tried; set key_password if the key has "
+                           "its own)"
+                         : "");
+        goto out;
+    }
+    ks->cert = st.v[idx].cert;
+    X509_up_ref(ks->cert);
+    ks->chain = st.v[idx].chain ? X509_chain_up_ref(st.v[idx].chain) : sk_X509_new_null();
+    ks->alias = st.v[idx].alias ? tg_xstrdup(st.v[idx].alias) : NULL;
+    rc = 0;
+out:
+    tg_tls__store_close(&st);
+    return rc;
+}
+
+static int load(const struct tg_keystore_conf *kc, struct tg_tls__keystore *out, bool tls,
+                struct tg_err *err)
 {
     struct tg_tls__keystore ks = {0};
     int rc = -EINVAL;
-    if (kc->type != NULL && strcmp(kc->type, "pem") != 0) {
+    char where[1200];
+    bool pem = kc->type == NULL || strcmp(kc->type, "pem") == 0;
+    if (tls && kc->name != NULL && strcmp(kc->name, "internal") == 0) {
         tg_err_error(err, &kc->loc, kc->path,
-                     "keystore \"%s\": type \"%s\" is not supported yet (use \"pem\")", kc->name,
-                     kc->type);
+                     "keystore \"internal\" encrypts secrets and is never used for TLS; give "
+                     "the TLS key material another name");
         goto out;
     }
-    if (kc->cert_file == NULL || kc->key_file == NULL) {
-        tg_err_error(err, &kc->loc, kc->path, "keystore \"%s\": needs both cert and key", kc->name);
-        goto out;
+    if (pem) {
+        if (kc->cert_file == NULL || kc->key_file == NULL) {
+            tg_err_error(err, &kc->loc, kc->path, "keystore \"%s\": needs both cert and key",
+                         kc->name);
+            goto out;
+        }
+        /* Load both so one run reports problems with either file. */
+        int rc_chain = load_chain(kc, &ks, err);
+        int rc_key = load_key(kc, &ks, err);
+        if (rc_chain != 0 || rc_key != 0)
+            goto out;
+        check_mode(kc, kc->key_file, err);
+    } else {
+        if (kc->file == NULL) {
+            tg_err_error(err, &kc->loc, kc->path, "keystore \"%s\": needs a file", kc->name);
+            goto out;
+        }
+        if (load_store(kc, &ks, err) != 0)
+            goto out;
+        check_mode(kc, kc->file, err);
     }
-    /* Load both so one run reports problems with either file. */
-    int rc_chain = load_chain(kc, &ks, err);
-    int rc_key = load_key(kc, &ks, err);
-    if (rc_chain != 0 || rc_key != 0)
-        goto out;
     if (X509_check_private_key(ks.cert, ks.key) != 1) {
         ERR_clear_error();
-        tg_err_error(err, &kc->loc, kc->path,
-                     "keystore \"%s\": the key in %s does not match the certificate in %s",
-                     kc->name, kc->key_file, kc->cert_file);
+        cert_where(kc, &ks, where, sizeof(where));
+        if (pem)
+            tg_err_error(err, &kc->loc, kc->path,
+                         "keystore \"%s\": the key in %s does not match the certificate in %s",
+                         kc->name, kc->key_file, kc->cert_file);
+        else
+            tg_err_error(err, &kc->loc, kc->path,
+                         "keystore \"%s\": the key does not match the certificate %s", kc->name,
+                         where);
         goto out;
     }
-    if (check_validity(kc, ks.cert, err) != 0)
+    if (tls && (check_tls_use(kc, &ks, err) != 0 || check_validity(kc, &ks, err) != 0))
         goto out;
     *out = ks;
     memset(&ks, 0, sizeof(ks));
@@ -406,10 +569,23 @@ out:
     return rc;
 }
 
+int tg_tls__keystore_load(const struct tg_keystore_conf *kc, struct tg_tls__keystore *out,
+                          struct tg_err *err)
+{
+    return load(kc, out, true, err);
+}
+
+int tg_tls__keystore_load_any(const struct tg_keystore_conf *kc, struct tg_tls__keystore *out,
+                              struct tg_err *err)
+{
+    return load(kc, out, false, err);
+}
+
 void tg_tls__keystore_close(struct tg_tls__keystore *ks)
 {
     X509_free(ks->cert);
     sk_X509_pop_free(ks->chain, X509_free);
     EVP_PKEY_free(ks->key);
+    free(ks->alias);
     memset(ks, 0, sizeof(*ks));
 }

@@ -206,6 +206,7 @@ void tg_tls_server_print_policy(const struct tg_tls_server *ts, FILE *out)
     if (ts->legacy)
         fprintf(out, "  WARNING: legacy policy (security level 0): old versions or weak suites "
                      "are enabled\n");
+    tg_tls__cauth_print(ts->cauth, out);
     for (size_t c = 0; c < ts->n_ctxs; c++) {
         if (ts->n_ctxs > 1) {
             fprintf(out, "  SNI %s:", c == 0 ? "default" : "context");

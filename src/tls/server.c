@@ -3,7 +3,9 @@
 #include "tls/tls.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -326,7 +328,13 @@ static int configure_ctx(struct tg_tls_server *ts, const struct tg_tls_conf *tls
     if (tls->session_resumption) {
         unsigned char sid[EVP_MAX_MD_SIZE];
         unsigned sid_len = 0;
-        char *label = tg_xasprintf("tlsgate listener %s", ts->listener);
+        /* With client certificates, a session is only as good as the policy that verified it:
+         * each policy gets its own context id, so sessions from before a reload do a full
+         * handshake (OpenSSL refuses to resume across session id contexts). */
+        char *label = ts->cauth != NULL
+                          ? tg_xasprintf("tlsgate listener %s mtls %p %" PRIu64, ts->listener,
+                                         (void *)ts->cauth, ts->cauth_gen)
+                          : tg_xasprintf("tlsgate listener %s", ts->listener);
         EVP_Digest(label, strlen(label), sid, &sid_len, EVP_sha256(), NULL);
         free(label);
         SSL_CTX_set_session_id_context(ctx, sid, TG_MIN(sid_len, SSL_MAX_SID_CTX_LENGTH));
@@ -343,6 +351,8 @@ static int configure_ctx(struct tg_tls_server *ts, const struct tg_tls_conf *tls
     SSL_CTX_set_tlsext_servername_arg(ctx, ts);
     if (ts->alpn_wire != NULL)
         SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, ts);
+    if (ts->cauth != NULL)
+        tg_tls__cauth_apply(ts->cauth, ctx);
     return rc;
 }
 
@@ -460,6 +470,11 @@ int tg_tls_server_new(const struct tg_config *cfg, size_t listener_idx, struct t
                      "true for plaintext)");
         goto out;
     }
+    if (tls->client_auth.mode != TG_CAUTH_NONE) {
+        static atomic_uint_fast64_t cauth_gens;
+        ts->cauth_gen = atomic_fetch_add(&cauth_gens, 1) + 1;
+        tg_tls__cauth_new(cfg, lc, &ts->cauth, err);
+    }
     /* Check the policy once on a scratch context so its problems are reported even when no
      * keystore loads. */
     SSL_CTX *probe = SSL_CTX_new(TLS_server_method());
@@ -506,6 +521,7 @@ void tg_tls_server_free(struct tg_tls_server *ts)
         sk_X509_pop_free(ts->certs[i].chain, X509_free);
     }
     free(ts->certs);
+    tg_tls__cauth_free(ts->cauth);
     free(ts->alpn_wire);
     free(ts->curves);
     free(ts->listener);

@@ -51,6 +51,18 @@ enum tg_tls_fail {
     TG_TLS_FAIL_PEER_ALERT, /* client sent a fatal alert (e.g. it does not trust our certificate) */
     TG_TLS_FAIL_PROTOCOL,   /* malformed or unexpected handshake messages */
     TG_TLS_FAIL_INTERNAL,   /* our side failed (allocation, provider, ...) */
+    /* Client certificates (tls.client_auth): */
+    TG_TLS_FAIL_CERT_MISSING,        /* required, none sent */
+    TG_TLS_FAIL_CERT_EXPIRED,        /* a certificate of the chain has expired */
+    TG_TLS_FAIL_CERT_NOT_YET_VALID,  /* ... is not valid yet */
+    TG_TLS_FAIL_CERT_UNKNOWN_CA,     /* the chain leads to a CA the truststore does not hold */
+    TG_TLS_FAIL_CERT_NO_ISSUER,      /* the chain ends at an issuer neither sent nor trusted */
+    TG_TLS_FAIL_CERT_BAD_SIGNATURE,  /* a signature of the chain does not verify */
+    TG_TLS_FAIL_CERT_REVOKED,        /* revoked (CRL file, CRL URL or OCSP) */
+    TG_TLS_FAIL_CERT_STATUS_UNKNOWN, /* revocation status unknown under hard_fail */
+    TG_TLS_FAIL_CERT_NOT_ALLOWED,    /* not on allowed_subjects */
+    TG_TLS_FAIL_CERT_USAGE,          /* key usage / extended key usage not for TLS clients */
+    TG_TLS_FAIL_CERT_BAD,            /* other verification failures (depth, policy, ...) */
     TG_TLS_FAIL__COUNT
 };
 
@@ -82,6 +94,69 @@ enum tg_tls_sniff {
 };
 /* Looks at the first bytes a client sent (up to 8 are needed); pure function. */
 enum tg_tls_sniff tg_tls_sniff(const uint8_t *p, size_t n);
+
+/* ---- Client certificates (tls/clientauth.c, allow.c, ident.c) ---- */
+
+/* Whether listener ts asks clients for certificates (tls.client_auth.mode is not none). */
+bool tg_tls_server_client_auth(const struct tg_tls_server *ts);
+/* The decision ts would make now for a client presenting leaf (and the intermediates in chain,
+ * may be NULL; the leaf in it is skipped): chain, depth, usage, allow list and revocation (with
+ * may_block, missing revocation data is fetched here; without, only cached data is used).
+ * TG_TLS_FAIL_NONE when admitted; detail (n may be 0) gets one sentence either way. Any thread. */
+enum tg_tls_fail tg_tls_server_client_check(const struct tg_tls_server *ts, X509 *leaf,
+                                            STACK_OF(X509) * chain, bool may_block, char *detail,
+                                            size_t n);
+
+/* One revocation fetch (a CRL from a CDP URL, or an OCSP response), shared by every handshake
+ * that waits for it; refcounted. */
+struct tg_tls_fetch;
+/* Called on the thread driving ssl's server handshake when client-certificate verification needs
+ * f (the callee owns that reference). Returning true promises: tg_tls_fetch_run(f) runs off the
+ * event loop, then the handshake is driven again (SSL_do_handshake) on this thread; the handshake
+ * meanwhile reports SSL_ERROR_WANT_ASYNC. Returning false lets verification go on without it
+ * (status unknown). Without a hook (e.g. `tlsgate check`), fetches run where verification does. */
+typedef bool (*tg_tls_fetch_cb)(SSL *ssl, struct tg_tls_fetch *f);
+/* Sets the hook (NULL: none); call before workers start. */
+void tg_tls_set_fetch_hook(tg_tls_fetch_cb cb);
+/* Fetches f unless it is fresh, or waits for the thread already fetching it; blocks at most a few
+ * seconds. Any thread. A failure is logged once per URL per interval. */
+void tg_tls_fetch_run(struct tg_tls_fetch *f);
+void tg_tls_fetch_unref(struct tg_tls_fetch *f);
+const char *tg_tls_fetch_url(const struct tg_tls_fetch *f);
+/* Ends a handshake paused for a fetch on a connection being closed (so OpenSSL's paused job
+ * finishes); the handshake fails without being logged as a refusal. */
+void tg_tls_server_abandon(SSL *ssl);
+
+/* For a resumed session (verified when it was made, under the same policy: a new policy means a
+ * new session id context): whether leaf has been revoked since, from data at hand only (the
+ * chain is not kept in session tickets). TG_TLS_FAIL_CERT_REVOKED or TG_TLS_FAIL_NONE; detail
+ * (n > 0) says why. Any thread. */
+enum tg_tls_fail tg_tls_server_client_recheck(const struct tg_tls_server *ts, X509 *leaf,
+                                              char *detail, size_t n);
+
+/* A set of allow-list entries, looked up by hash. */
+struct tg_tls_allow;
+struct tg_tls_allow *tg_tls_allow_new(void);
+void tg_tls_allow_free(struct tg_tls_allow *a);
+/* Parses one entry ("CN=a,O=b", "dns:NAME", "uri:URI", "email:ADDR", "ip:ADDR",
+ * "spki:BASE64-SHA256") into its canonical key (*key_out, new); 0, or -EINVAL with a sentence in
+ * why. */
+int tg_tls_allow_parse(const char *entry, char **key_out, char *why, size_t n);
+/* Adds an entry (as tg_tls_allow_parse; duplicates are kept once); 0 or -EINVAL. */
+int tg_tls_allow_add(struct tg_tls_allow *a, const char *entry, char *why, size_t n);
+size_t tg_tls_allow_count(const struct tg_tls_allow *a);
+/* Whether cert's subject, one of its SANs, or its key matches an entry; matched (may be NULL)
+ * gets the kind that matched ("subject", "dns", "uri", "email", "ip", "spki"). */
+bool tg_tls_allow_match(const struct tg_tls_allow *a, X509 *cert, char *matched, size_t n);
+
+/* Envoy's X-Forwarded-Client-Cert value for leaf: Hash=<sha256 hex>;Subject="...";URI="...";
+ * DNS="..." (quoted values escaped, one line); new string, NULL for no leaf. */
+char *tg_tls_xfcc(X509 *leaf);
+/* RFC 9440 Client-Cert: ":<base64 DER>:"; new string, NULL for no certificate. */
+char *tg_tls_rfc9440_cert(X509 *cert);
+/* RFC 9440 Client-Cert-Chain: the certificates of chain other than leaf, as byte sequences
+ * joined by ", "; new string, NULL when there are none. */
+char *tg_tls_rfc9440_chain(STACK_OF(X509) * chain, X509 *leaf);
 
 /* ---- Client contexts towards backends (tls/client.c) ---- */
 
@@ -167,7 +242,8 @@ enum tg_tls_bfail tg_tls_client_classify(SSL *ssl, int ssl_error, int sys_errno,
  * message in err (with path as its JSON path, may be NULL) if malformed. */
 X509_NAME *tg_dn_parse(const char *s, struct tg_err *err, const char *path);
 /* Canonical form for comparison: types upper-cased short names, values with surrounding spaces
- * removed and compared case-sensitively, RDNs sorted; newly allocated. */
+ * removed and inner runs of spaces folded to one (RFC 4518), compared case-sensitively, RDNs
+ * sorted; newly allocated. */
 char *tg_dn_canonical(const X509_NAME *name);
 /* One-line RFC 2253-style rendering for logs and headers; newly allocated. */
 char *tg_dn_string(const X509_NAME *name);
@@ -218,5 +294,35 @@ struct tg_cert_default_info {
  * and never logs. 0 or -errno with err (also when an existing file cannot be read). */
 int tg_cert_ensure_default(const char *state_dir, struct tg_cert_default_info *info,
                            struct tg_err *err);
+
+/* ---- Secrets and keystore reports (tls/secret.c, tls/keystores.c) ---- */
+
+/* Seals a secret to the internal keystore's key as an "enc:" value (docs/secrets.md): a random
+ * AES-256-GCM data key, wrapped with RSA-OAEP-SHA-256 for an RSA key or derived with ephemeral
+ * ECDH and HKDF-SHA-256 for an EC (or X25519/X448) key. *out is new. 0, or -EINVAL with a
+ * reason in why (never the secret). */
+int tg_tls_secret_encrypt(const struct tg_keystore_conf *internal, const uint8_t *plain, size_t len,
+                          char **out, char *why, size_t why_len);
+/* Opens an "enc:" value with the internal keystore: *plain is new and NUL-terminated, *plain_len
+ * its length; the caller cleanses and frees it. A damaged, altered or foreign value is -EINVAL
+ * with a reason in why. */
+int tg_tls_secret_decrypt(const struct tg_keystore_conf *internal, const char *value, char **plain,
+                          size_t *plain_len, char *why, size_t why_len);
+/* Lets config loading decrypt "enc:" passwords (tg_config_set_secret_opener). Call once at
+ * start. */
+void tg_tls_secrets_init(void);
+/* An admin password hash, "$scrypt$ln=15,r=8,p=1$SALT$HASH" (PHC string, unpadded base64);
+ * *out is new. 0 or -EINVAL. */
+int tg_tls_password_hash(const char *pw, size_t len, char **out);
+/* Checks pw against a hash made by tg_tls_password_hash (or "$pbkdf2-sha256$i=N$SALT$HASH"):
+ * 0 when it matches, -EACCES when not, -EINVAL for a malformed hash. */
+int tg_tls_password_verify(const char *stored, const char *pw, size_t len);
+
+/* Loads every keystore of cfg that no listener or backend names (including "internal"), so
+ * their problems are reported too; problems go to err. */
+void tg_tls_keystores_check(const struct tg_config *cfg, struct tg_err *err);
+/* Prints, per keystore, what was loaded for `tlsgate check`: type and file, alias, subject,
+ * SANs, key type and size, not-after. Never prints a password. */
+void tg_tls_keystores_print(const struct tg_config *cfg, FILE *out);
 
 #endif

@@ -1,5 +1,6 @@
 /* Truststore loading shared by backend verification (client.c) and client-certificate
- * verification (server.c, clientauth.c): PEM bundles, PEM directories and the system paths. */
+ * verification (server.c, clientauth.c): PEM bundles, PEM directories,
+ * pkcs12/jks/jceks files (stores.c) and the system paths. */
 #include "tls/internal.h"
 
 #include <dirent.h>
@@ -140,6 +141,25 @@ static int load_pem(struct trust_load *tl)
     return n;
 }
 
+/* The trusted entries of a pkcs12/jks/jceks file (tg_tls__store_trusted). */
+static int load_store(struct trust_load *tl)
+{
+    STACK_OF(X509) *certs = NULL;
+    int n = 0;
+    if (tg_tls__store_trusted(tl->ts, &certs, tl->err) != 0)
+        return -EINVAL;
+    for (int i = 0; i < sk_X509_num(certs); i++) {
+        X509 *x = sk_X509_value(certs, i);
+        if (X509_STORE_add_cert(tl->store, x) == 1) {
+            add_ca_name(tl, x);
+            n++;
+        }
+    }
+    sk_X509_pop_free(certs, X509_free);
+    ERR_clear_error();
+    return n;
+}
+
 int tg_tls__trust_load(const struct tg_config *cfg, size_t truststore_idx, X509_STORE *store,
                        STACK_OF(X509_NAME) * *ca_names_out, size_t *n_certs, struct tg_err *err)
 {
@@ -166,12 +186,14 @@ int tg_tls__trust_load(const struct tg_config *cfg, size_t truststore_idx, X509_
         rc = 0;
         goto out;
     }
-    if (strcmp(ts->type, "pem") != 0) {
+    bool pem = strcmp(ts->type, "pem") == 0;
+    if (!pem && strcmp(ts->type, "pkcs12") != 0 && strcmp(ts->type, "jks") != 0 &&
+        strcmp(ts->type, "jceks") != 0) {
         tg_err_error(err, &ts->loc, ts->path, "truststore \"%s\": type \"%s\" cannot be loaded",
                      ts->name, ts->type);
         goto out;
     }
-    int n = load_pem(&tl);
+    int n = pem ? load_pem(&tl) : load_store(&tl);
     if (n < 0)
         goto out;
     if (n_certs != NULL)

@@ -1,0 +1,166 @@
+/* Client certificates on the proxy side: revocation fetches run in libuv's thread pool while the
+ * handshakes that need them wait (one fetch per URL and worker, whatever the number of waiting
+ * handshakes), and live re-authorisation of open connections when a new snapshot arrives. */
+#include "proxy/internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/err.h>
+
+#include "core/log.h"
+
+/* One fetch this worker waits for, and the client connections whose handshakes wait. */
+struct tg__fetch {
+    uv_work_t work;
+    struct tg_worker *w;
+    struct tg_tls_fetch *f;
+    struct tg_client **waiters; /* a closed client leaves NULL */
+    size_t n_waiters;
+    struct tg__fetch *next;
+};
+
+static void fetch_work(uv_work_t *req)
+{
+    struct tg__fetch *p = req->data;
+    tg_tls_fetch_run(p->f);
+}
+
+static void fetch_done(uv_work_t *req, int status)
+{
+    struct tg__fetch *p = req->data;
+    struct tg_proxy_worker *pw = tg_pw(p->w);
+    (void)status;
+    for (struct tg__fetch **pp = &pw->fetches; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
+    for (size_t i = 0; i < p->n_waiters; i++) {
+        struct tg_client *c = p->waiters[i];
+        if (c == NULL)
+            continue;
+        c->fetch_wait = NULL;
+        tg_conn_handshake_resume(&c->conn);
+    }
+    tg_tls_fetch_unref(p->f);
+    free(p->waiters);
+    free(p);
+}
+
+/* tg_tls_fetch_cb: runs inside the paused handshake of a client connection. */
+static bool fetch_hook(SSL *ssl, struct tg_tls_fetch *f)
+{
+    struct tg_conn *conn = SSL_get_app_data(ssl);
+    if (conn == NULL || conn->w == NULL || conn->w->proto == NULL) {
+        tg_tls_fetch_unref(f);
+        return false;
+    }
+    struct tg_client *c = tg__client_of(conn);
+    struct tg_proxy_worker *pw = tg_pw(conn->w);
+    struct tg__fetch *p = pw->fetches;
+    while (p != NULL && p->f != f)
+        p = p->next;
+    if (p != NULL) {
+        tg_tls_fetch_unref(f); /* p holds one */
+    } else {
+        p = tg_xcalloc(1, sizeof(*p));
+        p->w = conn->w;
+        p->f = f;
+        p->work.data = p;
+        if (uv_queue_work(&conn->w->loop, &p->work, fetch_work, fetch_done) != 0) {
+            tg_tls_fetch_unref(f);
+            free(p);
+            return false;
+        }
+        p->next = pw->fetches;
+        pw->fetches = p;
+        tg_log_debug("client %s listener=%s: handshake waits for revocation data from %s", c->peer,
+                     c->lc->name, tg_tls_fetch_url(f));
+    }
+    p->waiters = tg_xrealloc(p->waiters, (p->n_waiters + 1) * sizeof(*p->waiters));
+    p->waiters[p->n_waiters++] = c;
+    c->fetch_wait = p;
+    return true;
+}
+
+static pthread_once_t hook_once = PTHREAD_ONCE_INIT;
+
+static void hook_init(void)
+{
+    tg_tls_set_fetch_hook(fetch_hook);
+}
+
+void tg__mtls_init(void)
+{
+    pthread_once(&hook_once, hook_init);
+}
+
+void tg__mtls_client_closing(struct tg_client *c)
+{
+    struct tg__fetch *p = c->fetch_wait;
+    if (p == NULL)
+        return;
+    for (size_t i = 0; i < p->n_waiters; i++)
+        if (p->waiters[i] == c)
+            p->waiters[i] = NULL;
+    c->fetch_wait = NULL;
+    /* OpenSSL's job is paused inside our verification: let it finish before the SSL goes. */
+    tg_tls_server_abandon(c->conn.ssl);
+}
+
+/* ---- live re-authorisation ---- */
+
+static const struct tg_tls_server *listener_tls(const struct tg_snapshot *s, const char *name,
+                                                const struct tg_listener_conf **lc)
+{
+    for (size_t i = 0; i < s->cfg->n_listeners; i++)
+        if (s->cfg->listeners[i].name != NULL && strcmp(s->cfg->listeners[i].name, name) == 0) {
+            *lc = &s->cfg->listeners[i];
+            return s->tls[i];
+        }
+    *lc = NULL;
+    return NULL;
+}
+
+/* The new policy's decision for c's certificate; TG_TLS_FAIL_NONE keeps the connection. */
+static enum tg_tls_fail reauthorize(struct tg_client *c, const struct tg_snapshot *snap,
+                                    char *detail, size_t n)
+{
+    const struct tg_listener_conf *nlc = NULL;
+    const struct tg_tls_server *ts = listener_tls(snap, c->lc->name, &nlc);
+    if (nlc == NULL || ts == NULL || !tg_tls_server_client_auth(ts) ||
+        !nlc->tls.client_auth.reauthorize_live)
+        return TG_TLS_FAIL_NONE;
+    X509 *leaf = c->has_cert ? SSL_get0_peer_certificate(c->conn.ssl) : NULL;
+    enum tg_tls_fail f = tg_tls_server_client_check(
+        ts, leaf, leaf ? SSL_get_peer_cert_chain(c->conn.ssl) : NULL, false, detail, n);
+    /* Only what is known counts: data not fetched yet never closes a live connection. */
+    return f == TG_TLS_FAIL_CERT_STATUS_UNKNOWN ? TG_TLS_FAIL_NONE : f;
+}
+
+void tg__mtls_on_snapshot(struct tg_worker *w)
+{
+    struct tg_proxy_worker *pw = tg_pw(w);
+    for (struct tg_client *c = pw->clients, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->snap == w->snap || c->conn.ssl == NULL || c->phase == TG_CP_HANDSHAKE ||
+            c->lc->tls.client_auth.mode == TG_CAUTH_NONE)
+            continue;
+        char detail[512];
+        enum tg_tls_fail f = reauthorize(c, w->snap, detail, sizeof(detail));
+        if (f == TG_TLS_FAIL_NONE)
+            continue;
+        const struct tg_tls_fail_info *fi = tg_tls_fail_info(f);
+        bool in_flight = c->lc->mode == TG_MODE_HTTP && c->phase == TG_CP_REQUEST;
+        TG_STAT_INC(&w->stats, reauth_closed);
+        tg_log_info("client %s listener=%s: closed after reload: reason=%s: %s (%s)%s", c->peer,
+                    c->lc->name, fi->token, fi->sentence, detail,
+                    in_flight ? "; after the response in flight" : "");
+        if (in_flight)
+            c->close_after = true;
+        else
+            tg__client_close(c);
+    }
+}

@@ -1,0 +1,440 @@
+/* Revocation data fetched over http: CRLs from CRL Distribution Points and OCSP responses from
+ * AIA responders, cached (until nextUpdate / the response's validity, bounded in count), one fetch
+ * per URL at a time however many handshakes wait for it, and a failed fetch logged once per URL
+ * per interval. Fetches block, so they run in a thread pool: tg_tls_fetch_run. */
+#include "tls/internal.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <openssl/err.h>
+#include <openssl/http.h>
+#include <openssl/ocsp.h>
+#include <openssl/x509v3.h>
+
+#include "core/core.h"
+#include "core/log.h"
+
+#define MAX_ENTRIES    1024              /* URLs and OCSP certificate ids remembered */
+#define MAX_RESP_BYTES (8 * 1024 * 1024) /* a CRL or OCSP response larger than this is refused */
+#define FETCH_TIMEOUT  5                 /* seconds per fetch, connect included */
+#define RETRY_AFTER    30                /* seconds a failed fetch is not retried (nor re-logged) */
+#define DEFAULT_TTL    3600              /* validity of data without nextUpdate */
+
+enum { E_EMPTY = 0, E_FETCHING, E_DONE, E_FAILED };
+
+struct tg_tls_fetch {
+    int refs; /* under lock */
+    char *key;
+    char *url;
+    bool ocsp;
+    X509 *cert, *issuer; /* OCSP: whose status is asked, and its issuer (verifies the answer) */
+    int state;
+    X509_CRL *crl;
+    X509 *crl_signer;      /* the issuer whose key verified crl, once checked */
+    OCSP_BASICRESP *basic; /* verified against issuer at fetch time */
+    time_t expires;        /* DONE: data valid until */
+    time_t retry_at;       /* FAILED: no new fetch before */
+    time_t last_used;
+    char error[160];
+    struct tg_tls_fetch *next;
+};
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
+static struct tg_tls_fetch *entries;
+static size_t n_entries;
+static tg_tls_fetch_cb fetch_hook;
+
+void tg_tls_set_fetch_hook(tg_tls_fetch_cb cb)
+{
+    fetch_hook = cb;
+}
+
+tg_tls_fetch_cb tg_tls__fetch_hook(void)
+{
+    return fetch_hook;
+}
+
+static void entry_free(struct tg_tls_fetch *f)
+{
+    free(f->key);
+    free(f->url);
+    X509_free(f->cert);
+    X509_free(f->issuer);
+    X509_CRL_free(f->crl);
+    X509_free(f->crl_signer);
+    OCSP_BASICRESP_free(f->basic);
+    free(f);
+}
+
+void tg_tls_fetch_unref(struct tg_tls_fetch *f)
+{
+    if (f == NULL)
+        return;
+    pthread_mutex_lock(&lock);
+    bool last = --f->refs == 0;
+    pthread_mutex_unlock(&lock);
+    if (last)
+        entry_free(f);
+}
+
+const char *tg_tls_fetch_url(const struct tg_tls_fetch *f)
+{
+    return f->url;
+}
+
+/* Drops the least recently used entry nobody is fetching (under lock). */
+static void evict_one(void)
+{
+    struct tg_tls_fetch **victim = NULL;
+    for (struct tg_tls_fetch **pp = &entries; *pp != NULL; pp = &(*pp)->next)
+        if ((*pp)->state != E_FETCHING &&
+            (victim == NULL || (*pp)->last_used < (*victim)->last_used))
+            victim = pp;
+    if (victim == NULL)
+        return;
+    struct tg_tls_fetch *f = *victim;
+    *victim = f->next;
+    n_entries--;
+    if (--f->refs == 0)
+        entry_free(f);
+}
+
+/* The entry for key, made if absent (under lock). */
+static struct tg_tls_fetch *entry_get(const char *key, const char *url, bool ocsp, X509 *cert,
+                                      X509 *issuer)
+{
+    for (struct tg_tls_fetch *f = entries; f != NULL; f = f->next)
+        if (strcmp(f->key, key) == 0)
+            return f;
+    if (n_entries >= MAX_ENTRIES)
+        evict_one();
+    struct tg_tls_fetch *f = tg_xcalloc(1, sizeof(*f));
+    f->refs = 1;
+    f->key = tg_xstrdup(key);
+    f->url = tg_xstrdup(url);
+    f->ocsp = ocsp;
+    if (ocsp) {
+        f->cert = cert;
+        X509_up_ref(cert);
+        f->issuer = issuer;
+        X509_up_ref(issuer);
+    }
+    f->next = entries;
+    entries = f;
+    n_entries++;
+    return f;
+}
+
+/* ---- fetching (thread pool) ---- */
+
+static void fail(struct tg_tls_fetch *f, const char *why)
+{
+    snprintf(f->error, sizeof(f->error), "%s", why ? why : "");
+}
+
+static BIO *http_get(struct tg_tls_fetch *f, BIO *req, const char *ctype_req,
+                     const char *ctype_resp)
+{
+    char *host = NULL, *port = NULL, *path = NULL;
+    int use_ssl = 0;
+    BIO *resp = NULL;
+    if (OSSL_HTTP_parse_url(f->url, &use_ssl, NULL, &host, &port, NULL, &path, NULL, NULL) != 1 ||
+        use_ssl) {
+        fail(f, "not an http:// URL");
+        goto out;
+    }
+    /* "" as the proxy: never the http_proxy of the environment. */
+    resp = OSSL_HTTP_transfer(NULL, host, port, path, 0, "", NULL, NULL, NULL, NULL, NULL, 0, NULL,
+                              ctype_req, req, ctype_resp, 1, MAX_RESP_BYTES, FETCH_TIMEOUT, 0);
+    if (resp == NULL) {
+        unsigned long e = ERR_peek_last_error();
+        fail(f, e ? ERR_reason_error_string(e) : "no answer");
+    }
+out:
+    OPENSSL_free(host);
+    OPENSSL_free(port);
+    OPENSSL_free(path);
+    return resp;
+}
+
+static time_t asn1_time(const ASN1_TIME *t, time_t def)
+{
+    struct tm tm;
+    if (t == NULL || ASN1_TIME_to_tm(t, &tm) != 1)
+        return def;
+    return timegm(&tm);
+}
+
+static void fetch_crl(struct tg_tls_fetch *f, X509_CRL **crl, time_t *expires)
+{
+    BIO *resp = http_get(f, NULL, NULL, NULL);
+    if (resp == NULL)
+        return;
+    *crl = d2i_X509_CRL_bio(resp, NULL);
+    BIO_free(resp);
+    if (*crl == NULL) {
+        fail(f, "the answer is not a DER CRL");
+        return;
+    }
+    *expires = asn1_time(X509_CRL_get0_nextUpdate(*crl), time(NULL) + DEFAULT_TTL);
+}
+
+static void fetch_ocsp(struct tg_tls_fetch *f, OCSP_BASICRESP **out, time_t *expires)
+{
+    OCSP_REQUEST *req = OCSP_REQUEST_new();
+    OCSP_CERTID *id = OCSP_cert_to_id(NULL, f->cert, f->issuer);
+    BIO *reqbio = NULL, *resp = NULL;
+    OCSP_RESPONSE *r = NULL;
+    OCSP_BASICRESP *basic = NULL;
+    X509_STORE *st = NULL;
+    STACK_OF(X509) *certs = NULL;
+    if (req == NULL || id == NULL || OCSP_request_add0_id(req, id) == NULL) {
+        OCSP_CERTID_free(id);
+        fail(f, "cannot build the OCSP request");
+        goto out;
+    }
+    reqbio = ASN1_item_i2d_mem_bio(ASN1_ITEM_rptr(OCSP_REQUEST), (const ASN1_VALUE *)req);
+    resp = reqbio ? http_get(f, reqbio, "application/ocsp-request", "application/ocsp-response")
+                  : NULL;
+    if (resp == NULL)
+        goto out;
+    r = (OCSP_RESPONSE *)ASN1_item_d2i_bio(ASN1_ITEM_rptr(OCSP_RESPONSE), resp, NULL);
+    if (r == NULL || OCSP_response_status(r) != OCSP_RESPONSE_STATUS_SUCCESSFUL ||
+        (basic = OCSP_response_get1_basic(r)) == NULL) {
+        fail(f, "the responder gave no successful OCSP response");
+        goto out;
+    }
+    /* The answer must be signed by the certificate's issuer or a responder it delegated to. */
+    st = X509_STORE_new();
+    certs = sk_X509_new_null();
+    if (st == NULL || certs == NULL || X509_STORE_add_cert(st, f->issuer) != 1 ||
+        sk_X509_push(certs, f->issuer) <= 0 ||
+        OCSP_basic_verify(basic, certs, st, OCSP_TRUSTOTHER) <= 0) {
+        fail(f, "the OCSP response is not signed by the certificate's issuer");
+        goto out;
+    }
+    OCSP_CERTID *cid = OCSP_cert_to_id(NULL, f->cert, f->issuer);
+    int status = -1, reason = 0;
+    ASN1_GENERALIZEDTIME *rev = NULL, *thisupd = NULL, *nextupd = NULL;
+    int found =
+        cid ? OCSP_resp_find_status(basic, cid, &status, &reason, &rev, &thisupd, &nextupd) : 0;
+    OCSP_CERTID_free(cid);
+    if (found != 1 || OCSP_check_validity(thisupd, nextupd, 300, -1) != 1) {
+        fail(f, "the OCSP response has no current status for the certificate");
+        goto out;
+    }
+    *expires = asn1_time(nextupd, time(NULL) + DEFAULT_TTL);
+    *out = basic;
+    basic = NULL;
+out:
+    ERR_clear_error();
+    sk_X509_free(certs);
+    X509_STORE_free(st);
+    OCSP_BASICRESP_free(basic);
+    OCSP_RESPONSE_free(r);
+    BIO_free(resp);
+    BIO_free(reqbio);
+    OCSP_REQUEST_free(req);
+}
+
+void tg_tls_fetch_run(struct tg_tls_fetch *f)
+{
+    pthread_mutex_lock(&lock);
+    if (f->state == E_FETCHING) {
+        /* Another thread fetches this URL: share its result. */
+        while (f->state == E_FETCHING)
+            pthread_cond_wait(&done_cond, &lock);
+        pthread_mutex_unlock(&lock);
+        return;
+    }
+    time_t now = time(NULL);
+    if ((f->state == E_DONE && now < f->expires) || (f->state == E_FAILED && now < f->retry_at)) {
+        pthread_mutex_unlock(&lock);
+        return;
+    }
+    f->state = E_FETCHING;
+    f->error[0] = '\0';
+    pthread_mutex_unlock(&lock);
+
+    X509_CRL *crl = NULL;
+    OCSP_BASICRESP *basic = NULL;
+    time_t expires = 0;
+    ERR_clear_error();
+    if (f->ocsp)
+        fetch_ocsp(f, &basic, &expires);
+    else
+        fetch_crl(f, &crl, &expires);
+    ERR_clear_error();
+
+    pthread_mutex_lock(&lock);
+    now = time(NULL);
+    bool ok = crl != NULL || basic != NULL;
+    bool log_it = false;
+    if (ok) {
+        X509_CRL_free(f->crl);
+        X509_free(f->crl_signer);
+        f->crl_signer = NULL;
+        OCSP_BASICRESP_free(f->basic);
+        f->crl = crl;
+        f->basic = basic;
+        f->expires = expires > now ? expires : now + 60;
+        f->state = E_DONE;
+    } else {
+        log_it = f->retry_at <= now; /* once per URL per interval */
+        f->retry_at = now + RETRY_AFTER;
+        f->state = E_FAILED;
+    }
+    char url[256], why[160];
+    snprintf(url, sizeof(url), "%s", f->url);
+    snprintf(why, sizeof(why), "%s", f->error);
+    bool ocsp = f->ocsp;
+    pthread_cond_broadcast(&done_cond);
+    pthread_mutex_unlock(&lock);
+    if (log_it)
+        tg_log_warn("revocation: fetching the %s from %s failed: %s (status unknown; next try in "
+                    "%d s)",
+                    ocsp ? "OCSP response" : "CRL", url, why, RETRY_AFTER);
+}
+
+/* ---- lookups (verification) ---- */
+
+/* The first http URL of cert's CDP (CRL) or AIA OCSP entries into buf; false if none. */
+static bool first_url(X509 *cert, bool ocsp, char *buf, size_t n)
+{
+    bool found = false;
+    if (ocsp) {
+        STACK_OF(OPENSSL_STRING) *urls = X509_get1_ocsp(cert);
+        for (int i = 0; !found && i < sk_OPENSSL_STRING_num(urls); i++) {
+            const char *u = sk_OPENSSL_STRING_value(urls, i);
+            if (tg_strncaseeq(u, "http://", 7)) {
+                snprintf(buf, n, "%s", u);
+                found = true;
+            }
+        }
+        X509_email_free(urls);
+        return found;
+    }
+    STACK_OF(DIST_POINT) *dps = X509_get_ext_d2i(cert, NID_crl_distribution_points, NULL, NULL);
+    for (int i = 0; !found && i < sk_DIST_POINT_num(dps); i++) {
+        DIST_POINT *dp = sk_DIST_POINT_value(dps, i);
+        if (dp->distpoint == NULL || dp->distpoint->type != 0)
+            continue;
+        GENERAL_NAMES *gns = dp->distpoint->name.fullname;
+        for (int j = 0; !found && j < sk_GENERAL_NAME_num(gns); j++) {
+            GENERAL_NAME *g = sk_GENERAL_NAME_value(gns, j);
+            if (g->type != GEN_URI)
+                continue;
+            const char *u = (const char *)ASN1_STRING_get0_data(g->d.uniformResourceIdentifier);
+            int len = ASN1_STRING_length(g->d.uniformResourceIdentifier);
+            if (len > 7 && (size_t)len < n && memchr(u, '\0', (size_t)len) == NULL &&
+                tg_strncaseeq(u, "http://", 7)) {
+                memcpy(buf, u, (size_t)len);
+                buf[len] = '\0';
+                found = true;
+            }
+        }
+    }
+    sk_DIST_POINT_pop_free(dps, DIST_POINT_free);
+    return found;
+}
+
+int tg_tls__fetched_status(X509 *x, X509 *issuer, char *detail, size_t n,
+                           struct tg_tls_fetch **need)
+{
+    *need = NULL;
+    char url[512];
+    int result = -1;
+    time_t now = time(NULL);
+    for (int pass = 0; pass < 2 && result < 0 && *need == NULL; pass++) {
+        bool ocsp = pass == 0;
+        if (!first_url(x, ocsp, url, sizeof(url)))
+            continue;
+        char key[600];
+        if (ocsp) {
+            unsigned char md[32];
+            unsigned int mdlen = 0;
+            X509_digest(x, EVP_sha256(), md, &mdlen);
+            size_t off = (size_t)snprintf(key, sizeof(key), "ocsp %s ", url);
+            for (unsigned i = 0; i < mdlen && off + 3 < sizeof(key); i++)
+                off += (size_t)snprintf(key + off, sizeof(key) - off, "%02x", md[i]);
+        } else {
+            snprintf(key, sizeof(key), "crl %s", url);
+        }
+        pthread_mutex_lock(&lock);
+        struct tg_tls_fetch *f = entry_get(key, url, ocsp, x, issuer);
+        f->last_used = now;
+        if (f->state == E_DONE && now < f->expires) {
+            if (ocsp) {
+                OCSP_CERTID *cid = OCSP_cert_to_id(NULL, x, issuer);
+                int status = -1, reason = 0;
+                ASN1_GENERALIZEDTIME *rev = NULL, *tu = NULL, *nu = NULL;
+                if (cid != NULL &&
+                    OCSP_resp_find_status(f->basic, cid, &status, &reason, &rev, &tu, &nu) == 1) {
+                    if (status == V_OCSP_CERTSTATUS_GOOD) {
+                        result = 0;
+                    } else if (status == V_OCSP_CERTSTATUS_REVOKED) {
+                        char when[48];
+                        tg_tls__time_str(rev, when, sizeof(when));
+                        snprintf(detail, n, "revoked on %s (source: OCSP %s)", when, url);
+                        result = 1;
+                    }
+                }
+                OCSP_CERTID_free(cid);
+            } else {
+                if (f->crl_signer == NULL && issuer != NULL &&
+                    X509_NAME_cmp(X509_CRL_get_issuer(f->crl), X509_get_subject_name(issuer)) ==
+                        0 &&
+                    X509_CRL_verify(f->crl, X509_get0_pubkey(issuer)) == 1) {
+                    f->crl_signer = issuer;
+                    X509_up_ref(issuer);
+                }
+                if (f->crl_signer != NULL && issuer != NULL &&
+                    X509_cmp(f->crl_signer, issuer) == 0) {
+                    X509_REVOKED *rev = NULL;
+                    if (X509_CRL_get0_by_cert(f->crl, &rev, x) == 1 && rev != NULL) {
+                        char when[48];
+                        tg_tls__time_str(X509_REVOKED_get0_revocationDate(rev), when, sizeof(when));
+                        snprintf(detail, n, "revoked on %s (source: CRL %s)", when, url);
+                        result = 1;
+                    } else {
+                        result = 0;
+                    }
+                }
+            }
+        } else if (f->state == E_FETCHING || f->state == E_EMPTY ||
+                   (f->state == E_DONE && now >= f->expires) ||
+                   (f->state == E_FAILED && now >= f->retry_at)) {
+            f->refs++;
+            *need = f;
+        }
+        pthread_mutex_unlock(&lock);
+        ERR_clear_error();
+    }
+    return result;
+}
+
+X509 *tg_tls__fetched_issuer(X509 *x)
+{
+    X509 *found = NULL;
+    time_t now = time(NULL);
+    pthread_mutex_lock(&lock);
+    for (struct tg_tls_fetch *f = entries; f != NULL && found == NULL; f = f->next) {
+        if (f->state != E_DONE || now >= f->expires)
+            continue;
+        X509 *cand = f->ocsp ? f->issuer : f->crl_signer;
+        if (cand == NULL ||
+            X509_NAME_cmp(X509_get_subject_name(cand), X509_get_issuer_name(x)) != 0 ||
+            X509_verify(x, X509_get0_pubkey(cand)) != 1)
+            continue;
+        found = cand;
+        X509_up_ref(found);
+    }
+    pthread_mutex_unlock(&lock);
+    ERR_clear_error();
+    return found;
+}

@@ -1,0 +1,302 @@
+"""Client-certificate revocation fetched over http (tls.client_auth.revocation.fetch): a CRL
+served by a local http.server at the certificates' CRL Distribution Point, an `openssl ocsp`
+responder at their AIA URL, soft_fail / hard_fail when the responder is down, one fetch shared by
+concurrent handshakes, and one log line per failing URL (not per handshake)."""
+import http.server
+import os
+import socket
+import ssl
+import subprocess
+import threading
+import time
+
+import pytest
+
+import testenv
+from testenv import Conn
+from testenv.mtls import PKI
+
+
+class CrlServer:
+    """A threaded http.server for directory d on loopback; counts requests per path."""
+
+    def __init__(self, d, delay=0.0):
+        self.hits = {}
+        self.delay = delay
+        outer = self
+
+        class H(http.server.SimpleHTTPRequestHandler):
+            def __init__(self, *a, **kw):
+                super().__init__(*a, directory=d, **kw)
+
+            def do_GET(self):
+                outer.hits[self.path] = outer.hits.get(self.path, 0) + 1
+                time.sleep(outer.delay)
+                super().do_GET()
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.port = self.httpd.server_address[1]
+        self.t = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.t.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def crl_pki(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("crlpki"))
+    srv_dir = os.path.join(d, "www")
+    os.makedirs(srv_dir)
+    srv = CrlServer(srv_dir, delay=0.3)
+    p = PKI(os.path.join(d, "pki"), cdp="http://127.0.0.1:%d" % srv.port)
+    p.good = p.client("good", "/O=Org/CN=good")
+    p.bad = p.client("bad", "/O=Org/CN=bad")
+    p.revoke(p.inter, p.bad.cert)
+    p.crl(p.inter, os.path.join(srv_dir, "inter.crl"), der=True)
+    p.crl(p.root, os.path.join(srv_dir, "root.crl"), der=True)
+    p.srv = srv
+    yield p
+    srv.close()
+
+
+@pytest.fixture(scope="module")
+def ocsp_pki(tmp_path_factory):
+    d = str(tmp_path_factory.mktemp("ocsppki"))
+    port = testenv.free_port()
+    p = PKI(d, ocsp="http://127.0.0.1:%d" % port)
+    p.good = p.client("good", "/O=Org/CN=good")
+    p.bad = p.client("bad", "/O=Org/CN=bad")
+    p.valid(p.inter, p.good.cert)
+    p.revoke(p.inter, p.bad.cert)
+    p.ocsp_port = port
+    return p
+
+
+class OcspResponder:
+    """An OCSP responder on 127.0.0.1: each POSTed request is answered by `openssl ocsp` in
+    responder mode (-reqin/-respout with the CA's index), since `openssl ocsp -port` would listen
+    on every interface."""
+
+    def __init__(self, pki, port, d):
+        self.hits = 0
+        outer = self
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                outer.hits += 1
+                n = int(self.headers.get("Content-Length", "0"))
+                req = os.path.join(d, "req-%d.der" % outer.hits)
+                resp = req.replace("req-", "resp-")
+                with open(req, "wb") as f:
+                    f.write(self.rfile.read(n))
+                subprocess.run(["openssl", "ocsp", "-index", pki.inter.db, "-CA", pki.inter.cert,
+                                "-rsigner", pki.inter.cert, "-rkey", pki.inter.key, "-nmin", "5",
+                                "-reqin", req, "-respout", resp], check=True,
+                               capture_output=True, timeout=30)
+                body = open(resp, "rb").read()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/ocsp-response")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *a):
+                pass
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
+        self.t = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.t.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture
+def responder(ocsp_pki, tmp_path):
+    r = OcspResponder(ocsp_pki, ocsp_pki.ocsp_port, str(tmp_path))
+    yield r
+    r.close()
+
+
+def _start(gateway, origin, certs, pki, tmp_path, revocation, handshake_timeout=None):
+    o = origin("app")
+    port = testenv.free_port()
+    trust = str(tmp_path / "trust.pem")
+    with open(trust, "w") as f:
+        f.write(open(pki.root.cert).read())
+    cfg = {
+        "version": 1, "workers": 2, "state_dir": str(tmp_path / "state"),
+        "log": {"level": "info"},
+        "keystores": {"ec": certs.ec.keystore()},
+        "truststores": {"clients": {"type": "pem", "file": trust}},
+        "listeners": [{"name": "mtls", "address": "127.0.0.1:%d" % port,
+                       "tls": {"certificates": ["ec"], "min_version": "TLS1.2",
+                               "client_auth": {"mode": "require", "truststore": "clients",
+                                               "revocation": revocation}},
+                       "routes": [{"path_prefix": "/", "backend": "app"}]}],
+        "backends": {"app": {"targets": ["127.0.0.1:%d" % o.port]}},
+    }
+    if handshake_timeout:
+        cfg["timeouts"] = {"handshake": handshake_timeout}
+    return gateway(cfg, ready_ports=[(port, False)]), port
+
+
+def _get(port, client):
+    ctx = testenv.tls_context()
+    ctx.load_cert_chain(client.chain, client.key)
+    try:
+        with Conn(port, ctx=ctx) as c:
+            return c.request("GET", "/x").status
+    except (ssl.SSLError, ConnectionError, OSError):
+        return None
+
+
+def _lines(gw, needle):
+    return [l for l in gw.log_text().splitlines() if needle in l]
+
+
+def test_crl_from_distribution_point(gateway, origin, certs, crl_pki, tmp_path):
+    gw, port = _start(gateway, origin, certs, crl_pki, tmp_path,
+                      {"mode": "hard_fail", "scope": "chain"})
+    crl_pki.srv.hits.clear()
+    # concurrent handshakes share one fetch per URL
+    results = [None] * 6
+    def one(i):
+        results[i] = _get(port, crl_pki.good)
+    ts = [threading.Thread(target=one, args=(i,)) for i in range(6)]
+    [t.start() for t in ts]
+    [t.join() for t in ts]
+    assert results == [200] * 6, (results, gw.log_tail())
+    # at most one fetch per URL and worker (2 workers), and the workers share the cache
+    assert 1 <= crl_pki.srv.hits.get("/inter.crl", 0) <= 2, crl_pki.srv.hits
+    assert 1 <= crl_pki.srv.hits.get("/root.crl", 0) <= 2, crl_pki.srv.hits
+    assert _get(port, crl_pki.bad) is None
+    gw.wait_log(lambda s: "reason=client_cert_revoked" in s)
+    line = _lines(gw, "reason=client_cert_revoked")
+    assert len(line) == 1 and "source: CRL http://127.0.0.1:%d/inter.crl" % crl_pki.srv.port \
+        in line[0], gw.log_tail()
+    hits = dict(crl_pki.srv.hits)
+    assert _get(port, crl_pki.good) == 200
+    assert crl_pki.srv.hits == hits, "cached until nextUpdate"
+
+
+def test_crl_fetch_off_means_unknown(gateway, origin, certs, crl_pki, tmp_path):
+    gw, port = _start(gateway, origin, certs, crl_pki, tmp_path,
+                      {"mode": "soft_fail", "fetch": False})
+    crl_pki.srv.hits.clear()
+    assert _get(port, crl_pki.bad) == 200, "soft_fail without data admits"
+    assert not crl_pki.srv.hits
+
+
+def test_ocsp_good_and_revoked(gateway, origin, certs, ocsp_pki, responder, tmp_path):
+    gw, port = _start(gateway, origin, certs, ocsp_pki, tmp_path, {"mode": "hard_fail"})
+    assert _get(port, ocsp_pki.good) == 200, gw.log_tail()
+    assert _get(port, ocsp_pki.bad) is None
+    gw.wait_log(lambda s: "reason=client_cert_revoked" in s)
+    line = _lines(gw, "reason=client_cert_revoked")
+    assert len(line) == 1 and "source: OCSP http://127.0.0.1:%d" % ocsp_pki.ocsp_port in line[0], \
+        gw.log_tail()
+
+
+@pytest.mark.parametrize("mode,admitted", [("soft_fail", True), ("hard_fail", False)])
+def test_responder_down(gateway, origin, certs, ocsp_pki, tmp_path, mode, admitted):
+    gw, port = _start(gateway, origin, certs, ocsp_pki, tmp_path, {"mode": mode})
+    for _ in range(3):
+        assert (_get(port, ocsp_pki.good) == 200) == admitted, gw.log_tail()
+    failed = _lines(gw, "fetching the OCSP response from http://127.0.0.1:%d" % ocsp_pki.ocsp_port)
+    assert len(failed) == 1, "one line per URL per interval:\n" + gw.log_tail()
+    if not admitted:
+        assert gw.wait_log(lambda s: s.count("reason=client_cert_status_unknown") == 3), \
+            gw.log_tail()
+
+
+def test_client_gone_while_its_handshake_waits(gateway, origin, certs, tmp_path):
+    """A handshake that times out while it waits for a slow CRL: the paused handshake is ended
+    (no leak, no crash under ASan), and a later client gets the fetched CRL."""
+    d = str(tmp_path / "pki")
+    www = str(tmp_path / "www")
+    os.makedirs(www)
+    srv = CrlServer(www, delay=2.5)
+    try:
+        p = PKI(d, cdp="http://127.0.0.1:%d" % srv.port)
+        good = p.client("good", "/O=Org/CN=good")
+        p.crl(p.inter, os.path.join(www, "inter.crl"), der=True)
+        gw, port = _start(gateway, origin, certs, p, tmp_path, {"mode": "hard_fail"},
+                          handshake_timeout=1)
+        ctx = testenv.tls_context()
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # the handshake ends on our side
+        ctx.load_cert_chain(good.chain, good.key)
+        s = socket.create_connection(("127.0.0.1", port))
+        s.settimeout(3)
+        try:
+            ctx.wrap_socket(s, server_hostname="localhost")
+        except (socket.timeout, ssl.SSLError, OSError):
+            pass
+        s.close()
+        assert gw.wait_log(lambda t: "reason=handshake_timeout" in t, timeout=5), gw.log_tail()
+        assert gw.running()
+        srv.delay = 0.0
+        assert testenv.wait_until(lambda: _get(port, good) == 200, 10), gw.log_tail()
+    finally:
+        srv.close()
+
+
+def test_crl_file_reread_on_reload(gateway, origin, certs, tmp_path):
+    d = str(tmp_path / "pki")
+    p = PKI(d)
+    alice = p.client("alice", "/O=Org/CN=alice")
+    crl = os.path.join(d, "current.crl")
+    p.crl(p.inter, crl)
+    gw, port = _start(gateway, origin, certs, p, tmp_path,
+                      {"mode": "soft_fail", "fetch": False, "crl": [crl]})
+    ctx = testenv.tls_context()
+    ctx.load_cert_chain(alice.chain, alice.key)
+    c = Conn(port, ctx=ctx)
+    assert c.request("GET", "/x").status == 200
+    p.revoke(p.inter, alice.cert)
+    p.crl(p.inter, crl)
+    gw.reload(gw.config)
+    assert gw.wait_log(lambda s: "closed after reload" in s, timeout=5), gw.log_tail()
+    assert "reason=client_cert_revoked" in gw.log_text()
+    assert c.is_closed(timeout=3)
+    assert _get(port, alice) is None
+    c.close()
+
+
+def test_crl_file_reread_when_next_update_passes(gateway, origin, certs, tmp_path):
+    """A CRL file past its nextUpdate is read again; a session resumed after that is checked
+    against the new CRL too."""
+    d = str(tmp_path / "pki")
+    p = PKI(d)
+    alice = p.client("alice", "/O=Org/CN=alice")
+    crl = os.path.join(d, "short.crl")
+    p.crl(p.inter, crl, seconds=2)
+    gw, port = _start(gateway, origin, certs, p, tmp_path,
+                      {"mode": "hard_fail", "fetch": False, "crl": [crl]})
+    ctx = testenv.tls_context()
+    ctx.maximum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(alice.chain, alice.key)
+    with Conn(port, ctx=ctx) as c:
+        assert c.request("GET", "/x").status == 200
+        session = c.sock.session
+    p.revoke(p.inter, alice.cert)
+    p.crl(p.inter, crl)  # nextUpdate in 30 days
+    time.sleep(3)
+    s = socket.create_connection(("127.0.0.1", port), timeout=10)
+    ss = ctx.wrap_socket(s, server_hostname="localhost", session=session)
+    assert ss.session_reused
+    ss.sendall(b"GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    try:
+        assert ss.recv(100) == b"", "a resumed session of a revoked certificate got an answer"
+    except (ssl.SSLError, OSError):
+        pass
+    ss.close()
+    assert gw.wait_log(lambda t: "resumed session" in t and "client_cert_revoked" in t), \
+        gw.log_tail()
+    assert _get(port, alice) is None
