@@ -702,6 +702,11 @@ void tg_tls__cauth_apply(struct tg_tls__cauth *ca, SSL_CTX *ctx)
     } else {
         SSL_CTX_set0_CA_list(ctx, NULL);
     }
+    /* OpenSSL 3.0 re-decodes a stateless ticket's session (i2d then d2i, in
+     * tls_construct_stateless_ticket) and with it the client's certificate, whose public-key
+     * decoding is the dearest step of an mTLS handshake: one ticket, not two. */
+    if (SSL_CTX_get_num_tickets(ctx) > 1)
+        SSL_CTX_set_num_tickets(ctx, 1);
     /* Fetching revocation data pauses the handshake inside verification: OpenSSL 3.0 supports
      * that on a server only for handshakes run as async jobs (SSL_set_retry_verify is for
      * clients). The proxy clears the mode once the handshake is done. */

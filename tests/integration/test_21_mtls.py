@@ -599,3 +599,28 @@ def test_resumption_within_a_policy_not_across_reloads(gateway, origin, certs, p
     with pytest.raises((ssl.SSLError, ConnectionError, OSError, ValueError)):
         st, _, reused, _ = _resume(port, ctx, sess2)
         assert st is None, "alice's old session must not get her past the new list"
+
+
+def test_verify_depth(gateway, origin, certs, pki, tmp_path):
+    # depth 1: a trust anchor right above the leaf; alice's chain has an intermediate
+    gw, port, o = _start(gateway, origin, certs, pki, tmp_path,
+                         {"mode": "require", "verify_depth": 1})
+    assert _refused(port, pki.alice)
+    _reason(gw, "client_cert_invalid", "chain too long")
+    assert _echo(port, pki.carol).status == 200  # issued by a root directly
+    gw2, port2, o2 = _start(gateway, origin, certs, pki, tmp_path,
+                            {"mode": "require", "verify_depth": 2})
+    assert _echo(port2, pki.alice).status == 200
+
+
+def test_bad_signature(gateway, origin, certs, pki, tmp_path):
+    # alice's certificate with one byte of its signature changed (the key still matches)
+    der = bytearray(ssl.PEM_cert_to_DER_cert(open(pki.alice.cert).read()))
+    der[-5] ^= 0x01
+    bad = pki.path("alice-badsig.pem")
+    with open(bad, "w") as f:
+        f.write(ssl.DER_cert_to_PEM_cert(bytes(der)) + open(pki.inter.cert).read())
+    client = type(pki.alice)(bad, pki.alice.key, bad)
+    gw, port, o = _start(gateway, origin, certs, pki, tmp_path, {"mode": "require"})
+    assert _refused(port, client)
+    _reason(gw, "client_cert_bad_signature", "subject=\"CN=CordaOperator")
