@@ -18,9 +18,9 @@ mkdir -p "$dir/state"
 # JSON string escaping for the paths (quotes and backslashes).
 js() { local s=${1//\\/\\\\}; s=${s//\"/\\\"}; printf '"%s"' "$s"; }
 
-truststores='{}' client_auth=
+truststores= client_auth=
 if [ -n "$client_ca" ]; then
-  truststores="{\"clients\": {\"type\": \"pem\", \"file\": $(js "$client_ca")}}"
+  truststores="\"truststores\": {\"clients\": {\"type\": \"pem\", \"file\": $(js "$client_ca")}},"
   client_auth=", \"client_auth\": {\"mode\": \"require\", \"truststore\": \"clients\", \"forward\": \"none\"}"
 fi
 
@@ -31,7 +31,7 @@ cat > "$dir/tlsgate.json" <<JSON
   "state_dir": $(js "$dir/state"),
   "log": {"level": "warn"},
   "keystores": {"bench": {"type": "pem", "cert": $(js "$cert"), "key": $(js "$key")}},
-  "truststores": $truststores,
+  $truststores
   "listeners": [
     {
       "name": "bench",
