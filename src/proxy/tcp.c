@@ -7,6 +7,8 @@
 #include <string.h>
 #include <sys/socket.h>
 
+#include <openssl/x509.h>
+
 #include "core/log.h"
 
 #define PP2_MAX 1024
@@ -22,10 +24,21 @@ static bool add_proxy_header(struct tg_client *c)
         return false;
     struct tg_pp2_tls tls = {0};
     SSL *ssl = c->conn.ssl;
+    char cn[256] = "";
     if (ssl != NULL) {
         tls.version = SSL_get_version(ssl);
         tls.cipher = SSL_get_cipher_name(ssl);
         tls.sni = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
+        /* The client certificate, when mutual TLS took one (haproxy's send-proxy-v2-ssl-cn). */
+        X509 *leaf = SSL_get0_peer_certificate(ssl);
+        if (leaf != NULL) {
+            tls.verify_failed = SSL_get_verify_result(ssl) != X509_V_OK;
+            if (X509_NAME_get_text_by_NID(X509_get_subject_name(leaf), NID_commonName, cn,
+                                          sizeof(cn)) > 0)
+                tls.cn = cn;
+            else
+                tls.cn = ""; /* a certificate without a CN still sets PP2_CLIENT_CERT_CONN */
+        }
     }
     uint8_t hdr[PP2_MAX];
     size_t n = tg_pp2_build(hdr, sizeof(hdr), &src, &dst, ssl ? &tls : NULL);

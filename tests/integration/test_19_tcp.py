@@ -460,3 +460,35 @@ def test_backend_down_closes_client_and_logs(gateway, certs, tmp_path):
     text = gw.wait_log(lambda s: any("vanished" in l for l in s.splitlines()))
     assert text, "no log line naming the backend 'vanished':\n" + gw.log_tail()
     assert gw.running()
+
+
+def test_proxy_protocol_v2_carries_client_certificate(gateway, certs, tmp_path):
+    """With mutual TLS on the tcp listener, the PROXY v2 header names the client certificate
+    (PP2_CLIENT_CERT_CONN, verify 0, PP2_SUBTYPE_SSL_CN) as haproxy's send-proxy-v2-ssl-cn does."""
+    from testenv.mtls import PKI
+    pki = PKI(str(tmp_path / "pki"))
+    alice = pki.client("alice", "/O=Org/CN=alice")
+    b = pp2.EchoBackend(proxy_header="require")
+    port = testenv.free_port()
+    cfg = _base(certs, tmp_path)
+    cfg["truststores"] = {"clients": {"type": "pem", "file": pki.root.cert}}
+    cfg["listeners"] = [{"name": "raw", "address": "127.0.0.1:%d" % port, "mode": "tcp",
+                         "backend": "pp", "proxy_protocol_out": True,
+                         "tls": {"certificates": ["ec"], "client_auth": {
+                             "mode": "require", "truststore": "clients"}}}]
+    cfg["backends"] = {"pp": {"targets": [b.address]}}
+    try:
+        gateway(cfg, ready_ports=[])
+        assert testenv.wait_until(lambda: testenv.can_connect(port), testenv.t(10))
+        ctx = _client_ctx()
+        ctx.load_cert_chain(alice.chain, alice.key)
+        with TunnelClient(port, ctx=ctx, sni="localhost") as c:
+            cport = c.local[1]
+            s = _session_with(b, lambda s: s.header is not None and s.header.src_port == cport)
+            assert s is not None, [(x.header, x.header_error) for x in b.sessions]
+            h = s.header
+            assert h.ssl is not None and h.ssl.client & pp2.PP2_CLIENT_CERT_CONN, h.ssl
+            assert h.ssl.verify == 0, h.ssl
+            assert h.ssl.cn == "alice", h.ssl.subtlvs
+    finally:
+        b.close()
