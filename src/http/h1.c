@@ -267,10 +267,18 @@ enum tg_h1_result tg_h1_finish(struct tg_h1_msg *m)
     return map_error(m, e);
 }
 
+/* Field name equals lname (n bytes, lower-case) ignoring case; the length test comes first. */
+static bool name_eq(const struct tg_h1_msg *m, const struct tg_h1_field *f, const char *lname,
+                    size_t n)
+{
+    return f->name.len == n && tg_strncaseeq(m->base + f->name.off, lname, n);
+}
+
 const struct tg_h1_field *tg_h1_find(const struct tg_h1_msg *m, const char *lname)
 {
+    size_t n = strlen(lname);
     for (size_t i = 0; i < m->n_fields; i++)
-        if (tg_h1_name_is(m, &m->fields[i], lname))
+        if (name_eq(m, &m->fields[i], lname, n))
             return &m->fields[i];
     return NULL;
 }
@@ -283,9 +291,10 @@ static bool is_ows(char c)
 bool tg_h1_each_token(const struct tg_h1_msg *m, const char *lname,
                       bool (*fn)(const char *tok, size_t len, void *arg), void *arg)
 {
+    size_t n = strlen(lname);
     for (size_t i = 0; i < m->n_fields; i++) {
         const struct tg_h1_field *f = &m->fields[i];
-        if (!tg_h1_name_is(m, f, lname))
+        if (!name_eq(m, f, lname, n))
             continue;
         const char *p = m->base + f->value.off, *end = p + f->value.len;
         while (p < end) {
@@ -326,33 +335,48 @@ bool tg_h1_has_token(const struct tg_h1_msg *m, const char *lname, const char *t
     return any_token(m, lname, token, strlen(token));
 }
 
+struct lname {
+    const char *s;
+    size_t n;
+};
+#define LNAME(lit)                                                                                 \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
+
+static bool in_set(const struct tg_h1_msg *m, const struct tg_h1_field *f, const struct lname *set,
+                   size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (name_eq(m, f, set[i].s, set[i].n))
+            return true;
+    return false;
+}
+
 bool tg_h1_is_hop_by_hop(const struct tg_h1_msg *m, const struct tg_h1_field *f)
 {
-    static const char *const fixed[] = {"connection", "keep-alive",        "proxy-connection", "te",
-                                        "trailer",    "transfer-encoding", "upgrade"};
-    for (size_t i = 0; i < TG_ARRAY_SIZE(fixed); i++)
-        if (tg_h1_name_is(m, f, fixed[i]))
-            return true;
-    if (!m->has_connection) /* most messages: no tokens to scan for */
-        return false;
+    static const struct lname fixed[] = {
+        LNAME("connection"), LNAME("keep-alive"),        LNAME("proxy-connection"), LNAME("te"),
+        LNAME("trailer"),    LNAME("transfer-encoding"), LNAME("upgrade")};
+    if (in_set(m, f, fixed, TG_ARRAY_SIZE(fixed)))
+        return true;
+    if (!m->has_connection || !any_token(m, "connection", m->base + f->name.off, f->name.len))
+        return false; /* most messages: no Connection header, or this field is not named */
     /* Connection may not strip what routing, framing, credentials or the gateway's own fields
      * depend on ("Connection: Host" or "Connection: X-Forwarded-For" from a client must not make
      * the backend see a request without them). */
-    static const char *const keep[] = {"host",
-                                       "content-length",
-                                       "authorization",
-                                       "cookie",
-                                       "forwarded",
-                                       "x-forwarded-for",
-                                       "x-forwarded-proto",
-                                       "x-forwarded-host",
-                                       "x-forwarded-client-cert",
-                                       "client-cert",
-                                       "client-cert-chain"};
-    for (size_t i = 0; i < TG_ARRAY_SIZE(keep); i++)
-        if (tg_h1_name_is(m, f, keep[i]))
-            return false;
-    return any_token(m, "connection", m->base + f->name.off, f->name.len);
+    static const struct lname keep[] = {LNAME("host"),
+                                        LNAME("content-length"),
+                                        LNAME("authorization"),
+                                        LNAME("cookie"),
+                                        LNAME("forwarded"),
+                                        LNAME("x-forwarded-for"),
+                                        LNAME("x-forwarded-proto"),
+                                        LNAME("x-forwarded-host"),
+                                        LNAME("x-forwarded-client-cert"),
+                                        LNAME("client-cert"),
+                                        LNAME("client-cert-chain")};
+    return !in_set(m, f, keep, TG_ARRAY_SIZE(keep));
 }
 
 void tg_h1_reset(struct tg_h1_msg *m)

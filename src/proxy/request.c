@@ -429,8 +429,8 @@ static void stream_acquire(struct tg_client *c)
     st->bytes_out = c->conn.bytes_written; /* baseline: the access log counts what follows */
     st->msg.user = c;
     st->msg.pause_on_done = true;
-    snprintf(st->method, sizeof(st->method), "-");
-    snprintf(st->path, sizeof(st->path), "-");
+    memcpy(st->method, "-", 2); /* what the access log says of a request that never parsed */
+    memcpy(st->path, "-", 2);
     c->st = st;
 }
 
