@@ -423,9 +423,11 @@ def test_client_certificate_rejected(gateway, tls_origin, certs, bcerts, tmp_pat
     r = _get(port, "/refused")
     assert r.status == 502, (r.status, r.body[:300])
     _reason_line(gw, "client_cert_rejected", "secure", o.address)
+    # The origin's thread records the refusal after sending its alert: wait for it.
+    assert testenv.wait_until(lambda: o.handshake_errors, testenv.t(5)), \
+        "the origin refused no handshake"
     with o.lock:
         assert o.served == ["client-a"], o.served
-        assert o.handshake_errors, "the origin refused no handshake"
 
 
 def test_client_certificate_never_requested(gateway, nginx, certs, bcerts, tmp_path):
