@@ -266,12 +266,12 @@ struct tg_proxy_worker {
     size_t n_idle;
     size_t *rr; /* round-robin position per backend index */
     size_t n_rr;
-    /* targets.c: per-target state for the current snapshot (generation tgen) */
+    /* targets.c: per-target state, laid out for the current snapshot (tsnap) */
     struct tg_target_state *tstates;
     size_t n_tstates;
     size_t *toffset; /* first state of each backend */
     uint64_t *next_check_ms;
-    uint64_t tgen;
+    struct tg_snapshot *tsnap; /* the snapshot the states are laid out for (a reference) */
     uv_timer_t health_timer;
     struct tg_probe *probes;   /* health probes in flight */
     struct tg__fetch *fetches; /* mtls.c: revocation fetches handshakes wait for */

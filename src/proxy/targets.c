@@ -44,32 +44,78 @@ static void states_free(struct tg_proxy_worker *pw)
     pw->toffset = NULL;
     pw->next_check_ms = NULL;
     pw->n_tstates = 0;
+    tg_snapshot_unref(pw->tsnap);
+    pw->tsnap = NULL;
 }
 
-/* The state of (bi, ti) under snap, or NULL for a snapshot that is no longer the worker's. */
+/* The index of backend `name`'s target `address` in cfg, or SIZE_MAX. */
+static size_t find_target(const struct tg_proxy_worker *pw, const struct tg_config *cfg,
+                          const char *name, const char *address)
+{
+    for (size_t bi = 0; bi < cfg->n_backends; bi++) {
+        const struct tg_backend_conf *be = &cfg->backends[bi];
+        if (strcmp(be->name, name) != 0)
+            continue;
+        for (size_t ti = 0; ti < be->n_targets; ti++)
+            if (strcmp(be->targets[ti].address, address) == 0)
+                return pw->toffset[bi] + ti;
+        return SIZE_MAX;
+    }
+    return SIZE_MAX;
+}
+
+/* Builds the states for the worker's current snapshot. A target that is still there (same
+ * backend name and address) keeps what was known of it: out of rotation, connections in use,
+ * a probe in flight. TLS sessions are not kept: the new policy may verify differently. */
+static void states_build(struct tg_worker *w)
+{
+    struct tg_proxy_worker *pw = tg_pw(w);
+    struct tg_snapshot *snap = w->snap;
+    const struct tg_config *cfg = snap->cfg;
+    size_t *off = tg_xcalloc(cfg->n_backends + 1, sizeof(*off));
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->n_backends; i++) {
+        off[i] = n;
+        n += cfg->backends[i].n_targets;
+    }
+    struct tg_target_state *st = tg_xcalloc(n ? n : 1, sizeof(*st));
+    if (pw->tsnap != NULL) {
+        const struct tg_config *old = pw->tsnap->cfg;
+        for (size_t bi = 0; bi < cfg->n_backends; bi++)
+            for (size_t ti = 0; ti < cfg->backends[bi].n_targets; ti++) {
+                size_t k = find_target(pw, old, cfg->backends[bi].name,
+                                       cfg->backends[bi].targets[ti].address);
+                if (k == SIZE_MAX)
+                    continue;
+                struct tg_target_state *d = &st[off[bi] + ti];
+                *d = pw->tstates[k];
+                d->sess = NULL;
+            }
+    }
+    states_free(pw);
+    pw->toffset = off;
+    pw->next_check_ms = tg_xcalloc(cfg->n_backends + 1, sizeof(*pw->next_check_ms));
+    pw->tstates = st;
+    pw->n_tstates = n;
+    pw->tsnap = tg_snapshot_ref(snap);
+}
+
+/* The state of (bi, ti) of snap. Connections accepted under an older snapshot share the state of
+ * the same backend name and target address in the current one (or get none: NULL), so a reload
+ * forgets nothing about a target that is down. */
 static struct tg_target_state *state(struct tg_worker *w, const struct tg_snapshot *snap, size_t bi,
                                      size_t ti)
 {
     struct tg_proxy_worker *pw = tg_pw(w);
-    if (pw == NULL)
+    if (pw == NULL || w->snap == NULL)
         return NULL;
-    if (pw->tgen != snap->generation || pw->tstates == NULL) {
-        if (snap != w->snap)
-            return NULL;
-        states_free(pw);
-        const struct tg_config *cfg = snap->cfg;
-        pw->toffset = tg_xcalloc(cfg->n_backends + 1, sizeof(*pw->toffset));
-        pw->next_check_ms = tg_xcalloc(cfg->n_backends + 1, sizeof(*pw->next_check_ms));
-        size_t n = 0;
-        for (size_t i = 0; i < cfg->n_backends; i++) {
-            pw->toffset[i] = n;
-            n += cfg->backends[i].n_targets;
-        }
-        pw->tstates = tg_xcalloc(n ? n : 1, sizeof(*pw->tstates));
-        pw->n_tstates = n;
-        pw->tgen = snap->generation;
-    }
-    return &pw->tstates[pw->toffset[bi] + ti];
+    if (pw->tsnap != w->snap)
+        states_build(w);
+    if (snap == pw->tsnap)
+        return &pw->tstates[pw->toffset[bi] + ti];
+    const struct tg_backend_conf *be = &snap->cfg->backends[bi];
+    size_t k = find_target(pw, pw->tsnap->cfg, be->name, be->targets[ti].address);
+    return k == SIZE_MAX ? NULL : &pw->tstates[k];
 }
 
 bool tg__target_usable(struct tg_worker *w, const struct tg_snapshot *snap, size_t bi, size_t ti)

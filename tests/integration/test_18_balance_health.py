@@ -230,3 +230,37 @@ def test_health_timeout_takes_target_out(gateway, origin, scripted, certs, tmp_p
         "the target that never answers /health still gets requests:\n" + gw.log_tail()
     got = [_origin_of(port, "/x%d" % i) for i in range(10)]
     assert got == ["good"] * 10, got
+
+
+def test_reload_keeps_dead_target_out_for_open_connections(gateway, origin, certs, tmp_path):
+    """A reload must not put a dead target back into rotation, neither for new connections nor
+    for kept-alive ones accepted under the old config (found under load with SIGHUPs: every
+    reload made old connections try the dead target again)."""
+    live = origin("live")
+    dead = "127.0.0.1:%d" % testenv.free_port()
+    port = testenv.free_port()
+    cfg = _config(certs, tmp_path, port, {"targets": [dead, live.address],
+                                           "health": {"interval": 30, "timeout": 1}})
+    gw = gateway(cfg)
+
+    def failures():
+        return [l for l in gw.log_text().splitlines()
+                if dead in l and "refused" in l.lower() and "health" not in l.lower()]
+
+    with Conn(port) as c:  # accepted under the first config, kept alive across the reloads
+        for i in range(4):
+            assert c.request("GET", "/a%d" % i).header("X-Origin") == "live"
+        assert testenv.wait_until(lambda: len(failures()) >= 1 or
+                                  gw.log_lines(dead, "health check failed"), testenv.t(5))
+        before = len(failures())
+        for n in range(3):
+            cfg["log"]["level"] = ["info", "debug", "info"][n]  # a real change each time
+            gw.reload(cfg)
+            assert gw.wait_log(lambda t: t.count("generation %d" % (n + 2)) >= 1 or
+                               t.count("reloaded") >= n + 1, timeout=5)
+            for i in range(4):
+                assert c.request("GET", "/b%d%d" % (n, i)).header("X-Origin") == "live"
+            assert _origin_of(port, "/new%d" % n) == "live"
+    after = failures()
+    assert len(after) == before, "reloads put the dead target back (%d -> %d):\n%s" % (
+        before, len(after), "\n".join(after))
