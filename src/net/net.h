@@ -38,6 +38,8 @@ void tg_snapshot_unref(struct tg_snapshot *s);
 
 /* Rows of the proxy's backend-failure table that get their own counter. */
 #define TG_NET_BACKEND_FAIL_MAX 16
+/* Rows of the proxy's request-refusal table that get their own counter. */
+#define TG_NET_HTTP_FAIL_MAX 24
 
 /* Counters, written only by the owning worker (relaxed atomics), read by anyone. */
 struct tg_stats {
@@ -49,6 +51,7 @@ struct tg_stats {
     atomic_uint_fast64_t hs_fail[TG_TLS_FAIL__COUNT];
     atomic_uint_fast64_t backend_hs_fail[TG_TLS_BFAIL__COUNT];  /* TLS to backends, by reason */
     atomic_uint_fast64_t backend_fail[TG_NET_BACKEND_FAIL_MAX]; /* by the proxy's failure row */
+    atomic_uint_fast64_t http_fail[TG_NET_HTTP_FAIL_MAX];       /* requests we refused, by reason */
     atomic_uint_fast64_t requests;
     atomic_uint_fast64_t responses[6]; /* by status class: [1]..[5] */
     atomic_uint_fast64_t backend_connects;

@@ -53,3 +53,48 @@ const char *tg__pfail_token(enum tg_pfail f, const char *detail, char *buf, size
     }
     return tg__pfail_info(f)->token;
 }
+
+/* Requests we refuse ourselves: the body our answer carries is the sentence. */
+static const struct tg_hfail_info hrows[TG_HF__COUNT] = {
+    [TG_HF_NONE] = {"none", "no failure", NULL, 200},
+    [TG_HF_MALFORMED] = {"malformed_request", "malformed request", NULL, 400},
+    [TG_HF_HEAD_TOO_LARGE] = {"request_head_too_large", "request header fields too large",
+                              "limits.max_header_bytes, limits.max_headers", 431},
+    [TG_HF_FORWARD_TOO_LARGE] = {"forwarded_head_too_large", "request head too large",
+                                 "limits.max_header_bytes", 431},
+    [TG_HF_HEADERS_TIMEOUT] = {"request_headers_timeout", "request headers not received in time",
+                               "timeouts.request_headers", 408},
+    [TG_HF_BODY_TIMEOUT] = {"request_body_timeout", "request body not received in time",
+                            "timeouts.request_body, limits.min_body_rate", 408},
+    [TG_HF_VERSION] = {"unsupported_http_version",
+                       "only HTTP/1.0 and HTTP/1.1 are supported on this port", NULL, 505},
+    [TG_HF_CODING] = {"unsupported_transfer_coding",
+                      "transfer codings other than chunked are not implemented", NULL, 501},
+    [TG_HF_TE_HTTP10] = {"transfer_encoding_in_http10",
+                         "Transfer-Encoding is not allowed in an HTTP/1.0 request", NULL, 400},
+    [TG_HF_CONNECT] = {"connect_method", "CONNECT is not supported", NULL, 405},
+    [TG_HF_HOST_REPEATED] = {"host_repeated", "more than one Host header", NULL, 400},
+    [TG_HF_TARGET_FORM] = {"bad_target_form", "request target is neither a path nor an http(s) URI",
+                           NULL, 400},
+    [TG_HF_USERINFO] = {"userinfo_in_target",
+                        "user information in the request target is not accepted", NULL, 400},
+    [TG_HF_HOST_MISSING] = {"host_missing", "HTTP/1.1 request without Host header", NULL, 400},
+    [TG_HF_HOST_INVALID] = {"host_invalid", "invalid Host", NULL, 400},
+    [TG_HF_TARGET_MALFORMED] = {"malformed_target", "malformed request target", NULL, 400},
+    [TG_HF_STAR] = {"star_target", "request target \"*\" is only for OPTIONS", NULL, 400},
+    [TG_HF_UNDERSCORE] = {"underscore_in_field_name",
+                          "header field names with underscores are not accepted",
+                          "http.underscores_in_headers", 400},
+    [TG_HF_NO_ROUTE] = {"no_route", "no route matches this host and path", "listeners[].routes",
+                        404},
+    [TG_HF_CERT_REQUIRED] = {"client_cert_required_for_route",
+                             "a client certificate is required for this path",
+                             "routes[].client_auth", 403},
+};
+
+_Static_assert(TG_HF__COUNT <= TG_NET_HTTP_FAIL_MAX, "a counter per refusal row");
+
+const struct tg_hfail_info *tg__hfail_info(enum tg_hfail f)
+{
+    return &hrows[(unsigned)f < TG_HF__COUNT ? f : TG_HF_NONE];
+}

@@ -135,7 +135,7 @@ static void body_timed_out(struct tg_client *c, enum body_verdict v, uint64_t e)
         tg__backend_close(b);
     }
     c->close_after = true;
-    tg__client_local_response(c, 408, "request body not received in time\n");
+    tg__client_refuse(c, TG_HF_BODY_TIMEOUT);
 }
 
 static void timer_update(struct tg_client *c);
@@ -157,7 +157,7 @@ static void on_timer(struct tg_conn *conn)
                     " ms (timeouts.request_headers)",
                     c->peer, c->lc->name, to->request_headers_ms);
         c->close_after = true;
-        tg__client_local_response(c, 408, "request headers not received in time\n");
+        tg__client_refuse(c, TG_HF_HEADERS_TIMEOUT);
         return;
     case TG_CT_BODY: {
         if (!body_limited(c)) { /* the body ended without a timer update: choose again */

@@ -57,6 +57,41 @@ const struct tg_pfail_info *tg__pfail_info(enum tg_pfail f);
 const char *tg__pfail_token(enum tg_pfail f, const char *detail, char *buf, size_t n,
                             const char **rest);
 
+/* Requests refused by us, one row per reason (proxy/failure.c): a token for logs and counters,
+ * the sentence our answer's body carries, the config key that would change it, the status. */
+enum tg_hfail {
+    TG_HF_NONE = 0,
+    TG_HF_MALFORMED,
+    TG_HF_HEAD_TOO_LARGE,
+    TG_HF_FORWARD_TOO_LARGE,
+    TG_HF_HEADERS_TIMEOUT,
+    TG_HF_BODY_TIMEOUT,
+    TG_HF_VERSION,
+    TG_HF_CODING,
+    TG_HF_TE_HTTP10,
+    TG_HF_CONNECT,
+    TG_HF_HOST_REPEATED,
+    TG_HF_TARGET_FORM,
+    TG_HF_USERINFO,
+    TG_HF_HOST_MISSING,
+    TG_HF_HOST_INVALID,
+    TG_HF_TARGET_MALFORMED,
+    TG_HF_STAR,
+    TG_HF_UNDERSCORE,
+    TG_HF_NO_ROUTE,
+    TG_HF_CERT_REQUIRED,
+    TG_HF__COUNT
+};
+
+struct tg_hfail_info {
+    const char *token;
+    const char *sentence;
+    const char *config_key; /* or NULL */
+    int status;
+};
+
+const struct tg_hfail_info *tg__hfail_info(enum tg_hfail f);
+
 /* ---- client connections ---- */
 
 enum tg_client_phase {
@@ -301,6 +336,8 @@ void tg__stream_cache_free(struct tg_worker *w);
 
 /* respond.c */
 void tg__client_local_response(struct tg_client *c, int status, const char *body);
+/* Answers the request with the row's status and sentence, and counts it (the caller logs). */
+void tg__client_refuse(struct tg_client *c, enum tg_hfail f);
 void tg__client_log_access(struct tg_client *c);
 void tg__status_respond_done(struct tg_client *c, int status, const char *ctype, char *body,
                              size_t blen);

@@ -32,13 +32,16 @@ static bool is_closed(const struct tg_client *c)
 
 /* Answers a request we refuse before it reaches a backend; the rest of its body is not read,
  * so the connection closes after the answer. */
-static int refuse(struct tg_client *c, int status, const char *body)
+static int refuse(struct tg_client *c, enum tg_hfail f)
 {
-    tg_log_info("client %s listener=%s: request refused with %d: %.*s", c->peer, c->lc->name,
-                status, (int)(strlen(body) - (body[0] ? 1 : 0)), body);
+    const struct tg_hfail_info *fi = tg__hfail_info(f);
+    tg_log_info("client %s listener=%s: request refused with %d: reason=%s: %s%s%s", c->peer,
+                c->lc->name, fi->status, fi->token, fi->sentence,
+                fi->config_key ? "; to change this, see " : "",
+                fi->config_key ? fi->config_key : "");
     c->st->discard_body = true;
     c->close_after = true;
-    tg__client_local_response(c, status, body);
+    tg__client_refuse(c, f);
     return 0;
 }
 
@@ -188,16 +191,16 @@ static int req_on_head(struct tg_h1_msg *m)
     st->req_chunked = (p->flags & F_CHUNKED) != 0;
     st->has_body = st->req_chunked || ((p->flags & F_CONTENT_LENGTH) && p->content_length > 0);
     if (p->http_major != 1 || p->http_minor > 1)
-        return refuse(c, 505, "only HTTP/1.0 and HTTP/1.1 are supported on this port\n");
+        return refuse(c, TG_HF_VERSION);
     if (tg_h1_find(m, "transfer-encoding") != NULL) {
         if (st->http10)
-            return refuse(c, 400, "Transfer-Encoding is not allowed in an HTTP/1.0 request\n");
+            return refuse(c, TG_HF_TE_HTTP10);
         int n = 0;
         if (!tg_h1_each_token(m, "transfer-encoding", te_token_ok, &n) || n != 1)
-            return refuse(c, 501, "transfer codings other than chunked are not implemented\n");
+            return refuse(c, TG_HF_CODING);
     }
     if (p->method == HTTP_CONNECT)
-        return refuse(c, 405, "CONNECT is not supported\n");
+        return refuse(c, TG_HF_CONNECT);
 
     /* The Host routing sees is the Host the backend gets (RFC 9112 3.2.2): an absolute-form
      * target's authority replaces any Host field; otherwise exactly one valid Host. */
@@ -207,41 +210,41 @@ static int req_on_head(struct tg_h1_msg *m)
     if (hf != NULL && hf + 1 < m->fields + m->n_fields) {
         for (const struct tg_h1_field *f = hf + 1; f < m->fields + m->n_fields; f++)
             if (tg_h1_name_is(m, f, "host"))
-                return refuse(c, 400, "more than one Host header\n");
+                return refuse(c, TG_HF_HOST_REPEATED);
     }
     if (url_len > 0 && url[0] != '/' && !(url_len == 1 && url[0] == '*')) {
         size_t sl = url_len > 7 && tg_strncaseeq(url, "http://", 7)    ? 7
                     : url_len > 8 && tg_strncaseeq(url, "https://", 8) ? 8
                                                                        : 0;
         if (sl == 0)
-            return refuse(c, 400, "request target is neither a path nor an http(s) URI\n");
+            return refuse(c, TG_HF_TARGET_FORM);
         host = url + sl;
         size_t i = sl;
         while (i < url_len && url[i] != '/' && url[i] != '?')
             i++;
         host_len = (size_t)(url + i - host);
         if (memchr(host, '@', host_len) != NULL)
-            return refuse(c, 400, "user information in the request target is not accepted\n");
+            return refuse(c, TG_HF_USERINFO);
         url += i;
         url_len -= i;
     } else if (hf != NULL) {
         host = m->base + hf->value.off;
         host_len = hf->value.len;
     } else if (!st->http10) {
-        return refuse(c, 400, "HTTP/1.1 request without Host header\n");
+        return refuse(c, TG_HF_HOST_MISSING);
     }
     if (host != NULL && !host_valid(host, host_len))
-        return refuse(c, 400, "invalid Host\n");
+        return refuse(c, TG_HF_HOST_INVALID);
     if (url_len > 0 && url[0] == '/' && tg_http_path_normalize(url, url_len, &url_len) != 0)
-        return refuse(c, 400, "malformed request target\n");
+        return refuse(c, TG_HF_TARGET_MALFORMED);
     if (url_len == 1 && url[0] == '*' && p->method != HTTP_OPTIONS)
-        return refuse(c, 400, "request target \"*\" is only for OPTIONS\n");
+        return refuse(c, TG_HF_STAR);
     copy_span(st->path, sizeof(st->path), url, url_len);
 
     if (tg__cfg(c)->http.underscores == TG_US_REJECT) {
         for (size_t i = 0; i < m->n_fields; i++)
             if (memchr(m->base + m->fields[i].name.off, '_', m->fields[i].name.len) != NULL)
-                return refuse(c, 400, "header field names with underscores are not accepted\n");
+                return refuse(c, TG_HF_UNDERSCORE);
     }
 
     size_t route_host_len = host ? tg_host_strip_port(host, host_len) : 0;
@@ -256,7 +259,7 @@ static int req_on_head(struct tg_h1_msg *m)
                                         : tg_route_match(c->lc, host, route_host_len, "/", 1);
     if (r == NULL) {
         st->discard_body = true;
-        tg__client_local_response(c, 404, "no route matches this host and path\n");
+        tg__client_refuse(c, TG_HF_NO_ROUTE);
         return 0;
     }
     if (r->client_auth_require && !c->has_cert) {
@@ -265,7 +268,7 @@ static int req_on_head(struct tg_h1_msg *m)
                     c->peer, c->lc->name, st->method, st->path);
         st->discard_body = true;
         c->close_after = true;
-        tg__client_local_response(c, 403, "a client certificate is required for this path\n");
+        tg__client_refuse(c, TG_HF_CERT_REQUIRED);
         return 0;
     }
     st->backend = &tg__cfg(c)->backends[r->backend_idx];
@@ -278,7 +281,7 @@ static int req_on_head(struct tg_h1_msg *m)
     if (!build_backend_head(c, url_len ? url : "/", url_len ? url_len : 1, host, host_len)) {
         st->discard_body = true;
         c->close_after = true;
-        tg__client_local_response(c, 431, "request head too large\n");
+        tg__client_refuse(c, TG_HF_FORWARD_TOO_LARGE);
         return 0;
     }
     return 0;
@@ -313,18 +316,18 @@ static int req_on_done(struct tg_h1_msg *m)
     return 0;
 }
 
-/* A request that failed before or while its head was parsed: log and answer. */
-static void bad_request(struct tg_client *c, int status, const char *body)
+/* A request that failed before or while its head was parsed: answer (the caller logs). */
+static void bad_request(struct tg_client *c, enum tg_hfail f)
 {
     struct tg_stream *st = c->st;
     c->close_after = true;
     if (st->req_phase == TG_REQ_HEAD) {
         st->start_ms = uv_now(&c->conn.w->loop);
-        snprintf(st->method, sizeof(st->method), "-");
-        snprintf(st->path, sizeof(st->path), "-");
+        memcpy(st->method, "-", 2);
+        memcpy(st->path, "-", 2);
     }
     st->req_phase = TG_REQ_DONE;
-    tg__client_local_response(c, status, body);
+    tg__client_refuse(c, f);
 }
 
 /* One pass of feeding the parser; stops at a message end, an incomplete head or a full
@@ -361,11 +364,10 @@ static void feed(struct tg_client *c)
         if (r == TG_H1_ERROR) {
             tg_log_info("client %s listener=%s: bad request: %s", c->peer, c->lc->name,
                         st->msg.error ? st->msg.error : "malformed");
-            int status = st->msg.error_status ? st->msg.error_status : 400;
-            bad_request(c, status,
-                        status == 431   ? "request header fields too large\n"
-                        : status == 505 ? "only HTTP/1.0 and HTTP/1.1 are supported on this port\n"
-                                        : "malformed request\n");
+            int status = st->msg.error_status;
+            bad_request(c, status == 431   ? TG_HF_HEAD_TOO_LARGE
+                           : status == 505 ? TG_HF_VERSION
+                                           : TG_HF_MALFORMED);
             return;
         }
         if (!st->msg.head_done) {
@@ -373,7 +375,7 @@ static void feed(struct tg_client *c)
                 tg_log_info("client %s listener=%s: request head over %u bytes "
                             "(limits.max_header_bytes)",
                             c->peer, c->lc->name, tg__cfg(c)->limits.max_header_bytes);
-                bad_request(c, 431, "request header fields too large\n");
+                bad_request(c, TG_HF_HEAD_TOO_LARGE);
                 return;
             }
             break;

@@ -95,6 +95,15 @@ void tg__client_local_response(struct tg_client *c, int status, const char *body
         tg__client_flush(c);
 }
 
+void tg__client_refuse(struct tg_client *c, enum tg_hfail f)
+{
+    const struct tg_hfail_info *fi = tg__hfail_info(f);
+    TG_STAT_INC(&c->conn.w->stats, http_fail[f]);
+    char body[160];
+    snprintf(body, sizeof(body), "%s\n", fi->sentence);
+    tg__client_local_response(c, fi->status, body);
+}
+
 void tg__client_backend_failed(struct tg_client *c, enum tg_pfail f, const char *detail)
 {
     const struct tg_pfail_info *fi = tg__pfail_info(f);

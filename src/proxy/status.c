@@ -37,6 +37,8 @@ char *tg_status_json(void)
                 SUM(backend_hs_fail[k]);
             for (int k = 0; k < TG_NET_BACKEND_FAIL_MAX; k++)
                 SUM(backend_fail[k]);
+            for (int k = 0; k < TG_NET_HTTP_FAIL_MAX; k++)
+                SUM(http_fail[k]);
             SUM(websocket_upgrades);
             SUM(reauth_closed);
             for (int k = 0; k < TG_TLS_FAIL__COUNT; k++)
@@ -48,7 +50,7 @@ char *tg_status_json(void)
     }
     /* Through the one JSON writer, like the logs: failure tokens and the version are ours
      * today, but nothing here should depend on that. */
-    char buf[4096];
+    char buf[8192]; /* every counter at 20 digits still fits */
     struct tg_jobj o;
     tg_jobj_init(&o, buf, sizeof(buf));
     tg_jobj_str(&o, "status", "ok");
@@ -85,6 +87,11 @@ char *tg_status_json(void)
     tg_jobj_uint(&o, "errors", TG_STAT_GET(&sum, backend_errors));
     tg_jobj_uint(&o, "timeouts", TG_STAT_GET(&sum, backend_timeouts));
     tg_jobj_uint(&o, "tls_failures", TG_STAT_GET(&sum, backend_tls_failures));
+    tg_jobj_end(&o);
+    /* Requests we refused ourselves, one counter per row of the refusal table. */
+    tg_jobj_begin(&o, "request_failures");
+    for (int k = 1; k < TG_HF__COUNT; k++)
+        tg_jobj_uint(&o, tg__hfail_info((enum tg_hfail)k)->token, TG_STAT_GET(&sum, http_fail[k]));
     tg_jobj_end(&o);
     /* One counter per row of the backend-failure tables (tokens as in the log lines). */
     tg_jobj_begin(&o, "backend_failures");

@@ -346,3 +346,15 @@ def test_pool_reuse_after_large_responses(gateway, origin, certs, tmp_path):
             r = c.request("GET", "/download?size=%d" % (1 << 20))
             assert r.status == 200 and len(r.body) == 1 << 20
     assert o.accepts == 1, "backend connections opened: %d" % o.accepts
+
+
+def test_refusals_counted_per_reason(gateway, origin, certs, tmp_path):
+    """Requests we refuse come from one table: the status JSON counts them by its tokens."""
+    o, port = _status_and_app(gateway, origin, certs, tmp_path)
+    assert _raw(port, b"GET /x HTTP/1.1\r\nHost: a b\r\n\r\n").status == 400
+    assert _raw(port, b"GET /x HTTP/2.0\r\nHost: localhost\r\n\r\n").status == 505
+    assert _raw(port, b"GET /x HTTP/2.0\r\nHost: localhost\r\n\r\n").status == 505
+    r = _raw(port, b"GET /_status HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    fails = json.loads(r.body)["request_failures"]
+    assert fails["host_invalid"] == 1 and fails["unsupported_http_version"] == 2, fails
+    assert fails["no_route"] == 0, fails
