@@ -9,53 +9,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../utf8_oracle.h"
 #include "core/esc.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static bool utf8_valid(const unsigned char *p, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned c = p[i];
-        size_t len;
-        uint32_t cp, min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if ((c & 0xe0) == 0xc0) {
-            len = 2;
-            cp = c & 0x1f;
-            min = 0x80;
-        } else if ((c & 0xf0) == 0xe0) {
-            len = 3;
-            cp = c & 0x0f;
-            min = 0x800;
-        } else if ((c & 0xf8) == 0xf0) {
-            len = 4;
-            cp = c & 0x07;
-            min = 0x10000;
-        } else {
-            return false;
-        }
-        if (i + len > n)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((p[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i + k] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += len;
-    }
-    return true;
-}
-
 static void check_common(const char *out, size_t n, size_t cap)
 {
-    if (n >= cap || strlen(out) != n || !utf8_valid((const unsigned char *)out, n))
+    if (n >= cap || strlen(out) != n || !utf8_valid(out, n))
         abort();
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)out[i] < 0x20 || out[i] == 0x7f)
@@ -144,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     tg_jobj_end(&o);
     tg_jobj_uint(&o, "status", len);
     n = tg_jobj_finish(&o, true);
-    if (n >= lcap || line[n - 1] != '\n' || !utf8_valid((const unsigned char *)line, n))
+    if (n >= lcap || line[n - 1] != '\n' || !utf8_valid(line, n))
         abort();
     json_t *j = json_loadb(line, n, JSON_ALLOW_NUL, NULL);
     if (j == NULL || !json_is_object(j))
