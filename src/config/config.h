@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/addr.h"
 #include "core/err.h"
 
 #define TG_CONFIG_SCHEMA_VERSION 1
@@ -130,7 +131,11 @@ struct tg_listener_conf {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     enum tg_listener_mode mode;
+    /* Expect a PROXY v1/v2 header before anything else (from proxy_protocol_from only, when
+     * that is set; other peers are served as direct clients). */
     bool proxy_protocol;
+    struct tg_cidr *proxy_protocol_from; /* NULL = every peer sends the header */
+    size_t n_proxy_protocol_from;
     struct tg_route_conf *routes; /* http only; NULL for tcp */
     size_t n_routes;
     struct tg_tls_conf tls;

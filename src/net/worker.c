@@ -2,6 +2,8 @@
  * drain. */
 #include "net/net.h"
 
+#include "net/internal.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -138,7 +140,10 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         TG_STAT_INC(&w->stats, accepted);
         TG_STAT_INC(&w->stats, active);
-        net->h->on_accept(w, l->idx, fd, &peer, plen);
+        if (tg_net__ppwait_wanted(&w->snap->cfg->listeners[l->idx], &peer))
+            tg_net__ppwait_start(w, l->idx, fd, &peer, plen);
+        else
+            net->h->on_accept(w, l->idx, fd, &peer, plen);
     }
 }
 
@@ -268,6 +273,7 @@ static void begin_drain(struct tg_worker *w)
         return;
     w->draining = true;
     close_listeners(w);
+    tg_net__ppwait_close_all(w);
     uv_timer_start(&w->drain_timer, on_drain_timeout, w->snap->cfg->timeouts.shutdown_ms, 0);
     w->net->h->on_drain(w);
 }
