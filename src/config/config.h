@@ -244,6 +244,18 @@ struct tg_http_conf {
     enum tg_underscores underscores; /* http.underscores_in_headers */
 };
 
+/* session_tickets: where the ticket keys come from. */
+struct tg_tickets_conf {
+    /* Key file (resolved): 80-byte keys, newest first, re-read on change and reload; NULL =
+     * keys made in memory and rotated every rotate_seconds. */
+    char *key_file;
+    char *key_file_path; /* its JSON pointer, for messages */
+    struct tg_loc key_file_loc;
+    uint32_t rotate_seconds; /* default 3600 */
+    uint32_t keep;           /* keys in memory that still decrypt, the newest included; 3 */
+    uint32_t per_handshake;  /* TLS 1.3 tickets sent per handshake; 1 */
+};
+
 enum tg_log_fmt { TG_LOGFMT_TEXT = 0, TG_LOGFMT_JSON = 1 };
 
 struct tg_log_conf {
@@ -271,6 +283,7 @@ struct tg_config {
     struct tg_timeouts_conf timeouts;
     struct tg_limits_conf limits;
     struct tg_http_conf http;
+    struct tg_tickets_conf tickets;
 };
 
 /* Loads and validates a config file. On success *out owns a new config and 0 is returned; on

@@ -117,6 +117,8 @@ void tg_config__parse_password(struct tg_config__ctx *c, json_t *v, const char *
 /* Decrypts every "enc:" password found with the keystore named "internal". */
 void tg_config__open_secrets(struct tg_config__ctx *c);
 
+/* Parses "session_tickets" (obj may be NULL: defaults) into c->cfg->tickets (tickets.c). */
+void tg_config__parse_tickets(struct tg_config__ctx *c, json_t *obj);
 /* Parses the whole document (sections.c) into c->cfg. */
 void tg_config__parse_root(struct tg_config__ctx *c, json_t *root);
 void tg_config__keystore_free(struct tg_keystore_conf *ks);

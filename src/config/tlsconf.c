@@ -33,6 +33,7 @@ const struct tg_config__key tg_config__tls_keys[] = {
     {"session_resumption", TG_J_BOOL, "true or false", "true", NULL, 0},
     {"client_auth", TG_J_OBJ, "an object", "{\"mode\": \"none\"}", "see client_auth", 0},
     {"ocsp_stapling", 0x7f, "", NULL, NULL, TG_K_LATER},
+    {"early_data", 0x7f, "", NULL, NULL, TG_K_LATER}, /* TLS 1.3 0-RTT: off until anti-replay */
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 

@@ -154,7 +154,8 @@ struct tg_worker {
     uv_timer_t log_timer;
     uv_timer_t accept_timer; /* resumes accepting after running out of descriptors */
     uint64_t accept_err_logged_ms;
-    _Atomic(struct tg_snapshot *) pending; /* handed over by the main thread */
+    _Atomic(struct tg_snapshot *) pending;            /* handed over by the main thread */
+    _Atomic(struct tg_tls_tickets *) pending_tickets; /* likewise: a new ticket-key ring */
     atomic_int stop_requested;
     struct tg_snapshot *snap; /* current; new connections take a reference */
     struct tg_net_listener **listeners;
@@ -178,6 +179,9 @@ struct tg_net {
     uint64_t started_ms;
     atomic_uint_fast64_t generation;
     atomic_uint_fast64_t active_conns; /* for limits.max_connections */
+    /* Ticket keys the workers start with (set before tg_net_start; the caller keeps its
+     * reference); later rings go through tg_net_publish_tickets. */
+    struct tg_tls_tickets *tickets;
     uv_sem_t started;
 };
 
@@ -193,6 +197,9 @@ int tg_net_start(struct tg_net *net, struct tg_snapshot *snap, unsigned n,
                  const struct tg_net_handler *h, int access_log_fd, struct tg_err *err);
 /* Hands snap to every worker (new connections use it; open ones keep theirs). Main thread. */
 void tg_net_publish(struct tg_net *net, struct tg_snapshot *snap);
+/* Hands a new ticket-key ring to every worker (each takes its own reference; handshakes on
+ * that worker use it from its next loop turn). Main thread. */
+void tg_net_publish_tickets(struct tg_net *net, struct tg_tls_tickets *t);
 /* Asks every worker to drain and stop; returns at once. */
 void tg_net_stop(struct tg_net *net);
 /* Waits for every worker thread to end and frees them. */

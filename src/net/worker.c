@@ -278,9 +278,20 @@ static void begin_drain(struct tg_worker *w)
     w->net->h->on_drain(w);
 }
 
+/* Makes a ring handed over by the main thread this thread's (see tg_tls_tickets_use). */
+static void take_tickets(struct tg_worker *w)
+{
+    struct tg_tls_tickets *t = atomic_exchange(&w->pending_tickets, NULL);
+    if (t == NULL)
+        return;
+    tg_tls_tickets_use(t);
+    tg_tls_tickets_unref(t);
+}
+
 static void on_wakeup(uv_async_t *a)
 {
     struct tg_worker *w = a->data;
+    take_tickets(w);
     struct tg_snapshot *s = atomic_exchange(&w->pending, NULL);
     if (s != NULL && !w->draining) {
         sync_listeners(w, s->cfg);
@@ -303,6 +314,7 @@ static void worker_main(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
 
+    take_tickets(w);
     w->start_rc = sync_listeners(w, w->snap->cfg);
     uv_sem_post(&w->net->started);
     if (w->start_rc != 0) {
@@ -316,6 +328,8 @@ static void worker_main(void *arg)
     if (uv_loop_close(&w->loop) != 0)
         tg_log_warn("worker %u: event loop closed with handles still open", w->id);
     tg_snapshot_unref(atomic_exchange(&w->pending, NULL));
+    tg_tls_tickets_unref(atomic_exchange(&w->pending_tickets, NULL));
+    tg_tls_tickets_use(NULL);
     tg_snapshot_unref(w->snap);
     w->snap = NULL;
     free(w->listeners);
@@ -339,6 +353,7 @@ int tg_net_start(struct tg_net *net, struct tg_snapshot *snap, unsigned n,
         w->id = i;
         w->snap = tg_snapshot_ref(snap);
         atomic_init(&w->pending, NULL);
+        atomic_init(&w->pending_tickets, tg_tls_tickets_ref(net->tickets));
         atomic_init(&w->stop_requested, 0);
         uv_loop_init(&w->loop);
         uv_async_init(&w->loop, &w->wakeup, on_wakeup);
@@ -380,6 +395,15 @@ void tg_net_publish(struct tg_net *net, struct tg_snapshot *snap)
     for (unsigned i = 0; i < net->n_workers; i++) {
         struct tg_worker *w = &net->workers[i];
         tg_snapshot_unref(atomic_exchange(&w->pending, tg_snapshot_ref(snap)));
+        uv_async_send(&w->wakeup);
+    }
+}
+
+void tg_net_publish_tickets(struct tg_net *net, struct tg_tls_tickets *t)
+{
+    for (unsigned i = 0; i < net->n_workers; i++) {
+        struct tg_worker *w = &net->workers[i];
+        tg_tls_tickets_unref(atomic_exchange(&w->pending_tickets, tg_tls_tickets_ref(t)));
         uv_async_send(&w->wakeup);
     }
 }

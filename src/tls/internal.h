@@ -218,9 +218,16 @@ struct tg_tls_server {
     size_t n_ctxs;
     struct tg_tls__scert *certs;
     size_t n_certs;
-    struct tg_tls__cauth *cauth; /* client-certificate policy, or NULL for mode none */
-    uint64_t cauth_gen;          /* distinct per policy built, for session id contexts */
+    struct tg_tls__cauth *cauth;    /* client-certificate policy, or NULL for mode none */
+    unsigned char cauth_fp[32];     /* SHA-256 of what the client-certificate policy admits */
+    unsigned tickets_per_handshake; /* session_tickets.per_handshake */
+    long session_timeout;           /* seconds a session (ticket) stays resumable */
 };
+
+/* ---- session tickets (tickets.c) ---- */
+
+/* Sets the ticket-key callback (the calling thread's ring) on a listener context. */
+void tg_tls__tickets_apply(SSL_CTX *ctx);
 
 /* ---- client certificates (clientauth.c) ---- */
 
@@ -230,6 +237,10 @@ struct tg_tls__cauth;
 int tg_tls__cauth_new(const struct tg_config *cfg, const struct tg_listener_conf *lc,
                       struct tg_tls__cauth **out, struct tg_err *err);
 void tg_tls__cauth_free(struct tg_tls__cauth *ca);
+/* SHA-256 over what decides admission (mode, depth, revocation settings, trust anchors, allow
+ * list): equal for equal policies, in any process, so a session ticket can carry it. */
+void tg_tls__cauth_fingerprint(const struct tg_tls__cauth *ca, const struct tg_client_auth_conf *cc,
+                               unsigned char out[32]);
 /* Prints the client-certificate policy for `tlsgate check` (nothing when ca is NULL). */
 void tg_tls__cauth_print(const struct tg_tls__cauth *ca, FILE *out);
 /* Sets verification mode, callback, depth and CA names on a listener context. */
