@@ -260,6 +260,7 @@ int tg_cli_check(int argc, char **argv)
         fprintf(stderr, "tlsgate check: --chain and --listener go with --client-cert\n");
         goto out;
     }
+    tg_tls_staples_refresh(true); /* OCSP staples to fetch: ask the responders once */
     printf("config OK: %s\n", file ? file : "<embedded default>");
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const struct tg_listener_conf *lc = &cfg->listeners[i];

@@ -37,7 +37,13 @@ struct run_state {
     uint64_t rotate_ms;
     uint32_t keep;
     bool started; /* the workers run: new rings are published to them */
+    /* OCSP staples: checked every second, refreshed in libuv's thread pool, one job at a time. */
+    uv_timer_t staple_timer;
+    uv_work_t staple_work;
+    bool staple_busy;
 };
+
+#define STAPLE_CHECK_MS 1000
 
 #define KEY_POLL_MS 1000
 
@@ -187,6 +193,27 @@ static int tickets_configure(struct run_state *rs, const struct tg_config *cfg)
     return 0;
 }
 
+static void staple_work(uv_work_t *w)
+{
+    tg_tls_staples_refresh(false);
+}
+
+static void staple_done(uv_work_t *w, int status)
+{
+    struct run_state *rs = w->data;
+    rs->staple_busy = false;
+}
+
+static void on_staple_timer(uv_timer_t *h)
+{
+    struct run_state *rs = h->data;
+    if (rs->staple_busy || !tg_tls_staples_due())
+        return;
+    rs->staple_work.data = rs;
+    if (uv_queue_work(uv_default_loop(), &rs->staple_work, staple_work, staple_done) == 0)
+        rs->staple_busy = true;
+}
+
 static void reload(struct run_state *rs)
 {
     struct tg_err err;
@@ -266,6 +293,7 @@ static void on_signal(uv_signal_t *h, int signum)
     tg_net_stop(&rs->net);
     uv_close((uv_handle_t *)&rs->rotate_timer, NULL);
     uv_close((uv_handle_t *)&rs->key_poll, NULL);
+    uv_close((uv_handle_t *)&rs->staple_timer, NULL);
     uv_close((uv_handle_t *)&rs->sig_hup, NULL);
     uv_close((uv_handle_t *)&rs->sig_term, NULL);
     uv_close((uv_handle_t *)&rs->sig_int, NULL);
@@ -390,6 +418,8 @@ int tg_cli_run(int argc, char **argv)
     rs.rotate_timer.data = &rs;
     uv_fs_poll_init(loop, &rs.key_poll);
     rs.key_poll.data = &rs;
+    uv_timer_init(loop, &rs.staple_timer);
+    rs.staple_timer.data = &rs;
     if (tickets_configure(&rs, rs.snap->cfg) != 0 ||
         tg_net_start(&rs.net, rs.snap, rs.snap->cfg->workers, &tg_proxy_handler, rs.access_fd,
                      &err) != 0) {
@@ -398,10 +428,12 @@ int tg_cli_run(int argc, char **argv)
             uv_close((uv_handle_t *)sigs[i], NULL);
         uv_close((uv_handle_t *)&rs.rotate_timer, NULL);
         uv_close((uv_handle_t *)&rs.key_poll, NULL);
+        uv_close((uv_handle_t *)&rs.staple_timer, NULL);
         uv_run(loop, UV_RUN_DEFAULT);
         goto out;
     }
     rs.started = true;
+    uv_timer_start(&rs.staple_timer, on_staple_timer, 0, STAPLE_CHECK_MS);
     tg_log_info("tlsgate %s started: %u worker(s), config %s (generation 1)", TG_VERSION,
                 rs.net.n_workers, rs.config_file ? rs.config_file : "embedded default");
     log_listening(rs.snap->cfg);

@@ -85,6 +85,15 @@ struct tg_client_auth_conf {
     enum tg_cauth_forward forward; /* default xfcc */
 };
 
+/* tls.ocsp_stapling: where a listener's OCSP staples come from. */
+enum tg_ocsp_mode { TG_OCSP_OFF = 0, TG_OCSP_FILE, TG_OCSP_FETCH };
+struct tg_ocsp_conf {
+    enum tg_ocsp_mode mode;
+    char *file;        /* FILE: a DER OCSP response (resolved), re-read on change and reload */
+    char *path;        /* JSON pointer of the ocsp_stapling object, for messages */
+    struct tg_loc loc; /* its location */
+};
+
 /* A listener's TLS policy, resolved to what OpenSSL takes. */
 struct tg_tls_conf {
     char *path;              /* JSON pointer of the "tls" object (or of the listener if absent) */
@@ -111,6 +120,7 @@ struct tg_tls_conf {
     size_t n_alpn;
     bool session_resumption; /* default true */
     struct tg_client_auth_conf client_auth;
+    struct tg_ocsp_conf ocsp;
 };
 
 struct tg_route_conf {

@@ -182,6 +182,8 @@ static void print_cert(const struct tg_tls__scert *sc, FILE *out)
     }
     free(subj);
     free(iss);
+    if (sc->staple != NULL)
+        tg_tls__staple_print(sc->staple, out);
 }
 
 void tg_tls_server_print_policy(const struct tg_tls_server *ts, FILE *out)

@@ -331,6 +331,60 @@ static SSL_TICKET_RETURN ticket_dec_cb(SSL *ssl, SSL_SESSION *sess, const unsign
     }
 }
 
+/* Staples the response of the certificate OpenSSL picked, when a current good one exists. */
+static int status_cb(SSL *ssl, void *arg)
+{
+    const struct tg_tls_server *ts = arg;
+    X509 *cert = SSL_get_certificate(ssl);
+    for (size_t i = 0; i < ts->n_certs; i++) {
+        if (ts->certs[i].cert != cert || ts->certs[i].staple == NULL)
+            continue;
+        unsigned char *der = NULL;
+        size_t len = 0;
+        if (!tg_tls__staple_copy(ts->certs[i].staple, &der, &len))
+            break;
+        if (SSL_set_tlsext_status_ocsp_resp(ssl, der, (long)len) != 1) {
+            OPENSSL_free(der);
+            break;
+        }
+        return SSL_TLSEXT_ERR_OK;
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
+/* Attaches every certificate's staple (tls.ocsp_stapling); problems go to err. */
+static void attach_staples(struct tg_tls_server *ts, const struct tg_tls_conf *tls,
+                           struct tg_err *err)
+{
+    const struct tg_ocsp_conf *oc = &tls->ocsp;
+    char *fpath = oc->mode == TG_OCSP_FILE ? tg_xasprintf("%s/file", oc->path)
+                                           : tg_xstrdup(oc->path ? oc->path : tls->path);
+    size_t usable = 0;
+    char first_why[1200] = "";
+    for (size_t i = 0; i < ts->n_certs; i++) {
+        struct tg_tls__scert *sc = &ts->certs[i];
+        sc->staple = tg_tls__staple_get(oc, sc->cert, sc->chain);
+        char why[1024];
+        if (tg_tls__staple_usable(sc->staple, why, sizeof(why))) {
+            usable++;
+            continue;
+        }
+        if (first_why[0] == '\0')
+            snprintf(first_why, sizeof(first_why), "keystore \"%s\": %s", sc->keystore, why);
+        if (oc->mode == TG_OCSP_FETCH)
+            tg_err_error(err, &oc->loc, fpath, "keystore \"%s\": cannot fetch OCSP staples: %s",
+                         sc->keystore, why);
+    }
+    if (oc->mode == TG_OCSP_FILE && usable == 0)
+        tg_err_warning(err, &oc->loc, fpath, "no OCSP response is stapled now: %s", first_why);
+    else if (oc->mode == TG_OCSP_FILE && usable < ts->n_certs)
+        tg_err_warning(err, &oc->loc, fpath,
+                       "the OCSP response is stapled for %zu of the listener's %zu certificates "
+                       "(%s)",
+                       usable, ts->n_certs, first_why);
+    free(fpath);
+}
+
 static int configure_ctx(struct tg_tls_server *ts, const struct tg_tls_conf *tls, SSL_CTX *ctx,
                          bool report, struct tg_err *err)
 {
@@ -398,6 +452,10 @@ static int configure_ctx(struct tg_tls_server *ts, const struct tg_tls_conf *tls
         SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, ts);
     if (ts->cauth != NULL)
         tg_tls__cauth_apply(ts->cauth, ctx);
+    if (tls->ocsp.mode != TG_OCSP_OFF) {
+        SSL_CTX_set_tlsext_status_cb(ctx, status_cb);
+        SSL_CTX_set_tlsext_status_arg(ctx, ts);
+    }
     return rc;
 }
 
@@ -476,7 +534,7 @@ static int add_keystore(struct tg_tls_server *ts, const struct tg_tls_conf *tls,
     }
     ts->certs = tg_xrealloc(ts->certs, (ts->n_certs + 1) * sizeof(*ts->certs));
     ts->certs[ts->n_certs++] =
-        (struct tg_tls__scert){tg_xstrdup(kc->name), ks->cert, ks->chain, ci};
+        (struct tg_tls__scert){tg_xstrdup(kc->name), ks->cert, ks->chain, ci, NULL};
     ks->cert = NULL;
     ks->chain = NULL;
     rc = 0;
@@ -543,6 +601,8 @@ int tg_tls_server_new(const struct tg_config *cfg, size_t listener_idx, struct t
         tg_tls__keystore_close(&ks);
         free(path);
     }
+    if (tg_err_count(err) == errors_before && tls->ocsp.mode != TG_OCSP_OFF)
+        attach_staples(ts, tls, err);
     if (tg_err_count(err) > errors_before || ts->n_ctxs == 0)
         goto out;
     *out = ts;
@@ -564,6 +624,7 @@ void tg_tls_server_free(struct tg_tls_server *ts)
     free(ts->ctxs);
     for (size_t i = 0; i < ts->n_certs; i++) {
         free(ts->certs[i].keystore);
+        tg_tls__staple_unref(ts->certs[i].staple);
         X509_free(ts->certs[i].cert);
         sk_X509_pop_free(ts->certs[i].chain, X509_free);
     }

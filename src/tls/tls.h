@@ -66,6 +66,15 @@ const struct tg_tls_ticket_key *tg_tls_tickets_key(const struct tg_tls_tickets *
  * Until a thread has one, its handshakes issue no tickets and resume none. */
 void tg_tls_tickets_use(struct tg_tls_tickets *t);
 
+/* ---- OCSP staples (tls/staple.c) ---- */
+
+/* Whether a staple needs work: an OCSP file changed, or a fetched response is
+ * due for renewal (half its validity passed) or a failed fetch for a retry. Cheap; any thread. */
+bool tg_tls_staples_due(void);
+/* Re-reads changed OCSP files and fetches due responses (force: also fetches every response not
+ * fetched yet). Blocks on the network (up to 5 s per responder): call it off the event loop. */
+void tg_tls_staples_refresh(bool force);
+
 /* ---- Handshake failures (tls/failure.c) ---- */
 
 enum tg_tls_fail {
