@@ -127,8 +127,11 @@ static int tickets_read(struct run_state *rs, const char *why_now)
     struct tg_tls_tickets *t = NULL;
     char why[512];
     if (tg_tls_tickets_load(rs->key_file, &t, why, sizeof(why)) != 0) {
-        tg_log_error("session_tickets.key_file: %s; keeping the %zu key(s) in use", why,
-                     tg_tls_tickets_count(rs->tickets));
+        if (rs->started)
+            tg_log_error("session_tickets.key_file: %s; keeping the %zu key(s) in use", why,
+                         tg_tls_tickets_count(rs->tickets));
+        else
+            tg_log_error("session_tickets.key_file: %s; cannot start", why);
         return -EINVAL;
     }
     tickets_set(rs, t);
