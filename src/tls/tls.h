@@ -40,7 +40,7 @@ void tg_tls_server_print_policy(const struct tg_tls_server *ts, FILE *out);
 #define TG_TLS_TICKET_KEYS_MAX 16 /* keys per file or ring */
 
 /* One ticket key, as stored in a key file: a name the ticket carries, then the HMAC-SHA256 key
- * and the AES-256-CBC key (nginx's and haproxy's 80-byte layout). */
+ * and the AES-256-CBC key (nginx's 80-byte ssl_session_ticket_key layout). */
 struct tg_tls_ticket_key {
     unsigned char name[16];
     unsigned char hmac[32];
