@@ -1,5 +1,6 @@
 /* The 'check' verb: validates a config, builds every listener's and TLS backend's contexts
  * without serving, and prints each one's effective TLS policy. */
+#include <arpa/inet.h>
 #include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -114,6 +115,40 @@ static const char *backend_protocol(const struct tg_config *cfg, size_t idx)
     return tcp ? (http ? "HTTP/1.1 and TCP" : "TCP") : "HTTP/1.1";
 }
 
+static void print_proxy_protocol(const struct tg_listener_conf *lc)
+{
+    printf("  proxy_protocol: a PROXY v1/v2 header first, from ");
+    if (lc->n_proxy_protocol_from == 0)
+        printf("every peer");
+    for (size_t k = 0; k < lc->n_proxy_protocol_from; k++) {
+        const struct tg_cidr *c = &lc->proxy_protocol_from[k];
+        char a[INET6_ADDRSTRLEN] = "?";
+        inet_ntop(c->family, c->addr, a, sizeof(a));
+        printf("%s%s/%u", k ? ", " : "", a, c->bits);
+    }
+    printf("%s\n", lc->n_proxy_protocol_from ? " (others are direct clients)" : "");
+}
+
+static void print_tickets(const struct tg_config *cfg)
+{
+    const struct tg_tickets_conf *tc = &cfg->tickets;
+    printf("\nsession tickets: ");
+    if (tc->key_file != NULL) {
+        struct tg_tls_tickets *t = NULL;
+        char why[512];
+        if (tg_tls_tickets_load(tc->key_file, &t, why, sizeof(why)) == 0)
+            printf("key file %s: %zu key(s), the first encrypts; re-read when it changes\n",
+                   tc->key_file, tg_tls_tickets_count(t));
+        else
+            printf("key file: %s\n", why);
+        tg_tls_tickets_unref(t);
+        return;
+    }
+    printf("keys made in memory, rotated every %u s, %u kept for decrypting (sessions resume "
+           "across reloads, not across instances: set key_file for that)\n",
+           tc->rotate_seconds, tc->keep);
+}
+
 static void print_backend(const struct tg_config *cfg, size_t idx, const struct tg_tls_client *tc)
 {
     const struct tg_backend_conf *bc = &cfg->backends[idx];
@@ -225,6 +260,7 @@ int tg_cli_check(int argc, char **argv)
         fprintf(stderr, "tlsgate check: --chain and --listener go with --client-cert\n");
         goto out;
     }
+    tg_tls_staples_refresh(true); /* OCSP staples to fetch: ask the responders once */
     printf("config OK: %s\n", file ? file : "<embedded default>");
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const struct tg_listener_conf *lc = &cfg->listeners[i];
@@ -234,6 +270,8 @@ int tg_cli_check(int argc, char **argv)
                    lc->mode == TG_MODE_TCP ? "tcp" : "http");
         else if (servers[i] != NULL)
             tg_tls_server_print_policy(servers[i], stdout);
+        if (lc->proxy_protocol)
+            print_proxy_protocol(lc);
         if (lc->mode == TG_MODE_TCP)
             printf("  forwards to backend \"%s\"; proxy_protocol_out: %s\n", lc->backend,
                    lc->proxy_protocol_out ? "on (PROXY v2 with TLS details)" : "off");
@@ -244,6 +282,7 @@ int tg_cli_check(int argc, char **argv)
                    rt->backend);
         }
     }
+    print_tickets(cfg);
     for (size_t i = 0; i < cfg->n_backends; i++)
         print_backend(cfg, i, clients[i]);
     tg_tls_keystores_print(cfg, stdout);

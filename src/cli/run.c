@@ -28,7 +28,24 @@ struct run_state {
     char *access_path; /* NULL for stdout/stderr/off */
     bool stopping;
     uv_signal_t sig_hup, sig_term, sig_int, sig_usr1;
+    /* Session ticket keys: the ring the workers were last given, and how it is renewed (a
+     * rotation timer for keys made here, a watch on session_tickets.key_file). */
+    struct tg_tls_tickets *tickets;
+    uv_timer_t rotate_timer;
+    uv_fs_poll_t key_poll;
+    char *key_file; /* watched, or NULL */
+    uint64_t rotate_ms;
+    uint32_t keep;
+    bool started; /* the workers run: new rings are published to them */
+    /* OCSP staples: checked every second, refreshed in libuv's thread pool, one job at a time. */
+    uv_timer_t staple_timer;
+    uv_work_t staple_work;
+    bool staple_busy;
 };
+
+#define STAPLE_CHECK_MS 1000
+
+#define KEY_POLL_MS 1000
 
 static void run_usage(FILE *out)
 {
@@ -95,6 +112,111 @@ static void log_listening(const struct tg_config *cfg)
     }
 }
 
+/* Makes t the ring in use (takes ownership) and gives it to the workers. */
+static void tickets_set(struct run_state *rs, struct tg_tls_tickets *t)
+{
+    tg_tls_tickets_unref(rs->tickets);
+    rs->tickets = t;
+    rs->net.tickets = t;
+    if (rs->started)
+        tg_net_publish_tickets(&rs->net, t);
+}
+
+static int tickets_read(struct run_state *rs, const char *why_now)
+{
+    struct tg_tls_tickets *t = NULL;
+    char why[512];
+    if (tg_tls_tickets_load(rs->key_file, &t, why, sizeof(why)) != 0) {
+        if (rs->started)
+            tg_log_error("session_tickets.key_file: %s; keeping the %zu key(s) in use", why,
+                         tg_tls_tickets_count(rs->tickets));
+        else
+            tg_log_error("session_tickets.key_file: %s; cannot start", why);
+        return -EINVAL;
+    }
+    tickets_set(rs, t);
+    tg_log_info("session ticket keys %s from %s: %zu key(s), the first encrypts", why_now,
+                rs->key_file, tg_tls_tickets_count(t));
+    return 0;
+}
+
+static void on_rotate(uv_timer_t *h)
+{
+    struct run_state *rs = h->data;
+    tickets_set(rs, tg_tls_tickets_rotate(rs->tickets, rs->keep));
+    tg_log_debug("session ticket keys rotated (%zu in use)", tg_tls_tickets_count(rs->tickets));
+}
+
+static void on_key_file(uv_fs_poll_t *h, int status, const uv_stat_t *prev, const uv_stat_t *curr)
+{
+    struct run_state *rs = h->data;
+    if (status < 0)
+        tg_log_warn("session_tickets.key_file %s: %s; keeping the keys in use", rs->key_file,
+                    uv_strerror(status));
+    else
+        tickets_read(rs, "re-read");
+}
+
+/* Applies cfg's session_tickets: at start (before the workers run) and on every reload, which
+ * also re-reads the key file. Keys made in memory survive reloads, so sessions stay
+ * resumable; switching to a key file or back keeps the old keys out (their tickets make full
+ * handshakes). Returns -EINVAL only when a key file cannot be read at start. */
+static int tickets_configure(struct run_state *rs, const struct tg_config *cfg)
+{
+    const struct tg_tickets_conf *tc = &cfg->tickets;
+    if (tc->key_file != NULL) {
+        if (rs->rotate_ms != 0) {
+            uv_timer_stop(&rs->rotate_timer);
+            rs->rotate_ms = 0;
+        }
+        if (rs->key_file == NULL || strcmp(rs->key_file, tc->key_file) != 0) {
+            if (rs->key_file != NULL)
+                uv_fs_poll_stop(&rs->key_poll);
+            free(rs->key_file);
+            rs->key_file = tg_xstrdup(tc->key_file);
+            uv_fs_poll_start(&rs->key_poll, on_key_file, rs->key_file, KEY_POLL_MS);
+        }
+        return tickets_read(rs, rs->started ? "re-read" : "read") != 0 && !rs->started ? -EINVAL
+                                                                                       : 0;
+    }
+    bool was_file = rs->key_file != NULL;
+    if (was_file) {
+        uv_fs_poll_stop(&rs->key_poll);
+        free(rs->key_file);
+        rs->key_file = NULL;
+    }
+    rs->keep = tc->keep;
+    if (rs->tickets == NULL || was_file)
+        tickets_set(rs, tg_tls_tickets_rotate(NULL, rs->keep));
+    uint64_t ms = (uint64_t)tc->rotate_seconds * 1000;
+    if (ms != rs->rotate_ms) {
+        rs->rotate_ms = ms;
+        uv_timer_start(&rs->rotate_timer, on_rotate, ms, ms);
+    }
+    return 0;
+}
+
+static void staple_work(uv_work_t *w)
+{
+    tg_tls_staples_refresh(false);
+}
+
+static void staple_done(uv_work_t *w, int status)
+{
+    struct run_state *rs = w->data;
+    rs->staple_busy = false;
+}
+
+static void on_staple_timer(uv_timer_t *h)
+{
+    struct run_state *rs = h->data;
+    if (rs->staple_busy || !tg_tls_staples_due())
+        return;
+    rs->staple_work.data = rs;
+    if (uv_queue_work(uv_default_loop(), &rs->staple_work, staple_work, staple_done) == 0)
+        rs->staple_busy = true;
+}
+
 static void reload(struct run_state *rs)
 {
     struct tg_err err;
@@ -133,6 +255,7 @@ static void reload(struct run_state *rs)
         tg_log_warn("workers changed to %u: this change takes effect at the next restart",
                     snap->cfg->workers);
     rs->generation++;
+    tickets_configure(rs, snap->cfg);
     tg_net_publish(&rs->net, snap);
     tg_snapshot_unref(rs->snap);
     rs->snap = snap;
@@ -171,6 +294,9 @@ static void on_signal(uv_signal_t *h, int signum)
     tg_log_info("%s: draining connections (up to %llu s), then stopping", strsignal(signum),
                 (unsigned long long)(rs->snap->cfg->timeouts.shutdown_ms / 1000));
     tg_net_stop(&rs->net);
+    uv_close((uv_handle_t *)&rs->rotate_timer, NULL);
+    uv_close((uv_handle_t *)&rs->key_poll, NULL);
+    uv_close((uv_handle_t *)&rs->staple_timer, NULL);
     uv_close((uv_handle_t *)&rs->sig_hup, NULL);
     uv_close((uv_handle_t *)&rs->sig_term, NULL);
     uv_close((uv_handle_t *)&rs->sig_int, NULL);
@@ -291,14 +417,26 @@ int tg_cli_run(int argc, char **argv)
         sigs[i]->data = &rs;
         uv_signal_start(sigs[i], on_signal, signums[i]);
     }
-    if (tg_net_start(&rs.net, rs.snap, rs.snap->cfg->workers, &tg_proxy_handler, rs.access_fd,
+    uv_timer_init(loop, &rs.rotate_timer);
+    rs.rotate_timer.data = &rs;
+    uv_fs_poll_init(loop, &rs.key_poll);
+    rs.key_poll.data = &rs;
+    uv_timer_init(loop, &rs.staple_timer);
+    rs.staple_timer.data = &rs;
+    if (tickets_configure(&rs, rs.snap->cfg) != 0 ||
+        tg_net_start(&rs.net, rs.snap, rs.snap->cfg->workers, &tg_proxy_handler, rs.access_fd,
                      &err) != 0) {
         log_problems(&err, TG_LOG_ERROR);
         for (size_t i = 0; i < TG_ARRAY_SIZE(sigs); i++)
             uv_close((uv_handle_t *)sigs[i], NULL);
+        uv_close((uv_handle_t *)&rs.rotate_timer, NULL);
+        uv_close((uv_handle_t *)&rs.key_poll, NULL);
+        uv_close((uv_handle_t *)&rs.staple_timer, NULL);
         uv_run(loop, UV_RUN_DEFAULT);
         goto out;
     }
+    rs.started = true;
+    uv_timer_start(&rs.staple_timer, on_staple_timer, 0, STAPLE_CHECK_MS);
     tg_log_info("tlsgate %s started: %u worker(s), config %s (generation 1)", TG_VERSION,
                 rs.net.n_workers, rs.config_file ? rs.config_file : "embedded default");
     log_listening(rs.snap->cfg);
@@ -315,5 +453,7 @@ out:
     if (rs.access_fd > 2)
         close(rs.access_fd);
     free(rs.access_path);
+    tg_tls_tickets_unref(rs.tickets);
+    free(rs.key_file);
     return code;
 }

@@ -443,6 +443,8 @@ void tg_config_free(struct tg_config *cfg)
         tg_config__backend_free(&cfg->backends[i]);
     free(cfg->backends);
     free(cfg->log.access_log);
+    free(cfg->tickets.key_file);
+    free(cfg->tickets.key_file_path);
     free(cfg->state_dir);
     free(cfg->base_dir);
     free(cfg->name);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/addr.h"
 #include "core/err.h"
 
 #define TG_CONFIG_SCHEMA_VERSION 1
@@ -84,6 +85,15 @@ struct tg_client_auth_conf {
     enum tg_cauth_forward forward; /* default xfcc */
 };
 
+/* tls.ocsp_stapling: where a listener's OCSP staples come from. */
+enum tg_ocsp_mode { TG_OCSP_OFF = 0, TG_OCSP_FILE, TG_OCSP_FETCH };
+struct tg_ocsp_conf {
+    enum tg_ocsp_mode mode;
+    char *file;        /* FILE: a DER OCSP response (resolved), re-read on change and reload */
+    char *path;        /* JSON pointer of the ocsp_stapling object, for messages */
+    struct tg_loc loc; /* its location */
+};
+
 /* A listener's TLS policy, resolved to what OpenSSL takes. */
 struct tg_tls_conf {
     char *path;              /* JSON pointer of the "tls" object (or of the listener if absent) */
@@ -110,6 +120,7 @@ struct tg_tls_conf {
     size_t n_alpn;
     bool session_resumption; /* default true */
     struct tg_client_auth_conf client_auth;
+    struct tg_ocsp_conf ocsp;
 };
 
 struct tg_route_conf {
@@ -130,7 +141,11 @@ struct tg_listener_conf {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     enum tg_listener_mode mode;
+    /* Expect a PROXY v1/v2 header before anything else (from proxy_protocol_from only, when
+     * that is set; other peers are served as direct clients). */
     bool proxy_protocol;
+    struct tg_cidr *proxy_protocol_from; /* NULL = every peer sends the header */
+    size_t n_proxy_protocol_from;
     struct tg_route_conf *routes; /* http only; NULL for tcp */
     size_t n_routes;
     struct tg_tls_conf tls;
@@ -239,6 +254,18 @@ struct tg_http_conf {
     enum tg_underscores underscores; /* http.underscores_in_headers */
 };
 
+/* session_tickets: where the ticket keys come from. */
+struct tg_tickets_conf {
+    /* Key file (resolved): 80-byte keys, newest first, re-read on change and reload; NULL =
+     * keys made in memory and rotated every rotate_seconds. */
+    char *key_file;
+    char *key_file_path; /* its JSON pointer, for messages */
+    struct tg_loc key_file_loc;
+    uint32_t rotate_seconds; /* default 3600 */
+    uint32_t keep;           /* keys in memory that still decrypt, the newest included; 3 */
+    uint32_t per_handshake;  /* TLS 1.3 tickets sent per handshake; 1 */
+};
+
 enum tg_log_fmt { TG_LOGFMT_TEXT = 0, TG_LOGFMT_JSON = 1 };
 
 struct tg_log_conf {
@@ -266,6 +293,7 @@ struct tg_config {
     struct tg_timeouts_conf timeouts;
     struct tg_limits_conf limits;
     struct tg_http_conf http;
+    struct tg_tickets_conf tickets;
 };
 
 /* Loads and validates a config file. On success *out owns a new config and 0 is returned; on

@@ -117,6 +117,8 @@ void tg_config__parse_password(struct tg_config__ctx *c, json_t *v, const char *
 /* Decrypts every "enc:" password found with the keystore named "internal". */
 void tg_config__open_secrets(struct tg_config__ctx *c);
 
+/* Parses "session_tickets" (obj may be NULL: defaults) into c->cfg->tickets (tickets.c). */
+void tg_config__parse_tickets(struct tg_config__ctx *c, json_t *obj);
 /* Parses the whole document (sections.c) into c->cfg. */
 void tg_config__parse_root(struct tg_config__ctx *c, json_t *root);
 void tg_config__keystore_free(struct tg_keystore_conf *ks);
@@ -134,6 +136,9 @@ void tg_config__tls_conf_free(struct tg_tls_conf *tc);
 void tg_config__parse_client_auth(struct tg_config__ctx *c, json_t *obj, const char *tls_ptr,
                                   struct tg_client_auth_conf *ca);
 void tg_config__client_auth_free(struct tg_client_auth_conf *ca);
+/* Parses tls.ocsp_stapling (obj may be NULL: off) into oc (stapling.c). */
+void tg_config__parse_ocsp(struct tg_config__ctx *c, json_t *obj, const char *tls_ptr,
+                           struct tg_ocsp_conf *oc);
 /* A route's client_auth (a string, type-checked): true for "require"; other values reported. */
 bool tg_config__parse_route_client_auth(struct tg_config__ctx *c, json_t *v, const char *ptr);
 /* Reports routes that require a client certificate on a listener that never asks for one. */

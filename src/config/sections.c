@@ -36,7 +36,7 @@ static const struct tg_config__key top_keys[] = {
     {"http", TG_J_OBJ, "an object", "{}", NULL, 0},
     {"truststores", TG_J_OBJ, "an object (name to truststore)", "{}", NULL, 0},
     LATER("admin"),
-    LATER("session_tickets"),
+    {"session_tickets", TG_J_OBJ, "an object", "{}", NULL, 0},
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 
@@ -72,7 +72,9 @@ static const struct tg_config__key listener_keys[] = {
     {"name", TG_J_STR, "a string", NULL, "letters, digits, '_', '.', '-'", TG_K_REQUIRED},
     {"address", TG_J_STR, "a string", NULL, "host:port or [v6]:port", TG_K_REQUIRED},
     {"mode", TG_J_STR, "a string", "\"http\"", "http, tcp", 0},
-    {"proxy_protocol", TG_J_BOOL, "true or false", "false", "false (true later)", 0},
+    {"proxy_protocol", TG_J_BOOL, "true or false", "false", NULL, 0},
+    {"proxy_protocol_from", TG_J_ARR, "a list of address blocks", "every peer",
+     "IPv4/IPv6 addresses or CIDR blocks (10.0.0.0/8, 2001:db8::/32)", 0},
     {"routes", TG_J_ARR, "a list of routes", NULL, "at least one (http only)", 0},
     {"tls", TG_J_OBJ, "an object", NULL, NULL, 0},
     {"backend", TG_J_STR, "a string (backend name)", NULL, "tcp only: a name in backends", 0},
@@ -504,6 +506,41 @@ static bool valid_name(const char *s)
     return true;
 }
 
+/* "proxy_protocol" and "proxy_protocol_from" of a listener. */
+static void parse_proxy_protocol(struct tg_config__ctx *c, json_t *obj, struct tg_listener_conf *l)
+{
+    json_t *v = tg_config__get(obj, listener_keys, "proxy_protocol");
+    l->proxy_protocol = v != NULL && json_is_true(v);
+    json_t *from = tg_config__get(obj, listener_keys, "proxy_protocol_from");
+    if (from == NULL)
+        return;
+    char *fp = tg_config__ptr_join(l->path, "proxy_protocol_from");
+    if (!l->proxy_protocol)
+        tg_config__error(c, fp, "proxy_protocol_from is only used with \"proxy_protocol\": true");
+    size_t n = json_array_size(from);
+    if (n == 0)
+        tg_config__error(c, fp,
+                         "must list at least one address block (leave the key out to accept "
+                         "PROXY headers from every peer)");
+    l->proxy_protocol_from = tg_xcalloc(n ? n : 1, sizeof(*l->proxy_protocol_from));
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(from, i);
+        char *p = tg_config__ptr_index(fp, i);
+        const char *why = NULL;
+        if (!json_is_string(e))
+            tg_config__error(c, p, "must be a string (an address or CIDR block), not %s",
+                             tg_config__json_type_words(e));
+        else if (tg_cidr_parse(json_string_value(e),
+                               &l->proxy_protocol_from[l->n_proxy_protocol_from], &why) != 0)
+            tg_config__error(c, p, "\"%s\" is not an address block: %s (allowed: %s)",
+                             json_string_value(e), why, listener_keys[4].allowed);
+        else
+            l->n_proxy_protocol_from++;
+        free(p);
+    }
+    free(fp);
+}
+
 static void parse_listener(struct tg_config__ctx *c, json_t *obj, size_t idx)
 {
     struct tg_config *cfg = c->cfg;
@@ -571,12 +608,7 @@ static void parse_listener(struct tg_config__ctx *c, json_t *obj, size_t idx)
                              listener_keys[2].allowed);
         free(p);
     }
-    v = tg_config__get(obj, listener_keys, "proxy_protocol");
-    if (v != NULL && json_is_true(v)) {
-        char *p = tg_config__ptr_join(l->path, "proxy_protocol");
-        tg_config__error(c, p, "proxy_protocol is not supported yet in this version");
-        free(p);
-    }
+    parse_proxy_protocol(c, obj, l);
     json_t *routes = json_object_get(obj, "routes");
     if (l->mode == TG_MODE_TCP) {
         tg_config__parse_tcp_listener(c, obj, l);
@@ -784,6 +816,7 @@ void tg_config__parse_root(struct tg_config__ctx *c, json_t *root)
     parse_timeouts(c, tg_config__get(root, top_keys, "timeouts"));
     parse_limits(c, tg_config__get(root, top_keys, "limits"));
     parse_http(c, tg_config__get(root, top_keys, "http"));
+    tg_config__parse_tickets(c, tg_config__get(root, top_keys, "session_tickets"));
 
     /* Keystores, truststores and backends first: backends and listeners refer to them by
      * name. */
@@ -854,6 +887,7 @@ void tg_config__listener_free(struct tg_listener_conf *l)
     free(l->routes);
     tg_config__tls_conf_free(&l->tls);
     free(l->backend);
+    free(l->proxy_protocol_from);
 }
 
 void tg_config__backend_free(struct tg_backend_conf *b)

@@ -32,7 +32,8 @@ const struct tg_config__key tg_config__tls_keys[] = {
     {"alpn", TG_J_ARR, "a list of protocol ids", "[\"http/1.1\"]", "http/1.1 (h2 later)", 0},
     {"session_resumption", TG_J_BOOL, "true or false", "true", NULL, 0},
     {"client_auth", TG_J_OBJ, "an object", "{\"mode\": \"none\"}", "see client_auth", 0},
-    {"ocsp_stapling", 0x7f, "", NULL, NULL, TG_K_LATER},
+    {"ocsp_stapling", TG_J_OBJ, "an object", "off", "{\"file\": F} or {\"fetch\": true}", 0},
+    {"early_data", 0x7f, "", NULL, NULL, TG_K_LATER}, /* TLS 1.3 0-RTT: off until anti-replay */
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 
@@ -469,6 +470,8 @@ void tg_config__parse_tls(struct tg_config__ctx *c, json_t *tls, const char *lis
         tc->session_resumption = json_is_true(v);
     tg_config__parse_client_auth(c, tg_config__get(tls, tg_config__tls_keys, "client_auth"),
                                  tc->path, &tc->client_auth);
+    tg_config__parse_ocsp(c, tg_config__get(tls, tg_config__tls_keys, "ocsp_stapling"), tc->path,
+                          &tc->ocsp);
 }
 
 void tg_config__tls_conf_free(struct tg_tls_conf *tc)
@@ -486,6 +489,8 @@ void tg_config__tls_conf_free(struct tg_tls_conf *tc)
         free(tc->alpn[i]);
     free(tc->alpn);
     tg_config__client_auth_free(&tc->client_auth);
+    free(tc->ocsp.file);
+    free(tc->ocsp.path);
 }
 
 /* ---- backend TLS ---- */

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#define TG_CIDR_MIN(a, b) ((a) < (b) ? (a) : (b))
+
 void tg_addr_format(const struct sockaddr_storage *ss, char *buf, size_t len)
 {
     char host[INET6_ADDRSTRLEN] = "?";
@@ -36,4 +38,87 @@ bool tg_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_stora
                memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) == 0;
     }
     return false;
+}
+
+int tg_cidr_parse(const char *s, struct tg_cidr *out, const char **why)
+{
+    char host[INET6_ADDRSTRLEN + 1];
+    const char *slash = strchr(s, '/');
+    size_t hl = slash ? (size_t)(slash - s) : strlen(s);
+    memset(out, 0, sizeof(*out));
+    if (hl == 0 || hl >= sizeof(host)) {
+        *why = "not an IP address";
+        return -1;
+    }
+    memcpy(host, s, hl);
+    host[hl] = '\0';
+    unsigned max;
+    if (inet_pton(AF_INET, host, out->addr) == 1) {
+        out->family = AF_INET;
+        max = 32;
+    } else if (inet_pton(AF_INET6, host, out->addr) == 1) {
+        out->family = AF_INET6;
+        max = 128;
+    } else {
+        *why = "not an IP address";
+        return -1;
+    }
+    unsigned bits = max;
+    if (slash != NULL) {
+        const char *b = slash + 1;
+        size_t n = strlen(b);
+        bits = 0;
+        if (n == 0 || n > 3 || (n > 1 && b[0] == '0')) {
+            *why = "the prefix length is not a number";
+            return -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            if (b[i] < '0' || b[i] > '9') {
+                *why = "the prefix length is not a number";
+                return -1;
+            }
+            bits = bits * 10 + (unsigned)(b[i] - '0');
+        }
+        if (bits > max) {
+            *why = max == 32 ? "the prefix length is over 32" : "the prefix length is over 128";
+            return -1;
+        }
+    }
+    for (unsigned i = 0; i < 16; i++) {
+        unsigned keep = bits > i * 8 ? TG_CIDR_MIN(bits - i * 8, 8u) : 0;
+        uint8_t mask = (uint8_t)(keep == 0 ? 0 : 0xff << (8 - keep));
+        if ((out->addr[i] & (uint8_t)~mask) != 0) {
+            *why = "address bits are set past the prefix length";
+            return -1;
+        }
+    }
+    out->bits = (uint8_t)bits;
+    return 0;
+}
+
+bool tg_cidr_match(const struct tg_cidr *c, const struct sockaddr_storage *ss)
+{
+    const uint8_t *a;
+    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (ss->ss_family == AF_INET) {
+        if (c->family != AF_INET)
+            return false;
+        a = (const uint8_t *)&((const struct sockaddr_in *)ss)->sin_addr;
+    } else if (ss->ss_family == AF_INET6) {
+        a = ((const struct sockaddr_in6 *)ss)->sin6_addr.s6_addr;
+        if (c->family == AF_INET) {
+            if (memcmp(a, mapped, 12) != 0)
+                return false;
+            a += 12;
+        }
+    } else {
+        return false;
+    }
+    unsigned full = c->bits / 8, rest = c->bits % 8;
+    if (memcmp(a, c->addr, full) != 0)
+        return false;
+    if (rest == 0)
+        return true;
+    uint8_t mask = (uint8_t)(0xff << (8 - rest));
+    return (a[full] & mask) == c->addr[full];
 }

@@ -4,11 +4,24 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 /* Formats an address as "1.2.3.4:5" or "[::1]:5". */
 void tg_addr_format(const struct sockaddr_storage *ss, char *buf, size_t len);
 /* Same family, address and port. */
 bool tg_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
+
+/* An address block: "10.0.0.0/8", "2001:db8::/32", or one address (all bits). */
+struct tg_cidr {
+    sa_family_t family; /* AF_INET or AF_INET6 */
+    uint8_t addr[16];   /* network order; bits past `bits` are zero */
+    uint8_t bits;
+};
+
+/* Parses s into *out; 0, or -1 with a reason in *why (a static string). */
+int tg_cidr_parse(const char *s, struct tg_cidr *out, const char **why);
+/* Whether ss (IPv4, IPv6, or IPv4-mapped IPv6) lies in c. */
+bool tg_cidr_match(const struct tg_cidr *c, const struct sockaddr_storage *ss);
 
 #endif

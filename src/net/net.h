@@ -36,6 +36,41 @@ struct tg_snapshot *tg_snapshot_ref(struct tg_snapshot *s);
 /* Drops a reference; the last one frees the snapshot (any thread). Accepts NULL. */
 void tg_snapshot_unref(struct tg_snapshot *s);
 
+/* ---- PROXY protocol in (ppin.c) ---- */
+
+/* Largest header accepted (v2 with TLVs); a longer one is refused. */
+#define TG_PPIN_MAX 2048
+
+/* Why a PROXY header was refused: one counter each (status page), tokens for logs. */
+enum tg_ppin_fail {
+    TG_PPIN_FAIL_NOT_PROXY = 1,
+    TG_PPIN_FAIL_V1_SYNTAX,
+    TG_PPIN_FAIL_V1_ADDRESS,
+    TG_PPIN_FAIL_V1_TOO_LONG,
+    TG_PPIN_FAIL_V2_VERSION,
+    TG_PPIN_FAIL_V2_FAMILY,
+    TG_PPIN_FAIL_V2_LENGTH,
+    TG_PPIN_FAIL_V2_TLV,
+    TG_PPIN_FAIL_TIMEOUT,
+    TG_PPIN_FAIL_HANGUP,
+    TG_PPIN_FAIL__COUNT
+};
+
+/* What a PROXY header said. */
+struct tg_ppin {
+    bool local; /* LOCAL (v2), UNSPEC or UNKNOWN (v1): keep the connection's own addresses */
+    struct sockaddr_storage src, dst;
+    socklen_t src_len, dst_len;
+};
+
+/* Parses a PROXY v1 or v2 header at the start of buf[0..len) into *out. Returns the header's
+ * length (> 0) once it is complete, 0 when more bytes are needed (every byte given then belongs
+ * to the header), or -enum tg_ppin_fail when it is malformed. Never reads past len. */
+long tg_ppin_parse(const uint8_t *buf, size_t len, struct tg_ppin *out);
+/* "v1_malformed", ... and a sentence for logs. */
+const char *tg_ppin_fail_token(enum tg_ppin_fail f);
+const char *tg_ppin_fail_sentence(enum tg_ppin_fail f);
+
 /* Rows of the proxy's backend-failure table that get their own counter. */
 #define TG_NET_BACKEND_FAIL_MAX 16
 /* Rows of the proxy's request-refusal table that get their own counter. */
@@ -61,6 +96,7 @@ struct tg_stats {
     atomic_uint_fast64_t backend_tls_failures;
     atomic_uint_fast64_t websocket_upgrades;
     atomic_uint_fast64_t body_timeouts; /* request bodies cut: too slow or past their deadline */
+    atomic_uint_fast64_t ppin_fail[TG_PPIN_FAIL__COUNT]; /* PROXY headers refused, by reason */
     atomic_uint_fast64_t reauth_closed; /* closed on reload: the new policy refuses the client's
                                            certificate (tls.client_auth.reauthorize_live) */
 };
@@ -75,6 +111,7 @@ struct tg_stats {
 
 struct tg_worker;
 struct tg_net;
+struct tg_ppwait;
 struct tg_conn_bufcache;
 
 /* What the protocol layer (proxy) plugs into the workers. Every callback runs on the worker's
@@ -117,7 +154,8 @@ struct tg_worker {
     uv_timer_t log_timer;
     uv_timer_t accept_timer; /* resumes accepting after running out of descriptors */
     uint64_t accept_err_logged_ms;
-    _Atomic(struct tg_snapshot *) pending; /* handed over by the main thread */
+    _Atomic(struct tg_snapshot *) pending;            /* handed over by the main thread */
+    _Atomic(struct tg_tls_tickets *) pending_tickets; /* likewise: a new ticket-key ring */
     atomic_int stop_requested;
     struct tg_snapshot *snap; /* current; new connections take a reference */
     struct tg_net_listener **listeners;
@@ -130,6 +168,7 @@ struct tg_worker {
     size_t alog_len;
     void *proto;                   /* the handler's per-worker state */
     struct tg_conn_bufcache *bufs; /* buffer blocks kept for reuse (net/conn.c) */
+    struct tg_ppwait *ppwaits;     /* connections waiting for their PROXY header (ppwait.c) */
 };
 
 struct tg_net {
@@ -140,6 +179,9 @@ struct tg_net {
     uint64_t started_ms;
     atomic_uint_fast64_t generation;
     atomic_uint_fast64_t active_conns; /* for limits.max_connections */
+    /* Ticket keys the workers start with (set before tg_net_start; the caller keeps its
+     * reference); later rings go through tg_net_publish_tickets. */
+    struct tg_tls_tickets *tickets;
     uv_sem_t started;
 };
 
@@ -155,6 +197,9 @@ int tg_net_start(struct tg_net *net, struct tg_snapshot *snap, unsigned n,
                  const struct tg_net_handler *h, int access_log_fd, struct tg_err *err);
 /* Hands snap to every worker (new connections use it; open ones keep theirs). Main thread. */
 void tg_net_publish(struct tg_net *net, struct tg_snapshot *snap);
+/* Hands a new ticket-key ring to every worker (each takes its own reference; handshakes on
+ * that worker use it from its next loop turn). Main thread. */
+void tg_net_publish_tickets(struct tg_net *net, struct tg_tls_tickets *t);
 /* Asks every worker to drain and stop; returns at once. */
 void tg_net_stop(struct tg_net *net);
 /* Waits for every worker thread to end and frees them. */

@@ -2,6 +2,8 @@
  * drain. */
 #include "net/net.h"
 
+#include "net/internal.h"
+
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -138,7 +140,10 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         TG_STAT_INC(&w->stats, accepted);
         TG_STAT_INC(&w->stats, active);
-        net->h->on_accept(w, l->idx, fd, &peer, plen);
+        if (tg_net__ppwait_wanted(&w->snap->cfg->listeners[l->idx], &peer))
+            tg_net__ppwait_start(w, l->idx, fd, &peer, plen);
+        else
+            net->h->on_accept(w, l->idx, fd, &peer, plen);
     }
 }
 
@@ -268,13 +273,25 @@ static void begin_drain(struct tg_worker *w)
         return;
     w->draining = true;
     close_listeners(w);
+    tg_net__ppwait_close_all(w);
     uv_timer_start(&w->drain_timer, on_drain_timeout, w->snap->cfg->timeouts.shutdown_ms, 0);
     w->net->h->on_drain(w);
+}
+
+/* Makes a ring handed over by the main thread this thread's (see tg_tls_tickets_use). */
+static void take_tickets(struct tg_worker *w)
+{
+    struct tg_tls_tickets *t = atomic_exchange(&w->pending_tickets, NULL);
+    if (t == NULL)
+        return;
+    tg_tls_tickets_use(t);
+    tg_tls_tickets_unref(t);
 }
 
 static void on_wakeup(uv_async_t *a)
 {
     struct tg_worker *w = a->data;
+    take_tickets(w);
     struct tg_snapshot *s = atomic_exchange(&w->pending, NULL);
     if (s != NULL && !w->draining) {
         sync_listeners(w, s->cfg);
@@ -297,6 +314,7 @@ static void worker_main(void *arg)
     sigfillset(&all);
     pthread_sigmask(SIG_BLOCK, &all, NULL);
 
+    take_tickets(w);
     w->start_rc = sync_listeners(w, w->snap->cfg);
     uv_sem_post(&w->net->started);
     if (w->start_rc != 0) {
@@ -310,6 +328,8 @@ static void worker_main(void *arg)
     if (uv_loop_close(&w->loop) != 0)
         tg_log_warn("worker %u: event loop closed with handles still open", w->id);
     tg_snapshot_unref(atomic_exchange(&w->pending, NULL));
+    tg_tls_tickets_unref(atomic_exchange(&w->pending_tickets, NULL));
+    tg_tls_tickets_use(NULL);
     tg_snapshot_unref(w->snap);
     w->snap = NULL;
     free(w->listeners);
@@ -333,6 +353,7 @@ int tg_net_start(struct tg_net *net, struct tg_snapshot *snap, unsigned n,
         w->id = i;
         w->snap = tg_snapshot_ref(snap);
         atomic_init(&w->pending, NULL);
+        atomic_init(&w->pending_tickets, tg_tls_tickets_ref(net->tickets));
         atomic_init(&w->stop_requested, 0);
         uv_loop_init(&w->loop);
         uv_async_init(&w->loop, &w->wakeup, on_wakeup);
@@ -374,6 +395,15 @@ void tg_net_publish(struct tg_net *net, struct tg_snapshot *snap)
     for (unsigned i = 0; i < net->n_workers; i++) {
         struct tg_worker *w = &net->workers[i];
         tg_snapshot_unref(atomic_exchange(&w->pending, tg_snapshot_ref(snap)));
+        uv_async_send(&w->wakeup);
+    }
+}
+
+void tg_net_publish_tickets(struct tg_net *net, struct tg_tls_tickets *t)
+{
+    for (unsigned i = 0; i < net->n_workers; i++) {
+        struct tg_worker *w = &net->workers[i];
+        tg_tls_tickets_unref(atomic_exchange(&w->pending_tickets, tg_tls_tickets_ref(t)));
         uv_async_send(&w->wakeup);
     }
 }

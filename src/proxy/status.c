@@ -41,6 +41,8 @@ char *tg_status_json(void)
                 SUM(http_fail[k]);
             SUM(websocket_upgrades);
             SUM(reauth_closed);
+            for (int k = 0; k < TG_PPIN_FAIL__COUNT; k++)
+                SUM(ppin_fail[k]);
             for (int k = 0; k < TG_TLS_FAIL__COUNT; k++)
                 SUM(hs_fail[k]);
             for (int k = 0; k < 6; k++)
@@ -102,6 +104,11 @@ char *tg_status_json(void)
     for (int k = 1; k < TG_TLS_BFAIL__COUNT; k++)
         tg_jobj_uint(&o, tg_tls_bfail_info((enum tg_tls_bfail)k)->token,
                      TG_STAT_GET(&sum, backend_hs_fail[k]));
+    tg_jobj_end(&o);
+    /* PROXY protocol headers refused on proxy_protocol listeners, by reason. */
+    tg_jobj_begin(&o, "proxy_protocol_failures");
+    for (int k = 1; k < TG_PPIN_FAIL__COUNT; k++)
+        tg_jobj_uint(&o, tg_ppin_fail_token((enum tg_ppin_fail)k), TG_STAT_GET(&sum, ppin_fail[k]));
     tg_jobj_end(&o);
     tg_jobj_begin(&o, "websocket");
     tg_jobj_uint(&o, "upgrades", TG_STAT_GET(&sum, websocket_upgrades));

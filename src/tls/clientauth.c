@@ -235,6 +235,41 @@ out:
     return rc;
 }
 
+void tg_tls__cauth_fingerprint(const struct tg_tls__cauth *ca, const struct tg_client_auth_conf *cc,
+                               unsigned char out[32])
+{
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    unsigned int n = 0;
+    char *head = tg_xasprintf("tlsgate client_auth v1 mode=%d depth=%d rev=%d scope=%d fetch=%d "
+                              "trust=%s\n",
+                              (int)ca->mode, ca->depth, (int)ca->rev_mode, (int)ca->scope_chain,
+                              (int)ca->fetch, ca->truststore);
+    memset(out, 0, 32);
+    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1)
+        goto out;
+    EVP_DigestUpdate(md, head, strlen(head));
+    /* The trust anchors themselves (a file edited under the same name changes the policy). */
+    STACK_OF(X509_OBJECT) *objs = X509_STORE_get0_objects(ca->store);
+    for (int i = 0; i < sk_X509_OBJECT_num(objs); i++) {
+        X509 *x = X509_OBJECT_get0_X509(sk_X509_OBJECT_value(objs, i));
+        unsigned char d[EVP_MAX_MD_SIZE];
+        unsigned int dl = 0;
+        if (x != NULL && X509_digest(x, EVP_sha256(), d, &dl) == 1)
+            EVP_DigestUpdate(md, d, dl);
+    }
+    for (size_t i = 0; i < cc->n_allowed; i++) {
+        EVP_DigestUpdate(md, cc->allowed[i], strlen(cc->allowed[i]));
+        EVP_DigestUpdate(md, "\n", 1);
+    }
+    unsigned char d[EVP_MAX_MD_SIZE];
+    if (EVP_DigestFinal_ex(md, d, &n) == 1 && n >= 32)
+        memcpy(out, d, 32);
+out:
+    ERR_clear_error();
+    EVP_MD_CTX_free(md);
+    free(head);
+}
+
 void tg_tls__cauth_free(struct tg_tls__cauth *ca)
 {
     if (ca == NULL)

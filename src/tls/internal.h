@@ -5,7 +5,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <time.h>
 
+#include <openssl/ocsp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -199,6 +202,7 @@ struct tg_tls__scert { /* one loaded certificate, for `check` and the admin API 
     X509 *cert;
     STACK_OF(X509) * chain;
     size_t ctx_idx;
+    struct tg_tls__staple *staple; /* tls.ocsp_stapling, or NULL */
 };
 
 #define TG_TLS__MAX_GROUPS 16
@@ -218,9 +222,53 @@ struct tg_tls_server {
     size_t n_ctxs;
     struct tg_tls__scert *certs;
     size_t n_certs;
-    struct tg_tls__cauth *cauth; /* client-certificate policy, or NULL for mode none */
-    uint64_t cauth_gen;          /* distinct per policy built, for session id contexts */
+    struct tg_tls__cauth *cauth;    /* client-certificate policy, or NULL for mode none */
+    unsigned char cauth_fp[32];     /* SHA-256 of what the client-certificate policy admits */
+    unsigned tickets_per_handshake; /* session_tickets.per_handshake */
+    long session_timeout;           /* seconds a session (ticket) stays resumable */
 };
+
+/* ---- OCSP (revoke.c), shared by client-certificate revocation and stapling ---- */
+
+struct tg_tls__ocsp_info {
+    int status;         /* V_OCSP_CERTSTATUS_GOOD, _REVOKED or _UNKNOWN */
+    time_t this_update; /* 0 if unreadable */
+    time_t next_update; /* 0 if the response has none */
+    time_t revoked_at;  /* REVOKED only */
+    bool current;       /* valid now (5 minutes of clock skew allowed) */
+};
+/* The first http:// OCSP responder URL of cert's AIA into buf; false if none. */
+bool tg_tls__ocsp_url(X509 *cert, char *buf, size_t n);
+/* Asks the responder at url about cert (POST, no proxy, at most 5 s): a new response, or NULL
+ * with a reason in why. Blocks: call off the event loop. */
+OCSP_RESPONSE *tg_tls__ocsp_query(const char *url, X509 *cert, X509 *issuer, char *why,
+                                  size_t why_len);
+/* Checks r: successful, signed by issuer (or a responder it delegated to), and holding a status
+ * for cert; fills *info (validity included, not required). 0, or -1 with a reason in why. With
+ * basic_out, *basic_out gets the basic response. */
+int tg_tls__ocsp_check(OCSP_RESPONSE *r, X509 *cert, X509 *issuer, struct tg_tls__ocsp_info *info,
+                       OCSP_BASICRESP **basic_out, char *why, size_t why_len);
+
+/* ---- OCSP stapling (staple.c) ---- */
+
+struct tg_tls__staple;
+/* The staple of cert (issuer looked up in chain) from oc's source, shared by every snapshot
+ * serving it (a reference). A file is read now (and again at every call, i.e. every reload). */
+struct tg_tls__staple *tg_tls__staple_get(const struct tg_ocsp_conf *oc, X509 *cert,
+                                          STACK_OF(X509) * chain);
+void tg_tls__staple_unref(struct tg_tls__staple *s);
+/* Whether s has a response, or (fetch) a responder to ask; else the reason in why. */
+bool tg_tls__staple_usable(const struct tg_tls__staple *s, char *why, size_t n);
+/* A copy of the current response to staple (for SSL_set_tlsext_status_ocsp_resp), or false
+ * when there is none that is current, good and for this certificate. */
+bool tg_tls__staple_copy(struct tg_tls__staple *s, unsigned char **der, size_t *len);
+/* One line for `tlsgate check`: source, status, this update and expiry, or why none. */
+void tg_tls__staple_print(struct tg_tls__staple *s, FILE *out);
+
+/* ---- session tickets (tickets.c) ---- */
+
+/* Sets the ticket-key callback (the calling thread's ring) on a listener context. */
+void tg_tls__tickets_apply(SSL_CTX *ctx);
 
 /* ---- client certificates (clientauth.c) ---- */
 
@@ -230,6 +278,10 @@ struct tg_tls__cauth;
 int tg_tls__cauth_new(const struct tg_config *cfg, const struct tg_listener_conf *lc,
                       struct tg_tls__cauth **out, struct tg_err *err);
 void tg_tls__cauth_free(struct tg_tls__cauth *ca);
+/* SHA-256 over what decides admission (mode, depth, revocation settings, trust anchors, allow
+ * list): equal for equal policies, in any process, so a session ticket can carry it. */
+void tg_tls__cauth_fingerprint(const struct tg_tls__cauth *ca, const struct tg_client_auth_conf *cc,
+                               unsigned char out[32]);
 /* Prints the client-certificate policy for `tlsgate check` (nothing when ca is NULL). */
 void tg_tls__cauth_print(const struct tg_tls__cauth *ca, FILE *out);
 /* Sets verification mode, callback, depth and CA names on a listener context. */

@@ -182,6 +182,8 @@ static void print_cert(const struct tg_tls__scert *sc, FILE *out)
     }
     free(subj);
     free(iss);
+    if (sc->staple != NULL)
+        tg_tls__staple_print(sc->staple, out);
 }
 
 void tg_tls_server_print_policy(const struct tg_tls_server *ts, FILE *out)
@@ -201,8 +203,16 @@ void tg_tls_server_print_policy(const struct tg_tls_server *ts, FILE *out)
     for (size_t off = 0; off < ts->alpn_len; off += 1 + ts->alpn_wire[off])
         fprintf(out, "%s %.*s", off ? "," : "", ts->alpn_wire[off],
                 (const char *)ts->alpn_wire + off + 1);
-    fprintf(out, "%s; session resumption: %s; security level: %d\n", ts->alpn_len ? "" : " off",
-            ts->resumption ? "tickets" : "off", SSL_CTX_get_security_level(ts->ctxs[0].ctx));
+    fprintf(out, "%s; session resumption: ", ts->alpn_len ? "" : " off");
+    if (ts->resumption)
+        fprintf(out, "tickets (%u per TLS 1.3 handshake, valid %ld s)%s",
+                SSL_CTX_get_num_tickets(ts->ctxs[0].ctx) > 0
+                    ? (unsigned)SSL_CTX_get_num_tickets(ts->ctxs[0].ctx)
+                    : ts->tickets_per_handshake,
+                ts->session_timeout, ts->legacy ? " and a session-id cache" : "");
+    else
+        fprintf(out, "off");
+    fprintf(out, "; security level: %d\n", SSL_CTX_get_security_level(ts->ctxs[0].ctx));
     if (ts->legacy)
         fprintf(out, "  WARNING: legacy policy (security level 0): old versions or weak suites "
                      "are enabled\n");

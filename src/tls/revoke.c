@@ -137,15 +137,17 @@ static void fail(struct tg_tls_fetch *f, const char *why)
     snprintf(f->error, sizeof(f->error), "%s", why ? why : "");
 }
 
-static BIO *http_get(struct tg_tls_fetch *f, BIO *req, const char *ctype_req,
-                     const char *ctype_resp)
+/* GET (req NULL) or POST req to an http:// URL, never through a proxy; the body, or NULL with
+ * a reason in why. Blocks up to FETCH_TIMEOUT seconds. */
+static BIO *http_get(const char *url, BIO *req, const char *ctype_req, const char *ctype_resp,
+                     char *why, size_t why_len)
 {
     char *host = NULL, *port = NULL, *path = NULL;
     int use_ssl = 0;
     BIO *resp = NULL;
-    if (OSSL_HTTP_parse_url(f->url, &use_ssl, NULL, &host, &port, NULL, &path, NULL, NULL) != 1 ||
+    if (OSSL_HTTP_parse_url(url, &use_ssl, NULL, &host, &port, NULL, &path, NULL, NULL) != 1 ||
         use_ssl) {
-        fail(f, "not an http:// URL");
+        snprintf(why, why_len, "not an http:// URL");
         goto out;
     }
     /* "" as the proxy: never the http_proxy of the environment. */
@@ -153,7 +155,7 @@ static BIO *http_get(struct tg_tls_fetch *f, BIO *req, const char *ctype_req,
                               ctype_req, req, ctype_resp, 1, MAX_RESP_BYTES, FETCH_TIMEOUT, 0);
     if (resp == NULL) {
         unsigned long e = ERR_peek_last_error();
-        fail(f, e ? ERR_reason_error_string(e) : "no answer");
+        snprintf(why, why_len, "%s", e ? ERR_reason_error_string(e) : "no answer");
     }
 out:
     OPENSSL_free(host);
@@ -161,6 +163,8 @@ out:
     OPENSSL_free(path);
     return resp;
 }
+
+static bool first_url(X509 *cert, bool ocsp, char *buf, size_t n);
 
 static time_t asn1_time(const ASN1_TIME *t, time_t def)
 {
@@ -172,7 +176,7 @@ static time_t asn1_time(const ASN1_TIME *t, time_t def)
 
 static void fetch_crl(struct tg_tls_fetch *f, X509_CRL **crl, time_t *expires)
 {
-    BIO *resp = http_get(f, NULL, NULL, NULL);
+    BIO *resp = http_get(f->url, NULL, NULL, NULL, f->error, sizeof(f->error));
     if (resp == NULL)
         return;
     *crl = d2i_X509_CRL_bio(resp, NULL);
@@ -184,62 +188,104 @@ static void fetch_crl(struct tg_tls_fetch *f, X509_CRL **crl, time_t *expires)
     *expires = asn1_time(X509_CRL_get0_nextUpdate(*crl), time(NULL) + DEFAULT_TTL);
 }
 
-static void fetch_ocsp(struct tg_tls_fetch *f, OCSP_BASICRESP **out, time_t *expires)
+OCSP_RESPONSE *tg_tls__ocsp_query(const char *url, X509 *cert, X509 *issuer, char *why,
+                                  size_t why_len)
 {
     OCSP_REQUEST *req = OCSP_REQUEST_new();
-    OCSP_CERTID *id = OCSP_cert_to_id(NULL, f->cert, f->issuer);
+    OCSP_CERTID *id = OCSP_cert_to_id(NULL, cert, issuer);
     BIO *reqbio = NULL, *resp = NULL;
     OCSP_RESPONSE *r = NULL;
-    OCSP_BASICRESP *basic = NULL;
-    X509_STORE *st = NULL;
-    STACK_OF(X509) *certs = NULL;
     if (req == NULL || id == NULL || OCSP_request_add0_id(req, id) == NULL) {
         OCSP_CERTID_free(id);
-        fail(f, "cannot build the OCSP request");
+        snprintf(why, why_len, "cannot build the OCSP request");
         goto out;
     }
     reqbio = ASN1_item_i2d_mem_bio(ASN1_ITEM_rptr(OCSP_REQUEST), (const ASN1_VALUE *)req);
-    resp = reqbio ? http_get(f, reqbio, "application/ocsp-request", "application/ocsp-response")
+    resp = reqbio ? http_get(url, reqbio, "application/ocsp-request", "application/ocsp-response",
+                             why, why_len)
                   : NULL;
     if (resp == NULL)
         goto out;
     r = (OCSP_RESPONSE *)ASN1_item_d2i_bio(ASN1_ITEM_rptr(OCSP_RESPONSE), resp, NULL);
-    if (r == NULL || OCSP_response_status(r) != OCSP_RESPONSE_STATUS_SUCCESSFUL ||
+    if (r == NULL)
+        snprintf(why, why_len, "the answer is not a DER OCSP response");
+out:
+    ERR_clear_error();
+    BIO_free(resp);
+    BIO_free(reqbio);
+    OCSP_REQUEST_free(req);
+    return r;
+}
+
+int tg_tls__ocsp_check(OCSP_RESPONSE *r, X509 *cert, X509 *issuer, struct tg_tls__ocsp_info *info,
+                       OCSP_BASICRESP **basic_out, char *why, size_t why_len)
+{
+    OCSP_BASICRESP *basic = NULL;
+    X509_STORE *st = NULL;
+    STACK_OF(X509) *certs = NULL;
+    int rc = -1;
+    memset(info, 0, sizeof(*info));
+    if (OCSP_response_status(r) != OCSP_RESPONSE_STATUS_SUCCESSFUL ||
         (basic = OCSP_response_get1_basic(r)) == NULL) {
-        fail(f, "the responder gave no successful OCSP response");
+        snprintf(why, why_len, "not a successful OCSP response (%s)",
+                 OCSP_response_status_str(OCSP_response_status(r)));
         goto out;
     }
     /* The answer must be signed by the certificate's issuer or a responder it delegated to. */
     st = X509_STORE_new();
     certs = sk_X509_new_null();
-    if (st == NULL || certs == NULL || X509_STORE_add_cert(st, f->issuer) != 1 ||
-        sk_X509_push(certs, f->issuer) <= 0 ||
+    if (st == NULL || certs == NULL || X509_STORE_add_cert(st, issuer) != 1 ||
+        sk_X509_push(certs, issuer) <= 0 ||
         OCSP_basic_verify(basic, certs, st, OCSP_TRUSTOTHER) <= 0) {
-        fail(f, "the OCSP response is not signed by the certificate's issuer");
+        snprintf(why, why_len, "the OCSP response is not signed by the certificate's issuer");
         goto out;
     }
-    OCSP_CERTID *cid = OCSP_cert_to_id(NULL, f->cert, f->issuer);
-    int status = -1, reason = 0;
+    OCSP_CERTID *cid = OCSP_cert_to_id(NULL, cert, issuer);
+    int reason = 0;
     ASN1_GENERALIZEDTIME *rev = NULL, *thisupd = NULL, *nextupd = NULL;
     int found =
-        cid ? OCSP_resp_find_status(basic, cid, &status, &reason, &rev, &thisupd, &nextupd) : 0;
+        cid ? OCSP_resp_find_status(basic, cid, &info->status, &reason, &rev, &thisupd, &nextupd)
+            : 0;
     OCSP_CERTID_free(cid);
-    if (found != 1 || OCSP_check_validity(thisupd, nextupd, 300, -1) != 1) {
-        fail(f, "the OCSP response has no current status for the certificate");
+    if (found != 1) {
+        snprintf(why, why_len, "the OCSP response is about another certificate");
         goto out;
     }
-    *expires = asn1_time(nextupd, time(NULL) + DEFAULT_TTL);
-    *out = basic;
-    basic = NULL;
+    info->this_update = asn1_time(thisupd, 0);
+    info->next_update = asn1_time(nextupd, 0);
+    info->revoked_at = asn1_time(rev, 0);
+    info->current = OCSP_check_validity(thisupd, nextupd, 300, -1) == 1;
+    if (basic_out != NULL) {
+        *basic_out = basic;
+        basic = NULL;
+    }
+    rc = 0;
 out:
     ERR_clear_error();
     sk_X509_free(certs);
     X509_STORE_free(st);
     OCSP_BASICRESP_free(basic);
+    return rc;
+}
+
+static void fetch_ocsp(struct tg_tls_fetch *f, OCSP_BASICRESP **out, time_t *expires)
+{
+    OCSP_RESPONSE *r = tg_tls__ocsp_query(f->url, f->cert, f->issuer, f->error, sizeof(f->error));
+    struct tg_tls__ocsp_info info;
+    OCSP_BASICRESP *basic = NULL;
+    if (r == NULL ||
+        tg_tls__ocsp_check(r, f->cert, f->issuer, &info, &basic, f->error, sizeof(f->error)) != 0)
+        goto out;
+    if (!info.current) {
+        fail(f, "the OCSP response has no current status for the certificate");
+        goto out;
+    }
+    *expires = info.next_update ? info.next_update : time(NULL) + DEFAULT_TTL;
+    *out = basic;
+    basic = NULL;
+out:
+    OCSP_BASICRESP_free(basic);
     OCSP_RESPONSE_free(r);
-    BIO_free(resp);
-    BIO_free(reqbio);
-    OCSP_REQUEST_free(req);
 }
 
 void tg_tls_fetch_run(struct tg_tls_fetch *f)
@@ -302,6 +348,11 @@ void tg_tls_fetch_run(struct tg_tls_fetch *f)
 }
 
 /* ---- lookups (verification) ---- */
+
+bool tg_tls__ocsp_url(X509 *cert, char *buf, size_t n)
+{
+    return first_url(cert, true, buf, n);
+}
 
 /* The first http URL of cert's CDP (CRL) or AIA OCSP entries into buf; false if none. */
 static bool first_url(X509 *cert, bool ocsp, char *buf, size_t n)

@@ -295,6 +295,96 @@ int tg_tls__apply_policy(SSL_CTX *ctx, const struct tg_tls__policy *pol, bool re
     return rc;
 }
 
+/* Sessions kept per context for legacy policies' session-id resumption. */
+#define LEGACY_CACHE_SESSIONS 20480
+
+/* A new ticket of a mutual-TLS listener records the policy that verified its session. */
+static int ticket_gen_cb(SSL *ssl, void *arg)
+{
+    const struct tg_tls_server *ts = arg;
+    SSL_SESSION *sess = SSL_get0_session(ssl);
+    return sess != NULL &&
+           SSL_SESSION_set1_ticket_appdata(sess, ts->cauth_fp, sizeof(ts->cauth_fp)) == 1;
+}
+
+/* A ticket resumes only under the policy that verified it (any snapshot or process with the
+ * same policy); otherwise the client does a full handshake under the current one. */
+static SSL_TICKET_RETURN ticket_dec_cb(SSL *ssl, SSL_SESSION *sess, const unsigned char *keyname,
+                                       size_t keyname_len, SSL_TICKET_STATUS status, void *arg)
+{
+    const struct tg_tls_server *ts = arg;
+    void *data = NULL;
+    size_t len = 0;
+    switch (status) {
+    case SSL_TICKET_SUCCESS:
+    case SSL_TICKET_SUCCESS_RENEW:
+        if (SSL_SESSION_get0_ticket_appdata(sess, &data, &len) == 1 &&
+            len == sizeof(ts->cauth_fp) && CRYPTO_memcmp(data, ts->cauth_fp, len) == 0)
+            return status == SSL_TICKET_SUCCESS ? SSL_TICKET_RETURN_USE
+                                                : SSL_TICKET_RETURN_USE_RENEW;
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    case SSL_TICKET_FATAL_ERR_MALLOC:
+    case SSL_TICKET_FATAL_ERR_OTHER:
+        return SSL_TICKET_RETURN_ABORT;
+    default: /* none sent, or not ours / not decryptable */
+        return SSL_TICKET_RETURN_IGNORE_RENEW;
+    }
+}
+
+/* Staples the response of the certificate OpenSSL picked, when a current good one exists. */
+static int status_cb(SSL *ssl, void *arg)
+{
+    const struct tg_tls_server *ts = arg;
+    X509 *cert = SSL_get_certificate(ssl);
+    for (size_t i = 0; i < ts->n_certs; i++) {
+        if (ts->certs[i].cert != cert || ts->certs[i].staple == NULL)
+            continue;
+        unsigned char *der = NULL;
+        size_t len = 0;
+        if (!tg_tls__staple_copy(ts->certs[i].staple, &der, &len))
+            break;
+        if (SSL_set_tlsext_status_ocsp_resp(ssl, der, (long)len) != 1) {
+            OPENSSL_free(der);
+            break;
+        }
+        return SSL_TLSEXT_ERR_OK;
+    }
+    return SSL_TLSEXT_ERR_NOACK;
+}
+
+/* Attaches every certificate's staple (tls.ocsp_stapling); problems go to err. */
+static void attach_staples(struct tg_tls_server *ts, const struct tg_tls_conf *tls,
+                           struct tg_err *err)
+{
+    const struct tg_ocsp_conf *oc = &tls->ocsp;
+    char *fpath = oc->mode == TG_OCSP_FILE ? tg_xasprintf("%s/file", oc->path)
+                                           : tg_xstrdup(oc->path ? oc->path : tls->path);
+    size_t usable = 0;
+    char first_why[1200] = "";
+    for (size_t i = 0; i < ts->n_certs; i++) {
+        struct tg_tls__scert *sc = &ts->certs[i];
+        sc->staple = tg_tls__staple_get(oc, sc->cert, sc->chain);
+        char why[1024];
+        if (tg_tls__staple_usable(sc->staple, why, sizeof(why))) {
+            usable++;
+            continue;
+        }
+        if (first_why[0] == '\0')
+            snprintf(first_why, sizeof(first_why), "keystore \"%s\": %s", sc->keystore, why);
+        if (oc->mode == TG_OCSP_FETCH)
+            tg_err_error(err, &oc->loc, fpath, "keystore \"%s\": cannot fetch OCSP staples: %s",
+                         sc->keystore, why);
+    }
+    if (oc->mode == TG_OCSP_FILE && usable == 0)
+        tg_err_warning(err, &oc->loc, fpath, "no OCSP response is stapled now: %s", first_why);
+    else if (oc->mode == TG_OCSP_FILE && usable < ts->n_certs)
+        tg_err_warning(err, &oc->loc, fpath,
+                       "the OCSP response is stapled for %zu of the listener's %zu certificates "
+                       "(%s)",
+                       usable, ts->n_certs, first_why);
+    free(fpath);
+}
+
 static int configure_ctx(struct tg_tls_server *ts, const struct tg_tls_conf *tls, SSL_CTX *ctx,
                          bool report, struct tg_err *err)
 {
@@ -323,21 +413,30 @@ static int configure_ctx(struct tg_tls_server *ts, const struct tg_tls_conf *tls
     /* Idle connections then hold no read/write buffers. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 
-    /* Stateless tickets only: a server-side cache would cost memory per session. */
+    /* Stateless tickets (keys from tickets.c's ring: shared by reloads and by instances with
+     * the same key file); a server-side cache only for legacy policies, whose old clients may
+     * not do tickets. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     if (tls->session_resumption) {
         unsigned char sid[EVP_MAX_MD_SIZE];
         unsigned sid_len = 0;
-        /* With client certificates, a session is only as good as the policy that verified it:
-         * each policy gets its own context id, so sessions from before a reload do a full
-         * handshake (OpenSSL refuses to resume across session id contexts). */
-        char *label = ts->cauth != NULL
-                          ? tg_xasprintf("tlsgate listener %s mtls %p %" PRIu64, ts->listener,
-                                         (void *)ts->cauth, ts->cauth_gen)
-                          : tg_xasprintf("tlsgate listener %s", ts->listener);
+        /* The same for every snapshot and process serving this listener. With client
+         * certificates, a ticket also carries the fingerprint of the policy that verified the
+         * session, and one from another policy makes a full handshake (ticket_dec_cb). */
+        char *label =
+            tg_xasprintf("tlsgate listener %s%s", ts->listener, ts->cauth != NULL ? " mtls" : "");
         EVP_Digest(label, strlen(label), sid, &sid_len, EVP_sha256(), NULL);
         free(label);
         SSL_CTX_set_session_id_context(ctx, sid, TG_MIN(sid_len, SSL_MAX_SID_CTX_LENGTH));
+        tg_tls__tickets_apply(ctx);
+        SSL_CTX_set_num_tickets(ctx, ts->tickets_per_handshake);
+        SSL_CTX_set_timeout(ctx, ts->session_timeout);
+        if (ts->cauth != NULL)
+            SSL_CTX_set_session_ticket_cb(ctx, ticket_gen_cb, ticket_dec_cb, ts);
+        if (ts->legacy) {
+            SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
+            SSL_CTX_sess_set_cache_size(ctx, LEGACY_CACHE_SESSIONS);
+        }
     } else {
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
         SSL_CTX_set_num_tickets(ctx, 0);
@@ -353,6 +452,10 @@ static int configure_ctx(struct tg_tls_server *ts, const struct tg_tls_conf *tls
         SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, ts);
     if (ts->cauth != NULL)
         tg_tls__cauth_apply(ts->cauth, ctx);
+    if (tls->ocsp.mode != TG_OCSP_OFF) {
+        SSL_CTX_set_tlsext_status_cb(ctx, status_cb);
+        SSL_CTX_set_tlsext_status_arg(ctx, ts);
+    }
     return rc;
 }
 
@@ -431,7 +534,7 @@ static int add_keystore(struct tg_tls_server *ts, const struct tg_tls_conf *tls,
     }
     ts->certs = tg_xrealloc(ts->certs, (ts->n_certs + 1) * sizeof(*ts->certs));
     ts->certs[ts->n_certs++] =
-        (struct tg_tls__scert){tg_xstrdup(kc->name), ks->cert, ks->chain, ci};
+        (struct tg_tls__scert){tg_xstrdup(kc->name), ks->cert, ks->chain, ci, NULL};
     ks->cert = NULL;
     ks->chain = NULL;
     rc = 0;
@@ -470,11 +573,13 @@ int tg_tls_server_new(const struct tg_config *cfg, size_t listener_idx, struct t
                      "true for plaintext)");
         goto out;
     }
-    if (tls->client_auth.mode != TG_CAUTH_NONE) {
-        static atomic_uint_fast64_t cauth_gens;
-        ts->cauth_gen = atomic_fetch_add(&cauth_gens, 1) + 1;
-        tg_tls__cauth_new(cfg, lc, &ts->cauth, err);
-    }
+    ts->tickets_per_handshake = cfg->tickets.per_handshake ? cfg->tickets.per_handshake : 1;
+    ts->session_timeout = (long)cfg->tickets.rotate_seconds *
+                          (long)(cfg->tickets.keep > 1 ? cfg->tickets.keep - 1 : 1);
+    if (ts->session_timeout <= 0)
+        ts->session_timeout = 7200;
+    if (tls->client_auth.mode != TG_CAUTH_NONE && tg_tls__cauth_new(cfg, lc, &ts->cauth, err) == 0)
+        tg_tls__cauth_fingerprint(ts->cauth, &tls->client_auth, ts->cauth_fp);
     /* Check the policy once on a scratch context so its problems are reported even when no
      * keystore loads. */
     SSL_CTX *probe = SSL_CTX_new(TLS_server_method());
@@ -496,6 +601,8 @@ int tg_tls_server_new(const struct tg_config *cfg, size_t listener_idx, struct t
         tg_tls__keystore_close(&ks);
         free(path);
     }
+    if (tg_err_count(err) == errors_before && tls->ocsp.mode != TG_OCSP_OFF)
+        attach_staples(ts, tls, err);
     if (tg_err_count(err) > errors_before || ts->n_ctxs == 0)
         goto out;
     *out = ts;
@@ -517,6 +624,7 @@ void tg_tls_server_free(struct tg_tls_server *ts)
     free(ts->ctxs);
     for (size_t i = 0; i < ts->n_certs; i++) {
         free(ts->certs[i].keystore);
+        tg_tls__staple_unref(ts->certs[i].staple);
         X509_free(ts->certs[i].cert);
         sk_X509_pop_free(ts->certs[i].chain, X509_free);
     }

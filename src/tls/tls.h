@@ -34,6 +34,47 @@ SSL_CTX *tg_tls_server_ctx(const struct tg_tls_server *ts);
  * subject, SANs, issuer chain, key type and size, not-after and days left, key usage. */
 void tg_tls_server_print_policy(const struct tg_tls_server *ts, FILE *out);
 
+/* ---- Session ticket keys (tls/tickets.c) ---- */
+
+#define TG_TLS_TICKET_KEY_LEN  80 /* bytes per key in a key file */
+#define TG_TLS_TICKET_KEYS_MAX 16 /* keys per file or ring */
+
+/* One ticket key, as stored in a key file: a name the ticket carries, then the HMAC-SHA256 key
+ * and the AES-256-CBC key (nginx's 80-byte ssl_session_ticket_key layout). */
+struct tg_tls_ticket_key {
+    unsigned char name[16];
+    unsigned char hmac[32];
+    unsigned char aes[32];
+};
+
+/* An immutable, refcounted ring of ticket keys: [0], the newest, encrypts; all decrypt. */
+struct tg_tls_tickets;
+
+/* Reads a key file (1 to TG_TLS_TICKET_KEYS_MAX records of 80 bytes, newest first). 0 with a
+ * new ring in *out, or -EINVAL with a reason (never key bytes) in why. */
+int tg_tls_tickets_load(const char *file, struct tg_tls_tickets **out, char *why, size_t why_len);
+/* A new ring: a fresh random key first, then up to keep - 1 of prev's newest keys (prev may be
+ * NULL). */
+struct tg_tls_tickets *tg_tls_tickets_rotate(const struct tg_tls_tickets *prev, size_t keep);
+struct tg_tls_tickets *tg_tls_tickets_ref(struct tg_tls_tickets *t);
+/* Drops a reference (any thread); the last one wipes and frees the ring. Accepts NULL. */
+void tg_tls_tickets_unref(struct tg_tls_tickets *t);
+size_t tg_tls_tickets_count(const struct tg_tls_tickets *t);
+/* Key i (0 = newest), or NULL. */
+const struct tg_tls_ticket_key *tg_tls_tickets_key(const struct tg_tls_tickets *t, size_t i);
+/* Makes t the ring this thread's handshakes use (takes a reference, drops the previous one).
+ * Until a thread has one, its handshakes issue no tickets and resume none. */
+void tg_tls_tickets_use(struct tg_tls_tickets *t);
+
+/* ---- OCSP staples (tls/staple.c) ---- */
+
+/* Whether a staple needs work: an OCSP file changed, or a fetched response is
+ * due for renewal (half its validity passed) or a failed fetch for a retry. Cheap; any thread. */
+bool tg_tls_staples_due(void);
+/* Re-reads changed OCSP files and fetches due responses (force: also fetches every response not
+ * fetched yet). Blocks on the network (up to 5 s per responder): call it off the event loop. */
+void tg_tls_staples_refresh(bool force);
+
 /* ---- Handshake failures (tls/failure.c) ---- */
 
 enum tg_tls_fail {

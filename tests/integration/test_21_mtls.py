@@ -584,7 +584,8 @@ def _resume(port, ctx, session=None):
         ss.close()
 
 
-def test_resumption_within_a_policy_not_across_reloads(gateway, origin, certs, pki, tmp_path):
+def test_resumption_across_reloads_only_under_the_same_policy(gateway, origin, certs, pki,
+                                                               tmp_path):
     gw, port, o = _start(gateway, origin, certs, pki, tmp_path, {"mode": "require"})
     ctx = _ctx(pki.alice, tls12=True)
     st, sess, reused, xfcc = _resume(port, ctx)
@@ -592,10 +593,18 @@ def test_resumption_within_a_policy_not_across_reloads(gateway, origin, certs, p
     st, sess2, reused, xfcc2 = _resume(port, ctx, sess)
     assert st == 200 and reused, "sessions resume under the same policy"
     assert xfcc2 == xfcc, "a resumed session forwards the same identity"
+    # A reload that leaves the client-certificate policy as it was keeps sessions resumable
+    # (the ticket carries the policy's fingerprint) ...
     cfg = json.loads(json.dumps(gw.config))
-    cfg["listeners"][0]["tls"]["client_auth"]["allowed_subjects"] = ["CN=bob,O=Org"]
+    cfg["log"]["level"] = "debug"
     gw.reload(cfg)
     assert gw.wait_log(lambda s: "generation 2" in s, timeout=5), gw.log_tail()
+    st, sess2, reused, xfcc3 = _resume(port, ctx, sess2)
+    assert st == 200 and reused and xfcc3 == xfcc, "same policy after a reload: resumed"
+    # ... one that changes it makes the client do a full handshake under the new policy.
+    cfg["listeners"][0]["tls"]["client_auth"]["allowed_subjects"] = ["CN=bob,O=Org"]
+    gw.reload(cfg)
+    assert gw.wait_log(lambda s: "generation 3" in s, timeout=5), gw.log_tail()
     with pytest.raises((ssl.SSLError, ConnectionError, OSError, ValueError)):
         st, _, reused, _ = _resume(port, ctx, sess2)
         assert st is None, "alice's old session must not get her past the new list"

@@ -15,6 +15,7 @@ import pytest
 import testenv
 from testenv import Conn
 from testenv.mtls import PKI
+from testenv.ocsp import OcspResponder
 
 
 class CrlServer:
@@ -75,46 +76,6 @@ def ocsp_pki(tmp_path_factory):
     p.revoke(p.inter, p.bad.cert)
     p.ocsp_port = port
     return p
-
-
-class OcspResponder:
-    """An OCSP responder on 127.0.0.1: each POSTed request is answered by `openssl ocsp` in
-    responder mode (-reqin/-respout with the CA's index), since `openssl ocsp -port` would listen
-    on every interface."""
-
-    def __init__(self, pki, port, d):
-        self.hits = 0
-        outer = self
-
-        class H(http.server.BaseHTTPRequestHandler):
-            def do_POST(self):
-                outer.hits += 1
-                n = int(self.headers.get("Content-Length", "0"))
-                req = os.path.join(d, "req-%d.der" % outer.hits)
-                resp = req.replace("req-", "resp-")
-                with open(req, "wb") as f:
-                    f.write(self.rfile.read(n))
-                subprocess.run(["openssl", "ocsp", "-index", pki.inter.db, "-CA", pki.inter.cert,
-                                "-rsigner", pki.inter.cert, "-rkey", pki.inter.key, "-nmin", "5",
-                                "-reqin", req, "-respout", resp], check=True,
-                               capture_output=True, timeout=30)
-                body = open(resp, "rb").read()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/ocsp-response")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *a):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
-        self.t = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.t.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 @pytest.fixture

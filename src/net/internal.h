@@ -1,0 +1,17 @@
+/* Symbols shared inside the net module only. */
+#ifndef TG_NET_INTERNAL_H
+#define TG_NET_INTERNAL_H
+
+#include "net/net.h"
+
+/* Whether a connection from peer on listener lc must start with a PROXY header. */
+bool tg_net__ppwait_wanted(const struct tg_listener_conf *lc, const struct sockaddr_storage *peer);
+/* Waits (with timeouts.handshake) for the PROXY header on the accepted fd, then hands fd to the
+ * handler's on_accept with the header's source address (the connection's own for LOCAL); a
+ * malformed header, a timeout or a hang-up closes fd, logged once and counted. */
+void tg_net__ppwait_start(struct tg_worker *w, size_t lidx, int fd,
+                          const struct sockaddr_storage *peer, socklen_t plen);
+/* Closes every connection still waiting for its header (shutdown). */
+void tg_net__ppwait_close_all(struct tg_worker *w);
+
+#endif
