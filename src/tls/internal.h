@@ -130,11 +130,17 @@ struct tg_tls__store {
     void *bags; /* pkcs12: STACK_OF(PKCS12_SAFEBAG) of every bag */
 };
 
-/* Opens file as type ("pkcs12", "jks" or "jceks") with the store password (NULL: no integrity
- * check for jks/jceks). Loads OpenSSL's legacy provider when a PKCS#12 file needs it (RC2, RC4,
- * DES). 0 or -errno with a sentence in why (never the password). */
+/* Opens file, written as type ("pkcs12", "jks" or "jceks"), in whichever of the three formats it
+ * really is (as Java's keystore.type.compat does; st->kind says which), with the store password
+ * (NULL: no integrity check for JKS/JCEKS). Loads OpenSSL's legacy provider when a PKCS#12 file
+ * needs it (RC2, RC4, DES). 0 or -errno with a sentence in why (never the password). */
 int tg_tls__store_open(const char *type, const char *file, const char *password,
                        struct tg_tls__store *out, char *why, size_t why_len);
+/* "PKCS#12", "JKS" or "JCEKS" for a store's kind. */
+const char *tg_tls__store_format(int kind);
+/* Whether the format found differs from type; if so writes "type jks, file is PKCS#12: loaded as
+ * PKCS#12" into buf, for a warning. */
+bool tg_tls__store_differs(const char *type, const struct tg_tls__store *st, char *buf, size_t len);
 /* Decrypts the key of key entry i with password (the key password, or the store password). */
 int tg_tls__store_key(const struct tg_tls__store *st, size_t i, const char *password,
                       EVP_PKEY **out, char *why, size_t why_len);
