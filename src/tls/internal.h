@@ -136,6 +136,9 @@ struct tg_tls__store {
  * needs it (RC2, RC4, DES). 0 or -errno with a sentence in why (never the password). */
 int tg_tls__store_open(const char *type, const char *file, const char *password,
                        struct tg_tls__store *out, char *why, size_t why_len);
+/* As tg_tls__store_open, for a file already in memory (buf is copied; the caller keeps it). */
+int tg_tls__store_parse(const char *type, const void *buf, size_t len, const char *password,
+                        struct tg_tls__store *out, char *why, size_t why_len);
 /* "PKCS#12", "JKS" or "JCEKS" for a store's kind. */
 const char *tg_tls__store_format(int kind);
 /* Whether the format found differs from type; if so writes "type jks, file is PKCS#12: loaded as

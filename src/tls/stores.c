@@ -371,12 +371,27 @@ bool tg_tls__store_differs(const char *type, const struct tg_tls__store *st, cha
 int tg_tls__store_open(const char *type, const char *file, const char *password,
                        struct tg_tls__store *out, char *why, size_t why_len)
 {
-    struct tg_tls__store st = {0};
-    int rc = tg_read_file(file, &st.data, &st.len);
+    char *data = NULL;
+    size_t len = 0;
+    int rc = tg_read_file(file, &data, &len);
     if (rc != 0) {
         snprintf(why, why_len, "cannot read %s: %s", file, strerror(-rc));
-        goto out;
+        return rc;
     }
+    rc = tg_tls__store_parse(type, data, len, password, out, why, why_len);
+    OPENSSL_cleanse(data, len);
+    free(data);
+    return rc;
+}
+
+int tg_tls__store_parse(const char *type, const void *buf, size_t len, const char *password,
+                        struct tg_tls__store *out, char *why, size_t why_len)
+{
+    struct tg_tls__store st = {0};
+    int rc = 0;
+    st.data = tg_xmalloc(len ? len : 1);
+    memcpy(st.data, buf, len);
+    st.len = len;
     /* As Java does, "jks", "jceks" and "pkcs12" each read any of the three formats: keytool
      * writes PKCS#12 whatever the file is called, and configs carry the older type names. */
     int kind = sniff(st.data, st.len);
