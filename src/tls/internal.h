@@ -5,7 +5,9 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
+#include <openssl/ocsp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
@@ -155,6 +157,20 @@ void tg_tls__store_aliases(const struct tg_tls__store *st, char *buf, size_t len
  * stack. 0, or -errno with the problem in err at the truststore's location. */
 int tg_tls__store_trusted(const struct tg_truststore_conf *ts, STACK_OF(X509) * *out,
                           struct tg_err *err);
+
+/* Opens an "enc:" value with the internal key (tg_tls_secret_decrypt once the key is loaded):
+ * 0 and a new NUL-terminated *plain, or -EINVAL with why (never the secret). */
+int tg_tls__secret_open(EVP_PKEY *key, const char *value, char **plain, size_t *plain_len,
+                        char *why, size_t why_len);
+
+/* The parse step of fetched revocation data (revoke.c), on the answer's body: a DER CRL, or an
+ * OCSP response that must be successful, signed by issuer (or a responder it delegated to) and
+ * hold a current status for cert. 0 with a new *out and *expires (nextUpdate, else now + an
+ * hour), or -EINVAL with a sentence in why. */
+int tg_tls__crl_parse(const uint8_t *buf, size_t len, time_t now, X509_CRL **out, time_t *expires,
+                      char *why, size_t why_len);
+int tg_tls__ocsp_parse(const uint8_t *buf, size_t len, X509 *cert, X509 *issuer, time_t now,
+                       OCSP_BASICRESP **out, time_t *expires, char *why, size_t why_len);
 
 /* "RSA", "ECDSA", "Ed25519", ... for a key. */
 const char *tg_tls__key_type(const EVP_PKEY *key);

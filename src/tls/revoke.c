@@ -5,6 +5,7 @@
 #include "tls/internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,18 +171,94 @@ static time_t asn1_time(const ASN1_TIME *t, time_t def)
     return timegm(&tm);
 }
 
+/* The whole answer in a new buffer (the transfer already bounded it to MAX_RESP_BYTES). */
+static uint8_t *read_all(BIO *b, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    uint8_t *buf = tg_xmalloc(cap);
+    int r;
+    while ((r = BIO_read(b, buf + n, (int)TG_MIN(cap - n, (size_t)INT_MAX))) > 0) {
+        n += (size_t)r;
+        if (n == cap) {
+            cap *= 2;
+            buf = tg_xrealloc(buf, cap);
+        }
+    }
+    *len = n;
+    return buf;
+}
+
+int tg_tls__crl_parse(const uint8_t *buf, size_t len, time_t now, X509_CRL **out, time_t *expires,
+                      char *why, size_t why_len)
+{
+    const unsigned char *p = buf;
+    X509_CRL *crl = len <= LONG_MAX ? d2i_X509_CRL(NULL, &p, (long)len) : NULL;
+    ERR_clear_error();
+    if (crl == NULL) {
+        snprintf(why, why_len, "the answer is not a DER CRL");
+        return -EINVAL;
+    }
+    *expires = asn1_time(X509_CRL_get0_nextUpdate(crl), now + DEFAULT_TTL);
+    *out = crl;
+    return 0;
+}
+
+int tg_tls__ocsp_parse(const uint8_t *buf, size_t len, X509 *cert, X509 *issuer, time_t now,
+                       OCSP_BASICRESP **out, time_t *expires, char *why, size_t why_len)
+{
+    const unsigned char *p = buf;
+    OCSP_RESPONSE *r = len <= LONG_MAX ? d2i_OCSP_RESPONSE(NULL, &p, (long)len) : NULL;
+    OCSP_BASICRESP *basic = NULL;
+    X509_STORE *st = NULL;
+    STACK_OF(X509) *certs = NULL;
+    int rc = -EINVAL;
+    if (r == NULL || OCSP_response_status(r) != OCSP_RESPONSE_STATUS_SUCCESSFUL ||
+        (basic = OCSP_response_get1_basic(r)) == NULL) {
+        snprintf(why, why_len, "the responder gave no successful OCSP response");
+        goto out;
+    }
+    /* The answer must be signed by the certificate's issuer or a responder it delegated to. */
+    st = X509_STORE_new();
+    certs = sk_X509_new_null();
+    if (st == NULL || certs == NULL || X509_STORE_add_cert(st, issuer) != 1 ||
+        sk_X509_push(certs, issuer) <= 0 ||
+        OCSP_basic_verify(basic, certs, st, OCSP_TRUSTOTHER) <= 0) {
+        snprintf(why, why_len, "the OCSP response is not signed by the certificate's issuer");
+        goto out;
+    }
+    OCSP_CERTID *cid = OCSP_cert_to_id(NULL, cert, issuer);
+    int status = -1, reason = 0;
+    ASN1_GENERALIZEDTIME *rev = NULL, *thisupd = NULL, *nextupd = NULL;
+    int found =
+        cid ? OCSP_resp_find_status(basic, cid, &status, &reason, &rev, &thisupd, &nextupd) : 0;
+    OCSP_CERTID_free(cid);
+    if (found != 1 || OCSP_check_validity(thisupd, nextupd, 300, -1) != 1) {
+        snprintf(why, why_len, "the OCSP response has no current status for the certificate");
+        goto out;
+    }
+    *expires = asn1_time(nextupd, now + DEFAULT_TTL);
+    *out = basic;
+    basic = NULL;
+    rc = 0;
+out:
+    ERR_clear_error();
+    sk_X509_free(certs);
+    X509_STORE_free(st);
+    OCSP_BASICRESP_free(basic);
+    OCSP_RESPONSE_free(r);
+    return rc;
+}
+
 static void fetch_crl(struct tg_tls_fetch *f, X509_CRL **crl, time_t *expires)
 {
     BIO *resp = http_get(f, NULL, NULL, NULL);
     if (resp == NULL)
         return;
-    *crl = d2i_X509_CRL_bio(resp, NULL);
+    size_t len = 0;
+    uint8_t *body = read_all(resp, &len);
     BIO_free(resp);
-    if (*crl == NULL) {
-        fail(f, "the answer is not a DER CRL");
-        return;
-    }
-    *expires = asn1_time(X509_CRL_get0_nextUpdate(*crl), time(NULL) + DEFAULT_TTL);
+    tg_tls__crl_parse(body, len, time(NULL), crl, expires, f->error, sizeof(f->error));
+    free(body);
 }
 
 static void fetch_ocsp(struct tg_tls_fetch *f, OCSP_BASICRESP **out, time_t *expires)
@@ -189,10 +266,6 @@ static void fetch_ocsp(struct tg_tls_fetch *f, OCSP_BASICRESP **out, time_t *exp
     OCSP_REQUEST *req = OCSP_REQUEST_new();
     OCSP_CERTID *id = OCSP_cert_to_id(NULL, f->cert, f->issuer);
     BIO *reqbio = NULL, *resp = NULL;
-    OCSP_RESPONSE *r = NULL;
-    OCSP_BASICRESP *basic = NULL;
-    X509_STORE *st = NULL;
-    STACK_OF(X509) *certs = NULL;
     if (req == NULL || id == NULL || OCSP_request_add0_id(req, id) == NULL) {
         OCSP_CERTID_free(id);
         fail(f, "cannot build the OCSP request");
@@ -203,40 +276,13 @@ static void fetch_ocsp(struct tg_tls_fetch *f, OCSP_BASICRESP **out, time_t *exp
                   : NULL;
     if (resp == NULL)
         goto out;
-    r = (OCSP_RESPONSE *)ASN1_item_d2i_bio(ASN1_ITEM_rptr(OCSP_RESPONSE), resp, NULL);
-    if (r == NULL || OCSP_response_status(r) != OCSP_RESPONSE_STATUS_SUCCESSFUL ||
-        (basic = OCSP_response_get1_basic(r)) == NULL) {
-        fail(f, "the responder gave no successful OCSP response");
-        goto out;
-    }
-    /* The answer must be signed by the certificate's issuer or a responder it delegated to. */
-    st = X509_STORE_new();
-    certs = sk_X509_new_null();
-    if (st == NULL || certs == NULL || X509_STORE_add_cert(st, f->issuer) != 1 ||
-        sk_X509_push(certs, f->issuer) <= 0 ||
-        OCSP_basic_verify(basic, certs, st, OCSP_TRUSTOTHER) <= 0) {
-        fail(f, "the OCSP response is not signed by the certificate's issuer");
-        goto out;
-    }
-    OCSP_CERTID *cid = OCSP_cert_to_id(NULL, f->cert, f->issuer);
-    int status = -1, reason = 0;
-    ASN1_GENERALIZEDTIME *rev = NULL, *thisupd = NULL, *nextupd = NULL;
-    int found =
-        cid ? OCSP_resp_find_status(basic, cid, &status, &reason, &rev, &thisupd, &nextupd) : 0;
-    OCSP_CERTID_free(cid);
-    if (found != 1 || OCSP_check_validity(thisupd, nextupd, 300, -1) != 1) {
-        fail(f, "the OCSP response has no current status for the certificate");
-        goto out;
-    }
-    *expires = asn1_time(nextupd, time(NULL) + DEFAULT_TTL);
-    *out = basic;
-    basic = NULL;
+    size_t len = 0;
+    uint8_t *body = read_all(resp, &len);
+    tg_tls__ocsp_parse(body, len, f->cert, f->issuer, time(NULL), out, expires, f->error,
+                       sizeof(f->error));
+    free(body);
 out:
     ERR_clear_error();
-    sk_X509_free(certs);
-    X509_STORE_free(st);
-    OCSP_BASICRESP_free(basic);
-    OCSP_RESPONSE_free(r);
     BIO_free(resp);
     BIO_free(reqbio);
     OCSP_REQUEST_free(req);
