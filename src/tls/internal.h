@@ -31,6 +31,35 @@ struct tg_tls__hello {
     bool alpn_sent;                        /* it offered ALPN */
 };
 
+/* A ClientHello's raw fields, each in its wire format, as OpenSSL's client-hello accessors give
+ * them (buffers borrowed). */
+struct tg_tls__hello_fields {
+    unsigned legacy_version;
+    bool has_versions; /* supported_versions was sent; its body: */
+    const unsigned char *versions;
+    size_t versions_len;
+    const unsigned char *suites; /* cipher suites, 2 bytes each (3 in an SSLv2-format hello) */
+    size_t suites_len;
+    bool isv2;
+    bool has_groups; /* supported_groups was sent; its body: */
+    const unsigned char *groups;
+    size_t groups_len;
+    bool has_alpn;
+};
+
+/* What the listener enables, to tell whether the client's offer matches. */
+struct tg_tls__hello_ours {
+    int min_version, max_version;
+    bool (*suite_enabled)(void *arg, unsigned id); /* the suite with IANA id is enabled */
+    void *arg;
+    const uint16_t *groups; /* IANA ids */
+    size_t n_groups;
+};
+
+/* Fills h from a ClientHello's fields (untrusted bytes: every length is checked against its
+ * buffer). */
+void tg_tls__hello_record(struct tg_tls__hello *h, const struct tg_tls__hello_fields *in,
+                          const struct tg_tls__hello_ours *ours);
 /* The record for ssl, or NULL if the client-hello callback has not run on it. */
 const struct tg_tls__hello *tg_tls__hello_get(SSL *ssl);
 /* The record for ssl, allocated on first use; NULL only if ex_data could not be set. */
