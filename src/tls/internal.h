@@ -32,6 +32,35 @@ struct tg_tls__hello {
     bool alpn_sent;                        /* it offered ALPN */
 };
 
+/* A ClientHello's raw fields, each in its wire format, as OpenSSL's client-hello accessors give
+ * them (buffers borrowed). */
+struct tg_tls__hello_fields {
+    unsigned legacy_version;
+    bool has_versions; /* supported_versions was sent; its body: */
+    const unsigned char *versions;
+    size_t versions_len;
+    const unsigned char *suites; /* cipher suites, 2 bytes each (3 in an SSLv2-format hello) */
+    size_t suites_len;
+    bool isv2;
+    bool has_groups; /* supported_groups was sent; its body: */
+    const unsigned char *groups;
+    size_t groups_len;
+    bool has_alpn;
+};
+
+/* What the listener enables, to tell whether the client's offer matches. */
+struct tg_tls__hello_ours {
+    int min_version, max_version;
+    bool (*suite_enabled)(void *arg, unsigned id); /* the suite with IANA id is enabled */
+    void *arg;
+    const uint16_t *groups; /* IANA ids */
+    size_t n_groups;
+};
+
+/* Fills h from a ClientHello's fields (untrusted bytes: every length is checked against its
+ * buffer). */
+void tg_tls__hello_record(struct tg_tls__hello *h, const struct tg_tls__hello_fields *in,
+                          const struct tg_tls__hello_ours *ours);
 /* The record for ssl, or NULL if the client-hello callback has not run on it. */
 const struct tg_tls__hello *tg_tls__hello_get(SSL *ssl);
 /* The record for ssl, allocated on first use; NULL only if ex_data could not be set. */
@@ -133,11 +162,20 @@ struct tg_tls__store {
     void *bags; /* pkcs12: STACK_OF(PKCS12_SAFEBAG) of every bag */
 };
 
-/* Opens file as type ("pkcs12", "jks" or "jceks") with the store password (NULL: no integrity
- * check for jks/jceks). Loads OpenSSL's legacy provider when a PKCS#12 file needs it (RC2, RC4,
- * DES). 0 or -errno with a sentence in why (never the password). */
+/* Opens file, written as type ("pkcs12", "jks" or "jceks"), in whichever of the three formats it
+ * really is (as Java's keystore.type.compat does; st->kind says which), with the store password
+ * (NULL: no integrity check for JKS/JCEKS). Loads OpenSSL's legacy provider when a PKCS#12 file
+ * needs it (RC2, RC4, DES). 0 or -errno with a sentence in why (never the password). */
 int tg_tls__store_open(const char *type, const char *file, const char *password,
                        struct tg_tls__store *out, char *why, size_t why_len);
+/* As tg_tls__store_open, for a file already in memory (buf is copied; the caller keeps it). */
+int tg_tls__store_parse(const char *type, const void *buf, size_t len, const char *password,
+                        struct tg_tls__store *out, char *why, size_t why_len);
+/* "PKCS#12", "JKS" or "JCEKS" for a store's kind. */
+const char *tg_tls__store_format(int kind);
+/* Whether the format found differs from type; if so writes "type jks, file is PKCS#12: loaded as
+ * PKCS#12" into buf, for a warning. */
+bool tg_tls__store_differs(const char *type, const struct tg_tls__store *st, char *buf, size_t len);
 /* Decrypts the key of key entry i with password (the key password, or the store password). */
 int tg_tls__store_key(const struct tg_tls__store *st, size_t i, const char *password,
                       EVP_PKEY **out, char *why, size_t why_len);
@@ -149,6 +187,20 @@ void tg_tls__store_aliases(const struct tg_tls__store *st, char *buf, size_t len
  * stack. 0, or -errno with the problem in err at the truststore's location. */
 int tg_tls__store_trusted(const struct tg_truststore_conf *ts, STACK_OF(X509) * *out,
                           struct tg_err *err);
+
+/* Opens an "enc:" value with the internal key (tg_tls_secret_decrypt once the key is loaded):
+ * 0 and a new NUL-terminated *plain, or -EINVAL with why (never the secret). */
+int tg_tls__secret_open(EVP_PKEY *key, const char *value, char **plain, size_t *plain_len,
+                        char *why, size_t why_len);
+
+/* The parse step of fetched revocation data (revoke.c), on the answer's body: a DER CRL, or an
+ * OCSP response that must be successful, signed by issuer (or a responder it delegated to) and
+ * hold a current status for cert. 0 with a new *out and *expires (nextUpdate, else now + an
+ * hour), or -EINVAL with a sentence in why. */
+int tg_tls__crl_parse(const uint8_t *buf, size_t len, time_t now, X509_CRL **out, time_t *expires,
+                      char *why, size_t why_len);
+int tg_tls__ocsp_parse(const uint8_t *buf, size_t len, X509 *cert, X509 *issuer, time_t now,
+                       OCSP_BASICRESP **out, time_t *expires, char *why, size_t why_len);
 
 /* "RSA", "ECDSA", "Ed25519", ... for a key. */
 const char *tg_tls__key_type(const EVP_PKEY *key);

@@ -458,6 +458,8 @@ static int load_store(const struct tg_keystore_conf *kc, struct tg_tls__keystore
         goto out;
     }
     rc = -EINVAL;
+    if (tg_tls__store_differs(kc->type, &st, why, sizeof(why)))
+        tg_err_warning(err, &kc->loc, kc->path, "keystore \"%s\": %s: %s", kc->name, kc->file, why);
     tg_tls__store_aliases(&st, names, sizeof(names));
     if (kc->alias != NULL) {
         const struct tg_tls__store_entry *e = find_alias(&st, kc->alias, &idx);

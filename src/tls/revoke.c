@@ -5,6 +5,7 @@
 #include "tls/internal.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -132,11 +133,6 @@ static struct tg_tls_fetch *entry_get(const char *key, const char *url, bool ocs
 
 /* ---- fetching (thread pool) ---- */
 
-static void fail(struct tg_tls_fetch *f, const char *why)
-{
-    snprintf(f->error, sizeof(f->error), "%s", why ? why : "");
-}
-
 /* GET (req NULL) or POST req to an http:// URL, never through a proxy; the body, or NULL with
  * a reason in why. Blocks up to FETCH_TIMEOUT seconds. */
 static BIO *http_get(const char *url, BIO *req, const char *ctype_req, const char *ctype_resp,
@@ -174,18 +170,48 @@ static time_t asn1_time(const ASN1_TIME *t, time_t def)
     return timegm(&tm);
 }
 
+/* The whole answer in a new buffer (the transfer already bounded it to MAX_RESP_BYTES). */
+static uint8_t *read_all(BIO *b, size_t *len)
+{
+    size_t cap = 4096, n = 0;
+    uint8_t *buf = tg_xmalloc(cap);
+    int r;
+    while ((r = BIO_read(b, buf + n, (int)TG_MIN(cap - n, (size_t)INT_MAX))) > 0) {
+        n += (size_t)r;
+        if (n == cap) {
+            cap *= 2;
+            buf = tg_xrealloc(buf, cap);
+        }
+    }
+    *len = n;
+    return buf;
+}
+
+int tg_tls__crl_parse(const uint8_t *buf, size_t len, time_t now, X509_CRL **out, time_t *expires,
+                      char *why, size_t why_len)
+{
+    const unsigned char *p = buf;
+    X509_CRL *crl = len <= LONG_MAX ? d2i_X509_CRL(NULL, &p, (long)len) : NULL;
+    ERR_clear_error();
+    if (crl == NULL) {
+        snprintf(why, why_len, "the answer is not a DER CRL");
+        return -EINVAL;
+    }
+    *expires = asn1_time(X509_CRL_get0_nextUpdate(crl), now + DEFAULT_TTL);
+    *out = crl;
+    return 0;
+}
+
 static void fetch_crl(struct tg_tls_fetch *f, X509_CRL **crl, time_t *expires)
 {
     BIO *resp = http_get(f->url, NULL, NULL, NULL, f->error, sizeof(f->error));
     if (resp == NULL)
         return;
-    *crl = d2i_X509_CRL_bio(resp, NULL);
+    size_t len = 0;
+    uint8_t *body = read_all(resp, &len);
     BIO_free(resp);
-    if (*crl == NULL) {
-        fail(f, "the answer is not a DER CRL");
-        return;
-    }
-    *expires = asn1_time(X509_CRL_get0_nextUpdate(*crl), time(NULL) + DEFAULT_TTL);
+    tg_tls__crl_parse(body, len, time(NULL), crl, expires, f->error, sizeof(f->error));
+    free(body);
 }
 
 OCSP_RESPONSE *tg_tls__ocsp_query(const char *url, X509 *cert, X509 *issuer, char *why,
@@ -206,7 +232,11 @@ OCSP_RESPONSE *tg_tls__ocsp_query(const char *url, X509 *cert, X509 *issuer, cha
                   : NULL;
     if (resp == NULL)
         goto out;
-    r = (OCSP_RESPONSE *)ASN1_item_d2i_bio(ASN1_ITEM_rptr(OCSP_RESPONSE), resp, NULL);
+    size_t len = 0;
+    uint8_t *body = read_all(resp, &len);
+    const unsigned char *p = body;
+    r = len <= LONG_MAX ? d2i_OCSP_RESPONSE(NULL, &p, (long)len) : NULL;
+    free(body);
     if (r == NULL)
         snprintf(why, why_len, "the answer is not a DER OCSP response");
 out:
@@ -268,23 +298,45 @@ out:
     return rc;
 }
 
+/* A parsed OCSP answer accepted for cert: signed by its issuer (or a delegate), about it, and
+ * current; the basic response and when it expires, or -EINVAL with why. */
+static int ocsp_accept(OCSP_RESPONSE *r, X509 *cert, X509 *issuer, time_t now, OCSP_BASICRESP **out,
+                       time_t *expires, char *why, size_t why_len)
+{
+    struct tg_tls__ocsp_info info;
+    OCSP_BASICRESP *basic = NULL;
+    if (tg_tls__ocsp_check(r, cert, issuer, &info, &basic, why, why_len) != 0)
+        return -EINVAL;
+    if (!info.current) {
+        snprintf(why, why_len, "the OCSP response has no current status for the certificate");
+        OCSP_BASICRESP_free(basic);
+        return -EINVAL;
+    }
+    *expires = info.next_update ? info.next_update : now + DEFAULT_TTL;
+    *out = basic;
+    return 0;
+}
+
+int tg_tls__ocsp_parse(const uint8_t *buf, size_t len, X509 *cert, X509 *issuer, time_t now,
+                       OCSP_BASICRESP **out, time_t *expires, char *why, size_t why_len)
+{
+    const unsigned char *p = buf;
+    OCSP_RESPONSE *r = len <= LONG_MAX ? d2i_OCSP_RESPONSE(NULL, &p, (long)len) : NULL;
+    int rc = -EINVAL;
+    if (r == NULL)
+        snprintf(why, why_len, "the answer is not a DER OCSP response");
+    else
+        rc = ocsp_accept(r, cert, issuer, now, out, expires, why, why_len);
+    ERR_clear_error();
+    OCSP_RESPONSE_free(r);
+    return rc;
+}
+
 static void fetch_ocsp(struct tg_tls_fetch *f, OCSP_BASICRESP **out, time_t *expires)
 {
     OCSP_RESPONSE *r = tg_tls__ocsp_query(f->url, f->cert, f->issuer, f->error, sizeof(f->error));
-    struct tg_tls__ocsp_info info;
-    OCSP_BASICRESP *basic = NULL;
-    if (r == NULL ||
-        tg_tls__ocsp_check(r, f->cert, f->issuer, &info, &basic, f->error, sizeof(f->error)) != 0)
-        goto out;
-    if (!info.current) {
-        fail(f, "the OCSP response has no current status for the certificate");
-        goto out;
-    }
-    *expires = info.next_update ? info.next_update : time(NULL) + DEFAULT_TTL;
-    *out = basic;
-    basic = NULL;
-out:
-    OCSP_BASICRESP_free(basic);
+    if (r != NULL)
+        ocsp_accept(r, f->cert, f->issuer, time(NULL), out, expires, f->error, sizeof(f->error));
     OCSP_RESPONSE_free(r);
 }
 

@@ -259,34 +259,46 @@ static int unbase64(const char *s, uint8_t **out, size_t *out_len)
     return 0;
 }
 
-int tg_tls_secret_decrypt(const struct tg_keystore_conf *internal, const char *value, char **plain,
-                          size_t *plain_len, char *why, size_t why_len)
+/* The blob of an "enc:" value, its header checked; a new buffer, or -EINVAL with why. */
+static int value_blob(const char *value, uint8_t **blob, size_t *blob_len, char *why,
+                      size_t why_len)
 {
-    uint8_t *blob = NULL, *pt = NULL, dk[DK_LEN], id[KEYID_LEN];
-    size_t blob_len = 0, pt_len = 0;
-    EVP_PKEY *key = NULL, *peer = NULL;
-    int rc = -EINVAL;
-
     if (strncmp(value, ENC_PREFIX, sizeof(ENC_PREFIX) - 1) != 0 ||
-        unbase64(value + sizeof(ENC_PREFIX) - 1, &blob, &blob_len) != 0 ||
-        blob_len < HEAD_LEN + NONCE_LEN + TAG_LEN) {
+        unbase64(value + sizeof(ENC_PREFIX) - 1, blob, blob_len) != 0 ||
+        *blob_len < HEAD_LEN + NONCE_LEN + TAG_LEN) {
         snprintf(why, why_len,
                  "not an \"enc:\" value made by `tlsgate secret encrypt` (damaged "
                  "or cut short)");
-        goto out;
+        goto bad;
     }
-    if (blob[0] != ENC_VERSION || (blob[1] != ALG_RSA && blob[1] != ALG_ECDH)) {
-        snprintf(why, why_len, "unknown \"enc:\" format %u.%u (made by a newer tlsgate?)", blob[0],
-                 blob[1]);
-        goto out;
+    const uint8_t *b = *blob;
+    if (b[0] != ENC_VERSION || (b[1] != ALG_RSA && b[1] != ALG_ECDH)) {
+        snprintf(why, why_len, "unknown \"enc:\" format %u.%u (made by a newer tlsgate?)", b[0],
+                 b[1]);
+        goto bad;
     }
-    size_t block_len = (size_t)blob[HEAD_LEN - 2] << 8 | blob[HEAD_LEN - 1];
-    if (blob_len < HEAD_LEN + block_len + NONCE_LEN + TAG_LEN) {
+    size_t block_len = (size_t)b[HEAD_LEN - 2] << 8 | b[HEAD_LEN - 1];
+    if (*blob_len < HEAD_LEN + block_len + NONCE_LEN + TAG_LEN) {
         snprintf(why, why_len, "the \"enc:\" value is damaged or cut short");
-        goto out;
+        goto bad;
     }
-    if ((key = internal_key(internal, why, why_len)) == NULL)
-        goto out;
+    return 0;
+bad:
+    free(*blob);
+    *blob = NULL;
+    return -EINVAL;
+}
+
+/* Opens a checked blob with the internal key. */
+static int open_blob(EVP_PKEY *key, const uint8_t *blob, size_t blob_len, char **plain,
+                     size_t *plain_len, char *why, size_t why_len)
+{
+    uint8_t *pt = NULL, dk[DK_LEN], id[KEYID_LEN];
+    EVP_PKEY *peer = NULL;
+    int rc = -EINVAL;
+    size_t block_len = (size_t)blob[HEAD_LEN - 2] << 8 | blob[HEAD_LEN - 1];
+    size_t ct_len = 0;
+
     if (key_id(key, id) != 0) {
         tg_tls__openssl_reason(why, why_len);
         goto out;
@@ -304,7 +316,7 @@ int tg_tls_secret_decrypt(const struct tg_keystore_conf *internal, const char *v
     const uint8_t *block = blob + HEAD_LEN;
     size_t aad_len = HEAD_LEN + block_len;
     const uint8_t *nonce = blob + aad_len, *ct = nonce + NONCE_LEN;
-    size_t ct_len = blob_len - aad_len - NONCE_LEN - TAG_LEN;
+    ct_len = blob_len - aad_len - NONCE_LEN - TAG_LEN;
     uint8_t tag[TAG_LEN];
     memcpy(tag, ct + ct_len, TAG_LEN);
     bool is_rsa = EVP_PKEY_get_base_id(key) == EVP_PKEY_RSA;
@@ -329,9 +341,8 @@ int tg_tls_secret_decrypt(const struct tg_keystore_conf *internal, const char *v
     pt = tg_xcalloc(ct_len + 1, 1);
     if (gcm(false, dk, nonce, blob, aad_len, ct, ct_len, pt, tag) != 0)
         goto altered;
-    pt_len = ct_len;
     *plain = (char *)pt;
-    *plain_len = pt_len;
+    *plain_len = ct_len;
     pt = NULL;
     rc = 0;
     goto out;
@@ -344,8 +355,38 @@ out:
     if (pt != NULL)
         OPENSSL_cleanse(pt, ct_len + 1);
     free(pt);
-    free(blob);
     EVP_PKEY_free(peer);
+    ERR_clear_error();
+    return rc;
+}
+
+int tg_tls__secret_open(EVP_PKEY *key, const char *value, char **plain, size_t *plain_len,
+                        char *why, size_t why_len)
+{
+    uint8_t *blob = NULL;
+    size_t blob_len = 0;
+    if (value_blob(value, &blob, &blob_len, why, why_len) != 0)
+        return -EINVAL;
+    int rc = open_blob(key, blob, blob_len, plain, plain_len, why, why_len);
+    free(blob);
+    return rc;
+}
+
+int tg_tls_secret_decrypt(const struct tg_keystore_conf *internal, const char *value, char **plain,
+                          size_t *plain_len, char *why, size_t why_len)
+{
+    uint8_t *blob = NULL;
+    size_t blob_len = 0;
+    EVP_PKEY *key = NULL;
+    int rc = -EINVAL;
+    /* The value's own damage first, then the keystore's. */
+    if (value_blob(value, &blob, &blob_len, why, why_len) != 0)
+        goto out;
+    if ((key = internal_key(internal, why, why_len)) == NULL)
+        goto out;
+    rc = open_blob(key, blob, blob_len, plain, plain_len, why, why_len);
+out:
+    free(blob);
     EVP_PKEY_free(key);
     ERR_clear_error();
     return rc;

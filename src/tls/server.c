@@ -67,11 +67,11 @@ static bool is_grease(unsigned v)
     return (v & 0x0f0f) == 0x0a0a && (v >> 8) == (v & 0xff);
 }
 
-static void record_versions(SSL *ssl, struct tg_tls__hello *h)
+static void record_versions(struct tg_tls__hello *h, const struct tg_tls__hello_fields *in)
 {
-    const unsigned char *p = NULL;
-    size_t len = 0;
-    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_versions, &p, &len) == 1 && len >= 1) {
+    const uint8_t *p = in->versions;
+    size_t len = in->versions_len;
+    if (in->has_versions && len >= 1) {
         size_t n = TG_MIN((size_t)p[0], len - 1);
         for (size_t i = 0; i + 1 < n; i += 2) {
             unsigned v = (unsigned)p[1 + i] << 8 | p[2 + i];
@@ -86,24 +86,24 @@ static void record_versions(SSL *ssl, struct tg_tls__hello *h)
             return;
     }
     /* Without supported_versions the client states only its highest version. */
-    h->max_version = (uint16_t)SSL_client_hello_get0_legacy_version(ssl);
+    h->max_version = (uint16_t)in->legacy_version;
     h->min_version = 0;
 }
 
-static bool suite_usable(const struct tg_tls_server *ts, unsigned id)
+static bool suite_usable(const struct tg_tls__hello_ours *ours, unsigned id)
 {
     if ((id >> 8) == 0x13)
-        return ts->max_version >= TLS1_3_VERSION;
-    return ts->min_version <= TLS1_2_VERSION;
+        return ours->max_version >= TLS1_3_VERSION;
+    return ours->min_version <= TLS1_2_VERSION;
 }
 
-static void record_suites(SSL *ssl, const struct tg_tls_server *ts, struct tg_tls__hello *h)
+static void record_suites(struct tg_tls__hello *h, const struct tg_tls__hello_fields *in,
+                          const struct tg_tls__hello_ours *ours)
 {
-    const unsigned char *p = NULL;
-    size_t len = SSL_client_hello_get0_ciphers(ssl, &p);
-    STACK_OF(SSL_CIPHER) *ours = SSL_get_ciphers(ssl);
+    const uint8_t *p = in->suites;
+    size_t len = in->suites_len;
     /* An SSLv2-format hello carries 3-byte cipher specs. */
-    size_t step = SSL_client_hello_isv2(ssl) ? 3 : 2;
+    size_t step = in->isv2 ? 3 : 2;
     for (size_t i = 0; i + step <= len; i += step) {
         if (step == 3 && p[i] != 0)
             continue;
@@ -112,21 +112,19 @@ static void record_suites(SSL *ssl, const struct tg_tls_server *ts, struct tg_tl
             continue;
         if (h->n_suites < UINT16_MAX)
             h->n_suites++;
-        if (h->suite_match || !suite_usable(ts, id))
+        if (h->suite_match || !suite_usable(ours, id))
             continue;
-        for (int j = 0; j < sk_SSL_CIPHER_num(ours); j++)
-            if (SSL_CIPHER_get_protocol_id(sk_SSL_CIPHER_value(ours, j)) == id) {
-                h->suite_match = true;
-                break;
-            }
+        if (ours->suite_enabled(ours->arg, id))
+            h->suite_match = true;
     }
 }
 
-static void record_groups(SSL *ssl, const struct tg_tls_server *ts, struct tg_tls__hello *h)
+static void record_groups(struct tg_tls__hello *h, const struct tg_tls__hello_fields *in,
+                          const struct tg_tls__hello_ours *ours)
 {
-    const unsigned char *p = NULL;
-    size_t len = 0;
-    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_groups, &p, &len) != 1 || len < 2)
+    const uint8_t *p = in->groups;
+    size_t len = in->groups_len;
+    if (!in->has_groups || len < 2)
         return;
     h->groups_sent = true;
     size_t n = TG_MIN((size_t)(p[0] << 8 | p[1]), len - 2);
@@ -138,10 +136,30 @@ static void record_groups(SSL *ssl, const struct tg_tls_server *ts, struct tg_tl
             h->groups[h->n_groups] = (uint16_t)id;
         if (h->n_groups < UINT8_MAX)
             h->n_groups++;
-        for (size_t j = 0; j < ts->n_groups; j++)
-            if (ts->groups[j] == id)
+        for (size_t j = 0; j < ours->n_groups; j++)
+            if (ours->groups[j] == id)
                 h->group_match = true;
     }
+}
+
+void tg_tls__hello_record(struct tg_tls__hello *h, const struct tg_tls__hello_fields *in,
+                          const struct tg_tls__hello_ours *ours)
+{
+    memset(h, 0, sizeof(*h));
+    record_versions(h, in);
+    record_suites(h, in, ours);
+    record_groups(h, in, ours);
+    h->alpn_sent = in->has_alpn;
+}
+
+/* Whether the connection's cipher list (SSL_get_ciphers) holds the suite with IANA id. */
+static bool ssl_suite_enabled(void *arg, unsigned id)
+{
+    STACK_OF(SSL_CIPHER) *ours = SSL_get_ciphers(arg);
+    for (int j = 0; j < sk_SSL_CIPHER_num(ours); j++)
+        if (SSL_CIPHER_get_protocol_id(sk_SSL_CIPHER_value(ours, j)) == id)
+            return true;
+    return false;
 }
 
 /* Runs first on every ClientHello (twice after a HelloRetryRequest); records what the client
@@ -152,14 +170,28 @@ static int hello_cb(SSL *ssl, int *al, void *arg)
     struct tg_tls__hello *h = tg_tls__hello_get_or_new(ssl);
     if (h == NULL)
         return SSL_CLIENT_HELLO_SUCCESS;
-    memset(h, 0, sizeof(*h));
-    record_versions(ssl, h);
-    record_suites(ssl, ts, h);
-    record_groups(ssl, ts, h);
+    struct tg_tls__hello_fields in = {
+        .legacy_version = SSL_client_hello_get0_legacy_version(ssl),
+        .isv2 = SSL_client_hello_isv2(ssl),
+    };
     const unsigned char *p = NULL;
     size_t len = 0;
-    h->alpn_sent = SSL_client_hello_get0_ext(
-                       ssl, TLSEXT_TYPE_application_layer_protocol_negotiation, &p, &len) == 1;
+    in.has_versions = SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_versions, &in.versions,
+                                                &in.versions_len) == 1;
+    in.suites_len = SSL_client_hello_get0_ciphers(ssl, &in.suites);
+    in.has_groups = SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_groups, &in.groups,
+                                              &in.groups_len) == 1;
+    in.has_alpn = SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_application_layer_protocol_negotiation,
+                                            &p, &len) == 1;
+    struct tg_tls__hello_ours ours = {
+        .min_version = ts->min_version,
+        .max_version = ts->max_version,
+        .suite_enabled = ssl_suite_enabled,
+        .arg = ssl,
+        .groups = ts->groups,
+        .n_groups = ts->n_groups,
+    };
+    tg_tls__hello_record(h, &in, &ours);
     return SSL_CLIENT_HELLO_SUCCESS;
 }
 

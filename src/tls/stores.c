@@ -137,7 +137,9 @@ static int p12_open(struct tg_tls__store *st, const char *password, char *why, s
 
     st->bags = all;
     if (p12 == NULL) {
-        snprintf(why, why_len, "not a PKCS#12 file, or it is truncated or damaged");
+        snprintf(why, why_len,
+                 "not a PKCS#12, JKS or JCEKS keystore: it starts as PKCS#12 does (30) but does "
+                 "not parse as one (truncated or damaged)");
         goto out;
     }
     if (PKCS12_mac_present(p12)) {
@@ -335,19 +337,84 @@ static int entry_cmp(const void *a, const void *b)
     return strcasecmp(x->alias, y->alias);
 }
 
+/* The format a file is really in, as Java's keystore.type.compat tells it: the JKS or JCEKS magic,
+ * or a DER SEQUENCE for PKCS#12; -1 for none of these. */
+static int sniff(const char *data, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)data;
+    if (len >= 4 && p[0] == 0xfe && p[1] == 0xed && p[2] == 0xfe && p[3] == 0xed)
+        return TG_TLS__JKS;
+    if (len >= 4 && p[0] == 0xce && p[1] == 0xce && p[2] == 0xce && p[3] == 0xce)
+        return TG_TLS__JCEKS;
+    if (len >= 1 && p[0] == 0x30)
+        return 0;
+    return -1;
+}
+
+const char *tg_tls__store_format(int kind)
+{
+    return kind == TG_TLS__JKS ? "JKS" : kind == TG_TLS__JCEKS ? "JCEKS" : "PKCS#12";
+}
+
+bool tg_tls__store_differs(const char *type, const struct tg_tls__store *st, char *buf, size_t len)
+{
+    int want = strcmp(type, "jks") == 0     ? TG_TLS__JKS
+               : strcmp(type, "jceks") == 0 ? TG_TLS__JCEKS
+                                            : 0;
+    if (want == st->kind)
+        return false;
+    snprintf(buf, len, "type %s, file is %s: loaded as %s", type, tg_tls__store_format(st->kind),
+             tg_tls__store_format(st->kind));
+    return true;
+}
+
 int tg_tls__store_open(const char *type, const char *file, const char *password,
                        struct tg_tls__store *out, char *why, size_t why_len)
 {
-    struct tg_tls__store st = {0};
-    int rc = tg_read_file(file, &st.data, &st.len);
+    char *data = NULL;
+    size_t len = 0;
+    int rc = tg_read_file(file, &data, &len);
     if (rc != 0) {
         snprintf(why, why_len, "cannot read %s: %s", file, strerror(-rc));
+        return rc;
+    }
+    rc = tg_tls__store_parse(type, data, len, password, out, why, why_len);
+    OPENSSL_cleanse(data, len);
+    free(data);
+    return rc;
+}
+
+int tg_tls__store_parse(const char *type, const void *buf, size_t len, const char *password,
+                        struct tg_tls__store *out, char *why, size_t why_len)
+{
+    struct tg_tls__store st = {0};
+    int rc = 0;
+    st.data = tg_xmalloc(len ? len : 1);
+    memcpy(st.data, buf, len);
+    st.len = len;
+    /* As Java does, "jks", "jceks" and "pkcs12" each read any of the three formats: keytool
+     * writes PKCS#12 whatever the file is called, and configs carry the older type names. */
+    int kind = sniff(st.data, st.len);
+    if (kind < 0) {
+        const unsigned char *p = (const unsigned char *)st.data;
+        char start[32] = "nothing: the file is empty";
+        for (size_t i = 0, off = 0; i < st.len && i < 4; i++)
+            off += (size_t)snprintf(start + off, sizeof(start) - off, "%s%02x", i ? " " : "", p[i]);
+        if (st.len >= 5 && memcmp(st.data, "-----", 5) == 0)
+            snprintf(why, why_len,
+                     "a PEM file, not a PKCS#12, JKS or JCEKS keystore (use type \"pem\" with "
+                     "\"cert\" and \"key\")");
+        else
+            snprintf(why, why_len,
+                     "not a PKCS#12, JKS or JCEKS keystore (it starts with %s; PKCS#12 starts "
+                     "with 30, JKS with fe ed fe ed, JCEKS with ce ce ce ce)",
+                     start);
+        rc = -EINVAL;
         goto out;
     }
-    if (strcmp(type, "pkcs12") == 0) {
+    if (kind == 0) {
         rc = p12_open(&st, password ? password : "", why, why_len);
     } else {
-        /* As keytool does, "jks" and "jceks" each read either format (the magic tells). */
         rc = jks_open(&st, password, why, why_len);
     }
     if (rc != 0)
@@ -424,7 +491,10 @@ int tg_tls__store_trusted(const struct tg_truststore_conf *ts, STACK_OF(X509) * 
         goto out;
     }
     rc = -EINVAL;
-    if (ts->password == NULL && strcmp(ts->type, "pkcs12") != 0)
+    if (tg_tls__store_differs(ts->type, &st, why, sizeof(why)))
+        tg_err_warning(err, &ts->loc, ts->path, "truststore \"%s\": %s: %s", ts->name, ts->file,
+                       why);
+    if (ts->password == NULL && st.kind != 0)
         tg_err_warning(err, &ts->loc, ts->path,
                        "truststore \"%s\": no password, so the integrity digest of %s is not "
                        "checked",

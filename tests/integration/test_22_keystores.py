@@ -288,8 +288,6 @@ CASES = [
      "a key usage without digitalSignature, which forbids its use in a TLS handshake"),
     ("wrong pkcs12 password", {"type": "pkcs12", "file": "legacy", "password": "not-it"},
      "wrong store password (the PKCS#12 MAC does not verify)"),
-    ("not pkcs12", {"type": "pkcs12", "file": "jks", "password": STOREPASS},
-     "not a PKCS#12 file"),
 ]
 
 
@@ -460,3 +458,149 @@ def test_backend_client_certificate_from_jks(gateway, certs, tmp_path):
     r = testenv.curl("--cacert", certs.ca.cert, "-o", "/dev/null", "-w", "%{http_code}",
                      "https://localhost:%d/nocert" % port)
     assert r.stdout.decode() == "502", (r.stdout, r.stderr, gw.log_tail())
+
+
+# ---------------------------------------------------------------------------------------------
+# types as Java reads them: "jks" and "pkcs12" each load the other's format (keystore.type.compat)
+
+JSSE_CLIENT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "java", "JsseClient.java")
+
+
+@pytest.fixture(scope="module")
+def compat(tmp_path_factory, certs):
+    """keytool's default (PKCS#12) stores named .jks, -storetype JKS stores named .p12, a client
+    certificate signed by the test CA (PEM for curl, PKCS#12 for Java)."""
+    d = str(tmp_path_factory.mktemp("compat"))
+    s = {}
+    for kind, storetype in (("p12", []), ("jks", ["-storetype", "JKS"])):
+        ext = "jks" if kind == "p12" else "p12"  # each file named as the other format
+        s[kind + "_ks"] = os.path.join(d, "web-%s.%s" % (kind, ext))
+        _keytool(d, "-genkeypair", *storetype, "-keystore", s[kind + "_ks"], "-storepass",
+                 STOREPASS, "-keypass", STOREPASS, "-alias", "web", "-keyalg", "EC",
+                 "-groupname", "secp256r1", "-dname", "CN=localhost,O=tlsgate tests", "-ext",
+                 "san=dns:localhost,ip:127.0.0.1", "-validity", "200")
+        s[kind + "_pem"] = os.path.join(d, "web-%s.pem" % kind)
+        _keytool(d, "-exportcert", "-rfc", "-keystore", s[kind + "_ks"], "-storepass", STOREPASS,
+                 "-alias", "web", "-file", s[kind + "_pem"])
+        s[kind + "_trust"] = os.path.join(d, "trust-%s.%s" % (kind, ext))
+        _keytool(d, "-importcert", "-noprompt", *storetype, "-keystore", s[kind + "_trust"],
+                 "-storepass", "changeit", "-alias", "tlsgate-test-ca", "-file", certs.ca.cert)
+    with open(s["p12_ks"], "rb") as f:
+        assert f.read(1) == b"\x30"  # keytool's default really is PKCS#12
+    with open(s["jks_ks"], "rb") as f:
+        assert f.read(4) == b"\xfe\xed\xfe\xed"
+    prefix = os.path.join(d, "client")
+    r = testenv.tlsgate("cert", "client", "--out", prefix, "--ca", os.path.join(certs.dir, "ca"),
+                        "--subject", "CN=java client,O=tlsgate tests")
+    assert r.returncode == 0, r.stdout + r.stderr
+    s["client_crt"], s["client_key"] = prefix + ".crt", prefix + ".key"
+    s["client_p12"] = prefix + ".p12"
+    _run(["openssl", "pkcs12", "-export", "-in", prefix + ".crt", "-inkey", prefix + ".key",
+          "-name", "client", "-out", s["client_p12"], "-passout", "pass:" + STOREPASS], d)
+    # Java's truststore for the gateway: a JKS holding the keytool-made server certificate
+    s["java_trust"] = os.path.join(d, "java-trust.jks")
+    _keytool(d, "-importcert", "-noprompt", "-storetype", "JKS", "-keystore", s["java_trust"],
+             "-storepass", "changeit", "-alias", "gateway", "-file", s["p12_pem"])
+    return s
+
+
+def _compat_cfg(tmp_path, compat, kind, written, port, **tls):
+    cfg = _cfg(tmp_path, {"web": {"type": written, "file": compat[kind + "_ks"],
+                                  "password": STOREPASS}}, ["web"], port=port,
+               truststores={"clients": {"type": written, "file": compat[kind + "_trust"],
+                                        "password": "changeit"}})
+    cfg["listeners"][0]["tls"]["client_auth"] = {"mode": "require", "truststore": "clients"}
+    cfg["listeners"][0]["tls"].update(tls)
+    return cfg
+
+
+@pytest.mark.parametrize("kind,written,found", [("p12", "jks", "PKCS#12"),
+                                                ("jks", "pkcs12", "JKS")],
+                         ids=["pkcs12-file-as-jks", "jks-file-as-pkcs12"])
+def test_store_type_as_java_reads_it(gateway, compat, tmp_path, kind, written, found):
+    """A keystore and a truststore whose type names the other format serve a handshake and
+    verify a client; the log and check say what was found."""
+    port = testenv.free_port()
+    cfg = _compat_cfg(tmp_path, compat, kind, written, port)
+    gw = gateway(cfg)
+    url = "https://localhost:%d/" % port
+    r = testenv.curl("--cacert", compat[kind + "_pem"], "--cert", compat["client_crt"], "--key",
+                     compat["client_key"], "-o", "/dev/null", "-w", "%{http_code}", url)
+    assert r.stdout.decode() == "200", (r.stdout, r.stderr, gw.log_tail())
+    r = testenv.curl("--cacert", compat[kind + "_pem"], "-o", "/dev/null", "-w", "%{http_code}",
+                     url)
+    assert r.stdout.decode() != "200", (r.stdout, r.stderr)
+    note = "type %s, file is %s: loaded as %s" % (written, found, found)
+    log = gw.log_text()
+    assert 'keystore "web": %s: %s' % (compat[kind + "_ks"], note) in log, log
+    assert 'truststore "clients": %s: %s' % (compat[kind + "_trust"], note) in log, log
+    code, out = _check(tmp_path, cfg)
+    assert code == 0, out
+    assert "warning: /keystores/web: " in out and note in out, out
+    assert "warning: /truststores/clients: " in out, out
+
+
+def test_store_types_written_as_found_say_nothing(compat, tmp_path):
+    code, out = _check(tmp_path, _compat_cfg(tmp_path, compat, "p12", "pkcs12", 1))
+    assert code == 0 and "loaded as" not in out, out
+    code, out = _check(tmp_path, _compat_cfg(tmp_path, compat, "jks", "jks", 1))
+    assert code == 0 and "loaded as" not in out, out
+
+
+STRICT = [
+    ("none of the formats", "pem", "pkcs12", "a PEM file, not a PKCS#12, JKS or JCEKS keystore"),
+    ("random bytes", "junk", "jks", "not a PKCS#12, JKS or JCEKS keystore (it starts with 00 01"),
+    ("wrong password, pkcs12 as jks", "p12_ks", "jks",
+     "wrong store password (the PKCS#12 MAC does not verify)"),
+    ("wrong password, jks as pkcs12", "jks_ks", "pkcs12",
+     "the integrity digest does not match: wrong store password"),
+    ("tampered pkcs12 as jceks", "p12_tampered", "jceks", "the PKCS#12 MAC does not verify"),
+]
+
+
+@pytest.mark.parametrize("what,file,written,message", STRICT, ids=[c[0] for c in STRICT])
+def test_store_type_compat_stays_strict(compat, certs, tmp_path, what, file, written, message):
+    if file == "pem":
+        path = certs.ec.cert
+    elif file == "junk":
+        path = str(tmp_path / "junk.jks")
+        with open(path, "wb") as f:
+            f.write(bytes(range(64)))
+    elif file == "p12_tampered":
+        data = bytearray(open(compat["p12_ks"], "rb").read())
+        data[len(data) // 2] ^= 0x01
+        path = str(tmp_path / "tampered.jks")
+        with open(path, "wb") as f:
+            f.write(bytes(data))
+    else:
+        path = compat[file]
+    password = "not-it" if "wrong password" in what else STOREPASS
+    code, out = _check(tmp_path, _cfg(tmp_path, {"web": {"type": written, "file": path,
+                                                         "password": password}}, ["web"]))
+    assert code == 2, out
+    lines = [l for l in out.splitlines() if "/keystores/web:" in l and "warning" not in l]
+    assert lines and message in lines[0], out
+
+
+@pytest.mark.parametrize("version", ["TLSv1.3", "TLSv1.2"])
+def test_java_client_mutual_tls(gateway, compat, tmp_path, version):
+    """Java's own client (JSSE HttpsURLConnection, a PKCS#12 keystore and a JKS truststore)
+    against a listener whose keystore and truststore are keytool-default files typed "jks"."""
+    if shutil.which("java") is None:
+        pytest.fail("java (openjdk-17-jre-headless) is not installed")
+    port = testenv.free_port()
+    gw = gateway(_compat_cfg(tmp_path, compat, "p12", "jks", port, min_version="TLS1.2"))
+    url = "https://localhost:%d/" % port
+
+    def java(*stores):
+        return subprocess.run(["java", JSSE_CLIENT, url, version, compat["java_trust"],
+                               "changeit"] + list(stores),
+                              capture_output=True, text=True, timeout=t(120), cwd=str(tmp_path))
+
+    r = java(compat["client_p12"], STOREPASS)
+    assert r.returncode == 0, (r.stdout, r.stderr, gw.log_tail())
+    assert r.stdout.startswith("status=200 protocol=%s " % version), r.stdout
+    # without its keystore the same client is refused: the gateway did require the certificate
+    r = java()
+    assert r.returncode == 1 and r.stdout.startswith("failed: "), (r.stdout, r.stderr)
+    assert "status=" not in r.stdout, r.stdout

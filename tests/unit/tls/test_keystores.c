@@ -169,6 +169,55 @@ static void test_pkcs12_store(void **state)
     free(path);
 }
 
+/* Each type reads the other formats, as Java's keystore.type.compat does, and says so. */
+static void test_store_type_compat(void **state)
+{
+    EVP_PKEY *key = NULL;
+    char *p12 = make_p12("compat", "changeit", &key);
+    char *jks = tg_xasprintf("%s/two_keys_and_ca.jks", CORPUS);
+    char *junk = tg_xasprintf("%s/bad_magic", CORPUS);
+    struct tg_tls__store st;
+    char why[256], note[128];
+
+    assert_int_equal(tg_tls__store_open("jks", p12, "changeit", &st, why, sizeof(why)), 0);
+    assert_int_equal(st.kind, 0);
+    assert_true(tg_tls__store_differs("jks", &st, note, sizeof(note)));
+    assert_string_equal(note, "type jks, file is PKCS#12: loaded as PKCS#12");
+    assert_false(tg_tls__store_differs("pkcs12", &st, note, sizeof(note)));
+    tg_tls__store_close(&st);
+
+    assert_int_equal(tg_tls__store_open("pkcs12", jks, "changeit", &st, why, sizeof(why)), 0);
+    assert_int_equal(st.kind, TG_TLS__JKS);
+    assert_int_equal(st.n, 3);
+    assert_true(tg_tls__store_differs("pkcs12", &st, note, sizeof(note)));
+    assert_string_equal(note, "type pkcs12, file is JKS: loaded as JKS");
+    assert_true(tg_tls__store_differs("jceks", &st, note, sizeof(note)));
+    assert_false(tg_tls__store_differs("jks", &st, note, sizeof(note)));
+    tg_tls__store_close(&st);
+
+    /* Still strict: the right password of each format, and nothing else. */
+    assert_int_equal(tg_tls__store_open("jks", p12, "wrong", &st, why, sizeof(why)), -EACCES);
+    assert_non_null(strstr(why, "PKCS#12 MAC does not verify"));
+    assert_int_equal(tg_tls__store_open("pkcs12", jks, "wrong", &st, why, sizeof(why)), -EACCES);
+    assert_non_null(strstr(why, "integrity digest does not match"));
+    assert_int_equal(tg_tls__store_open("jceks", junk, "changeit", &st, why, sizeof(why)), -EINVAL);
+    assert_non_null(strstr(why, "starts as PKCS#12 does (30) but does not parse as one"));
+    char *text = tg_xasprintf("%s/text.jks", tmpdir);
+    FILE *f = fopen(text, "w");
+    assert_non_null(f);
+    fputs("hello", f);
+    fclose(f);
+    assert_int_equal(tg_tls__store_open("pkcs12", text, "changeit", &st, why, sizeof(why)),
+                     -EINVAL);
+    assert_non_null(
+        strstr(why, "not a PKCS#12, JKS or JCEKS keystore (it starts with 68 65 6c 6c;"));
+    free(text);
+    EVP_PKEY_free(key);
+    free(p12);
+    free(jks);
+    free(junk);
+}
+
 /* ---- secrets ---- */
 
 static struct tg_keystore_conf internal_conf(const char *name, int rsa_bits)
@@ -321,8 +370,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_jks_entries_and_keys), cmocka_unit_test(test_jceks_key),
         cmocka_unit_test(test_jks_damage),           cmocka_unit_test(test_pkcs12_store),
-        cmocka_unit_test(test_secret_rsa_and_ec),    cmocka_unit_test(test_config_decrypts_enc),
-        cmocka_unit_test(test_password_hash),
+        cmocka_unit_test(test_store_type_compat),    cmocka_unit_test(test_secret_rsa_and_ec),
+        cmocka_unit_test(test_config_decrypts_enc),  cmocka_unit_test(test_password_hash),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
