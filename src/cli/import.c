@@ -414,24 +414,39 @@ static int read_all(const char *file, char **buf, size_t *len)
     return 0;
 }
 
-/* Writes text to out through a temporary file renamed over it: never a partial file. */
-static int write_atomic(const char *out, const char *text)
+static int write_fd(int fd, const char *text)
 {
-    size_t n = strlen(out) + 16;
-    char *tmp = tg_xmalloc(n);
-    snprintf(tmp, n, "%s.tmp%ld", out, (long)getpid());
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    int rc = fd < 0 ? -errno : 0;
     size_t len = strlen(text), off = 0;
-    while (rc == 0 && off < len) {
+    while (off < len) {
         ssize_t w = write(fd, text + off, len - off);
         if (w < 0 && errno == EINTR)
             continue;
         if (w < 0)
-            rc = -errno;
-        else
-            off += (size_t)w;
+            return -errno;
+        off += (size_t)w;
     }
+    return 0;
+}
+
+/* Writes text to out through a temporary file renamed over it: never a partial file. Something
+ * that is not a regular file (/dev/stdout, a pipe) is written directly, never replaced. */
+static int write_atomic(const char *out, const char *text)
+{
+    struct stat st;
+    if (stat(out, &st) == 0 && !S_ISREG(st.st_mode)) {
+        int fd = open(out, O_WRONLY | O_CLOEXEC);
+        if (fd < 0)
+            return -errno;
+        int rc = write_fd(fd, text);
+        if (close(fd) != 0 && rc == 0)
+            rc = -errno;
+        return rc;
+    }
+    size_t n = strlen(out) + 16;
+    char *tmp = tg_xmalloc(n);
+    snprintf(tmp, n, "%s.tmp%ld", out, (long)getpid());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    int rc = fd < 0 ? -errno : write_fd(fd, text);
     if (rc == 0 && fsync(fd) != 0)
         rc = -errno;
     if (fd >= 0 && close(fd) != 0 && rc == 0)

@@ -278,3 +278,78 @@ def test_krakend_malformed(certs, tmp_path):
     assert rc == 2 and cfg is None, err
     assert "missing.key" in err and "No such file" in err
     assert not os.path.exists(os.path.join(str(tmp_path), "imported.json"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Corda 5 (corda.p2p.gateway)
+
+
+def _corda_section(port, tls_type="MUTUAL", rev="SOFT_FAIL"):
+    return {
+        "serversConfiguration": [{"hostAddress": "127.0.0.1", "hostPort": port, "urlPath": "/"}],
+        "maxRequestSize": 500000000,
+        "connectionConfig": {"maxClientConnections": 100, "acquireTimeout": 10,
+                             "connectionIdleTimeout": 60, "responseTimeout": 1000,
+                             "retryDelay": 1000},
+        "sslConfig": {"tlsType": tls_type, "revocationCheck": {"mode": rev}},
+    }
+
+
+def test_corda_mutual_keeps_the_empty_allow_list(gateway, certs, bcerts, tmp_path):
+    d = str(tmp_path)
+    port = testenv.free_port()
+    # the operator supplies what Corda pushes at run time
+    shutil.copy(certs.ec.cert, os.path.join(d, "corda-p2p-tls.crt"))
+    shutil.copy(certs.ec.key, os.path.join(d, "corda-p2p-tls.key"))
+    shutil.copy(bcerts.client_ca.cert, os.path.join(d, "corda-p2p-trust.pem"))
+    src = os.path.join(d, "gateway-config.json")
+    with open(src, "w") as f:  # the body of PUT /api/v5_1/config, as the REST API takes it
+        json.dump({"section": "corda.p2p.gateway", "version": 0, "schemaVersion":
+                   {"major": 1, "minor": 0}, "config": json.dumps(_corda_section(port))}, f,
+                  indent=2)
+    rc, err, cfg = imp("corda", src)
+    assert rc == 1, err
+    assert "allowed_subjects" in report_line(err, "sslConfig.tlsType", "warning", "nobody")
+    assert report_line(err, "maxRequestSize", "warning")
+    assert "soft_fail" in report_line(err, "revocationCheck.mode")
+    assert cfg["timeouts"]["handshake"] == 10
+    check_ok(cfg, tmp_path)
+    gw = serve(gateway, cfg, tmp_path)
+    # TLS 1.3 only, AES-GCM only
+    r = sclient(port, "-tls1_2", client=bcerts.client_a)
+    assert not r.connected
+    r = sclient(port, "-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256",
+                client=bcerts.client_a)
+    assert not r.connected
+    # a certificate from the trust roots is still refused: the MGM's list is empty
+    rc_, out = curl_get(port, "/", certs, client=bcerts.client_a)
+    assert not out.endswith("200"), out
+    assert gw.wait_log(lambda s: "client_cert_not_allowed" in s)
+    # once the operator names the allowed subject, it is admitted
+    cfg["listeners"][0]["tls"]["client_auth"]["allowed_subjects"] = ["CN=client-a,O=Test"]
+    gw.reload(dict(cfg, workers=1, state_dir=str(tmp_path / "state")))
+
+    def admitted():
+        return curl_get(port, "/", certs, client=bcerts.client_a)[1].endswith("200")
+    assert testenv.wait_until(admitted, t(5))
+    rc_, out = curl_get(port, "/", certs)
+    assert not out.endswith("200")
+
+
+def test_corda_malformed(tmp_path):
+    d = str(tmp_path)
+    src = os.path.join(d, "gateway.conf")
+    with open(src, "w") as f:
+        f.write("sslConfig {\n  tlsType = MUTUAL\n}\n")
+    rc, err, cfg = imp("corda", src)
+    assert rc == 2 and cfg is None
+    assert "gateway.conf:1:" in err and "HOCON" in err, err
+    sec = _corda_section(8443, tls_type="TWO_WAY")
+    with open(src, "w") as f:
+        json.dump(sec, f, indent=2)
+    rc, err, cfg = imp("corda", src)
+    assert rc == 2 and cfg is None
+    line = report_line(err, "error", "tlsType")
+    assert "TWO_WAY" in line and "ONE_WAY" in line
+    n = [i for i, ln in enumerate(open(src).read().splitlines(), 1) if "tlsType" in ln][0]
+    assert "gateway.conf:%d:" % n in line, line
