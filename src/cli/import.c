@@ -147,6 +147,10 @@ void tg_imp_ciphers(struct tg_imp *im, int line, const char *key, json_t *names,
 {
     json_t *out = json_array();
     bool has13 = false, has12 = false;
+    const char *mn = json_string_value(json_object_get(tls, "min_version"));
+    const char *mx = json_string_value(json_object_get(tls, "max_version"));
+    int lo = mn ? vnum(mn) : 3, hi = mx ? vnum(mx) : 3;
+    size_t unusable = 0;
     size_t i;
     json_t *v;
     json_array_foreach(names, i, v)
@@ -177,6 +181,10 @@ void tg_imp_ciphers(struct tg_imp *im, int line, const char *key, json_t *names,
                         name);
             continue;
         }
+        if ((ci.tls13 && hi < 3) || (!ci.tls13 && lo == 3)) {
+            unusable++;
+            continue;
+        }
         bool dup = false;
         size_t j;
         json_t *w;
@@ -194,10 +202,10 @@ void tg_imp_ciphers(struct tg_imp *im, int line, const char *key, json_t *names,
         json_decref(out);
         return;
     }
+    if (unusable > 0)
+        tg_imp_note(im, line, key, "%zu suites are for TLS versions not enabled; left out",
+                    unusable);
     /* a version whose suites are all missing is one the source's stack cannot negotiate */
-    const char *mn = json_string_value(json_object_get(tls, "min_version"));
-    const char *mx = json_string_value(json_object_get(tls, "max_version"));
-    int lo = mn ? vnum(mn) : 3, hi = mx ? vnum(mx) : 3;
     if (!has13 && hi == 3) {
         if (lo == 3) {
             tg_imp_warn(im, line, key,
@@ -219,6 +227,27 @@ void tg_imp_ciphers(struct tg_imp *im, int line, const char *key, json_t *names,
     }
     json_object_set_new(tls, "cipher_suites", out);
     tg_imp_map(im, line, key, "%s.cipher_suites (%zu suites)", tls_key, json_array_size(out));
+}
+
+void tg_imp_java_suites(struct tg_imp *im, int line, const char *key, json_t *tls,
+                        const char *tls_key)
+{
+    json_t *names = json_pack(
+        "[s,s,s,s,s,s,s,s,s,s,s,s,s,s,s]", "TLS_AES_256_GCM_SHA384", "TLS_AES_128_GCM_SHA256",
+        "TLS_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+        "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256", "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+        "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+        "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA384",
+        "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA384", "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+        "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA", "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+        "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA");
+    tg_imp_note(im, line, key,
+                "absent: the JDK's default ECDHE suites are listed (CBC ones "
+                "included, which TLS 1.0 and 1.1 need)");
+    int w = im->warnings;
+    tg_imp_ciphers(im, line, key, names, tls, tls_key);
+    im->warnings = w; /* what the JDK offers by default is no finding of the source */
+    json_decref(names);
 }
 
 /* ---- config pieces ---- */

@@ -69,6 +69,10 @@ const char *tg_imp_version(const char *s);
  * a version without suites (as a Java or Go TLS stack would). */
 void tg_imp_ciphers(struct tg_imp *im, int line, const char *key, json_t *names, json_t *tls,
                     const char *tls_key);
+/* For a Java source that lists no suites: the JDK's default ECDHE suites (GCM, then CBC, which
+ * TLS 1.0 and 1.1 need) through tg_imp_ciphers, with a note. */
+void tg_imp_java_suites(struct tg_imp *im, int line, const char *key, json_t *tls,
+                        const char *tls_key);
 /* A new listener named name on host:port in out, with "tls" {} and routes to backend. */
 json_t *tg_imp_listener(struct tg_imp *im, const char *name, const char *host, long port,
                         const char *backend);

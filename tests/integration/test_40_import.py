@@ -353,3 +353,99 @@ def test_corda_malformed(tmp_path):
     assert "TWO_WAY" in line and "ONE_WAY" in line
     n = [i for i, ln in enumerate(open(src).read().splitlines(), 1) if "tlsType" in ln][0]
     assert "gateway.conf:%d:" % n in line, line
+
+
+# ---------------------------------------------------------------------------------------------
+# WSO2 API Microgateway 3.x (micro-gw.conf)
+
+MGW_CONF = """# micro-gw.conf, as the Microgateway 3.2 docs write it
+[listenerConfig]
+host = "127.0.0.1"
+httpsPort = %(port)d
+keyStorePath = "${mgw-runtime.home}/runtime/bre/security/ballerinaKeystore.p12"
+keyStorePassword = "%(storepass)s"
+trustStorePath = "${mgw-runtime.home}/runtime/bre/security/ballerinaTruststore.p12"
+trustStorePassword = "trust-secret"
+
+[mutualSSLConfig]
+protocolName = "TLS"
+ciphers = "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA, TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256 , SSL_RSA_WITH_3DES_EDE_CBC_SHA"
+sslVerifyClient = "optional"
+
+[[mutualSSLConfig.api.certificates]]
+  apiName = "PizzaShackAPI"
+  apiVersion = "1.0.0"
+  aliasList = ["client1"]
+
+[httpClients]
+  verifyHostname = true
+  [httpClients.sslConfig]
+    trustStorePath = "${mgw-runtime.home}/runtime/bre/security/backendTruststore.jks"
+    trustStorePassword = "k3y-secret"
+    protocolVersions = ["TLSv1.2"]
+"""
+
+
+def test_mgw_defaults_optional_clients_and_backend_trust(gateway, certs, bcerts, backend,
+                                                         tmp_path):
+    home = tmp_path / "mgw"
+    sec = home / "runtime" / "bre" / "security"
+    sec.mkdir(parents=True)
+    (home / "conf").mkdir()
+    _java_store(str(sec), "ballerinaKeystore.p12", "PKCS12", certs.ec, STOREPASS, "ballerina")
+    _trust_store(str(sec), "ballerinaTruststore.p12", "PKCS12", "trust-secret",
+                 {"client1": bcerts.client_ca.cert})
+    # MGW opens the clients' truststore with [listenerConfig]'s password
+    _trust_store(str(sec), "backendTruststore.jks", "JKS", "trust-secret",
+                 {"ca": certs.ca.cert})
+    port = testenv.free_port()
+    src = str(home / "conf" / "micro-gw.conf")
+    with open(src, "w") as f:
+        f.write(MGW_CONF % {"port": port, "storepass": STOREPASS})
+    good = backend("good", bcerts.server)
+    rc, err, cfg = imp("mgw", src, "--backend", "https://localhost:%d" % good.port)
+    assert rc == 1, err
+    assert "TLS 1.1" in report_line(err, "protocolVersions", "warning")
+    assert "trimmed" in report_line(err, "mutualSSLConfig.ciphers", "padded")
+    assert report_line(err, "mutualSSLConfig.ciphers", "listed twice")
+    assert report_line(err, "SSL_RSA_WITH_3DES_EDE_CBC_SHA", "left out")
+    assert "[listenerConfig]" in report_line(err, "httpClients.sslConfig.trustStorePassword",
+                                             "warning")
+    assert report_line(err, "mutualSSLConfig.api.certificates", "PizzaShackAPI")
+    assert ":12:" in report_line(err, "mutualSSLConfig.ciphers", "->")
+    tls = cfg["listeners"][0]["tls"]
+    assert (tls["min_version"], tls["max_version"]) == ("TLS1.1", "TLS1.2")
+    assert cfg["keystores"]["mgw"]["type"] == "pkcs12"
+    check_ok(cfg, tmp_path)
+    serve(gateway, cfg, tmp_path)
+    # the source's TLS 1.1 default stays on, with its CBC suite; no TLS 1.3
+    r = sclient(port, "-tls1_1", "-cipher", "ECDHE-ECDSA-AES128-SHA:@SECLEVEL=0")
+    assert r.connected and r.protocol == "TLSv1.1", r.out + r.err
+    r = sclient(port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES128-GCM-SHA256")
+    assert r.connected and r.protocol == "TLSv1.2"
+    r = sclient(port, "-tls1_3")
+    assert not r.connected
+    # optional: without a certificate admitted, with one from the truststore admitted, with an
+    # unknown one refused; requests reach the backend verified by the JKS truststore
+    for client in (None, bcerts.client_a):
+        rc_, out = curl_get(port, "/pizza", certs, client=client)
+        assert rc_ == 0 and out.endswith("200") and "backend good /pizza" in out, out
+    rc_, out = curl_get(port, "/pizza", certs, client=bcerts.client_foreign)
+    assert not out.endswith("200")
+
+
+def test_mgw_malformed(tmp_path):
+    d = tmp_path / "conf"
+    d.mkdir()
+    src = str(d / "micro-gw.conf")
+    with open(src, "w") as f:
+        f.write('[listenerConfig]\nhost = "0.0.0.0"\nhost = "127.0.0.1"\n')
+    rc, err, cfg = imp("mgw", src)
+    assert rc == 2 and cfg is None
+    assert "micro-gw.conf:3:1: error: duplicate key \"host\"" in err, err
+    with open(src, "w") as f:
+        f.write('[listenerConfig]\nkeyStorePath = "${mgw-runtime.home}/missing.p12"\n'
+                'keyStorePassword = "x"\n')
+    rc, err, cfg = imp("mgw", src)
+    assert rc == 2 and cfg is None
+    assert "micro-gw.conf:2:" in err and "missing.p12" in err, err
