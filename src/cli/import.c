@@ -95,6 +95,17 @@ int tg_imp_line(const struct tg_imp *im, const char *ptr)
 
 /* ---- paths, versions, suites ---- */
 
+bool tg_imp_token(const char **s, const char *seps, char *out, size_t n)
+{
+    *s += strspn(*s, seps);
+    if (**s == '\0')
+        return false;
+    size_t len = strcspn(*s, seps);
+    snprintf(out, n, "%.*s", (int)len, *s);
+    *s += len;
+    return true;
+}
+
 char *tg_imp_path(const struct tg_imp *im, const char *base, const char *file)
 {
     if (file[0] == '/')

@@ -58,6 +58,9 @@ void tg_imp_error(struct tg_imp *im, int line, int col, const char *fmt, ...)
 
 /* ---- building the config ---- */
 
+/* The next token of *s separated by any of seps, copied to out (cut to n-1 bytes); advances *s.
+ * false when no token is left. */
+bool tg_imp_token(const char **s, const char *seps, char *out, size_t n);
 /* base/file made absolute (base: the source's directory when NULL); newly allocated. */
 char *tg_imp_path(const struct tg_imp *im, const char *base, const char *file);
 /* true if path is a readable file, else an error at line naming key. */

@@ -449,3 +449,117 @@ def test_mgw_malformed(tmp_path):
     rc, err, cfg = imp("mgw", src)
     assert rc == 2 and cfg is None
     assert "micro-gw.conf:2:" in err and "missing.p12" in err, err
+
+
+# ---------------------------------------------------------------------------------------------
+# WSO2 API Manager 4.x (repository/conf/deployment.toml)
+
+APIM_TOML = """[server]
+hostname = "localhost"
+offset = 0
+
+[keystore.primary]
+file_name = "wso2carbon.jks"
+type = "JKS"
+password = "$secret{keystore_password}"
+alias = "wso2carbon"
+key_password = "$ref{keystore.primary.password}"
+
+[truststore]
+file_name = "client-truststore.jks"
+type = "JKS"
+password = "$env{TRUST_PASS}"
+
+[transport.https.properties]
+port = %(servlet)d
+
+[transport.https.sslHostConfig.properties]
+protocols = "TLSv1.3"
+ciphers = "TLS_AES_128_GCM_SHA256,TLS_AES_256_GCM_SHA384"
+
+[transport.passthru_https.listener]
+enable = true
+port = %(gateway)d
+
+[transport.passthru_https.listener.parameters]
+HttpsProtocols = "TLSv1.2"
+PreferredCiphers = "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+SSLVerifyClient = "require"
+
+[transport.passthru_https.sender.parameters]
+HostnameVerifier = "AllowAll"
+
+[secrets]
+keystore_password = "[%(storepass)s]"
+"""
+
+
+def _apim_home(tmp_path, certs, bcerts, servlet, gw_port, text=APIM_TOML):
+    home = tmp_path / "wso2am-4.2.0"
+    sec = home / "repository" / "resources" / "security"
+    conf = home / "repository" / "conf"
+    sec.mkdir(parents=True)
+    conf.mkdir(parents=True)
+    _java_store(str(sec), "wso2carbon.jks", "JKS", certs.ec, STOREPASS, "wso2carbon")
+    _trust_store(str(sec), "client-truststore.jks", "JKS", "trust-secret",
+                 {"wso2carbon-ca": certs.ca.cert, "partner-ca": bcerts.client_ca.cert})
+    src = str(conf / "deployment.toml")
+    with open(src, "w") as f:
+        f.write(text % {"servlet": servlet, "gateway": gw_port, "storepass": STOREPASS})
+    return src
+
+
+def test_apim_transports_secrets_and_client_certificates(gateway, certs, bcerts, backend,
+                                                         tmp_path):
+    servlet, gw_port = testenv.free_port(), testenv.free_port()
+    src = _apim_home(tmp_path, certs, bcerts, servlet, gw_port)
+    good = backend("good", bcerts.server)
+    rc, err, cfg = imp("apim", src, "--backend", "https://localhost:%d" % good.port)
+    assert rc == 1, err
+    assert "AllowAll" in report_line(err, "HostnameVerifier", "warning")
+    assert report_line(err, "secrets.keystore_password", "plain-text")
+    assert report_line(err, "keystore.tls", "keystore.primary.password")
+    ks = cfg["keystores"]["tls"]
+    assert ks["type"] == "jks" and ks["alias"] == "wso2carbon"
+    assert cfg["truststores"]["apim-trust"]["password"] == {"env": "TRUST_PASS"}
+    env = {"TRUST_PASS": "trust-secret"}
+    check_ok(cfg, tmp_path, env=env)
+    serve(gateway, cfg, tmp_path, env=env)
+    # the servlet transport: TLS 1.3 only, no client certificates
+    r = sclient(servlet, "-tls1_2")
+    assert not r.connected
+    rc_, out = curl_get(servlet, "/publisher", certs)
+    assert rc_ == 0 and out.endswith("200"), out
+    # the gateway transport: TLS 1.2 with the listed suites; a client certificate required
+    r = sclient(gw_port, "-tls1_2", "-cipher", "ECDHE-ECDSA-AES256-GCM-SHA384",
+                client=bcerts.client_a)
+    assert r.connected and r.cipher == "ECDHE-ECDSA-AES256-GCM-SHA384", r.out + r.err
+    r = sclient(gw_port, "-tls1_3", client=bcerts.client_a)
+    assert not r.connected
+    rc_, out = curl_get(gw_port, "/pizzashack/1.0.0/menu", certs, client=bcerts.client_a)
+    assert rc_ == 0 and out.endswith("200") and "backend good" in out, out
+    rc_, out = curl_get(gw_port, "/pizzashack/1.0.0/menu", certs)
+    assert not out.endswith("200")
+    rc_, out = curl_get(gw_port, "/pizzashack/1.0.0/menu", certs, client=bcerts.client_foreign)
+    assert not out.endswith("200")
+
+
+def test_apim_key_password_trap_and_malformed(certs, bcerts, tmp_path):
+    text = APIM_TOML.replace('key_password = "$ref{keystore.primary.password}"',
+                             'key_password = "other-key-pass"')
+    src = _apim_home(tmp_path, certs, bcerts, 9443, 8243, text)
+    rc, err, cfg = imp("apim", src)
+    assert rc == 1, err
+    line = report_line(err, "keystore.primary.key_password", "warning")
+    assert "store password" in line and "other-key-pass" not in err
+    assert "key_password" not in cfg["keystores"]["tls"]
+    with open(src, "w") as f:
+        f.write((text % {"servlet": 9443, "gateway": 8243, "storepass": STOREPASS}).replace(
+            "$secret{keystore_password}", "$ref{keystore.nothing.password}"))
+    rc, err, cfg = imp("apim", src)
+    assert rc == 2 and cfg is None
+    assert "deployment.toml:8:" in report_line(err, "error", "keystore.nothing.password"), err
+    with open(src, "w") as f:
+        f.write("[truststore]\nfile_name = \"client-truststore.jks\"\n[truststore]\n")
+    rc, err, cfg = imp("apim", src)
+    assert rc == 2 and "deployment.toml:3:1: error: table [truststore] is defined twice" in err
