@@ -563,3 +563,105 @@ def test_apim_key_password_trap_and_malformed(certs, bcerts, tmp_path):
         f.write("[truststore]\nfile_name = \"client-truststore.jks\"\n[truststore]\n")
     rc, err, cfg = imp("apim", src)
     assert rc == 2 and "deployment.toml:3:1: error: table [truststore] is defined twice" in err
+
+
+# ---------------------------------------------------------------------------------------------
+# Kaazing Gateway 5 (conf/gateway-config.xml)
+
+KAAZING_XML = """<?xml version="1.0" encoding="UTF-8" ?>
+<gateway-config xmlns="http://xmlns.kaazing.org/2016/06/gateway">
+  <properties>
+    <property>
+      <name>gateway.hostname</name>
+      <value>localhost</value>
+    </property>
+  </properties>
+
+  <service>
+    <name>app-proxy</name>
+    <accept>https://${gateway.hostname}:%(port)d/app/</accept>
+    <connect>https://localhost:%(backend)d/</connect>
+    <type>http.proxy</type>
+    <accept-options>
+      <ssl.protocols>TLSv1.2</ssl.protocols>
+      <ssl.ciphers>HIGH, !aNULL, !MD5</ssl.ciphers>
+      <tls.verify-client>optional</tls.verify-client>
+      <https.bind>127.0.0.1:%(port)d</https.bind>
+    </accept-options>
+    <connect-options>
+      <ssl.protocols>TLSv1.2</ssl.protocols>
+    </connect-options>
+  </service>
+
+  <service>
+    <name>echo</name>
+    <accept>wss://localhost:%(echo)d/echo</accept>
+    <type>echo</type>
+  </service>
+
+  <security>
+    <keystore>
+      <type>JCEKS</type>
+      <file>keystore.db</file>
+      <password-file>keystore.pw</password-file>
+    </keystore>
+    <truststore>
+      <file>truststore.db</file>
+      <password-file>truststore.pw</password-file>
+    </truststore>
+  </security>
+</gateway-config>
+"""
+
+
+def test_kaazing_jceks_optional_clients_and_proxy(gateway, certs, bcerts, backend, tmp_path):
+    conf = tmp_path / "kaazing" / "conf"
+    conf.mkdir(parents=True)
+    _java_store(str(conf), "keystore.db", "JCEKS", certs.ec, STOREPASS, "localhost")
+    (conf / "keystore.pw").write_text(STOREPASS + "\n")
+    _trust_store(str(conf), "truststore.db", "JKS", "trust-secret",
+                 {"client-ca": bcerts.client_ca.cert, "test-ca": certs.ca.cert})
+    (conf / "truststore.pw").write_text("trust-secret\n")
+    good = backend("good", bcerts.server)
+    port, echo = testenv.free_port(), testenv.free_port()
+    src = str(conf / "gateway-config.xml")
+    with open(src, "w") as f:
+        f.write(KAAZING_XML % {"port": port, "backend": good.port, "echo": echo})
+    rc, err, cfg = imp("kaazing", src)
+    assert rc == 1, err
+    assert "echo" in report_line(err, "type", "warning")
+    assert "still refuses a bad one" in report_line(err, "tls.verify-client", "note")
+    assert ":17:" in report_line(err, "ssl.ciphers", "HIGH:!aNULL:!MD5")
+    ks = cfg["keystores"]["kaazing-localhost"]
+    assert ks["type"] == "jceks" and ks["alias"] == "localhost"
+    assert ks["password"] == {"file": str(conf / "keystore.pw")}
+    check_ok(cfg, tmp_path)
+    serve(gateway, cfg, tmp_path)
+    r = sclient(port, "-tls1_3")
+    assert not r.connected
+    r = sclient(port, "-tls1_2")
+    assert r.connected and r.protocol == "TLSv1.2"
+    for client in (None, bcerts.client_a):
+        rc_, out = curl_get(port, "/app/x", certs, client=client)
+        assert rc_ == 0 and out.endswith("200") and "backend good /app/x" in out, out
+    rc_, out = curl_get(port, "/app/x", certs, client=bcerts.client_foreign)
+    assert not out.endswith("200")
+
+
+def test_kaazing_malformed(tmp_path):
+    src = str(tmp_path / "gateway-config.xml")
+    good = KAAZING_XML % {"port": 9443, "backend": 8443, "echo": 9000}
+    with open(src, "w") as f:
+        f.write(good[:good.index("<connect>")])
+    rc, err, cfg = imp("kaazing", src)
+    assert rc == 2 and cfg is None
+    assert "gateway-config.xml:13:5: error: Premature end of data" in err, err
+    with open(src, "w") as f:
+        f.write('<?xml version="1.0"?>\n<!DOCTYPE g [<!ENTITY a "aaaaaaaaaa">]>\n'
+                '<gateway-config><service><name>&a;</name></service></gateway-config>\n')
+    rc, err, cfg = imp("kaazing", src)
+    assert rc == 2 and "DOCTYPE" in err, err
+    with open(src, "w") as f:
+        f.write(good.replace("keystore.db", "missing.db"))
+    rc, err, cfg = imp("kaazing", src)
+    assert rc == 2 and "missing.db" in err, err
