@@ -21,6 +21,44 @@
 
 /* ---- report ---- */
 
+static void push(struct tg_imp *im, int line, const char *text)
+{
+    if (im->n_report == im->cap_report) {
+        im->cap_report = im->cap_report ? im->cap_report * 2 : 32;
+        im->report = tg_xrealloc(im->report, im->cap_report * sizeof(*im->report));
+        im->report_line = tg_xrealloc(im->report_line, im->cap_report * sizeof(int));
+    }
+    im->report_line[im->n_report] = line;
+    im->report[im->n_report++] = tg_xstrdup(text);
+}
+
+struct ordered {
+    int line;
+    size_t seq;
+    char *text;
+};
+
+static int by_line(const void *a, const void *b)
+{
+    const struct ordered *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* The report in the source's order (lines without a position first), each line's own order
+ * kept. */
+static void sort_report(struct tg_imp *im)
+{
+    struct ordered *o = tg_xcalloc(im->n_report ? im->n_report : 1, sizeof(*o));
+    for (size_t i = 0; i < im->n_report; i++)
+        o[i] = (struct ordered){im->report_line[i], i, im->report[i]};
+    qsort(o, im->n_report, sizeof(*o), by_line);
+    for (size_t i = 0; i < im->n_report; i++)
+        im->report[i] = o[i].text;
+    free(o);
+}
+
 __attribute__((format(printf, 5, 0))) static void add_line(struct tg_imp *im, int line,
                                                            const char *key, const char *level,
                                                            const char *fmt, va_list ap)
@@ -32,11 +70,7 @@ __attribute__((format(printf, 5, 0))) static void add_line(struct tg_imp *im, in
         snprintf(full, sizeof(full), "%s:%d: %s%s%s%s", im->src, line, key, sep, level, msg);
     else
         snprintf(full, sizeof(full), "%s: %s%s%s%s", im->src, key, sep, level, msg);
-    if (im->n_report == im->cap_report) {
-        im->cap_report = im->cap_report ? im->cap_report * 2 : 32;
-        im->report = tg_xrealloc(im->report, im->cap_report * sizeof(*im->report));
-    }
-    im->report[im->n_report++] = tg_xstrdup(full);
+    push(im, line, full);
 }
 
 void tg_imp_map(struct tg_imp *im, int line, const char *key, const char *fmt, ...)
@@ -77,11 +111,7 @@ void tg_imp_error(struct tg_imp *im, int line, int col, const char *fmt, ...)
         snprintf(full, sizeof(full), "%s:%d: error: %s", im->src, line, msg);
     else
         snprintf(full, sizeof(full), "%s: error: %s", im->src, msg);
-    if (im->n_report == im->cap_report) {
-        im->cap_report = im->cap_report ? im->cap_report * 2 : 32;
-        im->report = tg_xrealloc(im->report, im->cap_report * sizeof(*im->report));
-    }
-    im->report[im->n_report++] = tg_xstrdup(full);
+    push(im, line, full);
     im->errors++;
 }
 
@@ -91,6 +121,25 @@ int tg_imp_line(const struct tg_imp *im, const char *ptr)
     if (tg_config_doc_find(&im->lines, ptr, &line, &col) != 0)
         return 0;
     return line;
+}
+
+void tg_imp_other_keys(struct tg_imp *im, json_t *obj, const char *ptr, const char *prefix,
+                       const char *const *known, size_t n, const char *why)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach(obj, key, v)
+    {
+        size_t i = 0;
+        while (i < n && strcmp(known[i], key) != 0)
+            i++;
+        if (i < n)
+            continue;
+        char p[512], k[512];
+        snprintf(p, sizeof(p), "%s/%s", ptr, key);
+        snprintf(k, sizeof(k), "%s%s%.200s", prefix, prefix[0] ? "." : "", key);
+        tg_imp_note(im, tg_imp_line(im, p), k, "%s", why);
+    }
 }
 
 /* ---- paths, versions, suites ---- */
@@ -393,6 +442,8 @@ int tg_imp_run(const char *kind, const char *src, const char *src_dir, const cha
     json_decref(im.timeouts);
     json_decref(im.limits);
     int rc = im.errors > 0 ? 2 : im.warnings > 0 ? 1 : 0;
+    sort_report(&im);
+    free(im.report_line);
     if (out != NULL && rc != 2)
         *out = json_incref(im.out);
     else if (out != NULL)

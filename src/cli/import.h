@@ -22,6 +22,7 @@ struct tg_imp {
     json_t *out;               /* the tlsgate config */
     json_t *keystores, *truststores, *listeners, *backends, *timeouts, *limits; /* in out */
     char **report;
+    int *report_line; /* the source line of each report line (0: none) */
     size_t n_report, cap_report;
     int warnings, errors;
 };
@@ -55,6 +56,11 @@ void tg_imp_warn(struct tg_imp *im, int line, const char *key, const char *fmt, 
 /* The source cannot be imported (exit 2, no output). */
 void tg_imp_error(struct tg_imp *im, int line, int col, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* Notes every key of obj (at JSON pointer ptr, shown as prefix.KEY) that is not in known: not
+ * mapped, for the reason why. */
+void tg_imp_other_keys(struct tg_imp *im, json_t *obj, const char *ptr, const char *prefix,
+                       const char *const *known, size_t n, const char *why);
 
 /* ---- building the config ---- */
 

@@ -393,6 +393,33 @@ void tg_imp_apim(struct tg_imp *im)
                     "verified backend (stricter)");
     else if (hv != NULL)
         tg_imp_map(im, line_at(&a, key), key, "names are checked (%s)", hv);
+    static const char *const top[] = {"server", "keystore", "truststore", "transport", "secrets"};
+    tg_imp_other_keys(im, root, "", "", top, sizeof(top) / sizeof(top[0]),
+                      "not a TLS setting; not mapped");
+    static const char *const srv[] = {"hostname", "offset"};
+    tg_imp_other_keys(im, json_object_get(root, "server"), "/server", "server", srv, 2,
+                      "not a TLS setting; not mapped");
+    static const char *const kss[] = {"primary", "tls", "internal"};
+    tg_imp_other_keys(im, json_object_get(root, "keystore"), "/keystore", "keystore", kss, 3,
+                      "not a keystore tlsgate serves with; not mapped");
+    static const char *const tr[] = {"https", "passthru_https"};
+    tg_imp_other_keys(im, json_object_get(root, "transport"), "/transport", "transport", tr, 2,
+                      "not an HTTPS transport; not mapped");
+    static const char *const lpk[] = {"HttpsProtocols", "PreferredCiphers", "SSLVerifyClient"};
+    tg_imp_other_keys(im, at(root, "transport.passthru_https.listener.parameters"),
+                      "/transport/passthru_https/listener/parameters",
+                      "transport.passthru_https.listener.parameters", lpk, 3,
+                      "not a key tlsgate knows; not mapped");
+    static const char *const shk[] = {"protocols", "ciphers", "certificateVerification"};
+    tg_imp_other_keys(im, at(root, "transport.https.sslHostConfig.properties"),
+                      "/transport/https/sslHostConfig/properties",
+                      "transport.https.sslHostConfig.properties", shk, 3,
+                      "not a key tlsgate knows; not mapped");
+    static const char *const spk[] = {"HostnameVerifier"};
+    tg_imp_other_keys(im, at(root, "transport.passthru_https.sender.parameters"),
+                      "/transport/passthru_https/sender/parameters",
+                      "transport.passthru_https.sender.parameters", spk, 1,
+                      "not a key tlsgate knows; not mapped");
     if (json_is_true(at(root, "transport.passthru_https.sender.cert_revocation_validation.enable")))
         tg_imp_warn(im, 0, "transport.passthru_https.sender.cert_revocation_validation",
                     "tlsgate does not check backends' certificates for revocation yet");

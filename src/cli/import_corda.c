@@ -180,6 +180,9 @@ static void section(struct cctx *c, json_t *cfg)
     json_object_set_new(im->timeouts, "handshake", json_integer(10));
     json_t *ssl = json_object_get(cfg, "sslConfig");
     ssl_config(c, ssl, tls);
+    static const char *const sk[] = {"tlsType", "revocationCheck"};
+    tg_imp_other_keys(im, ssl, "/sslConfig", "sslConfig", sk, 2,
+                      "not a corda.p2p.gateway sslConfig key tlsgate knows; not mapped");
     if (im->errors > 0) {
         json_decref(tls);
         return;

@@ -423,10 +423,10 @@ static void service(struct kz *k, xmlNodePtr svc)
     json_t *el;
     json_array_foreach(im->listeners, i, el)
     {
+        /* one socket per port: "localhost:9443" and "127.0.0.1:9443" are the same one */
         const char *a = json_string_value(json_object_get(el, "address"));
-        char mine[300];
-        snprintf(mine, sizeof(mine), "%s:%ld", strcmp(bindhost, "0.0.0.0") ? bindhost : "", port);
-        if (a != NULL && strcmp(a, mine) == 0)
+        const char *colon = a ? strrchr(a, ':') : NULL;
+        if (colon != NULL && strtol(colon + 1, NULL, 10) == port)
             l = el;
     }
     json_t *route = json_pack("{s:s, s:s}", "path_prefix", path, "backend", backend);

@@ -208,10 +208,10 @@ static void server_tls(struct kctx *k, json_t *tls_src, json_t *tls)
     const char *tk = "listeners[0].tls";
     json_t *pairs = json_array();
     if (json_object_get(tls_src, "public_key") != NULL)
-        json_array_append_new(pairs,
-                              json_pack("{s:O?, s:O?, s:s}", "public_key",
-                                        json_object_get(tls_src, "public_key"), "private_key",
-                                        json_object_get(tls_src, "private_key"), "ptr", "/tls"));
+        json_array_append_new(
+            pairs, json_pack("{s:O?, s:O?, s:s}", "public_key",
+                             json_object_get(tls_src, "public_key"), "private_key",
+                             json_object_get(tls_src, "private_key"), "ptr", "/tls/public_key"));
     json_t *keys = json_object_get(tls_src, "keys");
     size_t i;
     json_t *v;
@@ -288,6 +288,20 @@ static void server_tls(struct kctx *k, json_t *tls_src, json_t *tls)
     if (json_object_get(tls_src, "disable_system_ca_pool") != NULL)
         tg_imp_map(im, LINE("/tls/disable_system_ca_pool"), "tls.disable_system_ca_pool",
                    "implied: tlsgate trusts only the named truststore");
+    static const char *const known[] = {"public_key",
+                                        "private_key",
+                                        "keys",
+                                        "disabled",
+                                        "min_version",
+                                        "max_version",
+                                        "cipher_suites",
+                                        "curve_preferences",
+                                        "enable_mtls",
+                                        "ca_certs",
+                                        "disable_system_ca_pool",
+                                        "prefer_server_cipher_suites"};
+    tg_imp_other_keys(im, tls_src, "/tls", "tls", known, sizeof(known) / sizeof(known[0]),
+                      "not a KrakenD tls key tlsgate knows; not mapped");
 }
 
 static void client_tls(struct kctx *k, json_t *src, json_t *tls)
@@ -341,6 +355,25 @@ static void client_tls(struct kctx *k, json_t *src, json_t *tls)
     version(k, src, "/client_tls", "max_version", tls, "max_version", tk, "TLS1.3");
     suites(k, src, "/client_tls", tls, tk);
     curves(k, src, "/client_tls", tls, tk);
+    if (json_object_get(src, "prefer_server_cipher_suites") != NULL)
+        tg_imp_note(im, LINE("/client_tls/prefer_server_cipher_suites"),
+                    "client_tls.prefer_server_cipher_suites",
+                    "ignored by KrakenD itself (and meaningless for a client); not mapped");
+    if (json_is_true(json_object_get(src, "disable_system_ca_pool")))
+        tg_imp_map(im, LINE("/client_tls/disable_system_ca_pool"),
+                   "client_tls.disable_system_ca_pool",
+                   "implied: backends are verified against ca_certs only");
+    static const char *const known[] = {"allow_insecure_connections",
+                                        "ca_certs",
+                                        "disable_system_ca_pool",
+                                        "client_certs",
+                                        "min_version",
+                                        "max_version",
+                                        "cipher_suites",
+                                        "curve_preferences",
+                                        "prefer_server_cipher_suites"};
+    tg_imp_other_keys(im, src, "/client_tls", "client_tls", known, sizeof(known) / sizeof(known[0]),
+                      "not a KrakenD client_tls key tlsgate knows; not mapped");
 }
 
 static void timeout(struct kctx *k, json_t *root, const char *skey, const char *tkey)

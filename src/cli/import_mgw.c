@@ -202,7 +202,11 @@ static void mutual(struct mctx *m, json_t *ms, json_t *tls, const char *trust)
                             json_pack("{s:s, s:s}", "mode", tm, "truststore", trust));
         tg_imp_map(im, vl, "mutualSSLConfig.sslVerifyClient",
                    "%s.client_auth.mode = \"%s\" (truststore %s)", tk, tm, trust);
-    } else if (mode != NULL && mode[0] != '\0' && strcasecmp(mode, "none") != 0) {
+    } else if (mode == NULL || mode[0] == '\0' || strcasecmp(mode, "none") == 0) {
+        if (vc != NULL)
+            tg_imp_map(im, vl, "mutualSSLConfig.sslVerifyClient", "%s.client_auth.mode = \"none\"",
+                       tk);
+    } else {
         tg_imp_error(im, vl, 0,
                      "mutualSSLConfig.sslVerifyClient: expected require, optional "
                      "or none, found \"%s\"",
@@ -245,7 +249,10 @@ static void http_clients(struct mctx *m, json_t *hc, json_t *lc)
     json_t *btls = json_object();
     const char *tk = "backends.backend.tls";
     json_t *vh = json_object_get(hc, "verifyHostname");
-    if (json_is_false(vh))
+    if (json_is_true(vh))
+        tg_imp_map(im, tg_imp_line(im, "/httpClients/verifyHostname"), "httpClients.verifyHostname",
+                   "backend names are checked (always, in tlsgate)");
+    else if (json_is_false(vh))
         tg_imp_warn(im, tg_imp_line(im, "/httpClients/verifyHostname"),
                     "httpClients.verifyHostname",
                     "false in the source; tlsgate always checks a verified backend's name "
@@ -356,6 +363,28 @@ void tg_imp_mgw(struct tg_imp *im)
     json_t *hc = json_object_get(root, "httpClients");
     if (hc != NULL)
         http_clients(&m, hc, lc);
+    static const char *const lk[] = {"host",           "httpsPort",          "httpPort",
+                                     "keyStorePath",   "keyStorePassword",   "keyStore",
+                                     "trustStorePath", "trustStorePassword", "trustStore"};
+    tg_imp_other_keys(im, lc, "/listenerConfig", "listenerConfig", lk, sizeof(lk) / sizeof(lk[0]),
+                      "not a TLS listener setting; not mapped");
+    static const char *const mk[] = {"protocolName",
+                                     "protocolVersions",
+                                     "ciphers",
+                                     "sslVerifyClient",
+                                     "api",
+                                     "certificateHeader",
+                                     "isClientCertificateValidationEnabled"};
+    tg_imp_other_keys(im, ms, "/mutualSSLConfig", "mutualSSLConfig", mk, sizeof(mk) / sizeof(mk[0]),
+                      "not a key tlsgate knows; not mapped");
+    static const char *const hk[] = {"verifyHostname", "sslConfig"};
+    tg_imp_other_keys(im, hc, "/httpClients", "httpClients", hk, sizeof(hk) / sizeof(hk[0]),
+                      "not a TLS setting; not mapped");
+    static const char *const sk[] = {"trustStorePath", "trustStorePassword", "trustStore",
+                                     "protocolVersions", "ciphers"};
+    tg_imp_other_keys(im, json_object_get(hc, "sslConfig"), "/httpClients/sslConfig",
+                      "httpClients.sslConfig", sk, sizeof(sk) / sizeof(sk[0]),
+                      "not a key tlsgate knows; not mapped");
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v)

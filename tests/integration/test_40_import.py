@@ -594,6 +594,13 @@ KAAZING_XML = """<?xml version="1.0" encoding="UTF-8" ?>
   </service>
 
   <service>
+    <name>partner</name>
+    <accept>https://localhost:%(port)d/partner/</accept>
+    <connect>https://localhost:%(foreign)d/</connect>
+    <type>http.proxy</type>
+  </service>
+
+  <service>
     <name>echo</name>
     <accept>wss://localhost:%(echo)d/echo</accept>
     <type>echo</type>
@@ -623,10 +630,12 @@ def test_kaazing_jceks_optional_clients_and_proxy(gateway, certs, bcerts, backen
                  {"client-ca": bcerts.client_ca.cert, "test-ca": certs.ca.cert})
     (conf / "truststore.pw").write_text("trust-secret\n")
     good = backend("good", bcerts.server)
+    foreign = backend("foreign", bcerts.foreign)  # a CA the truststore does not hold
     port, echo = testenv.free_port(), testenv.free_port()
     src = str(conf / "gateway-config.xml")
     with open(src, "w") as f:
-        f.write(KAAZING_XML % {"port": port, "backend": good.port, "echo": echo})
+        f.write(KAAZING_XML % {"port": port, "backend": good.port, "echo": echo,
+                               "foreign": foreign.port})
     rc, err, cfg = imp("kaazing", src)
     assert rc == 1, err
     assert "echo" in report_line(err, "type", "warning")
@@ -636,7 +645,7 @@ def test_kaazing_jceks_optional_clients_and_proxy(gateway, certs, bcerts, backen
     assert ks["type"] == "jceks" and ks["alias"] == "localhost"
     assert ks["password"] == {"file": str(conf / "keystore.pw")}
     check_ok(cfg, tmp_path)
-    serve(gateway, cfg, tmp_path)
+    gw = serve(gateway, cfg, tmp_path)
     r = sclient(port, "-tls1_3")
     assert not r.connected
     r = sclient(port, "-tls1_2")
@@ -646,11 +655,16 @@ def test_kaazing_jceks_optional_clients_and_proxy(gateway, certs, bcerts, backen
         assert rc_ == 0 and out.endswith("200") and "backend good /app/x" in out, out
     rc_, out = curl_get(port, "/app/x", certs, client=bcerts.client_foreign)
     assert not out.endswith("200")
+    # the second service shares the listener; its backend's CA is unknown: refused
+    assert report_line(err, "accept", "shares the listener")
+    rc_, out = curl_get(port, "/partner/x", certs)
+    assert out.endswith("502"), out
+    assert gw.wait_log(lambda s: "unknown_ca" in s)
 
 
 def test_kaazing_malformed(tmp_path):
     src = str(tmp_path / "gateway-config.xml")
-    good = KAAZING_XML % {"port": 9443, "backend": 8443, "echo": 9000}
+    good = KAAZING_XML % {"port": 9443, "backend": 8443, "echo": 9000, "foreign": 8444}
     with open(src, "w") as f:
         f.write(good[:good.index("<connect>")])
     rc, err, cfg = imp("kaazing", src)
