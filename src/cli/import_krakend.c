@@ -404,7 +404,6 @@ static void endpoints(struct kctx *k, json_t *root, json_t *btls, json_t *routes
     json_t *global = json_object_get(root, "host");
     size_t i;
     json_t *ep;
-    int nb = 0;
     json_array_foreach(eps, i, ep)
     {
         char p[64], bname[32];
@@ -429,7 +428,6 @@ static void endpoints(struct kctx *k, json_t *root, json_t *btls, json_t *routes
         }
         if (b == NULL)
             continue;
-        nb++;
         if (json_object_get(b, "tls") != NULL && btls != NULL)
             json_object_set(b, "tls", btls);
         char prefix[256];
@@ -462,7 +460,6 @@ static void endpoints(struct kctx *k, json_t *root, json_t *btls, json_t *routes
             json_array_set(routes, b - 1, y);
             json_array_set_new(routes, b, x);
         }
-    (void)nb;
 }
 
 void tg_imp_krakend(struct tg_imp *im)
