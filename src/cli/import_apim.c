@@ -360,6 +360,11 @@ void tg_imp_apim(struct tg_imp *im)
         verify_client(&a, key, json_string_value(json_object_get(lpp, "SSLVerifyClient")), tls2,
                       "listeners[1].tls", trust);
         json_t *crv = json_object_get(pt, "cert_revocation_validation");
+        if (json_is_false(json_object_get(crv, "enable")))
+            tg_imp_map(im,
+                       line_at(&a, "transport.passthru_https.listener.cert_revocation_validation"),
+                       "transport.passthru_https.listener.cert_revocation_validation.enable",
+                       "revocation off (tlsgate's default)");
         if (json_is_true(json_object_get(crv, "enable"))) {
             json_t *ca = json_object_get(tls2, "client_auth");
             const char *k2 = "transport.passthru_https.listener.cert_revocation_validation";
@@ -396,6 +401,22 @@ void tg_imp_apim(struct tg_imp *im)
     static const char *const top[] = {"server", "keystore", "truststore", "transport", "secrets"};
     tg_imp_other_keys(im, root, "", "", top, sizeof(top) / sizeof(top[0]),
                       "not a TLS setting; not mapped");
+    json_t *mh = at(root, "transport.https.properties.maxHttpHeaderSize");
+    if (json_is_integer(mh)) {
+        json_int_t v = json_integer_value(mh);
+        json_int_t c = v < 1024 ? 1024 : v > 1048576 ? 1048576 : v;
+        json_object_set_new(im->limits, "max_header_bytes", json_integer(c));
+        tg_imp_map(im, line_at(&a, "transport.https.properties.maxHttpHeaderSize"),
+                   "transport.https.properties.maxHttpHeaderSize",
+                   "limits.max_header_bytes = %lld (for every listener)", (long long)c);
+        if (c != v)
+            tg_imp_warn(im, line_at(&a, "transport.https.properties.maxHttpHeaderSize"),
+                        "transport.https.properties.maxHttpHeaderSize",
+                        "%lld is outside 1024..1048576", (long long)v);
+    }
+    static const char *const hpk[] = {"port", "maxHttpHeaderSize"};
+    tg_imp_other_keys(im, at(root, "transport.https.properties"), "/transport/https/properties",
+                      "transport.https.properties", hpk, 2, "not a TLS setting; not mapped");
     static const char *const srv[] = {"hostname", "offset"};
     tg_imp_other_keys(im, json_object_get(root, "server"), "/server", "server", srv, 2,
                       "not a TLS setting; not mapped");
