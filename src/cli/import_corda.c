@@ -16,16 +16,27 @@
  * MUTUAL admits nobody, while tlsgate's empty list admits any chained certificate. */
 #define NOBODY "spki:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
 
-/* HOCON that JSON refuses: unquoted keys, '=' separators, '#' or '//' comments, includes. */
+/* HOCON that JSON refuses: a line starting with an unquoted key (`sslConfig {`, `tlsType =
+ * MUTUAL`, `a.b: 1`), or a '#' comment. */
 static bool looks_like_hocon(const char *t)
 {
-    const char *p = t;
-    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r')
-        p++;
-    if (*p != '{' && *p != '[' && *p != '"')
-        return true;
-    return strstr(t, "\n#") != NULL || strstr(t, "//") != NULL || strstr(t, " = ") != NULL ||
-           strstr(t, "include ") != NULL;
+    for (const char *line = t; line != NULL && *line != '\0';) {
+        const char *p = line + strspn(line, " \t");
+        if (*p == '#')
+            return true;
+        size_t key = 0;
+        while ((p[key] >= 'a' && p[key] <= 'z') || (p[key] >= 'A' && p[key] <= 'Z') ||
+               (p[key] >= '0' && p[key] <= '9') || p[key] == '_' || p[key] == '.' || p[key] == '-')
+            key++;
+        if (key > 0) {
+            const char *q = p + key + strspn(p + key, " \t");
+            if (*q == '=' || *q == '{' || *q == ':')
+                return true;
+        }
+        line = strchr(line, '\n');
+        line = line ? line + 1 : NULL;
+    }
+    return false;
 }
 
 struct cctx {

@@ -361,6 +361,24 @@ def test_corda_malformed(tmp_path):
     assert "TWO_WAY" in line and "ONE_WAY" in line
     n = [i for i, ln in enumerate(open(src).read().splitlines(), 1) if "tlsType" in ln][0]
     assert "gateway.conf:%d:" % n in line, line
+    # broken JSON is not called HOCON
+    with open(src, "w") as f:
+        f.write('{"serversConfiguration": [{"hostAddress": "https://x", "hostPort": 1}],\n')
+    rc, err, cfg = imp("corda", src)
+    assert rc == 2 and "gateway.conf:2:" in err and "HOCON" not in err, err
+
+
+def test_import_usage(tmp_path):
+    r = testenv.tlsgate("import")
+    assert r.returncode == 2 and "usage: tlsgate import" in r.stderr
+    r = testenv.tlsgate("import", "--help")
+    assert r.returncode == 0 and "krakend|mgw|kaazing|corda|apim" in r.stdout
+    p = tmp_path / "x.json"
+    p.write_text("{}")
+    r = testenv.tlsgate("import", "nginx", str(p))
+    assert r.returncode == 2 and "unknown source kind \"nginx\"" in r.stderr
+    r = testenv.tlsgate("import", "krakend", str(tmp_path / "absent.json"))
+    assert r.returncode == 2 and "absent.json: error: cannot read" in r.stderr
 
 
 # ---------------------------------------------------------------------------------------------
