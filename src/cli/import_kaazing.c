@@ -457,6 +457,17 @@ out:
 void tg_imp_kaazing(struct tg_imp *im)
 {
     struct kz k = {.im = im};
+    /* refused before libxml2 sees it: no entity declaration is ever parsed */
+    const char *dt = strstr(im->text, "<!DOCTYPE");
+    if (dt != NULL) {
+        int ln = 1;
+        for (const char *c = im->text; c < dt; c++)
+            ln += *c == '\n';
+        tg_imp_error(im, ln, 0,
+                     "a DOCTYPE is not accepted (gateway-config.xml has none; "
+                     "entities are never expanded)");
+        return;
+    }
     xmlParserCtxtPtr ctxt = xmlNewParserCtxt();
     if (ctxt == NULL) {
         tg_imp_error(im, 0, 0, "out of memory");
