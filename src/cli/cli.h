@@ -19,6 +19,7 @@ int tg_cli_run(int argc, char **argv);     /* cli/run.c */
 int tg_cli_check(int argc, char **argv);   /* cli/check.c */
 int tg_cli_cert(int argc, char **argv);    /* cli/cert.c */
 int tg_cli_secret(int argc, char **argv);  /* cli/secret.c */
+int tg_cli_import(int argc, char **argv);  /* cli/import.c */
 int tg_cli_version(int argc, char **argv); /* cli/main.c */
 
 #endif

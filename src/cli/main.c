@@ -1,4 +1,4 @@
-/* tlsgate entry point: dispatches to the verbs run, check, cert, secret and version. */
+/* tlsgate entry point: dispatches to the verbs run, check, cert, secret, import and version. */
 #include <stdio.h>
 #include <string.h>
 
@@ -21,6 +21,8 @@ static void usage(FILE *out)
                  "  cert ca|server|client  make development certificates\n"
                  "  secret encrypt|decrypt|hash  seal secrets to the internal keystore, hash "
                  "passwords\n"
+                 "  import krakend|mgw|kaazing|corda|apim FILE [-o OUT]  another gateway's TLS "
+                 "setup as a tlsgate config\n"
                  "  version              print versions and build options\n"
                  "\n"
                  "Run 'tlsgate <command> --help' for a command's options.\n");
@@ -69,6 +71,8 @@ int main(int argc, char **argv)
         return tg_cli_cert(argc - 1, argv + 1);
     if (strcmp(verb, "secret") == 0)
         return tg_cli_secret(argc - 1, argv + 1);
+    if (strcmp(verb, "import") == 0)
+        return tg_cli_import(argc - 1, argv + 1);
     if (strcmp(verb, "version") == 0 || strcmp(verb, "--version") == 0)
         return tg_cli_version(argc - 1, argv + 1);
     if (strcmp(verb, "help") == 0 || strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0) {

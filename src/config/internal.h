@@ -192,4 +192,52 @@ extern const struct tg_config__key tg_config__backend_tls_keys[];
  * fuzz harness so arbitrary inputs never cause DNS traffic. */
 extern bool tg_config__numeric_only;
 
+/* ---- TOML (toml.c, toml_lex.c) ---- */
+
+struct tg_toml_error;
+struct tg_doc_lines;
+struct tg_config__toml_meta;
+
+/* The state of one TOML parse. */
+struct tg_config__toml {
+    const char *s;
+    size_t len, i;
+    int line;
+    size_t line_start;
+    struct tg_toml_error *err;
+    bool failed;
+    struct tg_doc_lines *lines;
+    struct tg_config__toml_meta *meta;
+    size_t n_meta;
+    int depth;
+};
+
+/* A growing NUL-terminated byte string. */
+struct tg_config__sbuf {
+    char *b;
+    size_t n, cap;
+};
+
+/* Refuses the text at the current position (the first refusal wins). */
+__attribute__((format(printf, 2, 3))) void tg_config__toml_fail(struct tg_config__toml *p,
+                                                                const char *fmt, ...);
+/* A character for a message: itself if printable ASCII, else its byte value. */
+const char *tg_config__toml_shown(int c, char *b, size_t n);
+/* The byte off bytes ahead, or -1 past the end. */
+int tg_config__toml_peek(const struct tg_config__toml *p, size_t off);
+/* Consumes a newline (LF or CRLF) if one is here. */
+bool tg_config__toml_eat_newline(struct tg_config__toml *p);
+void tg_config__toml_skip_ws(struct tg_config__toml *p);
+/* Whitespace, comments and newlines (inside arrays). */
+void tg_config__toml_skip_ws_nl(struct tg_config__toml *p);
+/* Only whitespace and a comment may end a line. */
+void tg_config__toml_end_of_line(struct tg_config__toml *p);
+/* A string of any kind at the opening quote into sb; false when refused. */
+bool tg_config__toml_string(struct tg_config__toml *p, struct tg_config__sbuf *sb,
+                            bool allow_multi);
+/* An integer or float; NULL when refused. */
+json_t *tg_config__toml_number(struct tg_config__toml *p);
+bool tg_config__toml_is_bare(int c);
+bool tg_config__toml_is_numch(int c);
+
 #endif
