@@ -196,6 +196,12 @@ static int tickets_configure(struct run_state *rs, const struct tg_config *cfg)
     return 0;
 }
 
+/* The staple publisher: the thread that changed a response hands the new set to the workers. */
+static void publish_staples(struct tg_tls_staples *set, void *arg)
+{
+    tg_net_publish_staples(arg, set);
+}
+
 static void staple_work(uv_work_t *w)
 {
     tg_tls_staples_refresh(false);
@@ -293,6 +299,7 @@ static void on_signal(uv_signal_t *h, int signum)
     rs->stopping = true;
     tg_log_info("%s: draining connections (up to %llu s), then stopping", strsignal(signum),
                 (unsigned long long)(rs->snap->cfg->timeouts.shutdown_ms / 1000));
+    tg_tls_staples_on_change(NULL, NULL); /* workers may end before a running refresh does */
     tg_net_stop(&rs->net);
     uv_close((uv_handle_t *)&rs->rotate_timer, NULL);
     uv_close((uv_handle_t *)&rs->key_poll, NULL);
@@ -423,6 +430,7 @@ int tg_cli_run(int argc, char **argv)
     rs.key_poll.data = &rs;
     uv_timer_init(loop, &rs.staple_timer);
     rs.staple_timer.data = &rs;
+    rs.net.staples = tg_tls_staples_current();
     if (tickets_configure(&rs, rs.snap->cfg) != 0 ||
         tg_net_start(&rs.net, rs.snap, rs.snap->cfg->workers, &tg_proxy_handler, rs.access_fd,
                      &err) != 0) {
@@ -436,12 +444,14 @@ int tg_cli_run(int argc, char **argv)
         goto out;
     }
     rs.started = true;
+    tg_tls_staples_on_change(publish_staples, &rs.net);
     uv_timer_start(&rs.staple_timer, on_staple_timer, 0, STAPLE_CHECK_MS);
     tg_log_info("tlsgate %s started: %u worker(s), config %s (generation 1)", TG_VERSION,
                 rs.net.n_workers, rs.config_file ? rs.config_file : "embedded default");
     log_listening(rs.snap->cfg);
     sd_notify_ready();
     uv_run(loop, UV_RUN_DEFAULT);
+    tg_tls_staples_on_change(NULL, NULL);
     tg_net_join(&rs.net);
     tg_log_info("stopped");
     code = TG_EXIT_OK;
@@ -454,6 +464,7 @@ out:
         close(rs.access_fd);
     free(rs.access_path);
     tg_tls_tickets_unref(rs.tickets);
+    tg_tls_staples_unref(rs.net.staples);
     free(rs.key_file);
     return code;
 }

@@ -156,6 +156,7 @@ struct tg_worker {
     uint64_t accept_err_logged_ms;
     _Atomic(struct tg_snapshot *) pending;            /* handed over by the main thread */
     _Atomic(struct tg_tls_tickets *) pending_tickets; /* likewise: a new ticket-key ring */
+    _Atomic(struct tg_tls_staples *) pending_staples; /* likewise: new OCSP responses */
     atomic_int stop_requested;
     struct tg_snapshot *snap; /* current; new connections take a reference */
     struct tg_net_listener **listeners;
@@ -182,6 +183,8 @@ struct tg_net {
     /* Ticket keys the workers start with (set before tg_net_start; the caller keeps its
      * reference); later rings go through tg_net_publish_tickets. */
     struct tg_tls_tickets *tickets;
+    /* Likewise the OCSP staples; later sets go through tg_net_publish_staples. */
+    struct tg_tls_staples *staples;
     uv_sem_t started;
 };
 
@@ -200,6 +203,9 @@ void tg_net_publish(struct tg_net *net, struct tg_snapshot *snap);
 /* Hands a new ticket-key ring to every worker (each takes its own reference; handshakes on
  * that worker use it from its next loop turn). Main thread. */
 void tg_net_publish_tickets(struct tg_net *net, struct tg_tls_tickets *t);
+/* Hands a new set of OCSP staples to every worker, likewise. Any thread, while the workers run,
+ * one call at a time (the caller orders them: the staple publisher, tg_tls_staples_on_change). */
+void tg_net_publish_staples(struct tg_net *net, struct tg_tls_staples *set);
 /* Asks every worker to drain and stop; returns at once. */
 void tg_net_stop(struct tg_net *net);
 /* Waits for every worker thread to end and frees them. */

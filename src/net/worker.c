@@ -288,6 +288,16 @@ static void take_tickets(struct tg_worker *w)
     tg_tls_tickets_unref(t);
 }
 
+/* Likewise a set of OCSP staples (see tg_tls_staples_use). */
+static void take_staples(struct tg_worker *w)
+{
+    struct tg_tls_staples *set = atomic_exchange(&w->pending_staples, NULL);
+    if (set == NULL)
+        return;
+    tg_tls_staples_use(set);
+    tg_tls_staples_unref(set);
+}
+
 static void on_wakeup(uv_async_t *a)
 {
     struct tg_worker *w = a->data;
@@ -303,6 +313,9 @@ static void on_wakeup(uv_async_t *a)
     } else {
         tg_snapshot_unref(s);
     }
+    /* After the snapshot: the staples of a reload are published before its snapshot, so a
+     * worker that took the new snapshot sees their set now. */
+    take_staples(w);
     if (atomic_load(&w->stop_requested))
         begin_drain(w);
 }
@@ -315,6 +328,7 @@ static void worker_main(void *arg)
     pthread_sigmask(SIG_BLOCK, &all, NULL);
 
     take_tickets(w);
+    take_staples(w);
     w->start_rc = sync_listeners(w, w->snap->cfg);
     uv_sem_post(&w->net->started);
     if (w->start_rc != 0) {
@@ -330,6 +344,8 @@ static void worker_main(void *arg)
     tg_snapshot_unref(atomic_exchange(&w->pending, NULL));
     tg_tls_tickets_unref(atomic_exchange(&w->pending_tickets, NULL));
     tg_tls_tickets_use(NULL);
+    tg_tls_staples_unref(atomic_exchange(&w->pending_staples, NULL));
+    tg_tls_staples_use(NULL);
     tg_snapshot_unref(w->snap);
     w->snap = NULL;
     free(w->listeners);
@@ -354,6 +370,7 @@ int tg_net_start(struct tg_net *net, struct tg_snapshot *snap, unsigned n,
         w->snap = tg_snapshot_ref(snap);
         atomic_init(&w->pending, NULL);
         atomic_init(&w->pending_tickets, tg_tls_tickets_ref(net->tickets));
+        atomic_init(&w->pending_staples, tg_tls_staples_ref(net->staples));
         atomic_init(&w->stop_requested, 0);
         uv_loop_init(&w->loop);
         uv_async_init(&w->loop, &w->wakeup, on_wakeup);
@@ -404,6 +421,15 @@ void tg_net_publish_tickets(struct tg_net *net, struct tg_tls_tickets *t)
     for (unsigned i = 0; i < net->n_workers; i++) {
         struct tg_worker *w = &net->workers[i];
         tg_tls_tickets_unref(atomic_exchange(&w->pending_tickets, tg_tls_tickets_ref(t)));
+        uv_async_send(&w->wakeup);
+    }
+}
+
+void tg_net_publish_staples(struct tg_net *net, struct tg_tls_staples *set)
+{
+    for (unsigned i = 0; i < net->n_workers; i++) {
+        struct tg_worker *w = &net->workers[i];
+        tg_tls_staples_unref(atomic_exchange(&w->pending_staples, tg_tls_staples_ref(set)));
         uv_async_send(&w->wakeup);
     }
 }

@@ -311,9 +311,10 @@ struct tg_tls__staple *tg_tls__staple_get(const struct tg_ocsp_conf *oc, X509 *c
 void tg_tls__staple_unref(struct tg_tls__staple *s);
 /* Whether s has a response, or (fetch) a responder to ask; else the reason in why. */
 bool tg_tls__staple_usable(const struct tg_tls__staple *s, char *why, size_t n);
-/* A copy of the current response to staple (for SSL_set_tlsext_status_ocsp_resp), or false
- * when there is none that is current, good and for this certificate. */
-bool tg_tls__staple_copy(struct tg_tls__staple *s, unsigned char **der, size_t *len);
+/* A copy of the response to staple (for SSL_set_tlsext_status_ocsp_resp), or false when the
+ * calling thread's set (tg_tls_staples_use) has none for s that is current now, good and for this
+ * certificate. Takes no lock: for the handshake path. */
+bool tg_tls__staple_copy(const struct tg_tls__staple *s, unsigned char **der, size_t *len);
 /* One line for `tlsgate check`: source, status, this update and expiry, or why none. */
 void tg_tls__staple_print(struct tg_tls__staple *s, FILE *out);
 

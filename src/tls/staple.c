@@ -2,11 +2,19 @@
  * certificate's AIA responder (through revoke.c's OCSP client), kept in one process-wide list
  * shared by every snapshot serving the same certificate (a reload keeps a fetched response), and
  * refreshed off the event loop (tg_tls_staples_refresh). A response is stapled only while it is
- * current, says "good", and is signed for that very certificate. */
+ * current, says "good", and is signed for that very certificate.
+ *
+ * The list and its bookkeeping sit under one mutex, which only the refresher, reloads and `check`
+ * take. Handshakes never do: every change makes a new immutable set of the current responses
+ * (each an immutable, refcounted blob with its own validity) and hands it to the publisher
+ * (tg_tls_staples_on_change: the workers' pending slots); each worker thread then keeps the set
+ * it was last given (tg_tls_staples_use), and the status callback reads only that. */
 #include "tls/internal.h"
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,16 +32,34 @@
 #define MIN_REFETCH    60   /* never ask the responder more often than this */
 #define FILE_MAX_BYTES (1024 * 1024)
 
+/* A response as stapled: immutable once made; freed by its last holder (a staple, or a set). */
+struct resp {
+    atomic_uint refs;
+    time_t this_update, until; /* staple only when this_update - SKEW <= now < until */
+    size_t len;
+    unsigned char der[];
+};
+
+/* Every staple's current response, by staple id (descending): immutable, refcounted. */
+struct tg_tls_staples {
+    atomic_uint refs;
+    size_t n;
+    struct {
+        uint64_t id;
+        struct resp *resp;
+    } e[];
+};
+
 struct tg_tls__staple {
-    int refs; /* under lock */
+    int refs;    /* under lock */
+    uint64_t id; /* unique in the process; set before the staple is shared, then read freely */
     char *key;
     char subject[256];
     X509 *cert, *issuer;
-    char *file;    /* TG_OCSP_FILE */
-    char url[512]; /* TG_OCSP_FETCH */
-    unsigned char *der;
-    size_t der_len;
-    struct tg_tls__ocsp_info info; /* of der */
+    char *file;                    /* TG_OCSP_FILE */
+    char url[512];                 /* TG_OCSP_FETCH */
+    struct resp *resp;             /* the response stapled, or NULL */
+    struct tg_tls__ocsp_info info; /* of resp */
     struct stat st;                /* of the file when last read */
     time_t next_check;             /* fetch: when to ask again */
     bool busy;
@@ -43,7 +69,118 @@ struct tg_tls__staple {
 };
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
-static struct tg_tls__staple *staples;
+static struct tg_tls__staple *staples; /* newest first, so ids descend */
+static uint64_t last_id;
+static bool changed; /* a staple's response changed since the last set was published */
+static tg_tls_staples_publish_cb publish_cb;
+static void *publish_arg;
+
+static _Thread_local struct tg_tls_staples *thread_set;
+
+/* Until when a response may be stapled. */
+static time_t valid_until(const struct tg_tls__ocsp_info *in)
+{
+    return in->next_update ? in->next_update : in->this_update + NO_NEXT_TTL;
+}
+
+static struct resp *resp_new(const unsigned char *der, size_t len,
+                             const struct tg_tls__ocsp_info *info)
+{
+    struct resp *r = tg_xcalloc(1, sizeof(*r) + len);
+    atomic_init(&r->refs, 1);
+    r->this_update = info->this_update;
+    r->until = valid_until(info);
+    r->len = len;
+    memcpy(r->der, der, len);
+    return r;
+}
+
+static void resp_unref(struct resp *r)
+{
+    if (r != NULL && atomic_fetch_sub(&r->refs, 1) == 1)
+        free(r);
+}
+
+/* Replaces s's response (under lock). */
+static void set_resp(struct tg_tls__staple *s, struct resp *r)
+{
+    if (s->resp == NULL && r == NULL)
+        return;
+    resp_unref(s->resp);
+    s->resp = r;
+    changed = true;
+}
+
+/* A set of every staple's current response (under lock). */
+static struct tg_tls_staples *set_new(void)
+{
+    size_t n = 0;
+    for (struct tg_tls__staple *s = staples; s != NULL; s = s->next)
+        n += s->resp != NULL;
+    struct tg_tls_staples *set = tg_xcalloc(1, sizeof(*set) + n * sizeof(set->e[0]));
+    atomic_init(&set->refs, 1);
+    for (struct tg_tls__staple *s = staples; s != NULL; s = s->next) {
+        if (s->resp == NULL)
+            continue;
+        set->e[set->n].id = s->id;
+        set->e[set->n].resp = s->resp;
+        atomic_fetch_add(&s->resp->refs, 1);
+        set->n++;
+    }
+    return set;
+}
+
+/* Hands a new set to the publisher when a response changed (under lock, so sets are published
+ * in the order they were made). */
+static void publish(void)
+{
+    if (!changed || publish_cb == NULL)
+        return;
+    changed = false;
+    struct tg_tls_staples *set = set_new();
+    publish_cb(set, publish_arg);
+    tg_tls_staples_unref(set);
+}
+
+struct tg_tls_staples *tg_tls_staples_current(void)
+{
+    pthread_mutex_lock(&lock);
+    struct tg_tls_staples *set = set_new();
+    pthread_mutex_unlock(&lock);
+    return set;
+}
+
+void tg_tls_staples_on_change(tg_tls_staples_publish_cb cb, void *arg)
+{
+    pthread_mutex_lock(&lock);
+    publish_cb = cb;
+    publish_arg = arg;
+    publish(); /* anything changed since the caller took tg_tls_staples_current() */
+    pthread_mutex_unlock(&lock);
+}
+
+struct tg_tls_staples *tg_tls_staples_ref(struct tg_tls_staples *set)
+{
+    if (set != NULL)
+        atomic_fetch_add(&set->refs, 1);
+    return set;
+}
+
+void tg_tls_staples_unref(struct tg_tls_staples *set)
+{
+    if (set == NULL || atomic_fetch_sub(&set->refs, 1) != 1)
+        return;
+    for (size_t i = 0; i < set->n; i++)
+        resp_unref(set->e[i].resp);
+    free(set);
+}
+
+void tg_tls_staples_use(struct tg_tls_staples *set)
+{
+    struct tg_tls_staples *old = thread_set;
+    thread_set = tg_tls_staples_ref(set);
+    tg_tls_staples_unref(old);
+}
 
 static void staple_free(struct tg_tls__staple *s)
 {
@@ -51,7 +188,7 @@ static void staple_free(struct tg_tls__staple *s)
     X509_free(s->cert);
     X509_free(s->issuer);
     free(s->file);
-    OPENSSL_free(s->der);
+    resp_unref(s->resp);
     free(s);
 }
 
@@ -70,12 +207,6 @@ void tg_tls__staple_unref(struct tg_tls__staple *s)
     pthread_mutex_unlock(&lock);
     if (last)
         staple_free(s);
-}
-
-/* Until when a response may be stapled. */
-static time_t valid_until(const struct tg_tls__ocsp_info *in)
-{
-    return in->next_update ? in->next_update : in->this_update + NO_NEXT_TTL;
 }
 
 static const char *status_word(int status)
@@ -118,7 +249,7 @@ static int check_der(const struct tg_tls__staple *s, const unsigned char *der, s
 /* Installs a checked response (under lock): only a current "good" one is kept for stapling;
  * otherwise the old one stays while it is current, and the reason goes to s->error. Returns
  * true when der became the staple. */
-static bool install(struct tg_tls__staple *s, unsigned char *der, size_t len,
+static bool install(struct tg_tls__staple *s, const unsigned char *der, size_t len,
                     const struct tg_tls__ocsp_info *info, const char *source)
 {
     char nu[40];
@@ -133,14 +264,11 @@ static bool install(struct tg_tls__staple *s, unsigned char *der, size_t len,
                  "stapled",
                  source, nu);
     } else {
-        OPENSSL_free(s->der);
-        s->der = der;
-        s->der_len = len;
+        set_resp(s, resp_new(der, len, info));
         s->info = *info;
         s->error[0] = '\0';
         return true;
     }
-    OPENSSL_free(der);
     return false;
 }
 
@@ -153,23 +281,19 @@ static void read_file(struct tg_tls__staple *s, const struct stat *st)
     s->st = *st;
     if (rc != 0) {
         snprintf(s->error, sizeof(s->error), "cannot read \"%s\": %s", s->file, strerror(-rc));
-        OPENSSL_free(s->der); /* a response we can no longer see is not vouched for */
-        s->der = NULL;
+        set_resp(s, NULL); /* a response we can no longer see is not vouched for */
         return;
     }
     struct tg_tls__ocsp_info info;
     char why[200];
     if (check_der(s, (const unsigned char *)data, len, &info, why, sizeof(why)) != 0) {
         snprintf(s->error, sizeof(s->error), "\"%s\": %s: not stapled", s->file, why);
-        OPENSSL_free(s->der);
-        s->der = NULL;
+        set_resp(s, NULL);
     } else {
         char src[600];
         snprintf(src, sizeof(src), "\"%s\"", s->file);
-        if (!install(s, OPENSSL_memdup(data, len), len, &info, src)) {
-            OPENSSL_free(s->der);
-            s->der = NULL;
-        }
+        if (!install(s, (const unsigned char *)data, len, &info, src))
+            set_resp(s, NULL);
     }
     free(data);
 }
@@ -214,11 +338,13 @@ struct tg_tls__staple *tg_tls__staple_get(const struct tg_ocsp_conf *oc, X509 *c
             if (stat(s->file, &st) == 0)
                 read_file(s, &st);
         }
+        publish();
         pthread_mutex_unlock(&lock);
         return s;
     }
     s = tg_xcalloc(1, sizeof(*s));
     s->refs = 1;
+    s->id = ++last_id;
     s->key = key;
     s->cert = cert;
     X509_up_ref(cert);
@@ -248,6 +374,7 @@ struct tg_tls__staple *tg_tls__staple_get(const struct tg_ocsp_conf *oc, X509 *c
     }
     s->next = staples;
     staples = s;
+    publish();
     pthread_mutex_unlock(&lock);
     ERR_clear_error();
     return s;
@@ -256,25 +383,35 @@ struct tg_tls__staple *tg_tls__staple_get(const struct tg_ocsp_conf *oc, X509 *c
 bool tg_tls__staple_usable(const struct tg_tls__staple *s, char *why, size_t n)
 {
     pthread_mutex_lock(&lock);
-    bool ok = s->der != NULL || s->url[0] != '\0';
+    bool ok = s->resp != NULL || s->url[0] != '\0';
     if (!ok)
         snprintf(why, n, "%s", s->error);
     pthread_mutex_unlock(&lock);
     return ok;
 }
 
-bool tg_tls__staple_copy(struct tg_tls__staple *s, unsigned char **der, size_t *len)
+bool tg_tls__staple_copy(const struct tg_tls__staple *s, unsigned char **der, size_t *len)
 {
-    time_t now = time(NULL);
-    pthread_mutex_lock(&lock);
-    bool ok = s->der != NULL && valid_until(&s->info) > now && s->info.this_update <= now + SKEW;
-    if (ok) {
-        *der = OPENSSL_memdup(s->der, s->der_len);
-        *len = s->der_len;
-        ok = *der != NULL;
+    const struct tg_tls_staples *set = thread_set;
+    if (set == NULL)
+        return false;
+    size_t lo = 0, hi = set->n; /* ids descend */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (set->e[mid].id > s->id)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    pthread_mutex_unlock(&lock);
-    return ok;
+    if (lo == set->n || set->e[lo].id != s->id)
+        return false;
+    const struct resp *r = set->e[lo].resp;
+    time_t now = time(NULL);
+    if (r->until <= now || r->this_update > now + SKEW)
+        return false;
+    *der = OPENSSL_memdup(r->der, r->len);
+    *len = r->len;
+    return *der != NULL;
 }
 
 void tg_tls__staple_print(struct tg_tls__staple *s, FILE *out)
@@ -284,7 +421,7 @@ void tg_tls__staple_print(struct tg_tls__staple *s, FILE *out)
     pthread_mutex_lock(&lock);
     fprintf(out, "    OCSP staple (%s%s): ", s->file ? "file " : "fetched from ",
             s->file ? s->file : (s->url[0] ? s->url : "no responder"));
-    if (s->der != NULL && valid_until(&s->info) > now) {
+    if (s->resp != NULL && valid_until(&s->info) > now) {
         time_str(s->info.this_update, tu, sizeof(tu));
         time_str(valid_until(&s->info), nu, sizeof(nu));
         long left = (long)(valid_until(&s->info) - now);
@@ -319,7 +456,6 @@ static void fetch_one(struct tg_tls__staple *s)
     bool installed = false;
     if (ok) {
         installed = install(s, der, (size_t)len, &info, src);
-        der = NULL;
     } else {
         snprintf(s->error, sizeof(s->error), "fetching from %s failed: %s", s->url, why);
     }
@@ -338,6 +474,7 @@ static void fetch_one(struct tg_tls__staple *s)
     time_str(valid_until(&s->info), nu, sizeof(nu));
     bool first = !s->fetched_once;
     s->fetched_once = true;
+    publish();
     pthread_mutex_unlock(&lock);
     OPENSSL_free(der);
     if (installed)
@@ -386,9 +523,10 @@ void tg_tls_staples_refresh(bool force)
             if (s->file != NULL) {
                 char before[1024];
                 snprintf(before, sizeof(before), "%s", s->error);
-                bool had = s->der != NULL;
+                bool had = s->resp != NULL;
                 read_file(s, &st);
-                if (s->der != NULL)
+                publish(); /* before the log line: handshakes after it see the change */
+                if (s->resp != NULL)
                     tg_log_info("OCSP staple for %s re-read from %s", s->subject, s->file);
                 else if (had || strcmp(before, s->error) != 0)
                     tg_log_error("OCSP staple for %s: %s", s->subject, s->error);

@@ -75,6 +75,25 @@ bool tg_tls_staples_due(void);
  * fetched yet). Blocks on the network (up to 5 s per responder): call it off the event loop. */
 void tg_tls_staples_refresh(bool force);
 
+/* An immutable, refcounted set of every staple's current response (each with its own validity,
+ * checked again when stapling). Handshakes read only their thread's set, so they take no lock. */
+struct tg_tls_staples;
+/* The set of the responses now (a new reference): what workers start with. */
+struct tg_tls_staples *tg_tls_staples_current(void);
+/* Called with a new set (borrowed: take a reference to keep it) whenever a response changes —
+ * a file re-read, a fetch, a reload — before the change is logged; from the thread making the
+ * change (the main thread or libuv's thread pool), one call at a time, in order. */
+typedef void (*tg_tls_staples_publish_cb)(struct tg_tls_staples *set, void *arg);
+/* Sets (or with NULL clears) the publisher; publishes at once if a response changed since
+ * tg_tls_staples_current(). */
+void tg_tls_staples_on_change(tg_tls_staples_publish_cb cb, void *arg);
+struct tg_tls_staples *tg_tls_staples_ref(struct tg_tls_staples *set);
+/* Drops a reference (any thread). Accepts NULL. */
+void tg_tls_staples_unref(struct tg_tls_staples *set);
+/* Makes set the one this thread's handshakes staple from (takes a reference, drops the previous
+ * one). Until a thread has one, its handshakes staple nothing. */
+void tg_tls_staples_use(struct tg_tls_staples *set);
+
 /* ---- Handshake failures (tls/failure.c) ---- */
 
 enum tg_tls_fail {

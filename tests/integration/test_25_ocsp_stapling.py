@@ -1,10 +1,16 @@
 """OCSP stapling (tls.ocsp_stapling): a response fetched from the certificate's AIA responder
 (`openssl ocsp` over the CA's index file, started here) is stapled and `openssl s_client -status`
 shows it; a response from a file likewise; an expired response, or one for another certificate,
-is never stapled; a file replaced while running is re-read; `tlsgate check` shows status and
-expiry; config errors."""
+is never stapled; a file replaced while running is re-read; handshakes under load while the
+file flips between a good and an expired response (and reloads re-read it) staple only current
+responses; `tlsgate check` shows status and expiry; config errors."""
+import datetime
 import json
 import os
+import shutil
+import signal
+import threading
+import time
 
 import pytest
 
@@ -124,6 +130,85 @@ def test_from_file_expired_and_replaced(gateway, spki, tmp_path):
     assert gw.wait_log(lambda s: "not stapled" in s.split("re-read from")[-1], timeout=10), \
         gw.log_tail()
     assert _status(port, spki)[0] is None
+
+
+def _next_update(out):
+    """The stapled response's Next Update (UTC) from s_client -status output."""
+    for line in out.splitlines():
+        if line.strip().startswith("Next Update:"):
+            text = " ".join(line.split(":", 1)[1].split())
+            return datetime.datetime.strptime(text, "%b %d %H:%M:%S %Y GMT")
+    raise AssertionError("no Next Update in a stapled response:\n" + out)
+
+
+def test_file_flipped_under_load(gateway, spki, tmp_path):
+    """Handshakes on two workers while the staple file flips between a good and an expired
+    response, each flip followed by a reload (which re-reads it on the spot): no stapled
+    response is ever expired, each phase staples what its file says once the reload is done,
+    and (under ASan) no set of responses is read after it was freed."""
+    good = response_file(spki, spki.inter, spki.srv.cert, str(tmp_path / "good.ocsp"),
+                         str(tmp_path))
+    expired = expired_response_file(spki.inter, spki.srv.cert, str(tmp_path / "expired.ocsp"))
+    resp = str(tmp_path / "srv.ocsp")
+    shutil.copyfile(good, resp)
+    port = testenv.free_port()
+    cfg = _config(spki, tmp_path, port, {"file": resp})
+    cfg["workers"] = 2
+    gw = gateway(cfg)
+
+    stop = threading.Event()
+    results = []  # (start, end, status or None, next update or None)
+    errors = []
+
+    def client():
+        while not stop.is_set():
+            start = time.monotonic()
+            try:
+                status, out = _status(port, spki)
+                nu = _next_update(out) if status is not None else None
+            except AssertionError as e:
+                errors.append(str(e))
+                return
+            results.append((start, time.monotonic(), status, nu))
+
+    threads = [threading.Thread(target=client) for _ in range(3)]
+    for th in threads:
+        th.start()
+    phases = []  # (stapled expected, from, until): after the reload was done, until the next flip
+    try:
+        for i in range(8):
+            want = i % 2 == 1
+            flipped = time.monotonic()
+            if phases:
+                phases[-1] = phases[-1][:2] + (flipped,)
+            tmp = resp + ".new"
+            shutil.copyfile(good if want else expired, tmp)
+            os.replace(tmp, resp)
+            gw.signal(signal.SIGHUP)
+            assert gw.wait_log(lambda s: "config reloaded (generation %d)" % (i + 2) in s,
+                               timeout=10), gw.log_tail()
+            phases.append((want, time.monotonic(), None))
+            time.sleep(0.3)
+        phases[-1] = phases[-1][:2] + (time.monotonic(),)
+    finally:
+        stop.set()
+        for th in threads:
+            th.join(timeout=60)
+    assert not errors, errors[0]
+    now = datetime.datetime.utcnow()
+    stapled = [r for r in results if r[2] is not None]
+    assert stapled and len(stapled) < len(results), (len(stapled), len(results))
+    for r in stapled:
+        assert r[2] == "good" and r[3] > now, "an expired response was stapled: %r" % (r,)
+    checked = 0
+    for want, begin, until in phases:
+        for start, end, status, _ in results:
+            if start >= begin + 0.05 and end <= until:
+                checked += 1
+                assert (status is not None) == want, \
+                    "phase %s: a handshake %s stapled" % ("good" if want else "expired",
+                                                         "was" if status else "was not")
+    assert checked >= 8, (checked, len(results))
 
 
 def test_file_for_another_certificate(gateway, spki, tmp_path):
