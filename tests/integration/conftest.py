@@ -1,16 +1,21 @@
-"""Fixtures for the tlsgate integration suite.
+"""Fixtures and suite-wide policy for the tlsgate integration suite.
 
 certs    (session) CA + server certificates made with the openssl CLI
 origin   factory: origin("name") -> a running testenv.Origin, closed after the test
 gateway  factory: gateway(config_dict, ...) -> a started testenv.Gateway; stopped after the test
-         with exit code 0 expected. Its log is attached to the report of a failing test, and
-         under TLSGATE_SANITIZED=1 a sanitizer report in the log fails the test.
+         with exit code 0 expected. Its log is attached to the report of a failing test.
+
+Policy, for every test (including those that do not know about it):
+- a gateway that ends while the test runs (a crash, a signal, any exit) fails that test unless
+  the test said so (gw.stop(), gw.wait_exit(), gw.expect_exit()); a sanitizer report in its
+  output fails the test in any build;
 """
 
 import pytest
 
 import testenv
 from testenv.client import set_ca
+from testenv.gateway import problems
 
 
 def pytest_report_header(config):
@@ -52,21 +57,19 @@ def gateway(request, tmp_path, certs):
         return gw
 
     yield start
-    problems = []
+    found = []
     for gw in started:
+        found += problems(gw)  # before stop() would count an early exit as expected
         try:
             if gw.running():
                 gw.stop(expect=0)
         except testenv.GatewayError as e:
-            problems.append(str(e))
+            found.append(str(e))
         finally:
             gw.kill()
-        try:
-            testenv.check_sanitizer(gw)
-        except testenv.GatewayError as e:
-            problems.append(str(e))
-    if problems:
-        pytest.fail("\n\n".join(problems), pytrace=False)
+        found += problems(gw)  # a report written while it shut down
+    if found:
+        pytest.fail("\n\n".join(found), pytrace=False)
 
 
 @pytest.fixture
@@ -80,6 +83,21 @@ def state_dir(tmp_path):
 def pytest_runtest_makereport(item, call):
     outcome = yield
     rep = outcome.get_result()
+    gws = getattr(item, "_tg_gateways", [])
+    if call.when == "call" and not rep.skipped:
+        # The test's own verdict cannot stand if a gateway died under it (a test that only
+        # asserts a refusal would pass against a crashed gateway).
+        found = []
+        for gw in gws:
+            found += problems(gw)
+        if found:
+            text = "\n\n".join(found)
+            if rep.passed:
+                rep.outcome = "failed"
+                rep.longrepr = text
+            else:
+                rep.sections.append(("tlsgate ended during the test", text))
     if rep.failed:
-        for gw in getattr(item, "_tg_gateways", []):
+        for gw in gws:
             rep.sections.append(("tlsgate log %s (%s)" % (gw.name, gw.log_path), gw.log_tail(300)))
+
