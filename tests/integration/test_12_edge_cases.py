@@ -497,8 +497,7 @@ class Conn6(Conn):
 
 
 def test_ipv6_listener(gateway, origin, certs, tmp_path):
-    if not _has_ipv6_loopback():
-        pytest.skip("this machine has no ::1")
+    testenv.need(_has_ipv6_loopback(), "an IPv6 loopback address (::1) on this machine")
     o = origin("app")
     # A port free on ::1 and on 127.0.0.1 (the last assertion checks the IPv4 side stays closed,
     # which says nothing if some other process listens there).
