@@ -5,7 +5,7 @@
 # is never started by this script (the default site would take port 80).
 set -eu
 PKGS="build-essential cmake pkg-config libssl-dev libuv1-dev node-llhttp libnghttp2-dev
-libjansson-dev libcmocka-dev python3 python3-pytest python3-websockets curl openssl sslscan
+libjansson-dev libcmocka-dev python3 python3-pytest python3-pytest-timeout python3-websockets curl openssl sslscan
 nghttp2-client clang clang-format libclang-rt-14-dev nginx openjdk-17-jre-headless"
 missing=""
 for p in $PKGS; do

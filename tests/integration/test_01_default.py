@@ -3,7 +3,6 @@ import datetime
 import os
 import subprocess
 
-
 import testenv
 from testenv import Conn, fingerprint, tls_context
 

@@ -8,7 +8,7 @@ import ssl
 import subprocess
 import time
 
-from .env import BIN, LOOPBACK, SANITIZED, t
+from .env import BIN, LOOPBACK, t
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
 # What ASan, LSan and UBSan print, anchored so that a logged request line that happens to contain
