@@ -84,13 +84,11 @@ def _echo(port, client=None, chain=True, headers=None, path="/echo"):
 
 
 def _refused(port, client=None, chain=True, tls12=False):
-    """True when the handshake (or the first exchange, with TLS 1.3) fails."""
-    try:
+    """True when the handshake (or the first exchange, with TLS 1.3) fails; a hang fails the test."""
+    def exchange():
         with Conn(port, ctx=_ctx(client, chain, tls12)) as c:
             c.request("GET", "/echo")
-    except (ssl.SSLError, ConnectionError, OSError):
-        return True
-    return False
+    return testenv.refused(exchange)
 
 
 def _start(gateway, origin, certs, pki, tmp_path, client_auth, **kw):

@@ -4,13 +4,13 @@ from .env import (BIN, REPO, SANITIZED, SCALE, STRICT, can_connect, free_port, f
                   need_tool, port_is_free, t, wait_until)
 from .certs import Certs, KeyPair, fingerprint, make_certs
 from .origin import Origin, chunked_body, pattern_bytes, pattern_sha256
-from .client import Conn, Response, SClient, curl, get, s_client, tls_context
+from .client import Conn, Hang, Response, SClient, curl, get, refused, s_client, tls_context
 from .scripted import ScriptedOrigin, split_at
 from .gateway import Gateway, GatewayError, check_sanitizer, tlsgate
 
 __all__ = [
     "BIN", "REPO", "SANITIZED", "SCALE", "STRICT", "fixed_port", "need", "need_tool", "can_connect", "free_port", "port_is_free", "t",
     "wait_until", "Certs", "KeyPair", "fingerprint", "make_certs", "Origin", "chunked_body",
-    "pattern_bytes", "pattern_sha256", "Conn", "Response", "SClient", "curl", "get", "s_client",
+    "pattern_bytes", "pattern_sha256", "Conn", "Hang", "refused", "Response", "SClient", "curl", "get", "s_client",
     "tls_context", "ScriptedOrigin", "split_at", "Gateway", "GatewayError", "check_sanitizer", "tlsgate",
 ]
