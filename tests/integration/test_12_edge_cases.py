@@ -676,10 +676,11 @@ def test_shutdown_timeout_cuts_slow_requests(gateway, origin, certs, tmp_path):
 
     th = threading.Thread(target=slow)
     th.start()
-    time.sleep(testenv.t(0.5))
+    assert testenv.wait_until(lambda: any(p.startswith("/slow") for _, p, _ in o.requests),
+                              testenv.t(5)), "the slow request never reached the origin"
     t0 = time.monotonic()
     gw.signal(_signal.SIGTERM)
-    gw.wait_exit(timeout=testenv.t(5))
+    gw.wait_exit(timeout=5)
     took = time.monotonic() - t0
     th.join(testenv.t(10))
     assert gw.proc.returncode == 0, gw.log_tail()

@@ -409,7 +409,7 @@ def test_reload_closes_connections_the_new_list_refuses(gateway, origin, certs, 
         assert b.is_closed(timeout=3)
     else:
         import time
-        time.sleep(0.5)
+        time.sleep(testenv.t(0.5))  # a re-check that would close it has had its chance
         assert b.request("GET", "/echo").status == 200
     assert a.request("GET", "/echo").status == 200
     # new handshakes follow the new list either way
@@ -426,14 +426,14 @@ def test_reload_lets_the_response_in_flight_finish(gateway, origin, certs, pki, 
     out = {}
     t = threading.Thread(target=lambda: out.setdefault("r", b.request("GET", "/slow?seconds=1")))
     t.start()
-    import time
-    time.sleep(0.3)
+    assert testenv.wait_until(lambda: any(p.startswith("/slow") for _, p, _ in o.requests),
+                              testenv.t(5)), "the slow request never reached the origin"
     cfg = dict(gw.config)
     cfg["listeners"][0]["tls"]["client_auth"]["allowed_subjects"] = ["CN=alice,O=Org"]
     gw.reload(cfg)
-    t.join(10)
+    t.join(testenv.t(10))
     assert out["r"].status == 200 and out["r"].text == "slow done\n", out
-    assert b.is_closed(timeout=3)
+    assert b.is_closed(timeout=testenv.t(3))
     assert "after the response in flight" in gw.log_text(), gw.log_tail()
 
 

@@ -3,6 +3,7 @@ served by a local http.server at the certificates' CRL Distribution Point, an `o
 responder at their AIA URL, soft_fail / hard_fail when the responder is down, one fetch shared by
 concurrent handshakes, and one log line per failing URL (not per handshake)."""
 import http.server
+import math
 import os
 import socket
 import ssl
@@ -281,7 +282,10 @@ def test_crl_file_reread_when_next_update_passes(gateway, origin, certs, tmp_pat
     p = PKI(d)
     alice = p.client("alice", "/O=Org/CN=alice")
     crl = os.path.join(d, "short.crl")
-    p.crl(p.inter, crl, seconds=2)
+    # Long enough for the gateway to start and serve once before it goes stale, in any build.
+    seconds = int(math.ceil(testenv.t(2)))
+    p.crl(p.inter, crl, seconds=seconds)
+    stale_at = time.time() + seconds
     gw, port = _start(gateway, origin, certs, p, tmp_path,
                       {"mode": "hard_fail", "fetch": False, "crl": [crl]})
     ctx = testenv.tls_context()
@@ -291,8 +295,9 @@ def test_crl_file_reread_when_next_update_passes(gateway, origin, certs, tmp_pat
         assert c.request("GET", "/x").status == 200
         session = c.sock.session
     p.revoke(p.inter, alice.cert)
+    assert time.time() < stale_at, "the gateway started too late for this test's short CRL"
     p.crl(p.inter, crl)  # nextUpdate in 30 days
-    time.sleep(3)
+    time.sleep(max(0.0, stale_at - time.time()) + 1.0)  # the old one's nextUpdate has passed
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     ss = ctx.wrap_socket(s, server_hostname="localhost", session=session)
     assert ss.session_reused
