@@ -60,7 +60,7 @@ class Gateway:
     without -c. Output (stdout and stderr) goes to <workdir>/<name>.log."""
 
     def __init__(self, workdir, config=None, name="tlsgate", args=None, env=None, binary=None,
-                 ready_ports=None, fd_limit=None):
+                 ready_ports=None, fd_limit=None, split_stdout=False):
         self.workdir = workdir
         self.name = name
         self.config = config
@@ -77,6 +77,9 @@ class Gateway:
         self.ready_ports = ready_ports
         self.fd_limit = fd_limit  # hard and soft RLIMIT_NOFILE for the process, if set
         self._logf = None
+        # split_stdout: stdout goes to <workdir>/<name>.out, the log keeps stderr only
+        self.out_path = os.path.join(workdir, name + ".out") if split_stdout else None
+        self._outf = None
         # Set when the test says the process is meant to end (stop, wait_exit, expect_exit, or a
         # start that failed and raised). An exit nobody expected fails the test (conftest).
         self.exit_expected = False
@@ -116,7 +119,11 @@ class Gateway:
             import resource
             lim = self.fd_limit
             preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (lim, lim))  # noqa: E731
-        self.proc = subprocess.Popen(self.command(), stdout=self._logf, stderr=subprocess.STDOUT,
+        out, err = self._logf, subprocess.STDOUT
+        if self.out_path:
+            self._outf = open(self.out_path, "ab")
+            out, err = self._outf, self._logf
+        self.proc = subprocess.Popen(self.command(), stdout=out, stderr=err,
                                      stdin=subprocess.DEVNULL, cwd=self.workdir, env=self.env,
                                      start_new_session=True, preexec_fn=preexec)
         if wait:
@@ -229,6 +236,17 @@ class Gateway:
         if self._logf is not None:
             self._logf.close()
             self._logf = None
+        if self._outf is not None:
+            self._outf.close()
+            self._outf = None
+
+    def out_text(self):
+        """What the process wrote to stdout (split_stdout=True)."""
+        try:
+            with open(self.out_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
 
     def reload(self, config):
         """Rewrites the config file and sends SIGHUP."""
