@@ -44,7 +44,7 @@ def _status(port):
 class _Backend:
     """A loopback backend that misbehaves as told, after reading a request head: "close" (no
     answer), "rst" (a reset), "garbage" (not HTTP), "bighead" (a 64 KiB head), "silent" (holds
-    the connection); "hangup" closes at once, before reading anything; "http400" answers whatever
+    the connection); "alert:N" answers the ClientHello with fatal alert N; "hangup" closes at once, before reading anything; "http400" answers whatever
     comes first with a plain HTTP 400 (a plain server meeting a ClientHello). tls: an SSLContext to
     speak TLS first (the handshake then decides)."""
 
@@ -75,6 +75,11 @@ class _Backend:
         try:
             c.settimeout(testenv.t(10))
             if self.action == "hangup":
+                c.close()
+                return
+            if self.action.startswith("alert:"):  # a fatal TLS alert answers the ClientHello
+                c.recv(65536)
+                c.sendall(b"\x15\x03\x03\x00\x02\x02" + bytes([int(self.action[6:])]))
                 c.close()
                 return
             if self.action == "http400":
@@ -117,50 +122,70 @@ class _Backend:
         self.thread.join(5)
 
 
-def _server_ctx(pair, min_version=None):
+def _server_ctx(pair, min_version=None, max_version=None, ciphers=None, client_ca=None,
+                alpn=None):
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(pair.cert, pair.key)
     if min_version:
         ctx.minimum_version = min_version
+    if max_version:
+        ctx.maximum_version = max_version
+    if ciphers:
+        ctx.set_ciphers(ciphers)
+    if client_ca:
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        ctx.load_verify_locations(client_ca)
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
     return ctx
 
 
-# (id, backend factory -> (backend config, closer), expected status, token)
+# Each row: (token, make, status); make(certs, bcerts) -> (backend config, closer, keystores
+# the config needs besides "ec").
 def _plain(action):
-    def make(certs, tmp_path):
+    def make(certs, bcerts):
         b = _Backend(action)
-        return {"targets": [b.address]}, b.close
+        return {"targets": [b.address]}, b.close, {}
     return make
 
 
-def _tls(action, pair="ec", backend_tls=None, min_version=None):
-    def make(certs, tmp_path):
-        ctx = _server_ctx(getattr(certs, pair), min_version) if action != "http400" else None
+TLS12 = ssl.TLSVersion.TLSv1_2
+
+
+def _tls(action, pair="ec", backend_tls=None, keystores=None, **server):
+    """A TLS backend (the certificate `pair` of certs, or of bcerts as "b:name")."""
+    def make(certs, bcerts):
+        kp = getattr(bcerts, pair[2:]) if pair.startswith("b:") else getattr(certs, pair)
+        if server.get("client_ca") == "b:client_ca":
+            server["client_ca"] = bcerts.client_ca.cert
+        raw = action == "http400" or action.startswith("alert:")
+        ctx = None if raw else _server_ctx(kp, **server)
         b = _Backend(action, tls=ctx)
         btls = {"truststore": "test-ca"}
         btls.update(backend_tls or {})
-        return {"targets": [b.address], "tls": btls}, b.close
+        ks = {name: getattr(bcerts, which).keystore() for name, which in (keystores or {}).items()}
+        return {"targets": [b.address], "tls": btls}, b.close, ks
     return make
 
 
-def _refused(certs, tmp_path):
-    return {"targets": ["127.0.0.1:%d" % testenv.free_port()]}, lambda: None
+def _refused(certs, bcerts):
+    return {"targets": ["127.0.0.1:%d" % testenv.free_port()]}, lambda: None, {}
 
 
-def _blackhole(certs, tmp_path):
+def _blackhole(certs, bcerts):
     h = _BlackHole()
-    return {"targets": [h.address]}, h.close
+    return {"targets": [h.address]}, h.close, {}
 
 
-def _unreachable(certs, tmp_path):
+def _unreachable(certs, bcerts):
     # connect() fails locally at once (no route for a broadcast address without SO_BROADCAST):
     # no packet leaves the machine
-    return {"targets": ["255.255.255.255:9"]}, lambda: None
+    return {"targets": ["255.255.255.255:9"]}, lambda: None, {}
 
 
-def _all_out(certs, tmp_path):
+def _all_out(certs, bcerts):
     return {"targets": ["127.0.0.1:%d" % testenv.free_port()],
-            "health": {"interval": 0.2, "timeout": 0.2}}, lambda: None
+            "health": {"interval": 0.2, "timeout": 0.2}}, lambda: None, {}
 
 
 BACKEND_ROWS = [
@@ -177,22 +202,46 @@ BACKEND_ROWS = [
     ("unknown_ca", _tls("ok", backend_tls={"truststore": "system"}), 502),
     ("name_mismatch", _tls("ok", backend_tls={"server_name": "wrong.example"}), 502),
     ("expired", _tls("ok", pair="expired", backend_tls={"server_name": "localhost"}), 502),
+    ("not_yet_valid", _tls("ok", pair="b:not_yet_valid", backend_tls={"server_name": "localhost"}),
+     502),
     ("pin_mismatch", _tls("ok", backend_tls={"pin": ["sha256/" + "A" * 43 + "="]}), 502),
     ("no_shared_version", _tls("ok", backend_tls={"max_version": "TLS1.2"},
                                min_version=ssl.TLSVersion.TLSv1_3), 502),
+    ("no_shared_cipher", _tls("ok", backend_tls={"max_version": "TLS1.2", "cipher_suites": [
+        "ECDHE-ECDSA-AES128-GCM-SHA256"]}, max_version=TLS12,
+        ciphers="ECDHE-ECDSA-AES256-GCM-SHA384"), 502),
+    ("no_shared_alpn", _tls("alert:120", backend_tls={"alpn": ["x-none"]}), 502),
+    ("protocol_error", _tls("alert:10"), 502),
+    # a certificate for TLS clients only (extended key usage clientAuth) served by a backend
+    ("bad_certificate", _tls("ok", pair="b:client_a", backend_tls={"truststore": "client-ca"}),
+     502),
+    ("client_cert_required", _tls("ok", backend_tls={"max_version": "TLS1.2"}, max_version=TLS12,
+                                  client_ca="b:client_ca"), 502),
+    ("client_cert_rejected", _tls("ok", backend_tls={"max_version": "TLS1.2",
+                                                     "client_certificate": "to-backend"},
+                                  keystores={"to-backend": "client_foreign"},
+                                  max_version=TLS12, client_ca="b:client_ca"), 502),
     ("not_tls", _tls("http400"), 502),
     ("backend_hangup", _tls("hangup"), 502),
 ]
 
 
+@pytest.fixture(scope="module")
+def bcerts(tmp_path_factory, certs):
+    from testenv.backend_certs import make_backend_certs
+    return make_backend_certs(str(tmp_path_factory.mktemp("bcerts")), certs)
+
+
 @pytest.mark.parametrize("token,make,status", BACKEND_ROWS, ids=[r[0] for r in BACKEND_ROWS])
-def test_backend_failure_row(gateway, certs, tmp_path, token, make, status):
-    backend, close = make(certs, tmp_path)
+def test_backend_failure_row(gateway, certs, bcerts, tmp_path, token, make, status):
+    backend, close, keystores = make(certs, bcerts)
     try:
         port = testenv.free_port()
         cfg = _config(certs, tmp_path, port, backend,
                       timeouts={"backend_connect": 1, "backend_response": 1},
-                      truststores={"test-ca": {"type": "pem", "file": certs.ca.cert}})
+                      truststores={"test-ca": {"type": "pem", "file": certs.ca.cert},
+                                   "client-ca": {"type": "pem", "file": bcerts.client_ca.cert}})
+        cfg["keystores"].update(keystores)
         gw = gateway(cfg)
         if token == "no_target":
             assert gw.wait_log(lambda s: "health check failed" in s, timeout=5), gw.log_tail()
