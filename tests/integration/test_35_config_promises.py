@@ -1,0 +1,163 @@
+"""Config promises of docs/config.md not covered elsewhere, through the binary: session_resumption
+false, wildcard and case-insensitive route hosts, path_prefix segment boundaries, keys that are
+"later" rejected as not supported yet, the error log as JSON lines, workers "auto", and very long
+values cut so that a log line stays whole."""
+import json
+import os
+import socket
+
+import pytest
+
+import testenv
+from testenv import Conn
+
+
+def _config(certs, tmp_path, port, backends, routes, tls=None, log=None, workers=1):
+    return {
+        "version": 1, "workers": workers, "state_dir": str(tmp_path / "state"),
+        "log": dict({"level": "info", "access_log": "stdout"}, **(log or {})),
+        "keystores": {"ec": certs.ec.keystore()},
+        "listeners": [{"name": "public", "address": "127.0.0.1:%d" % port,
+                       "tls": dict({"certificates": ["ec"]}, **(tls or {})),
+                       "routes": routes}],
+        "backends": {name: {"targets": [o.address]} for name, o in backends.items()},
+    }
+
+
+def _resumed(port):
+    ctx = testenv.tls_context()
+    with Conn(port, ctx=ctx) as c:
+        assert c.request("GET", "/").status == 200  # the ticket arrives with the first read
+        session = c.sock.session
+    s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=testenv.t(10)),
+                        server_hostname="localhost", session=session)
+    try:
+        return s.session_reused
+    finally:
+        s.close()
+
+
+@pytest.mark.parametrize("on", [True, False])
+def test_session_resumption_switch(gateway, origin, certs, tmp_path, on):
+    o = origin("app")
+    port = testenv.free_port()
+    gateway(_config(certs, tmp_path, port, {"app": o}, [{"path_prefix": "/", "backend": "app"}],
+                    tls={"session_resumption": on}))
+    assert _resumed(port) is on
+
+
+def test_route_hosts_wildcard_and_case(gateway, origin, certs, tmp_path):
+    a, b, c = origin("a"), origin("b"), origin("c")
+    port = testenv.free_port()
+    gateway(_config(certs, tmp_path, port, {"a": a, "b": b, "c": c}, [
+        {"host": "*.example.test", "path_prefix": "/", "backend": "b"},
+        {"host": "API.Exact.test", "path_prefix": "/", "backend": "c"},
+        {"path_prefix": "/", "backend": "a"},
+    ]))
+    cases = [("x.example.test", "b"), ("a.b.example.test", "b"), ("X.EXAMPLE.TEST:443", "b"),
+             ("example.test", "a"), ("xexample.test", "a"), ("api.exact.test", "c"),
+             ("API.EXACT.TEST", "c"), ("other.exact.test", "a")]
+    with Conn(port) as conn:
+        for host, want in cases:
+            r = conn.request("GET", "/", headers=[("Host", host)])
+            assert r.status == 200 and r.header("X-Origin") == want, (host, r.header("X-Origin"))
+
+
+def test_path_prefix_segment_boundaries(gateway, origin, certs, tmp_path):
+    a, b, c = origin("a"), origin("b"), origin("c")
+    port = testenv.free_port()
+    gateway(_config(certs, tmp_path, port, {"a": a, "b": b, "c": c}, [
+        {"path_prefix": "/api", "backend": "b"},
+        {"path_prefix": "/dir/", "backend": "c"},
+        {"path_prefix": "/", "backend": "a"},
+    ]))
+    cases = [("/api", "b"), ("/api/", "b"), ("/api/x", "b"), ("/api?q=1", "b"), ("/apix", "a"),
+             ("/API/x", "a"), ("/dir/x", "c"), ("/dir/", "c"), ("/dir", "a"), ("/dirx", "a")]
+    with Conn(port) as conn:
+        for path, want in cases:
+            r = conn.request("GET", path)
+            assert r.status == 200 and r.header("X-Origin") == want, (path, r.header("X-Origin"))
+
+
+LATER = [
+    ("admin", lambda cfg: cfg.update(admin={})),
+    ("session_tickets", lambda cfg: cfg.update(session_tickets={})),
+    ("ocsp_stapling", lambda cfg: cfg["listeners"][0]["tls"].update(ocsp_stapling=True)),
+    ("proxy_protocol", lambda cfg: cfg["listeners"][0].update(proxy_protocol=True)),
+    ("h2", lambda cfg: cfg["listeners"][0]["tls"].update(alpn=["h2", "http/1.1"])),
+]
+
+
+@pytest.mark.parametrize("what,edit", LATER, ids=[w for w, _ in LATER])
+def test_later_keys_are_not_supported_yet(origin, certs, tmp_path, what, edit):
+    o = origin("app")
+    cfg = _config(certs, tmp_path, testenv.free_port(), {"app": o},
+                  [{"path_prefix": "/", "backend": "app"}])
+    edit(cfg)
+    path = str(tmp_path / "later.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    r = testenv.tlsgate("check", "-c", path)
+    out = r.stdout + r.stderr
+    assert r.returncode == 2, out
+    assert "not supported yet" in out and "unknown key" not in out, out
+
+
+def test_error_log_json_lines(gateway, origin, certs, tmp_path):
+    o = origin("app")
+    port = testenv.free_port()
+    gw = gateway(_config(certs, tmp_path, port, {"app": o}, [{"path_prefix": "/app/",
+                                                               "backend": "app"}],
+                         log={"format": "json", "access_log": None}))
+    # an info line with client bytes in it (a refusal naming the path) and a TLS failure
+    assert testenv.get(port, "/nowhere\"\\\x7f").status in (400, 404)
+    with socket.create_connection(("127.0.0.1", port)) as s:
+        s.sendall(b"GET / HTTP/1.1\r\n\r\n")  # plain HTTP to a TLS port
+        s.settimeout(testenv.t(5))
+        try:
+            s.recv(100)
+        except OSError:
+            pass
+    assert gw.wait_log(lambda t: "plain_http" in t), gw.log_tail()
+    gw.stop()
+    lines = gw.log_text().splitlines()
+    assert len(lines) >= 4, lines
+    for line in lines:
+        doc = json.loads(line)  # every line of the error log is one JSON object
+        assert {"time", "level", "msg"} <= set(doc), doc
+    assert any("reason=plain_http" in json.loads(l)["msg"] for l in lines), lines
+
+
+def test_workers_auto(gateway, origin, certs, tmp_path):
+    o = origin("app")
+    port = testenv.free_port()
+    gw = gateway(_config(certs, tmp_path, port, {"app": o}, [{"path_prefix": "/",
+                                                               "backend": "app"}],
+                         workers="auto"))
+    want = min(len(os.sched_getaffinity(0)), os.cpu_count() or 1, 256)
+    started = gw.log_lines("started:")
+    assert len(started) == 1, gw.log_tail()
+    n = int(started[0].split("started: ", 1)[1].split(" worker", 1)[0])
+    assert n in (want, os.cpu_count()), (n, want, started[0])
+    assert testenv.get(port, "/").status == 200
+
+
+def test_very_long_values_are_cut_whole(gateway, origin, certs, tmp_path):
+    o = origin("app")
+    port = testenv.free_port()
+    access = str(tmp_path / "access.json")
+    gw = gateway(_config(certs, tmp_path, port, {"app": o}, [{"path_prefix": "/",
+                                                               "backend": "app"}],
+                         log={"format": "json", "access_log": access}))
+    # 20000 bytes of path, ending in multi-byte UTF-8 and bytes that need escaping
+    path = "/long-" + "\u00e9" * 6000 + "\\\"" * 2000 + "-end"
+    with Conn(port) as c:
+        r = c.request("GET", path.encode("utf-8").decode("latin-1"))
+        assert r.status in (200, 414, 431, 400), r.status
+    gw.stop()
+    with open(access, "rb") as f:
+        lines = f.read().splitlines()
+    assert len(lines) == 1, lines[:3]
+    doc = json.loads(lines[0].decode("utf-8"))  # whole: valid UTF-8 and valid JSON
+    assert doc["path"].startswith("/long-\u00e9"), doc["path"][:40]
+    assert len(doc["path"]) < len(path), "a 20000-byte path was not cut"
