@@ -383,3 +383,65 @@ def test_request_refusal_row(gateway, origin, certs, tmp_path, token, data, stat
     assert sum(fails.values()) == 1, {k: v for k, v in fails.items() if v}
     lines = gw.log_lines("client 127.0.0.1:", "listener=public", "reason=%s:" % token)
     assert len(lines) == 1, gw.log_tail(20)
+
+
+# ---------------------------------------------------------------------------------------------
+# handshake failures not produced by test_08 (versions, suites, groups, SSLv2, plain HTTP,
+# hang-ups, timeouts) or test_21 (client certificates)
+
+def _hs_alpn(port, certs):
+    ctx = testenv.tls_context()
+    ctx.set_alpn_protocols(["h2"])
+    with socket.create_connection(("127.0.0.1", port), timeout=testenv.t(5)) as s:
+        ctx.wrap_socket(s, server_hostname="localhost")
+
+
+def _hs_bytes(data):
+    def run(port, certs):
+        with socket.create_connection(("127.0.0.1", port), timeout=testenv.t(5)) as s:
+            s.sendall(data)
+            while s.recv(4096):
+                pass
+    return run
+
+
+def _hs_client_alert(port, certs):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # trusts nothing: aborts with unknown_ca
+    ctx.load_verify_locations(certs.other.cert)
+    with socket.create_connection(("127.0.0.1", port), timeout=testenv.t(5)) as s:
+        ctx.wrap_socket(s, server_hostname="localhost")
+
+
+def _hs_sigalg(port, certs):
+    # the listener has only an ECDSA key; the client accepts only RSA-PSS signatures
+    r = testenv.s_client(port, "-tls1_3", "-sigalgs", "rsa_pss_rsae_sha256")
+    assert not r.connected, r
+
+
+HANDSHAKE_ROWS = [
+    ("no_shared_alpn", _hs_alpn),
+    ("not_tls", _hs_bytes(b"\x00\x01\x02\x03 not a TLS record at all\r\n\r\n")),
+    # a handshake record whose ClientHello is cut short inside
+    ("protocol_error", _hs_bytes(b"\x16\x03\x01\x00\x06\x01\x00\x00\x02\x03\x03")),
+    ("client_alert", _hs_client_alert),
+    ("no_shared_sigalg", _hs_sigalg),
+]
+
+
+@pytest.mark.parametrize("token,client", HANDSHAKE_ROWS, ids=[r[0] for r in HANDSHAKE_ROWS])
+def test_handshake_failure_row(gateway, origin, certs, tmp_path, token, client):
+    o = origin("app")
+    port = testenv.free_port()
+    gw = gateway(_config(certs, tmp_path, port, {"targets": [o.address]}))
+    before = _status(port)["handshake_failures"]
+    try:
+        client(port, certs)
+    except (ssl.SSLError, ConnectionError):
+        pass  # refused, as it should be
+    assert gw.wait_log(lambda s: "reason=%s:" % token in s), gw.log_tail(20)
+    after = _status(port)["handshake_failures"]
+    changed = {k: after[k] - before[k] for k in after if after[k] != before[k]}
+    assert changed == {token: 1}, changed
+    lines = gw.log_lines("TLS handshake failed: peer=127.0.0.1:", "listener=public",
+                         "reason=%s:" % token)
+    assert len(lines) == 1, gw.log_tail(20)
