@@ -161,3 +161,104 @@ def test_very_long_values_are_cut_whole(gateway, origin, certs, tmp_path):
     doc = json.loads(lines[0].decode("utf-8"))  # whole: valid UTF-8 and valid JSON
     assert doc["path"].startswith("/long-\u00e9"), doc["path"][:40]
     assert len(doc["path"]) < len(path), "a 20000-byte path was not cut"
+
+
+# ---------------------------------------------------------------------------------------------
+# password forms, stores without a password, warnings that do not fail the load
+
+def _check(tmp_path, cfg, env=None, name="c.json"):
+    import subprocess
+    path = str(tmp_path / name)
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    r = subprocess.run([testenv.BIN, "check", "-c", path], capture_output=True, text=True,
+                       timeout=testenv.t(60), env=dict(os.environ, **(env or {})))
+    out = r.stdout + r.stderr
+    assert not testenv.gateway.sanitizer_lines(out), out
+    return r.returncode, out
+
+
+def _p12(certs, d, password):
+    import subprocess
+    path = os.path.join(d, "web-%d.p12" % len(password))
+    subprocess.run(["openssl", "pkcs12", "-export", "-in", certs.ec.cert, "-inkey", certs.ec.key,
+                    "-out", path, "-passout", "pass:" + password], check=True, capture_output=True)
+    return path
+
+
+def _store_cfg(certs, tmp_path, keystore, truststores=None):
+    cfg = {"version": 1, "keystores": {"web": keystore},
+           "listeners": [{"name": "p", "address": "127.0.0.1:%d" % testenv.free_port(),
+                          "tls": {"certificates": ["web"]},
+                          "routes": [{"path_prefix": "/", "backend": "s"}]}],
+           "backends": {"s": {"builtin": "status"}}}
+    if truststores:
+        cfg["truststores"] = truststores
+        cfg["backends"]["b"] = {"targets": ["127.0.0.1:9"], "tls": {"truststore": "t"}}
+    return cfg
+
+
+def test_password_from_file_and_env(certs, tmp_path):
+    p12 = _p12(certs, str(tmp_path), "s3cret-pw")
+    pwfile = str(tmp_path / "keystore.pw")
+    with open(pwfile, "w") as f:
+        f.write("s3cret-pw\n")  # one trailing newline removed
+    code, out = _check(tmp_path, _store_cfg(certs, tmp_path, {
+        "type": "pkcs12", "file": p12, "password": {"file": pwfile}}))
+    assert code == 0, out
+    code, out = _check(tmp_path, _store_cfg(certs, tmp_path, {
+        "type": "pkcs12", "file": p12, "password": {"env": "TG_TEST_STORE_PW"}}),
+        env={"TG_TEST_STORE_PW": "s3cret-pw"})
+    assert code == 0, out
+    assert "s3cret-pw" not in out
+    env = dict(os.environ)
+    env.pop("TG_TEST_STORE_PW", None)
+    code, out = _check(tmp_path, _store_cfg(certs, tmp_path, {
+        "type": "pkcs12", "file": p12, "password": {"env": "TG_TEST_STORE_PW"}}))
+    assert code == 2 and "TG_TEST_STORE_PW" in out, out
+    big = str(tmp_path / "big.pw")
+    with open(big, "w") as f:
+        f.write("x" * 9000)
+    code, out = _check(tmp_path, _store_cfg(certs, tmp_path, {
+        "type": "pkcs12", "file": p12, "password": {"file": big}}))
+    assert code == 2 and "/keystores/web/password" in out, out
+
+
+def test_store_truststores_without_password(certs, tmp_path):
+    import subprocess
+    # PKCS#12 without a password in the config: the empty password is tried
+    p12 = str(tmp_path / "trust-empty.p12")
+    subprocess.run(["openssl", "pkcs12", "-export", "-nokeys", "-in", certs.ca.cert, "-out", p12,
+                    "-passout", "pass:"], check=True, capture_output=True)
+    code, out = _check(tmp_path, _store_cfg(certs, tmp_path, certs.ec.keystore(),
+                                            {"t": {"type": "pkcs12", "file": p12}}))
+    assert code == 0 and 'truststore "t" (1 CA' in out, out
+    # JKS without a password: read, with a warning that its digest was not checked
+    testenv.need_tool("keytool", "openjdk-17-jre-headless")
+    jks = str(tmp_path / "trust.jks")
+    subprocess.run(["keytool", "-importcert", "-noprompt", "-storetype", "JKS", "-keystore", jks,
+                    "-storepass", "changeit", "-alias", "ca", "-file", certs.ca.cert],
+                   check=True, capture_output=True, timeout=120)
+    code, out = _check(tmp_path, _store_cfg(certs, tmp_path, certs.ec.keystore(),
+                                            {"t": {"type": "jks", "file": jks}}))
+    assert code == 0 and 'truststore "t" (1 CA' in out, out
+    assert "warning:" in out and "truststores/t" in out, out
+
+
+def test_unusable_suite_is_a_warning(certs, tmp_path):
+    cfg = _store_cfg(certs, tmp_path, certs.ec.keystore())
+    cfg["listeners"][0]["tls"]["cipher_suites"] = ["TLS_AES_128_GCM_SHA256",
+                                                   "ECDHE-ECDSA-AES128-GCM-SHA256"]
+    code, out = _check(tmp_path, cfg)  # TLS 1.3 only: the TLS 1.2 suite can never be used
+    assert code == 0, out
+    assert "warning:" in out and "ECDHE-ECDSA-AES128-GCM-SHA256" in out.split("warning:", 1)[1], out
+
+
+def test_fragment_in_target_is_400(gateway, origin, certs, tmp_path):
+    from test_32_failure_tables import _raw
+    o = origin("app")
+    port = testenv.free_port()
+    gateway(_config(certs, tmp_path, port, {"app": o}, [{"path_prefix": "/", "backend": "app"}]))
+    status, body, raw = _raw(port, b"GET /x#frag HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert status == 400, raw[:200]
+    assert o.requests == []
