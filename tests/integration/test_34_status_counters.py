@@ -89,3 +89,35 @@ def test_status_counters(gateway, origin, certs, tmp_path):
     assert be["errors"] == sum(fails.values()) == 2, (be, fails)
     assert be["timeouts"] == 1, be
     assert gw.running()
+
+
+def test_rejected_max_connections_counted(gateway, origin, certs, tmp_path):
+    o = origin("app")
+    port = testenv.free_port()
+    gateway({
+        "version": 1, "workers": 1, "state_dir": str(tmp_path / "state"),
+        "log": {"level": "info", "access_log": None},
+        "keystores": {"ec": certs.ec.keystore()},
+        "limits": {"max_connections": 2},
+        "listeners": [{"name": "public", "address": "127.0.0.1:%d" % port,
+                       "tls": {"certificates": ["ec"]},
+                       "routes": [{"path_prefix": "/_status", "backend": "status"},
+                                  {"path_prefix": "/", "backend": "app"}]}],
+        "backends": {"app": {"targets": [o.address]}, "status": {"builtin": "status"}}})
+    assert testenv.wait_until(lambda: _status(port)["connections"]["active"] <= 1, testenv.t(3))
+    before = _status(port)["connections"]["rejected_max_connections"]
+    a, b = Conn(port), Conn(port)
+    try:
+        assert a.request("GET", "/echo").status == 200
+        assert b.request("GET", "/echo").status == 200
+
+        def third():
+            with Conn(port, timeout=2) as c:
+                c.request("GET", "/echo")
+        assert testenv.refused(third), "a third connection was served with 2 open"
+    finally:
+        a.close()
+        b.close()
+    assert testenv.wait_until(
+        lambda: _status(port)["connections"]["rejected_max_connections"] == before + 1,
+        testenv.t(3)), _status(port)["connections"]
