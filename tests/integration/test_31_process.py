@@ -8,7 +8,6 @@ import os
 import signal
 import socket
 import threading
-import time
 
 import testenv
 from testenv import Conn, fingerprint, tls_context

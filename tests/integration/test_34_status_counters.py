@@ -2,7 +2,6 @@
 and active, handshakes completed and resumed, requests by status class, backend connects,
 reuses, errors and timeouts (each compared before and after a known set of exchanges)."""
 import socket
-import time
 
 import testenv
 from testenv import Conn
