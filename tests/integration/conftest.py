@@ -95,6 +95,21 @@ def port_8443():
 
 
 @pytest.fixture
+def dead_port():
+    """Factory: dead_port() -> a testenv.DeadPort (refuses connections until the test ends)."""
+    made = []
+
+    def make():
+        d = testenv.DeadPort()
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.close()
+
+
+@pytest.fixture
 def state_dir(tmp_path):
     d = tmp_path / "state"
     d.mkdir()

@@ -164,8 +164,8 @@ def _warn_and_info(gw, port):
     assert gw.wait_log(lambda s: "reload failed with" in s), gw.log_tail()
 
 
-def test_log_level_filters(gateway, certs, tmp_path):
-    dead = "127.0.0.1:%d" % testenv.free_port()
+def test_log_level_filters(gateway, certs, tmp_path, dead_port):
+    dead = dead_port().address
     seen = {}
     for level in ("debug", "info", "warn", "error"):
         port = testenv.free_port()

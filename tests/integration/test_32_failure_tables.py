@@ -168,7 +168,8 @@ def _tls(action, pair="ec", backend_tls=None, keystores=None, **server):
 
 
 def _refused(certs, bcerts):
-    return {"targets": ["127.0.0.1:%d" % testenv.free_port()]}, lambda: None, {}
+    d = testenv.DeadPort()
+    return {"targets": [d.address]}, d.close, {}
 
 
 def _blackhole(certs, bcerts):
@@ -183,8 +184,8 @@ def _unreachable(certs, bcerts):
 
 
 def _all_out(certs, bcerts):
-    return {"targets": ["127.0.0.1:%d" % testenv.free_port()],
-            "health": {"interval": 0.2, "timeout": 0.2}}, lambda: None, {}
+    d = testenv.DeadPort()
+    return {"targets": [d.address], "health": {"interval": 0.2, "timeout": 0.2}}, d.close, {}
 
 
 BACKEND_ROWS = [

@@ -76,6 +76,21 @@ def fixed_port(port, wait=20):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
+class DeadPort:
+    """A loopback port that refuses connections for as long as this object lives: bound (so no
+    other process can take it, as can happen to a port that was merely free a moment ago) but
+    never listening. .address is "127.0.0.1:PORT"."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.bind((LOOPBACK, 0))
+        self.port = self.sock.getsockname()[1]
+        self.address = "%s:%d" % (LOOPBACK, self.port)
+
+    def close(self):
+        self.sock.close()
+
+
 def port_is_free(port):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         try:
