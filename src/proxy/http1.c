@@ -119,15 +119,17 @@ static void body_timed_out(struct tg_client *c, enum body_verdict v, uint64_t e)
                  st->body_bytes + (uint64_t)st->msg.parser.content_length);
     TG_STAT_INC(&c->conn.w->stats, body_timeouts);
     if (v == BODY_TOO_LONG)
-        tg_log_info("client %s listener=%s: request body not complete within %" PRIu64
+        tg_log_info("client %s listener=%s: reason=%s: request body not complete within %" PRIu64
                     " ms while reading the request body: %" PRIu64
                     "%s bytes received (timeouts.request_body)",
-                    c->peer, c->lc->name, cfg->timeouts.request_body_ms, st->body_bytes, of);
+                    c->peer, c->lc->name, tg__hfail_info(TG_HF_BODY_TIMEOUT)->token,
+                    cfg->timeouts.request_body_ms, st->body_bytes, of);
     else
-        tg_log_info("client %s listener=%s: request body slower than %" PRIu32
+        tg_log_info("client %s listener=%s: reason=%s: request body slower than %" PRIu32
                     " bytes/s while reading the request body: %" PRIu64
                     "%s bytes received in %" PRIu64 " ms (limits.min_body_rate)",
-                    c->peer, c->lc->name, cfg->limits.min_body_rate, st->body_bytes, of, e);
+                    c->peer, c->lc->name, tg__hfail_info(TG_HF_BODY_TIMEOUT)->token,
+                    cfg->limits.min_body_rate, st->body_bytes, of, e);
     if (st->bc != NULL) {
         struct tg_bconn *b = st->bc;
         st->bc = NULL;
@@ -153,9 +155,10 @@ static void on_timer(struct tg_conn *conn)
         tg__client_close(c);
         return;
     case TG_CT_HEADERS:
-        tg_log_info("client %s listener=%s: request headers not received within %" PRIu64
+        tg_log_info("client %s listener=%s: reason=%s: request headers not received within %" PRIu64
                     " ms (timeouts.request_headers)",
-                    c->peer, c->lc->name, to->request_headers_ms);
+                    c->peer, c->lc->name, tg__hfail_info(TG_HF_HEADERS_TIMEOUT)->token,
+                    to->request_headers_ms);
         c->close_after = true;
         tg__client_refuse(c, TG_HF_HEADERS_TIMEOUT);
         return;

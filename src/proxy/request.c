@@ -258,14 +258,18 @@ static int req_on_head(struct tg_h1_msg *m)
                                         ? tg_route_match(c->lc, host, route_host_len, url, path_len)
                                         : tg_route_match(c->lc, host, route_host_len, "/", 1);
     if (r == NULL) {
+        tg_log_info(
+            "client %s listener=%s: request refused with 404: reason=%s: no route for %s %s",
+            c->peer, c->lc->name, tg__hfail_info(TG_HF_NO_ROUTE)->token, st->method, st->path);
         st->discard_body = true;
         tg__client_refuse(c, TG_HF_NO_ROUTE);
         return 0;
     }
     if (r->client_auth_require && !c->has_cert) {
-        tg_log_info("client %s listener=%s: request refused with 403: %s %s needs a client "
-                    "certificate (routes client_auth \"require\")",
-                    c->peer, c->lc->name, st->method, st->path);
+        tg_log_info("client %s listener=%s: request refused with 403: reason=%s: %s %s needs a "
+                    "client certificate (routes client_auth \"require\")",
+                    c->peer, c->lc->name, tg__hfail_info(TG_HF_CERT_REQUIRED)->token, st->method,
+                    st->path);
         st->discard_body = true;
         c->close_after = true;
         tg__client_refuse(c, TG_HF_CERT_REQUIRED);
@@ -279,6 +283,11 @@ static int req_on_head(struct tg_h1_msg *m)
     }
     st->upgrade = wants_websocket(m);
     if (!build_backend_head(c, url_len ? url : "/", url_len ? url_len : 1, host, host_len)) {
+        tg_log_info("client %s listener=%s: request refused with 431: reason=%s: %s %s: the head "
+                    "with the fields we add does not fit the backend's buffer "
+                    "(limits.max_header_bytes)",
+                    c->peer, c->lc->name, tg__hfail_info(TG_HF_FORWARD_TOO_LARGE)->token,
+                    st->method, st->path);
         st->discard_body = true;
         c->close_after = true;
         tg__client_refuse(c, TG_HF_FORWARD_TOO_LARGE);
@@ -362,19 +371,23 @@ static void feed(struct tg_client *c)
             return;
         conn->in.off += consumed;
         if (r == TG_H1_ERROR) {
-            tg_log_info("client %s listener=%s: bad request: %s", c->peer, c->lc->name,
-                        st->msg.error ? st->msg.error : "malformed");
             int status = st->msg.error_status;
-            bad_request(c, status == 431   ? TG_HF_HEAD_TOO_LARGE
-                           : status == 505 ? TG_HF_VERSION
-                                           : TG_HF_MALFORMED);
+            enum tg_hfail f = status == 431   ? TG_HF_HEAD_TOO_LARGE
+                              : status == 505 ? TG_HF_VERSION
+                                              : TG_HF_MALFORMED;
+            tg_log_info(
+                "client %s listener=%s: request refused with %d: reason=%s: bad request: %s",
+                c->peer, c->lc->name, tg__hfail_info(f)->status, tg__hfail_info(f)->token,
+                st->msg.error ? st->msg.error : "malformed");
+            bad_request(c, f);
             return;
         }
         if (!st->msg.head_done) {
             if (conn->in.off > (size_t)tg__cfg(c)->limits.max_header_bytes) {
-                tg_log_info("client %s listener=%s: request head over %u bytes "
-                            "(limits.max_header_bytes)",
-                            c->peer, c->lc->name, tg__cfg(c)->limits.max_header_bytes);
+                tg_log_info("client %s listener=%s: request refused with 431: reason=%s: request "
+                            "head over %u bytes (limits.max_header_bytes)",
+                            c->peer, c->lc->name, tg__hfail_info(TG_HF_HEAD_TOO_LARGE)->token,
+                            tg__cfg(c)->limits.max_header_bytes);
                 bad_request(c, TG_HF_HEAD_TOO_LARGE);
                 return;
             }

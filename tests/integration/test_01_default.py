@@ -3,8 +3,6 @@ import datetime
 import os
 import subprocess
 
-import pytest
-
 import testenv
 from testenv import Conn, fingerprint, tls_context
 
@@ -15,11 +13,6 @@ def _served_fingerprint():
     with Conn(8443, sni="localhost", ctx=tls_context(verify=False)) as c:
         assert c.tls_version == "TLSv1.3"
         return fingerprint(c.peer_cert_der())
-
-
-def _need_8443():
-    if not testenv.port_is_free(8443):
-        pytest.skip("port 8443 (fixed by the spec for the embedded default) is in use")
 
 
 def _dates(path):
@@ -54,8 +47,7 @@ def _seed(state, days):
         return f.read(), g.read()
 
 
-def test_embedded_default_config(gateway, tmp_path):
-    _need_8443()
+def test_embedded_default_config(port_8443, gateway, tmp_path):
     state = str(tmp_path / "default-state")
     env = {"TLSGATE_STATE_DIR": state}
 
@@ -87,8 +79,7 @@ def _same_files(state, crt_bytes, key_bytes):
         return f.read() == crt_bytes, g.read() == key_bytes
 
 
-def test_default_cert_renewed_at_start_when_close_to_expiry(gateway, tmp_path):
-    _need_8443()
+def test_default_cert_renewed_at_start_when_close_to_expiry(port_8443, gateway, tmp_path):
     # 100 days left: kept as it is, and nothing said about it.
     state = str(tmp_path / "state-100")
     old_crt, old_key = _seed(state, 100)

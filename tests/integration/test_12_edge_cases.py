@@ -497,8 +497,7 @@ class Conn6(Conn):
 
 
 def test_ipv6_listener(gateway, origin, certs, tmp_path):
-    if not _has_ipv6_loopback():
-        pytest.skip("this machine has no ::1")
+    testenv.need(_has_ipv6_loopback(), "an IPv6 loopback address (::1) on this machine")
     o = origin("app")
     # A port free on ::1 and on 127.0.0.1 (the last assertion checks the IPv4 side stays closed,
     # which says nothing if some other process listens there).
@@ -677,10 +676,11 @@ def test_shutdown_timeout_cuts_slow_requests(gateway, origin, certs, tmp_path):
 
     th = threading.Thread(target=slow)
     th.start()
-    time.sleep(testenv.t(0.5))
+    assert testenv.wait_until(lambda: any(p.startswith("/slow") for _, p, _ in o.requests),
+                              testenv.t(5)), "the slow request never reached the origin"
     t0 = time.monotonic()
     gw.signal(_signal.SIGTERM)
-    gw.wait_exit(timeout=testenv.t(5))
+    gw.wait_exit(timeout=5)
     took = time.monotonic() - t0
     th.join(testenv.t(10))
     assert gw.proc.returncode == 0, gw.log_tail()

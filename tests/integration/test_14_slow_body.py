@@ -142,8 +142,9 @@ class SinkOrigin:
     For every connection it records the body bytes it got and when its socket saw EOF (or a
     reset)."""
 
-    def __init__(self, stall=0.0):
+    def __init__(self, stall=0.0, release=None):
         self.stall = stall
+        self.release = release  # a threading.Event: wait for it instead of `stall` seconds
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -185,7 +186,10 @@ class SinkOrigin:
                     k, _, v = line.partition(":")
                     if k.strip().lower() == "content-length":
                         length = int(v)
-                time.sleep(self.stall)
+                if self.release is not None:
+                    self.release.wait(60)
+                else:
+                    time.sleep(self.stall)
                 h = hashlib.sha256()
                 got = min(len(buf), length)
                 h.update(buf[:got])
@@ -341,25 +345,57 @@ def test_many_slow_clients_are_all_cut(gateway, origin, certs, tmp_path):
 # ---------------------------------------------------------------------------------------------
 # (e) back-pressure: a backend slow to take the body does not count against the client
 
+def _wait_held(progress, still, timeout):
+    """True once progress["sent"] has not moved for `still` seconds (within timeout)."""
+    deadline = time.monotonic() + timeout
+    last, since = progress["sent"], time.monotonic()
+    while time.monotonic() < deadline and not progress.get("done"):
+        time.sleep(0.05)
+        now = progress["sent"]
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since >= still:
+            return True
+    return False
+
+
 def test_slow_backend_does_not_count_against_the_client(gateway, sink, certs, tmp_path):
-    # The backend takes nothing for 3 s, then reads at full speed. The kernel absorbs a few MB
-    # (the gateway's socket buffers grow to 4 MB to the backend, more from the client), so the
-    # body is larger than that: the gateway must then hold the client back. Counted as client
-    # time, those 3 s would break the 3 MB/s minimum; they are the backend's.
-    s = sink(stall=3.0)
+    # The backend takes nothing until the test lets it. The client sends until the gateway holds
+    # it back (whatever the kernel's socket buffers absorb first: the body is far larger than
+    # they can be), is held for 1.5 s, then the backend reads at full speed. Counted as client
+    # time, the held time would break the 3 MB/s minimum; it is the backend's.
+    s = sink(release=threading.Event())
     gw, port = _start(gateway, certs, tmp_path, s.address,
                       limits={"min_body_rate": 3000000, "min_body_rate_grace": 0.5})
-    body = os.urandom(20 * 1024 * 1024)
-    with Conn(port, timeout=30) as c:
+    body = os.urandom(48 * 1024 * 1024)
+    progress = {"sent": 0}
+    with Conn(port, timeout=testenv.t(30)) as c:
         c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 65536)
-        t0 = time.monotonic()
-        c.send(_post_head(len(body)) + body)
-        sent = time.monotonic() - t0
+
+        def send():
+            try:
+                c.send(_post_head(len(body)))
+                view = memoryview(body)
+                for off in range(0, len(body), 65536):
+                    c.sock.sendall(view[off:off + 65536])
+                    progress["sent"] = off + len(view[off:off + 65536])
+            except OSError as e:
+                progress["error"] = e
+            progress["done"] = True
+
+        th = threading.Thread(target=send, daemon=True)
+        th.start()
+        held = _wait_held(progress, 1.5, testenv.t(20))
+        # The gateway really held the client back (else this test proves nothing).
+        assert held and progress["sent"] < len(body), \
+            "the gateway took %d of %d bytes while its backend took nothing: no back-pressure " \
+            "(%r)" % (progress["sent"], len(body), progress.get("error"))
+        s.release.set()
+        th.join(testenv.t(30))
+        assert progress.get("done") and "error" not in progress, progress
         r = c.read_response("POST")
     assert r.status == 200, (r.status, r.body[:300], gw.log_tail(30))
     assert r.json() == {"length": len(body), "sha256": hashlib.sha256(body).hexdigest()}
-    # The gateway really held the client back (else this test proves nothing).
-    assert sent > 2.0, "the whole body was taken in %.2f s: no back-pressure" % sent
     assert _body_timeouts(port) == 0
 
 

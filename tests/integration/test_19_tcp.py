@@ -335,6 +335,9 @@ def test_tls_to_backend_verifies_its_name(gateway, certs, tmp_path):
             with TunnelClient(port, ctx=_client_ctx(), timeout=testenv.t(10)) as c:
                 c.send(b"secret\n")
                 got = c.recv_until_eof(timeout=testenv.t(5))
+        except socket.timeout:
+            pytest.fail("the tunnel to a backend with the wrong certificate stayed open %.0f s"
+                        % testenv.t(5))
         except (ssl.SSLError, OSError):
             got = b""  # closed in or right after the handshake
         assert got == b"", got[:200]
@@ -452,6 +455,9 @@ def test_backend_down_closes_client_and_logs(gateway, certs, tmp_path):
             except OSError:
                 pass
             got = c.recv_until_eof(timeout=testenv.t(5))
+    except socket.timeout:
+        pytest.fail("the client of a dead backend was still connected after %.0f s"
+                    % testenv.t(5))
     except (ssl.SSLError, OSError):
         got = b""  # closed during the handshake
     took = time.monotonic() - t0

@@ -3,6 +3,7 @@ served by a local http.server at the certificates' CRL Distribution Point, an `o
 responder at their AIA URL, soft_fail / hard_fail when the responder is down, one fetch shared by
 concurrent handshakes, and one log line per failing URL (not per handshake)."""
 import http.server
+import math
 import os
 import socket
 import ssl
@@ -114,6 +115,8 @@ def _get(port, client):
     try:
         with Conn(port, ctx=ctx) as c:
             return c.request("GET", "/x").status
+    except socket.timeout as e:
+        raise testenv.Hang("no answer and no refusal before the client's timeout") from e
     except (ssl.SSLError, ConnectionError, OSError):
         return None
 
@@ -194,10 +197,13 @@ def test_client_gone_while_its_handshake_waits(gateway, origin, certs, tmp_path)
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # the handshake ends on our side
         ctx.load_cert_chain(good.chain, good.key)
         s = socket.create_connection(("127.0.0.1", port))
-        s.settimeout(3)
+        s.settimeout(testenv.t(3))
         try:
             ctx.wrap_socket(s, server_hostname="localhost")
-        except (socket.timeout, ssl.SSLError, OSError):
+        except socket.timeout:
+            pytest.fail("the handshake was still open after %.0f s (handshake_timeout 1)"
+                        % testenv.t(3))
+        except (ssl.SSLError, OSError):
             pass
         s.close()
         assert gw.wait_log(lambda t: "reason=handshake_timeout" in t, timeout=5), gw.log_tail()
@@ -237,7 +243,10 @@ def test_crl_file_reread_when_next_update_passes(gateway, origin, certs, tmp_pat
     p = PKI(d)
     alice = p.client("alice", "/O=Org/CN=alice")
     crl = os.path.join(d, "short.crl")
-    p.crl(p.inter, crl, seconds=2)
+    # Long enough for the gateway to start and serve once before it goes stale, in any build.
+    seconds = int(math.ceil(testenv.t(2)))
+    p.crl(p.inter, crl, seconds=seconds)
+    stale_at = time.time() + seconds
     gw, port = _start(gateway, origin, certs, p, tmp_path,
                       {"mode": "hard_fail", "fetch": False, "crl": [crl]})
     ctx = testenv.tls_context()
@@ -247,14 +256,17 @@ def test_crl_file_reread_when_next_update_passes(gateway, origin, certs, tmp_pat
         assert c.request("GET", "/x").status == 200
         session = c.sock.session
     p.revoke(p.inter, alice.cert)
+    assert time.time() < stale_at, "the gateway started too late for this test's short CRL"
     p.crl(p.inter, crl)  # nextUpdate in 30 days
-    time.sleep(3)
+    time.sleep(max(0.0, stale_at - time.time()) + 1.0)  # the old one's nextUpdate has passed
     s = socket.create_connection(("127.0.0.1", port), timeout=10)
     ss = ctx.wrap_socket(s, server_hostname="localhost", session=session)
     assert ss.session_reused
     ss.sendall(b"GET /x HTTP/1.1\r\nHost: localhost\r\n\r\n")
     try:
         assert ss.recv(100) == b"", "a resumed session of a revoked certificate got an answer"
+    except socket.timeout:
+        pytest.fail("a resumed session of a revoked certificate was neither answered nor closed")
     except (ssl.SSLError, OSError):
         pass
     ss.close()

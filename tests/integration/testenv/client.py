@@ -311,3 +311,21 @@ def curl(*args, timeout=30, check=False):
     if check and r.returncode != 0:
         raise AssertionError("curl %s failed (%d): %s" % (args, r.returncode, r.stderr.decode()))
     return r
+
+
+class Hang(AssertionError):
+    """The gateway neither answered nor closed before the client's timeout."""
+
+
+def refused(exchange, *args, **kw):
+    """Runs a client exchange (a function); True when the gateway refused it (a TLS alert, a
+    reset, a close), False when it answered. A client timeout fails the test: a gateway that hangs
+    has not refused anything."""
+    try:
+        exchange(*args, **kw)
+    except socket.timeout as e:
+        raise Hang("the gateway neither answered nor closed the connection before the client's "
+                   "timeout: a hang, not a refusal (%r)" % e) from e
+    except (ssl.SSLError, OSError):
+        return True
+    return False

@@ -8,9 +8,26 @@ import ssl
 import subprocess
 import time
 
-from .env import BIN, LOOPBACK, SANITIZED, t
+from .env import BIN, LOOPBACK, t
 
 SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+# What ASan, LSan and UBSan print, anchored so that a logged request line that happens to contain
+# "runtime error:" is not taken for a report.
+SANITIZER_RE = re.compile(r"^==\d+==ERROR: (?:Address|Leak|Thread|Memory)Sanitizer"
+                          r"|^\S+:\d+:\d+: runtime error: "
+                          r"|^SUMMARY: (?:Address|Leak|UndefinedBehavior)Sanitizer", re.M)
+
+
+def describe_exit(code):
+    """'exit code 3' or 'killed by signal SIGSEGV' for a Popen return code."""
+    if code is None:
+        return "still running"
+    if code < 0:
+        try:
+            return "killed by signal %s" % _signal.Signals(-code).name
+        except ValueError:
+            return "killed by signal %d" % -code
+    return "exit code %d" % code
 
 
 class GatewayError(AssertionError):
@@ -43,7 +60,7 @@ class Gateway:
     without -c. Output (stdout and stderr) goes to <workdir>/<name>.log."""
 
     def __init__(self, workdir, config=None, name="tlsgate", args=None, env=None, binary=None,
-                 ready_ports=None, fd_limit=None):
+                 ready_ports=None, fd_limit=None, split_stdout=False):
         self.workdir = workdir
         self.name = name
         self.config = config
@@ -60,6 +77,13 @@ class Gateway:
         self.ready_ports = ready_ports
         self.fd_limit = fd_limit  # hard and soft RLIMIT_NOFILE for the process, if set
         self._logf = None
+        # split_stdout: stdout goes to <workdir>/<name>.out, the log keeps stderr only
+        self.out_path = os.path.join(workdir, name + ".out") if split_stdout else None
+        self._outf = None
+        # Set when the test says the process is meant to end (stop, wait_exit, expect_exit, or a
+        # start that failed and raised). An exit nobody expected fails the test (conftest).
+        self.exit_expected = False
+        self.problem_reported = False
 
     # ---- config ----
     def write_config(self, config):
@@ -95,7 +119,11 @@ class Gateway:
             import resource
             lim = self.fd_limit
             preexec = lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (lim, lim))  # noqa: E731
-        self.proc = subprocess.Popen(self.command(), stdout=self._logf, stderr=subprocess.STDOUT,
+        out, err = self._logf, subprocess.STDOUT
+        if self.out_path:
+            self._outf = open(self.out_path, "ab")
+            out, err = self._outf, self._logf
+        self.proc = subprocess.Popen(self.command(), stdout=out, stderr=err,
                                      stdin=subprocess.DEVNULL, cwd=self.workdir, env=self.env,
                                      start_new_session=True, preexec_fn=preexec)
         if wait:
@@ -117,8 +145,9 @@ class Gateway:
         while pending:
             if self.proc.poll() is not None:
                 self.returncode = self.proc.returncode
-                raise GatewayError("tlsgate exited with %d before it was ready:\n%s"
-                                   % (self.returncode, self.log_text()))
+                self.exit_expected = True  # reported by this exception, to the test
+                raise GatewayError("tlsgate exited (%s) before it was ready:\n%s"
+                                   % (describe_exit(self.returncode), self.log_text()))
             port, tls = pending[0]
             try:
                 self._probe(port, tls)
@@ -147,7 +176,21 @@ class Gateway:
     def signal(self, sig):
         self.proc.send_signal(sig)
 
+    def expect_exit(self):
+        """Says that this test makes the process end by itself (a fatal config, a signal sent
+        with signal()): its exit is then not reported as a crash."""
+        self.exit_expected = True
+
+    def unexpected_exit(self):
+        """A sentence if the process ended while nobody expected it to, else None."""
+        if self.proc is None or self.exit_expected or self.proc.poll() is None:
+            return None
+        self.returncode = self.proc.returncode
+        return "tlsgate %s ended during the test (%s) without the test stopping it" % (
+            self.name, describe_exit(self.returncode))
+
     def wait_exit(self, timeout=10):
+        self.exit_expected = True
         try:
             self.returncode = self.proc.wait(timeout=t(timeout))
         except subprocess.TimeoutExpired:
@@ -160,6 +203,11 @@ class Gateway:
         Kills the process if it hangs."""
         if self.proc is None:
             return None
+        died = self.unexpected_exit()
+        self.exit_expected = True
+        if died:
+            self._close_log()
+            raise GatewayError("%s:\n%s" % (died, self.log_tail()))
         if self.proc.poll() is None:
             try:
                 self.proc.send_signal(sig)
@@ -170,11 +218,12 @@ class Gateway:
         self.returncode = self.proc.returncode
         self._close_log()
         if expect is not None and self.returncode != expect:
-            raise GatewayError("tlsgate exited with %s, expected %s:\n%s"
-                               % (self.returncode, expect, self.log_tail()))
+            raise GatewayError("tlsgate exited (%s), expected exit code %s:\n%s"
+                               % (describe_exit(self.returncode), expect, self.log_tail()))
         return self.returncode
 
     def kill(self):
+        """SIGKILLs the process group (teardown, or a test that means to: call expect_exit())."""
         if self.proc is not None and self.proc.poll() is None:
             try:
                 os.killpg(self.proc.pid, _signal.SIGKILL)
@@ -187,6 +236,17 @@ class Gateway:
         if self._logf is not None:
             self._logf.close()
             self._logf = None
+        if self._outf is not None:
+            self._outf.close()
+            self._outf = None
+
+    def out_text(self):
+        """What the process wrote to stdout (split_stdout=True)."""
+        try:
+            with open(self.out_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")
+        except FileNotFoundError:
+            return ""
 
     def reload(self, config):
         """Rewrites the config file and sends SIGHUP."""
@@ -225,15 +285,35 @@ class Gateway:
             time.sleep(0.05)
 
     def sanitizer_report(self):
-        """The sanitizer report lines in the log, if any (always checked under TLSGATE_SANITIZED)."""
-        text = self.log_text()
-        hits = [m for m in SANITIZER_MARKERS if m in text]
-        return hits
+        """The sanitizer report lines in the log, if any (checked after every test, any build)."""
+        return sanitizer_lines(self.log_text())
+
+
+def sanitizer_lines(text):
+    """Lines of an ASan/LSan/UBSan report in a process's output."""
+    return [m.group(0) for m in SANITIZER_RE.finditer(text)]
 
 
 def check_sanitizer(gw):
-    if SANITIZED and gw.sanitizer_report():
-        raise GatewayError("sanitizer report in the gateway log:\n" + gw.log_tail(400))
+    if gw.sanitizer_report():
+        raise GatewayError("sanitizer report in the log of tlsgate %s:\n%s"
+                           % (gw.name, gw.log_tail(400)))
+
+
+def problems(gw):
+    """What is wrong with a gateway after a test ran: an exit nobody expected, a sanitizer report.
+    Each problem is reported once (the test's own report, else its teardown)."""
+    if gw.problem_reported:
+        return []
+    out = []
+    died = gw.unexpected_exit()
+    if died:
+        out.append("%s:\n%s" % (died, gw.log_tail(200)))
+    if gw.sanitizer_report():
+        out.append("sanitizer report in the log of tlsgate %s:\n%s" % (gw.name, gw.log_tail(400)))
+    if out:
+        gw.problem_reported = True
+    return out
 
 
 def tlsgate(*args, timeout=60, cwd=None):
@@ -242,7 +322,9 @@ def tlsgate(*args, timeout=60, cwd=None):
     r = subprocess.run([BIN] + [str(a) for a in args], capture_output=True, text=True,
                        timeout=t(timeout), cwd=cwd)
     out = r.stdout + r.stderr
-    hits = [m for m in SANITIZER_MARKERS if m in out]
-    if hits:
+    if sanitizer_lines(out):
         raise GatewayError("sanitizer report from tlsgate %s:\n%s" % (" ".join(map(str, args)), out))
+    if r.returncode < 0:
+        raise GatewayError("tlsgate %s %s:\n%s" % (" ".join(map(str, args)),
+                                                    describe_exit(r.returncode), out))
     return r
