@@ -330,6 +330,19 @@ static void bad_request(struct tg_client *c, enum tg_hfail f)
     tg__client_refuse(c, f);
 }
 
+/* The parser failed after the head of a request we already answered ourselves (llhttp refuses
+ * a transfer coding we refused with 501 in req_on_head): that answer stands, alone. One request
+ * gets one response; the connection closes after it. */
+static void already_answered(struct tg_client *c)
+{
+    struct tg_stream *st = c->st;
+    tg_log_debug("client %s listener=%s: request already answered with %d; not reading the rest "
+                 "(%s)",
+                 c->peer, c->lc->name, st->status, st->msg.error ? st->msg.error : "malformed");
+    c->close_after = true;
+    st->req_phase = TG_REQ_DONE; /* tg__http1_process flushes the answer */
+}
+
 /* One pass of feeding the parser; stops at a message end, an incomplete head or a full
  * backend buffer. */
 static void feed(struct tg_client *c)
@@ -361,6 +374,10 @@ static void feed(struct tg_client *c)
         if (is_closed(c))
             return;
         conn->in.off += consumed;
+        if (r == TG_H1_ERROR && st->kind == TG_SK_LOCAL && st->req_phase != TG_REQ_HEAD) {
+            already_answered(c);
+            return;
+        }
         if (r == TG_H1_ERROR) {
             tg_log_info("client %s listener=%s: bad request: %s", c->peer, c->lc->name,
                         st->msg.error ? st->msg.error : "malformed");
