@@ -199,15 +199,16 @@ struct tg_stream {
     enum tg_resp_phase resp_phase;
     enum tg_stream_kind kind;
     /* Properties of this exchange (not states). */
-    bool head_only;    /* HEAD: the response has no body */
-    bool http10;       /* the client speaks HTTP/1.0 */
-    bool keepalive;    /* the client allows another request on the connection */
-    bool req_chunked;  /* the request body is re-chunked for the backend */
-    bool has_body;     /* the request has a body */
-    bool discard_body; /* the request body is read and dropped */
-    bool resp_chunked; /* the response body is re-chunked for the client */
-    bool retried;      /* already retried once on a fresh backend connection */
-    bool upgrade;      /* the client asked for a WebSocket upgrade */
+    bool head_only;                       /* HEAD: the response has no body */
+    bool http10;                          /* the client speaks HTTP/1.0 */
+    bool keepalive;                       /* the client allows another request on the connection */
+    bool req_chunked;                     /* the request body is re-chunked for the backend */
+    bool has_body;                        /* the request has a body */
+    bool discard_body;                    /* the request body is read and dropped */
+    bool resp_chunked;                    /* the response body is re-chunked for the client */
+    bool retried;                         /* already retried once on a fresh backend connection */
+    bool upgrade;                         /* the client asked for a WebSocket upgrade */
+    char ws_accept[TG_WS_ACCEPT_LEN + 1]; /* what a 101 must carry for its key, or "" */
     int status;
     const struct tg_backend_conf *backend;
     size_t target_idx;

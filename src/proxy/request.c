@@ -172,6 +172,15 @@ static bool wants_websocket(const struct tg_h1_msg *m)
            tg_h1_has_token(m, "connection", "upgrade");
 }
 
+/* Keeps the Sec-WebSocket-Accept the backend's 101 must carry for the client's key (the head's
+ * spans do not outlive it). Without one valid key no 101 is accepted. */
+static void ws_expect_accept(struct tg_stream *st, const struct tg_h1_msg *m)
+{
+    const struct tg_h1_field *f = tg_h1_find(m, "sec-websocket-key");
+    if (f == NULL || tg_ws_accept_for_key(m->base + f->value.off, f->value.len, st->ws_accept) != 0)
+        st->ws_accept[0] = '\0';
+}
+
 static int req_on_head(struct tg_h1_msg *m)
 {
     struct tg_client *c = m->user;
@@ -278,6 +287,8 @@ static int req_on_head(struct tg_h1_msg *m)
         return 0;
     }
     st->upgrade = wants_websocket(m);
+    if (st->upgrade)
+        ws_expect_accept(st, m);
     if (!build_backend_head(c, url_len ? url : "/", url_len ? url_len : 1, host, host_len)) {
         st->discard_body = true;
         c->close_after = true;
