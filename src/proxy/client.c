@@ -192,7 +192,10 @@ static bool client_identity(struct tg_client *c)
         c->xfcc = tg_tls_xfcc(leaf);
     if (ca->forward == TG_FWD_RFC9440 || ca->forward == TG_FWD_BOTH) {
         c->client_cert = tg_tls_rfc9440_cert(leaf);
-        c->client_cert_chain = tg_tls_rfc9440_chain(SSL_get_peer_cert_chain(c->conn.ssl), leaf);
+        /* Only what was verified: a client may append any certificates it likes. */
+        STACK_OF(X509) *v = tg_tls_server_verified_chain(c->snap->tls[c->lidx], c->conn.ssl);
+        c->client_cert_chain = tg_tls_rfc9440_chain(v, false);
+        sk_X509_pop_free(v, X509_free);
     }
     return true;
 }

@@ -162,6 +162,21 @@ static bool build_backend_head(struct tg_client *c, const char *url, size_t url_
     return ok;
 }
 
+/* The forwarded head did not fit: the client's certificate chain may be what is too large, and
+ * RFC 9440 lets Client-Cert-Chain be left out. It is, for the rest of the connection (logged
+ * once); false when there was none to leave out. */
+static bool drop_cert_chain(struct tg_client *c)
+{
+    if (c->client_cert_chain == NULL)
+        return false;
+    tg_log_info("client %s listener=%s: Client-Cert-Chain left out of requests forwarded on this "
+                "connection: its %zu bytes do not fit the forwarded head (limits.max_header_bytes)",
+                c->peer, c->lc->name, strlen(c->client_cert_chain));
+    free(c->client_cert_chain);
+    c->client_cert_chain = NULL;
+    return true;
+}
+
 /* A WebSocket opening handshake (RFC 6455 4.1): GET, HTTP/1.1, Upgrade: websocket and
  * Connection: upgrade. Any other Upgrade is dropped as hop-by-hop and the request stays HTTP. */
 static bool wants_websocket(const struct tg_h1_msg *m)
@@ -289,7 +304,10 @@ static int req_on_head(struct tg_h1_msg *m)
     st->upgrade = wants_websocket(m);
     if (st->upgrade)
         ws_expect_accept(st, m);
-    if (!build_backend_head(c, url_len ? url : "/", url_len ? url_len : 1, host, host_len)) {
+    const char *fwd_url = url_len ? url : "/";
+    size_t fwd_len = url_len ? url_len : 1;
+    if (!build_backend_head(c, fwd_url, fwd_len, host, host_len) &&
+        !(drop_cert_chain(c) && build_backend_head(c, fwd_url, fwd_len, host, host_len))) {
         st->discard_body = true;
         c->close_after = true;
         tg__client_refuse(c, TG_HF_FORWARD_TOO_LARGE);

@@ -606,8 +606,11 @@ out:
     return f;
 }
 
+/* The whole decision for leaf and what the client sent. On admission *keep (when not NULL) gets
+ * the verified chain (leaf first, trust anchor last). */
 static enum tg_tls_fail decide(struct tg_tls__cauth *ca, const struct where *wh, X509 *leaf,
-                               STACK_OF(X509) * sent, char *detail, size_t n)
+                               STACK_OF(X509) * sent, char *detail, size_t n,
+                               STACK_OF(X509) * *keep)
 {
     char why[400] = "";
     STACK_OF(X509) *verified = NULL;
@@ -621,6 +624,10 @@ static enum tg_tls_fail decide(struct tg_tls__cauth *ca, const struct where *wh,
     }
     if (f == TG_TLS_FAIL_NONE)
         f = check_revocation(ca, wh, verified, false, why, sizeof(why));
+    if (f == TG_TLS_FAIL_NONE && keep != NULL) {
+        *keep = verified;
+        verified = NULL;
+    }
     sk_X509_pop_free(verified, X509_free);
     /* Names are rendered only when someone reads them: a refusal's log line, or `check`. */
     if (f == TG_TLS_FAIL_NONE && wh->ssl != NULL) {
@@ -643,9 +650,14 @@ static int verify_cb(X509_STORE_CTX *xs, void *arg)
     STACK_OF(X509) *sent = X509_STORE_CTX_get0_untrusted(xs);
     char detail[512];
     const struct where wh = {ssl, false};
-    enum tg_tls_fail f = decide(ca, &wh, leaf, sent, detail, sizeof(detail));
-    if (f == TG_TLS_FAIL_NONE)
-        return 1; /* nothing recorded: the success path allocates nothing */
+    STACK_OF(X509) *verified = NULL;
+    enum tg_tls_fail f = decide(ca, &wh, leaf, sent, detail, sizeof(detail), &verified);
+    if (f == TG_TLS_FAIL_NONE) {
+        /* What SSL_get0_verified_chain() returns: this callback replaces X509_verify_cert(), so
+         * OpenSSL has no chain of its own, and the certificates the client sent are not one. */
+        X509_STORE_CTX_set0_verified_chain(xs, verified);
+        return 1; /* nothing recorded */
+    }
     struct cverify *r = rec_get(ssl, true);
     if (r != NULL) {
         r->fail = f;
@@ -807,6 +819,27 @@ enum tg_tls_fail tg_tls_server_client_recheck(const struct tg_tls_server *ts, X5
     return f == TG_TLS_FAIL_CERT_STATUS_UNKNOWN ? TG_TLS_FAIL_NONE : f;
 }
 
+STACK_OF(X509) * tg_tls_server_verified_chain(const struct tg_tls_server *ts, SSL *ssl)
+{
+    STACK_OF(X509) *v = SSL_get0_verified_chain(ssl);
+    if (v != NULL && sk_X509_num(v) > 0)
+        return X509_chain_up_ref(v);
+    struct tg_tls__cauth *ca = ts ? ts->cauth : NULL;
+    X509 *leaf = SSL_get0_peer_certificate(ssl);
+    if (ca == NULL || leaf == NULL || !SSL_session_reused(ssl))
+        return NULL;
+    /* A resumed session skipped verification: verify again what it kept (the leaf; the rest of
+     * the chain only where the session held it), most often from the chain cache. */
+    char why[400];
+    STACK_OF(X509) *verified = NULL;
+    if (verify_chain(ca, leaf, SSL_get_peer_cert_chain(ssl), &verified, why, sizeof(why)) !=
+        TG_TLS_FAIL_NONE) {
+        sk_X509_pop_free(verified, X509_free);
+        return NULL;
+    }
+    return verified;
+}
+
 bool tg_tls_server_client_auth(const struct tg_tls_server *ts)
 {
     return ts != NULL && ts->cauth != NULL;
@@ -826,7 +859,7 @@ enum tg_tls_fail tg_tls_server_client_check(const struct tg_tls_server *ts, X509
         f = ts->cauth->mode == TG_CAUTH_REQUIRE ? TG_TLS_FAIL_CERT_MISSING : TG_TLS_FAIL_NONE;
     } else {
         const struct where wh = {NULL, may_block};
-        f = decide(ts->cauth, &wh, leaf, chain, buf, sizeof(buf));
+        f = decide(ts->cauth, &wh, leaf, chain, buf, sizeof(buf), NULL);
     }
     if (n > 0)
         snprintf(detail, n, "%s", buf);

@@ -127,6 +127,10 @@ const char *tg_tls_fetch_url(const struct tg_tls_fetch *f);
  * finishes); the handshake fails without being logged as a refusal. */
 void tg_tls_server_abandon(SSL *ssl);
 
+/* The chain the client's certificate was verified with on listener ts (leaf first, trust anchor
+ * last; a new reference): SSL_get0_verified_chain(), or for a resumed session the chain verified
+ * again from what the session kept. NULL when there is none. Any thread. */
+STACK_OF(X509) * tg_tls_server_verified_chain(const struct tg_tls_server *ts, SSL *ssl);
 /* For a resumed session (verified when it was made, under the same policy: a new policy means a
  * new session id context): whether leaf has been revoked since, from data at hand only (the
  * chain is not kept in session tickets). TG_TLS_FAIL_CERT_REVOKED or TG_TLS_FAIL_NONE; detail
@@ -154,9 +158,10 @@ bool tg_tls_allow_match(const struct tg_tls_allow *a, X509 *cert, char *matched,
 char *tg_tls_xfcc(X509 *leaf);
 /* RFC 9440 Client-Cert: ":<base64 DER>:"; new string, NULL for no certificate. */
 char *tg_tls_rfc9440_cert(X509 *cert);
-/* RFC 9440 Client-Cert-Chain: the certificates of chain other than leaf, as byte sequences
+/* RFC 9440 Client-Cert-Chain from a verified chain (leaf first, trust anchor last): the
+ * certificates after the leaf, without the trust anchor unless with_anchor, as byte sequences
  * joined by ", "; new string, NULL when there are none. */
-char *tg_tls_rfc9440_chain(STACK_OF(X509) * chain, X509 *leaf);
+char *tg_tls_rfc9440_chain(STACK_OF(X509) * verified, bool with_anchor);
 
 /* ---- Client contexts towards backends (tls/client.c) ---- */
 

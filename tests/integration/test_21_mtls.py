@@ -159,6 +159,67 @@ def test_rfc9440_and_spoofed_headers_stripped(gateway, origin, certs, pki, tmp_p
     assert h["client-cert-chain"] == ":" + base64.b64encode(inter).decode() + ":"
 
 
+def _der_b64(pem_file):
+    return base64.b64encode(ssl.PEM_cert_to_DER_cert(open(pem_file).read())).decode()
+
+
+def _s_client_echo(port, client, chain_file, *extra):
+    """GET /echo with s_client presenting client's certificate plus chain_file's certificates;
+    returns the forwarded headers (lower-cased names, in order)."""
+    out = s_client(port, "-ign_eof", "-cert", client.cert, "-key", client.key, "-cert_chain",
+                   chain_file, *extra,
+                   input_=b"GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    assert "HTTP/1.1 200" in out.out, out.out[-2000:] + out.err[-2000:]
+    body = out.out[out.out.index("\r\n\r\n") + 4:]
+    body = body[:body.rindex("}") + 1]
+    return [(k.lower(), v) for k, v in json.loads(body)["headers"]]
+
+
+@pytest.mark.parametrize("tls", ["-tls1_3", "-tls1_2"])
+def test_rfc9440_chain_is_the_verified_chain(gateway, origin, certs, pki, tmp_path, tls):
+    """Client-Cert-Chain carries the chain the certificate was verified with (without the trust
+    anchor), never certificates the client merely appended (issue 11)."""
+    gw, port, o = _start(gateway, origin, certs, pki, tmp_path,
+                         {"mode": "require", "forward": "rfc9440"})
+    extra = pki.path("alice-extra-chain.pem")
+    with open(extra, "w") as f:  # unrelated certificates around the real intermediate
+        for p in (pki.foreign.cert, pki.inter.cert, pki.other_root.cert, pki.bob.cert,
+                  pki.root.cert):
+            f.write(open(p).read())
+    hs = _s_client_echo(port, pki.alice, extra, tls)
+    chain = [v for k, v in hs if k == "client-cert-chain"]
+    assert chain == [":%s:" % _der_b64(pki.inter.cert)], chain
+    # only the leaf sent, the intermediate not in the truststore: refused as before
+    assert _refused(port, pki.alice, chain=False)
+
+
+def test_rfc9440_chain_too_large_is_left_out(gateway, origin, certs, pki, tmp_path):
+    """A valid chain too large for the forwarded head: the request is served without
+    Client-Cert-Chain (RFC 9440 allows it), logged once per connection, never a 431."""
+    big = pki.intermediate("biginter", "/O=tlsgate tests/CN=Big Intermediate",
+                           comment="x" * 9000)
+    dave = pki.client("dave", "/O=Org/CN=dave", issuer=big)
+    o = origin("app")
+    port = testenv.free_port()
+    cfg = _config(certs, tmp_path, port, o.port,
+                  {"_trust": pki.trust, "mode": "require", "forward": "rfc9440"})
+    cfg["limits"] = {"max_header_bytes": 4096}
+    gw = gateway(cfg, ready_ports=[(port, False)])
+    with Conn(port, ctx=_ctx(dave)) as c:
+        for _ in range(2):
+            r = c.request("GET", "/echo")
+            assert r.status == 200, (r.status, r.body[:300])
+            h = _headers(r)
+            assert "client-cert-chain" not in h, list(h)
+            assert h["client-cert"] == ":%s:" % _der_b64(dave.cert)
+    lines = gw.log_lines("Client-Cert-Chain")
+    assert len(lines) == 1 and "listener=mtls" in lines[0], gw.log_tail()
+    assert "reason=forwarded_head_too_large" not in gw.log_text(), gw.log_tail()
+    # a chain that fits is still sent
+    r = _echo(port, pki.alice)
+    assert r.status == 200 and "client-cert-chain" in _headers(r), r.body[:300]
+
+
 def test_forward_none_still_strips(gateway, origin, certs, pki, tmp_path):
     gw, port, o = _start(gateway, origin, certs, pki, tmp_path,
                          {"mode": "require", "forward": "none"})
