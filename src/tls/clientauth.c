@@ -262,8 +262,8 @@ void tg_tls__cauth_free(struct tg_tls__cauth *ca)
 
 static size_t put_subject(char *buf, size_t n, X509 *x)
 {
-    char *subj = x ? tg_dn_string(X509_get_subject_name(x)) : tg_xstrdup("?");
-    char *iss = x ? tg_dn_string(X509_get_issuer_name(x)) : tg_xstrdup("?");
+    char *subj = x ? tg_dn_quoted(X509_get_subject_name(x)) : tg_xstrdup("?");
+    char *iss = x ? tg_dn_quoted(X509_get_issuer_name(x)) : tg_xstrdup("?");
     int k = snprintf(buf, n, "subject=\"%s\" issuer=\"%s\"", subj, iss);
     free(subj);
     free(iss);
@@ -580,7 +580,7 @@ static enum tg_tls_fail verify_chain(struct tg_tls__cauth *ca, X509 *leaf, STACK
         snprintf(detail, n, "certificate at depth %d is not valid before %s", depth, when);
         break;
     case TG_TLS_FAIL_CERT_NO_ISSUER: {
-        char *iss = tg_dn_string(X509_get_issuer_name(bad));
+        char *iss = tg_dn_quoted(X509_get_issuer_name(bad));
         snprintf(detail, n,
                  "the chain ends at issuer \"%s\", which the client did not send and truststore "
                  "\"%s\" does not hold",
@@ -589,7 +589,7 @@ static enum tg_tls_fail verify_chain(struct tg_tls__cauth *ca, X509 *leaf, STACK
         break;
     }
     case TG_TLS_FAIL_CERT_UNKNOWN_CA: {
-        char *iss = tg_dn_string(X509_get_issuer_name(bad));
+        char *iss = tg_dn_quoted(X509_get_issuer_name(bad));
         snprintf(detail, n, "%s: issuer \"%s\" is not in truststore \"%s\" (%zu CAs)",
                  X509_verify_cert_error_string(v), iss, ca->truststore, ca->n_cas);
         free(iss);

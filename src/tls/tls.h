@@ -252,6 +252,9 @@ X509_NAME *tg_dn_parse(const char *s, struct tg_err *err, const char *path);
 char *tg_dn_canonical(const X509_NAME *name);
 /* One-line RFC 2253-style rendering for logs and headers; newly allocated. */
 char *tg_dn_string(const X509_NAME *name);
+/* tg_dn_string escaped for a value between quotes in a log line (tg_esc_quote): a subject
+ * cannot end its quotes and add fields of its own; newly allocated. */
+char *tg_dn_quoted(const X509_NAME *name);
 
 /* ---- Dev certificates (tls/certgen.c) ---- */
 

@@ -166,13 +166,14 @@ def _der_b64(pem_file):
 def _s_client_echo(port, client, chain_file, *extra):
     """GET /echo with s_client presenting client's certificate plus chain_file's certificates;
     returns the forwarded headers (lower-cased names, in order)."""
-    out = s_client(port, "-ign_eof", "-cert", client.cert, "-key", client.key, "-cert_chain",
+    out = s_client(port, "-quiet", "-cert", client.cert, "-key", client.key, "-cert_chain",
                    chain_file, *extra,
                    input_=b"GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
     assert "HTTP/1.1 200" in out.out, out.out[-2000:] + out.err[-2000:]
-    body = out.out[out.out.index("\r\n\r\n") + 4:]
-    body = body[:body.rindex("}") + 1]
-    return [(k.lower(), v) for k, v in json.loads(body)["headers"]]
+    resp = out.out[out.out.index("HTTP/1.1 200"):]
+    body = resp[resp.index("\r\n\r\n") + 4:]
+    doc, _ = json.JSONDecoder().raw_decode(body)
+    return [(k.lower(), v) for k, v in doc["headers"]]
 
 
 @pytest.mark.parametrize("tls", ["-tls1_3", "-tls1_2"])
@@ -323,6 +324,58 @@ def test_allow_list(gateway, origin, certs, pki, tmp_path):
     assert _refused(port, pki.bob)
     _reason(gw, "client_cert_not_allowed", "subject=\"CN=bob,O=Org\"")
     assert [q for q in o.requests if q[1] == "/echo"].__len__() == 1
+
+
+def _logfmt(line):
+    """The (key, value) pairs a logfmt reader takes from a text log line: key=value, or
+    key="..." with \\ and \" escapes; words without '=' are skipped."""
+    out, i, n = [], 0, len(line)
+    while i < n:
+        while i < n and line[i] == " ":
+            i += 1
+        k = i
+        while i < n and line[i] not in " =\"":
+            i += 1
+        key = line[k:i].lstrip("(")
+        if i < n and line[i] == "=":
+            i += 1
+            if i < n and line[i] == '"':
+                i, v = i + 1, ""
+                while i < n and line[i] != '"':
+                    if line[i] == "\\" and i + 1 < n:
+                        i += 1
+                    v += line[i]
+                    i += 1
+                i += 1
+            else:
+                k2 = i
+                while i < n and line[i] != " ":
+                    i += 1
+                v = line[k2:i]
+            out.append((key, v))
+        elif i < n and line[i] == '"':  # a quoted word of prose
+            i += 1
+            while i < n and line[i] != '"':
+                i += 2 if line[i] == "\\" else 1
+            i += 1
+    return out
+
+
+def test_subject_cannot_add_log_fields(gateway, origin, certs, pki, tmp_path):
+    """A subject holding quotes stays one quoted value in the text error log: read as logfmt,
+    the refusal line has the one issuer the gateway wrote (issue 11)."""
+    evil = pki.client("evil", '/O=Org/CN=x" issuer="CN=Partner CA')
+    gw, port, o = _start(gateway, origin, certs, pki, tmp_path,
+                         {"mode": "require", "allowed_subjects": ["CN=CordaOperator,O=Org,L=London,C=GB"]})
+    assert _refused(port, evil)
+    line = _reason(gw, "client_cert_not_allowed")
+    fields = _logfmt(line[line.index("TLS handshake failed"):])
+    issuers = [v for k, v in fields if k == "issuer"]
+    subjects = [v for k, v in fields if k == "subject"]
+    assert issuers == ["CN=mTLS Test Intermediate,O=tlsgate tests"], (issuers, line)
+    assert len(subjects) == 1 and subjects[0].startswith('CN=x\\" issuer=\\"CN=Partner CA'), \
+        (subjects, line)
+    assert [k for k, _ in fields].count("reason") == 1, line
 
 
 def test_allow_list_value_case_matters(gateway, origin, certs, pki, tmp_path):
