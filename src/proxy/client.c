@@ -83,7 +83,7 @@ void tg__client_abort(struct tg_client *c, const char *why)
 static void hs_failed(struct tg_client *c, enum tg_tls_fail f)
 {
     const struct tg_tls_fail_info *fi = tg_tls_fail_info(f);
-    char detail[256] = "";
+    char detail[1024] = "";
     if (c->conn.ssl != NULL)
         tg_tls_fail_detail(c->conn.ssl, f, detail, sizeof(detail));
     if (strcmp(detail, fi->sentence) == 0)
@@ -223,6 +223,8 @@ void tg__client_opened(struct tg_client *c)
 
 void tg__client_handshake_timeout(struct tg_client *c)
 {
+    if (tg__mtls_wait_expired(c))
+        return;
     const struct tg_tls_fail_info *fi = tg_tls_fail_info(TG_TLS_FAIL_TIMEOUT);
     TG_STAT_INC(&c->conn.w->stats, hs_fail[TG_TLS_FAIL_TIMEOUT]);
     tg_log_info("TLS handshake failed: peer=%s listener=%s reason=%s: %s (no handshake "

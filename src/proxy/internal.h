@@ -146,6 +146,7 @@ struct tg_client {
      * after the handshake; NULL without a certificate or when not forwarded. */
     bool has_cert;                /* the client presented a certificate that was verified */
     struct tg__fetch *fetch_wait; /* the revocation fetch its handshake waits for, or NULL */
+    uint64_t fetch_wait_since_ms; /* when that wait began */
     char *xfcc;                   /* X-Forwarded-Client-Cert */
     char *client_cert;            /* RFC 9440 Client-Cert */
     char *client_cert_chain;      /* RFC 9440 Client-Cert-Chain; NULL when only the leaf was sent */
@@ -391,6 +392,9 @@ void tg__tunnel_start(struct tg_client *c, struct tg_bconn *b);
 /* mtls.c */
 /* Installs the revocation-fetch hook (once per process). */
 void tg__mtls_init(void);
+/* The handshake timer fired: if the handshake waits for a fetch, it stops waiting (logged) and
+ * goes on with the rest of timeouts.handshake; true then, false for a real timeout. */
+bool tg__mtls_wait_expired(struct tg_client *c);
 /* A client connection is closing: stop waiting for its fetch and end its paused handshake. */
 void tg__mtls_client_closing(struct tg_client *c);
 /* A new snapshot arrived: close connections whose client certificate it refuses. */

@@ -57,7 +57,8 @@ struct tg_tls__cauth {
 struct cverify {
     enum tg_tls_fail fail;
     bool abandoned; /* the connection closed while verification waited for a fetch */
-    char detail[512];
+    bool wait_over; /* the handshake's time for waiting on fetches ran out */
+    char detail[1024];
 };
 
 static int rec_idx = -1;
@@ -372,13 +373,29 @@ static bool abandoned(SSL *ssl)
     return r != NULL && r->abandoned;
 }
 
-/* Status of x from fetched CRLs / OCSP, waiting for a fetch when that is possible. */
-static int fetched_status(const struct where *wh, X509 *x, X509 *issuer, char *detail, size_t n)
+static bool wait_over(SSL *ssl)
+{
+    struct cverify *r = rec_get(ssl, false);
+    return r != NULL && r->wait_over;
+}
+
+void tg_tls_server_stop_waiting(SSL *ssl)
+{
+    struct cverify *r = rec_get(ssl, false);
+    if (r != NULL)
+        r->wait_over = true;
+}
+
+/* Status of x from fetched CRLs / OCSP, waiting for a fetch when that is possible. A fetch not
+ * waited for, or whose last try failed, is named in note. */
+static int fetched_status(const struct where *wh, X509 *x, X509 *issuer, char *detail, size_t n,
+                          char *note, size_t note_n)
 {
     int st = -1;
     for (int round = 0;; round++) {
         struct tg_tls_fetch *need = NULL;
-        st = tg_tls__fetched_status(x, issuer, detail, n, &need);
+        note[0] = '\0';
+        st = tg_tls__fetched_status(x, issuer, detail, n, &need, note, note_n);
         if (need == NULL)
             return st;
         if (round >= 3) {
@@ -391,6 +408,16 @@ static int fetched_status(const struct where *wh, X509 *x, X509 *issuer, char *d
             continue;
         }
         tg_tls_fetch_cb hook = tg_tls__fetch_hook();
+        if (wh->ssl != NULL && wait_over(wh->ssl)) {
+            /* The handshake's time for waiting is spent, whatever source this is. */
+            size_t off = strlen(note);
+            snprintf(note + off, note_n - off,
+                     "%sthe %s from %s did not come in time (the handshake stopped waiting "
+                     "before timeouts.handshake)",
+                     off ? "; " : "", tg_tls_fetch_what(need), tg_tls_fetch_url(need));
+            tg_tls_fetch_unref(need);
+            return st;
+        }
         if (wh->ssl == NULL || hook == NULL || ASYNC_get_current_job() == NULL ||
             abandoned(wh->ssl)) {
             tg_tls_fetch_unref(need);
@@ -421,9 +448,10 @@ static enum tg_tls_fail check_revocation(struct tg_tls__cauth *ca, const struct 
     for (int i = 0; i < last && i < sk_X509_num(verified); i++) {
         X509 *x = sk_X509_value(verified, i);
         X509 *issuer = i + 1 < sk_X509_num(verified) ? sk_X509_value(verified, i + 1) : x;
+        char note[400] = "";
         int st = crl_status(ca, x, issuer, detail, n);
         if (st < 0 && ca->fetch)
-            st = fetched_status(wh, x, issuer, detail, n);
+            st = fetched_status(wh, x, issuer, detail, n, note, sizeof(note));
         if (wh->ssl != NULL && abandoned(wh->ssl)) {
             snprintf(detail, n, "the connection closed");
             return TG_TLS_FAIL_HANGUP;
@@ -434,8 +462,8 @@ static enum tg_tls_fail check_revocation(struct tg_tls__cauth *ca, const struct 
             char *iss = tg_dn_string(X509_get_issuer_name(x));
             snprintf(detail, n,
                      "no current CRL (file or distribution point) or OCSP answer for this "
-                     "certificate of issuer %s (revocation.mode hard_fail refuses unknown status)",
-                     iss);
+                     "certificate of issuer %s%s%s",
+                     iss, note[0] ? ": " : "", note);
             free(iss);
             return TG_TLS_FAIL_CERT_STATUS_UNKNOWN;
         }
@@ -612,7 +640,7 @@ static enum tg_tls_fail decide(struct tg_tls__cauth *ca, const struct where *wh,
                                STACK_OF(X509) * sent, char *detail, size_t n,
                                STACK_OF(X509) * *keep)
 {
-    char why[400] = "";
+    char why[800] = "";
     STACK_OF(X509) *verified = NULL;
     enum tg_tls_fail f = verify_chain(ca, leaf, sent, &verified, why, sizeof(why));
     if (f == TG_TLS_FAIL_NONE && tg_tls_allow_count(ca->allow) > 0 &&
@@ -648,7 +676,7 @@ static int verify_cb(X509_STORE_CTX *xs, void *arg)
     SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
     X509 *leaf = X509_STORE_CTX_get0_cert(xs);
     STACK_OF(X509) *sent = X509_STORE_CTX_get0_untrusted(xs);
-    char detail[512];
+    char detail[1024];
     const struct where wh = {ssl, false};
     STACK_OF(X509) *verified = NULL;
     enum tg_tls_fail f = decide(ca, &wh, leaf, sent, detail, sizeof(detail), &verified);

@@ -87,6 +87,21 @@ const char *tg_tls_fetch_url(const struct tg_tls_fetch *f)
     return f->url;
 }
 
+const char *tg_tls_fetch_what(const struct tg_tls_fetch *f)
+{
+    return f->ocsp ? "OCSP response" : "CRL";
+}
+
+/* Appends "; fetching the <what> from <url> failed: <why>" to note. */
+static void note_failed(char *note, size_t n, const struct tg_tls_fetch *f)
+{
+    size_t off = strlen(note);
+    if (off + 3 >= n)
+        return;
+    snprintf(note + off, n - off, "%sfetching the %s from %s failed: %s", off ? "; " : "",
+             tg_tls_fetch_what(f), f->url, f->error);
+}
+
 /* Drops the least recently used entry nobody is fetching (under lock). */
 static void evict_one(void)
 {
@@ -344,7 +359,7 @@ static bool first_url(X509 *cert, bool ocsp, char *buf, size_t n)
 }
 
 int tg_tls__fetched_status(X509 *x, X509 *issuer, char *detail, size_t n,
-                           struct tg_tls_fetch **need)
+                           struct tg_tls_fetch **need, char *note, size_t note_n)
 {
     *need = NULL;
     char url[512];
@@ -411,6 +426,8 @@ int tg_tls__fetched_status(X509 *x, X509 *issuer, char *detail, size_t n,
                    (f->state == E_FAILED && now >= f->retry_at)) {
             f->refs++;
             *need = f;
+        } else if (f->state == E_FAILED && note != NULL) {
+            note_failed(note, note_n, f);
         }
         pthread_mutex_unlock(&lock);
         ERR_clear_error();

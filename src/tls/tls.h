@@ -123,6 +123,12 @@ void tg_tls_set_fetch_hook(tg_tls_fetch_cb cb);
 void tg_tls_fetch_run(struct tg_tls_fetch *f);
 void tg_tls_fetch_unref(struct tg_tls_fetch *f);
 const char *tg_tls_fetch_url(const struct tg_tls_fetch *f);
+/* "OCSP response" or "CRL": what f fetches, for log lines. */
+const char *tg_tls_fetch_what(const struct tg_tls_fetch *f);
+/* The handshake paused for a fetch on ssl stops waiting (its time is running out): driven again,
+ * verification goes on without that data and waits for no other fetch (status unknown; under
+ * hard_fail the refusal names the fetch). */
+void tg_tls_server_stop_waiting(SSL *ssl);
 /* Ends a handshake paused for a fetch on a connection being closed (so OpenSSL's paused job
  * finishes); the handshake fails without being logged as a refusal. */
 void tg_tls_server_abandon(SSL *ssl);

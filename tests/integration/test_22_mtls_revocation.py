@@ -209,16 +209,80 @@ def test_responder_down(gateway, origin, certs, ocsp_pki, tmp_path, mode, admitt
     gw, port = _start(gateway, origin, certs, ocsp_pki, tmp_path, {"mode": mode})
     for _ in range(3):
         assert (_get(port, ocsp_pki.good) == 200) == admitted, gw.log_tail()
-    failed = _lines(gw, "fetching the OCSP response from http://127.0.0.1:%d" % ocsp_pki.ocsp_port)
+    failed = _lines(gw, "revocation: fetching the OCSP response from http://127.0.0.1:%d"
+                    % ocsp_pki.ocsp_port)
     assert len(failed) == 1, "one line per URL per interval:\n" + gw.log_tail()
     if not admitted:
         assert gw.wait_log(lambda s: s.count("reason=client_cert_status_unknown") == 3), \
             gw.log_tail()
+        # each refusal names the fetch that failed
+        for line in _lines(gw, "reason=client_cert_status_unknown"):
+            assert "fetching the OCSP response from http://127.0.0.1:%d failed: " \
+                % ocsp_pki.ocsp_port in line, line
+
+
+class Hang:
+    """A revocation responder that accepts connections and never answers."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.port = self.sock.getsockname()[1]
+        self.held = []
+        self.t = threading.Thread(target=self._run, daemon=True)
+        self.t.start()
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.held.append(c)
+
+    def close(self):
+        self.sock.close()
+        for c in self.held:
+            c.close()
+
+
+@pytest.mark.parametrize("mode", ["soft_fail", "hard_fail"])
+def test_hanging_responder_bounded_by_the_handshake(gateway, origin, certs, tmp_path, mode):
+    """OCSP and CRL sources that accept and never answer: the handshake stops waiting for them in
+    time to decide (soft_fail admits, hard_fail refuses naming the fetch), never a handshake
+    timeout, and the wait is logged as what it was (issue 11)."""
+    hang = Hang()
+    try:
+        url = "http://127.0.0.1:%d" % hang.port
+        p = PKI(str(tmp_path / "pki"), cdp=url, ocsp=url + "/ocsp")
+        good = p.client("good", "/O=Org/CN=good")
+        gw, port = _start(gateway, origin, certs, p, tmp_path, {"mode": mode},
+                          handshake_timeout=2)
+        t0 = time.monotonic()
+        status = _get(port, good)
+        took = time.monotonic() - t0
+        assert took < testenv.t(2.5), took
+        waited = gw.wait_log(lambda s: "stopped waiting for the OCSP response from %s/ocsp"
+                             % url in s)
+        assert waited, gw.log_tail()
+        if mode == "soft_fail":
+            assert status == 200, gw.log_tail()
+        else:
+            assert status is None
+            assert gw.wait_log(lambda s: "reason=client_cert_status_unknown" in s), gw.log_tail()
+            line = _lines(gw, "reason=client_cert_status_unknown")
+            assert len(line) == 1 and "the OCSP response from %s/ocsp did not come in time" \
+                % url in line[0], gw.log_tail()
+        assert "handshake_timeout" not in gw.log_text(), gw.log_tail()
+    finally:
+        hang.close()
 
 
 def test_client_gone_while_its_handshake_waits(gateway, origin, certs, tmp_path):
-    """A handshake that times out while it waits for a slow CRL: the paused handshake is ended
-    (no leak, no crash under ASan), and a later client gets the fetched CRL."""
+    """A client that gives up while its handshake waits for a slow CRL: the paused handshake is
+    ended (no leak, no crash under ASan), its wait is cut before timeouts.handshake, and a later
+    client gets the fetched CRL."""
     d = str(tmp_path / "pki")
     www = str(tmp_path / "www")
     os.makedirs(www)
@@ -233,13 +297,18 @@ def test_client_gone_while_its_handshake_waits(gateway, origin, certs, tmp_path)
         ctx.maximum_version = ssl.TLSVersion.TLSv1_2  # the handshake ends on our side
         ctx.load_cert_chain(good.chain, good.key)
         s = socket.create_connection(("127.0.0.1", port))
-        s.settimeout(3)
+        s.settimeout(0.5)
         try:
             ctx.wrap_socket(s, server_hostname="localhost")
         except (socket.timeout, ssl.SSLError, OSError):
             pass
         s.close()
-        assert gw.wait_log(lambda t: "reason=handshake_timeout" in t, timeout=5), gw.log_tail()
+        # the wait is cut within timeouts.handshake; the client is gone by then
+        assert gw.wait_log(lambda t: "stopped waiting for the CRL" in t, timeout=5), \
+            gw.log_tail()
+        assert gw.wait_log(lambda t: "reason=client_hangup" in t
+                           or "reason=client_cert_status_unknown" in t, timeout=5), gw.log_tail()
+        assert "reason=handshake_timeout" not in gw.log_text(), gw.log_tail()
         assert gw.running()
         srv.delay = 0.0
         assert testenv.wait_until(lambda: _get(port, good) == 200, 10), gw.log_tail()
