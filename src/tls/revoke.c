@@ -12,6 +12,7 @@
 
 #include <openssl/err.h>
 #include <openssl/http.h>
+#include <openssl/httperr.h>
 #include <openssl/ocsp.h>
 #include <openssl/x509v3.h>
 
@@ -152,6 +153,71 @@ static void fail(struct tg_tls_fetch *f, const char *why)
     snprintf(f->error, sizeof(f->error), "%s", why ? why : "");
 }
 
+/* Names why OSSL_HTTP_transfer gave nothing, from the earliest specific error in the queue (the
+ * last one is the generic "error receiving"): an HTTP status, a malformed answer, the size cap,
+ * the deadline, or a failed connection. */
+static void http_failure(struct tg_tls_fetch *f)
+{
+    unsigned long e, first = 0;
+    const char *data = NULL;
+    int flags = 0;
+    char why[160] = "", first_data[96] = "";
+    while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
+        int lib = ERR_GET_LIB(e), r = ERR_GET_REASON(e);
+        const char *d = (flags & ERR_TXT_STRING) && data != NULL ? data : "";
+        if (why[0] != '\0')
+            continue;
+        if (first == 0) {
+            first = e;
+            snprintf(first_data, sizeof(first_data), "%s", d);
+        }
+        if (lib == ERR_LIB_HTTP &&
+            (r == HTTP_R_RECEIVED_ERROR || r == HTTP_R_STATUS_CODE_UNSUPPORTED)) {
+            long code = 0;
+            const char *c = strstr(d, "code=");
+            if (c != NULL)
+                code = strtol(c + 5, NULL, 10);
+            const char *reason = strstr(d, "reason=");
+            snprintf(why, sizeof(why), "the server answered HTTP status %ld%s%s", code,
+                     reason ? " " : "", reason ? reason + 7 : "");
+        } else if (lib == ERR_LIB_HTTP && (r == HTTP_R_MAX_RESP_LEN_EXCEEDED ||
+                                           r == HTTP_R_ASN1_LEN_EXCEEDS_MAX_RESP_LEN)) {
+            snprintf(why, sizeof(why), "the answer is larger than the %d-byte cap", MAX_RESP_BYTES);
+        } else if ((lib == ERR_LIB_BIO && r == BIO_R_TRANSFER_TIMEOUT) ||
+                   (lib == ERR_LIB_HTTP && r == HTTP_R_RETRY_TIMEOUT)) {
+            snprintf(why, sizeof(why), "no complete answer within %d s (deadline)", FETCH_TIMEOUT);
+        } else if (lib == ERR_LIB_BIO && r == BIO_R_CONNECT_TIMEOUT) {
+            snprintf(why, sizeof(why), "no connection within %d s (deadline)", FETCH_TIMEOUT);
+        } else if ((lib == ERR_LIB_HTTP && r == HTTP_R_CONNECT_FAILURE) ||
+                   (lib == ERR_LIB_BIO && r == BIO_R_CONNECT_ERROR) || lib == ERR_LIB_SYS) {
+            snprintf(why, sizeof(why), "cannot connect (%s)", ERR_reason_error_string(e));
+        } else if (lib == ERR_LIB_HTTP &&
+                   (r == HTTP_R_HEADER_PARSE_ERROR || r == HTTP_R_RESPONSE_PARSE_ERROR ||
+                    r == HTTP_R_RECEIVED_WRONG_HTTP_VERSION || r == HTTP_R_RESPONSE_LINE_TOO_LONG ||
+                    r == HTTP_R_ERROR_PARSING_CONTENT_LENGTH ||
+                    r == HTTP_R_INCONSISTENT_CONTENT_LENGTH)) {
+            snprintf(why, sizeof(why), "the answer is not valid HTTP (%s)",
+                     ERR_reason_error_string(e));
+        } else if (lib == ERR_LIB_HTTP &&
+                   (r == HTTP_R_MISSING_ASN1_ENCODING || r == HTTP_R_ERROR_PARSING_ASN1_LENGTH)) {
+            snprintf(why, sizeof(why), "the answer cannot be parsed: it is not DER (%s)",
+                     ERR_reason_error_string(e));
+        } else if (lib == ERR_LIB_HTTP &&
+                   (r == HTTP_R_UNEXPECTED_CONTENT_TYPE || r == HTTP_R_MISSING_CONTENT_TYPE)) {
+            snprintf(why, sizeof(why), "the answer has the wrong content type (%s)", d);
+        } else if (lib == ERR_LIB_HTTP &&
+                   (r == HTTP_R_SERVER_CANCELED_CONNECTION || r == HTTP_R_FAILED_READING_DATA)) {
+            snprintf(why, sizeof(why), "the server closed the connection before a whole answer");
+        }
+    }
+    if (why[0] == '\0' && first != 0) {
+        const char *rs = ERR_reason_error_string(first);
+        snprintf(why, sizeof(why), "%s%s%s", rs ? rs : "unknown error", first_data[0] ? ": " : "",
+                 first_data);
+    }
+    fail(f, why[0] ? why : "no answer");
+}
+
 static BIO *http_get(struct tg_tls_fetch *f, BIO *req, const char *ctype_req,
                      const char *ctype_resp)
 {
@@ -166,10 +232,8 @@ static BIO *http_get(struct tg_tls_fetch *f, BIO *req, const char *ctype_req,
     /* "" as the proxy: never the http_proxy of the environment. */
     resp = OSSL_HTTP_transfer(NULL, host, port, path, 0, "", NULL, NULL, NULL, NULL, NULL, 0, NULL,
                               ctype_req, req, ctype_resp, 1, MAX_RESP_BYTES, FETCH_TIMEOUT, 0);
-    if (resp == NULL) {
-        unsigned long e = ERR_peek_last_error();
-        fail(f, e ? ERR_reason_error_string(e) : "no answer");
-    }
+    if (resp == NULL)
+        http_failure(f);
 out:
     OPENSSL_free(host);
     OPENSSL_free(port);
@@ -193,7 +257,7 @@ static void fetch_crl(struct tg_tls_fetch *f, X509_CRL **crl, time_t *expires)
     *crl = d2i_X509_CRL_bio(resp, NULL);
     BIO_free(resp);
     if (*crl == NULL) {
-        fail(f, "the answer is not a DER CRL");
+        fail(f, "the answer cannot be parsed: it is not a DER CRL");
         return;
     }
     *expires = asn1_time(X509_CRL_get0_nextUpdate(*crl), time(NULL) + DEFAULT_TTL);
@@ -219,9 +283,19 @@ static void fetch_ocsp(struct tg_tls_fetch *f, OCSP_BASICRESP **out, time_t *exp
     if (resp == NULL)
         goto out;
     r = (OCSP_RESPONSE *)ASN1_item_d2i_bio(ASN1_ITEM_rptr(OCSP_RESPONSE), resp, NULL);
-    if (r == NULL || OCSP_response_status(r) != OCSP_RESPONSE_STATUS_SUCCESSFUL ||
-        (basic = OCSP_response_get1_basic(r)) == NULL) {
-        fail(f, "the responder gave no successful OCSP response");
+    if (r == NULL) {
+        fail(f, "the answer cannot be parsed: it is not a DER OCSP response");
+        goto out;
+    }
+    if (OCSP_response_status(r) != OCSP_RESPONSE_STATUS_SUCCESSFUL) {
+        char why[96];
+        snprintf(why, sizeof(why), "the responder answered OCSP status \"%s\"",
+                 OCSP_response_status_str(OCSP_response_status(r)));
+        fail(f, why);
+        goto out;
+    }
+    if ((basic = OCSP_response_get1_basic(r)) == NULL) {
+        fail(f, "the OCSP response holds no basic response");
         goto out;
     }
     /* The answer must be signed by the certificate's issuer or a responder it delegated to. */

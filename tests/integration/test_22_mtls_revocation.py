@@ -279,6 +279,99 @@ def test_hanging_responder_bounded_by_the_handshake(gateway, origin, certs, tmp_
         hang.close()
 
 
+class BadCrlServer:
+    """An http server for CRL fetches that answers by the path's first segment: /404/ a 404,
+    /garbage/ a 200 that is no CRL, /big/ a 200 over the 8 MiB cap, /drip/ a 200 sent a byte
+    every half second."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.closing = False
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                d = c.recv(4096)
+                if not d:
+                    return
+                head += d
+            kind = head.split(b" ")[1].split(b"/")[1]
+            if kind == b"404":
+                c.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 10\r\n\r\nnot found\n")
+            elif kind == b"garbage":
+                body = b"this is not a CRL at all"
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            elif kind == b"big":
+                n = 9 << 20
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n)
+                c.sendall(b"\x30\x84" + n.to_bytes(4, "big") + bytes(65536))
+            elif kind == b"drip":
+                # a DER SEQUENCE header that promises 996 more bytes, which come slowly
+                c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n\x30\x82\x03\xe4")
+                for _ in range(40):
+                    if self.closing:
+                        break
+                    time.sleep(0.5)
+                    c.sendall(b"\x30")
+        except OSError:
+            pass
+        finally:
+            c.close()
+
+    def close(self):
+        self.closing = True
+        self.sock.close()
+
+
+def test_fetch_failures_are_named(gateway, origin, certs, tmp_path):
+    """A CRL distribution point answering 404, garbage, more than the size cap, or too slowly:
+    each failure is logged (and a hard_fail refusal says) what it was, not "error receiving"
+    (issue 11)."""
+    srv = BadCrlServer()
+    try:
+        p = PKI(str(tmp_path / "pki"))
+        clients = {}
+        for kind in ("404", "garbage", "big", "drip"):
+            p.cdp = "http://127.0.0.1:%d/%s" % (srv.port, kind)
+            clients[kind] = p.client("c" + kind, "/O=Org/CN=c%s" % kind)
+        gw, port = _start(gateway, origin, certs, p, tmp_path, {"mode": "hard_fail"},
+                          handshake_timeout=8)
+        results = {}
+        ts = [threading.Thread(target=lambda k=k: results.__setitem__(k, _get(port, clients[k])))
+              for k in clients]
+        [t.start() for t in ts]
+        [t.join() for t in ts]
+        assert results == {k: None for k in clients}, results
+        want = {"404": "the server answered HTTP status 404 Not Found",
+                "garbage": "the answer cannot be parsed",
+                "big": "the answer is larger than the 8388608-byte cap",
+                "drip": "no complete answer within 5 s (deadline)"}
+        for kind, text in want.items():
+            url = "http://127.0.0.1:%d/%s/inter.crl" % (srv.port, kind)
+            warn = "revocation: fetching the CRL from %s failed: %s" % (url, text)
+            assert gw.wait_log(lambda s: warn in s, timeout=8), (kind, gw.log_tail())
+            refused = [l for l in _lines(gw, "reason=client_cert_status_unknown")
+                       if "CN=c%s," % kind in l]
+            assert len(refused) == 1 and "fetching the CRL from %s failed: %s" % (url, text) \
+                in refused[0], (kind, gw.log_tail())
+        assert "error receiving" not in gw.log_text(), gw.log_tail()
+    finally:
+        srv.close()
+
+
 def test_client_gone_while_its_handshake_waits(gateway, origin, certs, tmp_path):
     """A client that gives up while its handshake waits for a slow CRL: the paused handshake is
     ended (no leak, no crash under ASan), its wait is cut before timeouts.handshake, and a later
