@@ -50,7 +50,8 @@ enum tg_tls_fail {
     TG_TLS_FAIL_TIMEOUT,    /* handshake did not finish within timeouts.handshake */
     TG_TLS_FAIL_PEER_ALERT, /* client sent a fatal alert (e.g. it does not trust our certificate) */
     TG_TLS_FAIL_PROTOCOL,   /* malformed or unexpected handshake messages */
-    TG_TLS_FAIL_INTERNAL,   /* our side failed (allocation, provider, ...) */
+    TG_TLS_FAIL_MESSAGE_TOO_LARGE, /* a handshake message over OpenSSL's limit (a huge chain) */
+    TG_TLS_FAIL_INTERNAL,          /* our side failed (allocation, provider, ...) */
     /* Client certificates (tls.client_auth): */
     TG_TLS_FAIL_CERT_MISSING,        /* required, none sent */
     TG_TLS_FAIL_CERT_EXPIRED,        /* a certificate of the chain has expired */

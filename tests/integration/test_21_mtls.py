@@ -221,6 +221,26 @@ def test_rfc9440_chain_too_large_is_left_out(gateway, origin, certs, pki, tmp_pa
     assert r.status == 200 and "client-cert-chain" in _headers(r), r.body[:300]
 
 
+@pytest.mark.parametrize("tls", ["-tls1_3", "-tls1_2"])
+def test_oversized_certificate_message_gets_its_alert(gateway, origin, certs, pki, tmp_path, tls):
+    """A Certificate message over OpenSSL's limit (here ~330 KB of chain): the client reads the
+    illegal_parameter alert (not a reset first: the gateway drains what the client still sends
+    before closing), and the refusal has its own reason (issue 11)."""
+    huge = pki.intermediate("hugeinter", "/O=tlsgate tests/CN=Huge Intermediate",
+                            comment="h" * 9000)
+    chain = pki.path("huge-chain.pem")
+    with open(chain, "w") as f:
+        for _ in range(36):
+            f.write(open(huge.cert).read())
+    gw, port, o = _start(gateway, origin, certs, pki, tmp_path, {"mode": "require"})
+    out = s_client(port, tls, "-ign_eof", "-cert", pki.alice.cert, "-key", pki.alice.key,
+                   "-cert_chain", chain,
+                   input_=b"GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert "alert illegal parameter" in out.err, (out.out[-1500:], out.err[-1500:])
+    _reason(gw, "handshake_message_too_large")
+    assert "reason=protocol_error" not in gw.log_text(), gw.log_tail()
+
+
 def test_forward_none_still_strips(gateway, origin, certs, pki, tmp_path):
     gw, port, o = _start(gateway, origin, certs, pki, tmp_path,
                          {"mode": "require", "forward": "none"})
