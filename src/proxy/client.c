@@ -194,7 +194,7 @@ static bool client_identity(struct tg_client *c)
         c->client_cert = tg_tls_rfc9440_cert(leaf);
         /* Only what was verified: a client may append any certificates it likes. */
         STACK_OF(X509) *v = tg_tls_server_verified_chain(c->snap->tls[c->lidx], c->conn.ssl);
-        c->client_cert_chain = tg_tls_rfc9440_chain(v, false);
+        c->client_cert_chain = tg_tls_rfc9440_chain(v, ca->forward_anchor);
         sk_X509_pop_free(v, X509_free);
     }
     return true;

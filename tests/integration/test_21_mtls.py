@@ -194,6 +194,14 @@ def test_rfc9440_chain_is_the_verified_chain(gateway, origin, certs, pki, tmp_pa
     assert _refused(port, pki.alice, chain=False)
 
 
+def test_rfc9440_chain_with_trust_anchor_when_asked(gateway, origin, certs, pki, tmp_path):
+    gw, port, o = _start(gateway, origin, certs, pki, tmp_path,
+                         {"mode": "require", "forward": "both", "forward_trust_anchor": True})
+    hs = _s_client_echo(port, pki.alice, pki.inter.cert)
+    chain = [v for k, v in hs if k == "client-cert-chain"]
+    assert chain == [":%s:, :%s:" % (_der_b64(pki.inter.cert), _der_b64(pki.root.cert))], chain
+
+
 def test_rfc9440_chain_too_large_is_left_out(gateway, origin, certs, pki, tmp_path):
     """A valid chain too large for the forwarded head: the request is served without
     Client-Cert-Chain (RFC 9440 allows it), logged once per connection, never a 431."""
