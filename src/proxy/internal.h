@@ -149,7 +149,8 @@ struct tg_client {
     uint64_t fetch_wait_since_ms; /* when that wait began */
     char *xfcc;                   /* X-Forwarded-Client-Cert */
     char *client_cert;            /* RFC 9440 Client-Cert */
-    char *client_cert_chain;      /* RFC 9440 Client-Cert-Chain; NULL when only the leaf was sent */
+    char *client_cert_chain;      /* RFC 9440 Client-Cert-Chain (of the verified chain); NULL
+                                   * without intermediates, or once left out for size */
 };
 
 static inline struct tg_client *tg__client_of(struct tg_conn *conn)
@@ -200,16 +201,15 @@ struct tg_stream {
     enum tg_resp_phase resp_phase;
     enum tg_stream_kind kind;
     /* Properties of this exchange (not states). */
-    bool head_only;                       /* HEAD: the response has no body */
-    bool http10;                          /* the client speaks HTTP/1.0 */
-    bool keepalive;                       /* the client allows another request on the connection */
-    bool req_chunked;                     /* the request body is re-chunked for the backend */
-    bool has_body;                        /* the request has a body */
-    bool discard_body;                    /* the request body is read and dropped */
-    bool resp_chunked;                    /* the response body is re-chunked for the client */
-    bool retried;                         /* already retried once on a fresh backend connection */
-    bool upgrade;                         /* the client asked for a WebSocket upgrade */
-    char ws_accept[TG_WS_ACCEPT_LEN + 1]; /* what a 101 must carry for its key, or "" */
+    bool head_only;    /* HEAD: the response has no body */
+    bool http10;       /* the client speaks HTTP/1.0 */
+    bool keepalive;    /* the client allows another request on the connection */
+    bool req_chunked;  /* the request body is re-chunked for the backend */
+    bool has_body;     /* the request has a body */
+    bool discard_body; /* the request body is read and dropped */
+    bool resp_chunked; /* the response body is re-chunked for the client */
+    bool retried;      /* already retried once on a fresh backend connection */
+    bool upgrade;      /* the client asked for a WebSocket upgrade */
     int status;
     const struct tg_backend_conf *backend;
     size_t target_idx;
@@ -230,6 +230,7 @@ struct tg_stream {
     char method[16];
     char path[256];
     char host[128];
+    char ws_accept[TG_WS_ACCEPT_LEN + 1]; /* what a 101 must carry for the client's key, or "" */
 };
 
 /* ---- backend connections ---- */
