@@ -428,8 +428,11 @@ static int fetched_status(const struct where *wh, X509 *x, X509 *issuer, char *d
             tg_tls_fetch_unref(need);
             return st;
         }
-        if (!hook(wh->ssl, need))
-            return st;
+        if (!hook(wh->ssl, need)) {
+            if (!wait_over(wh->ssl))
+                return st;
+            continue; /* no time was left to wait: the next round names the fetch */
+        }
         /* The handshake reports SSL_ERROR_WANT_ASYNC until the fetch is done. */
         ASYNC_pause_job();
         if (abandoned(wh->ssl))
