@@ -158,17 +158,20 @@ static void fail(struct tg_tls_fetch *f, const char *why)
  * the deadline, or a failed connection. */
 static void http_failure(struct tg_tls_fetch *f)
 {
-    unsigned long e, first = 0;
-    const char *data = NULL;
+    unsigned long e;
+    const char *data = NULL, *first_rs = NULL;
     int flags = 0;
     char why[160] = "", first_data[96] = "";
     while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
         int lib = ERR_GET_LIB(e), r = ERR_GET_REASON(e);
         const char *d = (flags & ERR_TXT_STRING) && data != NULL ? data : "";
+        const char *rs = ERR_reason_error_string(e);
+        if (rs == NULL)
+            rs = lib == ERR_LIB_SYS ? "system error" : "unknown error";
         if (why[0] != '\0')
             continue;
-        if (first == 0) {
-            first = e;
+        if (first_rs == NULL) {
+            first_rs = rs;
             snprintf(first_data, sizeof(first_data), "%s", d);
         }
         if (lib == ERR_LIB_HTTP &&
@@ -190,18 +193,16 @@ static void http_failure(struct tg_tls_fetch *f)
             snprintf(why, sizeof(why), "no connection within %d s (deadline)", FETCH_TIMEOUT);
         } else if ((lib == ERR_LIB_HTTP && r == HTTP_R_CONNECT_FAILURE) ||
                    (lib == ERR_LIB_BIO && r == BIO_R_CONNECT_ERROR) || lib == ERR_LIB_SYS) {
-            snprintf(why, sizeof(why), "cannot connect (%s)", ERR_reason_error_string(e));
+            snprintf(why, sizeof(why), "cannot connect (%s)", rs);
         } else if (lib == ERR_LIB_HTTP &&
                    (r == HTTP_R_HEADER_PARSE_ERROR || r == HTTP_R_RESPONSE_PARSE_ERROR ||
                     r == HTTP_R_RECEIVED_WRONG_HTTP_VERSION || r == HTTP_R_RESPONSE_LINE_TOO_LONG ||
                     r == HTTP_R_ERROR_PARSING_CONTENT_LENGTH ||
                     r == HTTP_R_INCONSISTENT_CONTENT_LENGTH)) {
-            snprintf(why, sizeof(why), "the answer is not valid HTTP (%s)",
-                     ERR_reason_error_string(e));
+            snprintf(why, sizeof(why), "the answer is not valid HTTP (%s)", rs);
         } else if (lib == ERR_LIB_HTTP &&
                    (r == HTTP_R_MISSING_ASN1_ENCODING || r == HTTP_R_ERROR_PARSING_ASN1_LENGTH)) {
-            snprintf(why, sizeof(why), "the answer cannot be parsed: it is not DER (%s)",
-                     ERR_reason_error_string(e));
+            snprintf(why, sizeof(why), "the answer cannot be parsed: it is not DER (%s)", rs);
         } else if (lib == ERR_LIB_HTTP &&
                    (r == HTTP_R_UNEXPECTED_CONTENT_TYPE || r == HTTP_R_MISSING_CONTENT_TYPE)) {
             snprintf(why, sizeof(why), "the answer has the wrong content type (%s)", d);
@@ -210,11 +211,8 @@ static void http_failure(struct tg_tls_fetch *f)
             snprintf(why, sizeof(why), "the server closed the connection before a whole answer");
         }
     }
-    if (why[0] == '\0' && first != 0) {
-        const char *rs = ERR_reason_error_string(first);
-        snprintf(why, sizeof(why), "%s%s%s", rs ? rs : "unknown error", first_data[0] ? ": " : "",
-                 first_data);
-    }
+    if (why[0] == '\0' && first_rs != NULL)
+        snprintf(why, sizeof(why), "%s%s%s", first_rs, first_data[0] ? ": " : "", first_data);
     fail(f, why[0] ? why : "no answer");
 }
 

@@ -314,6 +314,7 @@ class BadCrlServer:
             elif kind == b"garbage":
                 body = b"this is not a CRL at all"
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+                time.sleep(1)  # the answer is whole: the fetch must fail on its bytes, not an EOF
             elif kind == b"big":
                 n = 9 << 20
                 c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n)
