@@ -103,11 +103,13 @@ static void log_listening(const struct tg_config *cfg)
 {
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const struct tg_listener_conf *lc = &cfg->listeners[i];
+        bool tcp = lc->mode == TG_MODE_TCP;
         if (lc->tls.disabled)
-            tg_log_info("listener %s on %s: plaintext HTTP (tls.disabled)", lc->name, lc->address);
+            tg_log_info("listener %s on %s: %s (tls.disabled)", lc->name, lc->address,
+                        tcp ? "tcp, plaintext" : "plaintext HTTP");
         else
-            tg_log_info("listener %s on %s: HTTPS, %s to %s", lc->name, lc->address,
-                        tg_tls_version_name(lc->tls.min_version),
+            tg_log_info("listener %s on %s: %s, %s to %s", lc->name, lc->address,
+                        tcp ? "tcp over TLS" : "HTTPS", tg_tls_version_name(lc->tls.min_version),
                         tg_tls_version_name(lc->tls.max_version));
     }
 }

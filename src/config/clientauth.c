@@ -19,6 +19,8 @@ static const struct tg_config__key client_auth_keys[] = {
     {"revocation", TG_J_OBJ, "an object", "{\"mode\": \"off\"}", NULL, 0},
     {"reauthorize_live", TG_J_BOOL, "true or false", "true", NULL, 0},
     {"forward", TG_J_STR, "a string", "\"xfcc\"", "xfcc, rfc9440, both, none", 0},
+    {"forward_trust_anchor", TG_J_BOOL, "true or false", "false",
+     "rfc9440: Client-Cert-Chain ends with the trust anchor too", 0},
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 
@@ -180,6 +182,9 @@ void tg_config__parse_client_auth(struct tg_config__ctx *c, json_t *obj, const c
     v = tg_config__get(obj, client_auth_keys, "reauthorize_live");
     if (v != NULL)
         ca->reauthorize_live = json_is_true(v);
+    v = tg_config__get(obj, client_auth_keys, "forward_trust_anchor");
+    if (v != NULL)
+        ca->forward_anchor = json_is_true(v);
     v = tg_config__get(obj, client_auth_keys, "forward");
     if (v != NULL) {
         char *p = tg_config__ptr_join(ca->path, "forward");

@@ -83,6 +83,7 @@ struct tg_client_auth_conf {
     bool rev_scope_chain;          /* revocation.scope "chain" (default "leaf") */
     bool reauthorize_live;         /* default true */
     enum tg_cauth_forward forward; /* default xfcc */
+    bool forward_anchor;           /* Client-Cert-Chain includes the trust anchor; default false */
 };
 
 /* tls.ocsp_stapling: where a listener's OCSP staples come from. */

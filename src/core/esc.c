@@ -74,6 +74,12 @@ static size_t unit(char *u, const unsigned char *p, size_t n, bool json, unsigne
     unsigned char c = p[0];
     *adv = 1;
     if (c < 0x80) {
+        if (c == '\\' && (flags & TG_ESC_KEEP_PAIRS) && n >= 2 && (p[1] == '\\' || p[1] == '"')) {
+            u[0] = '\\';
+            u[1] = (char)p[1];
+            *adv = 2;
+            return 2;
+        }
         if (c == '\\' || (c == '"' && (json || (flags & TG_ESC_QUOTES)))) {
             u[0] = '\\';
             u[1] = (char)c;
@@ -166,6 +172,23 @@ size_t tg_esc_text(char *dst, size_t cap, const char *s, size_t len, unsigned fl
 {
     size_t used;
     return esc(dst, cap, s, len, false, flags, &used);
+}
+
+size_t tg_esc_quote(char *dst, size_t cap, const char *s, size_t len)
+{
+    size_t n = 0;
+    if (cap == 0)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        bool esc2 = s[i] == '\\' || s[i] == '"';
+        if (n + 1 + esc2 >= cap)
+            break;
+        if (esc2)
+            dst[n++] = '\\';
+        dst[n++] = s[i];
+    }
+    dst[n] = '\0';
+    return n;
 }
 
 /* ---- JSON object writer ---- */

@@ -19,6 +19,16 @@
 /* Text form: escape space as `\x20`, so an unquoted value can never fake `key=value` tokens. */
 #define TG_ESC_SPACES 0x2u
 
+/* Text form: `\\` and `\"` in s are escapes a producer already wrote (tg_esc_quote) and stay as
+ * they are; any other `\` is still `\\`. For the error log, whose messages hold quoted values. */
+#define TG_ESC_KEEP_PAIRS 0x4u
+
+/* Writes s[0..len) for a value the text error log puts between quotes: `\` as `\\` and `"` as
+ * `\"`, everything else as is (the log writer, with TG_ESC_KEEP_PAIRS, escapes the rest and
+ * keeps these), so the value can never end its quotes early or escape the closing one. Cut only
+ * between whole escapes; NUL-terminated when cap > 0. Returns the bytes written. */
+size_t tg_esc_quote(char *dst, size_t cap, const char *s, size_t len);
+
 /* Writes the JSON string body (no surrounding quotes) for s[0..len) into dst: `"` and `\`
  * backslashed, \b \f \n \r \t as short escapes, other controls and DEL as \u00XX. Returns the
  * number of bytes written, not counting the NUL. */

@@ -82,10 +82,12 @@ void tg_log(enum tg_log_level level, const char *fmt, ...)
         tg_jobj_strn(&o, "msg", msg, mlen, SIZE_MAX);
         n = tg_jobj_finish(&o, true);
     } else {
-        /* The message is prose: quotes and spaces stay as they are. */
+        /* The message is prose: quotes and spaces stay as they are. Quoted values carrying
+         * others' bytes were written with tg_esc_quote, whose escapes are kept, so a logfmt
+         * reader gets exactly the fields we wrote. */
         int h = snprintf(line, sizeof(line), "%s [%s] ", ts, level_names[level]);
         n = h < 0 ? 0 : (size_t)h;
-        n += tg_esc_text(line + n, sizeof(line) - n - 1, msg, mlen, 0);
+        n += tg_esc_text(line + n, sizeof(line) - n - 1, msg, mlen, TG_ESC_KEEP_PAIRS);
         line[n++] = '\n';
     }
     ssize_t w = write(log_fd, line, n);

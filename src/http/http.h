@@ -110,6 +110,17 @@ int tg_http_path_normalize(char *target, size_t len, size_t *out_len);
  * "/apix"; a prefix ending in '/' matches anything below it. */
 bool tg_http_prefix_match(const char *prefix, size_t prefix_len, const char *path, size_t len);
 
+/* ---- WebSocket opening handshake (http/ws.c) ---- */
+
+#define TG_WS_ACCEPT_LEN 28 /* base64 of a SHA-1 digest */
+
+/* The Sec-WebSocket-Accept a server must answer for the client's Sec-WebSocket-Key key[0..len);
+ * writes it NUL-terminated to out. -EINVAL (out "") when key is not base64 of 16 bytes. */
+int tg_ws_accept_for_key(const char *key, size_t len, char out[TG_WS_ACCEPT_LEN + 1]);
+/* True when value[0..len), less surrounding whitespace, is exactly the expected accept (never
+ * when expected is ""). */
+bool tg_ws_accept_ok(const char *expected, const char *value, size_t len);
+
 /* ---- Message heads as data (http/head.c) ----
  * A protocol-independent request or response head: what routing and rewriting work on, and what
  * a wire encoder (HTTP/1 today) serialises. Strings point into buffers owned by the caller (a

@@ -366,6 +366,11 @@ int tg_conn_connect(struct tg_conn *c, struct tg_worker *w, const struct sockadd
 
 static void fail(struct tg_conn *c, enum tg_conn_fail why, int err)
 {
+    /* A server handshake that OpenSSL ended with a fatal alert: the client may still be sending
+     * (the rest of a large Certificate message, early data). Closing with its bytes unread would
+     * reset the connection, and the reset can destroy the alert before the client reads it. */
+    c->linger = why == TG_CONN_FAIL_HANDSHAKE && c->ssl != NULL && SSL_is_server(c->ssl) &&
+                c->ssl_error == SSL_ERROR_SSL;
     c->h->on_fail(c, why, err);
     tg_conn_close(c);
 }
@@ -559,10 +564,55 @@ static void on_handle_closed(uv_handle_t *hd)
     c->h->on_closed(c);
 }
 
+#define LINGER_MS    500        /* as openssl s_server: time for an extreme round trip */
+#define LINGER_BYTES (1u << 20) /* never read more than this for a client we refused */
+
+static void release_handles(struct tg_conn *c)
+{
+    uv_poll_stop(&c->poll);
+    uv_timer_stop(&c->timer);
+    c->pending_closes = 2;
+    uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+}
+
+static void on_linger_timer(uv_timer_t *t)
+{
+    release_handles(t->data);
+}
+
+/* Reads and drops what the client still sends, until it ends (or resets) or the limits pass. */
+static void on_linger_poll(uv_poll_t *p, int status, int events)
+{
+    struct tg_conn *c = p->data;
+    char sink[16384];
+    (void)events;
+    for (;;) {
+        ssize_t n = status < 0 ? -1 : recv(c->fd, sink, sizeof(sink), 0);
+        if (n > 0) {
+            c->lingered += (uint32_t)n;
+            if (c->lingered < LINGER_BYTES)
+                continue;
+        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+            return;
+        }
+        release_handles(c);
+        return;
+    }
+}
+
 void tg_conn_close(struct tg_conn *c)
 {
     if (c->state == TG_CONN_CLOSED)
         return;
+    if (c->linger) {
+        /* Our side is done (the alert is in the socket): FIN after it, then drain briefly. */
+        c->state = TG_CONN_CLOSED;
+        shutdown(c->fd, SHUT_WR);
+        uv_poll_start(&c->poll, UV_READABLE, on_linger_poll);
+        uv_timer_start(&c->timer, on_linger_timer, LINGER_MS, 0);
+        return;
+    }
     if (c->ssl != NULL && c->state == TG_CONN_OPEN && !c->wr_shut) {
         /* Best-effort close_notify; the socket is non-blocking so this never waits. */
         ERR_clear_error();
@@ -570,9 +620,5 @@ void tg_conn_close(struct tg_conn *c)
         ERR_clear_error();
     }
     c->state = TG_CONN_CLOSED;
-    uv_poll_stop(&c->poll);
-    uv_timer_stop(&c->timer);
-    c->pending_closes = 2;
-    uv_close((uv_handle_t *)&c->poll, on_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
+    release_handles(c);
 }

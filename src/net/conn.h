@@ -99,6 +99,8 @@ struct tg_conn {
     bool rd_eof;         /* the peer ended its direction */
     bool wr_shut;        /* we ended ours */
     bool shut_pending;   /* end ours once the output is flushed */
+    bool linger;         /* closing drains the client's bytes first (a fatal alert was sent) */
+    uint32_t lingered;   /* bytes drained so far */
     uint64_t last_io_ms; /* last byte moved either way */
     uint64_t bytes_read;
     uint64_t bytes_written;

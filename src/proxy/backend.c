@@ -709,6 +709,19 @@ static const struct tg_conn_handler bconn_handler = {
 
 /* ---- response callbacks: re-frame the backend's response for the client ---- */
 
+/* A 101 switches only with exactly one Sec-WebSocket-Accept matching the client's key (RFC 6455
+ * 4.1): anything else is not the WebSocket server the client asked for, and browsers fail it. */
+static bool ws_accepted(const struct tg_h1_msg *m, const struct tg_stream *st)
+{
+    const struct tg_h1_field *f = tg_h1_find(m, "sec-websocket-accept");
+    if (f == NULL)
+        return false;
+    for (const struct tg_h1_field *g = f + 1; g < m->fields + m->n_fields; g++)
+        if (tg_h1_name_is(m, g, "sec-websocket-accept"))
+            return false;
+    return tg_ws_accept_ok(st->ws_accept, m->base + f->value.off, f->value.len);
+}
+
 static int resp_on_head(struct tg_h1_msg *m)
 {
     struct tg_bconn *b = m->user;
@@ -725,6 +738,11 @@ static int resp_on_head(struct tg_h1_msg *m)
     }
     if (status == 101 && !st->upgrade)
         return -1; /* nobody asked for an upgrade */
+    if (status == 101 && !ws_accepted(m, st)) {
+        m->error_status = 502;
+        m->error = "101 without the Sec-WebSocket-Accept for the client's key";
+        return -1;
+    }
     bool no_body = st->head_only || status == 204 || status == 304 || status == 101;
     bool has_cl = (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED);
     if (!no_body && (p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED)) {

@@ -83,7 +83,7 @@ void tg__client_abort(struct tg_client *c, const char *why)
 static void hs_failed(struct tg_client *c, enum tg_tls_fail f)
 {
     const struct tg_tls_fail_info *fi = tg_tls_fail_info(f);
-    char detail[256] = "";
+    char detail[1024] = "";
     if (c->conn.ssl != NULL)
         tg_tls_fail_detail(c->conn.ssl, f, detail, sizeof(detail));
     if (strcmp(detail, fi->sentence) == 0)
@@ -192,7 +192,10 @@ static bool client_identity(struct tg_client *c)
         c->xfcc = tg_tls_xfcc(leaf);
     if (ca->forward == TG_FWD_RFC9440 || ca->forward == TG_FWD_BOTH) {
         c->client_cert = tg_tls_rfc9440_cert(leaf);
-        c->client_cert_chain = tg_tls_rfc9440_chain(SSL_get_peer_cert_chain(c->conn.ssl), leaf);
+        /* Only what was verified: a client may append any certificates it likes. */
+        STACK_OF(X509) *v = tg_tls_server_verified_chain(c->snap->tls[c->lidx], c->conn.ssl);
+        c->client_cert_chain = tg_tls_rfc9440_chain(v, ca->forward_anchor);
+        sk_X509_pop_free(v, X509_free);
     }
     return true;
 }
@@ -220,6 +223,8 @@ void tg__client_opened(struct tg_client *c)
 
 void tg__client_handshake_timeout(struct tg_client *c)
 {
+    if (tg__mtls_wait_expired(c))
+        return;
     const struct tg_tls_fail_info *fi = tg_tls_fail_info(TG_TLS_FAIL_TIMEOUT);
     TG_STAT_INC(&c->conn.w->stats, hs_fail[TG_TLS_FAIL_TIMEOUT]);
     tg_log_info("TLS handshake failed: peer=%s listener=%s reason=%s: %s (no handshake "

@@ -146,9 +146,11 @@ struct tg_client {
      * after the handshake; NULL without a certificate or when not forwarded. */
     bool has_cert;                /* the client presented a certificate that was verified */
     struct tg__fetch *fetch_wait; /* the revocation fetch its handshake waits for, or NULL */
+    uint64_t fetch_wait_since_ms; /* when that wait began */
     char *xfcc;                   /* X-Forwarded-Client-Cert */
     char *client_cert;            /* RFC 9440 Client-Cert */
-    char *client_cert_chain;      /* RFC 9440 Client-Cert-Chain; NULL when only the leaf was sent */
+    char *client_cert_chain;      /* RFC 9440 Client-Cert-Chain (of the verified chain); NULL
+                                   * without intermediates, or once left out for size */
 };
 
 static inline struct tg_client *tg__client_of(struct tg_conn *conn)
@@ -228,6 +230,7 @@ struct tg_stream {
     char method[16];
     char path[256];
     char host[128];
+    char ws_accept[TG_WS_ACCEPT_LEN + 1]; /* what a 101 must carry for the client's key, or "" */
 };
 
 /* ---- backend connections ---- */
@@ -390,6 +393,9 @@ void tg__tunnel_start(struct tg_client *c, struct tg_bconn *b);
 /* mtls.c */
 /* Installs the revocation-fetch hook (once per process). */
 void tg__mtls_init(void);
+/* The handshake timer fired: if the handshake waits for a fetch, it stops waiting (logged) and
+ * goes on with the rest of timeouts.handshake; true then, false for a real timeout. */
+bool tg__mtls_wait_expired(struct tg_client *c);
 /* A client connection is closing: stop waiting for its fetch and end its paused handshake. */
 void tg__mtls_client_closing(struct tg_client *c);
 /* A new snapshot arrived: close connections whose client certificate it refuses. */

@@ -3,6 +3,7 @@
  * handshakes), and live re-authorisation of open connections when a new snapshot arrives. */
 #include "proxy/internal.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,11 +43,24 @@ static void fetch_done(uv_work_t *req, int status)
         if (c == NULL)
             continue;
         c->fetch_wait = NULL;
+        uint64_t now = uv_now(&c->conn.w->loop);
+        uint64_t end = c->accepted_ms + tg__cfg(c)->timeouts.handshake_ms;
+        tg_conn_timer(&c->conn, end > now ? end - now : 1); /* back to the handshake's deadline */
         tg_conn_handshake_resume(&c->conn);
     }
     tg_tls_fetch_unref(p->f);
     free(p->waiters);
     free(p);
+}
+
+/* When a handshake stops waiting for revocation data: timeouts.handshake after accept, less a
+ * tenth of it (100 ms to 1 s) to finish, so that "status unknown" comes in time to admit under
+ * soft_fail, and to refuse naming the fetch under hard_fail, rather than a handshake timeout. */
+static uint64_t wait_deadline(const struct tg_client *c)
+{
+    uint64_t hs = tg__cfg(c)->timeouts.handshake_ms;
+    uint64_t margin = TG_MIN(TG_MAX(hs / 10, (uint64_t)100), (uint64_t)1000);
+    return c->accepted_ms + (hs > margin ? hs - margin : 0);
 }
 
 /* tg_tls_fetch_cb: runs inside the paused handshake of a client connection. */
@@ -59,6 +73,12 @@ static bool fetch_hook(SSL *ssl, struct tg_tls_fetch *f)
     }
     struct tg_client *c = tg__client_of(conn);
     struct tg_proxy_worker *pw = tg_pw(conn->w);
+    uint64_t now = uv_now(&conn->w->loop), until = wait_deadline(c);
+    if (now >= until) { /* no time left to wait: verification goes on without it */
+        tg_tls_server_stop_waiting(ssl);
+        tg_tls_fetch_unref(f);
+        return false;
+    }
     struct tg__fetch *p = pw->fetches;
     while (p != NULL && p->f != f)
         p = p->next;
@@ -82,6 +102,37 @@ static bool fetch_hook(SSL *ssl, struct tg_tls_fetch *f)
     p->waiters = tg_xrealloc(p->waiters, (p->n_waiters + 1) * sizeof(*p->waiters));
     p->waiters[p->n_waiters++] = c;
     c->fetch_wait = p;
+    c->fetch_wait_since_ms = now;
+    /* The handshake timer fires at the end of the waiting time (tg__mtls_wait_expired). */
+    tg_conn_timer(&c->conn, until - now);
+    return true;
+}
+
+static void waiter_remove(struct tg_client *c)
+{
+    struct tg__fetch *p = c->fetch_wait;
+    for (size_t i = 0; i < p->n_waiters; i++)
+        if (p->waiters[i] == c)
+            p->waiters[i] = NULL;
+    c->fetch_wait = NULL;
+}
+
+bool tg__mtls_wait_expired(struct tg_client *c)
+{
+    struct tg__fetch *p = c->fetch_wait;
+    if (p == NULL)
+        return false;
+    uint64_t now = uv_now(&c->conn.w->loop);
+    uint64_t end = c->accepted_ms + tg__cfg(c)->timeouts.handshake_ms;
+    tg_log_info("client %s listener=%s: stopped waiting for the %s from %s after %" PRIu64
+                " ms, to finish the TLS handshake within %" PRIu64
+                " ms (timeouts.handshake): its revocation status is unknown",
+                c->peer, c->lc->name, tg_tls_fetch_what(p->f), tg_tls_fetch_url(p->f),
+                now - c->fetch_wait_since_ms, tg__cfg(c)->timeouts.handshake_ms);
+    waiter_remove(c);
+    tg_tls_server_stop_waiting(c->conn.ssl);
+    tg_conn_timer(&c->conn, end > now ? end - now : 1); /* the rest of the handshake */
+    tg_conn_handshake_resume(&c->conn);
     return true;
 }
 
@@ -99,13 +150,9 @@ void tg__mtls_init(void)
 
 void tg__mtls_client_closing(struct tg_client *c)
 {
-    struct tg__fetch *p = c->fetch_wait;
-    if (p == NULL)
+    if (c->fetch_wait == NULL)
         return;
-    for (size_t i = 0; i < p->n_waiters; i++)
-        if (p->waiters[i] == c)
-            p->waiters[i] = NULL;
-    c->fetch_wait = NULL;
+    waiter_remove(c);
     /* OpenSSL's job is paused inside our verification: let it finish before the SSL goes. */
     tg_tls_server_abandon(c->conn.ssl);
 }

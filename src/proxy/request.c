@@ -162,6 +162,21 @@ static bool build_backend_head(struct tg_client *c, const char *url, size_t url_
     return ok;
 }
 
+/* The forwarded head did not fit: the client's certificate chain may be what is too large, and
+ * RFC 9440 lets Client-Cert-Chain be left out. It is, for the rest of the connection (logged
+ * once); false when there was none to leave out. */
+static bool drop_cert_chain(struct tg_client *c)
+{
+    if (c->client_cert_chain == NULL)
+        return false;
+    tg_log_info("client %s listener=%s: Client-Cert-Chain left out of requests forwarded on this "
+                "connection: its %zu bytes do not fit the forwarded head (limits.max_header_bytes)",
+                c->peer, c->lc->name, strlen(c->client_cert_chain));
+    free(c->client_cert_chain);
+    c->client_cert_chain = NULL;
+    return true;
+}
+
 /* A WebSocket opening handshake (RFC 6455 4.1): GET, HTTP/1.1, Upgrade: websocket and
  * Connection: upgrade. Any other Upgrade is dropped as hop-by-hop and the request stays HTTP. */
 static bool wants_websocket(const struct tg_h1_msg *m)
@@ -170,6 +185,15 @@ static bool wants_websocket(const struct tg_h1_msg *m)
     return p->method == HTTP_GET && p->http_major == 1 && p->http_minor == 1 &&
            tg_h1_has_token(m, "upgrade", "websocket") &&
            tg_h1_has_token(m, "connection", "upgrade");
+}
+
+/* Keeps the Sec-WebSocket-Accept the backend's 101 must carry for the client's key (the head's
+ * spans do not outlive it). Without one valid key no 101 is accepted. */
+static void ws_expect_accept(struct tg_stream *st, const struct tg_h1_msg *m)
+{
+    const struct tg_h1_field *f = tg_h1_find(m, "sec-websocket-key");
+    if (f == NULL || tg_ws_accept_for_key(m->base + f->value.off, f->value.len, st->ws_accept) != 0)
+        st->ws_accept[0] = '\0';
 }
 
 static int req_on_head(struct tg_h1_msg *m)
@@ -282,7 +306,12 @@ static int req_on_head(struct tg_h1_msg *m)
         return 0;
     }
     st->upgrade = wants_websocket(m);
-    if (!build_backend_head(c, url_len ? url : "/", url_len ? url_len : 1, host, host_len)) {
+    if (st->upgrade)
+        ws_expect_accept(st, m);
+    const char *fwd_url = url_len ? url : "/";
+    size_t fwd_len = url_len ? url_len : 1;
+    if (!build_backend_head(c, fwd_url, fwd_len, host, host_len) &&
+        !(drop_cert_chain(c) && build_backend_head(c, fwd_url, fwd_len, host, host_len))) {
         tg_log_info("client %s listener=%s: request refused with 431: reason=%s: %s %s: the head "
                     "with the fields we add does not fit the backend's buffer "
                     "(limits.max_header_bytes)",
@@ -339,6 +368,19 @@ static void bad_request(struct tg_client *c, enum tg_hfail f)
     tg__client_refuse(c, f);
 }
 
+/* The parser failed after the head of a request we already answered ourselves (llhttp refuses
+ * a transfer coding we refused with 501 in req_on_head): that answer stands, alone. One request
+ * gets one response; the connection closes after it. */
+static void already_answered(struct tg_client *c)
+{
+    struct tg_stream *st = c->st;
+    tg_log_debug("client %s listener=%s: request already answered with %d; not reading the rest "
+                 "(%s)",
+                 c->peer, c->lc->name, st->status, st->msg.error ? st->msg.error : "malformed");
+    c->close_after = true;
+    st->req_phase = TG_REQ_DONE; /* tg__http1_process flushes the answer */
+}
+
 /* One pass of feeding the parser; stops at a message end, an incomplete head or a full
  * backend buffer. */
 static void feed(struct tg_client *c)
@@ -370,6 +412,10 @@ static void feed(struct tg_client *c)
         if (is_closed(c))
             return;
         conn->in.off += consumed;
+        if (r == TG_H1_ERROR && st->kind == TG_SK_LOCAL && st->req_phase != TG_REQ_HEAD) {
+            already_answered(c);
+            return;
+        }
         if (r == TG_H1_ERROR) {
             int status = st->msg.error_status;
             enum tg_hfail f = status == 431   ? TG_HF_HEAD_TOO_LARGE

@@ -57,7 +57,8 @@ struct tg_tls__cauth {
 struct cverify {
     enum tg_tls_fail fail;
     bool abandoned; /* the connection closed while verification waited for a fetch */
-    char detail[512];
+    bool wait_over; /* the handshake's time for waiting on fetches ran out */
+    char detail[1024];
 };
 
 static int rec_idx = -1;
@@ -297,8 +298,8 @@ void tg_tls__cauth_free(struct tg_tls__cauth *ca)
 
 static size_t put_subject(char *buf, size_t n, X509 *x)
 {
-    char *subj = x ? tg_dn_string(X509_get_subject_name(x)) : tg_xstrdup("?");
-    char *iss = x ? tg_dn_string(X509_get_issuer_name(x)) : tg_xstrdup("?");
+    char *subj = x ? tg_dn_quoted(X509_get_subject_name(x)) : tg_xstrdup("?");
+    char *iss = x ? tg_dn_quoted(X509_get_issuer_name(x)) : tg_xstrdup("?");
     int k = snprintf(buf, n, "subject=\"%s\" issuer=\"%s\"", subj, iss);
     free(subj);
     free(iss);
@@ -407,13 +408,29 @@ static bool abandoned(SSL *ssl)
     return r != NULL && r->abandoned;
 }
 
-/* Status of x from fetched CRLs / OCSP, waiting for a fetch when that is possible. */
-static int fetched_status(const struct where *wh, X509 *x, X509 *issuer, char *detail, size_t n)
+static bool wait_over(SSL *ssl)
+{
+    struct cverify *r = rec_get(ssl, false);
+    return r != NULL && r->wait_over;
+}
+
+void tg_tls_server_stop_waiting(SSL *ssl)
+{
+    struct cverify *r = rec_get(ssl, false);
+    if (r != NULL)
+        r->wait_over = true;
+}
+
+/* Status of x from fetched CRLs / OCSP, waiting for a fetch when that is possible. A fetch not
+ * waited for, or whose last try failed, is named in note. */
+static int fetched_status(const struct where *wh, X509 *x, X509 *issuer, char *detail, size_t n,
+                          char *note, size_t note_n)
 {
     int st = -1;
     for (int round = 0;; round++) {
         struct tg_tls_fetch *need = NULL;
-        st = tg_tls__fetched_status(x, issuer, detail, n, &need);
+        note[0] = '\0';
+        st = tg_tls__fetched_status(x, issuer, detail, n, &need, note, note_n);
         if (need == NULL)
             return st;
         if (round >= 3) {
@@ -426,6 +443,16 @@ static int fetched_status(const struct where *wh, X509 *x, X509 *issuer, char *d
             continue;
         }
         tg_tls_fetch_cb hook = tg_tls__fetch_hook();
+        if (wh->ssl != NULL && wait_over(wh->ssl)) {
+            /* The handshake's time for waiting is spent, whatever source this is. */
+            size_t off = strlen(note);
+            snprintf(note + off, note_n - off,
+                     "%sthe %s from %s did not come in time (the handshake stopped waiting "
+                     "before timeouts.handshake)",
+                     off ? "; " : "", tg_tls_fetch_what(need), tg_tls_fetch_url(need));
+            tg_tls_fetch_unref(need);
+            return st;
+        }
         if (wh->ssl == NULL || hook == NULL || ASYNC_get_current_job() == NULL ||
             abandoned(wh->ssl)) {
             tg_tls_fetch_unref(need);
@@ -436,8 +463,11 @@ static int fetched_status(const struct where *wh, X509 *x, X509 *issuer, char *d
             tg_tls_fetch_unref(need);
             return st;
         }
-        if (!hook(wh->ssl, need))
-            return st;
+        if (!hook(wh->ssl, need)) {
+            if (!wait_over(wh->ssl))
+                return st;
+            continue; /* no time was left to wait: the next round names the fetch */
+        }
         /* The handshake reports SSL_ERROR_WANT_ASYNC until the fetch is done. */
         ASYNC_pause_job();
         if (abandoned(wh->ssl))
@@ -456,9 +486,10 @@ static enum tg_tls_fail check_revocation(struct tg_tls__cauth *ca, const struct 
     for (int i = 0; i < last && i < sk_X509_num(verified); i++) {
         X509 *x = sk_X509_value(verified, i);
         X509 *issuer = i + 1 < sk_X509_num(verified) ? sk_X509_value(verified, i + 1) : x;
+        char note[400] = "";
         int st = crl_status(ca, x, issuer, detail, n);
         if (st < 0 && ca->fetch)
-            st = fetched_status(wh, x, issuer, detail, n);
+            st = fetched_status(wh, x, issuer, detail, n, note, sizeof(note));
         if (wh->ssl != NULL && abandoned(wh->ssl)) {
             snprintf(detail, n, "the connection closed");
             return TG_TLS_FAIL_HANGUP;
@@ -469,8 +500,8 @@ static enum tg_tls_fail check_revocation(struct tg_tls__cauth *ca, const struct 
             char *iss = tg_dn_string(X509_get_issuer_name(x));
             snprintf(detail, n,
                      "no current CRL (file or distribution point) or OCSP answer for this "
-                     "certificate of issuer %s (revocation.mode hard_fail refuses unknown status)",
-                     iss);
+                     "certificate of issuer %s%s%s",
+                     iss, note[0] ? ": " : "", note);
             free(iss);
             return TG_TLS_FAIL_CERT_STATUS_UNKNOWN;
         }
@@ -615,7 +646,7 @@ static enum tg_tls_fail verify_chain(struct tg_tls__cauth *ca, X509 *leaf, STACK
         snprintf(detail, n, "certificate at depth %d is not valid before %s", depth, when);
         break;
     case TG_TLS_FAIL_CERT_NO_ISSUER: {
-        char *iss = tg_dn_string(X509_get_issuer_name(bad));
+        char *iss = tg_dn_quoted(X509_get_issuer_name(bad));
         snprintf(detail, n,
                  "the chain ends at issuer \"%s\", which the client did not send and truststore "
                  "\"%s\" does not hold",
@@ -624,7 +655,7 @@ static enum tg_tls_fail verify_chain(struct tg_tls__cauth *ca, X509 *leaf, STACK
         break;
     }
     case TG_TLS_FAIL_CERT_UNKNOWN_CA: {
-        char *iss = tg_dn_string(X509_get_issuer_name(bad));
+        char *iss = tg_dn_quoted(X509_get_issuer_name(bad));
         snprintf(detail, n, "%s: issuer \"%s\" is not in truststore \"%s\" (%zu CAs)",
                  X509_verify_cert_error_string(v), iss, ca->truststore, ca->n_cas);
         free(iss);
@@ -641,10 +672,13 @@ out:
     return f;
 }
 
+/* The whole decision for leaf and what the client sent. On admission *keep (when not NULL) gets
+ * the verified chain (leaf first, trust anchor last). */
 static enum tg_tls_fail decide(struct tg_tls__cauth *ca, const struct where *wh, X509 *leaf,
-                               STACK_OF(X509) * sent, char *detail, size_t n)
+                               STACK_OF(X509) * sent, char *detail, size_t n,
+                               STACK_OF(X509) * *keep)
 {
-    char why[400] = "";
+    char why[800] = "";
     STACK_OF(X509) *verified = NULL;
     enum tg_tls_fail f = verify_chain(ca, leaf, sent, &verified, why, sizeof(why));
     if (f == TG_TLS_FAIL_NONE && tg_tls_allow_count(ca->allow) > 0 &&
@@ -656,6 +690,10 @@ static enum tg_tls_fail decide(struct tg_tls__cauth *ca, const struct where *wh,
     }
     if (f == TG_TLS_FAIL_NONE)
         f = check_revocation(ca, wh, verified, false, why, sizeof(why));
+    if (f == TG_TLS_FAIL_NONE && keep != NULL) {
+        *keep = verified;
+        verified = NULL;
+    }
     sk_X509_pop_free(verified, X509_free);
     /* Names are rendered only when someone reads them: a refusal's log line, or `check`. */
     if (f == TG_TLS_FAIL_NONE && wh->ssl != NULL) {
@@ -676,11 +714,16 @@ static int verify_cb(X509_STORE_CTX *xs, void *arg)
     SSL *ssl = X509_STORE_CTX_get_ex_data(xs, SSL_get_ex_data_X509_STORE_CTX_idx());
     X509 *leaf = X509_STORE_CTX_get0_cert(xs);
     STACK_OF(X509) *sent = X509_STORE_CTX_get0_untrusted(xs);
-    char detail[512];
+    char detail[1024];
     const struct where wh = {ssl, false};
-    enum tg_tls_fail f = decide(ca, &wh, leaf, sent, detail, sizeof(detail));
-    if (f == TG_TLS_FAIL_NONE)
-        return 1; /* nothing recorded: the success path allocates nothing */
+    STACK_OF(X509) *verified = NULL;
+    enum tg_tls_fail f = decide(ca, &wh, leaf, sent, detail, sizeof(detail), &verified);
+    if (f == TG_TLS_FAIL_NONE) {
+        /* What SSL_get0_verified_chain() returns: this callback replaces X509_verify_cert(), so
+         * OpenSSL has no chain of its own, and the certificates the client sent are not one. */
+        X509_STORE_CTX_set0_verified_chain(xs, verified);
+        return 1; /* nothing recorded */
+    }
     struct cverify *r = rec_get(ssl, true);
     if (r != NULL) {
         r->fail = f;
@@ -842,6 +885,27 @@ enum tg_tls_fail tg_tls_server_client_recheck(const struct tg_tls_server *ts, X5
     return f == TG_TLS_FAIL_CERT_STATUS_UNKNOWN ? TG_TLS_FAIL_NONE : f;
 }
 
+STACK_OF(X509) * tg_tls_server_verified_chain(const struct tg_tls_server *ts, SSL *ssl)
+{
+    STACK_OF(X509) *v = SSL_get0_verified_chain(ssl);
+    if (v != NULL && sk_X509_num(v) > 0)
+        return X509_chain_up_ref(v);
+    struct tg_tls__cauth *ca = ts ? ts->cauth : NULL;
+    X509 *leaf = SSL_get0_peer_certificate(ssl);
+    if (ca == NULL || leaf == NULL || !SSL_session_reused(ssl))
+        return NULL;
+    /* A resumed session skipped verification: verify again what it kept (the leaf; the rest of
+     * the chain only where the session held it), most often from the chain cache. */
+    char why[400];
+    STACK_OF(X509) *verified = NULL;
+    if (verify_chain(ca, leaf, SSL_get_peer_cert_chain(ssl), &verified, why, sizeof(why)) !=
+        TG_TLS_FAIL_NONE) {
+        sk_X509_pop_free(verified, X509_free);
+        return NULL;
+    }
+    return verified;
+}
+
 bool tg_tls_server_client_auth(const struct tg_tls_server *ts)
 {
     return ts != NULL && ts->cauth != NULL;
@@ -861,7 +925,7 @@ enum tg_tls_fail tg_tls_server_client_check(const struct tg_tls_server *ts, X509
         f = ts->cauth->mode == TG_CAUTH_REQUIRE ? TG_TLS_FAIL_CERT_MISSING : TG_TLS_FAIL_NONE;
     } else {
         const struct where wh = {NULL, may_block};
-        f = decide(ts->cauth, &wh, leaf, chain, buf, sizeof(buf));
+        f = decide(ts->cauth, &wh, leaf, chain, buf, sizeof(buf), NULL);
     }
     if (n > 0)
         snprintf(detail, n, "%s", buf);

@@ -9,6 +9,7 @@
 #include <openssl/objects.h>
 
 #include "core/core.h"
+#include "core/esc.h"
 
 /* Attribute types accepted by name, case-insensitively (OpenSSL's own lookup is case-sensitive). */
 static const struct {
@@ -361,4 +362,14 @@ char *tg_dn_string(const X509_NAME *name)
     BIO_free(bio);
     ERR_clear_error();
     return s;
+}
+
+char *tg_dn_quoted(const X509_NAME *name)
+{
+    char *s = tg_dn_string(name);
+    size_t len = strlen(s), cap = 2 * len + 1;
+    char *q = tg_xmalloc(cap);
+    tg_esc_quote(q, cap, s, len);
+    free(s);
+    return q;
 }

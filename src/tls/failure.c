@@ -51,6 +51,11 @@ static const struct tg_tls_fail_info fail_table[TG_TLS_FAIL__COUNT] = {
     [TG_TLS_FAIL_PROTOCOL] = {"protocol_error",
                               "the client sent malformed or unexpected handshake messages", NULL,
                               true},
+    [TG_TLS_FAIL_MESSAGE_TOO_LARGE] = {"handshake_message_too_large",
+                                       "the client sent a handshake message over the size limit "
+                                       "(a Certificate message is at most 100 KB: too long a "
+                                       "chain)",
+                                       NULL, true},
     [TG_TLS_FAIL_INTERNAL] = {"internal_error",
                               "the handshake failed on our side (allocation, provider or key "
                               "problem)",
@@ -147,6 +152,8 @@ static enum tg_tls_fail map_error(unsigned long e)
         return TG_TLS_FAIL_NOT_TLS;
     case SSL_R_UNEXPECTED_EOF_WHILE_READING:
         return TG_TLS_FAIL_HANGUP;
+    case SSL_R_EXCESSIVE_MESSAGE_SIZE:
+        return TG_TLS_FAIL_MESSAGE_TOO_LARGE;
     case SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE:
         return TG_TLS_FAIL_CERT_MISSING;
     case ERR_R_MALLOC_FAILURE:

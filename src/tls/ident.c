@@ -111,16 +111,14 @@ char *tg_tls_rfc9440_cert(X509 *cert)
     return b.s;
 }
 
-char *tg_tls_rfc9440_chain(STACK_OF(X509) * chain, X509 *leaf)
+char *tg_tls_rfc9440_chain(STACK_OF(X509) * verified, bool with_anchor)
 {
     struct sbuf b = {0};
-    for (int i = 0; i < sk_X509_num(chain); i++) {
-        X509 *x = sk_X509_value(chain, i);
-        if (leaf != NULL && X509_cmp(x, leaf) == 0)
-            continue;
+    int end = sk_X509_num(verified) - (with_anchor ? 0 : 1);
+    for (int i = 1; i < end; i++) {
         if (b.len > 0)
             sb_str(&b, ", ");
-        sb_bytes(&b, x);
+        sb_bytes(&b, sk_X509_value(verified, i));
     }
     return b.s;
 }

@@ -340,9 +340,10 @@ void tg_tls__cauth_print(const struct tg_tls__cauth *ca, FILE *out);
 /* Sets verification mode, callback, depth and CA names on a listener context. */
 void tg_tls__cauth_apply(struct tg_tls__cauth *ca, SSL_CTX *ctx);
 /* Revocation status of x (issued by issuer) from fetched data (revoke.c): 1 revoked (detail
- * written), 0 good, -1 unknown; *need gets a reference to a fetch that would tell, or NULL. */
+ * written), 0 good, -1 unknown; *need gets a reference to a fetch that would tell, or NULL. A
+ * source whose last fetch failed is named in note (appended, "; "-separated) with its error. */
 int tg_tls__fetched_status(X509 *x, X509 *issuer, char *detail, size_t n,
-                           struct tg_tls_fetch **need);
+                           struct tg_tls_fetch **need, char *note, size_t note_n);
 tg_tls_fetch_cb tg_tls__fetch_hook(void);
 /* The issuer of x among fresh fetched data (an OCSP request's issuer or a CRL's verified signer
  * whose key signed x), as a new reference, or NULL. */

@@ -13,6 +13,7 @@
 
 #include <openssl/err.h>
 #include <openssl/http.h>
+#include <openssl/httperr.h>
 #include <openssl/ocsp.h>
 #include <openssl/x509v3.h>
 
@@ -88,6 +89,21 @@ const char *tg_tls_fetch_url(const struct tg_tls_fetch *f)
     return f->url;
 }
 
+const char *tg_tls_fetch_what(const struct tg_tls_fetch *f)
+{
+    return f->ocsp ? "OCSP response" : "CRL";
+}
+
+/* Appends "; fetching the <what> from <url> failed: <why>" to note. */
+static void note_failed(char *note, size_t n, const struct tg_tls_fetch *f)
+{
+    size_t off = strlen(note);
+    if (off + 3 >= n)
+        return;
+    snprintf(note + off, n - off, "%sfetching the %s from %s failed: %s", off ? "; " : "",
+             tg_tls_fetch_what(f), f->url, f->error);
+}
+
 /* Drops the least recently used entry nobody is fetching (under lock). */
 static void evict_one(void)
 {
@@ -133,6 +149,69 @@ static struct tg_tls_fetch *entry_get(const char *key, const char *url, bool ocs
 
 /* ---- fetching (thread pool) ---- */
 
+/* Names why OSSL_HTTP_transfer gave nothing, from the earliest specific error in the queue (the
+ * last one is the generic "error receiving"): an HTTP status, a malformed answer, the size cap,
+ * the deadline, or a failed connection. */
+static void http_failure(char *out, size_t out_len)
+{
+    unsigned long e;
+    const char *data = NULL, *first_rs = NULL;
+    int flags = 0;
+    char why[160] = "", first_data[96] = "";
+    while ((e = ERR_get_error_all(NULL, NULL, NULL, &data, &flags)) != 0) {
+        int lib = ERR_GET_LIB(e), r = ERR_GET_REASON(e);
+        const char *d = (flags & ERR_TXT_STRING) && data != NULL ? data : "";
+        const char *rs = ERR_reason_error_string(e);
+        if (rs == NULL)
+            rs = lib == ERR_LIB_SYS ? "system error" : "unknown error";
+        if (why[0] != '\0')
+            continue;
+        if (first_rs == NULL) {
+            first_rs = rs;
+            snprintf(first_data, sizeof(first_data), "%s", d);
+        }
+        if (lib == ERR_LIB_HTTP &&
+            (r == HTTP_R_RECEIVED_ERROR || r == HTTP_R_STATUS_CODE_UNSUPPORTED)) {
+            long code = 0;
+            const char *c = strstr(d, "code=");
+            if (c != NULL)
+                code = strtol(c + 5, NULL, 10);
+            const char *reason = strstr(d, "reason=");
+            snprintf(why, sizeof(why), "the server answered HTTP status %ld%s%s", code,
+                     reason ? " " : "", reason ? reason + 7 : "");
+        } else if (lib == ERR_LIB_HTTP && (r == HTTP_R_MAX_RESP_LEN_EXCEEDED ||
+                                           r == HTTP_R_ASN1_LEN_EXCEEDS_MAX_RESP_LEN)) {
+            snprintf(why, sizeof(why), "the answer is larger than the %d-byte cap", MAX_RESP_BYTES);
+        } else if ((lib == ERR_LIB_BIO && r == BIO_R_TRANSFER_TIMEOUT) ||
+                   (lib == ERR_LIB_HTTP && r == HTTP_R_RETRY_TIMEOUT)) {
+            snprintf(why, sizeof(why), "no complete answer within %d s (deadline)", FETCH_TIMEOUT);
+        } else if (lib == ERR_LIB_BIO && r == BIO_R_CONNECT_TIMEOUT) {
+            snprintf(why, sizeof(why), "no connection within %d s (deadline)", FETCH_TIMEOUT);
+        } else if ((lib == ERR_LIB_HTTP && r == HTTP_R_CONNECT_FAILURE) ||
+                   (lib == ERR_LIB_BIO && r == BIO_R_CONNECT_ERROR) || lib == ERR_LIB_SYS) {
+            snprintf(why, sizeof(why), "cannot connect (%s)", rs);
+        } else if (lib == ERR_LIB_HTTP &&
+                   (r == HTTP_R_HEADER_PARSE_ERROR || r == HTTP_R_RESPONSE_PARSE_ERROR ||
+                    r == HTTP_R_RECEIVED_WRONG_HTTP_VERSION || r == HTTP_R_RESPONSE_LINE_TOO_LONG ||
+                    r == HTTP_R_ERROR_PARSING_CONTENT_LENGTH ||
+                    r == HTTP_R_INCONSISTENT_CONTENT_LENGTH)) {
+            snprintf(why, sizeof(why), "the answer is not valid HTTP (%s)", rs);
+        } else if (lib == ERR_LIB_HTTP &&
+                   (r == HTTP_R_MISSING_ASN1_ENCODING || r == HTTP_R_ERROR_PARSING_ASN1_LENGTH)) {
+            snprintf(why, sizeof(why), "the answer cannot be parsed: it is not DER (%s)", rs);
+        } else if (lib == ERR_LIB_HTTP &&
+                   (r == HTTP_R_UNEXPECTED_CONTENT_TYPE || r == HTTP_R_MISSING_CONTENT_TYPE)) {
+            snprintf(why, sizeof(why), "the answer has the wrong content type (%s)", d);
+        } else if (lib == ERR_LIB_HTTP &&
+                   (r == HTTP_R_SERVER_CANCELED_CONNECTION || r == HTTP_R_FAILED_READING_DATA)) {
+            snprintf(why, sizeof(why), "the server closed the connection before a whole answer");
+        }
+    }
+    if (why[0] == '\0' && first_rs != NULL)
+        snprintf(why, sizeof(why), "%s%s%s", first_rs, first_data[0] ? ": " : "", first_data);
+    snprintf(out, out_len, "%s", why[0] ? why : "no answer");
+}
+
 /* GET (req NULL) or POST req to an http:// URL, never through a proxy; the body, or NULL with
  * a reason in why. Blocks up to FETCH_TIMEOUT seconds. */
 static BIO *http_get(const char *url, BIO *req, const char *ctype_req, const char *ctype_resp,
@@ -149,10 +228,8 @@ static BIO *http_get(const char *url, BIO *req, const char *ctype_req, const cha
     /* "" as the proxy: never the http_proxy of the environment. */
     resp = OSSL_HTTP_transfer(NULL, host, port, path, 0, "", NULL, NULL, NULL, NULL, NULL, 0, NULL,
                               ctype_req, req, ctype_resp, 1, MAX_RESP_BYTES, FETCH_TIMEOUT, 0);
-    if (resp == NULL) {
-        unsigned long e = ERR_peek_last_error();
-        snprintf(why, why_len, "%s", e ? ERR_reason_error_string(e) : "no answer");
-    }
+    if (resp == NULL)
+        http_failure(why, why_len);
 out:
     OPENSSL_free(host);
     OPENSSL_free(port);
@@ -194,7 +271,7 @@ int tg_tls__crl_parse(const uint8_t *buf, size_t len, time_t now, X509_CRL **out
     X509_CRL *crl = len <= LONG_MAX ? d2i_X509_CRL(NULL, &p, (long)len) : NULL;
     ERR_clear_error();
     if (crl == NULL) {
-        snprintf(why, why_len, "the answer is not a DER CRL");
+        snprintf(why, why_len, "the answer cannot be parsed: it is not a DER CRL");
         return -EINVAL;
     }
     *expires = asn1_time(X509_CRL_get0_nextUpdate(crl), now + DEFAULT_TTL);
@@ -238,7 +315,7 @@ OCSP_RESPONSE *tg_tls__ocsp_query(const char *url, X509 *cert, X509 *issuer, cha
     r = len <= LONG_MAX ? d2i_OCSP_RESPONSE(NULL, &p, (long)len) : NULL;
     free(body);
     if (r == NULL)
-        snprintf(why, why_len, "the answer is not a DER OCSP response");
+        snprintf(why, why_len, "the answer cannot be parsed: it is not a DER OCSP response");
 out:
     ERR_clear_error();
     BIO_free(resp);
@@ -257,7 +334,7 @@ int tg_tls__ocsp_check(OCSP_RESPONSE *r, X509 *cert, X509 *issuer, struct tg_tls
     memset(info, 0, sizeof(*info));
     if (OCSP_response_status(r) != OCSP_RESPONSE_STATUS_SUCCESSFUL ||
         (basic = OCSP_response_get1_basic(r)) == NULL) {
-        snprintf(why, why_len, "not a successful OCSP response (%s)",
+        snprintf(why, why_len, "the responder answered OCSP status \"%s\"",
                  OCSP_response_status_str(OCSP_response_status(r)));
         goto out;
     }
@@ -324,7 +401,7 @@ int tg_tls__ocsp_parse(const uint8_t *buf, size_t len, X509 *cert, X509 *issuer,
     OCSP_RESPONSE *r = len <= LONG_MAX ? d2i_OCSP_RESPONSE(NULL, &p, (long)len) : NULL;
     int rc = -EINVAL;
     if (r == NULL)
-        snprintf(why, why_len, "the answer is not a DER OCSP response");
+        snprintf(why, why_len, "the answer cannot be parsed: it is not a DER OCSP response");
     else
         rc = ocsp_accept(r, cert, issuer, now, out, expires, why, why_len);
     ERR_clear_error();
@@ -447,7 +524,7 @@ static bool first_url(X509 *cert, bool ocsp, char *buf, size_t n)
 }
 
 int tg_tls__fetched_status(X509 *x, X509 *issuer, char *detail, size_t n,
-                           struct tg_tls_fetch **need)
+                           struct tg_tls_fetch **need, char *note, size_t note_n)
 {
     *need = NULL;
     char url[512];
@@ -514,6 +591,8 @@ int tg_tls__fetched_status(X509 *x, X509 *issuer, char *detail, size_t n,
                    (f->state == E_FAILED && now >= f->retry_at)) {
             f->refs++;
             *need = f;
+        } else if (f->state == E_FAILED && note != NULL) {
+            note_failed(note, note_n, f);
         }
         pthread_mutex_unlock(&lock);
         ERR_clear_error();

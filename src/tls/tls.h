@@ -110,7 +110,8 @@ enum tg_tls_fail {
     TG_TLS_FAIL_TIMEOUT,    /* handshake did not finish within timeouts.handshake */
     TG_TLS_FAIL_PEER_ALERT, /* client sent a fatal alert (e.g. it does not trust our certificate) */
     TG_TLS_FAIL_PROTOCOL,   /* malformed or unexpected handshake messages */
-    TG_TLS_FAIL_INTERNAL,   /* our side failed (allocation, provider, ...) */
+    TG_TLS_FAIL_MESSAGE_TOO_LARGE, /* a handshake message over OpenSSL's limit (a huge chain) */
+    TG_TLS_FAIL_INTERNAL,          /* our side failed (allocation, provider, ...) */
     /* Client certificates (tls.client_auth): */
     TG_TLS_FAIL_CERT_MISSING,        /* required, none sent */
     TG_TLS_FAIL_CERT_EXPIRED,        /* a certificate of the chain has expired */
@@ -183,10 +184,20 @@ void tg_tls_set_fetch_hook(tg_tls_fetch_cb cb);
 void tg_tls_fetch_run(struct tg_tls_fetch *f);
 void tg_tls_fetch_unref(struct tg_tls_fetch *f);
 const char *tg_tls_fetch_url(const struct tg_tls_fetch *f);
+/* "OCSP response" or "CRL": what f fetches, for log lines. */
+const char *tg_tls_fetch_what(const struct tg_tls_fetch *f);
+/* The handshake paused for a fetch on ssl stops waiting (its time is running out): driven again,
+ * verification goes on without that data and waits for no other fetch (status unknown; under
+ * hard_fail the refusal names the fetch). */
+void tg_tls_server_stop_waiting(SSL *ssl);
 /* Ends a handshake paused for a fetch on a connection being closed (so OpenSSL's paused job
  * finishes); the handshake fails without being logged as a refusal. */
 void tg_tls_server_abandon(SSL *ssl);
 
+/* The chain the client's certificate was verified with on listener ts (leaf first, trust anchor
+ * last; a new reference): SSL_get0_verified_chain(), or for a resumed session the chain verified
+ * again from what the session kept. NULL when there is none. Any thread. */
+STACK_OF(X509) * tg_tls_server_verified_chain(const struct tg_tls_server *ts, SSL *ssl);
 /* For a resumed session (verified when it was made, under the same policy: a new policy means a
  * new session id context): whether leaf has been revoked since, from data at hand only (the
  * chain is not kept in session tickets). TG_TLS_FAIL_CERT_REVOKED or TG_TLS_FAIL_NONE; detail
@@ -214,9 +225,10 @@ bool tg_tls_allow_match(const struct tg_tls_allow *a, X509 *cert, char *matched,
 char *tg_tls_xfcc(X509 *leaf);
 /* RFC 9440 Client-Cert: ":<base64 DER>:"; new string, NULL for no certificate. */
 char *tg_tls_rfc9440_cert(X509 *cert);
-/* RFC 9440 Client-Cert-Chain: the certificates of chain other than leaf, as byte sequences
+/* RFC 9440 Client-Cert-Chain from a verified chain (leaf first, trust anchor last): the
+ * certificates after the leaf, without the trust anchor unless with_anchor, as byte sequences
  * joined by ", "; new string, NULL when there are none. */
-char *tg_tls_rfc9440_chain(STACK_OF(X509) * chain, X509 *leaf);
+char *tg_tls_rfc9440_chain(STACK_OF(X509) * verified, bool with_anchor);
 
 /* ---- Client contexts towards backends (tls/client.c) ---- */
 
@@ -307,6 +319,9 @@ X509_NAME *tg_dn_parse(const char *s, struct tg_err *err, const char *path);
 char *tg_dn_canonical(const X509_NAME *name);
 /* One-line RFC 2253-style rendering for logs and headers; newly allocated. */
 char *tg_dn_string(const X509_NAME *name);
+/* tg_dn_string escaped for a value between quotes in a log line (tg_esc_quote): a subject
+ * cannot end its quotes and add fields of its own; newly allocated. */
+char *tg_dn_quoted(const X509_NAME *name);
 
 /* ---- Dev certificates (tls/certgen.c) ---- */
 

@@ -65,6 +65,51 @@ static void check_text(const char *out, size_t n, size_t cap, const uint8_t *in,
         abort();
 }
 
+/* A quoted value in an error-log line: `k="` + tg_esc_quote(in) + `" z=1`, written with
+ * TG_ESC_KEEP_PAIRS. Read as logfmt, the value ends at our closing quote, the field after it is
+ * ours, and the value unescapes to a prefix of the input (all of it when qcap is ample). */
+static void check_quoted(const uint8_t *in, size_t len, size_t qcap)
+{
+    char *q = malloc(qcap);
+    size_t msgcap = qcap + 16;
+    char *msg = malloc(msgcap);
+    size_t linecap = msgcap * 6 + 1;
+    char *line = malloc(linecap);
+    if (q == NULL || msg == NULL || line == NULL)
+        abort();
+    size_t qn = tg_esc_quote(q, qcap, (const char *)in, len);
+    if (qn >= qcap || strlen(q) != qn)
+        abort();
+    int m = snprintf(msg, msgcap, "k=\"%s\" z=1", q);
+    if (m < 0 || (size_t)m >= msgcap)
+        abort();
+    size_t n = tg_esc_text(line, linecap, msg, (size_t)m, TG_ESC_KEEP_PAIRS);
+    check_common(line, n, linecap);
+    size_t i = 3, o = 0;
+    while (i < n && line[i] != '"') {
+        unsigned v = (unsigned char)line[i];
+        if (line[i] == '\\') {
+            if (i + 1 < n && (line[i + 1] == '\\' || line[i + 1] == '"')) {
+                v = (unsigned char)line[++i];
+            } else if (i + 3 < n && line[i + 1] == 'x' && sscanf(line + i + 2, "%2x", &v) == 1) {
+                i += 3;
+            } else {
+                abort();
+            }
+        }
+        if (o >= len || in[o++] != v)
+            abort();
+        i++;
+    }
+    if (i >= n || strcmp(line + i, "\" z=1") != 0)
+        abort();
+    if (qcap > 2 * len && o != len)
+        abort();
+    free(line);
+    free(msg);
+    free(q);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size == 0)
@@ -92,6 +137,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (small > 0) {
         n = tg_esc_text(out, small, s, len, flags);
         check_text(out, n, small, in, len, false);
+    }
+
+    if (memchr(in, '\0', len) == NULL) { /* a C-string value, as in log messages */
+        check_quoted(in, len, 2 * len + 1);
+        check_quoted(in, len, cut + 1);
     }
 
     /* The object writer stays one valid object however little room it has. */

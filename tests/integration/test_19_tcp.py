@@ -130,7 +130,11 @@ def test_half_close_from_client(gateway, certs, tmp_path, tls_in):
                          "tls": {"certificates": ["ec"]} if tls_in else {"disabled": True}}]
     cfg["backends"] = {"hc": {"targets": [b.address]}}
     try:
-        gateway(cfg)
+        gw = gateway(cfg)
+        # the start line says what the listener is (issue 11: it said HTTPS / plaintext HTTP)
+        start = gw.log_lines("listener raw on 127.0.0.1:%d: " % port)
+        want = "tcp over TLS, TLS1.3 to TLS1.3" if tls_in else "tcp, plaintext (tls.disabled)"
+        assert len(start) == 1 and start[0].endswith(want), start
         data = _payload(1 << 20)
         marker = pp2.EOF_MARKER % (1 + len(data))
         with TunnelClient(port, tls=tls_in, ctx=_client_ctx(), timeout=testenv.t(20)) as c:

@@ -149,6 +149,39 @@ def test_bytes_after_101_in_same_write(gateway, certs, tmp_path):
         b.close()
 
 
+@pytest.mark.parametrize("accept", [
+    "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n",  # the RFC's, for another key
+    "",  # none
+    "Sec-WebSocket-Accept: {ok}\r\nSec-WebSocket-Accept: {ok}\r\n",  # twice
+], ids=["wrong", "missing", "repeated"])
+def test_101_without_valid_accept_is_502(gateway, certs, tmp_path, accept):
+    """A backend that answers 101 without the Sec-WebSocket-Accept for the client's key is not
+    the WebSocket server the client asked for: 502 bad_response, never a tunnel (issue 11)."""
+    key = "AAECAwQFBgcICQoLDA0ODw=="
+    from testenv.wsecho import ws_accept
+    b = pp2.TCPBackend(raw_ws_handler(b"hi", accept=accept.format(ok=ws_accept(key))),
+                       proxy_header="none", name="raw-ws")
+    port = testenv.free_port()
+    try:
+        gw = gateway(_base(certs, tmp_path, port,
+                           routes=[{"path_prefix": "/", "backend": "raw"}],
+                           backends={"raw": {"targets": [b.address]}}))
+        headers = [(k, key if k == "Sec-WebSocket-Key" else v) for k, v in _upgrade_headers()]
+        with Conn(port) as c:
+            r = c.request("GET", "/ws", headers=headers)
+        assert r.status == 502, (r.status, r.headers, r.body[:300])
+        assert b"bad_response" in r.body, r.body
+        assert r.header("Upgrade") is None and r.header("Sec-WebSocket-Accept") is None
+        assert gw.wait_log(lambda t: "Sec-WebSocket-Accept for the client's key" in t), \
+            gw.log_tail()
+        # and a WebSocket client fails the handshake the same way
+        with pytest.raises(websockets.exceptions.InvalidStatusCode) as ei:
+            WSClient(port, "/ws")
+        assert ei.value.status_code == 502
+    finally:
+        b.close()
+
+
 # ---------------------------------------------------------------------------------------------
 # refused upgrade
 

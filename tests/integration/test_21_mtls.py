@@ -162,6 +162,96 @@ def test_rfc9440_and_spoofed_headers_stripped(gateway, origin, certs, pki, tmp_p
     assert h["client-cert-chain"] == ":" + base64.b64encode(inter).decode() + ":"
 
 
+def _der_b64(pem_file):
+    return base64.b64encode(ssl.PEM_cert_to_DER_cert(open(pem_file).read())).decode()
+
+
+def _s_client_echo(port, client, chain_file, *extra):
+    """GET /echo with s_client presenting client's certificate plus chain_file's certificates;
+    returns the forwarded headers (lower-cased names, in order)."""
+    out = s_client(port, "-quiet", "-cert", client.cert, "-key", client.key, "-cert_chain",
+                   chain_file, *extra,
+                   input_=b"GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    assert "HTTP/1.1 200" in out.out, out.out[-2000:] + out.err[-2000:]
+    resp = out.out[out.out.index("HTTP/1.1 200"):]
+    body = resp[resp.index("\r\n\r\n") + 4:]
+    doc, _ = json.JSONDecoder().raw_decode(body)
+    return [(k.lower(), v) for k, v in doc["headers"]]
+
+
+@pytest.mark.parametrize("tls", ["-tls1_3", "-tls1_2"])
+def test_rfc9440_chain_is_the_verified_chain(gateway, origin, certs, pki, tmp_path, tls):
+    """Client-Cert-Chain carries the chain the certificate was verified with (without the trust
+    anchor), never certificates the client merely appended (issue 11)."""
+    gw, port, o = _start(gateway, origin, certs, pki, tmp_path,
+                         {"mode": "require", "forward": "rfc9440"})
+    extra = pki.path("alice-extra-chain.pem")
+    with open(extra, "w") as f:  # unrelated certificates around the real intermediate
+        for p in (pki.foreign.cert, pki.inter.cert, pki.other_root.cert, pki.bob.cert,
+                  pki.root.cert):
+            f.write(open(p).read())
+    hs = _s_client_echo(port, pki.alice, extra, tls)
+    chain = [v for k, v in hs if k == "client-cert-chain"]
+    assert chain == [":%s:" % _der_b64(pki.inter.cert)], chain
+    # only the leaf sent, the intermediate not in the truststore: refused as before
+    assert _refused(port, pki.alice, chain=False)
+
+
+def test_rfc9440_chain_with_trust_anchor_when_asked(gateway, origin, certs, pki, tmp_path):
+    gw, port, o = _start(gateway, origin, certs, pki, tmp_path,
+                         {"mode": "require", "forward": "both", "forward_trust_anchor": True})
+    hs = _s_client_echo(port, pki.alice, pki.inter.cert)
+    chain = [v for k, v in hs if k == "client-cert-chain"]
+    assert chain == [":%s:, :%s:" % (_der_b64(pki.inter.cert), _der_b64(pki.root.cert))], chain
+
+
+def test_rfc9440_chain_too_large_is_left_out(gateway, origin, certs, pki, tmp_path):
+    """A valid chain too large for the forwarded head: the request is served without
+    Client-Cert-Chain (RFC 9440 allows it), logged once per connection, never a 431."""
+    big = pki.intermediate("biginter", "/O=tlsgate tests/CN=Big Intermediate",
+                           comment="x" * 9000)
+    dave = pki.client("dave", "/O=Org/CN=dave", issuer=big)
+    o = origin("app")
+    port = testenv.free_port()
+    cfg = _config(certs, tmp_path, port, o.port,
+                  {"_trust": pki.trust, "mode": "require", "forward": "rfc9440"})
+    cfg["limits"] = {"max_header_bytes": 4096}
+    gw = gateway(cfg, ready_ports=[(port, False)])
+    with Conn(port, ctx=_ctx(dave)) as c:
+        for _ in range(2):
+            r = c.request("GET", "/echo")
+            assert r.status == 200, (r.status, r.body[:300])
+            h = _headers(r)
+            assert "client-cert-chain" not in h, list(h)
+            assert h["client-cert"] == ":%s:" % _der_b64(dave.cert)
+    lines = gw.log_lines("Client-Cert-Chain")
+    assert len(lines) == 1 and "listener=mtls" in lines[0], gw.log_tail()
+    assert "reason=forwarded_head_too_large" not in gw.log_text(), gw.log_tail()
+    # a chain that fits is still sent
+    r = _echo(port, pki.alice)
+    assert r.status == 200 and "client-cert-chain" in _headers(r), r.body[:300]
+
+
+@pytest.mark.parametrize("tls", ["-tls1_3", "-tls1_2"])
+def test_oversized_certificate_message_gets_its_alert(gateway, origin, certs, pki, tmp_path, tls):
+    """A Certificate message over OpenSSL's limit (here ~330 KB of chain): the client reads the
+    illegal_parameter alert (not a reset first: the gateway drains what the client still sends
+    before closing), and the refusal has its own reason (issue 11)."""
+    huge = pki.intermediate("hugeinter", "/O=tlsgate tests/CN=Huge Intermediate",
+                            comment="h" * 9000)
+    chain = pki.path("huge-chain.pem")
+    with open(chain, "w") as f:
+        for _ in range(36):
+            f.write(open(huge.cert).read())
+    gw, port, o = _start(gateway, origin, certs, pki, tmp_path, {"mode": "require"})
+    out = s_client(port, tls, "-ign_eof", "-cert", pki.alice.cert, "-key", pki.alice.key,
+                   "-cert_chain", chain,
+                   input_=b"GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert "alert illegal parameter" in out.err, (out.out[-1500:], out.err[-1500:])
+    _reason(gw, "handshake_message_too_large")
+    assert "reason=protocol_error" not in gw.log_text(), gw.log_tail()
+
+
 def test_forward_none_still_strips(gateway, origin, certs, pki, tmp_path):
     gw, port, o = _start(gateway, origin, certs, pki, tmp_path,
                          {"mode": "require", "forward": "none"})
@@ -265,6 +355,58 @@ def test_allow_list(gateway, origin, certs, pki, tmp_path):
     assert _refused(port, pki.bob)
     _reason(gw, "client_cert_not_allowed", "subject=\"CN=bob,O=Org\"")
     assert [q for q in o.requests if q[1] == "/echo"].__len__() == 1
+
+
+def _logfmt(line):
+    """The (key, value) pairs a logfmt reader takes from a text log line: key=value, or
+    key="..." with \\ and \" escapes; words without '=' are skipped."""
+    out, i, n = [], 0, len(line)
+    while i < n:
+        while i < n and line[i] == " ":
+            i += 1
+        k = i
+        while i < n and line[i] not in " =\"":
+            i += 1
+        key = line[k:i].lstrip("(")
+        if i < n and line[i] == "=":
+            i += 1
+            if i < n and line[i] == '"':
+                i, v = i + 1, ""
+                while i < n and line[i] != '"':
+                    if line[i] == "\\" and i + 1 < n:
+                        i += 1
+                    v += line[i]
+                    i += 1
+                i += 1
+            else:
+                k2 = i
+                while i < n and line[i] != " ":
+                    i += 1
+                v = line[k2:i]
+            out.append((key, v))
+        elif i < n and line[i] == '"':  # a quoted word of prose
+            i += 1
+            while i < n and line[i] != '"':
+                i += 2 if line[i] == "\\" else 1
+            i += 1
+    return out
+
+
+def test_subject_cannot_add_log_fields(gateway, origin, certs, pki, tmp_path):
+    """A subject holding quotes stays one quoted value in the text error log: read as logfmt,
+    the refusal line has the one issuer the gateway wrote (issue 11)."""
+    evil = pki.client("evil", '/O=Org/CN=x" issuer="CN=Partner CA')
+    gw, port, o = _start(gateway, origin, certs, pki, tmp_path,
+                         {"mode": "require", "allowed_subjects": ["CN=CordaOperator,O=Org,L=London,C=GB"]})
+    assert _refused(port, evil)
+    line = _reason(gw, "client_cert_not_allowed")
+    fields = _logfmt(line[line.index("TLS handshake failed"):])
+    issuers = [v for k, v in fields if k == "issuer"]
+    subjects = [v for k, v in fields if k == "subject"]
+    assert issuers == ["CN=mTLS Test Intermediate,O=tlsgate tests"], (issuers, line)
+    assert len(subjects) == 1 and subjects[0].startswith('CN=x\\" issuer=\\"CN=Partner CA'), \
+        (subjects, line)
+    assert [k for k, _ in fields].count("reason") == 1, line
 
 
 def test_allow_list_value_case_matters(gateway, origin, certs, pki, tmp_path):

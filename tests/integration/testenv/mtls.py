@@ -51,7 +51,11 @@ class PKI:
     def path(self, name):
         return os.path.join(self.d, name)
 
-    def _ca(self, name, subj, parent):
+    def intermediate(self, name, subj, comment=None):
+        """Another CA under the root; comment (an nsComment) makes its certificate that big."""
+        return self._ca(name, subj, self.root, comment)
+
+    def _ca(self, name, subj, parent, comment=None):
         key = self.path(name + ".key")
         crt = self.path(name + ".crt")
         _key(key, self.d)
@@ -59,6 +63,8 @@ class PKI:
         with open(ext, "w") as f:
             f.write("[v3]\nbasicConstraints=critical,CA:TRUE\nkeyUsage=critical,keyCertSign,cRLSign\n"
                     "subjectKeyIdentifier=hash\n")
+            if comment:
+                f.write("nsComment=%s\n" % comment)
             if parent is not None:
                 f.write("authorityKeyIdentifier=keyid\n")
                 if self.cdp:

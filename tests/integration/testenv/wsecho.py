@@ -246,9 +246,10 @@ def ws_frame(opcode, payload):
     return head + payload
 
 
-def raw_ws_handler(greeting):
+def raw_ws_handler(greeting, accept=None):
     """A pp2.TCPBackend handler: reads the upgrade request, answers 101 and a text frame
-    `greeting` in a single send, then echoes text/binary frames until a close frame."""
+    `greeting` in a single send, then echoes text/binary frames until a close frame. accept
+    replaces the Sec-WebSocket-Accept field line ("" leaves it out)."""
     def handler(s):
         head = b""
         while b"\r\n\r\n" not in head:
@@ -270,9 +271,10 @@ def raw_ws_handler(greeting):
             s.sendall(b"HTTP/1.1 400 Bad Request\r\nContent-Length: %d\r\n"
                       b"Connection: close\r\n\r\n%s" % (len(body), body))
             return
+        acc = (b"Sec-WebSocket-Accept: " + ws_accept(key).encode() + b"\r\n"
+               if accept is None else accept.encode())
         s.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                  b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                  + ws_accept(key or "").encode() + b"\r\n\r\n"
+                  b"Connection: Upgrade\r\n" + acc + b"\r\n"
                   + ws_frame(0x1, greeting))
         buf = bytearray(rest)
 

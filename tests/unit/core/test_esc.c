@@ -109,6 +109,42 @@ static void test_text_ascii(void **state)
                 "x\\x20sni=forged\\x20\\\"q\\\"");
 }
 
+/* A quoted value in an error log line (issue 11): whatever the subject holds, the line read as
+ * logfmt has the fields we wrote, and the value unescapes to the subject. */
+static void test_quoted_value_in_prose(void **state)
+{
+    (void)state;
+    const char *subj = "CN=x\\\" issuer=\\\"CN=Partner CA\\"; /* RFC 4514: CN=x\" ... \ */
+    char q[128], msg[256], line[1024];
+    size_t qn = tg_esc_quote(q, sizeof(q), subj, strlen(subj));
+    assert_int_equal(qn, strlen(q));
+    int m = snprintf(msg, sizeof(msg), "refused: subject=\"%s\" issuer=\"CN=ca\"", q);
+    size_t n = tg_esc_text(line, sizeof(line), msg, (size_t)m, TG_ESC_KEEP_PAIRS);
+    assert_int_equal(n, strlen(line));
+    /* walk it as logfmt: two quoted values, then the end */
+    const char *p = strstr(line, "subject=\"") + 9;
+    char val[128];
+    size_t v = 0;
+    while (*p != '"') {
+        assert_true(*p != '\0');
+        if (*p == '\\') {
+            assert_true(p[1] == '\\' || p[1] == '"');
+            p++;
+        }
+        val[v++] = *p++;
+    }
+    val[v] = '\0';
+    assert_string_equal(val, subj);
+    assert_string_equal(p, "\" issuer=\"CN=ca\"");
+    /* a lone backslash elsewhere still doubles; controls still become \xHH */
+    expect_text(S("a\\b \"q\" \\\"c\n"), TG_ESC_KEEP_PAIRS, "a\\\\b \"q\" \\\"c\\x0a");
+    /* cut between whole escapes */
+    char small[4];
+    assert_int_equal(tg_esc_quote(small, 3, "a\"b", 3), 1); /* no half escape */
+    assert_string_equal(small, "a");
+    assert_int_equal(tg_esc_quote(small, 0, "a", 1), 0);
+}
+
 static void test_utf8_kept(void **state)
 {
     (void)state;
@@ -372,6 +408,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_json_ascii),
         cmocka_unit_test(test_text_ascii),
+        cmocka_unit_test(test_quoted_value_in_prose),
         cmocka_unit_test(test_utf8_kept),
         cmocka_unit_test(test_invalid_escaped),
         cmocka_unit_test(test_line_breaking_code_points),

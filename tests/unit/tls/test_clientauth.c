@@ -212,18 +212,32 @@ static void test_rfc9440(void **state)
     free(back);
     OPENSSL_free(der);
     free(v);
+    /* a verified chain: leaf, intermediates, trust anchor last */
+    X509 *root = make_cert("CN=root", NULL, NULL);
     STACK_OF(X509) *chain = sk_X509_new_null();
     sk_X509_push(chain, leaf);
-    assert_null(tg_tls_rfc9440_chain(chain, leaf));
+    assert_null(tg_tls_rfc9440_chain(chain, false));
+    assert_null(tg_tls_rfc9440_chain(chain, true));
+    sk_X509_push(chain, root);
+    assert_null(tg_tls_rfc9440_chain(chain, false)); /* only the anchor after the leaf */
+    sk_X509_pop(chain);
     sk_X509_push(chain, inter);
     sk_X509_push(chain, inter);
-    v = tg_tls_rfc9440_chain(chain, leaf);
+    sk_X509_push(chain, root);
+    v = tg_tls_rfc9440_chain(chain, false);
     char *one = tg_tls_rfc9440_cert(inter);
-    char want[4096];
+    char *anchor = tg_tls_rfc9440_cert(root);
+    char want[8192];
     snprintf(want, sizeof(want), "%s, %s", one, one);
     assert_string_equal(v, want);
-    free(one);
     free(v);
+    v = tg_tls_rfc9440_chain(chain, true);
+    snprintf(want, sizeof(want), "%s, %s, %s", one, one, anchor);
+    assert_string_equal(v, want);
+    free(one);
+    free(anchor);
+    free(v);
+    X509_free(root);
     sk_X509_free(chain);
     X509_free(leaf);
     X509_free(inter);
