@@ -11,16 +11,6 @@
 
 #include "core/log.h"
 
-/* One fetch this worker waits for, and the client connections whose handshakes wait. */
-struct tg__fetch {
-    uv_work_t work;
-    struct tg_worker *w;
-    struct tg_tls_fetch *f;
-    struct tg_client **waiters; /* a closed client leaves NULL */
-    size_t n_waiters;
-    struct tg__fetch *next;
-};
-
 static void fetch_work(uv_work_t *req)
 {
     struct tg__fetch *p = req->data;
@@ -95,19 +85,6 @@ static void hook_init(void)
 void tg__mtls_init(void)
 {
     pthread_once(&hook_once, hook_init);
-}
-
-void tg__mtls_client_closing(struct tg_client *c)
-{
-    struct tg__fetch *p = c->fetch_wait;
-    if (p == NULL)
-        return;
-    for (size_t i = 0; i < p->n_waiters; i++)
-        if (p->waiters[i] == c)
-            p->waiters[i] = NULL;
-    c->fetch_wait = NULL;
-    /* OpenSSL's job is paused inside our verification: let it finish before the SSL goes. */
-    tg_tls_server_abandon(c->conn.ssl);
 }
 
 /* ---- live re-authorisation ---- */
