@@ -420,7 +420,28 @@ void tg__client_close(struct tg_client *c);
 void tg__client_abort(struct tg_client *c, const char *why);
 
 /* h1.c: the HTTP/1 session */
+/* A stream carried by HTTP/1: the neutral part, plus the llhttp request and the framing this
+ * protocol decides. */
+struct tg_h1_stream {
+    struct tg_stream st;
+    struct tg_h1_msg msg; /* the client's request, as parsed (spans in c->conn.in) */
+    struct tg_h1_stream *next_free;
+    bool keepalive;    /* the client allows another request on the connection */
+    bool resp_chunked; /* the response body is chunked for the client */
+};
+
+static inline struct tg_h1_stream *tg__h1s(struct tg_stream *st)
+{
+    return TG_CONTAINER(st, struct tg_h1_stream, st);
+}
+
 void tg__h1_cache_free(struct tg_worker *w);
+
+/* h1timer.c: the HTTP/1 session's timer */
+/* Chooses the timer for the current state: keep-alive idle, header deadline, body limits, or
+ * "waiting on the client" (only while we need its bytes or it must take ours). */
+void tg__h1_timer_update(struct tg_client *c);
+void tg__h1_on_timer(struct tg_conn *conn);
 
 /* stream.c: the neutral stream; what handlers and backends call to answer */
 bool tg__stream_head(struct tg_stream *st, struct tg_http_head *h, bool end);
