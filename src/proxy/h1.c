@@ -602,6 +602,13 @@ static void on_open(struct tg_conn *conn)
 {
     struct tg_client *c = tg__client_of(conn);
     tg__client_opened(c);
+    if (tg_conn_closed(conn))
+        return;
+    if (c->info.alpn_len == 2 && memcmp(c->info.alpn, "h2", 2) == 0) {
+        if (!tg__h2_start(c))
+            tg__client_abort(c, "cannot start an HTTP/2 session");
+        return;
+    }
     c->phase = TG_CP_IDLE;
     tg_conn_read(conn); /* the first request may already be buffered in OpenSSL */
     http1_update(c);

@@ -23,6 +23,7 @@ struct tg_stream;
 struct tg_tunnel;
 struct tg_client;
 struct tg_probe;
+struct tg_h2_session;
 struct tg__fetch;
 
 /* ---- failures on the backend hop and in HTTP handling (proxy/failure.c) ----
@@ -108,6 +109,7 @@ struct tg_proto {
 };
 
 extern const struct tg_proto tg__proto_http1;
+extern const struct tg_proto tg__proto_h2;
 extern const struct tg_proto tg__proto_tcp;
 
 /* What the code serving a stream may know of the client connection it came on: filled at accept
@@ -150,6 +152,7 @@ struct tg_client {
     char peer[48];
     struct tg_client_info info;
     struct tg_stream *st;     /* http1: the request in flight, NULL while idle */
+    struct tg_h2_session *h2; /* h2: the session, once ALPN chose it */
     struct tg_tunnel *tun;    /* tunnel phase */
     struct tg_bconn *pending; /* tcp: the backend connection being opened */
     /* The verified client certificate as header values (tls.client_auth.forward), computed once
@@ -436,6 +439,59 @@ static inline struct tg_h1_stream *tg__h1s(struct tg_stream *st)
 }
 
 void tg__h1_cache_free(struct tg_worker *w);
+
+/* h2.c, h2stream.c: the HTTP/2 session */
+
+struct tg_h2_stream {
+    struct tg_stream st;
+    struct tg_h2_session *s;
+    struct tg_h2_stream *next; /* the session's live or dead list */
+    int32_t id;
+    struct tg_buf scratch; /* decoded header names and values (req_in points here) */
+    struct tg_buf reqbuf;  /* request body received, not yet taken by the handler */
+    struct tg_buf resp;    /* response body waiting for nghttp2 */
+    size_t hdr_bytes;
+    const char *authority;
+    size_t authority_len;
+    bool too_large; /* the header list went over limits.max_header_bytes / max_headers */
+    bool end_in;    /* END_STREAM received */
+    bool end_given; /* the handler heard the request ended */
+    bool end_out;   /* the response is complete */
+    bool no_data;   /* the response went out as HEADERS with END_STREAM */
+    bool deferred;  /* nghttp2 waits for response bytes */
+    bool to_start;  /* on_head ran inside mem_recv: start after it returns */
+    bool feeding;
+    bool closed; /* nghttp2 closed it: on the dead list */
+};
+
+struct tg_h2_session {
+    struct tg_client *c;
+    struct nghttp2_session *ng; /* nghttp2/nghttp2.h */
+    struct tg_h2_stream *live;
+    struct tg_h2_stream *dead; /* closed inside callbacks; freed at the next entry point */
+    size_t n_live;
+    bool in_recv;   /* inside nghttp2_session_mem_recv: no mem_send */
+    bool sending;   /* inside send(): no re-entry */
+    bool want_send; /* frames were queued while sending was not allowed */
+    bool goaway;    /* draining: no new streams, close when the last one ends */
+};
+
+extern const struct tg_stream_out_ops tg__h2_ops;
+struct tg_h2_stream *tg__h2_stream_new(struct tg_h2_session *s, int32_t id);
+/* nghttp2 forgot the stream (or the connection goes): the handler lets go (complete or not);
+ * the object waits on the dead list for tg__h2_free_dead. */
+void tg__h2_stream_close(struct tg_h2_stream *hs, bool complete);
+/* Frees closed streams: only where no caller up the stack can hold one (top-level events). */
+void tg__h2_free_dead(struct tg_h2_session *s);
+struct tg_h2_stream *tg__h2_stream_of(struct tg_h2_session *s, int32_t id);
+/* After a read pass, outside nghttp2's callbacks: start what on_head prepared, move bodies on. */
+void tg__h2_streams_run(struct tg_h2_session *s);
+/* Serialises what nghttp2 queued into the client's output and writes it (not inside
+ * mem_recv: then it only notes that frames wait). */
+void tg__h2_send(struct tg_h2_session *s);
+/* Turns an open client connection whose ALPN chose "h2" into an HTTP/2 session (sends our
+ * SETTINGS, reads the preface); false if nghttp2 could not be set up. */
+bool tg__h2_start(struct tg_client *c);
 
 /* h1timer.c: the HTTP/1 session's timer */
 /* Chooses the timer for the current state: keep-alive idle, header deadline, body limits, or
