@@ -98,15 +98,6 @@ static inline bool field_is(const struct tg_http_field *f, const char *lname, si
     return f->name_len == n && tg_strncaseeq(f->name, lname, n);
 }
 
-const struct tg_http_field *tg_http_head_find(const struct tg_http_head *h, const char *lname)
-{
-    size_t n = strlen(lname);
-    for (uint32_t i = 0; i < h->n_fields; i++)
-        if (field_is(&h->fields[i], lname, n))
-            return &h->fields[i];
-    return NULL;
-}
-
 static bool is_ows(char c)
 {
     return c == ' ' || c == '\t';

@@ -163,8 +163,16 @@ static inline bool tg_http_name_is(const struct tg_http_field *f, const char *ln
     size_t n = __builtin_strlen(lname);
     return f->name_len == n && tg_strncaseeq(f->name, lname, n);
 }
-/* The first field named lname (lower-case); NULL if none. */
-const struct tg_http_field *tg_http_head_find(const struct tg_http_head *h, const char *lname);
+/* The first field named lname (lower-case); NULL if none. Inline so that, for a literal lname,
+ * the length test (which rejects almost every field) is a constant compare. */
+static inline const struct tg_http_field *tg_http_head_find(const struct tg_http_head *h,
+                                                            const char *lname)
+{
+    for (uint32_t i = 0; i < h->n_fields; i++)
+        if (tg_http_name_is(&h->fields[i], lname))
+            return &h->fields[i];
+    return NULL;
+}
 /* A comma-separated field named lname contains token (case-insensitive). */
 bool tg_http_head_has_token(const struct tg_http_head *h, const char *lname, const char *token);
 /* True for fields a proxy must not forward: the RFC 9110 hop-by-hop set (Connection,
