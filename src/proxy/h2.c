@@ -238,6 +238,20 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
     return 0;
 }
 
+/* A frame of a stream went out: the access log counts its bytes as framed (HPACK-encoded heads,
+ * DATA with its frame headers). */
+static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
+{
+    struct tg_h2_session *s = user;
+    (void)ng;
+    if (frame->hd.stream_id == 0)
+        return 0;
+    struct tg_h2_stream *hs = tg__h2_stream_of(s, frame->hd.stream_id);
+    if (hs != NULL)
+        hs->st.bytes_out += 9 + frame->hd.length;
+    return 0;
+}
+
 static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code, void *user)
 {
     struct tg_h2_session *s = user;
@@ -452,6 +466,7 @@ bool tg__h2_start(struct tg_client *c)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cb, on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
     nghttp2_option_new(&opt);
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_no_closed_streams(opt, 1);

@@ -175,7 +175,6 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     }
     if (hs->end_out && tg_buf_used(&hs->resp) == 0)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
-    hs->st.bytes_out += n;
     return (ssize_t)n;
 }
 
@@ -219,8 +218,6 @@ static bool h2_head(struct tg_stream *st, struct tg_http_head *h, bool end)
         nghttp2_data_provider prd = {.source.ptr = hs, .read_callback = data_read};
         rv = nghttp2_submit_response(s->ng, hs->id, nva, k, &prd);
     }
-    for (size_t i = 0; i < k; i++)
-        st->bytes_out += nva[i].namelen + nva[i].valuelen + 2; /* as decoded, roughly */
     free(nva);
     free(lower);
     return rv == 0;

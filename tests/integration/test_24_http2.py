@@ -92,6 +92,11 @@ def test_curl_http2_bodies_both_ways(gateway, origin, certs, tmp_path):
                        what="access log line")
     lines = [l for l in open(access).read().splitlines() if "/upload" in l or "/echo" in l]
     assert lines and all(l.endswith(" proto=HTTP/2") and " alpn=h2 " in l for l in lines), lines
+    # Bytes per stream, as framed: the 5 MiB body, its DATA frame headers and the HEADERS frame.
+    dl = [l for l in open(access).read().splitlines() if "/download?size=%d" % size in l]
+    assert len(dl) == 1, dl
+    logged = int(dl[0].split('" 200 ', 1)[1].split(" ", 1)[0])
+    assert size + 9 * (size // 16384) <= logged < size + size // 100, (logged, dl[0])
 
 
 def test_h2load_many_streams(gateway, origin, certs, tmp_path):
