@@ -29,7 +29,7 @@ const struct tg_config__key tg_config__tls_keys[] = {
     {"max_version", TG_J_STR, "a string", "\"TLS1.3\"", VERSIONS_ALLOWED, 0},
     {"cipher_suites", TG_J_ARR | TG_J_STR, SUITES_TYPE, SUITES_DEFAULT, NULL, 0},
     {"curves", TG_J_ARR, "a list of group names", "OpenSSL's default", NULL, 0},
-    {"alpn", TG_J_ARR, "a list of protocol ids", "[\"http/1.1\"]", "http/1.1 (h2 later)", 0},
+    {"alpn", TG_J_ARR, "a list of protocol ids", "[\"http/1.1\"]", "h2, http/1.1", 0},
     {"session_resumption", TG_J_BOOL, "true or false", "true", NULL, 0},
     {"client_auth", TG_J_OBJ, "an object", "{\"mode\": \"none\"}", "see client_auth", 0},
     {"ocsp_stapling", TG_J_OBJ, "an object", "off", "{\"file\": F} or {\"fetch\": true}", 0},
@@ -343,7 +343,7 @@ static void parse_alpn(struct tg_config__ctx *c, json_t *v, const char *tls_ptr,
     size_t n = json_array_size(v);
 
     if (n == 0) {
-        tg_config__error(c, ptr, "must name at least one protocol (allowed: http/1.1)");
+        tg_config__error(c, ptr, "must name at least one protocol (allowed: h2, http/1.1)");
         goto out;
     }
     for (size_t i = 0; i < tc->n_alpn; i++)
@@ -356,13 +356,13 @@ static void parse_alpn(struct tg_config__ctx *c, json_t *v, const char *tls_ptr,
         if (!json_is_string(e))
             tg_config__error(c, ep, "must be a protocol id (got %s)",
                              tg_config__json_type_words(e));
-        else if (strcmp(json_string_value(e), "h2") == 0)
-            tg_config__error(c, ep, "HTTP/2 (\"h2\") is not supported yet in this version");
-        else if (strcmp(json_string_value(e), "http/1.1") != 0)
-            tg_config__error(c, ep, "\"%s\" is not a supported ALPN protocol (allowed: http/1.1)",
+        else if (strcmp(json_string_value(e), "h2") != 0 &&
+                 strcmp(json_string_value(e), "http/1.1") != 0)
+            tg_config__error(c, ep,
+                             "\"%s\" is not a supported ALPN protocol (allowed: h2, http/1.1)",
                              json_string_value(e));
         else
-            tc->alpn[tc->n_alpn++] = tg_xstrdup("http/1.1");
+            tc->alpn[tc->n_alpn++] = tg_xstrdup(json_string_value(e));
         free(ep);
     }
 out:

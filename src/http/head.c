@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/buf.h"
 #include "core/core.h"
@@ -88,4 +89,89 @@ bool tg_h1_write_response(struct tg_buf *b, const struct tg_http_head *h)
     bool ok = tg_buf_append(b, line, (size_t)n) && tg_buf_append(b, h->reason, h->reason_len) &&
               tg_buf_append(b, "\r\n", 2) && write_fields(b, h);
     return ok;
+}
+
+/* ---- fields of a head ---- */
+
+static inline bool field_is(const struct tg_http_field *f, const char *lname, size_t n)
+{
+    return f->name_len == n && tg_strncaseeq(f->name, lname, n);
+}
+
+static bool is_ows(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+/* Any comma-separated token of the fields named lname equals tok (case-insensitive). */
+static bool any_token(const struct tg_http_head *h, const char *lname, const char *tok, size_t tlen)
+{
+    size_t n = strlen(lname);
+    for (uint32_t i = 0; i < h->n_fields; i++) {
+        const struct tg_http_field *f = &h->fields[i];
+        if (!field_is(f, lname, n))
+            continue;
+        const char *p = f->value, *end = p + f->value_len;
+        while (p < end) {
+            while (p < end && (is_ows(*p) || *p == ','))
+                p++;
+            const char *s = p;
+            while (p < end && *p != ',')
+                p++;
+            const char *e = p;
+            while (e > s && is_ows(e[-1]))
+                e--;
+            if (e > s && (size_t)(e - s) == tlen && tg_strncaseeq(s, tok, tlen))
+                return true;
+        }
+    }
+    return false;
+}
+
+bool tg_http_head_has_token(const struct tg_http_head *h, const char *lname, const char *token)
+{
+    return any_token(h, lname, token, strlen(token));
+}
+
+struct lname {
+    const char *s;
+    size_t n;
+};
+#define LNAME(lit)                                                                                 \
+    {                                                                                              \
+        lit, sizeof(lit) - 1                                                                       \
+    }
+
+static bool in_set(const struct tg_http_field *f, const struct lname *set, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (field_is(f, set[i].s, set[i].n))
+            return true;
+    return false;
+}
+
+bool tg_http_head_is_hop_by_hop(const struct tg_http_head *h, const struct tg_http_field *f)
+{
+    static const struct lname fixed[] = {
+        LNAME("connection"), LNAME("keep-alive"),        LNAME("proxy-connection"), LNAME("te"),
+        LNAME("trailer"),    LNAME("transfer-encoding"), LNAME("upgrade")};
+    if (in_set(f, fixed, TG_ARRAY_SIZE(fixed)))
+        return true;
+    if (!h->has_connection || !any_token(h, "connection", f->name, f->name_len))
+        return false; /* most messages: no Connection header, or this field is not named */
+    /* Connection may not strip what routing, framing, credentials or the gateway's own fields
+     * depend on ("Connection: Host" or "Connection: X-Forwarded-For" from a client must not make
+     * the backend see a request without them). */
+    static const struct lname keep[] = {LNAME("host"),
+                                        LNAME("content-length"),
+                                        LNAME("authorization"),
+                                        LNAME("cookie"),
+                                        LNAME("forwarded"),
+                                        LNAME("x-forwarded-for"),
+                                        LNAME("x-forwarded-proto"),
+                                        LNAME("x-forwarded-host"),
+                                        LNAME("x-forwarded-client-cert"),
+                                        LNAME("client-cert"),
+                                        LNAME("client-cert-chain")};
+    return !in_set(f, keep, TG_ARRAY_SIZE(keep));
 }

@@ -151,6 +151,7 @@ struct tg_http_head {
     uint32_t reason_len;
     enum tg_http_body body;
     uint64_t content_length;
+    bool has_connection; /* a Connection field is among fields (set by whoever fills the head) */
     bool close;          /* announce Connection: close */
     bool keep_alive;     /* announce Connection: keep-alive (HTTP/1.0 peers) */
     const char *upgrade; /* announce Connection: Upgrade and this Upgrade protocol, or NULL */
@@ -166,6 +167,75 @@ void tg_http_head_clear(struct tg_http_head *h);
 /* Appends a field (strings borrowed); false when h is full. */
 bool tg_http_head_add(struct tg_http_head *h, const char *name, size_t name_len, const char *value,
                       size_t value_len);
+
+/* Field name equals lname (lower-case) ignoring case. */
+static inline bool tg_http_name_is(const struct tg_http_field *f, const char *lname)
+{
+    size_t n = __builtin_strlen(lname);
+    return f->name_len == n && tg_strncaseeq(f->name, lname, n);
+}
+/* The first field named lname (lower-case); NULL if none. Inline so that, for a literal lname,
+ * the length test (which rejects almost every field) is a constant compare. */
+static inline const struct tg_http_field *tg_http_head_find(const struct tg_http_head *h,
+                                                            const char *lname)
+{
+    for (uint32_t i = 0; i < h->n_fields; i++)
+        if (tg_http_name_is(&h->fields[i], lname))
+            return &h->fields[i];
+    return NULL;
+}
+/* A comma-separated field named lname contains token (case-insensitive). */
+bool tg_http_head_has_token(const struct tg_http_head *h, const char *lname, const char *token);
+/* True for fields a proxy must not forward: the RFC 9110 hop-by-hop set (Connection,
+ * Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade) and every field named in
+ * a Connection field of h (h->has_connection), except those routing, framing, credentials and
+ * the gateway's own fields depend on. */
+bool tg_http_head_is_hop_by_hop(const struct tg_http_head *h, const struct tg_http_field *f);
+
+/* ---- Request checks every protocol shares (http/reqcheck.c) ---- */
+
+/* Requests refused by us before they reach a backend, one row per reason (the table with tokens,
+ * sentences and statuses is the proxy's, proxy/failure.c). */
+enum tg_hfail {
+    TG_HF_NONE = 0,
+    TG_HF_MALFORMED,
+    TG_HF_HEAD_TOO_LARGE,
+    TG_HF_FORWARD_TOO_LARGE,
+    TG_HF_HEADERS_TIMEOUT,
+    TG_HF_BODY_TIMEOUT,
+    TG_HF_VERSION,
+    TG_HF_CODING,
+    TG_HF_TE_HTTP10,
+    TG_HF_CONNECT,
+    TG_HF_HOST_REPEATED,
+    TG_HF_TARGET_FORM,
+    TG_HF_USERINFO,
+    TG_HF_HOST_MISSING,
+    TG_HF_HOST_INVALID,
+    TG_HF_TARGET_MALFORMED,
+    TG_HF_STAR,
+    TG_HF_UNDERSCORE,
+    TG_HF_NO_ROUTE,
+    TG_HF_CERT_REQUIRED,
+    TG_HF__COUNT
+};
+
+/* What the checks found: the authority routing uses and the backend gets (an absolute-form
+ * target's, else the single Host field's; port kept), or NULL. */
+struct tg_http_request_facts {
+    const char *host;
+    size_t host_len;
+};
+
+/* Checks a request head as received (method, target, fields), whatever protocol carried it:
+ * Host (at most one field, syntax of RFC 9110 7.2; required unless host_optional, i.e. HTTP/1.0),
+ * the target form (origin, absolute http(s) without userinfo, or "*" for OPTIONS only), the path
+ * normalised (tg_http_path_normalize), and field names with '_' when reject_underscores.
+ * h->target must point into a writable buffer of the caller's: it is normalised in place and left
+ * in origin form (an absolute-form target loses its scheme and authority). Pure: no I/O, no
+ * allocation. Returns TG_HF_NONE or the refusal. */
+enum tg_hfail tg_http_request_check(struct tg_http_head *h, bool host_optional,
+                                    bool reject_underscores, struct tg_http_request_facts *out);
 
 /* Appends the HTTP/1.1 wire form of a request head ("METHOD target HTTP/1.1", fields, framing,
  * blank line) to b; false if it does not fit (b then holds a partial head the caller must drop). */

@@ -1,6 +1,7 @@
 /* Backend connections on the engine: target choice (round robin or least connections, skipping
  * targets out of rotation), connect and TLS with failover, the per-worker keep-alive pool, TLS
- * session resumption per target, and re-framing the backend's HTTP/1 response for the client. */
+ * session resumption per target, and the backend's HTTP/1 response parsed into a head as data and
+ * handed to the stream (stream.c), whatever protocol the client speaks. */
 #include "proxy/internal.h"
 
 #include <errno.h>
@@ -119,15 +120,16 @@ void tg__backend_release(struct tg_bconn *b, bool reusable)
 
 /* ---- failures ---- */
 
-void tg__backend_log_failure(struct tg_client *c, const struct tg_backend_conf *be,
-                             const char *target, enum tg_pfail f, const char *detail)
+void tg__backend_log_failure(struct tg_worker *w, const struct tg_client_info *c,
+                             const struct tg_backend_conf *be, const char *target, enum tg_pfail f,
+                             const char *detail)
 {
     const struct tg_pfail_info *fi = tg__pfail_info(f);
     char tok[48];
     const char *rest;
     const char *token = tg__pfail_token(f, detail, tok, sizeof(tok), &rest);
     if (c != NULL)
-        TG_STAT_INC(&c->conn.w->stats, backend_fail[f]);
+        TG_STAT_INC(&w->stats, backend_fail[f]);
     tg_log(fi->backend_caused ? TG_LOG_WARN : TG_LOG_ERROR,
            "backend error: peer=%s listener=%s backend=%s target=%s reason=%s: %s%s%s",
            c ? c->peer : "-", c ? c->lc->name : "-", be->name, target, token,
@@ -139,10 +141,11 @@ void tg__backend_log_failure(struct tg_client *c, const struct tg_backend_conf *
 
 /* The index of the target to try first for backend be, or SIZE_MAX if every target is out of
  * rotation. */
-static size_t pick_target(struct tg_client *c, const struct tg_backend_conf *be, size_t bi)
+static size_t pick_target(struct tg_worker *w, struct tg_snapshot *snap,
+                          const struct tg_backend_conf *be, size_t bi)
 {
-    struct tg_proxy_worker *pw = tg_pw(c->conn.w);
-    const struct tg_config *cfg = c->snap->cfg;
+    struct tg_proxy_worker *pw = tg_pw(w);
+    const struct tg_config *cfg = snap->cfg;
     if (pw->n_rr < cfg->n_backends) {
         pw->rr = tg_xrealloc(pw->rr, cfg->n_backends * sizeof(*pw->rr));
         memset(pw->rr + pw->n_rr, 0, (cfg->n_backends - pw->n_rr) * sizeof(*pw->rr));
@@ -153,11 +156,11 @@ static size_t pick_target(struct tg_client *c, const struct tg_backend_conf *be,
     size_t start = pw->rr[bi]++ % n;
     for (size_t k = 0; k < n; k++) {
         size_t i = (start + k) % n;
-        if (!tg__target_usable(c->conn.w, c->snap, bi, i))
+        if (!tg__target_usable(w, snap, bi, i))
             continue;
         if (be->balance != TG_BALANCE_LEAST_CONNECTIONS)
             return i;
-        uint64_t load = tg__target_load(c->snap, c->conn.w, bi, i);
+        uint64_t load = tg__target_load(snap, w, bi, i);
         if (load < best_load) {
             best_load = load;
             best = i;
@@ -172,19 +175,27 @@ static size_t pick_target(struct tg_client *c, const struct tg_backend_conf *be,
 
 /* ---- connect ---- */
 
-/* b now works for user (on behalf of client c); *slot follows it while it opens. */
-static void assign(struct tg_bconn *b, struct tg_client *c, const struct tg_bconn_user *user,
-                   void *arg, struct tg_bconn **slot, unsigned tries)
+/* Where an attempt runs and for whom (logs). */
+struct opener {
+    struct tg_worker *w;
+    struct tg_snapshot *snap;
+    const struct tg_client_info *who;
+};
+
+/* b now works for user (on behalf of who); *slot follows it while it opens. */
+static void assign(struct tg_bconn *b, const struct tg_client_info *who,
+                   const struct tg_bconn_user *user, void *arg, struct tg_bconn **slot,
+                   unsigned tries)
 {
     b->state = TG_B_OPENING;
     b->user = user;
     b->user_arg = arg;
     b->slot = slot;
-    b->client = c;
+    b->who = who;
     b->tries = tries;
 }
 
-static int connect_target(struct tg_client *c, const struct tg_backend_conf *be, size_t idx,
+static int connect_target(const struct opener *c, const struct tg_backend_conf *be, size_t idx,
                           const struct tg_bconn_user *user, void *arg, struct tg_bconn **slot,
                           unsigned tries, struct tg_bconn **out)
 {
@@ -199,7 +210,7 @@ static int connect_target(struct tg_client *c, const struct tg_backend_conf *be,
             ERR_clear_error();
             return -ENOMEM;
         }
-        SSL_SESSION *sess = tg__target_session(c->conn.w, c->snap, bi, idx);
+        SSL_SESSION *sess = tg__target_session(c->w, c->snap, bi, idx);
         if (sess != NULL)
             SSL_set_session(ssl, sess);
     }
@@ -208,12 +219,12 @@ static int connect_target(struct tg_client *c, const struct tg_backend_conf *be,
     b->backend = be;
     b->backend_idx = bi;
     b->target_idx = idx;
-    assign(b, c, user, arg, slot, tries);
+    assign(b, c->who, user, arg, slot, tries);
     snprintf(b->target, sizeof(b->target), "%s", t->address);
     if (ssl != NULL)
         SSL_set_app_data(ssl, &b->conn); /* the session hook finds the connection */
     int rc =
-        tg_conn_connect(&b->conn, c->conn.w, (const struct sockaddr *)&t->addr, t->addr_len, ssl,
+        tg_conn_connect(&b->conn, c->w, (const struct sockaddr *)&t->addr, t->addr_len, ssl,
                         ssl ? &tg_transport_tls_client : &tg_transport_plain, &bconn_handler, b);
     if (rc != 0) {
         SSL_free(ssl);
@@ -221,7 +232,7 @@ static int connect_target(struct tg_client *c, const struct tg_backend_conf *be,
         free(b);
         return rc;
     }
-    TG_STAT_INC(&c->conn.w->stats, backend_connects);
+    TG_STAT_INC(&c->w->stats, backend_connects);
     tg__target_conn_start(b);
     arm(b, BT_CONNECT, cfg->timeouts.backend_connect_ms);
     *out = b;
@@ -229,7 +240,7 @@ static int connect_target(struct tg_client *c, const struct tg_backend_conf *be,
 }
 
 /* Tries targets from idx on (wrapping) until a connect starts; on none, the user hears why. */
-static void open_from(struct tg_client *c, const struct tg_backend_conf *be, size_t idx,
+static void open_from(const struct opener *c, const struct tg_backend_conf *be, size_t idx,
                       const struct tg_bconn_user *user, void *arg, struct tg_bconn **slot,
                       unsigned tries, enum tg_pfail last, const char *detail)
 {
@@ -237,7 +248,7 @@ static void open_from(struct tg_client *c, const struct tg_backend_conf *be, siz
     char why[256];
     snprintf(why, sizeof(why), "%s", detail ? detail : "");
     for (; tries < n; tries++, idx = (idx + 1) % n) {
-        if (tries > 0 && !tg__target_usable(c->conn.w, c->snap, bi, idx))
+        if (tries > 0 && !tg__target_usable(c->w, c->snap, bi, idx))
             continue;
         struct tg_bconn *b = NULL;
         int rc = connect_target(c, be, idx, user, arg, slot, tries, &b);
@@ -247,23 +258,26 @@ static void open_from(struct tg_client *c, const struct tg_backend_conf *be, siz
         }
         last = TG_PF_CONNECT_ERROR;
         snprintf(why, sizeof(why), "%s", strerror(-rc));
-        tg__backend_log_failure(c, be, be->targets[idx].address, last, why);
-        tg__target_failed(c->conn.w, c->snap, bi, idx);
+        tg__backend_log_failure(c->w, c->who, be, be->targets[idx].address, last, why);
+        tg__target_failed(c->w, c->snap, bi, idx);
     }
     *slot = NULL;
     user->on_fail(arg, last, why);
 }
 
-struct tg_bconn *tg__backend_open(struct tg_client *c, const struct tg_backend_conf *be,
-                                  bool pooled, const struct tg_bconn_user *user, void *arg,
+struct tg_bconn *tg__backend_open(struct tg_worker *w, struct tg_snapshot *snap,
+                                  const struct tg_client_info *who,
+                                  const struct tg_backend_conf *be, bool pooled,
+                                  const struct tg_bconn_user *user, void *arg,
                                   struct tg_bconn **slot)
 {
-    struct tg_proxy_worker *pw = tg_pw(c->conn.w);
-    size_t bi = (size_t)(be - c->snap->cfg->backends);
-    size_t idx = pick_target(c, be, bi);
+    struct opener op = {w, snap, who}, *c = &op;
+    struct tg_proxy_worker *pw = tg_pw(w);
+    size_t bi = (size_t)(be - snap->cfg->backends);
+    size_t idx = pick_target(w, snap, be, bi);
     if (idx == SIZE_MAX) {
         *slot = NULL;
-        tg__backend_log_failure(c, be, "-", TG_PF_NO_TARGET, NULL);
+        tg__backend_log_failure(w, who, be, "-", TG_PF_NO_TARGET, NULL);
         user->on_fail(arg, TG_PF_NO_TARGET, NULL);
         return NULL;
     }
@@ -273,8 +287,8 @@ struct tg_bconn *tg__backend_open(struct tg_client *c, const struct tg_backend_c
                 continue;
             idle_remove(b);
             b->reused = true;
-            assign(b, c, user, arg, slot, 0);
-            TG_STAT_INC(&c->conn.w->stats, backend_reuses);
+            assign(b, who, user, arg, slot, 0);
+            TG_STAT_INC(&w->stats, backend_reuses);
             tg__target_conn_start(b);
             *slot = b;
             b->state = TG_B_ACTIVE;
@@ -291,7 +305,7 @@ struct tg_bconn *tg__backend_open(struct tg_client *c, const struct tg_backend_c
 static void bconn_on_fail(struct tg_conn *conn, enum tg_conn_fail why, int err)
 {
     struct tg_bconn *b = tg__bconn_of(conn);
-    struct tg_client *c = b->client;
+    struct opener op = {conn->w, b->snap, b->who}, *c = &op;
     char detail[256] = "";
     enum tg_pfail f;
     if (why == TG_CONN_FAIL_CONNECT) {
@@ -310,7 +324,7 @@ static void bconn_on_fail(struct tg_conn *conn, enum tg_conn_fail why, int err)
                  fi->config_key ? fi->config_key : "");
         TG_STAT_INC(&conn->w->stats, backend_tls_failures);
     }
-    tg__backend_log_failure(c, b->backend, b->target, f, detail);
+    tg__backend_log_failure(conn->w, b->who, b->backend, b->target, f, detail);
     tg__target_failed(conn->w, b->snap, b->backend_idx, b->target_idx);
     struct tg_bconn **slot = b->slot;
     b->slot = NULL;
@@ -359,6 +373,7 @@ void tg__backend_serve(struct tg_bconn *b, struct tg_stream *st)
     b->got_bytes = false;
     b->reusable = false;
     b->conn.out = &st->to_backend;
+    b->drained = b->conn.bytes_written;
     if (!b->resp_ready) {
         tg_h1_init(&b->resp, HTTP_RESPONSE, b->snap->cfg->limits.max_headers, &resp_cb, b);
         b->resp.pause_on_done = true;
@@ -396,6 +411,20 @@ static bool idempotent(const struct tg_stream *st)
     return false;
 }
 
+/* The request goes again on a fresh connection (or the next target), with the same user. */
+static void resend(struct tg_bconn *b, struct tg_stream *st)
+{
+    const struct tg_bconn_user *user = b->user;
+    void *arg = b->user_arg;
+    struct tg_worker *w = b->conn.w;
+    struct tg_snapshot *snap = b->snap;
+    const struct tg_client_info *who = b->who;
+    tg__backend_close(b);
+    st->to_backend.off = 0;
+    st->bc = NULL;
+    tg__backend_open(w, snap, who, st->backend, !st->upgrade, user, arg, &st->bc);
+}
+
 /* The connection failed after it opened. A pooled connection that turns out closed before
  * answering a request without a body is retried once on a fresh connection; otherwise 502, or
  * the client is cut when its response has started. */
@@ -406,35 +435,31 @@ static void io_failed(struct tg_bconn *b, enum tg_pfail f, const char *detail)
         tg__backend_close(b);
         return;
     }
-    struct tg_client *c = st->c;
     bool resendable =
         !b->got_bytes && !st->retried && !st->has_body && st->to_backend.len == st->req_head_len;
     if (resendable && b->reused) {
         st->retried = true;
         tg_log_debug("backend %s target %s: pooled connection closed (%s), retrying",
                      b->backend->name, b->target, detail ? detail : tg__pfail_info(f)->token);
-        tg__backend_close(b);
-        st->to_backend.off = 0;
-        tg__stream_start(st);
+        resend(b, st);
         return;
     }
-    tg__backend_log_failure(c, b->backend, b->target, f, detail);
+    tg__backend_log_failure(b->conn.w, b->who, b->backend, b->target, f, detail);
     if (resendable && idempotent(st) && b->backend->n_targets > 1 && f != TG_PF_TLS) {
         /* Nothing of the response arrived and the request may be sent twice (RFC 9110 9.2.2):
          * the next target gets it, this one leaves the rotation. */
         st->retried = true;
         tg__target_failed(b->conn.w, b->snap, b->backend_idx, b->target_idx);
-        tg__backend_close(b);
-        st->to_backend.off = 0;
-        tg__stream_start(st);
+        resend(b, st);
         return;
     }
+    struct tg_worker *w = b->conn.w;
     tg__backend_close(b);
     if (st->resp_phase == TG_RESP_WAIT) {
-        tg__client_backend_failed(c, f, detail);
+        tg__stream_backend_failed(st, f, detail);
     } else {
-        TG_STAT_INC(&c->conn.w->stats, backend_errors);
-        tg__client_abort(c, "backend failed mid-response");
+        TG_STAT_INC(&w->stats, backend_errors);
+        tg__stream_reset(st, "backend failed mid-response");
     }
 }
 
@@ -456,8 +481,8 @@ static void bconn_on_timer(struct tg_conn *conn)
         snprintf(d, sizeof(d), "%s timed out after %" PRIu64 " ms",
                  conn->state == TG_CONN_HANDSHAKE ? "TLS handshake" : "connect",
                  b->snap->cfg->timeouts.backend_connect_ms);
-        struct tg_client *c = b->client;
-        tg__backend_log_failure(c, b->backend, b->target, TG_PF_CONNECT_TIMEOUT, d);
+        struct opener op = {conn->w, b->snap, b->who}, *c = &op;
+        tg__backend_log_failure(conn->w, b->who, b->backend, b->target, TG_PF_CONNECT_TIMEOUT, d);
         tg__target_failed(conn->w, b->snap, b->backend_idx, b->target_idx);
         struct tg_bconn **slot = b->slot;
         const struct tg_bconn_user *user = b->user;
@@ -486,16 +511,17 @@ static void bconn_on_timer(struct tg_conn *conn)
             tg__backend_close(b);
             return;
         }
-        struct tg_client *c = st->c;
         char reason[96];
         snprintf(reason, sizeof(reason), "no response within %" PRIu64 " ms", lim);
-        tg__backend_log_failure(c, b->backend, b->target, TG_PF_RESPONSE_TIMEOUT, reason);
+        tg__backend_log_failure(conn->w, b->who, b->backend, b->target, TG_PF_RESPONSE_TIMEOUT,
+                                reason);
+        struct tg_worker *w = conn->w;
         tg__backend_close(b);
         if (st->resp_phase == TG_RESP_WAIT) {
-            tg__client_backend_failed(c, TG_PF_RESPONSE_TIMEOUT, reason);
+            tg__stream_backend_failed(st, TG_PF_RESPONSE_TIMEOUT, reason);
         } else {
-            TG_STAT_INC(&c->conn.w->stats, backend_timeouts);
-            tg__client_abort(c, "backend stalled mid-response");
+            TG_STAT_INC(&w->stats, backend_timeouts);
+            tg__stream_reset(st, "backend stalled mid-response");
         }
         return;
     }
@@ -513,7 +539,7 @@ static bool bconn_want_read(const struct tg_conn *conn)
         return true; /* a close or stray bytes: noticed and the connection dropped */
     if (b->state != TG_B_ACTIVE || b->st == NULL || b->st->resp_phase == TG_RESP_DONE)
         return false;
-    return tg__client_out_room(b->st->c) > READ_SLACK * 4;
+    return tg__stream_room(b->st) > 0;
 }
 
 static size_t bconn_read_room(struct tg_conn *conn)
@@ -533,10 +559,8 @@ static size_t bconn_read_room(struct tg_conn *conn)
             tg_buf_compact(&conn->in);
     }
     size_t room = conn->in.cap - conn->in.len;
-    if (b->resp.head_done) {
-        size_t out_room = tg__client_out_room(b->st->c);
-        room = TG_MIN(room, (out_room - READ_SLACK) / 2);
-    }
+    if (b->resp.head_done)
+        room = TG_MIN(room, tg__stream_room(b->st));
     if (room == 0 && !b->resp.head_done)
         head_too_large(b);
     return room;
@@ -550,11 +574,10 @@ static void backend_eof(struct tg_bconn *b, int err)
         tg_h1_finish(&b->resp); /* close-delimited body: EOF ends it */
         b->reusable = false;
         if (st->resp_phase == TG_RESP_DONE) {
-            struct tg_client *c = st->c;
             st->bc = NULL;
             b->st = NULL;
             tg__backend_close(b);
-            tg__client_flush(c);
+            tg__stream_flush(st);
             return;
         }
     }
@@ -566,20 +589,17 @@ static void backend_eof(struct tg_bconn *b, int err)
         io_failed(b, TG_PF_RESET, strerror(err));
 }
 
-/* 101 Switching Protocols to a WebSocket request: the response head went to the client, now
- * the two connections become a tunnel. */
+/* 101 Switching Protocols to a WebSocket request: the response head went to the client's
+ * session, which now turns the client connection and b into a tunnel. */
 static void upgrade(struct tg_bconn *b)
 {
     struct tg_stream *st = b->st;
-    struct tg_client *c = st->c;
-    TG_STAT_INC(&c->conn.w->stats, websocket_upgrades);
-    tg__client_log_access(c);
+    TG_STAT_INC(&b->conn.w->stats, websocket_upgrades);
     st->bc = NULL;
     b->st = NULL;
     b->conn.out = &b->conn.own_out;
     tg_conn_timer(&b->conn, 0);
-    tg__stream_release(c);
-    tg__tunnel_start(c, b);
+    st->out->upgrade(st, b);
 }
 
 static void bconn_on_read(struct tg_conn *conn)
@@ -594,7 +614,6 @@ static void bconn_on_read(struct tg_conn *conn)
         backend_eof(b, 0);
         return;
     }
-    struct tg_client *c = st->c;
     b->got_bytes = true;
     while (!is_closed(b) && b->st == st && tg_buf_used(&conn->in) > 0 &&
            st->resp_phase != TG_RESP_DONE) {
@@ -636,7 +655,7 @@ static void bconn_on_read(struct tg_conn *conn)
         tg_conn_timer(conn, 0);
         b->timer_kind = BT_NONE;
     }
-    tg__client_flush(c);
+    tg__stream_flush(st);
 }
 
 /* An idle pooled connection keeps no input block (the read that found nothing took one). */
@@ -685,13 +704,15 @@ static void bconn_on_error(struct tg_conn *conn, int err, bool writing)
     io_failed(b, TG_PF_RESET, d);
 }
 
-/* Room was made in to_backend: take more of the request body. */
+/* Room was made in to_backend: the stream's session may deliver more of the request body. */
 static void bconn_on_drain(struct tg_conn *conn)
 {
     struct tg_bconn *b = tg__bconn_of(conn);
     struct tg_stream *st = b->st;
-    if (st != NULL && st->req_phase != TG_REQ_DONE && tg_buf_used(&st->c->conn.in) > 0)
-        tg__http1_request_space(st->c);
+    uint64_t n = conn->bytes_written - b->drained;
+    b->drained = conn->bytes_written;
+    if (st != NULL && st->req_phase != TG_REQ_DONE)
+        st->out->consumed(st, (size_t)n);
 }
 
 static const struct tg_conn_handler bconn_handler = {
@@ -707,7 +728,7 @@ static const struct tg_conn_handler bconn_handler = {
     .on_closed = tg__backend_on_closed,
 };
 
-/* ---- response callbacks: re-frame the backend's response for the client ---- */
+/* ---- response callbacks: the backend's response as a head and body for the stream ---- */
 
 /* A 101 switches only with exactly one Sec-WebSocket-Accept matching the client's key (RFC 6455
  * 4.1): anything else is not the WebSocket server the client asked for, and browsers fail it. */
@@ -726,14 +747,18 @@ static int resp_on_head(struct tg_h1_msg *m)
 {
     struct tg_bconn *b = m->user;
     struct tg_stream *st = b->st;
-    struct tg_client *c = st->c;
     llhttp_t *p = &m->parser;
     int status = p->status_code;
     struct tg_http_head *h = &st->resp;
-    tg__client_out_room(c);
     if (status < 200 && status != 101) {
-        if (status == 100 && !st->http10)
-            tg_buf_append_str(c->conn.out, "HTTP/1.1 100 Continue\r\n\r\n");
+        if (status == 100) { /* the only interim response relayed */
+            struct tg_http_head h100 = {.status = 100, .reason = "Continue", .reason_len = 8};
+            if (!tg__stream_head(st, &h100, false)) {
+                m->error_status = 502;
+                m->error = "response head too large";
+                return -1;
+            }
+        }
         return 0;
     }
     if (status == 101 && !st->upgrade)
@@ -751,7 +776,6 @@ static int resp_on_head(struct tg_h1_msg *m)
         return -1;
     }
     st->status = status;
-    st->resp_phase = TG_RESP_BODY;
     tg_http_head_clear(h);
     h->status = status;
     h->reason = m->base + m->reason.off;
@@ -773,18 +797,11 @@ static int resp_on_head(struct tg_h1_msg *m)
         if (has_cl) {
             h->body = TG_BODY_LENGTH;
             h->content_length = (uint64_t)p->content_length;
-        } else if (st->http10) {
-            c->close_after = true; /* HTTP/1.0 client: the body ends at close */
         } else {
-            st->resp_chunked = true;
-            h->body = TG_BODY_CHUNKED;
+            h->body = TG_BODY_CHUNKED; /* length unknown: the session frames it */
         }
     }
-    if (status != 101) {
-        h->close = c->close_after || !st->keepalive || c->conn.w->draining;
-        h->keep_alive = !h->close && st->http10;
-    }
-    ok = ok && tg_h1_write_response(c->conn.out, h);
+    ok = ok && tg__stream_head(st, h, no_body);
     if (!ok) {
         m->error_status = 502;
         m->error = "response head too large";
@@ -796,17 +813,7 @@ static int resp_on_head(struct tg_h1_msg *m)
 static int resp_on_body(struct tg_h1_msg *m, const char *at, size_t len)
 {
     struct tg_bconn *b = m->user;
-    struct tg_stream *st = b->st;
-    struct tg_buf *o = st->c->conn.out;
-    if (st->resp_chunked) {
-        char hdr[24];
-        int n = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
-        return tg_buf_append(o, hdr, (size_t)n) && tg_buf_append(o, at, len) &&
-                       tg_buf_append(o, "\r\n", 2)
-                   ? 0
-                   : -1;
-    }
-    return tg_buf_append(o, at, len) ? 0 : -1;
+    return tg__stream_body(b->st, at, len) ? 0 : -1;
 }
 
 static int resp_on_done(struct tg_h1_msg *m)
@@ -815,32 +822,6 @@ static int resp_on_done(struct tg_h1_msg *m)
     struct tg_stream *st = b->st;
     if (m->parser.status_code < 200 && !b->upgraded)
         return 0;
-    st->resp_phase = TG_RESP_DONE;
     b->reusable = !b->upgraded && llhttp_should_keep_alive(&m->parser) != 0;
-    if (st->resp_chunked)
-        return tg_buf_append(st->c->conn.out, "0\r\n\r\n", 5) ? 0 : -1;
-    return 0;
-}
-
-/* ---- streams meet backends ---- */
-
-static void stream_on_open(struct tg_bconn *b, void *arg)
-{
-    struct tg_stream *st = arg;
-    st->target_idx = b->target_idx;
-    tg__backend_serve(b, st);
-}
-
-static void stream_on_fail(void *arg, enum tg_pfail f, const char *detail)
-{
-    struct tg_stream *st = arg;
-    tg__client_backend_failed(st->c, f, detail);
-}
-
-static const struct tg_bconn_user stream_user = {stream_on_open, stream_on_fail};
-
-void tg__stream_start(struct tg_stream *st)
-{
-    st->bc = NULL;
-    tg__backend_open(st->c, st->backend, !st->upgrade, &stream_user, st, &st->bc);
+    return tg__stream_end(st) ? 0 : -1;
 }

@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,24 +15,14 @@
 
 #include "core/log.h"
 
-#define OUT_MIN_CAP (64 * 1024)
-
-size_t tg__client_out_room(struct tg_client *c)
-{
-    struct tg_buf *o = &c->conn.own_out;
-    tg_conn_buf_get(c->conn.w, o, TG_MAX((size_t)OUT_MIN_CAP, tg__client_in_cap(c) + 4096));
-    if (o->off > 0 && o->cap - o->len < o->cap / 2)
-        tg_buf_compact(o);
-    return tg_buf_room(o);
-}
-
 /* ---- lifecycle ---- */
 
 void tg__client_on_closed(struct tg_conn *conn)
 {
     struct tg_client *c = tg__client_of(conn);
     struct tg_worker *w = conn->w;
-    tg__stream_release(c);
+    if (c->proto->on_free != NULL)
+        c->proto->on_free(c);
     tg_snapshot_unref(c->snap);
     free(c->xfcc);
     free(c->client_cert);
@@ -41,6 +32,61 @@ void tg__client_on_closed(struct tg_conn *conn)
     struct tg_proxy_worker *pw = tg_pw(w);
     if (w->draining && pw->n_clients == 0)
         tg_worker_drained(w);
+}
+
+/* The client's handshake no longer waits for its revocation fetch (mtls.c runs the fetch). */
+static void fetch_wait_remove(struct tg_client *c)
+{
+    struct tg__fetch *p = c->fetch_wait;
+    for (size_t i = 0; i < p->n_waiters; i++)
+        if (p->waiters[i] == c)
+            p->waiters[i] = NULL;
+    c->fetch_wait = NULL;
+}
+
+/* A closing client stops waiting for its revocation fetch. */
+static void fetch_leave(struct tg_client *c)
+{
+    if (c->fetch_wait == NULL)
+        return;
+    fetch_wait_remove(c);
+    /* OpenSSL's job is paused inside our verification: let it finish before the SSL goes. */
+    tg_tls_server_abandon(c->conn.ssl);
+}
+
+/* The handshake timer fired while the handshake waits for a fetch (mtls.c armed it for the end
+ * of the waiting time): it stops waiting (logged), its revocation status is unknown, and it goes
+ * on with the rest of timeouts.handshake. False when it was not waiting: a real timeout. */
+static bool fetch_wait_expired(struct tg_client *c)
+{
+    struct tg__fetch *p = c->fetch_wait;
+    if (p == NULL)
+        return false;
+    uint64_t now = uv_now(&c->conn.w->loop);
+    uint64_t end = c->accepted_ms + tg__cfg(c)->timeouts.handshake_ms;
+    tg_log_info("client %s listener=%s: stopped waiting for the %s from %s after %" PRIu64
+                " ms, to finish the TLS handshake within %" PRIu64
+                " ms (timeouts.handshake): its revocation status is unknown",
+                c->peer, c->lc->name, tg_tls_fetch_what(p->f), tg_tls_fetch_url(p->f),
+                now - c->fetch_wait_since_ms, tg__cfg(c)->timeouts.handshake_ms);
+    fetch_wait_remove(c);
+    tg_tls_server_stop_waiting(c->conn.ssl);
+    tg_conn_timer(&c->conn, end > now ? end - now : 1); /* the rest of the handshake */
+    tg_conn_handshake_resume(&c->conn);
+    return true;
+}
+
+void tg__client_leave_out_cert_chain(const struct tg_client_info *i)
+{
+    struct tg_client *c = (struct tg_client *)((char *)i - offsetof(struct tg_client, info));
+    if (c->client_cert_chain == NULL)
+        return;
+    tg_log_info("client %s listener=%s: Client-Cert-Chain left out of requests forwarded on this "
+                "connection: its %zu bytes do not fit the forwarded head (limits.max_header_bytes)",
+                c->peer, c->lc->name, strlen(c->client_cert_chain));
+    free(c->client_cert_chain);
+    c->client_cert_chain = NULL;
+    c->info.client_cert_chain = NULL;
 }
 
 void tg__client_close(struct tg_client *c)
@@ -55,18 +101,9 @@ void tg__client_close(struct tg_client *c)
     if (c->next)
         c->next->prev = c->prev;
     pw->n_clients--;
-    tg__mtls_client_closing(c);
-    if (c->st != NULL && c->st->bc != NULL) {
-        struct tg_bconn *b = c->st->bc;
-        c->st->bc = NULL;
-        b->st = NULL;
-        tg__backend_close(b);
-    }
-    if (c->pending != NULL) {
-        struct tg_bconn *b = c->pending;
-        c->pending = NULL;
-        tg__backend_close(b);
-    }
+    fetch_leave(c);
+    if (c->proto->on_close != NULL)
+        c->proto->on_close(c);
     if (c->tun != NULL)
         tg_conn_close(&c->tun->b->conn);
     tg_conn_close(&c->conn);
@@ -216,6 +253,15 @@ void tg__client_opened(struct tg_client *c)
             tg__client_close(c); /* callers check tg_conn_closed() after this */
             return;
         }
+        struct tg_client_info *i = &c->info;
+        i->tls_version = SSL_get_version(conn->ssl);
+        i->cipher = SSL_get_cipher_name(conn->ssl);
+        i->sni = sni;
+        SSL_get0_alpn_selected(conn->ssl, &i->alpn, &i->alpn_len);
+        i->has_cert = c->has_cert;
+        i->xfcc = c->xfcc;
+        i->client_cert = c->client_cert;
+        i->client_cert_chain = c->client_cert_chain;
     }
     c->timer_kind = TG_CT_NONE;
     tg_conn_timer(conn, 0);
@@ -223,7 +269,7 @@ void tg__client_opened(struct tg_client *c)
 
 void tg__client_handshake_timeout(struct tg_client *c)
 {
-    if (tg__mtls_wait_expired(c))
+    if (fetch_wait_expired(c))
         return;
     const struct tg_tls_fail_info *fi = tg_tls_fail_info(TG_TLS_FAIL_TIMEOUT);
     TG_STAT_INC(&c->conn.w->stats, hs_fail[TG_TLS_FAIL_TIMEOUT]);
@@ -234,18 +280,25 @@ void tg__client_handshake_timeout(struct tg_client *c)
     tg__client_close(c);
 }
 
-/* ---- accept and drain (net handler) ---- */
+/* ---- accept ---- */
 
-static void proxy_on_accept(struct tg_worker *w, size_t lidx, int fd,
-                            const struct sockaddr_storage *peer, socklen_t plen)
+void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
+                       const struct sockaddr_storage *peer, const struct tg_proto *proto,
+                       const struct tg_stream_handler *serve)
 {
     struct tg_client *c = tg_xcalloc(1, sizeof(*c));
     struct tg_proxy_worker *pw = tg_pw(w);
     c->snap = tg_snapshot_ref(w->snap);
     c->lidx = lidx;
     c->lc = &c->snap->cfg->listeners[lidx];
-    c->proto = c->lc->mode == TG_MODE_TCP ? &tg__proto_tcp : &tg__proto_http1;
+    c->proto = proto;
+    c->serve = serve;
     tg_addr_format(peer, c->peer, sizeof(c->peer));
+    c->info.w = w;
+    c->info.snap = c->snap;
+    c->info.lc = c->lc;
+    c->info.peer = c->peer;
+    c->info.tls = c->snap->tls[lidx] != NULL;
     c->accepted_ms = uv_now(&w->loop);
     c->next = pw->clients;
     if (pw->clients)
@@ -271,7 +324,6 @@ static void proxy_on_accept(struct tg_worker *w, size_t lidx, int fd,
     }
     tg_conn_init(&c->conn, w, fd, ssl, ssl ? &tg_transport_tls_server : &tg_transport_plain,
                  c->proto->conn, c, false);
-    (void)plen;
     if (c->snap->tls[lidx] != NULL && ssl == NULL) {
         tg__client_close(c);
         return;
@@ -286,58 +338,3 @@ static void proxy_on_accept(struct tg_worker *w, size_t lidx, int fd,
         c->proto->conn->on_open(&c->conn);
     }
 }
-
-static void proxy_worker_init(struct tg_worker *w)
-{
-    w->proto = tg_xcalloc(1, sizeof(struct tg_proxy_worker));
-    tg__targets_init(w);
-    tg__mtls_init();
-}
-
-static void proxy_on_drain(struct tg_worker *w)
-{
-    struct tg_proxy_worker *pw = tg_pw(w);
-    tg__targets_stop(w);
-    tg__backend_close_idle(w);
-    for (struct tg_client *c = pw->clients, *next; c != NULL; c = next) {
-        next = c->next;
-        if (c->phase == TG_CP_HANDSHAKE)
-            tg__client_close(c);
-        else
-            c->proto->on_drain(c);
-    }
-    if (pw->n_clients == 0)
-        tg_worker_drained(w);
-}
-
-static void proxy_on_drain_timeout(struct tg_worker *w)
-{
-    struct tg_proxy_worker *pw = tg_pw(w);
-    for (struct tg_client *c = pw->clients, *next; c != NULL; c = next) {
-        next = c->next;
-        tg__client_close(c);
-    }
-    tg__backend_close_idle(w);
-    if (pw->n_clients == 0)
-        tg_worker_drained(w);
-}
-
-static void proxy_worker_free(struct tg_worker *w)
-{
-    struct tg_proxy_worker *pw = tg_pw(w);
-    tg__stream_cache_free(w);
-    tg__targets_free(w);
-    tg_conn_bufcache_free(w);
-    free(pw->rr);
-    free(pw);
-    w->proto = NULL;
-}
-
-const struct tg_net_handler tg_proxy_handler = {
-    .worker_init = proxy_worker_init,
-    .on_accept = proxy_on_accept,
-    .on_drain = proxy_on_drain,
-    .on_drain_timeout = proxy_on_drain_timeout,
-    .on_snapshot = tg__mtls_on_snapshot,
-    .worker_free = proxy_worker_free,
-};

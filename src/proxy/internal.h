@@ -23,6 +23,7 @@ struct tg_stream;
 struct tg_tunnel;
 struct tg_client;
 struct tg_probe;
+struct tg_h2_session;
 struct tg__fetch;
 
 /* ---- failures on the backend hop and in HTTP handling (proxy/failure.c) ----
@@ -57,32 +58,9 @@ const struct tg_pfail_info *tg__pfail_info(enum tg_pfail f);
 const char *tg__pfail_token(enum tg_pfail f, const char *detail, char *buf, size_t n,
                             const char **rest);
 
-/* Requests refused by us, one row per reason (proxy/failure.c): a token for logs and counters,
- * the sentence our answer's body carries, the config key that would change it, the status. */
-enum tg_hfail {
-    TG_HF_NONE = 0,
-    TG_HF_MALFORMED,
-    TG_HF_HEAD_TOO_LARGE,
-    TG_HF_FORWARD_TOO_LARGE,
-    TG_HF_HEADERS_TIMEOUT,
-    TG_HF_BODY_TIMEOUT,
-    TG_HF_VERSION,
-    TG_HF_CODING,
-    TG_HF_TE_HTTP10,
-    TG_HF_CONNECT,
-    TG_HF_HOST_REPEATED,
-    TG_HF_TARGET_FORM,
-    TG_HF_USERINFO,
-    TG_HF_HOST_MISSING,
-    TG_HF_HOST_INVALID,
-    TG_HF_TARGET_MALFORMED,
-    TG_HF_STAR,
-    TG_HF_UNDERSCORE,
-    TG_HF_NO_ROUTE,
-    TG_HF_CERT_REQUIRED,
-    TG_HF__COUNT
-};
-
+/* Requests refused by us (enum tg_hfail, http/http.h), one row per reason (proxy/failure.c): a
+ * token for logs and counters, the sentence our answer's body carries, the config key that would
+ * change it, the status. */
 struct tg_hfail_info {
     const char *token;
     const char *sentence;
@@ -102,27 +80,59 @@ enum tg_client_phase {
     TG_CP_TUNNEL,        /* tcp listener, or a WebSocket after 101: bytes both ways */
 };
 
-/* What a client's timer currently enforces. */
+/* What a client's timer currently enforces: a connection deadline, or the earliest deadline of
+ * its streams (TG_CT_STREAM; the kinds below it are the streams' own). */
 enum tg_ctimer {
     TG_CT_NONE,
     TG_CT_HANDSHAKE,
     TG_CT_IDLE,
+    TG_CT_STREAM,
+    /* stream deadlines (struct tg_stream.deadline_kind) */
     TG_CT_HEADERS,
     TG_CT_PEER, /* timeouts.idle while the client must take our bytes */
     TG_CT_BODY, /* a request body is read: timeouts.idle, request_body, limits.min_body_rate */
 };
 
+struct tg_stream_handler;
+
 /* The protocol spoken on a listener's client connections (chosen per listener mode): the
- * engine's callbacks for the client connection, and what draining means for it. */
+ * engine's callbacks for the client connection, and what draining and closing mean for it. */
 struct tg_proto {
     const char *name;
     const struct tg_conn_handler *conn;
     /* Draining: close now if idle, else finish what is in flight. */
     void (*on_drain)(struct tg_client *c);
+    /* The connection is closing: end what it carries (streams, a backend being opened). */
+    void (*on_close)(struct tg_client *c);
+    /* The connection is gone (its on_closed): free what the protocol kept. */
+    void (*on_free)(struct tg_client *c);
 };
 
 extern const struct tg_proto tg__proto_http1;
+extern const struct tg_proto tg__proto_h2;
 extern const struct tg_proto tg__proto_tcp;
+
+/* What the code serving a stream may know of the client connection it came on: filled at accept
+ * (peer, listener, snapshot) and after the handshake (TLS facts, identity); it lives as long as
+ * the connection. Only client.c writes it; backends, handlers and logs read it, and never call
+ * into the connection. */
+struct tg_client_info {
+    struct tg_worker *w;
+    struct tg_snapshot *snap;
+    const struct tg_listener_conf *lc;
+    const char *peer;
+    bool tls;
+    const char *tls_version; /* NULL on a plain connection */
+    const char *cipher;
+    const char *sni; /* or NULL */
+    const unsigned char *alpn;
+    unsigned alpn_len;
+    bool has_cert; /* the client presented a certificate that was verified */
+    /* The verified client certificate as header values (tls.client_auth.forward), or NULL. */
+    const char *xfcc;
+    const char *client_cert;
+    const char *client_cert_chain;
+};
 
 /* A client connection. Freed in its conn's on_closed. */
 struct tg_client {
@@ -131,7 +141,8 @@ struct tg_client {
     const struct tg_listener_conf *lc;
     size_t lidx;
     const struct tg_proto *proto;
-    struct tg_client *prev, *next; /* worker's list, for drain */
+    const struct tg_stream_handler *serve; /* http: what serves its streams */
+    struct tg_client *prev, *next;         /* worker's list, for drain */
     enum tg_client_phase phase;
     uint8_t timer_kind;
     bool close_after; /* close once the response in flight is out */
@@ -139,7 +150,9 @@ struct tg_client {
     uint64_t accepted_ms;
     uint64_t deadline_ms;
     char peer[48];
+    struct tg_client_info info;
     struct tg_stream *st;     /* http1: the request in flight, NULL while idle */
+    struct tg_h2_session *h2; /* h2: the session, once ALPN chose it */
     struct tg_tunnel *tun;    /* tunnel phase */
     struct tg_bconn *pending; /* tcp: the backend connection being opened */
     /* The verified client certificate as header values (tls.client_auth.forward), computed once
@@ -163,11 +176,27 @@ static inline const struct tg_config *tg__cfg(const struct tg_client *c)
     return c->snap->cfg;
 }
 
-/* Capacity of c->conn.in: a whole request head must fit. */
+/* Capacity of a client's input: a whole request head must fit. */
+static inline size_t tg__in_cap(const struct tg_snapshot *snap)
+{
+    return (size_t)snap->cfg->limits.max_header_bytes + 1024;
+}
+
 static inline size_t tg__client_in_cap(const struct tg_client *c)
 {
-    return (size_t)c->snap->cfg->limits.max_header_bytes + 1024;
+    return tg__in_cap(c->snap);
 }
+
+/* One revocation fetch a worker waits for, and the client connections whose handshakes wait
+ * (mtls.c runs it; client.c drops a closing client from it). */
+struct tg__fetch {
+    uv_work_t work;
+    struct tg_worker *w;
+    struct tg_tls_fetch *f;
+    struct tg_client **waiters; /* a closed client leaves NULL */
+    size_t n_waiters;
+    struct tg__fetch *next;
+};
 
 /* ---- request streams ---- */
 
@@ -188,36 +217,87 @@ enum tg_stream_kind {
     TG_SK_LOCAL,     /* answered by us (errors, status page) */
 };
 
-/* One request/response exchange, separate from the connections carrying it. Its heads are data
- * (struct tg_http_head) serialised by the HTTP/1 writer. Recycled per worker. */
+/* What the protocol session carrying a stream offers whoever produces its response (the
+ * proxy's backend side, the status page). Implemented by the HTTP/1 session (h1.c); an HTTP/2
+ * session implements the same table. Called through stream.c, which keeps the phases. */
+struct tg_stream_out_ops {
+    const char *proto; /* for the access log: "HTTP/1.1", "HTTP/1.0", "HTTP/2" */
+    /* Queues an interim (1xx) or the final head; end: no body follows. The session chooses the
+     * framing of a body of unknown length (h->body TG_BODY_CHUNKED). False: it does not fit. */
+    bool (*head)(struct tg_stream *st, struct tg_http_head *h, bool end);
+    /* Response body bytes the session takes now (0: wait for the handler's on_room). */
+    size_t (*room)(struct tg_stream *st);
+    /* Queues len <= room() body bytes (copied). False: they do not fit. */
+    bool (*body)(struct tg_stream *st, const char *p, size_t len);
+    /* The response is complete (trailers may be NULL). False: it does not fit. */
+    bool (*end)(struct tg_stream *st, const struct tg_http_head *trailers);
+    /* Sends what was queued (HTTP/1: now; a multiplexing session may coalesce). */
+    void (*flush)(struct tg_stream *st);
+    /* Abandons the exchange mid-response: HTTP/1 closes the connection, HTTP/2 would reset only
+     * this stream. */
+    void (*reset)(struct tg_stream *st, const char *why);
+    /* The handler took n request bytes out of its buffer: more of the body may come. */
+    void (*consumed)(struct tg_stream *st, size_t n);
+    /* A 101 to a WebSocket request was queued: the client connection becomes a tunnel with b
+     * (HTTP/1 only; NULL where the protocol has no upgrade). */
+    void (*upgrade)(struct tg_stream *st, struct tg_bconn *b);
+};
+
+/* What serves a stream: the proxy's backend side (forward.c), the status page (status.c), later
+ * the admin API. The session calls it; it answers through tg__stream_* (stream.c). */
+struct tg_stream_handler {
+    const char *name;
+    /* The request head passed the protocol's and the common checks (tg_http_request_check):
+     * st->req_in holds it normalised, st->host/path/method are set. */
+    void (*on_head)(struct tg_stream *st);
+    /* Request body bytes it can take now. */
+    size_t (*body_room)(struct tg_stream *st);
+    /* Request body bytes (decoded, no framing); end: the request is complete (p may be NULL).
+     * False: they do not fit (the session fails the request). */
+    bool (*on_body)(struct tg_stream *st, const char *p, size_t len, bool end);
+    /* Push what on_body took toward where it goes; true when that made room while the session
+     * still holds body bytes (feed again). May be NULL. */
+    bool (*push)(struct tg_stream *st);
+    /* The session left its parser after on_head: start what on_head prepared (open a backend
+     * connection). May be NULL. */
+    void (*start)(struct tg_stream *st);
+    /* The session's room for response bytes grew: produce more. */
+    void (*on_room)(struct tg_stream *st);
+    /* The exchange ended: complete (both directions done, the response went out) or not (reset,
+     * refused, the connection went). Called once; the handler lets go of the stream. */
+    void (*on_done)(struct tg_stream *st, bool complete);
+};
+
+/* One request/response exchange, separate from the connections carrying it: it knows its session
+ * only through out/sess and the client only through who. Its heads are data (struct
+ * tg_http_head). Recycled per worker by its session. */
 struct tg_stream {
-    struct tg_client *c;
-    struct tg_bconn *bc;
-    struct tg_stream *next_free;
-    struct tg_h1_msg msg;     /* the client's request, as parsed (spans in c->conn.in) */
-    struct tg_http_head req;  /* the request head forwarded to the backend */
-    struct tg_http_head resp; /* the response head forwarded to the client */
+    const struct tg_stream_out_ops *out;
+    void *sess; /* the session carrying it (HTTP/1: the struct tg_client) */
+    const struct tg_client_info *who;
+    const struct tg_stream_handler *h; /* NULL once on_done ran */
+    struct tg_http_head req_in; /* the request as received (strings in the session's buffers) */
+    struct tg_http_head req;    /* the request head forwarded to the backend */
+    struct tg_http_head resp;   /* the response head forwarded to the client */
     enum tg_req_phase req_phase;
     enum tg_resp_phase resp_phase;
     enum tg_stream_kind kind;
     /* Properties of this exchange (not states). */
     bool head_only;    /* HEAD: the response has no body */
-    bool http10;       /* the client speaks HTTP/1.0 */
-    bool keepalive;    /* the client allows another request on the connection */
-    bool req_chunked;  /* the request body is re-chunked for the backend */
+    bool http10;       /* the client speaks HTTP/1.0 (Host may be missing) */
     bool has_body;     /* the request has a body */
     bool discard_body; /* the request body is read and dropped */
-    bool resp_chunked; /* the response body is re-chunked for the client */
     bool retried;      /* already retried once on a fresh backend connection */
     bool upgrade;      /* the client asked for a WebSocket upgrade */
+    bool close_conn;   /* the rest of the request is not read: no further request after it */
     int status;
-    const struct tg_backend_conf *backend;
-    size_t target_idx;
-    unsigned targets_tried;
-    size_t req_head_len; /* bytes of the forwarded head in to_backend */
-    struct tg_buf to_backend;
     uint64_t start_ms;
-    uint64_t bytes_out; /* the client connection's bytes_written when the stream began */
+    uint64_t bytes_in;  /* request bytes received for it (head and body, as framed) */
+    uint64_t bytes_out; /* response bytes queued for it (head, body, framing) */
+    /* Its own deadline (enum tg_ctimer stream kind); the connection's timer follows the
+     * earliest of its streams'. */
+    uint64_t deadline_ms;
+    uint8_t deadline_kind;
     /* The body clock (limits.min_body_rate, timeouts.request_body): started at the end of the
      * head, stopped while we hold body bytes the backend has no room for yet. */
     bool body_clock;
@@ -226,11 +306,23 @@ struct tg_stream {
     uint64_t body_start_ms;
     uint64_t body_held_ms;
     uint64_t body_hold_since_ms;
-    char xff[64]; /* values of the fields we add */
+    /* What tg_http_request_check found: the authority routing uses and the backend gets (port
+     * kept; strings in the session's buffers), or NULL. */
+    const char *authority;
+    size_t authority_len;
     char method[16];
     char path[256];
     char host[128];
     char ws_accept[TG_WS_ACCEPT_LEN + 1]; /* what a 101 must carry for the client's key, or "" */
+    /* The proxy's part (forward.c, backend.c). */
+    struct tg_bconn *bc;
+    const struct tg_backend_conf *backend;
+    size_t target_idx;
+    unsigned targets_tried;
+    bool req_chunked;    /* the request body is re-chunked for the backend */
+    size_t req_head_len; /* bytes of the forwarded head in to_backend */
+    struct tg_buf to_backend;
+    char xff[64]; /* values of the fields we add */
 };
 
 /* ---- backend connections ---- */
@@ -268,9 +360,10 @@ struct tg_bconn {
     struct tg_stream *st;  /* http: the stream served */
     const struct tg_bconn_user *user;
     void *user_arg;
-    struct tg_bconn **slot;   /* the user's pointer to its connection while opening */
-    struct tg_client *client; /* whose request it is (for logs) */
-    unsigned tries;           /* targets tried for this user */
+    struct tg_bconn **slot;           /* the user's pointer to its connection while opening */
+    const struct tg_client_info *who; /* whose request it is (for logs), or NULL */
+    unsigned tries;                   /* targets tried for this user */
+    uint64_t drained; /* conn.bytes_written when the stream last heard of progress */
     char target[64];
 };
 
@@ -298,7 +391,7 @@ struct tg_tunnel {
 struct tg_proxy_worker {
     struct tg_client *clients; /* every open client connection */
     size_t n_clients;
-    struct tg_stream *free_streams; /* recycled streams */
+    struct tg_h1_stream *free_streams; /* recycled HTTP/1 streams (h1.c) */
     size_t n_free_streams;
     struct tg_bconn *idle; /* idle pooled backend connections, most recent first */
     size_t n_idle;
@@ -321,38 +414,150 @@ static inline struct tg_proxy_worker *tg_pw(struct tg_worker *w)
 }
 
 /* client.c: shared by the protocols' connection handlers */
+/* Accepts fd on listener lidx: its streams (http) are served by serve. */
+void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
+                       const struct sockaddr_storage *peer, const struct tg_proto *proto,
+                       const struct tg_stream_handler *serve);
 void tg__client_opened(struct tg_client *c);
 void tg__client_handshake_timeout(struct tg_client *c);
 void tg__client_on_fail(struct tg_conn *conn, enum tg_conn_fail why, int err);
 void tg__client_on_closed(struct tg_conn *conn);
+/* The client's Client-Cert-Chain does not fit a forwarded head: it is left out of the requests
+ * of this connection from now on (RFC 9440 allows it; logged once). i is the client's info. */
+void tg__client_leave_out_cert_chain(const struct tg_client_info *i);
 void tg__client_close(struct tg_client *c);
 void tg__client_abort(struct tg_client *c, const char *why);
-void tg__client_flush(struct tg_client *c);
-void tg__client_update(struct tg_client *c);
-size_t tg__client_out_room(struct tg_client *c);
 
-/* http1.c */
-void tg__http1_process(struct tg_client *c);
-void tg__http1_request_space(struct tg_client *c);
-void tg__stream_release(struct tg_client *c);
-void tg__stream_cache_free(struct tg_worker *w);
+/* h1.c: the HTTP/1 session */
+/* A stream carried by HTTP/1: the neutral part, plus the llhttp request and the framing this
+ * protocol decides. */
+struct tg_h1_stream {
+    struct tg_stream st;
+    struct tg_h1_msg msg; /* the client's request, as parsed (spans in c->conn.in) */
+    struct tg_h1_stream *next_free;
+    bool keepalive;    /* the client allows another request on the connection */
+    bool resp_chunked; /* the response body is chunked for the client */
+};
 
-/* respond.c */
-void tg__client_local_response(struct tg_client *c, int status, const char *body);
+static inline struct tg_h1_stream *tg__h1s(struct tg_stream *st)
+{
+    return TG_CONTAINER(st, struct tg_h1_stream, st);
+}
+
+void tg__h1_cache_free(struct tg_worker *w);
+
+/* h2.c, h2stream.c: the HTTP/2 session */
+
+struct tg_h2_stream {
+    struct tg_stream st;
+    struct tg_h2_session *s;
+    struct tg_h2_stream *next; /* the session's live or dead list */
+    int32_t id;
+    struct tg_buf scratch; /* decoded header names and values (req_in points here) */
+    struct tg_buf reqbuf;  /* request body received, not yet taken by the handler */
+    struct tg_buf resp;    /* response body waiting for nghttp2 */
+    size_t hdr_bytes;
+    const char *authority;
+    size_t authority_len;
+    bool too_large; /* the header list went over limits.max_header_bytes / max_headers */
+    bool end_in;    /* END_STREAM received */
+    bool end_given; /* the handler heard the request ended */
+    bool end_out;   /* the response is complete */
+    bool no_data;   /* the response went out as HEADERS with END_STREAM */
+    bool deferred;  /* nghttp2 waits for response bytes */
+    bool to_start;  /* on_head ran inside mem_recv: start after it returns */
+    bool feeding;
+    bool closed; /* nghttp2 closed it: on the dead list */
+};
+
+struct tg_h2_session {
+    struct tg_client *c;
+    struct nghttp2_session *ng; /* nghttp2/nghttp2.h */
+    struct tg_h2_stream *live;
+    struct tg_h2_stream *dead; /* closed inside callbacks; freed at the next entry point */
+    size_t n_live;
+    bool in_recv;   /* inside nghttp2_session_mem_recv: no mem_send */
+    bool sending;   /* inside send(): no re-entry */
+    bool want_send; /* frames were queued while sending was not allowed */
+    bool goaway;    /* draining: no new streams, close when the last one ends */
+};
+
+extern const struct tg_stream_out_ops tg__h2_ops;
+struct tg_h2_stream *tg__h2_stream_new(struct tg_h2_session *s, int32_t id);
+/* nghttp2 forgot the stream (or the connection goes): the handler lets go (complete or not);
+ * the object waits on the dead list for tg__h2_free_dead. */
+void tg__h2_stream_close(struct tg_h2_stream *hs, bool complete);
+/* Frees closed streams: only where no caller up the stack can hold one (top-level events). */
+void tg__h2_free_dead(struct tg_h2_session *s);
+struct tg_h2_stream *tg__h2_stream_of(struct tg_h2_session *s, int32_t id);
+/* After a read pass, outside nghttp2's callbacks: start what on_head prepared, move bodies on. */
+void tg__h2_streams_run(struct tg_h2_session *s);
+/* Serialises what nghttp2 queued into the client's output and writes it (not inside
+ * mem_recv: then it only notes that frames wait). */
+void tg__h2_send(struct tg_h2_session *s);
+/* Turns an open client connection whose ALPN chose "h2" into an HTTP/2 session (sends our
+ * SETTINGS, reads the preface); false if nghttp2 could not be set up. */
+bool tg__h2_start(struct tg_client *c);
+
+/* h1timer.c: the HTTP/1 session's timer */
+/* Chooses the timer for the current state: keep-alive idle, header deadline, body limits, or
+ * "waiting on the client" (only while we need its bytes or it must take ours). */
+void tg__h1_timer_update(struct tg_client *c);
+void tg__h1_on_timer(struct tg_conn *conn);
+
+/* stream.c: the neutral stream; what handlers and backends call to answer */
+bool tg__stream_head(struct tg_stream *st, struct tg_http_head *h, bool end);
+size_t tg__stream_room(struct tg_stream *st);
+bool tg__stream_body(struct tg_stream *st, const char *p, size_t len);
+bool tg__stream_end(struct tg_stream *st);
+void tg__stream_flush(struct tg_stream *st);
+void tg__stream_reset(struct tg_stream *st, const char *why);
+/* The handler lets go (on_done), once. */
+void tg__stream_finish(struct tg_stream *st, bool complete);
+/* A complete small response of ours (head and body, taken as is); the handler (if any) is let go
+ * first. If a response is already under way the stream can only be reset. */
+void tg__stream_respond(struct tg_stream *st, int status, const char *ctype, const char *extra_name,
+                        const char *extra_value, const char *body, size_t blen);
 /* Answers the request with the row's status and sentence, and counts it (the caller logs). */
-void tg__client_refuse(struct tg_client *c, enum tg_hfail f);
-void tg__client_log_access(struct tg_client *c);
-void tg__status_respond_done(struct tg_client *c, int status, const char *ctype, char *body,
-                             size_t blen);
-void tg__client_backend_failed(struct tg_client *c, enum tg_pfail f, const char *detail);
+void tg__stream_refuse(struct tg_stream *st, enum tg_hfail f);
+/* Logs a refusal with its reason (peer, listener) and answers it; the rest of the request is
+ * not read. */
+void tg__stream_refuse_logged(struct tg_stream *st, enum tg_hfail f);
+/* Runs the common request checks on st->req_in (tg_http_request_check) and records the method,
+ * path, Host and authority they found; TG_HF_NONE or the refusal (not answered yet). */
+enum tg_hfail tg__stream_check_request(struct tg_stream *st);
+/* Records the method and (raw) path of st->req_in for the access log. */
+void tg__stream_note_request(struct tg_stream *st);
+/* Every target failed, or the backend failed before a response byte: 502/504 with the reason. */
+void tg__stream_backend_failed(struct tg_stream *st, enum tg_pfail f, const char *detail);
+void tg__stream_log_access(struct tg_stream *st);
 const char *tg__reason_phrase(int status);
+/* The body clock: hold = the session holds body bytes the handler has no room for. True when the
+ * clock changed state. */
+bool tg__stream_body_hold(struct tg_stream *st, bool hold, uint64_t now);
+/* The part of the time since the body started that the client is answerable for. */
+uint64_t tg__stream_body_elapsed(const struct tg_stream *st, uint64_t now);
+enum tg_body_verdict { TG_BODY_OK, TG_BODY_TOO_LONG, TG_BODY_TOO_SLOW };
+enum tg_body_verdict tg__stream_body_check(const struct tg_stream *st, uint64_t e);
+/* Milliseconds until the body could first break a limit, or quiet_left (timeouts.idle) if
+ * sooner; at least 1. */
+uint64_t tg__stream_body_next_check(const struct tg_stream *st, uint64_t now, uint64_t quiet_left);
+
+/* forward.c: the proxy's stream handler */
+extern const struct tg_stream_handler tg__forward_handler;
+
+/* status.c: the status page's stream handler */
+extern const struct tg_stream_handler tg__status_handler;
 
 /* backend.c */
-/* Opens (or takes from the pool, when pooled is true) a connection to one of be's targets and
- * keeps *slot pointing at the attempt in progress (failover replaces it). user->on_open runs once
- * one is open (at once for a pooled one), user->on_fail when every target failed (*slot NULL). */
-struct tg_bconn *tg__backend_open(struct tg_client *c, const struct tg_backend_conf *be,
-                                  bool pooled, const struct tg_bconn_user *user, void *arg,
+/* Opens (or takes from the pool, when pooled is true) a connection to one of be's targets for a
+ * request of who (on w, under snap) and keeps *slot pointing at the attempt in progress (failover
+ * replaces it). user->on_open runs once one is open (at once for a pooled one), user->on_fail
+ * when every target failed (*slot NULL). */
+struct tg_bconn *tg__backend_open(struct tg_worker *w, struct tg_snapshot *snap,
+                                  const struct tg_client_info *who,
+                                  const struct tg_backend_conf *be, bool pooled,
+                                  const struct tg_bconn_user *user, void *arg,
                                   struct tg_bconn **slot);
 /* Starts forwarding the stream's request on b (http). */
 void tg__backend_serve(struct tg_bconn *b, struct tg_stream *st);
@@ -364,10 +569,9 @@ void tg__backend_close(struct tg_bconn *b);
 void tg__backend_close_idle(struct tg_worker *w);
 /* The backend connection's teardown (its conn's on_closed). */
 void tg__backend_on_closed(struct tg_conn *conn);
-void tg__backend_log_failure(struct tg_client *c, const struct tg_backend_conf *be,
-                             const char *target, enum tg_pfail f, const char *detail);
-
-void tg__stream_start(struct tg_stream *st);
+void tg__backend_log_failure(struct tg_worker *w, const struct tg_client_info *who,
+                             const struct tg_backend_conf *be, const char *target, enum tg_pfail f,
+                             const char *detail);
 
 /* targets.c */
 bool tg__target_usable(struct tg_worker *w, const struct tg_snapshot *snap, size_t bi, size_t ti);
@@ -393,15 +597,7 @@ void tg__tunnel_start(struct tg_client *c, struct tg_bconn *b);
 /* mtls.c */
 /* Installs the revocation-fetch hook (once per process). */
 void tg__mtls_init(void);
-/* The handshake timer fired: if the handshake waits for a fetch, it stops waiting (logged) and
- * goes on with the rest of timeouts.handshake; true then, false for a real timeout. */
-bool tg__mtls_wait_expired(struct tg_client *c);
-/* A client connection is closing: stop waiting for its fetch and end its paused handshake. */
-void tg__mtls_client_closing(struct tg_client *c);
 /* A new snapshot arrived: close connections whose client certificate it refuses. */
 void tg__mtls_on_snapshot(struct tg_worker *w);
-
-/* status.c */
-void tg__status_respond(struct tg_client *c);
 
 #endif

@@ -3,7 +3,6 @@
  * handshakes), and live re-authorisation of open connections when a new snapshot arrives. */
 #include "proxy/internal.h"
 
-#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,16 +10,6 @@
 #include <openssl/err.h>
 
 #include "core/log.h"
-
-/* One fetch this worker waits for, and the client connections whose handshakes wait. */
-struct tg__fetch {
-    uv_work_t work;
-    struct tg_worker *w;
-    struct tg_tls_fetch *f;
-    struct tg_client **waiters; /* a closed client leaves NULL */
-    size_t n_waiters;
-    struct tg__fetch *next;
-};
 
 static void fetch_work(uv_work_t *req)
 {
@@ -103,36 +92,8 @@ static bool fetch_hook(SSL *ssl, struct tg_tls_fetch *f)
     p->waiters[p->n_waiters++] = c;
     c->fetch_wait = p;
     c->fetch_wait_since_ms = now;
-    /* The handshake timer fires at the end of the waiting time (tg__mtls_wait_expired). */
+    /* The handshake timer fires at the end of the waiting time (client.c: fetch_wait_expired). */
     tg_conn_timer(&c->conn, until - now);
-    return true;
-}
-
-static void waiter_remove(struct tg_client *c)
-{
-    struct tg__fetch *p = c->fetch_wait;
-    for (size_t i = 0; i < p->n_waiters; i++)
-        if (p->waiters[i] == c)
-            p->waiters[i] = NULL;
-    c->fetch_wait = NULL;
-}
-
-bool tg__mtls_wait_expired(struct tg_client *c)
-{
-    struct tg__fetch *p = c->fetch_wait;
-    if (p == NULL)
-        return false;
-    uint64_t now = uv_now(&c->conn.w->loop);
-    uint64_t end = c->accepted_ms + tg__cfg(c)->timeouts.handshake_ms;
-    tg_log_info("client %s listener=%s: stopped waiting for the %s from %s after %" PRIu64
-                " ms, to finish the TLS handshake within %" PRIu64
-                " ms (timeouts.handshake): its revocation status is unknown",
-                c->peer, c->lc->name, tg_tls_fetch_what(p->f), tg_tls_fetch_url(p->f),
-                now - c->fetch_wait_since_ms, tg__cfg(c)->timeouts.handshake_ms);
-    waiter_remove(c);
-    tg_tls_server_stop_waiting(c->conn.ssl);
-    tg_conn_timer(&c->conn, end > now ? end - now : 1); /* the rest of the handshake */
-    tg_conn_handshake_resume(&c->conn);
     return true;
 }
 
@@ -146,15 +107,6 @@ static void hook_init(void)
 void tg__mtls_init(void)
 {
     pthread_once(&hook_once, hook_init);
-}
-
-void tg__mtls_client_closing(struct tg_client *c)
-{
-    if (c->fetch_wait == NULL)
-        return;
-    waiter_remove(c);
-    /* OpenSSL's job is paused inside our verification: let it finish before the SSL goes. */
-    tg_tls_server_abandon(c->conn.ssl);
 }
 
 /* ---- live re-authorisation ---- */

@@ -117,13 +117,53 @@ char *tg_status_json(void)
     return tg_xstrdup(buf);
 }
 
-void tg__status_respond(struct tg_client *c)
+/* The status page as a stream handler: it answers from on_head and takes no body. */
+static void status_on_head(struct tg_stream *st)
 {
-    if (strcmp(c->st->method, "GET") != 0 && strcmp(c->st->method, "HEAD") != 0) {
-        char *body = tg_xstrdup("the status backend answers GET and HEAD only\n");
-        tg__status_respond_done(c, 405, "text/plain", body, strlen(body));
+    st->discard_body = true;
+    if (strcmp(st->method, "GET") != 0 && strcmp(st->method, "HEAD") != 0) {
+        static const char body[] = "the status backend answers GET and HEAD only\n";
+        tg__stream_respond(st, 405, "text/plain", "Cache-Control", "no-store", body,
+                           sizeof(body) - 1);
         return;
     }
     char *body = tg_status_json();
-    tg__status_respond_done(c, 200, "application/json", body, strlen(body));
+    tg__stream_respond(st, 200, "application/json", "Cache-Control", "no-store", body,
+                       strlen(body));
+    free(body);
 }
+
+static size_t status_body_room(struct tg_stream *st)
+{
+    (void)st;
+    return 0;
+}
+
+static bool status_on_body(struct tg_stream *st, const char *p, size_t len, bool end)
+{
+    (void)st;
+    (void)p;
+    (void)len;
+    (void)end;
+    return true;
+}
+
+static void status_on_room(struct tg_stream *st)
+{
+    (void)st;
+}
+
+static void status_on_done(struct tg_stream *st, bool complete)
+{
+    (void)st;
+    (void)complete;
+}
+
+const struct tg_stream_handler tg__status_handler = {
+    .name = "status",
+    .on_head = status_on_head,
+    .body_room = status_body_room,
+    .on_body = status_on_body,
+    .on_room = status_on_room,
+    .on_done = status_on_done,
+};

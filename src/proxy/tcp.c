@@ -90,7 +90,7 @@ static void on_open(struct tg_conn *conn)
         return; /* a resumed session whose certificate no longer passes */
     c->phase = TG_CP_CONNECTING;
     const struct tg_backend_conf *be = &tg__cfg(c)->backends[c->lc->backend_idx];
-    tg__backend_open(c, be, false, &tcp_user, c, &c->pending);
+    tg__backend_open(conn->w, c->snap, &c->info, be, false, &tcp_user, c, &c->pending);
 }
 
 static bool want_read(const struct tg_conn *conn)
@@ -130,6 +130,16 @@ static void on_drain_worker(struct tg_client *c)
         tg__client_close(c); /* open tunnels run until timeouts.shutdown */
 }
 
+/* Closing before the tunnel started: the backend connection being opened goes too. */
+static void on_close(struct tg_client *c)
+{
+    if (c->pending != NULL) {
+        struct tg_bconn *b = c->pending;
+        c->pending = NULL;
+        tg__backend_close(b);
+    }
+}
+
 static const struct tg_conn_handler tcp_conn = {
     .on_open = on_open,
     .on_fail = tg__client_on_fail,
@@ -145,4 +155,5 @@ const struct tg_proto tg__proto_tcp = {
     .name = "tcp",
     .conn = &tcp_conn,
     .on_drain = on_drain_worker,
+    .on_close = on_close,
 };

@@ -81,10 +81,7 @@ def test_path_prefix_segment_boundaries(gateway, origin, certs, tmp_path):
 
 LATER = [
     ("admin", lambda cfg: cfg.update(admin={})),
-    ("session_tickets", lambda cfg: cfg.update(session_tickets={})),
-    ("ocsp_stapling", lambda cfg: cfg["listeners"][0]["tls"].update(ocsp_stapling=True)),
-    ("proxy_protocol", lambda cfg: cfg["listeners"][0].update(proxy_protocol=True)),
-    ("h2", lambda cfg: cfg["listeners"][0]["tls"].update(alpn=["h2", "http/1.1"])),
+    ("early_data", lambda cfg: cfg["listeners"][0]["tls"].update(early_data=True)),
 ]
 
 

@@ -1,0 +1,257 @@
+/* The proxy's stream handler: routing and route client-auth over the request head as data, the
+ * head the backend gets (X-Forwarded-*, client-certificate fields; built as data, then
+ * serialised), the body re-framed into to_backend, and the backend connection held, pooled or
+ * closed when the stream ends. Whatever protocol carried the request. */
+#include "proxy/internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+
+#define FEED_SLACK 256
+
+static void copy_span(char *dst, size_t cap, const char *src, size_t len)
+{
+    size_t n = TG_MIN(len, cap - 1);
+    memcpy(dst, src, n);
+    dst[n] = '\0';
+}
+
+static bool is_ours(const struct tg_http_field *f)
+{
+    /* Fields we set ourselves: whatever the client sent under these names is dropped. */
+    return tg_http_name_is(f, "host") || tg_http_name_is(f, "content-length") ||
+           tg_http_name_is(f, "x-forwarded-for") || tg_http_name_is(f, "x-forwarded-proto") ||
+           tg_http_name_is(f, "x-forwarded-client-cert") || tg_http_name_is(f, "client-cert") ||
+           tg_http_name_is(f, "client-cert-chain");
+}
+
+/* Builds the request head for the backend as data (our Host first: the one routing used; the
+ * client's fields minus hop-by-hop, framing, underscore names unless passed and the ones we set;
+ * X-Forwarded-For/-Proto; re-stated framing) and serialises it into to_backend. */
+static bool build_backend_head(struct tg_stream *st, const char *url, size_t url_len,
+                               const char *host, size_t host_len, bool with_chain)
+{
+    const struct tg_client_info *c = st->who;
+    const struct tg_http_head *in = &st->req_in;
+    struct tg_http_head *h = &st->req;
+    bool pass_us = c->snap->cfg->http.underscores == TG_US_PASS;
+    tg_http_head_clear(h);
+    h->method = st->method;
+    h->method_len = (uint32_t)strlen(st->method);
+    h->target = url;
+    h->target_len = (uint32_t)url_len;
+    bool ok = true;
+    if (host != NULL)
+        ok = tg_http_head_add(h, "Host", 4, host, host_len);
+    for (uint32_t i = 0; ok && i < in->n_fields; i++) {
+        const struct tg_http_field *f = &in->fields[i];
+        if (tg_http_head_is_hop_by_hop(in, f) || is_ours(f))
+            continue;
+        if (!pass_us && memchr(f->name, '_', f->name_len) != NULL) {
+            tg_log_debug("client %s listener=%s: dropped header field \"%.*s\": its name has an "
+                         "underscore (http.underscores_in_headers)",
+                         c->peer, c->lc->name, (int)TG_MIN(f->name_len, 64u), f->name);
+            continue;
+        }
+        ok = tg_http_head_add(h, f->name, f->name_len, f->value, f->value_len);
+    }
+    /* "1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "::1" */
+    const char *ip = c->peer;
+    size_t iplen = strlen(c->peer);
+    const char *colon = strrchr(c->peer, ':');
+    if (c->peer[0] == '[') {
+        ip = c->peer + 1;
+        iplen = (size_t)(strchr(c->peer, ']') - ip);
+    } else if (colon != NULL) {
+        iplen = (size_t)(colon - c->peer);
+    }
+    copy_span(st->xff, sizeof(st->xff), ip, iplen);
+    ok = ok && tg_http_head_add(h, "X-Forwarded-For", 15, st->xff, strlen(st->xff)) &&
+         tg_http_head_add(h, "X-Forwarded-Proto", 17, c->tls ? "https" : "http", c->tls ? 5 : 4);
+    if (ok && c->xfcc != NULL)
+        ok = tg_http_head_add(h, "X-Forwarded-Client-Cert", 23, c->xfcc, strlen(c->xfcc));
+    if (ok && c->client_cert != NULL)
+        ok = tg_http_head_add(h, "Client-Cert", 11, c->client_cert, strlen(c->client_cert));
+    if (ok && with_chain && c->client_cert_chain != NULL)
+        ok = tg_http_head_add(h, "Client-Cert-Chain", 17, c->client_cert_chain,
+                              strlen(c->client_cert_chain));
+    if (st->req_chunked) {
+        h->body = TG_BODY_CHUNKED;
+    } else if (in->body == TG_BODY_LENGTH) {
+        h->body = TG_BODY_LENGTH;
+        h->content_length = in->content_length;
+    }
+    if (st->upgrade)
+        h->upgrade = "websocket";
+    struct tg_buf *b = &st->to_backend;
+    tg_conn_buf_get(c->w, b, tg__in_cap(c->snap) + 4096);
+    b->off = b->len = 0;
+    ok = ok && tg_h1_write_request(b, h);
+    st->req_head_len = b->len;
+    return ok;
+}
+
+/* ---- streams meet backends ---- */
+
+static void stream_on_open(struct tg_bconn *b, void *arg)
+{
+    struct tg_stream *st = arg;
+    st->target_idx = b->target_idx;
+    tg__backend_serve(b, st);
+}
+
+static void stream_on_fail(void *arg, enum tg_pfail f, const char *detail)
+{
+    struct tg_stream *st = arg;
+    tg__stream_backend_failed(st, f, detail);
+}
+
+static const struct tg_bconn_user stream_user = {stream_on_open, stream_on_fail};
+
+static void stream_start(struct tg_stream *st)
+{
+    st->bc = NULL;
+    tg__backend_open(st->who->w, st->who->snap, st->who, st->backend, !st->upgrade, &stream_user,
+                     st, &st->bc);
+}
+
+/* ---- the handler ---- */
+
+/* Routing, the route's client-auth, the status page, then the head for the backend and a
+ * backend connection. The request already passed tg_http_request_check: st->req_in.target is
+ * in origin form and normalised, st->host is the authority without its port. */
+static void fwd_on_head(struct tg_stream *st)
+{
+    const struct tg_client_info *c = st->who;
+    const char *url = st->req_in.target;
+    size_t url_len = st->req_in.target_len;
+    const char *host = st->authority;
+    size_t host_len = st->authority_len;
+    size_t route_host_len = host ? tg_host_strip_port(host, host_len) : 0;
+    const char *q = memchr(url, '?', url_len);
+    size_t path_len = q ? (size_t)(q - url) : url_len;
+    const struct tg_route_conf *r = url_len > 0 && url[0] == '/'
+                                        ? tg_route_match(c->lc, host, route_host_len, url, path_len)
+                                        : tg_route_match(c->lc, host, route_host_len, "/", 1);
+    if (r == NULL) {
+        tg_log_info(
+            "client %s listener=%s: request refused with 404: reason=%s: no route for %s %s",
+            c->peer, c->lc->name, tg__hfail_info(TG_HF_NO_ROUTE)->token, st->method, st->path);
+        st->discard_body = true;
+        tg__stream_refuse(st, TG_HF_NO_ROUTE);
+        return;
+    }
+    if (r->client_auth_require && !c->has_cert) {
+        tg_log_info("client %s listener=%s: request refused with 403: reason=%s: %s %s needs a "
+                    "client certificate (routes client_auth \"require\")",
+                    c->peer, c->lc->name, tg__hfail_info(TG_HF_CERT_REQUIRED)->token, st->method,
+                    st->path);
+        st->discard_body = true;
+        st->close_conn = true;
+        tg__stream_refuse(st, TG_HF_CERT_REQUIRED);
+        return;
+    }
+    st->backend = &c->snap->cfg->backends[r->backend_idx];
+    if (st->backend->kind == TG_BACKEND_STATUS) {
+        st->h = &tg__status_handler;
+        st->h->on_head(st);
+        return;
+    }
+    st->req_chunked = st->req_in.body == TG_BODY_CHUNKED;
+    const char *fwd_url = url_len ? url : "/";
+    size_t fwd_len = url_len ? url_len : 1;
+    bool with_chain = c->client_cert_chain != NULL;
+    bool ok = build_backend_head(st, fwd_url, fwd_len, host, host_len, with_chain);
+    if (!ok && with_chain) {
+        /* RFC 9440 lets Client-Cert-Chain be left out: it is, for the rest of the connection. */
+        tg__client_leave_out_cert_chain(c);
+        ok = build_backend_head(st, fwd_url, fwd_len, host, host_len, false);
+    }
+    if (!ok) {
+        tg_log_info("client %s listener=%s: request refused with 431: reason=%s: %s %s: the head "
+                    "with the fields we add does not fit the backend's buffer "
+                    "(limits.max_header_bytes)",
+                    c->peer, c->lc->name, tg__hfail_info(TG_HF_FORWARD_TOO_LARGE)->token,
+                    st->method, st->path);
+        st->discard_body = true;
+        st->close_conn = true;
+        tg__stream_refuse(st, TG_HF_FORWARD_TOO_LARGE);
+        return;
+    }
+}
+
+/* The session left its parser: open (or take from the pool) the backend connection. */
+static void fwd_start(struct tg_stream *st)
+{
+    stream_start(st);
+}
+
+static size_t fwd_body_room(struct tg_stream *st)
+{
+    struct tg_buf *b = &st->to_backend;
+    if (tg_buf_room(b) < FEED_SLACK * 2)
+        tg_buf_compact(b);
+    return tg_buf_room(b);
+}
+
+static bool fwd_on_body(struct tg_stream *st, const char *at, size_t len, bool end)
+{
+    struct tg_buf *b = &st->to_backend;
+    if (len > 0 && st->req_chunked) {
+        char hdr[24];
+        int n = snprintf(hdr, sizeof(hdr), "%zx\r\n", len);
+        if (!tg_buf_append(b, hdr, (size_t)n) || !tg_buf_append(b, at, len) ||
+            !tg_buf_append(b, "\r\n", 2))
+            return false;
+    } else if (len > 0 && !tg_buf_append(b, at, len)) {
+        return false;
+    }
+    if (end && st->req_chunked)
+        return tg_buf_append(b, "0\r\n\r\n", 5);
+    return true;
+}
+
+static bool fwd_push(struct tg_stream *st)
+{
+    size_t pending = tg_buf_used(&st->to_backend);
+    if (st->bc == NULL || pending == 0)
+        return false;
+    tg__backend_flush(st->bc);
+    return st->bc != NULL && tg_buf_used(&st->to_backend) < pending;
+}
+
+static void fwd_on_room(struct tg_stream *st)
+{
+    if (st->bc != NULL && st->resp_phase != TG_RESP_DONE)
+        tg__backend_resume_read(st->bc);
+}
+
+/* The backend connection goes back to the pool only after a complete exchange on a connection
+ * that may be reused; a request it did not see whole, or a reset, closes it. */
+static void fwd_on_done(struct tg_stream *st, bool complete)
+{
+    struct tg_bconn *b = st->bc;
+    if (b == NULL)
+        return;
+    st->bc = NULL;
+    b->st = NULL;
+    if (complete)
+        tg__backend_release(b, b->reusable && st->req_phase == TG_REQ_DONE);
+    else
+        tg__backend_close(b);
+}
+
+const struct tg_stream_handler tg__forward_handler = {
+    .name = "proxy",
+    .on_head = fwd_on_head,
+    .body_room = fwd_body_room,
+    .on_body = fwd_on_body,
+    .push = fwd_push,
+    .start = fwd_start,
+    .on_room = fwd_on_room,
+    .on_done = fwd_on_done,
+};
