@@ -2,8 +2,10 @@
 #include "core/addr.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define TG_CIDR_MIN(a, b) ((a) < (b) ? (a) : (b))
@@ -22,6 +24,45 @@ void tg_addr_format(const struct sockaddr_storage *ss, char *buf, size_t len)
     } else {
         snprintf(buf, len, "unknown");
     }
+}
+
+int tg_addr_parse_numeric(const char *s, struct sockaddr_storage *out)
+{
+    char host[INET6_ADDRSTRLEN];
+    const char *colon = strrchr(s, ':'), *hs = s;
+    size_t hl;
+    if (colon == NULL)
+        return -EINVAL;
+    if (s[0] == '[') {
+        if (colon == s || colon[-1] != ']')
+            return -EINVAL;
+        hs = s + 1;
+        hl = (size_t)(colon - 1 - hs);
+    } else {
+        hl = (size_t)(colon - s);
+    }
+    char *end = NULL;
+    errno = 0;
+    unsigned long port = strtoul(colon + 1, &end, 10);
+    if (hl == 0 || hl >= sizeof(host) || colon[1] < '0' || colon[1] > '9' || *end != '\0' ||
+        errno != 0 || port > 65535)
+        return -EINVAL;
+    memcpy(host, hs, hl);
+    host[hl] = '\0';
+    memset(out, 0, sizeof(*out));
+    struct sockaddr_in *in = (struct sockaddr_in *)out;
+    struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
+    if (s[0] != '[' && inet_pton(AF_INET, host, &in->sin_addr) == 1) {
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)port);
+        return 0;
+    }
+    if (s[0] == '[' && inet_pton(AF_INET6, host, &in6->sin6_addr) == 1) {
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons((uint16_t)port);
+        return 0;
+    }
+    return -EINVAL;
 }
 
 bool tg_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b)

@@ -9,6 +9,9 @@
 
 /* Formats an address as "1.2.3.4:5" or "[::1]:5". */
 void tg_addr_format(const struct sockaddr_storage *ss, char *buf, size_t len);
+/* Parses what tg_addr_format writes ("1.2.3.4:5" or "[::1]:5", numeric only) into *out; 0, or
+ * -EINVAL when s is not such an address. */
+int tg_addr_parse_numeric(const char *s, struct sockaddr_storage *out);
 /* Same family, address and port. */
 bool tg_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 

@@ -9,6 +9,7 @@
 
 #include <openssl/x509.h>
 
+#include "core/addr.h"
 #include "core/log.h"
 
 #define PP2_MAX 1024
@@ -18,8 +19,10 @@
 static bool add_proxy_header(struct tg_client *c)
 {
     struct sockaddr_storage src, dst;
-    socklen_t sl = sizeof(src), dl = sizeof(dst);
-    if (getpeername(c->conn.fd, (struct sockaddr *)&src, &sl) != 0 ||
+    socklen_t dl = sizeof(dst);
+    /* The client as the gateway knows it: with PROXY protocol in, the address the balancer's
+     * header named, not the balancer's own. */
+    if (tg_addr_parse_numeric(c->peer, &src) != 0 ||
         getsockname(c->conn.fd, (struct sockaddr *)&dst, &dl) != 0)
         return false;
     struct tg_pp2_tls tls = {0};

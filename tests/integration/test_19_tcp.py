@@ -502,3 +502,31 @@ def test_proxy_protocol_v2_carries_client_certificate(gateway, certs, tmp_path):
             assert h.ssl.cn == "alice", h.ssl.subtlvs
     finally:
         b.close()
+
+
+def test_proxy_protocol_in_carries_to_proxy_protocol_out(gateway, certs, tmp_path):
+    """A tcp listener that accepts PROXY protocol from a balancer and sends PROXY v2 to its
+    backend names the client the balancer named, not the balancer."""
+    b = pp2.EchoBackend(proxy_header="require")
+    port = testenv.free_port()
+    cfg = _base(certs, tmp_path)
+    cfg["listeners"] = [{"name": "raw", "address": "127.0.0.1:%d" % port, "mode": "tcp",
+                         "backend": "pp", "proxy_protocol": True, "proxy_protocol_out": True,
+                         "tls": {"disabled": True}}]
+    cfg["backends"] = {"pp": {"targets": [b.address]}}
+    try:
+        gateway(cfg)
+        with socket.create_connection(("127.0.0.1", port), timeout=testenv.t(5)) as s:
+            s.sendall(b"PROXY TCP4 203.0.113.7 127.0.0.1 4242 %d\r\n" % port)
+            s.sendall(b"hello")
+            got = b""
+            while len(got) < 5:
+                chunk = s.recv(5 - len(got))
+                assert chunk, "the tunnel closed before the echo"
+                got += chunk
+            assert got == b"hello"
+        sess = _session_with(b, lambda x: x.header is not None)
+        assert sess is not None, [(x.header, x.header_error) for x in b.sessions]
+        assert sess.header.src == ("203.0.113.7", 4242), sess.header.src
+    finally:
+        b.close()

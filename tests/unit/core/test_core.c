@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/addr.h"
 #include "core/buf.h"
 #include "core/core.h"
 #include "core/err.h"
@@ -113,13 +114,31 @@ static void test_files(void **state)
     free(sub);
 }
 
+/* What tg_addr_format writes parses back; anything else is refused. */
+static void test_addr_parse_numeric(void **state)
+{
+    (void)state;
+    struct sockaddr_storage ss;
+    char buf[64];
+    const char *good[] = {"1.2.3.4:5", "203.0.113.7:65535", "[::1]:443", "[2001:db8::1]:0"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        assert_int_equal(tg_addr_parse_numeric(good[i], &ss), 0);
+        tg_addr_format(&ss, buf, sizeof(buf));
+        assert_string_equal(buf, good[i]);
+    }
+    const char *bad[] = {
+        "",        "1.2.3.4",    "1.2.3.4:", "1.2.3.4:65536", "::1:443", "[1.2.3.4]:5", "[::1]443",
+        "host:80", "1.2.3.4:-1", "[::1]:5x", "1.2.3.256:1",   ":80",     "[]:80"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        assert_int_equal(tg_addr_parse_numeric(bad[i], &ss), -EINVAL);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_err_format_and_count),
-        cmocka_unit_test(test_buf_bounds),
-        cmocka_unit_test(test_edit_distance),
-        cmocka_unit_test(test_files),
+        cmocka_unit_test(test_err_format_and_count), cmocka_unit_test(test_buf_bounds),
+        cmocka_unit_test(test_edit_distance),        cmocka_unit_test(test_files),
+        cmocka_unit_test(test_addr_parse_numeric),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
