@@ -6,7 +6,8 @@
 set -eu
 PKGS="build-essential cmake pkg-config libssl-dev libuv1-dev node-llhttp libnghttp2-dev
 libjansson-dev libcmocka-dev python3 python3-pytest python3-websockets curl openssl sslscan
-nghttp2-client clang clang-format libclang-rt-14-dev nginx openjdk-17-jre-headless"
+nghttp2-client clang clang-format libclang-rt-14-dev nginx openjdk-17-jre-headless
+python3-prometheus-client chromium"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

@@ -13,6 +13,7 @@
 
 #include <uv.h>
 
+#include "admin/admin.h"
 #include "cli/cli.h"
 #include "config/config.h"
 #include "core/log.h"
@@ -245,6 +246,7 @@ int tg_cli_run(int argc, char **argv)
         return TG_EXIT_USAGE;
     }
     signal(SIGPIPE, SIG_IGN);
+    tg_admin_init();
 
     struct tg_err err;
     tg_err_init(&err);
@@ -312,6 +314,7 @@ out:
     tg_snapshot_unref(rs.snap);
     tg_config_free(cfg);
     tg_err_close(&err);
+    tg_admin_cleanup();
     if (rs.access_fd > 2)
         close(rs.access_fd);
     free(rs.access_path);

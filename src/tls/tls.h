@@ -294,6 +294,9 @@ struct tg_cert_default_info {
  * and never logs. 0 or -errno with err (also when an existing file cannot be read). */
 int tg_cert_ensure_default(const char *state_dir, struct tg_cert_default_info *info,
                            struct tg_err *err);
+/* As tg_cert_ensure_default for <state_dir>/<base>.crt and <base>.key (the admin listener's). */
+int tg_cert_ensure_named(const char *state_dir, const char *base, struct tg_cert_default_info *info,
+                         struct tg_err *err);
 
 /* ---- Secrets and keystore reports (tls/secret.c, tls/keystores.c) ---- */
 

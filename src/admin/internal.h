@@ -1,0 +1,30 @@
+/* Symbols shared only inside the admin module. */
+#ifndef TG_ADMIN_INTERNAL_H
+#define TG_ADMIN_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "admin/admin.h"
+#include "proxy/proxy.h"
+
+/* auth.c: who may use the API */
+enum tg_admin_auth {
+    TG_AUTH_OK = 0,
+    TG_AUTH_MISSING, /* no credentials: 401 */
+    TG_AUTH_BAD,     /* wrong: 401, counted toward the peer's limit */
+    TG_AUTH_LIMITED, /* too many failures from this peer: 429 */
+};
+/* Decides r's authentication and calls done(r, result, user) on the worker's thread, at once
+ * (cached or refused) or after hashing in the thread pool. */
+typedef void (*tg_admin_auth_cb)(struct tg_svc_req *r, enum tg_admin_auth res, const char *user);
+void tg__admin_authenticate(struct tg_svc_req *r, tg_admin_auth_cb done);
+/* Seconds until the peer may try again (for Retry-After). */
+unsigned tg__admin_retry_after(const char *peer_ip);
+void tg__admin_auth_cleanup(void);
+
+/* admin.c: answers */
+void tg__admin_json(struct tg_svc_req *r, int status, const char *body);
+void tg__admin_error(struct tg_svc_req *r, int status, const char *message);
+
+#endif
