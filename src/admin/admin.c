@@ -80,14 +80,24 @@ static void get_metrics(struct tg_svc_req *r)
 
 struct route {
     const char *path;
-    const char *allow; /* for 405 */
-    void (*get)(struct tg_svc_req *r);
+    const char *allow; /* the methods it takes, as the Allow field of a 405 says them */
+    void (*handle)(struct tg_svc_req *r);
 };
 
 static const struct route routes[] = {
     {"/api/v1/healthz", "GET, HEAD", get_healthz},
     {"/metrics", "GET, HEAD", get_metrics},
+    {"/api/v1/config", "GET, HEAD, PUT, PATCH", tg__admin_config},
 };
+
+static bool allowed(const char *allow, const char *m)
+{
+    size_t n = strlen(m);
+    for (const char *p = allow; (p = strstr(p, m)) != NULL; p += n)
+        if ((p == allow || p[-1] == ' ') && (p[n] == ',' || p[n] == '\0'))
+            return true;
+    return false;
+}
 
 static void dispatch(struct tg_svc_req *r, const char *user)
 {
@@ -99,8 +109,8 @@ static void dispatch(struct tg_svc_req *r, const char *user)
         const struct route *rt = &routes[i];
         if (strlen(rt->path) != plen || strncmp(rt->path, target, plen) != 0)
             continue;
-        if ((strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) && rt->get != NULL) {
-            rt->get(r);
+        if (allowed(rt->allow, m)) {
+            rt->handle(r);
             return;
         }
         const char *fields[] = {"Allow", rt->allow, "Cache-Control", "no-store", NULL};

@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <jansson.h>
+
 #include "admin/admin.h"
 #include "proxy/proxy.h"
 
@@ -22,6 +24,21 @@ void tg__admin_authenticate(struct tg_svc_req *r, tg_admin_auth_cb done);
 /* Seconds until the peer may try again (for Retry-After). */
 unsigned tg__admin_retry_after(const char *peer_ip);
 void tg__admin_auth_cleanup(void);
+
+/* state.c */
+/* Applies doc (borrowed) as the next version if the current one is expect (0: any): 0,
+ * -ESTALE (409), -EINVAL with err (400), -EIO (the state could not be stored). *version: the
+ * version now current. */
+int tg__admin_state_put(json_t *doc, uint64_t expect, struct tg_err *err, uint64_t *version);
+/* A deep copy of the document in use, and its version. */
+json_t *tg__admin_state_get(uint64_t *version);
+
+/* config.c: the config resource */
+void tg__admin_config(struct tg_svc_req *r);
+/* The request body as JSON, or NULL after answering 400 with line and column. */
+json_t *tg__admin_parse_body(struct tg_svc_req *r);
+/* Replaces every secret of doc by "***" (in place). */
+void tg__admin_redact(json_t *doc);
 
 /* admin.c: answers */
 void tg__admin_json(struct tg_svc_req *r, int status, const char *body);

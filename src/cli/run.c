@@ -96,57 +96,52 @@ static void log_listening(const struct tg_config *cfg)
     }
 }
 
-static void reload(struct run_state *rs)
+/* Runs under the config state's lock when a change is applied (SIGHUP or the admin API), on
+ * whichever thread applied it: what the workers cannot take from a snapshot. */
+static void on_applied(const struct tg_config *old, const struct tg_config *cur, void *arg)
 {
-    struct tg_err err;
-    tg_err_init(&err);
-    struct tg_config *cfg = NULL;
-    struct tg_snapshot *snap = NULL;
-    const char *what = rs->config_file ? rs->config_file : "the embedded default";
-    tg_log_info("SIGHUP: reloading %s", what);
-    if (tg_cli_load_config(rs->config_file, &cfg, &err) != 0)
-        goto fail;
-    if (tg_snapshot_new(cfg, rs->generation + 1, &snap, &err) != 0) {
-        tg_config_free(cfg);
-        goto fail;
-    }
-    tg_proxy_snapshot_init(snap);
-    if (tg_net_check_bind(snap->cfg, &err) != 0) {
-        tg_snapshot_unref(snap);
-        goto fail;
-    }
-    log_problems(&err, TG_LOG_WARN);
-    const struct tg_config *old = rs->snap->cfg;
-    if ((old->log.access_log == NULL) != (snap->cfg->log.access_log == NULL) ||
-        (old->log.access_log && strcmp(old->log.access_log, snap->cfg->log.access_log) != 0)) {
-        if (rs->access_path != NULL && snap->cfg->log.access_log != NULL &&
-            strcmp(snap->cfg->log.access_log, "stdout") != 0 &&
-            strcmp(snap->cfg->log.access_log, "stderr") != 0) {
-            reopen_access_log(rs, snap->cfg->log.access_log);
-            free(rs->access_path);
-            rs->access_path = tg_xstrdup(snap->cfg->log.access_log);
+    struct run_state *rs = arg;
+    if ((old->log.access_log == NULL) != (cur->log.access_log == NULL) ||
+        (old->log.access_log && strcmp(old->log.access_log, cur->log.access_log) != 0)) {
+        if (rs->access_path != NULL && cur->log.access_log != NULL &&
+            strcmp(cur->log.access_log, "stdout") != 0 &&
+            strcmp(cur->log.access_log, "stderr") != 0) {
+            reopen_access_log(rs, cur->log.access_log);
+            char *old_path = rs->access_path;
+            rs->access_path = tg_xstrdup(cur->log.access_log);
+            free(old_path);
         } else {
             tg_log_warn("log.access_log changed: this change takes effect at the next restart");
         }
     }
-    tg_log_set_level((enum tg_log_level)snap->cfg->log.level);
-    if (snap->cfg->workers != rs->net.n_workers)
+    if (cur->workers != rs->net.n_workers)
         tg_log_warn("workers changed to %u: this change takes effect at the next restart",
-                    snap->cfg->workers);
-    rs->generation++;
-    tg_net_publish(&rs->net, snap);
-    tg_snapshot_unref(rs->snap);
-    rs->snap = snap;
+                    cur->workers);
+}
+
+static void reload(struct run_state *rs)
+{
+    struct tg_err err;
+    tg_err_init(&err);
+    const char *what = rs->config_file ? rs->config_file : "the embedded default";
+    tg_log_info("SIGHUP: reloading %s", what);
+    uint64_t version = 0;
+    if (tg_admin_state_reload(&err, &version) != 0) {
+        log_problems(&err, TG_LOG_ERROR);
+        tg_log_error("reload failed with %zu error(s): still serving the previous config "
+                     "(generation %llu)",
+                     tg_err_count(&err), (unsigned long long)version);
+        tg_err_close(&err);
+        return;
+    }
+    log_problems(&err, TG_LOG_WARN);
+    rs->generation = version;
     tg_log_info("config reloaded (generation %llu); open connections keep their config",
-                (unsigned long long)rs->generation);
-    log_listening(snap->cfg);
-    tg_err_close(&err);
-    return;
-fail:
-    log_problems(&err, TG_LOG_ERROR);
-    tg_log_error("reload failed with %zu error(s): still serving the previous config "
-                 "(generation %llu)",
-                 tg_err_count(&err), (unsigned long long)rs->generation);
+                (unsigned long long)version);
+    struct tg_snapshot *cur = tg_admin_state_current();
+    if (cur != NULL)
+        log_listening(cur->cfg);
+    tg_snapshot_unref(cur);
     tg_err_close(&err);
 }
 
@@ -260,7 +255,13 @@ int tg_cli_run(int argc, char **argv)
     }
     tg_log_setup((enum tg_log_level)cfg->log.level,
                  cfg->log.format == TG_LOGFMT_JSON ? TG_LOG_JSON : TG_LOG_TEXT, 2);
-    if (tg_snapshot_new(cfg, 1, &rs.snap, &err) != 0) {
+    uint64_t version = 1;
+    if (tg_admin_state_open(rs.config_file, &cfg, &version, &err) != 0) {
+        tg_err_print(&err, stderr);
+        fprintf(stderr, "tlsgate: cannot decide or store the config state\n");
+        goto out;
+    }
+    if (tg_snapshot_new(cfg, version, &rs.snap, &err) != 0) {
         tg_err_print(&err, stderr);
         fprintf(stderr, "tlsgate: %zu error(s) in %s\n", tg_err_count(&err),
                 rs.config_file ? rs.config_file : "the embedded default config");
@@ -268,7 +269,7 @@ int tg_cli_run(int argc, char **argv)
     }
     cfg = NULL;
     tg_proxy_snapshot_init(rs.snap);
-    rs.generation = 1;
+    rs.generation = version;
     log_problems(&err, TG_LOG_WARN);
     tg_err_close(&err);
     tg_err_init(&err);
@@ -301,8 +302,10 @@ int tg_cli_run(int argc, char **argv)
         uv_run(loop, UV_RUN_DEFAULT);
         goto out;
     }
-    tg_log_info("tlsgate %s started: %u worker(s), config %s (generation 1)", TG_VERSION,
-                rs.net.n_workers, rs.config_file ? rs.config_file : "embedded default");
+    tg_admin_state_started(&rs.net, rs.snap, on_applied, &rs);
+    tg_log_info("tlsgate %s started: %u worker(s), config %s (generation %llu)", TG_VERSION,
+                rs.net.n_workers, rs.config_file ? rs.config_file : "embedded default",
+                (unsigned long long)version);
     log_listening(rs.snap->cfg);
     sd_notify_ready();
     uv_run(loop, UV_RUN_DEFAULT);
@@ -314,6 +317,7 @@ out:
     tg_snapshot_unref(rs.snap);
     tg_config_free(cfg);
     tg_err_close(&err);
+    tg_admin_state_close();
     tg_admin_cleanup();
     if (rs.access_fd > 2)
         close(rs.access_fd);
