@@ -120,6 +120,8 @@ static void dispatch(struct tg_svc_req *r, const char *user)
         free(body);
         return;
     }
+    if (tg__admin_allow(r, target, plen))
+        return;
     tg__admin_error(r, 404, "no such resource");
 }
 

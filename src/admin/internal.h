@@ -40,6 +40,10 @@ json_t *tg__admin_parse_body(struct tg_svc_req *r);
 /* Replaces every secret of doc by "***" (in place). */
 void tg__admin_redact(json_t *doc);
 
+/* allow.c: /api/v1/listeners/{name}/allowed-client-certificate-subjects[/{subject}]; false when
+ * path (plen bytes, no query) is not one of those. */
+bool tg__admin_allow(struct tg_svc_req *r, const char *path, size_t plen);
+
 /* admin.c: answers */
 void tg__admin_json(struct tg_svc_req *r, int status, const char *body);
 void tg__admin_error(struct tg_svc_req *r, int status, const char *message);

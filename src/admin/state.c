@@ -233,7 +233,8 @@ static int apply_locked(json_t *doc, const char *file_sha, struct tg_err *err)
     json_decref(S.doc);
     S.doc = json_incref(doc);
     S.version = next;
-    snprintf(S.file_sha, sizeof(S.file_sha), "%s", file_sha);
+    if (file_sha != S.file_sha)
+        memcpy(S.file_sha, file_sha, sizeof(S.file_sha));
     return 0;
 }
 
