@@ -70,6 +70,14 @@ static void get_metrics(struct tg_svc_req *r)
     for (int k = 1; k < 4; k++)
         fprintf(f, "tlsgate_admin_auth_failures_total{reason=\"%s\"} %llu\n", reasons[k],
                 (unsigned long long)atomic_load(&tg__admin_auth_fail[k]));
+    fprintf(f,
+            "# HELP tlsgate_reloads_total Reloads (SIGHUP, POST /api/v1/reload, auto_reload), by "
+            "result.\n# TYPE tlsgate_reloads_total counter\n"
+            "tlsgate_reloads_total{result=\"ok\"} %llu\n"
+            "tlsgate_reloads_total{result=\"failed\"} %llu\n",
+            (unsigned long long)atomic_load(&tg__admin_reloads[0]),
+            (unsigned long long)atomic_load(&tg__admin_reloads[1]));
+    tg__admin_inventory_metrics(f);
     fclose(f);
     static const char *const fields[] = {"Cache-Control", "no-store", NULL};
     tg_svc_respond(r, 200, "text/plain; version=0.0.4; charset=utf-8", fields, buf, len);
@@ -88,6 +96,8 @@ static const struct route routes[] = {
     {"/api/v1/healthz", "GET, HEAD", get_healthz},
     {"/metrics", "GET, HEAD", get_metrics},
     {"/api/v1/config", "GET, HEAD, PUT, PATCH", tg__admin_config},
+    {"/api/v1/certificates", "GET, HEAD", tg__admin_certificates},
+    {"/api/v1/reload", "POST", tg__admin_reload},
 };
 
 static bool allowed(const char *allow, const char *m)

@@ -42,4 +42,10 @@ int tg_admin_state_reload(struct tg_err *err, uint64_t *version);
 struct tg_snapshot *tg_admin_state_current(void);
 void tg_admin_state_close(void);
 
+/* auto_reload (watch.c), on the main thread's loop: watches the config, key, certificate,
+ * truststore and CRL files of the config in use (when it says "auto_reload": true) and reloads
+ * as SIGHUP does when one changes. Stop closes its handles (before the loop is to end). */
+void tg_admin_watch_start(uv_loop_t *loop);
+void tg_admin_watch_stop(void);
+
 #endif

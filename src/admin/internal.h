@@ -2,8 +2,10 @@
 #ifndef TG_ADMIN_INTERNAL_H
 #define TG_ADMIN_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include <jansson.h>
 
@@ -32,6 +34,23 @@ void tg__admin_auth_cleanup(void);
 int tg__admin_state_put(json_t *doc, uint64_t expect, struct tg_err *err, uint64_t *version);
 /* A deep copy of the document in use, and its version. */
 json_t *tg__admin_state_get(uint64_t *version);
+
+/* The current document applied again (key material and CRL files re-read) as the next version. */
+int tg__admin_state_reapply(struct tg_err *err, uint64_t *version);
+/* The -c file (new string), or NULL for the embedded default. */
+char *tg__admin_state_file(void);
+/* Reload counts: [0] ok, [1] failed. */
+extern atomic_uint_fast64_t tg__admin_reloads[2];
+
+/* watch.c: auto_reload. A change was applied: the watched files are looked up again (any
+ * thread). */
+void tg__admin_watch_changed(void);
+
+/* certs.c */
+json_t *tg__admin_inventory(struct tg_snapshot *snap);
+void tg__admin_certificates(struct tg_svc_req *r);
+void tg__admin_inventory_metrics(FILE *f);
+void tg__admin_reload(struct tg_svc_req *r);
 
 /* config.c: the config resource */
 void tg__admin_config(struct tg_svc_req *r);

@@ -11,6 +11,7 @@
 #include "admin/internal.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,6 +19,8 @@
 
 #include "core/log.h"
 #include "store/store.h"
+
+atomic_uint_fast64_t tg__admin_reloads[2]; /* [0] ok, [1] failed */
 
 static struct {
     uv_mutex_t mu;
@@ -235,6 +238,7 @@ static int apply_locked(json_t *doc, const char *file_sha, struct tg_err *err)
     S.version = next;
     if (file_sha != S.file_sha)
         memcpy(S.file_sha, file_sha, sizeof(S.file_sha));
+    tg__admin_watch_changed();
     return 0;
 }
 
@@ -297,7 +301,34 @@ out:
     json_decref(doc);
     *version = S.version;
     uv_mutex_unlock(&S.mu);
+    atomic_fetch_add(&tg__admin_reloads[rc == 0 ? 0 : 1], 1);
     return rc;
+}
+
+int tg__admin_state_reapply(struct tg_err *err, uint64_t *version)
+{
+    uv_mutex_lock(&S.mu);
+    json_t *doc = json_incref(S.doc);
+    int rc = apply_locked(doc, S.file_sha, err);
+    json_decref(doc);
+    *version = S.version;
+    uv_mutex_unlock(&S.mu);
+    atomic_fetch_add(&tg__admin_reloads[rc == 0 ? 0 : 1], 1);
+    if (rc == 0)
+        tg_log_info("key material and CRL files read again (POST /api/v1/reload): version %llu",
+                    (unsigned long long)*version);
+    else
+        tg_log_error("POST /api/v1/reload failed with %zu error(s): nothing changed",
+                     tg_err_count(err));
+    return rc;
+}
+
+char *tg__admin_state_file(void)
+{
+    uv_mutex_lock(&S.mu);
+    char *f = S.file ? tg_xstrdup(S.file) : NULL;
+    uv_mutex_unlock(&S.mu);
+    return f;
 }
 
 struct tg_snapshot *tg_admin_state_current(void)

@@ -167,6 +167,7 @@ static void on_signal(uv_signal_t *h, int signum)
     tg_log_info("%s: draining connections (up to %llu s), then stopping", strsignal(signum),
                 (unsigned long long)(rs->snap->cfg->timeouts.shutdown_ms / 1000));
     tg_net_stop(&rs->net);
+    tg_admin_watch_stop();
     uv_close((uv_handle_t *)&rs->sig_hup, NULL);
     uv_close((uv_handle_t *)&rs->sig_term, NULL);
     uv_close((uv_handle_t *)&rs->sig_int, NULL);
@@ -303,6 +304,7 @@ int tg_cli_run(int argc, char **argv)
         goto out;
     }
     tg_admin_state_started(&rs.net, rs.snap, on_applied, &rs);
+    tg_admin_watch_start(loop);
     tg_log_info("tlsgate %s started: %u worker(s), config %s (generation %llu)", TG_VERSION,
                 rs.net.n_workers, rs.config_file ? rs.config_file : "embedded default",
                 (unsigned long long)version);

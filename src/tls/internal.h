@@ -230,6 +230,8 @@ struct tg_tls__cauth;
 int tg_tls__cauth_new(const struct tg_config *cfg, const struct tg_listener_conf *lc,
                       struct tg_tls__cauth **out, struct tg_err *err);
 void tg_tls__cauth_free(struct tg_tls__cauth *ca);
+void tg_tls__cauth_each_crl(const struct tg_tls__cauth *ca,
+                            void (*fn)(const char *file, X509_CRL *crl, void *arg), void *arg);
 /* Prints the client-certificate policy for `tlsgate check` (nothing when ca is NULL). */
 void tg_tls__cauth_print(const struct tg_tls__cauth *ca, FILE *out);
 /* Sets verification mode, callback, depth and CA names on a listener context. */

@@ -33,6 +33,12 @@ SSL_CTX *tg_tls_server_ctx(const struct tg_tls_server *ts);
  * order (IANA and OpenSSL names), groups, ALPN, resumption, security level, and per certificate:
  * subject, SANs, issuer chain, key type and size, not-after and days left, key usage. */
 void tg_tls_server_print_policy(const struct tg_tls_server *ts, FILE *out);
+/* What a server loaded, for the admin API (tls/inventory.c): each certificate it serves with the
+ * keystore it came from, and each CRL file of its client_auth. */
+void tg_tls_server_each_cert(const struct tg_tls_server *ts,
+                             void (*fn)(const char *keystore, X509 *cert, void *arg), void *arg);
+void tg_tls_server_each_crl(const struct tg_tls_server *ts,
+                            void (*fn)(const char *file, X509_CRL *crl, void *arg), void *arg);
 
 /* ---- Handshake failures (tls/failure.c) ---- */
 
