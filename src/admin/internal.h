@@ -63,6 +63,24 @@ void tg__admin_redact(json_t *doc);
  * path (plen bytes, no query) is not one of those. */
 bool tg__admin_allow(struct tg_svc_req *r, const char *path, size_t plen);
 
+/* session.c: console sessions */
+#define TG_ADMIN_TOKEN_LEN 64 /* hex characters */
+/* A new session for user: token (cookie) and csrf, TG_ADMIN_TOKEN_LEN + 1 bytes each. */
+void tg__admin_session_new(const char *user, char *token, char *csrf);
+/* The live session of token: its user and csrf token. */
+bool tg__admin_session_find(const char *token, char *user, size_t user_len, char *csrf);
+void tg__admin_session_end(const char *token);
+/* The tg_session cookie of a Cookie header into token (TG_ADMIN_TOKEN_LEN + 1 bytes). */
+bool tg__admin_cookie(const char *header, char *token);
+
+/* The console's files, embedded at build time (cmake/embed.cmake); ends with a NULL name. */
+struct tg_admin_asset {
+    const char *name;
+    const unsigned char *data;
+    size_t len;
+};
+extern const struct tg_admin_asset tg__admin_assets[];
+
 /* admin.c: answers */
 void tg__admin_json(struct tg_svc_req *r, int status, const char *body);
 void tg__admin_error(struct tg_svc_req *r, int status, const char *message);
