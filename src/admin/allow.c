@@ -17,8 +17,7 @@
 #define PREFIX "/api/v1/listeners/"
 #define SUFFIX "allowed-client-certificate-subjects"
 
-/* Decodes %XX in place; -1 for a malformed escape or a NUL. */
-static int pct_decode(char *s)
+int tg__admin_pct_decode(char *s)
 {
     char *o = s;
     for (char *p = s; *p; p++) {
@@ -211,8 +210,9 @@ static void list_subjects(struct tg_svc_req *r, const char *listener)
     json_decref(doc);
 }
 
-bool tg__admin_allow(struct tg_svc_req *r, const char *path, size_t plen)
+bool tg__admin_allow_path(const char *path, size_t plen, char **listener, char **subject)
 {
+    *listener = *subject = NULL;
     size_t np = strlen(PREFIX);
     if (plen <= np || strncmp(path, PREFIX, np) != 0)
         return false;
@@ -224,12 +224,24 @@ bool tg__admin_allow(struct tg_svc_req *r, const char *path, size_t plen)
     size_t rlen = plen - (size_t)(rest - path), ns = strlen(SUFFIX);
     if (rlen < ns || strncmp(rest, SUFFIX, ns) != 0 || (rlen > ns && rest[ns] != '/'))
         return false;
-    char *listener = tg_xstrndup(name, (size_t)(slash - name));
+    *listener = tg_xstrndup(name, (size_t)(slash - name));
+    if (rlen > ns + 1)
+        *subject = tg_xstrndup(rest + ns + 1, rlen - ns - 1);
+    return true;
+}
+
+bool tg__admin_allow(struct tg_svc_req *r, const char *path, size_t plen)
+{
+    char *listener = NULL, *subject = NULL;
+    if (!tg__admin_allow_path(path, plen, &listener, &subject))
+        return false;
     const char *m = tg_svc_method(r);
-    if (rlen == ns || rlen == ns + 1) { /* the list */
-        if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0) {
+    if (subject == NULL) { /* the list */
+        if (tg__admin_pct_decode(listener) != 0)
+            tg__admin_error(r, 400, "malformed percent-encoding in the path");
+        else if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
             list_subjects(r, listener);
-        } else {
+        else {
             const char *fields[] = {"Allow", "GET, HEAD", "Cache-Control", "no-store", NULL};
             static const char body[] = "{\"error\": \"method not allowed here (allowed: GET, "
                                        "HEAD)\"}\n";
@@ -245,12 +257,12 @@ bool tg__admin_allow(struct tg_svc_req *r, const char *path, size_t plen)
                                    "DELETE)\"}\n";
         tg_svc_respond(r, 405, "application/json", fields, body, sizeof(body) - 1);
         free(listener);
+        free(subject);
         return true;
     }
-    char *subject = tg_xstrndup(rest + ns + 1, rlen - ns - 1);
     char why[256] = "";
     char *key = NULL;
-    if (pct_decode(subject) != 0 || pct_decode(listener) != 0) {
+    if (tg__admin_pct_decode(subject) != 0 || tg__admin_pct_decode(listener) != 0) {
         tg__admin_error(r, 400, "malformed percent-encoding in the path");
     } else if (tg_tls_allow_parse(subject, &key, why, sizeof(why)) != 0) {
         char *msg = tg_xasprintf("not a subject: %s", why);

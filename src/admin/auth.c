@@ -177,8 +177,7 @@ static void verify_done(uv_work_t *req, int status)
     free(aw);
 }
 
-/* Decodes standard base64 (padding optional) into a new NUL-terminated string; NULL if bad. */
-static char *b64_decode(const char *s, size_t *out_len)
+char *tg__admin_b64_decode(const char *s, size_t *out_len)
 {
     size_t n = strlen(s);
     while (n > 0 && (s[n - 1] == ' ' || s[n - 1] == '\t'))
@@ -233,7 +232,7 @@ void tg__admin_authenticate(struct tg_svc_req *r, tg_admin_auth_cb done)
     const char *v = h + 6;
     while (*v == ' ')
         v++;
-    char *cred = b64_decode(v, &len);
+    char *cred = tg__admin_b64_decode(v, &len);
     char *colon = cred ? memchr(cred, ':', len) : NULL;
     if (colon == NULL) {
         if (cred != NULL)

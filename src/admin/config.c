@@ -60,7 +60,7 @@ void tg__admin_redact(json_t *doc)
 
 /* Puts back the stored secret wherever the new document says "***" at the same place; a "***"
  * with nothing stored there is an error at its path. */
-static void restore(json_t *v, json_t *old, const char *ptr, struct tg_err *err)
+void tg__admin_restore(json_t *v, json_t *old, const char *ptr, struct tg_err *err)
 {
     if (json_is_object(v)) {
         const char *k;
@@ -77,7 +77,7 @@ static void restore(json_t *v, json_t *old, const char *ptr, struct tg_err *err)
                     tg_err_error(err, NULL, p,
                                  "\"***\" stands for a stored secret, and none is stored here");
             } else {
-                restore(c, o, p, err);
+                tg__admin_restore(c, o, p, err);
             }
             free(p);
         }
@@ -93,7 +93,7 @@ static void restore(json_t *v, json_t *old, const char *ptr, struct tg_err *err)
                     tg_err_error(err, NULL, p,
                                  "\"***\" stands for a stored secret, and none is stored here");
             } else {
-                restore(c, o, p, err);
+                tg__admin_restore(c, o, p, err);
             }
             free(p);
         }
@@ -101,7 +101,7 @@ static void restore(json_t *v, json_t *old, const char *ptr, struct tg_err *err)
 }
 
 /* RFC 7396: returns the patched value (a new reference); target is consumed. */
-static json_t *merge_patch(json_t *target, json_t *patch)
+json_t *tg__admin_merge_patch(json_t *target, json_t *patch)
 {
     if (!json_is_object(patch)) {
         json_decref(target);
@@ -119,7 +119,7 @@ static json_t *merge_patch(json_t *target, json_t *patch)
             json_object_del(target, k);
         } else {
             json_t *cur = json_object_get(target, k);
-            json_object_set_new(target, k, merge_patch(cur ? json_incref(cur) : NULL, v));
+            json_object_set_new(target, k, tg__admin_merge_patch(cur ? json_incref(cur) : NULL, v));
         }
     }
     return target;
@@ -175,8 +175,9 @@ static void write_work(uv_work_t *w)
         json_decref(old);
         return;
     }
-    json_t *doc = j->patch ? merge_patch(json_deep_copy(old), j->body) : json_incref(j->body);
-    restore(doc, old, "", &j->err);
+    json_t *doc =
+        j->patch ? tg__admin_merge_patch(json_deep_copy(old), j->body) : json_incref(j->body);
+    tg__admin_restore(doc, old, "", &j->err);
     json_decref(old);
     if (tg_err_count(&j->err) != 0) {
         j->rc = -EINVAL;
@@ -260,10 +261,8 @@ json_t *tg__admin_parse_body(struct tg_svc_req *r)
     return v;
 }
 
-/* If-Match: "N", N or W/"N"; 0 when absent, -1 when unreadable. */
-static int64_t if_match(struct tg_svc_req *r)
+int64_t tg__admin_if_match(const char *h)
 {
-    const char *h = tg_svc_header(r, "if-match");
     if (h == NULL)
         return 0;
     if (strncmp(h, "W/", 2) == 0)
@@ -279,7 +278,7 @@ static int64_t if_match(struct tg_svc_req *r)
 
 static void write_config(struct tg_svc_req *r, bool patch)
 {
-    int64_t im = if_match(r);
+    int64_t im = tg__admin_if_match(tg_svc_header(r, "if-match"));
     if (im < 0) {
         tg__admin_error(r, 400, "If-Match must be the ETag of GET /api/v1/config, e.g. \"7\"");
         return;

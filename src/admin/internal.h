@@ -81,6 +81,23 @@ struct tg_admin_asset {
 };
 extern const struct tg_admin_asset tg__admin_assets[];
 
+/* ---- Parsers of untrusted request bytes (fuzzed by tests/fuzz/fuzz_admin.c) ---- */
+/* Decodes %XX in place; -1 for a malformed escape or an encoded NUL. */
+int tg__admin_pct_decode(char *s);
+/* Standard base64 (padding optional, trailing blanks ignored) into a new NUL-terminated string;
+ * NULL if malformed or over 1024 characters. */
+char *tg__admin_b64_decode(const char *s, size_t *out_len);
+/* Splits /api/v1/listeners/{name}/allowed-client-certificate-subjects[/{subject}] (still
+ * percent-encoded, new strings; *subject NULL for the list); false for any other path. */
+bool tg__admin_allow_path(const char *path, size_t plen, char **listener, char **subject);
+/* If-Match: "N", N or W/"N"; 0 when h is NULL, -1 when unreadable. */
+int64_t tg__admin_if_match(const char *h);
+/* RFC 7396: the patched value (a new reference); target (may be NULL) is consumed. */
+json_t *tg__admin_merge_patch(json_t *target, json_t *patch);
+/* Puts old's secret back wherever v says "***" at the same place; a "***" with nothing stored
+ * there is an error at its JSON path (ptr: v's own path). */
+void tg__admin_restore(json_t *v, json_t *old, const char *ptr, struct tg_err *err);
+
 /* admin.c: answers */
 void tg__admin_json(struct tg_svc_req *r, int status, const char *body);
 void tg__admin_error(struct tg_svc_req *r, int status, const char *message);
