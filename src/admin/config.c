@@ -5,6 +5,7 @@
 #include "admin/internal.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -269,9 +270,11 @@ int64_t tg__admin_if_match(const char *h)
         h += 2;
     if (*h == '"')
         h++;
+    if (*h < '0' || *h > '9') /* strtoull would take "-7" and " 7" */
+        return -1;
     char *end = NULL;
     unsigned long long v = strtoull(h, &end, 10);
-    if (end == h || v == 0 || (*end != '"' && *end != '\0'))
+    if (end == h || v == 0 || v > INT64_MAX || (*end != '"' && *end != '\0'))
         return -1;
     return (int64_t)v;
 }
