@@ -41,6 +41,9 @@ void tg_snapshot_unref(struct tg_snapshot *s);
 /* Rows of the proxy's request-refusal table that get their own counter. */
 #define TG_NET_HTTP_FAIL_MAX 24
 
+/* Distinct TLS suites counted per worker (OpenSSL's suite names, claimed in order). */
+#define TG_NET_TLS_SUITES 32
+
 /* Counters, written only by the owning worker (relaxed atomics), read by anyone. */
 struct tg_stats {
     atomic_uint_fast64_t accepted;
@@ -60,9 +63,14 @@ struct tg_stats {
     atomic_uint_fast64_t backend_timeouts;
     atomic_uint_fast64_t backend_tls_failures;
     atomic_uint_fast64_t websocket_upgrades;
-    atomic_uint_fast64_t body_timeouts; /* request bodies cut: too slow or past their deadline */
-    atomic_uint_fast64_t reauth_closed; /* closed on reload: the new policy refuses the client's
-                                           certificate (tls.client_auth.reauthorize_live) */
+    atomic_uint_fast64_t body_timeouts;   /* request bodies cut: too slow or past their deadline */
+    atomic_uint_fast64_t reauth_closed;   /* closed on reload: the new policy refuses the client's
+                                             certificate (tls.client_auth.reauthorize_live) */
+    atomic_uint_fast64_t tls_versions[4]; /* client handshakes by version: TLS 1.0 .. 1.3 */
+    /* client handshakes by suite: slot i counts the suite named suite_name[i] (a static string
+     * of OpenSSL's; NULL = free), slots taken in order by the owning worker only */
+    _Atomic(const char *) suite_name[TG_NET_TLS_SUITES];
+    atomic_uint_fast64_t suite_count[TG_NET_TLS_SUITES];
 };
 
 #define TG_STAT_ADD(st, field, n)                                                                  \

@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #define SUM(field)                                                                                 \
     ({                                                                                             \
@@ -46,6 +47,40 @@ void tg_proxy_metrics_write(FILE *f)
                 tg_tls_fail_info((enum tg_tls_fail)k)->token, (unsigned long long)SUM(hs_fail[k]));
     family(f, "tlsgate_resumptions_total", "counter", "TLS handshakes that resumed a session.");
     fprintf(f, "tlsgate_resumptions_total %llu\n", (unsigned long long)SUM(resumed));
+    family(f, "tlsgate_tls_versions_total", "counter",
+           "TLS handshakes with clients, by negotiated version.");
+    static const char *const versions[] = {"TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"};
+    for (int k = 0; k < 4; k++)
+        fprintf(f, "tlsgate_tls_versions_total{version=\"%s\"} %llu\n", versions[k],
+                (unsigned long long)SUM(tls_versions[k]));
+    family(f, "tlsgate_tls_suites_total", "counter",
+           "TLS handshakes with clients, by negotiated cipher suite (OpenSSL names).");
+    const char *names[TG_NET_TLS_SUITES * 4];
+    size_t n_names = 0;
+    for (unsigned w = 0; w < nw; w++)
+        for (int i = 0; i < TG_NET_TLS_SUITES; i++) {
+            const char *nm =
+                atomic_load_explicit(&net->workers[w].stats.suite_name[i], memory_order_acquire);
+            if (nm == NULL)
+                break;
+            bool seen = false;
+            for (size_t j = 0; j < n_names && !seen; j++)
+                seen = strcmp(names[j], nm) == 0;
+            if (!seen && n_names < TG_ARRAY_SIZE(names))
+                names[n_names++] = nm;
+        }
+    for (size_t j = 0; j < n_names; j++) {
+        uint64_t total = 0;
+        for (unsigned w = 0; w < nw; w++)
+            for (int i = 0; i < TG_NET_TLS_SUITES; i++) {
+                const char *nm = atomic_load_explicit(&net->workers[w].stats.suite_name[i],
+                                                      memory_order_acquire);
+                if (nm != NULL && strcmp(nm, names[j]) == 0)
+                    total += TG_STAT_GET(&net->workers[w].stats, suite_count[i]);
+            }
+        fprintf(f, "tlsgate_tls_suites_total{suite=\"%s\"} %llu\n", names[j],
+                (unsigned long long)total);
+    }
     family(f, "tlsgate_requests_total", "counter", "HTTP requests answered, by status class.");
     static const char *const classes[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
     for (int k = 1; k <= 5; k++)

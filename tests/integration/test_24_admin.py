@@ -133,6 +133,12 @@ def test_metrics_parse_as_prometheus_text(gateway, certs, tmp_path, pw_hash):
     assert value("tlsgate_handshake_failures", reason="unsupported_version") == 1
     assert value("tlsgate_handshakes", result="failed") == 1
     assert value("tlsgate_config_version") == 1
+    assert value("tlsgate_tls_versions", version="TLSv1.3") >= 3
+    assert value("tlsgate_tls_versions", version="TLSv1.2") == 0
+    suites = {s.labels["suite"]: s.value for s in fams["tlsgate_tls_suites"].samples
+              if s.name.endswith("_total")}
+    assert sum(suites.values()) == value("tlsgate_handshakes", result="ok")
+    assert all(k.startswith("TLS_") for k in suites), suites
     assert value("tlsgate_connections_accepted") >= 5
     # Every request-refusal token of the proxy's table is a label value.
     assert len(fams["tlsgate_request_refusals"].samples) >= 10
