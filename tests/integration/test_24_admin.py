@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 import testenv
+from testenv import Conn
 from testenv.admin import Admin, admin_section, password_hash
 
 PW = "correct horse battery staple"
@@ -217,3 +218,34 @@ def test_embedded_default_admin_password_once(tmp_path):
             gw2.stop()
     finally:
         gw.kill()
+
+
+def test_client_certificate_instead_of_a_password(gateway, certs, tmp_path, tmp_path_factory):
+    """Admin by client certificate: the admin listener's own client_auth and allow list."""
+    from testenv.mtls import PKI
+    pki = PKI(str(tmp_path_factory.mktemp("adminmtls")))
+    ops = pki.client("ops", "/O=Org/CN=gateway-ops")
+    other = pki.client("other", "/O=Org/CN=someone-else")
+    port, aport = testenv.free_port(), testenv.free_port()
+    cfg = _config(certs, tmp_path, port, aport, "unused")
+    cfg["truststores"] = {"ops": {"type": "pem", "file": pki.root.cert}}
+    cfg["admin"] = {"address": "127.0.0.1:%d" % aport,
+                    "tls": {"certificates": ["main"],
+                            "client_auth": {"mode": "optional", "truststore": "ops",
+                                            "allowed_subjects": ["CN=gateway-ops,O=Org"]}}}
+    gw = gateway(cfg, ready_ports=[(port, True), (aport, False)])
+
+    def get(client):
+        ctx = testenv.tls_context(verify=False)
+        if client is not None:
+            ctx.load_cert_chain(client.chain, client.key)
+        try:
+            with Conn(aport, ctx=ctx) as c:
+                return c.request("GET", "/api/v1/healthz").status
+        except (ssl.SSLError, OSError):
+            return "refused"
+
+    assert get(ops) == 200
+    assert get(None) == 401  # optional: no certificate, no password
+    assert get(other) == "refused"  # not on the admin listener's allow list
+    assert "reason=client_cert_not_allowed" in gw.log_text()
