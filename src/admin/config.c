@@ -187,6 +187,12 @@ static void write_work(uv_work_t *w)
         tg_err_error(&j->err, NULL, "", "the config must be a JSON object");
         j->rc = -EINVAL;
         j->version = cur;
+    } else if (!json_is_object(json_object_get(doc, "admin"))) {
+        tg_err_error(&j->err, NULL, "/admin",
+                     "the admin section cannot be removed through the admin API (it would end "
+                     "the API itself); edit the config file instead");
+        j->rc = -EINVAL;
+        j->version = cur;
     } else {
         /* Applied only if nobody else wrote meanwhile: the version is checked under the lock. */
         j->rc = tg__admin_state_put(doc, j->expect, &j->err, &j->version);

@@ -19,6 +19,7 @@
 
 #include "core/log.h"
 #include "store/store.h"
+#include "tls/tls.h"
 
 atomic_uint_fast64_t tg__admin_reloads[2]; /* [0] ok, [1] failed */
 
@@ -275,6 +276,18 @@ int tg_admin_state_reload(struct tg_err *err, uint64_t *version)
     char sha[65];
     snprintf(sha, sizeof(sha), "%s", S.file_sha);
     size_t len = 0;
+    if (S.file == NULL) {
+        /* The embedded default's certificates are renewed on reload as at start. */
+        struct tg_cert_default_info info;
+        if (tg_cert_ensure_default(S.base_dir, &info, err) != 0 ||
+            tg_cert_ensure_named(S.base_dir, "admin", NULL, err) != 0) {
+            rc = -EINVAL;
+            goto out;
+        }
+        if (info.found != TG_CERT_DEFAULT_OK)
+            tg_log_info("default certificate %s/default.crt renewed with a new key, valid until %s",
+                        S.base_dir, info.not_after);
+    }
     char *text = source_text(S.file, &len, err);
     if (text == NULL) {
         rc = -EINVAL;

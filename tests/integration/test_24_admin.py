@@ -4,6 +4,7 @@ Basic against `tlsgate secret hash` hashes, failures rate limited per peer, /api
 default's first password."""
 import os
 import re
+import signal
 import ssl
 import subprocess
 
@@ -205,6 +206,15 @@ def test_embedded_default_admin_password_once(tmp_path):
         assert os.path.exists(os.path.join(state, "admin.crt"))
         with Admin(9443, password=pw) as a:
             assert a.get("/api/v1/healthz").status == 200
+        # A default certificate close to expiry is renewed on SIGHUP, as at start.
+        crt, key = os.path.join(state, "default.crt"), os.path.join(state, "default.key")
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-days", "5", "-nodes", "-subj", "/CN=localhost",
+                        "-keyout", key, "-out", crt], check=True, capture_output=True)
+        old = open(crt).read()
+        gw.signal(signal.SIGHUP)
+        assert gw.wait_log(lambda s: "renewed with a new key" in s, timeout=5), gw.log_tail()
+        assert open(crt).read() != old
         gw.stop()
         gw2 = testenv.Gateway(str(tmp_path), None, name="second",
                               env={"TLSGATE_STATE_DIR": state},

@@ -146,6 +146,9 @@ def test_get_hides_secrets_put_applies_live(gateway, origin, certs, enc_key, tmp
         assert r.status == 400
         assert r.json["errors"][0]["path"] == "/keystores/main/alias"
 
+        # Removing the admin section through the API would lock everyone out: refused.
+        r = a.request("PATCH", "/api/v1/config", headers={"If-Match": '"2"'}, body={"admin": None})
+        assert r.status == 400 and r.json["errors"][0]["path"] == "/admin"
         # PATCH (RFC 7396) with If-Match; then with the body form.
         r = a.request("PATCH", "/api/v1/config", headers={"If-Match": '"2"',
                       "Content-Type": "application/merge-patch+json"},
