@@ -98,6 +98,7 @@ static const struct route routes[] = {
     {"/api/v1/config", "GET, HEAD, PUT, PATCH", tg__admin_config},
     {"/api/v1/certificates", "GET, HEAD", tg__admin_certificates},
     {"/api/v1/reload", "POST", tg__admin_reload},
+    {"/api/v1/backends", "GET, HEAD", tg__admin_backends},
 };
 
 static bool allowed(const char *allow, const char *m)

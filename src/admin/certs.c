@@ -315,3 +315,43 @@ void tg__admin_reload(struct tg_svc_req *r)
     tg_err_init(&j->err);
     uv_queue_work(&tg_svc_worker(r)->loop, &j->work, reload_work, reload_done);
 }
+
+/* ---- GET /api/v1/backends: targets in or out of rotation ---- */
+
+void tg__admin_backends(struct tg_svc_req *r)
+{
+    struct tg_snapshot *snap = tg_admin_state_current();
+    if (snap == NULL)
+        snap = tg_snapshot_ref(tg_svc_snapshot(r));
+    const struct tg_config *cfg = snap->cfg;
+    unsigned nw = tg_net_running ? tg_net_running->n_workers : 0;
+    json_t *list = json_array();
+    for (size_t i = 0; i < cfg->n_backends; i++) {
+        const struct tg_backend_conf *be = &cfg->backends[i];
+        json_t *b = json_object();
+        json_object_set_new(b, "name", json_string(be->name));
+        json_object_set_new(b, "kind",
+                            json_string(be->kind == TG_BACKEND_STATUS ? "builtin" : "targets"));
+        json_object_set_new(b, "health_checks", json_boolean(be->health.enabled));
+        json_t *ts = json_array();
+        for (size_t t = 0; t < be->n_targets; t++) {
+            uint64_t out = tg_proxy_target_out(be->name, be->targets[t].address);
+            json_t *o = json_object();
+            json_object_set_new(o, "address", json_string(be->targets[t].address));
+            json_object_set_new(o, "in_rotation", json_boolean(out == 0));
+            json_object_set_new(o, "out_on_workers", json_integer(__builtin_popcountll(out)));
+            json_array_append_new(ts, o);
+        }
+        json_object_set_new(b, "targets", ts);
+        json_array_append_new(list, b);
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "backends", list);
+    json_object_set_new(o, "workers", json_integer(nw));
+    json_object_set_new(o, "version", json_integer((json_int_t)snap->generation));
+    tg_snapshot_unref(snap);
+    char *text = json_dumps(o, JSON_INDENT(2));
+    json_decref(o);
+    tg__admin_json(r, 200, text);
+    free(text);
+}

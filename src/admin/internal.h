@@ -51,6 +51,7 @@ json_t *tg__admin_inventory(struct tg_snapshot *snap);
 void tg__admin_certificates(struct tg_svc_req *r);
 void tg__admin_inventory_metrics(FILE *f);
 void tg__admin_reload(struct tg_svc_req *r);
+void tg__admin_backends(struct tg_svc_req *r);
 
 /* config.c: the config resource */
 void tg__admin_config(struct tg_svc_req *r);

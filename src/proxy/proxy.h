@@ -3,6 +3,7 @@
 #define TG_PROXY_PROXY_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "config/config.h"
@@ -23,6 +24,10 @@ const struct tg_route_conf *tg_route_match(const struct tg_listener_conf *lc, co
 
 /* Splits a Host header value into its host part (IPv6 brackets kept, port dropped). */
 size_t tg_host_strip_port(const char *host, size_t len);
+
+/* The workers (bit i: worker i, modulo 64) on which the target at address of the backend named
+ * backend is out of rotation now; 0 when it is in rotation everywhere. Any thread. */
+uint64_t tg_proxy_target_out(const char *backend, const char *address);
 
 /* Writes the workers' counters (summed) as Prometheus text families to f. */
 void tg_proxy_metrics_write(FILE *f);

@@ -82,7 +82,8 @@ def test_console_in_a_real_browser(gateway, origin, certs, pki, tmp_path, pw_has
              "routes": [{"path_prefix": "/api", "backend": "app"},
                         {"path_prefix": "/", "backend": "status"}]}],
         "backends": {"status": {"builtin": "status"},
-                     "app": {"targets": [o.address], "health": {"path": "/hello"}}},
+                     "app": {"targets": [o.address, "127.0.0.1:%d" % testenv.free_port()],
+                             "health": {"path": "/hello", "interval": 0.5, "timeout": 0.4}}},
         "admin": admin_section(aport, pw_hash, tls={"certificates": ["adminks"]}),
     }
     gw = gateway(cfg, ready_ports=[(port, False), (soon_port, True), (aport, True)])
@@ -121,6 +122,14 @@ def test_console_in_a_real_browser(gateway, origin, certs, pki, tmp_path, pw_has
         assert b.eval("document.getElementById('version').textContent") == "1"
         # Live counters are filled from /metrics.
         b.wait_for("Number(document.getElementById('c-req').textContent) >= 3")
+        # Backends with their targets in or out of rotation (a health check fails on the 2nd).
+        b.wait_for("[...document.querySelectorAll('[data-test=target-state]')]"
+                   ".map(e => e.textContent).join('|').includes('out (2/2 workers)')",
+                   what="the dead target out of rotation on both workers")
+        with Admin(aport, password=PW) as a:
+            bes = {x["name"]: x for x in a.get("/api/v1/backends").json["backends"]}
+        rot = {t["address"]: t["in_rotation"] for t in bes["app"]["targets"]}
+        assert rot[o.address] is True and list(rot.values()).count(False) == 1
         # Add CordaOperator through the page.
         b.eval("document.querySelector('[data-test=allow-input-p2p]').value=%r;"
                "document.querySelector('[data-test=allow-add-p2p]').click(); true" % CORDA)

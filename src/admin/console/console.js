@@ -111,14 +111,25 @@ function renderConfig(cfg) {
       el('td', {}, ...(l.routes || []).map((r) =>
         el('div', { class: 'mono' }, (r.host || '*') + (r.path_prefix || '/') + ' → ' + r.backend))));
   }));
-  const bes = Object.entries(cfg.backends || {});
-  fill($('backends'), bes.map(([name, b]) => el('tr', {},
-    el('td', {}, el('strong', {}, name)),
-    el('td', {}, b.builtin ? el('span', { class: 'tag' }, 'built-in ' + b.builtin)
-      : el('span', {}, ...(b.targets || []).map((t) => el('div', { class: 'mono' }, t)))),
-    el('td', {}, b.tls ? el('span', { class: 'tag ok' }, 'TLS') : el('span', { class: 'tag' }, 'plain')),
-    el('td', {}, b.health ? (b.health.path ? 'GET ' + b.health.path : 'TCP') : '—'))));
   renderAllowLists(ls);
+}
+
+function renderBackends(cfg, live) {
+  const state = {};
+  for (const b of live.backends) state[b.name] = b;
+  const bes = Object.entries(cfg.backends || {});
+  fill($('backends'), bes.map(([name, b]) => {
+    const st = state[name];
+    const targets = st && st.kind === 'targets' ? st.targets.map((t) => el('div', {},
+      el('span', { class: 'mono' }, t.address), ' ',
+      el('span', { class: 'tag ' + (t.in_rotation ? 'ok' : 'bad'), 'data-test': 'target-state' },
+        t.in_rotation ? 'in rotation' : 'out (' + t.out_on_workers + '/' + live.workers + ' workers)')))
+      : [el('span', { class: 'tag' }, 'built-in ' + (b.builtin || ''))];
+    return el('tr', {},
+      el('td', {}, el('strong', {}, name)), el('td', {}, ...targets),
+      el('td', {}, b.tls ? el('span', { class: 'tag ok' }, 'TLS') : el('span', { class: 'tag' }, 'plain')),
+      el('td', {}, b.builtin ? '—' : b.health ? (b.health.path ? 'GET ' + b.health.path : 'TCP') : 'passive'));
+  }));
 }
 
 function renderAllowLists(ls) {
@@ -226,11 +237,13 @@ function renderMetrics(ms) {
 
 async function refresh() {
   try {
-    const [cfg, inv, met] = await Promise.all([
-      call('GET', API + '/config'), call('GET', API + '/certificates'), call('GET', '/metrics')]);
-    if (cfg.status !== 200 || inv.status !== 200 || met.status !== 200) throw new Error('HTTP ' + cfg.status);
+    const [cfg, inv, met, bes] = await Promise.all([
+      call('GET', API + '/config'), call('GET', API + '/certificates'), call('GET', '/metrics'),
+      call('GET', API + '/backends')]);
+    if ([cfg, inv, met, bes].some((r) => r.status !== 200)) throw new Error('HTTP ' + cfg.status);
     $('version').textContent = cfg.json.version;
     renderConfig(cfg.json.config);
+    renderBackends(cfg.json.config, bes.json);
     renderCerts(inv.json);
     renderMetrics(parseMetrics(met.text));
     $('app-error').hidden = true;
