@@ -258,4 +258,4 @@ def test_client_certificate_instead_of_a_password(gateway, certs, tmp_path, tmp_
     assert get(ops) == 200
     assert get(None) == 401  # optional: no certificate, no password
     assert get(other) == "refused"  # not on the admin listener's allow list
-    assert "reason=client_cert_not_allowed" in gw.log_text()
+    assert gw.wait_log(lambda s: "reason=client_cert_not_allowed" in s, timeout=5)
