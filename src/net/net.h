@@ -22,6 +22,7 @@ struct tg_snapshot {
     atomic_uint refs;
     uint64_t generation;
     struct tg_config *cfg;
+    size_t *lslot;              /* per listener: its counter slot (tg_net_listener_slot) */
     struct tg_tls_server **tls; /* per listener; NULL for plaintext listeners */
     /* Per backend, indexed like cfg->backends; NULL for plaintext and built-in backends. */
     struct tg_tls_client **backend_tls;
@@ -40,6 +41,14 @@ void tg_snapshot_unref(struct tg_snapshot *s);
 #define TG_NET_BACKEND_FAIL_MAX 16
 /* Rows of the proxy's request-refusal table that get their own counter. */
 #define TG_NET_HTTP_FAIL_MAX 24
+
+/* Listeners counted apart (by name, so a reload that reorders them keeps their counts); slot
+ * TG_NET_LISTENER_SLOTS takes the rest and is not reported. */
+#define TG_NET_LISTENER_SLOTS 64
+/* The counter slot of the listener called name (claimed on first use; any thread). */
+size_t tg_net_listener_slot(const char *name);
+/* The name of slot i, or NULL while unused. */
+const char *tg_net_listener_slot_name(size_t i);
 
 /* Distinct TLS suites counted per worker (OpenSSL's suite names, claimed in order). */
 #define TG_NET_TLS_SUITES 32
@@ -71,6 +80,10 @@ struct tg_stats {
      * of OpenSSL's; NULL = free), slots taken in order by the owning worker only */
     _Atomic(const char *) suite_name[TG_NET_TLS_SUITES];
     atomic_uint_fast64_t suite_count[TG_NET_TLS_SUITES];
+    /* per listener slot: connections accepted and open, responses by status class */
+    atomic_uint_fast64_t l_accepted[TG_NET_LISTENER_SLOTS + 1];
+    atomic_uint_fast64_t l_open[TG_NET_LISTENER_SLOTS + 1];
+    atomic_uint_fast64_t l_responses[TG_NET_LISTENER_SLOTS + 1][6];
 };
 
 #define TG_STAT_ADD(st, field, n)                                                                  \

@@ -22,6 +22,7 @@ void tg__client_on_closed(struct tg_conn *conn)
     struct tg_worker *w = conn->w;
     if (c->proto->on_free != NULL)
         c->proto->on_free(c);
+    TG_STAT_DEC(&w->stats, l_open[c->snap->lslot[c->lidx]]);
     tg_snapshot_unref(c->snap);
     free(c->xfcc);
     free(c->client_cert);
@@ -265,6 +266,7 @@ void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
     c->snap = tg_snapshot_ref(w->snap);
     c->lidx = lidx;
     c->lc = &c->snap->cfg->listeners[lidx];
+    TG_STAT_INC(&w->stats, l_open[c->snap->lslot[lidx]]);
     c->proto = proto;
     c->serve = serve;
     tg_addr_format(peer, c->peer, sizeof(c->peer));

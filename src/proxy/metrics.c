@@ -33,6 +33,24 @@ void tg_proxy_metrics_write(FILE *f)
            "Client connections refused at accept, by reason.");
     fprintf(f, "tlsgate_connections_rejected_total{reason=\"max_connections\"} %llu\n",
             (unsigned long long)SUM(rejected_max_conn));
+    family(f, "tlsgate_listener_connections_open", "gauge",
+           "Client connections open now, by listener.");
+    for (size_t i = 0; i < TG_NET_LISTENER_SLOTS && tg_net_listener_slot_name(i) != NULL; i++)
+        fprintf(f, "tlsgate_listener_connections_open{listener=\"%s\"} %llu\n",
+                tg_net_listener_slot_name(i), (unsigned long long)SUM(l_open[i]));
+    family(f, "tlsgate_listener_connections_accepted_total", "counter",
+           "Client connections accepted, by listener.");
+    for (size_t i = 0; i < TG_NET_LISTENER_SLOTS && tg_net_listener_slot_name(i) != NULL; i++)
+        fprintf(f, "tlsgate_listener_connections_accepted_total{listener=\"%s\"} %llu\n",
+                tg_net_listener_slot_name(i), (unsigned long long)SUM(l_accepted[i]));
+    family(f, "tlsgate_listener_requests_total", "counter",
+           "HTTP requests answered, by listener and status class.");
+    static const char *const lclasses[] = {"1xx", "2xx", "3xx", "4xx", "5xx"};
+    for (size_t i = 0; i < TG_NET_LISTENER_SLOTS && tg_net_listener_slot_name(i) != NULL; i++)
+        for (int k = 1; k <= 5; k++)
+            fprintf(f, "tlsgate_listener_requests_total{listener=\"%s\",code=\"%s\"} %llu\n",
+                    tg_net_listener_slot_name(i), lclasses[k - 1],
+                    (unsigned long long)SUM(l_responses[i][k]));
     family(f, "tlsgate_handshakes_total", "counter", "TLS handshakes with clients, by result.");
     fprintf(f, "tlsgate_handshakes_total{result=\"ok\"} %llu\n",
             (unsigned long long)SUM(handshakes));

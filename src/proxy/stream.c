@@ -320,8 +320,11 @@ void tg__stream_log_access(struct tg_stream *st)
     const struct tg_client_info *who = st->who;
     struct tg_worker *w = who->w;
     int cls = st->status / 100;
-    if (cls >= 1 && cls <= 5)
+    if (cls >= 1 && cls <= 5) {
         TG_STAT_INC(&w->stats, responses[cls]);
+        size_t li = (size_t)(who->lc - who->snap->cfg->listeners);
+        TG_STAT_INC(&w->stats, l_responses[who->snap->lslot[li]][cls]);
+    }
     if (w->net->access_log_fd < 0)
         return;
     const char *ver = who->tls_version ? who->tls_version : "-";

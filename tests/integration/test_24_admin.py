@@ -135,6 +135,12 @@ def test_metrics_parse_as_prometheus_text(gateway, certs, tmp_path, pw_hash):
     assert value("tlsgate_handshake_failures", reason="unsupported_version") == 1
     assert value("tlsgate_handshakes", result="failed") == 1
     assert value("tlsgate_config_version") == 1
+    # Per listener (by name): the data listener's requests, the admin listener's own connection.
+    assert value("tlsgate_listener_requests", listener="public", code="2xx") == 3
+    # the readiness probe, three requests, the refused handshake
+    assert value("tlsgate_listener_connections_accepted", listener="public") == 5
+    assert value("tlsgate_listener_connections_open", listener="admin") >= 1
+    assert value("tlsgate_listener_requests", listener="admin", code="2xx") >= 1
     assert value("tlsgate_tls_versions", version="TLSv1.3") >= 3
     assert value("tlsgate_tls_versions", version="TLSv1.2") == 0
     suites = {s.labels["suite"]: s.value for s in fams["tlsgate_tls_suites"].samples
