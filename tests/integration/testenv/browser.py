@@ -28,6 +28,15 @@ def available():
 
 class Browser:
     def __init__(self):
+        try:
+            self._start()
+        except BaseException:
+            self.close()  # never leave a browser behind a failed start
+            raise
+
+    def _start(self):
+        self.loop = None
+        self.ws = None
         self.profile = tempfile.mkdtemp(prefix="tg-chromium-")
         self.log_path = os.path.join(self.profile, "chromium.log")
         self._log = open(self.log_path, "wb")
@@ -104,13 +113,20 @@ class Browser:
         return path
 
     def close(self):
-        try:
-            self.loop.run_until_complete(self.ws.close())
-        except Exception:  # noqa: BLE001 - the browser may already be gone
-            pass
-        self.loop.close()
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, 9)
-        self.proc.wait(timeout=10)
-        self._log.close()
-        shutil.rmtree(self.profile, ignore_errors=True)
+        if getattr(self, "ws", None) is not None:
+            try:
+                self.loop.run_until_complete(self.ws.close())
+            except Exception:  # noqa: BLE001 - the browser may already be gone
+                pass
+        if getattr(self, "loop", None) is not None:
+            self.loop.close()
+        proc = getattr(self, "proc", None)
+        if proc is not None:
+            try:  # the whole process group: chromium's helpers too
+                os.killpg(proc.pid, 9)
+            except ProcessLookupError:
+                pass
+            proc.wait(timeout=10)
+            self._log.close()
+        if getattr(self, "profile", None) is not None:
+            shutil.rmtree(self.profile, ignore_errors=True)
