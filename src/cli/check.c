@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/pem.h>
 
+#include "admin/admin.h"
 #include "cli/cli.h"
 #include "config/config.h"
 #include "core/core.h"
@@ -232,6 +233,9 @@ int tg_cli_check(int argc, char **argv)
     }
 
     int lrc = tg_cli_load_config(file, &cfg, &err);
+    char which[1024] = "";
+    if (lrc == 0 && cfg != NULL)
+        lrc = tg_admin_state_check(file, &cfg, which, sizeof(which), &err);
     if (lrc == 0 && cfg != NULL) {
         servers = tg_xcalloc(cfg->n_listeners + 1, sizeof(*servers));
         /* Every listener and TLS backend is built, so one run reports all their problems. */
@@ -262,6 +266,7 @@ int tg_cli_check(int argc, char **argv)
     }
     tg_tls_staples_refresh(true); /* OCSP staples to fetch: ask the responders once */
     printf("config OK: %s\n", file ? file : "<embedded default>");
+    printf("config used by run: %s\n", which);
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const struct tg_listener_conf *lc = &cfg->listeners[i];
         printf("\n");

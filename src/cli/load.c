@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "admin/admin.h"
 #include "cli/cli.h"
 #include "core/log.h"
 #include "tls/tls.h"
@@ -46,6 +47,9 @@ int tg_cli_load_config(const char *file, struct tg_config **out, struct tg_err *
     if (tg_cert_ensure_default(state, &info, err) != 0)
         return -EINVAL;
     log_renewal(state, &info);
+    if (tg_cert_ensure_named(state, "admin", NULL, err) != 0 ||
+        tg_admin_ensure_password(state, stderr, err) != 0)
+        return -EINVAL;
     return tg_config_load_string(tg_config_default_json, strlen(tg_config_default_json),
                                  "<embedded default>", state, out, err);
 }

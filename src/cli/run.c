@@ -13,6 +13,7 @@
 
 #include <uv.h>
 
+#include "admin/admin.h"
 #include "cli/cli.h"
 #include "config/config.h"
 #include "core/log.h"
@@ -41,6 +42,12 @@ struct run_state {
     uv_timer_t staple_timer;
     uv_work_t staple_work;
     bool staple_busy;
+    /* session_tickets of a config applied off the main thread (tickets_apply) */
+    uv_thread_t main_thread;
+    uv_async_t tickets_async;
+    uv_mutex_t tickets_mu;
+    struct tg_tickets_conf tickets_next;
+    bool tickets_pending;
 };
 
 #define STAPLE_CHECK_MS 1000
@@ -163,9 +170,8 @@ static void on_key_file(uv_fs_poll_t *h, int status, const uv_stat_t *prev, cons
  * also re-reads the key file. Keys made in memory survive reloads, so sessions stay
  * resumable; switching to a key file or back keeps the old keys out (their tickets make full
  * handshakes). Returns -EINVAL only when a key file cannot be read at start. */
-static int tickets_configure(struct run_state *rs, const struct tg_config *cfg)
+static int tickets_configure(struct run_state *rs, const struct tg_tickets_conf *tc)
 {
-    const struct tg_tickets_conf *tc = &cfg->tickets;
     if (tc->key_file != NULL) {
         if (rs->rotate_ms != 0) {
             uv_timer_stop(&rs->rotate_timer);
@@ -225,58 +231,89 @@ static void on_staple_timer(uv_timer_t *h)
         rs->staple_busy = true;
 }
 
-static void reload(struct run_state *rs)
+/* The session_tickets of a config being applied. The ring's timer and file watch live on the
+ * main loop: applied there (SIGHUP, before the snapshot is published), they take effect at once;
+ * applied on a pool thread (the admin API), the main loop takes them through tickets_async. */
+static void tickets_apply(struct run_state *rs, const struct tg_tickets_conf *tc)
 {
-    struct tg_err err;
-    tg_err_init(&err);
-    struct tg_config *cfg = NULL;
-    struct tg_snapshot *snap = NULL;
-    const char *what = rs->config_file ? rs->config_file : "the embedded default";
-    tg_log_info("SIGHUP: reloading %s", what);
-    if (tg_cli_load_config(rs->config_file, &cfg, &err) != 0)
-        goto fail;
-    if (tg_snapshot_new(cfg, rs->generation + 1, &snap, &err) != 0) {
-        tg_config_free(cfg);
-        goto fail;
+    uv_thread_t self = uv_thread_self();
+    if (rs->stopping)
+        return; /* the main loop is closing its handles */
+    if (uv_thread_equal(&self, &rs->main_thread)) {
+        tickets_configure(rs, tc);
+        return;
     }
-    tg_proxy_snapshot_init(snap);
-    if (tg_net_check_bind(snap->cfg, &err) != 0) {
-        tg_snapshot_unref(snap);
-        goto fail;
-    }
-    log_problems(&err, TG_LOG_WARN);
-    const struct tg_config *old = rs->snap->cfg;
-    if ((old->log.access_log == NULL) != (snap->cfg->log.access_log == NULL) ||
-        (old->log.access_log && strcmp(old->log.access_log, snap->cfg->log.access_log) != 0)) {
-        if (rs->access_path != NULL && snap->cfg->log.access_log != NULL &&
-            strcmp(snap->cfg->log.access_log, "stdout") != 0 &&
-            strcmp(snap->cfg->log.access_log, "stderr") != 0) {
-            reopen_access_log(rs, snap->cfg->log.access_log);
-            free(rs->access_path);
-            rs->access_path = tg_xstrdup(snap->cfg->log.access_log);
+    uv_mutex_lock(&rs->tickets_mu);
+    free(rs->tickets_next.key_file);
+    rs->tickets_next = *tc;
+    rs->tickets_next.key_file = tc->key_file ? tg_xstrdup(tc->key_file) : NULL;
+    rs->tickets_next.key_file_path = NULL;
+    rs->tickets_pending = true;
+    uv_mutex_unlock(&rs->tickets_mu);
+    uv_async_send(&rs->tickets_async);
+}
+
+static void on_tickets_async(uv_async_t *h)
+{
+    struct run_state *rs = h->data;
+    uv_mutex_lock(&rs->tickets_mu);
+    struct tg_tickets_conf tc = rs->tickets_next;
+    bool pending = rs->tickets_pending;
+    rs->tickets_next.key_file = NULL;
+    rs->tickets_pending = false;
+    uv_mutex_unlock(&rs->tickets_mu);
+    if (pending)
+        tickets_configure(rs, &tc);
+    free(tc.key_file);
+}
+
+/* Runs under the config state's lock when a change is applied (SIGHUP or the admin API), on
+ * whichever thread applied it: what the workers cannot take from a snapshot. */
+static void on_applied(const struct tg_config *old, const struct tg_config *cur, void *arg)
+{
+    struct run_state *rs = arg;
+    if ((old->log.access_log == NULL) != (cur->log.access_log == NULL) ||
+        (old->log.access_log && strcmp(old->log.access_log, cur->log.access_log) != 0)) {
+        if (rs->access_path != NULL && cur->log.access_log != NULL &&
+            strcmp(cur->log.access_log, "stdout") != 0 &&
+            strcmp(cur->log.access_log, "stderr") != 0) {
+            reopen_access_log(rs, cur->log.access_log);
+            char *old_path = rs->access_path;
+            rs->access_path = tg_xstrdup(cur->log.access_log);
+            free(old_path);
         } else {
             tg_log_warn("log.access_log changed: this change takes effect at the next restart");
         }
     }
-    tg_log_set_level((enum tg_log_level)snap->cfg->log.level);
-    if (snap->cfg->workers != rs->net.n_workers)
+    tickets_apply(rs, &cur->tickets);
+    if (cur->workers != rs->net.n_workers)
         tg_log_warn("workers changed to %u: this change takes effect at the next restart",
-                    snap->cfg->workers);
-    rs->generation++;
-    tickets_configure(rs, snap->cfg);
-    tg_net_publish(&rs->net, snap);
-    tg_snapshot_unref(rs->snap);
-    rs->snap = snap;
+                    cur->workers);
+}
+
+static void reload(struct run_state *rs)
+{
+    struct tg_err err;
+    tg_err_init(&err);
+    const char *what = rs->config_file ? rs->config_file : "the embedded default";
+    tg_log_info("SIGHUP: reloading %s", what);
+    uint64_t version = 0;
+    if (tg_admin_state_reload(&err, &version) != 0) {
+        log_problems(&err, TG_LOG_ERROR);
+        tg_log_error("reload failed with %zu error(s): still serving the previous config "
+                     "(generation %llu)",
+                     tg_err_count(&err), (unsigned long long)version);
+        tg_err_close(&err);
+        return;
+    }
+    log_problems(&err, TG_LOG_WARN);
+    rs->generation = version;
     tg_log_info("config reloaded (generation %llu); open connections keep their config",
-                (unsigned long long)rs->generation);
-    log_listening(snap->cfg);
-    tg_err_close(&err);
-    return;
-fail:
-    log_problems(&err, TG_LOG_ERROR);
-    tg_log_error("reload failed with %zu error(s): still serving the previous config "
-                 "(generation %llu)",
-                 tg_err_count(&err), (unsigned long long)rs->generation);
+                (unsigned long long)version);
+    struct tg_snapshot *cur = tg_admin_state_current();
+    if (cur != NULL)
+        log_listening(cur->cfg);
+    tg_snapshot_unref(cur);
     tg_err_close(&err);
 }
 
@@ -306,6 +343,8 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&rs->rotate_timer, NULL);
     uv_close((uv_handle_t *)&rs->key_poll, NULL);
     uv_close((uv_handle_t *)&rs->staple_timer, NULL);
+    uv_close((uv_handle_t *)&rs->tickets_async, NULL);
+    tg_admin_watch_stop();
     uv_close((uv_handle_t *)&rs->sig_hup, NULL);
     uv_close((uv_handle_t *)&rs->sig_term, NULL);
     uv_close((uv_handle_t *)&rs->sig_int, NULL);
@@ -359,6 +398,7 @@ int tg_cli_run(int argc, char **argv)
     struct run_state rs;
     memset(&rs, 0, sizeof(rs));
     rs.access_fd = -1;
+    uv_mutex_init(&rs.tickets_mu);
     optind = 1;
     int ch;
     while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
@@ -380,6 +420,7 @@ int tg_cli_run(int argc, char **argv)
         return TG_EXIT_USAGE;
     }
     signal(SIGPIPE, SIG_IGN);
+    tg_admin_init();
 
     struct tg_err err;
     tg_err_init(&err);
@@ -393,7 +434,13 @@ int tg_cli_run(int argc, char **argv)
     }
     tg_log_setup((enum tg_log_level)cfg->log.level,
                  cfg->log.format == TG_LOGFMT_JSON ? TG_LOG_JSON : TG_LOG_TEXT, 2);
-    if (tg_snapshot_new(cfg, 1, &rs.snap, &err) != 0) {
+    uint64_t version = 1;
+    if (tg_admin_state_open(rs.config_file, &cfg, &version, &err) != 0) {
+        tg_err_print(&err, stderr);
+        fprintf(stderr, "tlsgate: cannot decide or store the config state\n");
+        goto out;
+    }
+    if (tg_snapshot_new(cfg, version, &rs.snap, &err) != 0) {
         tg_err_print(&err, stderr);
         fprintf(stderr, "tlsgate: %zu error(s) in %s\n", tg_err_count(&err),
                 rs.config_file ? rs.config_file : "the embedded default config");
@@ -401,7 +448,7 @@ int tg_cli_run(int argc, char **argv)
     }
     cfg = NULL;
     tg_proxy_snapshot_init(rs.snap);
-    rs.generation = 1;
+    rs.generation = version;
     log_problems(&err, TG_LOG_WARN);
     tg_err_close(&err);
     tg_err_init(&err);
@@ -432,8 +479,11 @@ int tg_cli_run(int argc, char **argv)
     rs.key_poll.data = &rs;
     uv_timer_init(loop, &rs.staple_timer);
     rs.staple_timer.data = &rs;
+    rs.main_thread = uv_thread_self();
+    uv_async_init(loop, &rs.tickets_async, on_tickets_async);
+    rs.tickets_async.data = &rs;
     rs.net.staples = tg_tls_staples_current();
-    if (tickets_configure(&rs, rs.snap->cfg) != 0 ||
+    if (tickets_configure(&rs, &rs.snap->cfg->tickets) != 0 ||
         tg_net_start(&rs.net, rs.snap, rs.snap->cfg->workers, &tg_proxy_handler, rs.access_fd,
                      &err) != 0) {
         log_problems(&err, TG_LOG_ERROR);
@@ -442,14 +492,18 @@ int tg_cli_run(int argc, char **argv)
         uv_close((uv_handle_t *)&rs.rotate_timer, NULL);
         uv_close((uv_handle_t *)&rs.key_poll, NULL);
         uv_close((uv_handle_t *)&rs.staple_timer, NULL);
+        uv_close((uv_handle_t *)&rs.tickets_async, NULL);
         uv_run(loop, UV_RUN_DEFAULT);
         goto out;
     }
     rs.started = true;
     tg_tls_staples_on_change(publish_staples, &rs.net);
     uv_timer_start(&rs.staple_timer, on_staple_timer, 0, STAPLE_CHECK_MS);
-    tg_log_info("tlsgate %s started: %u worker(s), config %s (generation 1)", TG_VERSION,
-                rs.net.n_workers, rs.config_file ? rs.config_file : "embedded default");
+    tg_admin_state_started(&rs.net, rs.snap, on_applied, &rs);
+    tg_admin_watch_start(loop);
+    tg_log_info("tlsgate %s started: %u worker(s), config %s (generation %llu)", TG_VERSION,
+                rs.net.n_workers, rs.config_file ? rs.config_file : "embedded default",
+                (unsigned long long)version);
     log_listening(rs.snap->cfg);
     sd_notify_ready();
     uv_run(loop, UV_RUN_DEFAULT);
@@ -462,11 +516,15 @@ out:
     tg_snapshot_unref(rs.snap);
     tg_config_free(cfg);
     tg_err_close(&err);
+    tg_admin_state_close();
+    tg_admin_cleanup();
     if (rs.access_fd > 2)
         close(rs.access_fd);
     free(rs.access_path);
     tg_tls_tickets_unref(rs.tickets);
     tg_tls_staples_unref(rs.net.staples);
     free(rs.key_file);
+    free(rs.tickets_next.key_file);
+    uv_mutex_destroy(&rs.tickets_mu);
     return code;
 }

@@ -442,6 +442,7 @@ void tg_config_free(struct tg_config *cfg)
     for (size_t i = 0; i < cfg->n_backends; i++)
         tg_config__backend_free(&cfg->backends[i]);
     free(cfg->backends);
+    tg_config__admin_free(&cfg->admin);
     free(cfg->log.access_log);
     free(cfg->tickets.key_file);
     free(cfg->tickets.key_file_path);

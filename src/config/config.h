@@ -153,6 +153,7 @@ struct tg_listener_conf {
     char *backend;           /* tcp only: the backend's name as written; NULL for http */
     size_t backend_idx;      /* tcp only: index into cfg->backends (never the status builtin) */
     bool proxy_protocol_out; /* tcp only: send PROXY v2 to the backend; default false */
+    bool admin; /* the admin API's listener (the "admin" section; always the last listener) */
 };
 
 struct tg_target_conf {
@@ -275,6 +276,21 @@ struct tg_log_conf {
     char *access_log;       /* NULL = off; "stdout", "stderr" or a file path (resolved) */
 };
 
+/* An admin user: HTTP Basic credentials checked against a `tlsgate secret hash` string. */
+struct tg_admin_user {
+    char *name;
+    char *password_hash; /* "$scrypt$..." or "$pbkdf2-sha256$..." (resolved like a password) */
+};
+
+/* The "admin" section: the API's listener is cfg->listeners[listener_idx] (lc->admin). */
+struct tg_admin_conf {
+    bool enabled;
+    size_t listener_idx;
+    struct tg_admin_user *users;
+    size_t n_users;
+    uint32_t max_body; /* request bodies over this get 413; default 1 MiB */
+};
+
 struct tg_config {
     char *source_file; /* path as given, or NULL for an in-memory source */
     char *name;        /* label of messages and locations: source_file or load_string's name */
@@ -295,6 +311,8 @@ struct tg_config {
     struct tg_limits_conf limits;
     struct tg_http_conf http;
     struct tg_tickets_conf tickets;
+    struct tg_admin_conf admin;
+    bool auto_reload; /* watch the config, key, certificate and CRL files */
 };
 
 /* Loads and validates a config file. On success *out owns a new config and 0 is returned; on

@@ -119,6 +119,14 @@ void tg_config__open_secrets(struct tg_config__ctx *c);
 
 /* Parses "session_tickets" (obj may be NULL: defaults) into c->cfg->tickets (tickets.c). */
 void tg_config__parse_tickets(struct tg_config__ctx *c, json_t *obj);
+/* Parses listener idx (admin: the "admin" object, with tg_config__admin_keys) into
+ * c->cfg->listeners[idx] (sections.c). */
+void tg_config__parse_listener(struct tg_config__ctx *c, json_t *obj, size_t idx, bool admin);
+/* The "admin" section (admin.c): appends its listener and reads its users. */
+void tg_config__parse_admin(struct tg_config__ctx *c, json_t *obj);
+extern const struct tg_config__key tg_config__admin_keys[];
+void tg_config__admin_free(struct tg_admin_conf *a);
+
 /* Parses the whole document (sections.c) into c->cfg. */
 void tg_config__parse_root(struct tg_config__ctx *c, json_t *root);
 void tg_config__keystore_free(struct tg_keystore_conf *ks);

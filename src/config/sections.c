@@ -35,7 +35,8 @@ static const struct tg_config__key top_keys[] = {
     {"limits", TG_J_OBJ, "an object", "{}", NULL, 0},
     {"http", TG_J_OBJ, "an object", "{}", NULL, 0},
     {"truststores", TG_J_OBJ, "an object (name to truststore)", "{}", NULL, 0},
-    LATER("admin"),
+    {"admin", TG_J_OBJ, "an object", "none (no admin API)", NULL, 0},
+    {"auto_reload", TG_J_BOOL, "true or false", "false", NULL, 0},
     {"session_tickets", TG_J_OBJ, "an object", "{}", NULL, 0},
     {NULL, 0, NULL, NULL, NULL, 0},
 };
@@ -541,13 +542,17 @@ static void parse_proxy_protocol(struct tg_config__ctx *c, json_t *obj, struct t
     free(fp);
 }
 
-static void parse_listener(struct tg_config__ctx *c, json_t *obj, size_t idx)
+/* A listener at cfg->listeners[idx]; the admin listener (admin: the "admin" object, always the
+ * last listener) takes its own keys, is named "admin" and has no routes. */
+void tg_config__parse_listener(struct tg_config__ctx *c, json_t *obj, size_t idx, bool admin)
 {
     struct tg_config *cfg = c->cfg;
     struct tg_listener_conf *l = &cfg->listeners[idx];
     const char *why = NULL;
+    const struct tg_config__key *keys = admin ? tg_config__admin_keys : listener_keys;
 
-    l->path = tg_config__ptr_index("/listeners", idx);
+    l->path = admin ? tg_xstrdup("/admin") : tg_config__ptr_index("/listeners", idx);
+    l->admin = admin;
     tg_config__loc(c, l->path, &l->loc);
     if (!json_is_object(obj)) {
         tg_config__error(c, l->path, "a listener must be an object (got %s)",
@@ -555,21 +560,27 @@ static void parse_listener(struct tg_config__ctx *c, json_t *obj, size_t idx)
         tg_config__parse_tls(c, json_null(), l->path, &l->tls); /* defaults only */
         return;
     }
-    tg_config__check_keys(c, obj, l->path, listener_keys);
-    json_t *v = tg_config__get(obj, listener_keys, "name");
+    tg_config__check_keys(c, obj, l->path, keys);
+    json_t *v = admin ? NULL : tg_config__get(obj, listener_keys, "name");
+    if (admin)
+        l->name = tg_xstrdup("admin");
     if (v != NULL) {
         char *p = tg_config__ptr_join(l->path, "name");
         l->name = tg_xstrdup(json_string_value(v));
         if (!valid_name(l->name))
             tg_config__error(c, p, "\"%s\" is not a listener name (allowed: %s)", l->name,
                              listener_keys[0].allowed);
+        else if (strcmp(l->name, "admin") == 0)
+            tg_config__error(c, p,
+                             "the name \"admin\" is kept for the admin listener (the "
+                             "\"admin\" section)");
         for (size_t i = 0; i < idx; i++)
             if (cfg->listeners[i].name != NULL && strcmp(cfg->listeners[i].name, l->name) == 0)
                 tg_config__error(c, p, "listener name \"%s\" is already used by %s", l->name,
                                  cfg->listeners[i].path);
         free(p);
     }
-    v = tg_config__get(obj, listener_keys, "address");
+    v = tg_config__get(obj, keys, "address");
     if (v != NULL) {
         char *p = tg_config__ptr_join(l->path, "address");
         char *host = NULL;
@@ -597,7 +608,7 @@ static void parse_listener(struct tg_config__ctx *c, json_t *obj, size_t idx)
         free(host);
         free(p);
     }
-    v = tg_config__get(obj, listener_keys, "mode");
+    v = admin ? NULL : tg_config__get(obj, listener_keys, "mode");
     if (v != NULL) {
         char *p = tg_config__ptr_join(l->path, "mode");
         const char *m = json_string_value(v);
@@ -608,9 +619,12 @@ static void parse_listener(struct tg_config__ctx *c, json_t *obj, size_t idx)
                              listener_keys[2].allowed);
         free(p);
     }
-    parse_proxy_protocol(c, obj, l);
-    json_t *routes = json_object_get(obj, "routes");
-    if (l->mode == TG_MODE_TCP) {
+    if (!admin)
+        parse_proxy_protocol(c, obj, l);
+    json_t *routes = admin ? NULL : json_object_get(obj, "routes");
+    if (admin) {
+        /* the admin API serves every path itself */
+    } else if (l->mode == TG_MODE_TCP) {
         tg_config__parse_tcp_listener(c, obj, l);
         routes = NULL; /* a tcp listener's routes were reported as such */
     } else {
@@ -851,10 +865,15 @@ void tg_config__parse_root(struct tg_config__ctx *c, json_t *root)
             tg_config__error(c, "/listeners", "must list at least one listener");
         cfg->listeners = tg_xcalloc(n + 1, sizeof(*cfg->listeners));
         for (size_t i = 0; i < n; i++) {
-            parse_listener(c, json_array_get(ls, i), i);
+            tg_config__parse_listener(c, json_array_get(ls, i), i, false);
             cfg->n_listeners++;
         }
     }
+    json_t *adm = tg_config__get(root, top_keys, "admin");
+    if (adm != NULL)
+        tg_config__parse_admin(c, adm);
+    v = tg_config__get(root, top_keys, "auto_reload");
+    cfg->auto_reload = v != NULL && json_is_true(v);
 }
 
 void tg_config__keystore_free(struct tg_keystore_conf *ks)

@@ -22,6 +22,7 @@ struct tg_snapshot {
     atomic_uint refs;
     uint64_t generation;
     struct tg_config *cfg;
+    size_t *lslot;              /* per listener: its counter slot (tg_net_listener_slot) */
     struct tg_tls_server **tls; /* per listener; NULL for plaintext listeners */
     /* Per backend, indexed like cfg->backends; NULL for plaintext and built-in backends. */
     struct tg_tls_client **backend_tls;
@@ -76,6 +77,17 @@ const char *tg_ppin_fail_sentence(enum tg_ppin_fail f);
 /* Rows of the proxy's request-refusal table that get their own counter. */
 #define TG_NET_HTTP_FAIL_MAX 24
 
+/* Listeners counted apart (by name, so a reload that reorders them keeps their counts); slot
+ * TG_NET_LISTENER_SLOTS takes the rest and is not reported. */
+#define TG_NET_LISTENER_SLOTS 64
+/* The counter slot of the listener called name (claimed on first use; any thread). */
+size_t tg_net_listener_slot(const char *name);
+/* The name of slot i, or NULL while unused. */
+const char *tg_net_listener_slot_name(size_t i);
+
+/* Distinct TLS suites counted per worker (OpenSSL's suite names, claimed in order). */
+#define TG_NET_TLS_SUITES 32
+
 /* Counters, written only by the owning worker (relaxed atomics), read by anyone. */
 struct tg_stats {
     atomic_uint_fast64_t accepted;
@@ -97,8 +109,17 @@ struct tg_stats {
     atomic_uint_fast64_t websocket_upgrades;
     atomic_uint_fast64_t body_timeouts; /* request bodies cut: too slow or past their deadline */
     atomic_uint_fast64_t ppin_fail[TG_PPIN_FAIL__COUNT]; /* PROXY headers refused, by reason */
-    atomic_uint_fast64_t reauth_closed; /* closed on reload: the new policy refuses the client's
-                                           certificate (tls.client_auth.reauthorize_live) */
+    atomic_uint_fast64_t reauth_closed;   /* closed on reload: the new policy refuses the client's
+                                             certificate (tls.client_auth.reauthorize_live) */
+    atomic_uint_fast64_t tls_versions[4]; /* client handshakes by version: TLS 1.0 .. 1.3 */
+    /* client handshakes by suite: slot i counts the suite named suite_name[i] (a static string
+     * of OpenSSL's; NULL = free), slots taken in order by the owning worker only */
+    _Atomic(const char *) suite_name[TG_NET_TLS_SUITES];
+    atomic_uint_fast64_t suite_count[TG_NET_TLS_SUITES];
+    /* per listener slot: connections accepted and open, responses by status class */
+    atomic_uint_fast64_t l_accepted[TG_NET_LISTENER_SLOTS + 1];
+    atomic_uint_fast64_t l_open[TG_NET_LISTENER_SLOTS + 1];
+    atomic_uint_fast64_t l_responses[TG_NET_LISTENER_SLOTS + 1][6];
 };
 
 #define TG_STAT_ADD(st, field, n)                                                                  \

@@ -3,6 +3,39 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+
+static uv_once_t slots_once = UV_ONCE_INIT;
+static uv_mutex_t slots_mu;
+static _Atomic(const char *) slot_names[TG_NET_LISTENER_SLOTS];
+
+static void slots_init(void)
+{
+    uv_mutex_init(&slots_mu);
+}
+
+size_t tg_net_listener_slot(const char *name)
+{
+    uv_once(&slots_once, slots_init);
+    uv_mutex_lock(&slots_mu);
+    size_t i = 0;
+    for (; i < TG_NET_LISTENER_SLOTS; i++) {
+        const char *n = atomic_load(&slot_names[i]);
+        if (n == NULL) {
+            atomic_store(&slot_names[i], tg_xstrdup(name)); /* kept for the process's life */
+            break;
+        }
+        if (strcmp(n, name) == 0)
+            break;
+    }
+    uv_mutex_unlock(&slots_mu);
+    return i;
+}
+
+const char *tg_net_listener_slot_name(size_t i)
+{
+    return i < TG_NET_LISTENER_SLOTS ? atomic_load(&slot_names[i]) : NULL;
+}
 
 static void free_contexts(struct tg_snapshot *s, const struct tg_config *cfg)
 {
@@ -41,6 +74,9 @@ int tg_snapshot_new(struct tg_config *cfg, uint64_t generation, struct tg_snapsh
         return rc;
     }
     atomic_init(&s->refs, 1);
+    s->lslot = tg_xcalloc(cfg->n_listeners + 1, sizeof(*s->lslot));
+    for (size_t i = 0; i < cfg->n_listeners; i++)
+        s->lslot[i] = tg_net_listener_slot(cfg->listeners[i].name);
     s->generation = generation;
     s->cfg = cfg;
     *out = s;
@@ -61,5 +97,6 @@ void tg_snapshot_unref(struct tg_snapshot *s)
         return;
     free_contexts(s, s->cfg);
     tg_config_free(s->cfg);
+    free(s->lslot);
     free(s);
 }

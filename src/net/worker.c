@@ -140,6 +140,7 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         TG_STAT_INC(&w->stats, accepted);
         TG_STAT_INC(&w->stats, active);
+        TG_STAT_INC(&w->stats, l_accepted[w->snap->lslot[l->idx]]);
         if (tg_net__ppwait_wanted(&w->snap->cfg->listeners[l->idx], &peer))
             tg_net__ppwait_start(w, l->idx, fd, &peer, plen);
         else

@@ -23,6 +23,7 @@ void tg__client_on_closed(struct tg_conn *conn)
     struct tg_worker *w = conn->w;
     if (c->proto->on_free != NULL)
         c->proto->on_free(c);
+    TG_STAT_DEC(&w->stats, l_open[c->snap->lslot[c->lidx]]);
     tg_snapshot_unref(c->snap);
     free(c->xfcc);
     free(c->client_cert);
@@ -237,6 +238,26 @@ static bool client_identity(struct tg_client *c)
     return true;
 }
 
+/* Counts a handshake's version and suite (worker thread: the only writer of w's stats). */
+static void count_negotiated(struct tg_stats *st, SSL *ssl)
+{
+    int v = SSL_version(ssl);
+    if (v >= TLS1_VERSION && v <= TLS1_3_VERSION)
+        TG_STAT_INC(st, tls_versions[v - TLS1_VERSION]);
+    const char *name = SSL_get_cipher_name(ssl);
+    if (name == NULL)
+        return;
+    for (int i = 0; i < TG_NET_TLS_SUITES; i++) {
+        const char *have = atomic_load_explicit(&st->suite_name[i], memory_order_acquire);
+        if (have == NULL)
+            atomic_store_explicit(&st->suite_name[i], name, memory_order_release);
+        if (have == NULL || have == name || strcmp(have, name) == 0) {
+            TG_STAT_INC(st, suite_count[i]);
+            return;
+        }
+    }
+}
+
 void tg__client_opened(struct tg_client *c)
 {
     struct tg_conn *conn = &c->conn;
@@ -246,6 +267,7 @@ void tg__client_opened(struct tg_client *c)
         TG_STAT_INC(&conn->w->stats, handshakes);
         if (SSL_session_reused(conn->ssl))
             TG_STAT_INC(&conn->w->stats, resumed);
+        count_negotiated(&conn->w->stats, conn->ssl);
         const char *sni = SSL_get_servername(conn->ssl, TLSEXT_NAMETYPE_host_name);
         tg_log_debug("client %s listener=%s: TLS established %s %s sni=%s", c->peer, c->lc->name,
                      SSL_get_version(conn->ssl), SSL_get_cipher_name(conn->ssl), sni ? sni : "-");
@@ -291,6 +313,7 @@ void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
     c->snap = tg_snapshot_ref(w->snap);
     c->lidx = lidx;
     c->lc = &c->snap->cfg->listeners[lidx];
+    TG_STAT_INC(&w->stats, l_open[c->snap->lslot[lidx]]);
     c->proto = proto;
     c->serve = serve;
     tg_addr_format(peer, c->peer, sizeof(c->peer));

@@ -314,6 +314,7 @@ struct tg_stream {
     char path[256];
     char host[128];
     char ws_accept[TG_WS_ACCEPT_LEN + 1]; /* what a 101 must carry for the client's key, or "" */
+    void *hdata; /* the handler's own state for this stream (service.c), or NULL */
     /* The proxy's part (forward.c, backend.c). */
     struct tg_bconn *bc;
     const struct tg_backend_conf *backend;
@@ -545,6 +546,9 @@ uint64_t tg__stream_body_next_check(const struct tg_stream *st, uint64_t now, ui
 
 /* forward.c: the proxy's stream handler */
 extern const struct tg_stream_handler tg__forward_handler;
+
+/* service.c: streams of the admin listener, served by the service an upper layer registered */
+extern const struct tg_stream_handler tg__service_handler;
 
 /* status.c: the status page's stream handler */
 extern const struct tg_stream_handler tg__status_handler;

@@ -60,6 +60,28 @@ const char *tg__reason_phrase(int status)
     switch (status) {
     case 200:
         return "OK";
+    case 201:
+        return "Created";
+    case 204:
+        return "No Content";
+    case 304:
+        return "Not Modified";
+    case 401:
+        return "Unauthorized";
+    case 409:
+        return "Conflict";
+    case 412:
+        return "Precondition Failed";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 428:
+        return "Precondition Required";
+    case 429:
+        return "Too Many Requests";
+    case 500:
+        return "Internal Server Error";
     case 400:
         return "Bad Request";
     case 404:
@@ -298,8 +320,11 @@ void tg__stream_log_access(struct tg_stream *st)
     const struct tg_client_info *who = st->who;
     struct tg_worker *w = who->w;
     int cls = st->status / 100;
-    if (cls >= 1 && cls <= 5)
+    if (cls >= 1 && cls <= 5) {
         TG_STAT_INC(&w->stats, responses[cls]);
+        size_t li = (size_t)(who->lc - who->snap->cfg->listeners);
+        TG_STAT_INC(&w->stats, l_responses[who->snap->lslot[li]][cls]);
+    }
     if (w->net->access_log_fd < 0)
         return;
     const char *ver = who->tls_version ? who->tls_version : "-";

@@ -25,6 +25,62 @@ struct tg_target_state {
     SSL_SESSION *sess;
 };
 
+/* Which workers have a target out of rotation, for the admin API: one slot per (backend name,
+ * target address), found by a 64-bit hash, a bit per worker. Lock-free; written only on a change
+ * of rotation, never on the way of a request that finds its target usable. */
+#define ROT_SLOTS 1024
+struct rot_slot {
+    _Atomic uint64_t key;
+    _Atomic uint64_t workers;
+};
+static struct rot_slot rot[ROT_SLOTS];
+
+static uint64_t rot_key(const char *backend, const char *address)
+{
+    uint64_t h = 1469598103934665603ull;
+    for (const char *p = backend; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    h = (h ^ 0xff) * 1099511628211ull;
+    for (const char *p = address; *p; p++)
+        h = (h ^ (unsigned char)*p) * 1099511628211ull;
+    return h ? h : 1;
+}
+
+static struct rot_slot *rot_find(uint64_t key, bool claim)
+{
+    for (size_t n = 0, i = key % ROT_SLOTS; n < ROT_SLOTS; n++, i = (i + 1) % ROT_SLOTS) {
+        uint64_t k = atomic_load(&rot[i].key);
+        if (k == key)
+            return &rot[i];
+        if (k != 0)
+            continue;
+        if (!claim)
+            return NULL;
+        uint64_t zero = 0;
+        if (atomic_compare_exchange_strong(&rot[i].key, &zero, key) || zero == key)
+            return &rot[i];
+    }
+    return NULL;
+}
+
+static void rot_note(struct tg_worker *w, const struct tg_backend_conf *be, size_t ti, bool down)
+{
+    struct rot_slot *s = rot_find(rot_key(be->name, be->targets[ti].address), down);
+    uint64_t bit = 1ull << (w->id % 64);
+    if (s == NULL)
+        return;
+    if (down)
+        atomic_fetch_or(&s->workers, bit);
+    else
+        atomic_fetch_and(&s->workers, ~bit);
+}
+
+uint64_t tg_proxy_target_out(const char *backend, const char *address)
+{
+    struct rot_slot *s = rot_find(rot_key(backend, address), false);
+    return s ? atomic_load(&s->workers) : 0;
+}
+
 struct tg_probe {
     struct tg_conn conn;
     struct tg_probe *prev, *next; /* the worker's probes in flight */
@@ -142,6 +198,8 @@ void tg__target_failed(struct tg_worker *w, const struct tg_snapshot *snap, size
         tg_log_warn("backend %s target %s: out of rotation (%s)", be->name, be->targets[ti].address,
                     be->health.enabled ? "until a health check passes"
                                        : "retried with traffic in 5 s");
+    if (!s->down)
+        rot_note(w, be, ti, true);
     s->down = true;
     s->down_until_ms = be->health.enabled ? UINT64_MAX : uv_now(&w->loop) + PASSIVE_RETRY_MS;
 }
@@ -153,6 +211,7 @@ void tg__target_ok(struct tg_worker *w, const struct tg_snapshot *snap, size_t b
         return;
     const struct tg_backend_conf *be = &snap->cfg->backends[bi];
     tg_log_info("backend %s target %s: back in rotation", be->name, be->targets[ti].address);
+    rot_note(w, be, ti, false);
     s->down = false;
 }
 

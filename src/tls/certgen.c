@@ -331,8 +331,14 @@ out:
 int tg_cert_ensure_default(const char *state_dir, struct tg_cert_default_info *info,
                            struct tg_err *err)
 {
-    char *crt = tg_xasprintf("%s/default.crt", state_dir);
-    char *keyp = tg_xasprintf("%s/default.key", state_dir);
+    return tg_cert_ensure_named(state_dir, "default", info, err);
+}
+
+int tg_cert_ensure_named(const char *state_dir, const char *base, struct tg_cert_default_info *info,
+                         struct tg_err *err)
+{
+    char *crt = tg_xasprintf("%s/%s.crt", state_dir, base);
+    char *keyp = tg_xasprintf("%s/%s.key", state_dir, base);
     EVP_PKEY *key = NULL;
     X509 *cert = NULL;
     struct tg_cert_default_info scratch;

@@ -931,3 +931,10 @@ enum tg_tls_fail tg_tls_server_client_check(const struct tg_tls_server *ts, X509
         snprintf(detail, n, "%s", buf);
     return f;
 }
+
+void tg_tls__cauth_each_crl(const struct tg_tls__cauth *ca,
+                            void (*fn)(const char *file, X509_CRL *crl, void *arg), void *arg)
+{
+    for (size_t i = 0; ca != NULL && i < ca->n_crls; i++)
+        fn(ca->crls[i].file, ca->crls[i].crl, arg);
+}

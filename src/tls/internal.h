@@ -335,6 +335,8 @@ void tg_tls__cauth_free(struct tg_tls__cauth *ca);
  * list): equal for equal policies, in any process, so a session ticket can carry it. */
 void tg_tls__cauth_fingerprint(const struct tg_tls__cauth *ca, const struct tg_client_auth_conf *cc,
                                unsigned char out[32]);
+void tg_tls__cauth_each_crl(const struct tg_tls__cauth *ca,
+                            void (*fn)(const char *file, X509_CRL *crl, void *arg), void *arg);
 /* Prints the client-certificate policy for `tlsgate check` (nothing when ca is NULL). */
 void tg_tls__cauth_print(const struct tg_tls__cauth *ca, FILE *out);
 /* Sets verification mode, callback, depth and CA names on a listener context. */

@@ -33,6 +33,12 @@ SSL_CTX *tg_tls_server_ctx(const struct tg_tls_server *ts);
  * order (IANA and OpenSSL names), groups, ALPN, resumption, security level, and per certificate:
  * subject, SANs, issuer chain, key type and size, not-after and days left, key usage. */
 void tg_tls_server_print_policy(const struct tg_tls_server *ts, FILE *out);
+/* What a server loaded, for the admin API (tls/inventory.c): each certificate it serves with the
+ * keystore it came from, and each CRL file of its client_auth. */
+void tg_tls_server_each_cert(const struct tg_tls_server *ts,
+                             void (*fn)(const char *keystore, X509 *cert, void *arg), void *arg);
+void tg_tls_server_each_crl(const struct tg_tls_server *ts,
+                            void (*fn)(const char *file, X509_CRL *crl, void *arg), void *arg);
 
 /* ---- Session ticket keys (tls/tickets.c) ---- */
 
@@ -369,6 +375,9 @@ struct tg_cert_default_info {
  * and never logs. 0 or -errno with err (also when an existing file cannot be read). */
 int tg_cert_ensure_default(const char *state_dir, struct tg_cert_default_info *info,
                            struct tg_err *err);
+/* As tg_cert_ensure_default for <state_dir>/<base>.crt and <base>.key (the admin listener's). */
+int tg_cert_ensure_named(const char *state_dir, const char *base, struct tg_cert_default_info *info,
+                         struct tg_err *err);
 
 /* ---- Secrets and keystore reports (tls/secret.c, tls/keystores.c) ---- */
 

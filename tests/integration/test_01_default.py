@@ -36,7 +36,7 @@ def _now():
 def _seed(state, days):
     """Writes <state>/default.crt and default.key, a self-signed localhost certificate made by the
     openssl CLI that expires in `days` days; returns their bytes."""
-    os.makedirs(state, mode=0o700)
+    os.makedirs(state, mode=0o700, exist_ok=True)
     crt, key = os.path.join(state, "default.crt"), os.path.join(state, "default.key")
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec",
                     "-pkeyopt", "ec_paramgen_curve:P-256",

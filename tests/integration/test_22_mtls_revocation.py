@@ -328,6 +328,11 @@ def test_fetch_failures_are_named(gateway, origin, certs, tmp_path):
             url = "http://127.0.0.1:%d/%s/inter.crl" % (srv.port, kind)
             warn = "revocation: fetching the CRL from %s failed: %s" % (url, text)
             assert gw.wait_log(lambda s: warn in s, timeout=8), (kind, gw.log_tail())
+            # the refusal line may follow the alert the client already read
+            assert gw.wait_log(lambda s: any("reason=client_cert_status_unknown" in l
+                                             and "CN=c%s," % kind in l
+                                             for l in s.splitlines()), timeout=8), \
+                (kind, gw.log_tail())
             refused = [l for l in _lines(gw, "reason=client_cert_status_unknown")
                        if "CN=c%s," % kind in l]
             assert len(refused) == 1 and "fetching the CRL from %s failed: %s" % (url, text) \

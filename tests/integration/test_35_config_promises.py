@@ -80,7 +80,6 @@ def test_path_prefix_segment_boundaries(gateway, origin, certs, tmp_path):
 
 
 LATER = [
-    ("admin", lambda cfg: cfg.update(admin={})),
     ("early_data", lambda cfg: cfg["listeners"][0]["tls"].update(early_data=True)),
 ]
 

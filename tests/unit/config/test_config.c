@@ -593,7 +593,8 @@ static void test_not_supported_yet(void **state)
     /* Truststores, backend TLS and tcp listeners are built now. */
     assert_true(lacks(&err, "/truststores"));
     assert_true(lacks(&err, "/backends/b/tls"));
-    assert_true(has(&err, "/admin: \"admin\" is not supported yet in this version"));
+    /* The admin section is built now: its own schema applies. */
+    assert_true(has(&err, "/admin: missing required key \"address\""));
     /* session_tickets is built now: an empty object takes the defaults. */
     assert_true(lacks(&err, "/session_tickets"));
     /* pkcs12 and jks keystores are built now: their own schema applies. */
@@ -608,7 +609,9 @@ static void test_not_supported_yet(void **state)
     assert_true(has(&err, "/listeners/0/tls/ocsp_stapling: needs \"file\""));
     /* h2 is served now (ALPN chooses the HTTP/2 session). */
     assert_true(lacks(&err, "/listeners/0/tls/alpn"));
-    assert_int_equal(tg_err_count(&err), 5);
+    /* 4 here, and 4 from the admin section now built (missing address and tls, ...) */
+    assert_int_equal(tg_err_count(&err), 8);
+    assert_true(has(&err, "/admin: the admin API needs \"users\""));
     tg_err_close(&err);
 }
 
@@ -866,20 +869,24 @@ static void test_embedded_default(void **state)
 
     assert_non_null(mkdtemp(dir));
     tg_err_init(&err);
-    /* Without the key files the default loads with exactly those two errors, and no crash. */
+    /* Without the key files the default loads with exactly those errors (the two keystores'
+     * certificate and key, the admin password hash), and no crash. */
     assert_int_equal(tg_config_load_string(tg_config_default_json, strlen(tg_config_default_json),
                                            "<embedded default>", dir, &cfg, &err),
                      -EINVAL);
-    assert_int_equal(tg_err_count(&err), 2);
+    assert_int_equal(tg_err_count(&err), 5);
+    assert_true(has(&err, "/admin/users/0/password_hash/file: cannot read \"admin.hash\""));
     assert_true(
         has(&err, "<embedded default>:6:40: /keystores/default/cert: cannot read \"default.crt\""));
     tg_err_close(&err);
-    static const char *const files[] = {"default.crt", "default.key"};
-    for (size_t i = 0; i < 2; i++) {
+    static const char *const files[] = {"default.crt", "default.key", "admin.crt", "admin.key",
+                                        "admin.hash"};
+    for (size_t i = 0; i < 5; i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
         FILE *f = fopen(path, "w");
         assert_non_null(f);
-        fputs("-----BEGIN PLACEHOLDER-----\n", f);
+        fputs(i == 4 ? "$scrypt$ln=15,r=8,p=1$c2FsdA$aGFzaA\n" : "-----BEGIN PLACEHOLDER-----\n",
+              f);
         fclose(f);
     }
     assert_int_equal(tg_config_load_string(tg_config_default_json, strlen(tg_config_default_json),
@@ -894,9 +901,13 @@ static void test_embedded_default(void **state)
     assert_int_equal(cfg->backends[0].kind, TG_BACKEND_STATUS);
     assert_int_equal(cfg->listeners[0].routes[0].backend_idx, 0);
     assert_null(cfg->source_file);
+    assert_true(cfg->admin.enabled);
+    assert_true(cfg->listeners[cfg->admin.listener_idx].admin);
+    assert_string_equal(cfg->listeners[cfg->admin.listener_idx].address, "127.0.0.1:9443");
+    assert_string_equal(cfg->admin.users[0].name, "admin");
     tg_config_free(cfg);
     tg_err_close(&err);
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < 5; i++) {
         snprintf(path, sizeof(path), "%s/%s", dir, files[i]);
         unlink(path);
     }

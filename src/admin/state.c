@@ -1,0 +1,367 @@
+/* One truth for the config: the document the gateway runs, its version, and (when the config has
+ * an admin section) its durable copy in the state directory. Every change — an API write, SIGHUP,
+ * POST /reload — is applied here under one mutex, off the worker loops (the main thread or
+ * libuv's thread pool): validate with the loader `check` uses, build the snapshot, test-bind,
+ * store durably, then publish the finished snapshot to the workers. Versions only go up.
+ *
+ * The rule between the -c file and the stored state: the state records the SHA-256 of the file
+ * text it came from. At start (and on SIGHUP) an unchanged file means the state is newer (changes
+ * made through the API) and is used; a changed file means the operator edited it since, and the
+ * file is used (as version state+1, and stored). */
+#include "admin/internal.h"
+
+#include <errno.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "core/log.h"
+#include "store/store.h"
+#include "tls/tls.h"
+
+atomic_uint_fast64_t tg__admin_reloads[2]; /* [0] ok, [1] failed */
+
+static struct {
+    uv_mutex_t mu;
+    bool open;
+    char *file;      /* -c path, or NULL for the embedded default */
+    char *base_dir;  /* relative paths of the document resolve here */
+    char *label;     /* name of the document in messages */
+    char *state_dir; /* where the durable copy is kept */
+    bool persist;    /* the config has an admin section: keep the durable copy */
+    char file_sha[65];
+    json_t *doc;
+    uint64_t version;
+    struct tg_net *net;
+    struct tg_snapshot *snap; /* the current one (a reference), once started */
+    tg_admin_applied_cb applied;
+    void *applied_arg;
+} S;
+
+static char *dir_of(const char *file)
+{
+    const char *slash = strrchr(file, '/');
+    if (slash == NULL)
+        return tg_xstrdup(".");
+    if (slash == file)
+        return tg_xstrdup("/");
+    return tg_xstrndup(file, (size_t)(slash - file));
+}
+
+/* The text the config was loaded from, or NULL with err. */
+static char *source_text(const char *file, size_t *len, struct tg_err *err)
+{
+    if (file == NULL) {
+        *len = strlen(tg_config_default_json);
+        return tg_xstrdup(tg_config_default_json);
+    }
+    char *text = NULL;
+    int rc = tg_read_file(file, &text, len);
+    if (rc != 0) {
+        struct tg_loc loc = {file, 0, 0};
+        tg_err_error(err, &loc, NULL, "cannot read the config file: %s", strerror(-rc));
+        return NULL;
+    }
+    return text;
+}
+
+static void cleanse_free(char *s)
+{
+    if (s != NULL)
+        OPENSSL_cleanse(s, strlen(s));
+    free(s);
+}
+
+/* Validates doc as a config (the loader `check` uses). */
+static int load_doc(json_t *doc, struct tg_config **out, struct tg_err *err)
+{
+    char *text = json_dumps(doc, JSON_INDENT(2));
+    if (text == NULL) {
+        tg_err_error(err, NULL, NULL, "the config cannot be serialised");
+        return -EINVAL;
+    }
+    int rc = tg_config_load_string(text, strlen(text), S.label, S.base_dir, out, err);
+    cleanse_free(text);
+    return rc;
+}
+
+static int decide(const char *file, struct tg_config **cfg, uint64_t *version, struct tg_err *err,
+                  bool dry, char *what, size_t what_len)
+{
+    uv_mutex_init(&S.mu);
+    S.open = true;
+    S.file = file ? tg_xstrdup(file) : NULL;
+    S.base_dir = file ? dir_of(file) : tg_xstrdup((*cfg)->base_dir);
+    S.label = tg_xstrdup(file ? file : "<embedded default>");
+    S.state_dir = tg_xstrdup((*cfg)->state_dir);
+    S.persist = (*cfg)->admin.enabled;
+    size_t len = 0;
+    char *text = source_text(file, &len, err);
+    if (text == NULL)
+        return -EINVAL;
+    tg_store_sha256_hex(text, len, S.file_sha);
+    json_error_t je;
+    S.doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+    OPENSSL_cleanse(text, len);
+    free(text);
+    if (S.doc == NULL) { /* it loaded a moment ago: changed under us */
+        tg_err_error(err, NULL, NULL, "%s changed while it was read", S.label);
+        return -EINVAL;
+    }
+    S.version = 1;
+    if (!S.persist) {
+        *version = S.version;
+        snprintf(what, what_len, "%s (version 1; no admin section, so no state is kept)", S.label);
+        return 0;
+    }
+    struct tg_store_doc sd;
+    struct tg_err serr;
+    tg_err_init(&serr);
+    int rc = tg_store_load(S.state_dir, &sd, &serr);
+    if (rc == 0 && strcmp(sd.file_sha256, S.file_sha) == 0) {
+        struct tg_config *stored = NULL;
+        if (load_doc(sd.config, &stored, &serr) == 0) {
+            tg_config_free(*cfg);
+            *cfg = stored;
+            json_decref(S.doc);
+            S.doc = json_incref(sd.config);
+            S.version = sd.version;
+            *version = S.version;
+            snprintf(what, what_len,
+                     "the stored state %s/config.json, version %llu (changes made through the "
+                     "admin API; %s is unchanged since)",
+                     S.state_dir, (unsigned long long)S.version, S.label);
+            tg_store_doc_clear(&sd);
+            tg_err_close(&serr);
+            return 0;
+        }
+        for (size_t i = 0; i < serr.n; i++) {
+            char *s = tg_err_format(&serr, i);
+            tg_log_error("stored state: %s", s);
+            free(s);
+        }
+        tg_log_error("config: the stored state %s/config.json does not load: using %s", S.state_dir,
+                     S.label);
+    } else if (rc != 0 && rc != -ENOENT) {
+        for (size_t i = 0; i < serr.n; i++) {
+            char *s = tg_err_format(&serr, i);
+            tg_log_error("stored state: %s", s);
+            free(s);
+        }
+    }
+    S.version = rc == 0 ? sd.version + 1 : 1;
+    if (rc == 0)
+        snprintf(what, what_len,
+                 "%s, version %llu (it changed since the stored state, version %llu, was "
+                 "written: the file wins)",
+                 S.label, (unsigned long long)S.version, (unsigned long long)sd.version);
+    else
+        snprintf(what, what_len, "%s, version %llu (no stored state yet)", S.label,
+                 (unsigned long long)S.version);
+    tg_store_doc_clear(&sd);
+    tg_err_close(&serr);
+    *version = S.version;
+    if (dry)
+        return 0;
+    struct tg_store_doc nd = {.version = S.version, .config = S.doc};
+    snprintf(nd.file_sha256, sizeof(nd.file_sha256), "%s", S.file_sha);
+    rc = tg_store_save(S.state_dir, &nd, err);
+    return rc == 0 ? 0 : -EINVAL;
+}
+
+int tg_admin_state_open(const char *file, struct tg_config **cfg, uint64_t *version,
+                        struct tg_err *err)
+{
+    char what[1024];
+    int rc = decide(file, cfg, version, err, false, what, sizeof(what));
+    if (rc == 0)
+        tg_log_info("config: %s", what);
+    return rc;
+}
+
+int tg_admin_state_check(const char *file, struct tg_config **cfg, char *what, size_t what_len,
+                         struct tg_err *err)
+{
+    uint64_t version = 0;
+    int rc = decide(file, cfg, &version, err, true, what, what_len);
+    tg_admin_state_close();
+    return rc;
+}
+
+void tg_admin_state_started(struct tg_net *net, struct tg_snapshot *snap,
+                            tg_admin_applied_cb applied, void *arg)
+{
+    uv_mutex_lock(&S.mu);
+    S.net = net;
+    S.snap = tg_snapshot_ref(snap);
+    S.applied = applied;
+    S.applied_arg = arg;
+    uv_mutex_unlock(&S.mu);
+}
+
+/* Builds, binds, stores and publishes doc as version S.version + 1 (S.mu held). On failure
+ * nothing changes. Takes a reference to doc on success. */
+static int apply_locked(json_t *doc, const char *file_sha, struct tg_err *err)
+{
+    struct tg_config *cfg = NULL;
+    struct tg_snapshot *snap = NULL;
+    if (load_doc(doc, &cfg, err) != 0)
+        return -EINVAL;
+    uint64_t next = S.version + 1;
+    if (tg_snapshot_new(cfg, next, &snap, err) != 0) {
+        tg_config_free(cfg);
+        return -EINVAL;
+    }
+    tg_proxy_snapshot_init(snap);
+    if (tg_net_check_bind(snap->cfg, err) != 0) {
+        tg_snapshot_unref(snap);
+        return -EINVAL;
+    }
+    if (S.persist) {
+        struct tg_store_doc nd = {.version = next, .config = doc};
+        snprintf(nd.file_sha256, sizeof(nd.file_sha256), "%s", file_sha);
+        if (tg_store_save(S.state_dir, &nd, err) != 0) {
+            tg_snapshot_unref(snap);
+            return -EIO;
+        }
+    }
+    if (S.applied != NULL && S.snap != NULL)
+        S.applied(S.snap->cfg, snap->cfg, S.applied_arg);
+    tg_log_set_level((enum tg_log_level)snap->cfg->log.level);
+    if (S.net != NULL)
+        tg_net_publish(S.net, snap);
+    tg_snapshot_unref(S.snap);
+    S.snap = snap;
+    json_decref(S.doc);
+    S.doc = json_incref(doc);
+    S.version = next;
+    if (file_sha != S.file_sha)
+        memcpy(S.file_sha, file_sha, sizeof(S.file_sha));
+    tg__admin_watch_changed();
+    return 0;
+}
+
+int tg__admin_state_put(json_t *doc, uint64_t expect, struct tg_err *err, uint64_t *version)
+{
+    uv_mutex_lock(&S.mu);
+    int rc;
+    if (expect != 0 && expect != S.version)
+        rc = -ESTALE;
+    else
+        rc = apply_locked(doc, S.file_sha, err);
+    *version = S.version;
+    uv_mutex_unlock(&S.mu);
+    if (rc == 0)
+        tg_log_info("config version %llu applied through the admin API",
+                    (unsigned long long)*version);
+    return rc;
+}
+
+json_t *tg__admin_state_get(uint64_t *version)
+{
+    uv_mutex_lock(&S.mu);
+    json_t *copy = json_deep_copy(S.doc);
+    *version = S.version;
+    uv_mutex_unlock(&S.mu);
+    return copy;
+}
+
+int tg_admin_state_reload(struct tg_err *err, uint64_t *version)
+{
+    uv_mutex_lock(&S.mu);
+    int rc = 0;
+    json_t *doc = NULL;
+    char sha[65];
+    snprintf(sha, sizeof(sha), "%s", S.file_sha);
+    size_t len = 0;
+    if (S.file == NULL) {
+        /* The embedded default's certificates are renewed on reload as at start. */
+        struct tg_cert_default_info info;
+        if (tg_cert_ensure_default(S.base_dir, &info, err) != 0 ||
+            tg_cert_ensure_named(S.base_dir, "admin", NULL, err) != 0) {
+            rc = -EINVAL;
+            goto out;
+        }
+        if (info.found != TG_CERT_DEFAULT_OK)
+            tg_log_info("default certificate %s/default.crt renewed with a new key, valid until %s",
+                        S.base_dir, info.not_after);
+    }
+    char *text = source_text(S.file, &len, err);
+    if (text == NULL) {
+        rc = -EINVAL;
+        goto out;
+    }
+    tg_store_sha256_hex(text, len, sha);
+    if (strcmp(sha, S.file_sha) == 0) {
+        /* The file is unchanged: what runs is still the truth; read key material again. */
+        doc = json_incref(S.doc);
+    } else {
+        json_error_t je;
+        doc = json_loadb(text, len, JSON_REJECT_DUPLICATES, &je);
+        if (doc == NULL) {
+            struct tg_loc loc = {S.label, je.line, je.column};
+            tg_err_error(err, &loc, NULL, "JSON syntax error: %s", je.text);
+            rc = -EINVAL;
+        }
+    }
+    OPENSSL_cleanse(text, len);
+    free(text);
+    if (rc == 0)
+        rc = apply_locked(doc, sha, err);
+out:
+    json_decref(doc);
+    *version = S.version;
+    uv_mutex_unlock(&S.mu);
+    atomic_fetch_add(&tg__admin_reloads[rc == 0 ? 0 : 1], 1);
+    return rc;
+}
+
+int tg__admin_state_reapply(struct tg_err *err, uint64_t *version)
+{
+    uv_mutex_lock(&S.mu);
+    json_t *doc = json_incref(S.doc);
+    int rc = apply_locked(doc, S.file_sha, err);
+    json_decref(doc);
+    *version = S.version;
+    uv_mutex_unlock(&S.mu);
+    atomic_fetch_add(&tg__admin_reloads[rc == 0 ? 0 : 1], 1);
+    if (rc == 0)
+        tg_log_info("key material and CRL files read again (POST /api/v1/reload): version %llu",
+                    (unsigned long long)*version);
+    else
+        tg_log_error("POST /api/v1/reload failed with %zu error(s): nothing changed",
+                     tg_err_count(err));
+    return rc;
+}
+
+char *tg__admin_state_file(void)
+{
+    uv_mutex_lock(&S.mu);
+    char *f = S.file ? tg_xstrdup(S.file) : NULL;
+    uv_mutex_unlock(&S.mu);
+    return f;
+}
+
+struct tg_snapshot *tg_admin_state_current(void)
+{
+    uv_mutex_lock(&S.mu);
+    struct tg_snapshot *s = S.snap ? tg_snapshot_ref(S.snap) : NULL;
+    uv_mutex_unlock(&S.mu);
+    return s;
+}
+
+void tg_admin_state_close(void)
+{
+    if (!S.open)
+        return;
+    tg_snapshot_unref(S.snap);
+    json_decref(S.doc);
+    free(S.file);
+    free(S.base_dir);
+    free(S.label);
+    free(S.state_dir);
+    uv_mutex_destroy(&S.mu);
+    memset(&S, 0, sizeof(S));
+}
