@@ -1,6 +1,7 @@
 /* The admin API's front: the service the proxy calls for each request on the admin listener,
  * authentication first, then the route table (404 for unknown paths, 405 with Allow for a
- * wrong method). */
+ * wrong method). The top of the module: it calls the resources (config.c, certs.c, allow.c),
+ * auth.c and session.c, which never call back up; all share the answers of respond.c. */
 #include "admin/internal.h"
 
 #include <errno.h>
@@ -13,28 +14,8 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
-#include "core/esc.h"
 #include "core/log.h"
 #include "tls/tls.h"
-
-static const char *const json_fields[] = {"Cache-Control", "no-store", "X-Content-Type-Options",
-                                          "nosniff", NULL};
-
-void tg__admin_json(struct tg_svc_req *r, int status, const char *body)
-{
-    tg_svc_respond(r, status, "application/json", json_fields, body, strlen(body));
-}
-
-void tg__admin_error(struct tg_svc_req *r, int status, const char *message)
-{
-    size_t n = strlen(message);
-    char *esc = tg_xmalloc(n * 6 + 1);
-    size_t m = tg_esc_json(esc, n * 6 + 1, message, n);
-    char *body = tg_xasprintf("{\"error\": \"%.*s\"}\n", (int)m, esc);
-    tg__admin_json(r, status, body);
-    free(body);
-    free(esc);
-}
 
 /* ---- resources ---- */
 
@@ -124,11 +105,7 @@ static void dispatch(struct tg_svc_req *r, const char *user)
             rt->handle(r);
             return;
         }
-        const char *fields[] = {"Allow", rt->allow, "Cache-Control", "no-store", NULL};
-        char *body =
-            tg_xasprintf("{\"error\": \"method not allowed here (allowed: %s)\"}\n", rt->allow);
-        tg_svc_respond(r, 405, "application/json", fields, body, strlen(body));
-        free(body);
+        tg__admin_not_allowed(r, rt->allow);
         return;
     }
     if (tg__admin_allow(r, target, plen))

@@ -4,7 +4,8 @@
  * present DELETE /api/v1/listeners/{name}/allowed-client-certificate-subjects/{subject}  204, 404
  * absent Subjects compare by their canonical form (tg_tls_allow_parse), so another attribute order
  * or spacing is the same subject. A change is a config change like any other: applied in the thread
- * pool, stored, version advanced. */
+ * pool, stored, version advanced. A resource: called by the router (admin.c); calls state.c and
+ * respond.c. */
 #include "admin/internal.h"
 
 #include <errno.h>
@@ -202,10 +203,7 @@ static void list_subjects(struct tg_svc_req *r, const char *listener)
         if (!json_is_array(list))
             json_decref(json_object_get(o, "allowed_subjects"));
         json_object_set_new(o, "version", json_integer((json_int_t)version));
-        char *text = json_dumps(o, JSON_INDENT(2));
-        json_decref(o);
-        tg__admin_json(r, 200, text);
-        free(text);
+        tg__admin_json_value(r, 200, o, JSON_INDENT(2));
     }
     json_decref(doc);
 }
@@ -241,21 +239,14 @@ bool tg__admin_allow(struct tg_svc_req *r, const char *path, size_t plen)
             tg__admin_error(r, 400, "malformed percent-encoding in the path");
         else if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
             list_subjects(r, listener);
-        else {
-            const char *fields[] = {"Allow", "GET, HEAD", "Cache-Control", "no-store", NULL};
-            static const char body[] = "{\"error\": \"method not allowed here (allowed: GET, "
-                                       "HEAD)\"}\n";
-            tg_svc_respond(r, 405, "application/json", fields, body, sizeof(body) - 1);
-        }
+        else
+            tg__admin_not_allowed(r, "GET, HEAD");
         free(listener);
         return true;
     }
     bool add = strcmp(m, "PUT") == 0;
     if (!add && strcmp(m, "DELETE") != 0) {
-        const char *fields[] = {"Allow", "PUT, DELETE", "Cache-Control", "no-store", NULL};
-        static const char body[] = "{\"error\": \"method not allowed here (allowed: PUT, "
-                                   "DELETE)\"}\n";
-        tg_svc_respond(r, 405, "application/json", fields, body, sizeof(body) - 1);
+        tg__admin_not_allowed(r, "PUT, DELETE");
         free(listener);
         free(subject);
         return true;

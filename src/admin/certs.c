@@ -1,6 +1,7 @@
 /* GET /api/v1/certificates (every certificate the listeners serve and every CRL file their
  * client_auth loaded, with where each is used), their not-after times as metrics, and
- * POST /api/v1/reload (key material and CRL files read again, in the thread pool). */
+ * POST /api/v1/reload (key material and CRL files read again, in the thread pool). Resources:
+ * called by the router (admin.c); call state.c and respond.c. */
 #include "admin/internal.h"
 
 #include <errno.h>
@@ -194,18 +195,22 @@ json_t *tg__admin_inventory(struct tg_snapshot *snap)
     return out;
 }
 
-void tg__admin_certificates(struct tg_svc_req *r)
+/* The config in use (a reference): the current one, or r's before the state has started. */
+static struct tg_snapshot *snapshot_of(struct tg_svc_req *r)
 {
     struct tg_snapshot *snap = tg_admin_state_current();
     if (snap == NULL)
         snap = tg_snapshot_ref(tg_svc_snapshot(r));
+    return snap;
+}
+
+void tg__admin_certificates(struct tg_svc_req *r)
+{
+    struct tg_snapshot *snap = snapshot_of(r);
     json_t *inv = tg__admin_inventory(snap);
     json_object_set_new(inv, "version", json_integer((json_int_t)snap->generation));
     tg_snapshot_unref(snap);
-    char *text = json_dumps(inv, JSON_INDENT(2));
-    json_decref(inv);
-    tg__admin_json(r, 200, text);
-    free(text);
+    tg__admin_json_value(r, 200, inv, JSON_INDENT(2));
 }
 
 static void metric_label(FILE *f, const char *s)
@@ -298,10 +303,7 @@ static void reload_done(uv_work_t *w, int status)
         }
         json_object_set_new(o, "errors", list);
         json_object_set_new(o, "version", json_integer((json_int_t)j->version));
-        char *text = json_dumps(o, JSON_INDENT(2));
-        json_decref(o);
-        tg__admin_json(j->r, j->rc == -EIO ? 500 : 400, text);
-        free(text);
+        tg__admin_json_value(j->r, j->rc == -EIO ? 500 : 400, o, JSON_INDENT(2));
     }
     tg_err_close(&j->err);
     free(j);
@@ -320,9 +322,7 @@ void tg__admin_reload(struct tg_svc_req *r)
 
 void tg__admin_backends(struct tg_svc_req *r)
 {
-    struct tg_snapshot *snap = tg_admin_state_current();
-    if (snap == NULL)
-        snap = tg_snapshot_ref(tg_svc_snapshot(r));
+    struct tg_snapshot *snap = snapshot_of(r);
     const struct tg_config *cfg = snap->cfg;
     unsigned nw = tg_net_running ? tg_net_running->n_workers : 0;
     json_t *list = json_array();
@@ -350,8 +350,5 @@ void tg__admin_backends(struct tg_svc_req *r)
     json_object_set_new(o, "workers", json_integer(nw));
     json_object_set_new(o, "version", json_integer((json_int_t)snap->generation));
     tg_snapshot_unref(snap);
-    char *text = json_dumps(o, JSON_INDENT(2));
-    json_decref(o);
-    tg__admin_json(r, 200, text);
-    free(text);
+    tg__admin_json_value(r, 200, o, JSON_INDENT(2));
 }

@@ -1,7 +1,8 @@
 /* The config resource: GET /api/v1/config (secrets as "***", ETag), PUT (whole document) and
  * PATCH (RFC 7396 merge patch), both versioned by {"version": N} or If-Match. A write is parsed on
  * the worker (bounded by admin.max_body) and applied in libuv's thread pool (validation, snapshot,
- * durable store); the worker answers when it is done. */
+ * durable store); the worker answers when it is done. A resource: called by the router
+ * (admin.c); calls state.c and respond.c. */
 #include "admin/internal.h"
 
 #include <errno.h>
@@ -59,6 +60,21 @@ void tg__admin_redact(json_t *doc)
     redact(doc, NULL);
 }
 
+/* One member c of the new document at path p, with o at the same place in the stored one: true
+ * when c is "***" and o the stored secret it stands for (the caller puts o in c's place); a
+ * "***" with nothing stored is an error at p; anything else is restored inside. */
+static bool restore_child(json_t *c, json_t *o, const char *p, struct tg_err *err)
+{
+    if (json_is_string(c) && strcmp(json_string_value(c), MASK) == 0) {
+        if (json_is_string(o) && strcmp(json_string_value(o), MASK) != 0)
+            return true;
+        tg_err_error(err, NULL, p, "\"***\" stands for a stored secret, and none is stored here");
+    } else {
+        tg__admin_restore(c, o, p, err);
+    }
+    return false;
+}
+
 /* Puts back the stored secret wherever the new document says "***" at the same place; a "***"
  * with nothing stored there is an error at its path. */
 void tg__admin_restore(json_t *v, json_t *old, const char *ptr, struct tg_err *err)
@@ -71,15 +87,8 @@ void tg__admin_restore(json_t *v, json_t *old, const char *ptr, struct tg_err *e
         {
             json_t *o = json_is_object(old) ? json_object_get(old, k) : NULL;
             char *p = tg_xasprintf("%s/%s", ptr, k); /* keys with '/' or '~': rare, readable */
-            if (json_is_string(c) && strcmp(json_string_value(c), MASK) == 0) {
-                if (json_is_string(o) && strcmp(json_string_value(o), MASK) != 0)
-                    json_object_set(v, k, o);
-                else
-                    tg_err_error(err, NULL, p,
-                                 "\"***\" stands for a stored secret, and none is stored here");
-            } else {
-                tg__admin_restore(c, o, p, err);
-            }
+            if (restore_child(c, o, p, err))
+                json_object_set(v, k, o);
             free(p);
         }
     } else if (json_is_array(v)) {
@@ -87,15 +96,8 @@ void tg__admin_restore(json_t *v, json_t *old, const char *ptr, struct tg_err *e
             json_t *c = json_array_get(v, i);
             json_t *o = json_is_array(old) ? json_array_get(old, i) : NULL;
             char *p = tg_xasprintf("%s/%zu", ptr, i);
-            if (json_is_string(c) && strcmp(json_string_value(c), MASK) == 0) {
-                if (json_is_string(o) && strcmp(json_string_value(o), MASK) != 0)
-                    json_array_set(v, i, o);
-                else
-                    tg_err_error(err, NULL, p,
-                                 "\"***\" stands for a stored secret, and none is stored here");
-            } else {
-                tg__admin_restore(c, o, p, err);
-            }
+            if (restore_child(c, o, p, err))
+                json_array_set(v, i, o);
             free(p);
         }
     }
@@ -213,10 +215,7 @@ static void errors_body(struct tg_svc_req *r, int status, const struct tg_err *e
         json_array_append_new(list, e);
     }
     json_object_set_new(root, "errors", list);
-    char *text = json_dumps(root, JSON_INDENT(2));
-    json_decref(root);
-    tg__admin_json(r, status, text);
-    free(text);
+    tg__admin_json_value(r, status, root, JSON_INDENT(2));
 }
 
 static void write_done(uv_work_t *w, int status)
@@ -260,10 +259,7 @@ json_t *tg__admin_parse_body(struct tg_svc_req *r)
             json_sprintf("malformed JSON at line %d, column %d: %s", je.line, je.column, je.text));
         json_object_set_new(root, "line", json_integer(je.line));
         json_object_set_new(root, "column", json_integer(je.column));
-        char *text = json_dumps(root, 0);
-        json_decref(root);
-        tg__admin_json(r, 400, text);
-        free(text);
+        tg__admin_json_value(r, 400, root, 0);
     }
     return v;
 }

@@ -41,10 +41,11 @@ int tg__admin_state_reapply(struct tg_err *err, uint64_t *version);
 char *tg__admin_state_file(void);
 /* Reload counts: [0] ok, [1] failed. */
 extern atomic_uint_fast64_t tg__admin_reloads[2];
-
-/* watch.c: auto_reload. A change was applied: the watched files are looked up again (any
- * thread). */
-void tg__admin_watch_changed(void);
+/* changed (NULL: none) is called after each applied change, on the applying thread with the
+ * state's lock held; auto_reload (watch.c) registers it at start, so state.c never calls up. */
+void tg__admin_state_on_change(void (*changed)(void));
+/* Logs each entry of err as an error, after prefix. */
+void tg__admin_log_errors(const char *prefix, const struct tg_err *err);
 
 /* certs.c */
 json_t *tg__admin_inventory(struct tg_snapshot *snap);
@@ -99,8 +100,12 @@ json_t *tg__admin_merge_patch(json_t *target, json_t *patch);
  * there is an error at its JSON path (ptr: v's own path). */
 void tg__admin_restore(json_t *v, json_t *old, const char *ptr, struct tg_err *err);
 
-/* admin.c: answers */
+/* respond.c: answers, below admin.c (the router) and the resources it calls */
 void tg__admin_json(struct tg_svc_req *r, int status, const char *body);
+/* v (consumed) as JSON text dumped with flags. */
+void tg__admin_json_value(struct tg_svc_req *r, int status, json_t *v, size_t flags);
 void tg__admin_error(struct tg_svc_req *r, int status, const char *message);
+/* 405 with Allow: allow and a JSON error naming the methods allowed. */
+void tg__admin_not_allowed(struct tg_svc_req *r, const char *allow);
 
 #endif

@@ -7,7 +7,11 @@
  * The rule between the -c file and the stored state: the state records the SHA-256 of the file
  * text it came from. At start (and on SIGHUP) an unchanged file means the state is newer (changes
  * made through the API) and is used; a changed file means the operator edited it since, and the
- * file is used (as version state+1, and stored). */
+ * file is used (as version state+1, and stored).
+ *
+ * The bottom of the module's config side: the resources (config.c, certs.c, allow.c) and
+ * auto_reload (watch.c) call down into it; it calls none of them. watch.c learns of each applied
+ * change through the callback it registers with tg__admin_state_on_change. */
 #include "admin/internal.h"
 
 #include <errno.h>
@@ -38,7 +42,17 @@ static struct {
     struct tg_snapshot *snap; /* the current one (a reference), once started */
     tg_admin_applied_cb applied;
     void *applied_arg;
+    void (*changed)(void); /* watch.c's, while auto_reload runs */
 } S;
+
+void tg__admin_log_errors(const char *prefix, const struct tg_err *err)
+{
+    for (size_t i = 0; i < err->n; i++) {
+        char *s = tg_err_format(err, i);
+        tg_log_error("%s%s", prefix, s);
+        free(s);
+    }
+}
 
 static char *dir_of(const char *file)
 {
@@ -137,19 +151,11 @@ static int decide(const char *file, struct tg_config **cfg, uint64_t *version, s
             tg_err_close(&serr);
             return 0;
         }
-        for (size_t i = 0; i < serr.n; i++) {
-            char *s = tg_err_format(&serr, i);
-            tg_log_error("stored state: %s", s);
-            free(s);
-        }
+        tg__admin_log_errors("stored state: ", &serr);
         tg_log_error("config: the stored state %s/config.json does not load: using %s", S.state_dir,
                      S.label);
     } else if (rc != 0 && rc != -ENOENT) {
-        for (size_t i = 0; i < serr.n; i++) {
-            char *s = tg_err_format(&serr, i);
-            tg_log_error("stored state: %s", s);
-            free(s);
-        }
+        tg__admin_log_errors("stored state: ", &serr);
     }
     S.version = rc == 0 ? sd.version + 1 : 1;
     if (rc == 0)
@@ -201,6 +207,13 @@ void tg_admin_state_started(struct tg_net *net, struct tg_snapshot *snap,
     uv_mutex_unlock(&S.mu);
 }
 
+void tg__admin_state_on_change(void (*changed)(void))
+{
+    uv_mutex_lock(&S.mu);
+    S.changed = changed;
+    uv_mutex_unlock(&S.mu);
+}
+
 /* Builds, binds, stores and publishes doc as version S.version + 1 (S.mu held). On failure
  * nothing changes. Takes a reference to doc on success. */
 static int apply_locked(json_t *doc, const char *file_sha, struct tg_err *err)
@@ -239,7 +252,8 @@ static int apply_locked(json_t *doc, const char *file_sha, struct tg_err *err)
     S.version = next;
     if (file_sha != S.file_sha)
         memcpy(S.file_sha, file_sha, sizeof(S.file_sha));
-    tg__admin_watch_changed();
+    if (S.changed != NULL)
+        S.changed();
     return 0;
 }
 

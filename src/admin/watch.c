@@ -1,7 +1,9 @@
 /* auto_reload: the main thread polls the files the config in use names (libuv's uv_fs_poll: a
  * stat each second, so a file replaced by rename is seen as well as one rewritten in place) and,
  * half a second after the last change, reloads as SIGHUP does. The list of files is rebuilt after
- * every applied change. Nothing here runs on a worker. */
+ * every applied change. Nothing here runs on a worker. Above state.c: it calls state.c, and
+ * state.c tells it of applied changes through the callback registered at start
+ * (tg__admin_state_on_change), never by name. */
 #include "admin/internal.h"
 
 #include <stdlib.h>
@@ -55,11 +57,7 @@ static void on_settled(uv_timer_t *t)
         tg_log_info("config reloaded (generation %llu) by auto_reload",
                     (unsigned long long)version);
     } else {
-        for (size_t i = 0; i < err.n; i++) {
-            char *s = tg_err_format(&err, i);
-            tg_log_error("%s", s);
-            free(s);
-        }
+        tg__admin_log_errors("", &err);
         tg_log_error("auto_reload failed with %zu error(s): still serving the previous config "
                      "(generation %llu)",
                      tg_err_count(&err), (unsigned long long)version);
@@ -131,19 +129,21 @@ static void rebuild(uv_async_t *a)
     tg_snapshot_unref(snap);
 }
 
+/* A change was applied (any thread, state.c's lock held): the list is rebuilt on the loop. */
+static void changed(void)
+{
+    if (W.on)
+        uv_async_send(&W.changed);
+}
+
 void tg_admin_watch_start(uv_loop_t *loop)
 {
     W.loop = loop;
     uv_async_init(loop, &W.changed, rebuild);
     uv_timer_init(loop, &W.settle);
     W.on = true;
+    tg__admin_state_on_change(changed);
     rebuild(&W.changed);
-}
-
-void tg__admin_watch_changed(void)
-{
-    if (W.on)
-        uv_async_send(&W.changed);
 }
 
 void tg_admin_watch_stop(void)
@@ -151,6 +151,7 @@ void tg_admin_watch_stop(void)
     if (!W.on)
         return;
     W.on = false;
+    tg__admin_state_on_change(NULL);
     clear_list();
     uv_close((uv_handle_t *)&W.changed, NULL);
     uv_timer_stop(&W.settle);
