@@ -218,14 +218,33 @@ bool tg_config__parse_route_client_auth(struct tg_config__ctx *c, json_t *v, con
     return req;
 }
 
+void tg_config__parse_route_allowed(struct tg_config__ctx *c, json_t *v, const char *ptr,
+                                    struct tg_route_conf *r)
+{
+    char *p = tg_config__ptr_join(ptr, "allowed_subjects");
+    parse_strings(c, v, p, false, &r->allowed, &r->allowed_locs, &r->n_allowed);
+    free(p);
+}
+
 void tg_config__check_route_client_auth(struct tg_config__ctx *c, const struct tg_listener_conf *l)
 {
+    for (size_t i = 0; l->tls.disabled && i < l->n_routes; i++) {
+        if (l->routes[i].n_allowed == 0)
+            continue;
+        char *p = tg_xasprintf("%s/routes/%zu/allowed_subjects", l->path, i);
+        tg_config__error(c, p,
+                         "a plaintext listener never sees a client certificate: remove "
+                         "this list or serve the listener over TLS");
+        free(p);
+    }
     if (l->tls.disabled || l->tls.client_auth.mode != TG_CAUTH_NONE)
         return;
     for (size_t i = 0; i < l->n_routes; i++) {
-        if (!l->routes[i].client_auth_require)
+        if (!l->routes[i].client_auth_require && l->routes[i].n_allowed == 0)
             continue;
-        char *p = tg_xasprintf("%s/routes/%zu/client_auth", l->path, i);
+        char *p =
+            tg_xasprintf("%s/routes/%zu/%s", l->path, i,
+                         l->routes[i].client_auth_require ? "client_auth" : "allowed_subjects");
         tg_config__error(c, p,
                          "this route requires a client certificate but the listener never asks "
                          "for one: set tls.client_auth.mode to \"optional\"");

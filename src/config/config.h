@@ -130,6 +130,12 @@ struct tg_route_conf {
     char *backend;      /* backend name, as written */
     size_t backend_idx; /* index into cfg->backends */
     bool client_auth_require; /* client_auth: "require": 403 without a client certificate */
+    /* allowed_subjects: this route's own allow list (entries as the listener's), checked after
+     * routing against the verified client certificate; none = the listener's list only. A route
+     * with a list also refuses a request without a certificate. */
+    char **allowed;
+    struct tg_loc *allowed_locs;
+    size_t n_allowed;
 };
 
 enum tg_listener_mode { TG_MODE_HTTP = 0, TG_MODE_TCP = 1 };

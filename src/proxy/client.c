@@ -259,6 +259,7 @@ void tg__client_opened(struct tg_client *c)
         i->sni = sni;
         SSL_get0_alpn_selected(conn->ssl, &i->alpn, &i->alpn_len);
         i->has_cert = c->has_cert;
+        i->leaf = c->has_cert ? SSL_get0_peer_certificate(conn->ssl) : NULL;
         i->xfcc = c->xfcc;
         i->client_cert = c->client_cert;
         i->client_cert_chain = c->client_cert_chain;

@@ -121,6 +121,29 @@ static void stream_start(struct tg_stream *st)
 
 /* ---- the handler ---- */
 
+/* A route's own allowed_subjects: whether the verified client certificate is on it; refuses
+ * the stream (403, logged, counted) when not. */
+static bool route_admits(struct tg_stream *st, const struct tg_route_conf *r)
+{
+    const struct tg_client_info *c = st->who;
+    const struct tg_tls_allow *a = tg_tls_server_route_allow(
+        c->snap->tls[c->lc - c->snap->cfg->listeners], (size_t)(r - c->lc->routes));
+    char matched[16];
+    if (c->leaf != NULL && a != NULL && tg_tls_allow_match(a, c->leaf, matched, sizeof(matched)))
+        return true;
+    char subject[256] = "no certificate";
+    if (c->leaf != NULL)
+        X509_NAME_oneline(X509_get_subject_name(c->leaf), subject, sizeof(subject));
+    tg_log_info("client %s listener=%s: request refused with 403: reason=%s: %s %s: %s is not in "
+                "%s/routes/%zu/allowed_subjects",
+                c->peer, c->lc->name, tg__hfail_info(TG_HF_CERT_NOT_ALLOWED)->token, st->method,
+                st->path, subject, c->lc->path, (size_t)(r - c->lc->routes));
+    st->discard_body = true;
+    st->close_conn = true;
+    tg__stream_refuse(st, TG_HF_CERT_NOT_ALLOWED);
+    return false;
+}
+
 /* Routing, the route's client-auth, the status page, then the head for the backend and a
  * backend connection. The request already passed tg_http_request_check: st->req_in.target is
  * in origin form and normalised, st->host is the authority without its port. */
@@ -155,6 +178,8 @@ static void fwd_on_head(struct tg_stream *st)
         tg__stream_refuse(st, TG_HF_CERT_REQUIRED);
         return;
     }
+    if (r->n_allowed > 0 && !route_admits(st, r))
+        return;
     st->backend = &c->snap->cfg->backends[r->backend_idx];
     if (st->backend->kind == TG_BACKEND_STATUS) {
         st->h = &tg__status_handler;

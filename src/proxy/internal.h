@@ -128,6 +128,7 @@ struct tg_client_info {
     const unsigned char *alpn;
     unsigned alpn_len;
     bool has_cert; /* the client presented a certificate that was verified */
+    X509 *leaf;    /* that certificate (borrowed from the connection's SSL), or NULL */
     /* The verified client certificate as header values (tls.client_auth.forward), or NULL. */
     const char *xfcc;
     const char *client_cert;

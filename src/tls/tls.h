@@ -207,6 +207,10 @@ enum tg_tls_fail tg_tls_server_client_recheck(const struct tg_tls_server *ts, X5
 
 /* A set of allow-list entries, looked up by hash. */
 struct tg_tls_allow;
+/* Route route_idx's own allow list (routes[].allowed_subjects) on ts's listener, or NULL when the
+ * route has none. Borrowed for ts's lifetime; any thread. */
+const struct tg_tls_allow *tg_tls_server_route_allow(const struct tg_tls_server *ts,
+                                                     size_t route_idx);
 struct tg_tls_allow *tg_tls_allow_new(void);
 void tg_tls_allow_free(struct tg_tls_allow *a);
 /* Parses one entry ("CN=a,O=b", "dns:NAME", "uri:URI", "email:ADDR", "ip:ADDR",
