@@ -397,6 +397,13 @@ int tg_tls_password_hash(const char *pw, size_t len, char **out);
  * 0 when it matches, -EACCES when not, -EINVAL for a malformed hash. */
 int tg_tls_password_verify(const char *stored, const char *pw, size_t len);
 
+/* The subject (as tg_dn_string) of the certificate under alias (compared case-insensitively, as
+ * Java does) in the keystore or truststore file of type ("pkcs12", "jks", "jceks"), opened with
+ * password (may be NULL for JKS); *subject is new. 0, -ENOENT (no such alias) or the store's
+ * error, with a sentence in why (never the password). */
+int tg_tls_store_alias_subject(const char *type, const char *file, const char *password,
+                               const char *alias, char **subject, char *why, size_t why_len);
+
 /* Loads every keystore of cfg that no listener or backend names (including "internal"), so
  * their problems are reported too; problems go to err. */
 void tg_tls_keystores_check(const struct tg_config *cfg, struct tg_err *err);

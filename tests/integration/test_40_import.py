@@ -460,6 +460,71 @@ def test_mgw_defaults_optional_clients_and_backend_trust(gateway, certs, bcerts,
     assert not out.endswith("200")
 
 
+MGW_API_CONF = """# micro-gw.conf with per-API client certificates (Microgateway 3.2 docs)
+[listenerConfig]
+host = "127.0.0.1"
+httpsPort = %(port)d
+keyStorePath = "${mgw-runtime.home}/runtime/bre/security/ballerinaKeystore.p12"
+keyStorePassword = "%(storepass)s"
+trustStorePath = "${mgw-runtime.home}/runtime/bre/security/ballerinaTruststore.p12"
+trustStorePassword = "trust-secret"
+
+[mutualSSLConfig]
+protocolName = "TLS"
+protocolVersions = ["TLSv1.2"]
+ciphers = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+sslVerifyClient = "optional"
+
+[[mutualSSLConfig.api.certificates]]
+  apiName = "PizzaShackAPI"
+  apiVersion = "1.0.0"
+  aliasList = ["client1"]
+"""
+
+
+def test_mgw_per_api_certificates_become_route_allow_lists(gateway, origin, certs, bcerts,
+                                                           tmp_path):
+    home = tmp_path / "mgw"
+    sec = home / "runtime" / "bre" / "security"
+    sec.mkdir(parents=True)
+    (home / "conf").mkdir()
+    _java_store(str(sec), "ballerinaKeystore.p12", "PKCS12", certs.ec, STOREPASS, "ballerina")
+    # the CA the clients chain to, and client1's own certificate under its alias
+    _trust_store(str(sec), "ballerinaTruststore.p12", "PKCS12", "trust-secret",
+                 {"clientca": bcerts.client_ca.cert, "client1": bcerts.client_a.cert})
+    port = testenv.free_port()
+    src = str(home / "conf" / "micro-gw.conf")
+    with open(src, "w") as f:
+        f.write(MGW_API_CONF % {"port": port, "storepass": STOREPASS})
+    good = origin("app")
+    # without the API's base path the list cannot be placed: a warning, exit 1
+    rc, err, cfg = imp("mgw", src, "--backend", "http://127.0.0.1:%d" % good.port)
+    assert rc == 1, err
+    assert "--api PizzaShackAPI:1.0.0=/BASEPATH" in report_line(
+        err, "mutualSSLConfig.api.certificates", "warning")
+    # with it, every key maps: exit 0
+    rc, err, cfg = imp("mgw", src, "--backend", "http://127.0.0.1:%d" % good.port,
+                       "--api", "PizzaShackAPI:1.0.0=/pizzashack/1.0.0")
+    assert rc == 0, err
+    assert "CN=client-a" in report_line(err, "mutualSSLConfig.api.certificates", "client1")
+    routes = cfg["listeners"][0]["routes"]
+    assert routes[0]["path_prefix"] == "/pizzashack/1.0.0", routes
+    assert routes[0]["allowed_subjects"] == ["CN=client-a,O=Test"], routes
+    assert routes[-1]["path_prefix"] == "/" and "allowed_subjects" not in routes[-1], routes
+    check_ok(cfg, tmp_path)
+    serve(gateway, cfg, tmp_path)
+    # client-a (alias client1) reaches the API; client-b, chained to the same trusted CA, only
+    # the rest; without a certificate the API is refused too
+    rc_, out = curl_get(port, "/pizzashack/1.0.0/menu", certs, client=bcerts.client_a)
+    assert out.endswith("200"), out
+    rc_, out = curl_get(port, "/pizzashack/1.0.0/menu", certs, client=bcerts.client_b)
+    assert out.endswith("403") and "not allowed for this path" in out, out
+    rc_, out = curl_get(port, "/pizzashack/1.0.0/menu", certs)
+    assert out.endswith("403"), out
+    rc_, out = curl_get(port, "/other", certs, client=bcerts.client_b)
+    assert out.endswith("200"), out
+
+
 def test_mgw_malformed(tmp_path):
     d = tmp_path / "conf"
     d.mkdir()
