@@ -84,6 +84,11 @@ struct tg_client_auth_conf {
     bool reauthorize_live;         /* default true */
     enum tg_cauth_forward forward; /* default xfcc */
     bool forward_anchor;           /* Client-Cert-Chain includes the trust anchor; default false */
+    /* from_header: a TLS-terminating balancer passes the client's certificate in this request
+     * header field (NULL: not taken from headers), trusted only from these address blocks. */
+    char *from_header;
+    struct tg_cidr *header_from;
+    size_t n_header_from;
 };
 
 /* tls.ocsp_stapling: where a listener's OCSP staples come from. */

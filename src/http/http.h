@@ -218,6 +218,7 @@ enum tg_hfail {
     TG_HF_NO_ROUTE,
     TG_HF_CERT_REQUIRED,
     TG_HF_CERT_NOT_ALLOWED,
+    TG_HF_CERT_HEADER,
     TG_HF__COUNT
 };
 

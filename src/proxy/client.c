@@ -299,6 +299,9 @@ void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
     c->info.snap = c->snap;
     c->info.lc = c->lc;
     c->info.peer = c->peer;
+    const struct tg_client_auth_conf *ca = &c->lc->tls.client_auth;
+    for (size_t i = 0; ca->from_header != NULL && i < ca->n_header_from; i++)
+        c->info.header_trusted = c->info.header_trusted || tg_cidr_match(&ca->header_from[i], peer);
     c->info.tls = c->snap->tls[lidx] != NULL;
     c->accepted_ms = uv_now(&w->loop);
     c->next = pw->clients;

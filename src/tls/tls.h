@@ -205,6 +205,15 @@ STACK_OF(X509) * tg_tls_server_verified_chain(const struct tg_tls_server *ts, SS
 enum tg_tls_fail tg_tls_server_client_recheck(const struct tg_tls_server *ts, X509 *leaf,
                                               char *detail, size_t n);
 
+/* The client certificate a TLS-terminating balancer passed in a header field value (v, len
+ * bytes; tls.client_auth.from_header): URL-encoded PEM (WSO2's X-WSO2-CLIENT-CERTIFICATE,
+ * nginx's $ssl_client_escaped_cert), PEM with its line breaks turned into spaces or tabs,
+ * base64 DER (HAProxy's ssl_c_der,base64) or RFC 9440's ":base64:". A PEM value may carry
+ * intermediates after the leaf. Returns the leaf (new) and *chain (new, possibly empty), or NULL
+ * with a sentence in why. Any bytes are safe. */
+X509 *tg_tls_cert_from_header(const char *v, size_t len, STACK_OF(X509) * *chain, char *why,
+                              size_t n);
+
 /* A set of allow-list entries, looked up by hash. */
 struct tg_tls_allow;
 /* Route route_idx's own allow list (routes[].allowed_subjects) on ts's listener, or NULL when the
