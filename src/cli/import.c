@@ -481,7 +481,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "usage: tlsgate import krakend|mgw|kaazing|corda|apim FILE [-o OUT] [--backend URL]\n"
-            "                      [--api NAME[:VERSION]=/PREFIX]...\n"
+            "                      [--api NAME[:VERSION]=/PREFIX]... [--header-from CIDR]...\n"
             "\n"
             "Turns another gateway's TLS setup into a tlsgate config (stdout, or OUT) that\n"
             "references the source's keystores where they are. FILE is krakend.json,\n"
@@ -490,7 +490,9 @@ static void usage(FILE *f)
             "or why not. --backend URL is where requests go for sources that name no backend\n"
             "(http:// or https://host:port). --api gives the base path of an API that the\n"
             "source names only by name (MGW's per-API client certificates), so its list can\n"
-            "become a route's allowed_subjects.\n"
+            "become a route's allowed_subjects. --header-from names the balancers (addresses\n"
+            "or CIDR blocks) a client certificate passed in a header is believed from\n"
+            "(MGW's certificateHeader -> tls.client_auth.from_header).\n"
             "Exit status: 0 mapped fully, 1 mapped with warnings, 2 unreadable or invalid\n"
             "source (nothing is written).\n");
 }
@@ -576,8 +578,8 @@ static int write_atomic(const char *out, const char *text)
 int tg_cli_import(int argc, char **argv)
 {
     const char *kind = NULL, *file = NULL, *out = NULL;
-    const char *apis[64];
-    struct tg_imp_opts opts = {.apis = apis};
+    const char *apis[64], *hfrom[64];
+    struct tg_imp_opts opts = {.apis = apis, .header_from = hfrom};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -596,6 +598,12 @@ int tg_cli_import(int argc, char **argv)
                 return TG_EXIT_USAGE;
             }
             apis[opts.n_apis++] = a;
+        } else if (strcmp(argv[i], "--header-from") == 0 && i + 1 < argc) {
+            if (opts.n_header_from == 64) {
+                fprintf(stderr, "tlsgate import: at most 64 --header-from blocks\n");
+                return TG_EXIT_USAGE;
+            }
+            hfrom[opts.n_header_from++] = argv[++i];
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             fprintf(stderr, "tlsgate import: unknown option '%s'\n", argv[i]);
             usage(stderr);

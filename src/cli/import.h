@@ -17,6 +17,9 @@ struct tg_imp_opts {
      * per-API certificate lists; the base path lives in the API's OpenAPI file) */
     const char *const *apis;
     size_t n_apis;
+    /* --header-from CIDR: the balancers a header-passed client certificate is believed from */
+    const char *const *header_from;
+    size_t n_header_from;
 };
 
 /* One import run. The importer reads text (the source file's bytes) and fills out; every source

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/import.h"
+#include "core/addr.h"
 #include "core/core.h"
 #include "tls/tls.h"
 
@@ -247,8 +248,9 @@ static void api_lists(struct mctx *m, json_t *ms, json_t *l, const char *trust, 
 }
 
 /* certificateHeader (or certificateHeaderName): the client certificate a TLS-terminating
- * balancer passes in a header. */
-static void header(struct mctx *m, json_t *ms, json_t *tls)
+ * balancer passes in a header -> tls.client_auth.from_header, believed only from the
+ * --header-from blocks (MGW believes it from any peer). */
+static void header(struct mctx *m, json_t *ms, json_t *tls, const char *trust)
 {
     struct tg_imp *im = m->im;
     const char *names[] = {"certificateHeader", "certificateHeaderName"};
@@ -259,10 +261,51 @@ static void header(struct mctx *m, json_t *ms, json_t *tls)
         char ptr[100], key[100];
         snprintf(ptr, sizeof(ptr), "/mutualSSLConfig/%s", names[k]);
         snprintf(key, sizeof(key), "mutualSSLConfig.%s", names[k]);
-        tg_imp_warn(im, tg_imp_line(im, ptr), key,
-                    "a client certificate passed in a header by a front balancer is not "
-                    "supported by tlsgate yet; not mapped");
-        (void)tls;
+        int line = tg_imp_line(im, ptr);
+        const char *name = json_string_value(h);
+        if (name == NULL || name[0] == '\0') {
+            tg_imp_error(im, line, 0, "%s: expected a header field name", key);
+            continue;
+        }
+        if (im->opts->n_header_from == 0) {
+            tg_imp_warn(im, line, key,
+                        "MGW takes the client certificate from header %s whatever peer sends "
+                        "it; tlsgate believes it only from the balancers you name: give "
+                        "--header-from CIDR (the balancer's addresses) to map it to "
+                        "tls.client_auth.from_header; not mapped",
+                        name);
+            continue;
+        }
+        if (trust == NULL) {
+            tg_imp_warn(im, line, key,
+                        "a header certificate is checked against [listenerConfig] "
+                        "trustStorePath, which is not set; not mapped");
+            continue;
+        }
+        json_t *ca = json_object_get(tls, "client_auth");
+        if (ca == NULL) {
+            ca = json_pack("{s:s, s:s}", "mode", "optional", "truststore", trust);
+            json_object_set_new(tls, "client_auth", ca);
+            tg_imp_map(im, line, key,
+                       "listeners[0].tls.client_auth.mode = \"optional\" (truststore %s): the "
+                       "balancer terminates the clients' TLS",
+                       trust);
+        }
+        json_t *from = json_array();
+        for (size_t i = 0; i < im->opts->n_header_from; i++) {
+            struct tg_cidr cidr;
+            const char *why = NULL;
+            if (tg_cidr_parse(im->opts->header_from[i], &cidr, &why) != 0)
+                tg_imp_error(im, 0, 0, "--header-from \"%s\": %s", im->opts->header_from[i], why);
+            json_array_append_new(from, json_string(im->opts->header_from[i]));
+        }
+        json_object_set_new(ca, "from_header",
+                            json_pack("{s:s, s:o}", "name", name, "trusted_from", from));
+        tg_imp_map(im, line, key,
+                   "listeners[0].tls.client_auth.from_header = {\"name\": \"%s\", "
+                   "\"trusted_from\": %zu block(s) from --header-from} (URL-encoded PEM or "
+                   "base64 DER, checked against the truststore as in a handshake)",
+                   name, im->opts->n_header_from);
     }
 }
 
@@ -314,12 +357,17 @@ static void mutual(struct mctx *m, json_t *ms, json_t *l, const char *trust)
         return;
     }
     api_lists(m, ms, l, trust, mode != NULL && strcasecmp(mode, "none") != 0 && mode[0] != '\0');
-    header(m, ms, tls);
+    header(m, ms, tls, trust);
     static const char *const quiet[] = {"protocolName", "isClientCertificateValidationEnabled"};
     for (size_t q = 0; q < 2; q++) {
         char ptr[100];
         snprintf(ptr, sizeof(ptr), "/mutualSSLConfig/%s", quiet[q]);
-        if (json_object_get(ms, quiet[q]) != NULL)
+        if (q == 1 && json_is_false(json_object_get(ms, quiet[q])))
+            tg_imp_warn(im, tg_imp_line(im, ptr),
+                        "mutualSSLConfig.isClientCertificateValidationEnabled",
+                        "false: MGW would take a header certificate unchecked; tlsgate always "
+                        "checks it against the truststore (stricter)");
+        else if (json_object_get(ms, quiet[q]) != NULL)
             tg_imp_note(im, tg_imp_line(im, ptr), ptr + 1,
                         q == 0 ? "\"TLS\" is all tlsgate speaks"
                                : "tlsgate always validates client certificates it asks for");

@@ -474,6 +474,8 @@ protocolName = "TLS"
 protocolVersions = ["TLSv1.2"]
 ciphers = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
 sslVerifyClient = "optional"
+certificateHeader = "X-WSO2-CLIENT-CERTIFICATE"
+isClientCertificateValidationEnabled = true
 
 [[mutualSSLConfig.api.certificates]]
   apiName = "PizzaShackAPI"
@@ -502,10 +504,14 @@ def test_mgw_per_api_certificates_become_route_allow_lists(gateway, origin, cert
     assert rc == 1, err
     assert "--api PizzaShackAPI:1.0.0=/BASEPATH" in report_line(
         err, "mutualSSLConfig.api.certificates", "warning")
-    # with it, every key maps: exit 0
+    assert "--header-from" in report_line(err, "mutualSSLConfig.certificateHeader", "warning")
+    # with the base path and the balancer's address, every key maps: exit 0
     rc, err, cfg = imp("mgw", src, "--backend", "http://127.0.0.1:%d" % good.port,
-                       "--api", "PizzaShackAPI:1.0.0=/pizzashack/1.0.0")
+                       "--api", "PizzaShackAPI:1.0.0=/pizzashack/1.0.0",
+                       "--header-from", "127.0.0.2/32")
     assert rc == 0, err
+    assert cfg["listeners"][0]["tls"]["client_auth"]["from_header"] == {
+        "name": "X-WSO2-CLIENT-CERTIFICATE", "trusted_from": ["127.0.0.2/32"]}
     assert "CN=client-a" in report_line(err, "mutualSSLConfig.api.certificates", "client1")
     routes = cfg["listeners"][0]["routes"]
     assert routes[0]["path_prefix"] == "/pizzashack/1.0.0", routes
@@ -523,6 +529,16 @@ def test_mgw_per_api_certificates_become_route_allow_lists(gateway, origin, cert
     assert out.endswith("403"), out
     rc_, out = curl_get(port, "/other", certs, client=bcerts.client_b)
     assert out.endswith("200"), out
+    # the balancer (127.0.0.2) passes client-a's certificate URL-encoded, as WSO2 does; from
+    # 127.0.0.1 the same header is ignored
+    import urllib.parse
+    hdr = "X-WSO2-CLIENT-CERTIFICATE: " + urllib.parse.quote(open(bcerts.client_a.cert).read(),
+                                                             safe="")
+    rc_, out = curl_get(port, "/pizzashack/1.0.0/menu", certs,
+                        extra=("--interface", "127.0.0.2", "-H", hdr))
+    assert out.endswith("200"), out
+    rc_, out = curl_get(port, "/pizzashack/1.0.0/menu", certs, extra=("-H", hdr))
+    assert out.endswith("403"), out
 
 
 def test_mgw_malformed(tmp_path):
