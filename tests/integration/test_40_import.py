@@ -273,6 +273,36 @@ def test_krakend_traps(certs, tmp_path):
     check_ok(cfg, tmp_path)
 
 
+def test_krakend_disable_system_ca_pool(certs, tmp_path):
+    """lura's ParseTLSConfig: client CAs = system pool (unless disable_system_ca_pool) + ca_certs
+    + the tls public_key files; backends: system pool (unless disabled) + client_tls.ca_certs."""
+    both = str(tmp_path / "server-and-ca.pem")
+    with open(both, "w") as f:
+        f.write(open(certs.ec.cert).read() + open(certs.ca.cert).read())
+    # disabled, no ca_certs: the pool is the public_key file alone
+    src = _krakend(str(tmp_path), testenv.free_port(), {
+        "public_key": certs.ec.cert, "private_key": certs.ec.key, "min_version": "TLS13",
+        "enable_mtls": True, "disable_system_ca_pool": True},
+        client_tls={"disable_system_ca_pool": True})
+    rc, err, cfg = imp("krakend", src)
+    ca = cfg["listeners"][0]["tls"]["client_auth"]
+    assert ca["truststore"] == "krakend-own", ca
+    assert cfg["truststores"]["krakend-own"] == {"type": "pem", "file": certs.ec.cert}
+    assert "public_key" in report_line(err, "tls.disable_system_ca_pool", "->")
+    # backends: KrakenD would trust nothing at all
+    assert "trusts no CA" in report_line(err, "client_tls.disable_system_ca_pool", "warning")
+    assert rc == 1, err
+    check_ok(cfg, tmp_path)
+    # a public_key file that carries its issuer: KrakenD admits what that issuer signed
+    src = _krakend(str(tmp_path), testenv.free_port(), {
+        "public_key": both, "private_key": certs.ec.key, "min_version": "TLS13",
+        "enable_mtls": True, "ca_certs": [certs.ca.cert], "disable_system_ca_pool": True})
+    rc, err, cfg = imp("krakend", src)
+    assert rc == 1, err
+    assert "2 certificates of public_key" in report_line(err, "tls.enable_mtls", "warning")
+    assert "exact" in report_line(err, "tls.disable_system_ca_pool", "->")
+
+
 def test_krakend_malformed(certs, tmp_path):
     p = os.path.join(str(tmp_path), "krakend.json")
     with open(p, "w") as f:
