@@ -359,6 +359,22 @@ def test_corda_mutual_keeps_the_empty_allow_list(gateway, certs, bcerts, tmp_pat
     r = sclient(port, "-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256",
                 client=bcerts.client_a)
     assert not r.connected
+    for suite in ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"):
+        r = sclient(port, "-tls1_3", "-ciphersuites", suite, client=bcerts.client_a)
+        assert r.connected and r.cipher == suite, r.out + r.err
+    # Corda's fixed 10 s for a handshake: a client that never starts one is closed then
+    import socket
+    import time
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(t(30))
+    t0 = time.monotonic()
+    try:
+        assert s.recv(1) == b""
+    except ConnectionResetError:
+        pass
+    waited = time.monotonic() - t0
+    s.close()
+    assert 9.0 <= waited <= t(14), waited
     # a certificate from the trust roots is still refused: the MGM's list is empty
     rc_, out = curl_get(port, "/", certs, client=bcerts.client_a)
     assert not out.endswith("200"), out
