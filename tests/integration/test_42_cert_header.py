@@ -87,7 +87,7 @@ def gw(gateway, origin, certs, pki, tmp_path):
         "keystores": {"ec": certs.ec.keystore()},
         "truststores": {"clients": {"type": "pem", "file": trust}},
         "listeners": [{"name": "mgw", "address": "127.0.0.1:%d" % port,
-                       "tls": {"certificates": ["ec"],
+                       "tls": {"certificates": ["ec"], "alpn": ["h2", "http/1.1"],
                                "client_auth": {
                                    "mode": "optional", "truststore": "clients",
                                    "revocation": {"mode": "soft_fail", "crl": [pki.crl_pem],
@@ -135,6 +135,23 @@ def test_trusted_balancer_header_forms(gw, pki):
     assert st == 200 and "x-forwarded-client-cert" not in _headers(body), body
     st, body = _request(gw.lport, "private.test", "127.0.0.1", None, client=pki.alice)
     assert st == 403, body
+
+
+def test_http2_streams_carry_their_own_header_certificate(gw, pki, certs):
+    """Over HTTP/2 each stream has its own identity: alice's header on one request does not
+    carry over to the next one on the same connection."""
+    v = urllib.parse.quote(_pem(pki.alice.chain), safe="")
+    r = testenv.curl("--http2", "-k", "--resolve",
+                     "private.test:%d:127.0.0.1" % gw.lport, "-s", "-o", "-", "-w",
+                     "\n%{http_version} %{http_code}\n",
+                     "-H", "%s: %s" % (HDR, v), "https://private.test:%d/echo" % gw.lport,
+                     "--next", "--http2", "-k", "--resolve",
+                     "private.test:%d:127.0.0.1" % gw.lport, "-s", "-o", "-", "-w",
+                     "\n%{http_version} %{http_code}\n",
+                     "https://private.test:%d/echo" % gw.lport)
+    out = r.stdout.decode()
+    assert out.count("\n2 200\n") == 1 and out.count("\n2 403\n") == 1, out
+    assert "CN=alice,O=Org" in out, out
 
 
 def test_trusted_balancer_bad_certificates(gw, pki):
