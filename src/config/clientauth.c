@@ -299,6 +299,13 @@ void tg_config__parse_route_allowed(struct tg_config__ctx *c, json_t *v, const c
 
 void tg_config__check_route_client_auth(struct tg_config__ctx *c, const struct tg_listener_conf *l)
 {
+    if (l->mode == TG_MODE_TCP && l->tls.client_auth.from_header != NULL) {
+        char *p = tg_config__ptr_join(l->tls.client_auth.path, "from_header");
+        tg_config__error(c, p,
+                         "a tcp listener reads no request header: from_header is for http "
+                         "listeners");
+        free(p);
+    }
     for (size_t i = 0; l->tls.disabled && i < l->n_routes; i++) {
         if (l->routes[i].n_allowed == 0)
             continue;

@@ -206,3 +206,13 @@ def test_from_header_check_errors(certs, pki, tmp_path):
     for needle in ("from_header/name", "not a header field name", "from_header/trusted_from/0",
                    "from_header: a certificate from a header"):
         assert needle in r.stderr, (needle, r.stderr)
+    l = cfg["listeners"][0]
+    l["mode"] = "tcp"
+    l["backend"] = "app"
+    del l["routes"]
+    l["tls"]["client_auth"] = {"mode": "optional", "truststore": "clients",
+                               "from_header": {"name": HDR, "trusted_from": ["10.0.0.0/8"]}}
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    r = testenv.tlsgate("check", "-c", path)
+    assert r.returncode == 2 and "a tcp listener reads no request header" in r.stderr, r.stderr
