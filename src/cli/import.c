@@ -395,8 +395,11 @@ json_t *tg_imp_keystore(struct tg_imp *im, const char *name, const char *type)
 /* ---- the run ---- */
 
 int tg_imp_run(const char *kind, const char *src, const char *src_dir, const char *text, size_t len,
-               const char *backend, json_t **out, char ***report, size_t *n_report)
+               const struct tg_imp_opts *opts, json_t **out, char ***report, size_t *n_report)
 {
+    static const struct tg_imp_opts none = {0};
+    if (opts == NULL)
+        opts = &none;
     static const struct {
         const char *kind;
         void (*fn)(struct tg_imp *);
@@ -405,7 +408,7 @@ int tg_imp_run(const char *kind, const char *src, const char *src_dir, const cha
                  {"mgw", tg_imp_mgw},
                  {"apim", tg_imp_apim},
                  {"kaazing", tg_imp_kaazing}};
-    struct tg_imp im = {.src = src, .backend = backend};
+    struct tg_imp im = {.src = src, .backend = opts->backend, .opts = opts};
     im.src_dir = tg_xstrdup(src_dir);
     im.text = tg_xmalloc(len + 1);
     memcpy(im.text, text, len);
@@ -457,17 +460,39 @@ int tg_imp_run(const char *kind, const char *src, const char *src_dir, const cha
     return rc;
 }
 
+const char *tg_imp_api_path(const struct tg_imp *im, const char *name, const char *version)
+{
+    size_t nl = strlen(name), vl = version ? strlen(version) : 0;
+    for (size_t i = 0; i < im->opts->n_apis; i++) {
+        const char *a = im->opts->apis[i];
+        const char *eq = strchr(a, '=');
+        if (eq == NULL || strncmp(a, name, nl) != 0)
+            continue;
+        if (a + nl == eq)
+            return eq + 1; /* any version */
+        if (version != NULL && a[nl] == ':' && a + nl + 1 + vl == eq &&
+            strncmp(a + nl + 1, version, vl) == 0)
+            return eq + 1;
+    }
+    return NULL;
+}
+
 static void usage(FILE *f)
 {
     fprintf(f,
             "usage: tlsgate import krakend|mgw|kaazing|corda|apim FILE [-o OUT] [--backend URL]\n"
+            "                      [--api NAME[:VERSION]=/PREFIX]... [--header-from CIDR]...\n"
             "\n"
             "Turns another gateway's TLS setup into a tlsgate config (stdout, or OUT) that\n"
             "references the source's keystores where they are. FILE is krakend.json,\n"
             "micro-gw.conf, gateway-config.xml, a Corda corda.p2p.gateway section (JSON) or\n"
             "deployment.toml. One report line per source key goes to stderr: what it became,\n"
             "or why not. --backend URL is where requests go for sources that name no backend\n"
-            "(http:// or https://host:port).\n"
+            "(http:// or https://host:port). --api gives the base path of an API that the\n"
+            "source names only by name (MGW's per-API client certificates), so its list can\n"
+            "become a route's allowed_subjects. --header-from names the balancers (addresses\n"
+            "or CIDR blocks) a client certificate passed in a header is believed from\n"
+            "(MGW's certificateHeader -> tls.client_auth.from_header).\n"
             "Exit status: 0 mapped fully, 1 mapped with warnings, 2 unreadable or invalid\n"
             "source (nothing is written).\n");
 }
@@ -552,7 +577,9 @@ static int write_atomic(const char *out, const char *text)
 
 int tg_cli_import(int argc, char **argv)
 {
-    const char *kind = NULL, *file = NULL, *out = NULL, *backend = NULL;
+    const char *kind = NULL, *file = NULL, *out = NULL;
+    const char *apis[64], *hfrom[64];
+    struct tg_imp_opts opts = {.apis = apis, .header_from = hfrom};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
@@ -560,7 +587,23 @@ int tg_cli_import(int argc, char **argv)
         } else if ((strcmp(argv[i], "-o") == 0 || strcmp(argv[i], "--out") == 0) && i + 1 < argc) {
             out = argv[++i];
         } else if (strcmp(argv[i], "--backend") == 0 && i + 1 < argc) {
-            backend = argv[++i];
+            opts.backend = argv[++i];
+        } else if (strcmp(argv[i], "--api") == 0 && i + 1 < argc) {
+            const char *a = argv[++i], *eq = strchr(a, '=');
+            if (eq == NULL || eq == a || eq[1] != '/' || opts.n_apis == 64) {
+                fprintf(stderr,
+                        "tlsgate import: --api '%s': expected NAME[:VERSION]=/PREFIX (at most "
+                        "64)\n",
+                        a);
+                return TG_EXIT_USAGE;
+            }
+            apis[opts.n_apis++] = a;
+        } else if (strcmp(argv[i], "--header-from") == 0 && i + 1 < argc) {
+            if (opts.n_header_from == 64) {
+                fprintf(stderr, "tlsgate import: at most 64 --header-from blocks\n");
+                return TG_EXIT_USAGE;
+            }
+            hfrom[opts.n_header_from++] = argv[++i];
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             fprintf(stderr, "tlsgate import: unknown option '%s'\n", argv[i]);
             usage(stderr);
@@ -599,7 +642,7 @@ int tg_cli_import(int argc, char **argv)
     json_t *cfg = NULL;
     char **report = NULL;
     size_t n_report = 0;
-    rc = tg_imp_run(kind, file, dirbuf, text, len, backend, &cfg, &report, &n_report);
+    rc = tg_imp_run(kind, file, dirbuf, text, len, &opts, &cfg, &report, &n_report);
     free(text);
     for (size_t i = 0; i < n_report; i++) {
         fprintf(stderr, "%s\n", report[i]);

@@ -10,14 +10,27 @@
 
 #include "config/toml.h"
 
+/* What the command line adds to a source. */
+struct tg_imp_opts {
+    const char *backend; /* --backend URL, or NULL */
+    /* --api NAME[:VERSION]=/PREFIX: where an API a source names only by name is routed (MGW's
+     * per-API certificate lists; the base path lives in the API's OpenAPI file) */
+    const char *const *apis;
+    size_t n_apis;
+    /* --header-from CIDR: the balancers a header-passed client certificate is believed from */
+    const char *const *header_from;
+    size_t n_header_from;
+};
+
 /* One import run. The importer reads text (the source file's bytes) and fills out; every source
  * key it meets gets one report line. */
 struct tg_imp {
-    const char *src;           /* the source file as given (report prefix) */
-    char *src_dir;             /* its directory, absolute */
-    char *text;                /* the whole file, NUL-terminated */
-    size_t len;                /* its length */
-    const char *backend;       /* --backend URL, or NULL */
+    const char *src;     /* the source file as given (report prefix) */
+    char *src_dir;       /* its directory, absolute */
+    char *text;          /* the whole file, NUL-terminated */
+    size_t len;          /* its length */
+    const char *backend; /* --backend URL, or NULL */
+    const struct tg_imp_opts *opts;
     struct tg_doc_lines lines; /* key positions of JSON and TOML sources */
     json_t *out;               /* the tlsgate config */
     json_t *keystores, *truststores, *listeners, *backends, *timeouts, *limits; /* in out */
@@ -38,7 +51,9 @@ void tg_imp_kaazing(struct tg_imp *im);
  * config; used by the verb and the fuzz harnesses. Returns 0 full, 1 with warnings, 2 refused;
  * *out (when not NULL) takes the config on 0 and 1. */
 int tg_imp_run(const char *kind, const char *src, const char *src_dir, const char *text, size_t len,
-               const char *backend, json_t **out, char ***report, size_t *n_report);
+               const struct tg_imp_opts *opts, json_t **out, char ***report, size_t *n_report);
+/* The --api path for API name (version may be NULL), or NULL when none was given. */
+const char *tg_imp_api_path(const struct tg_imp *im, const char *name, const char *version);
 
 /* ---- report lines: "FILE:LINE: KEY: ..." ---- */
 

@@ -202,6 +202,32 @@ static const char *ca_certs(struct kctx *k, json_t *src, const char *ptr, const 
     return name;
 }
 
+/* KrakenD also puts the tls public_key file(s) into the client CA pool: with the server's
+ * certificate only, just a holder of the server's key could use that; with its issuers in the
+ * file, any client certificate they issued is admitted. tlsgate trusts neither. */
+static void own_trap(struct kctx *k, const char *own, bool other_trust)
+{
+    if (own == NULL || !other_trust)
+        return;
+    char *text = NULL;
+    size_t len = 0, n = 0;
+    if (tg_read_file(own, &text, &len) == 0) {
+        for (const char *p = text; (p = strstr(p, "-----BEGIN CERTIFICATE-----")) != NULL; p++)
+            n++;
+    }
+    free(text);
+    if (n > 1)
+        tg_imp_warn(k->im, LINE("/tls/enable_mtls"), "tls.enable_mtls",
+                    "KrakenD also trusts the %zu certificates of public_key %s as client CAs "
+                    "(any client certificate their issuers signed is admitted); tlsgate does "
+                    "not (stricter)",
+                    n, own);
+    else
+        tg_imp_note(k->im, LINE("/tls/enable_mtls"), "tls.enable_mtls",
+                    "KrakenD also adds the server's own certificate to the client CA pool (only "
+                    "a client holding the server's key could use it); tlsgate does not");
+}
+
 static void server_tls(struct kctx *k, json_t *tls_src, json_t *tls)
 {
     struct tg_imp *im = k->im;
@@ -224,6 +250,7 @@ static void server_tls(struct kctx *k, json_t *tls_src, json_t *tls)
                                                json_object_get(v, "private_key"), "ptr", p));
     }
     json_t *certs = json_array();
+    char *own = NULL; /* the first public_key file: KrakenD adds it to the client CA pool */
     json_array_foreach(pairs, i, v)
     {
         const char *ptr = json_string_value(json_object_get(v, "ptr"));
@@ -243,6 +270,8 @@ static void server_tls(struct kctx *k, json_t *tls_src, json_t *tls)
             json_object_set_new(ks, "key", json_string(kp));
             json_array_append_new(certs, json_string(name));
             tg_imp_map(im, LINE(ptr), KEY(ptr), "keystores.%s (pem %s)", name, cp);
+            if (own == NULL)
+                own = tg_xstrdup(cp);
         }
         free(cp);
         free(kp);
@@ -262,9 +291,23 @@ static void server_tls(struct kctx *k, json_t *tls_src, json_t *tls)
     json_t *mtls = json_object_get(tls_src, "enable_mtls");
     bool sys = !json_is_true(json_object_get(tls_src, "disable_system_ca_pool"));
     if (json_is_true(mtls)) {
+        /* KrakenD's client CA pool (lura ParseTLSConfig): the system pool unless
+         * disable_system_ca_pool, plus every ca_certs file, plus every tls public_key file. */
         const char *ts = ca_certs(k, tls_src, "/tls", "client-ca");
         json_t *ca = json_pack("{s:s}", "mode", "require");
-        if (ts != NULL) {
+        if (ts == NULL && !sys && own != NULL) {
+            json_object_set_new(im->truststores, "krakend-own",
+                                json_pack("{s:s, s:s}", "type", "pem", "file", own));
+            json_object_set_new(ca, "truststore", json_string("krakend-own"));
+            tg_imp_map(im, LINE("/tls/disable_system_ca_pool"), "tls.disable_system_ca_pool",
+                       "with no ca_certs, KrakenD's client CA pool is only the tls public_key "
+                       "file: truststores.krakend-own (pem %s)",
+                       own);
+            if (json_array_size(certs) > 1)
+                tg_imp_warn(im, LINE("/tls/keys"), "tls.keys",
+                            "KrakenD trusts every public_key file for client certificates; "
+                            "tlsgate's truststore is the first one only");
+        } else if (ts != NULL) {
             json_object_set_new(ca, "truststore", json_string(ts));
             if (sys)
                 tg_imp_warn(im, LINE("/tls/enable_mtls"), "tls.enable_mtls",
@@ -281,13 +324,22 @@ static void server_tls(struct kctx *k, json_t *tls_src, json_t *tls)
         json_object_set_new(tls, "client_auth", ca);
         tg_imp_map(im, LINE("/tls/enable_mtls"), "tls.enable_mtls",
                    "%s.client_auth.mode = \"require\"", tk);
+        own_trap(k, own, ts != NULL || sys);
     } else if (json_object_get(tls_src, "ca_certs") != NULL) {
         tg_imp_note(im, LINE("/tls/ca_certs"), "tls.ca_certs",
                     "not used by KrakenD without enable_mtls; not mapped");
     }
-    if (json_object_get(tls_src, "disable_system_ca_pool") != NULL)
+    free(own);
+    json_t *dis = json_object_get(tls_src, "disable_system_ca_pool");
+    if (json_is_false(dis))
         tg_imp_map(im, LINE("/tls/disable_system_ca_pool"), "tls.disable_system_ca_pool",
-                   "implied: tlsgate trusts only the named truststore");
+                   "false is KrakenD's default (see tls.enable_mtls)");
+    else if (dis != NULL && !json_is_true(mtls))
+        tg_imp_note(im, LINE("/tls/disable_system_ca_pool"), "tls.disable_system_ca_pool",
+                    "not used by KrakenD without enable_mtls; not mapped");
+    else if (dis != NULL && json_object_get(tls_src, "ca_certs") != NULL)
+        tg_imp_map(im, LINE("/tls/disable_system_ca_pool"), "tls.disable_system_ca_pool",
+                   "exact: tlsgate never adds the system pool to a named truststore");
     static const char *const known[] = {"public_key",
                                         "private_key",
                                         "keys",
@@ -359,10 +411,15 @@ static void client_tls(struct kctx *k, json_t *src, json_t *tls)
         tg_imp_note(im, LINE("/client_tls/prefer_server_cipher_suites"),
                     "client_tls.prefer_server_cipher_suites",
                     "ignored by KrakenD itself (and meaningless for a client); not mapped");
-    if (json_is_true(json_object_get(src, "disable_system_ca_pool")))
+    if (json_is_true(json_object_get(src, "disable_system_ca_pool")) && ts != NULL)
         tg_imp_map(im, LINE("/client_tls/disable_system_ca_pool"),
                    "client_tls.disable_system_ca_pool",
-                   "implied: backends are verified against ca_certs only");
+                   "exact: backends are verified against ca_certs only");
+    else if (json_is_true(json_object_get(src, "disable_system_ca_pool")))
+        tg_imp_warn(im, LINE("/client_tls/disable_system_ca_pool"),
+                    "client_tls.disable_system_ca_pool",
+                    "with no ca_certs KrakenD trusts no CA at all, so every verified https "
+                    "backend fails; tlsgate verifies them against the system truststore");
     static const char *const known[] = {"allow_insecure_connections",
                                         "ca_certs",
                                         "disable_system_ca_pool",

@@ -5,7 +5,9 @@
 #include <string.h>
 
 #include "cli/import.h"
+#include "core/addr.h"
 #include "core/core.h"
+#include "tls/tls.h"
 
 struct mctx {
     struct tg_imp *im;
@@ -167,9 +169,150 @@ static void versions(struct tg_imp *im, json_t *list, const char *ptr, const cha
                     lo);
 }
 
-static void mutual(struct mctx *m, json_t *ms, json_t *tls, const char *trust)
+/* [[mutualSSLConfig.api.certificates]]: each API's aliasList, resolved to the subjects of those
+ * aliases' certificates in the listener's truststore, becomes the allowed_subjects of a route
+ * for the API's base path (--api NAME:VERSION=/PREFIX; the path is not in micro-gw.conf). */
+static void api_lists(struct mctx *m, json_t *ms, json_t *l, const char *trust, bool mutual_on)
 {
     struct tg_imp *im = m->im;
+    json_t *apis = json_object_get(json_object_get(ms, "api"), "certificates");
+    json_t *routes = json_object_get(l, "routes");
+    json_t *ts = trust ? json_object_get(im->truststores, trust) : NULL;
+    size_t i;
+    json_t *a;
+    json_array_foreach(apis, i, a)
+    {
+        char ptr[100];
+        snprintf(ptr, sizeof(ptr), "/mutualSSLConfig/api/certificates/%zu", i);
+        int line = tg_imp_line(im, ptr);
+        const char *key = "mutualSSLConfig.api.certificates";
+        const char *api = json_string_value(json_object_get(a, "apiName"));
+        const char *ver = json_string_value(json_object_get(a, "apiVersion"));
+        json_t *aliases = json_object_get(a, "aliasList");
+        const char *prefix = api ? tg_imp_api_path(im, api, ver) : NULL;
+        if (api == NULL || !json_is_array(aliases)) {
+            tg_imp_error(im, line, 0, "%s: expected apiName (a string) and aliasList (a list)",
+                         key);
+            continue;
+        }
+        if (!mutual_on || ts == NULL) {
+            tg_imp_warn(im, line, key,
+                        "API \"%s\": MGW checks its list only under mutual SSL with a "
+                        "truststore, and sslVerifyClient or trustStorePath is not set; not mapped",
+                        api);
+            continue;
+        }
+        if (prefix == NULL) {
+            tg_imp_warn(im, line, key,
+                        "API \"%s\" %s admits only truststore aliases it lists; its base path "
+                        "is in its OpenAPI file, not here: give --api %s%s%s=/BASEPATH to map "
+                        "the list to a route's allowed_subjects; until then this API admits "
+                        "every certificate the listener admits",
+                        api, ver ? ver : "", api, ver ? ":" : "", ver ? ver : "");
+            continue;
+        }
+        json_t *subjects = json_array();
+        size_t k;
+        json_t *al;
+        json_array_foreach(aliases, k, al)
+        {
+            char why[512];
+            char *subject = NULL;
+            const char *alias = json_string_value(al);
+            if (alias == NULL ||
+                tg_tls_store_alias_subject(json_string_value(json_object_get(ts, "type")),
+                                           json_string_value(json_object_get(ts, "file")),
+                                           json_string_value(json_object_get(ts, "password")),
+                                           alias, &subject, why, sizeof(why)) != 0) {
+                tg_imp_error(im, line, 0, "%s: API \"%s\": alias %s: %s", key, api,
+                             alias ? alias : "(not a string)",
+                             alias ? why : "aliasList holds strings");
+                continue;
+            }
+            tg_imp_map(im, line, key, "API \"%s\" alias \"%s\" -> allowed_subjects \"%s\"", api,
+                       alias, subject);
+            json_array_append_new(subjects, json_string(subject));
+            free(subject);
+        }
+        const char *backend = json_string_value(
+            json_object_get(json_array_get(routes, json_array_size(routes) - 1), "backend"));
+        json_t *r = json_pack("{s:s, s:s, s:o}", "path_prefix", prefix, "backend",
+                              backend ? backend : "status", "allowed_subjects", subjects);
+        json_array_insert_new(routes, json_array_size(routes) - 1, r);
+        tg_imp_map(im, line, key,
+                   "API \"%s\" -> a route for %s with its own allowed_subjects (%zu "
+                   "certificate subjects from the truststore; MGW matches the certificate under "
+                   "the alias, tlsgate its subject from a trusted issuer)",
+                   api, prefix, json_array_size(subjects));
+    }
+}
+
+/* certificateHeader (or certificateHeaderName): the client certificate a TLS-terminating
+ * balancer passes in a header -> tls.client_auth.from_header, believed only from the
+ * --header-from blocks (MGW believes it from any peer). */
+static void header(struct mctx *m, json_t *ms, json_t *tls, const char *trust)
+{
+    struct tg_imp *im = m->im;
+    const char *names[] = {"certificateHeader", "certificateHeaderName"};
+    for (size_t k = 0; k < 2; k++) {
+        json_t *h = json_object_get(ms, names[k]);
+        if (h == NULL)
+            continue;
+        char ptr[100], key[100];
+        snprintf(ptr, sizeof(ptr), "/mutualSSLConfig/%s", names[k]);
+        snprintf(key, sizeof(key), "mutualSSLConfig.%s", names[k]);
+        int line = tg_imp_line(im, ptr);
+        const char *name = json_string_value(h);
+        if (name == NULL || name[0] == '\0') {
+            tg_imp_error(im, line, 0, "%s: expected a header field name", key);
+            continue;
+        }
+        if (im->opts->n_header_from == 0) {
+            tg_imp_warn(im, line, key,
+                        "MGW takes the client certificate from header %s whatever peer sends "
+                        "it; tlsgate believes it only from the balancers you name: give "
+                        "--header-from CIDR (the balancer's addresses) to map it to "
+                        "tls.client_auth.from_header; not mapped",
+                        name);
+            continue;
+        }
+        if (trust == NULL) {
+            tg_imp_warn(im, line, key,
+                        "a header certificate is checked against [listenerConfig] "
+                        "trustStorePath, which is not set; not mapped");
+            continue;
+        }
+        json_t *ca = json_object_get(tls, "client_auth");
+        if (ca == NULL) {
+            ca = json_pack("{s:s, s:s}", "mode", "optional", "truststore", trust);
+            json_object_set_new(tls, "client_auth", ca);
+            tg_imp_map(im, line, key,
+                       "listeners[0].tls.client_auth.mode = \"optional\" (truststore %s): the "
+                       "balancer terminates the clients' TLS",
+                       trust);
+        }
+        json_t *from = json_array();
+        for (size_t i = 0; i < im->opts->n_header_from; i++) {
+            struct tg_cidr cidr;
+            const char *why = NULL;
+            if (tg_cidr_parse(im->opts->header_from[i], &cidr, &why) != 0)
+                tg_imp_error(im, 0, 0, "--header-from \"%s\": %s", im->opts->header_from[i], why);
+            json_array_append_new(from, json_string(im->opts->header_from[i]));
+        }
+        json_object_set_new(ca, "from_header",
+                            json_pack("{s:s, s:o}", "name", name, "trusted_from", from));
+        tg_imp_map(im, line, key,
+                   "listeners[0].tls.client_auth.from_header = {\"name\": \"%s\", "
+                   "\"trusted_from\": %zu block(s) from --header-from} (URL-encoded PEM or "
+                   "base64 DER, checked against the truststore as in a handshake)",
+                   name, im->opts->n_header_from);
+    }
+}
+
+static void mutual(struct mctx *m, json_t *ms, json_t *l, const char *trust)
+{
+    struct tg_imp *im = m->im;
+    json_t *tls = json_object_get(l, "tls");
     const char *tk = "listeners[0].tls";
     json_t *pv = json_object_get(ms, "protocolVersions");
     if (pv != NULL)
@@ -213,30 +356,18 @@ static void mutual(struct mctx *m, json_t *ms, json_t *tls, const char *trust)
                      mode);
         return;
     }
-    json_t *apis = json_object_get(json_object_get(ms, "api"), "certificates");
-    size_t i;
-    json_t *a;
-    json_array_foreach(apis, i, a)
-    {
-        char ptr[100];
-        snprintf(ptr, sizeof(ptr), "/mutualSSLConfig/api/certificates/%zu", i);
-        const char *api = json_string_value(json_object_get(a, "apiName"));
-        tg_imp_warn(im, tg_imp_line(im, ptr), "mutualSSLConfig.api.certificates",
-                    "API \"%s\" admits only the certificates of truststore aliases %zu listed; "
-                    "tlsgate has no per-route allow list by truststore alias yet: this API "
-                    "admits every certificate the listener admits",
-                    api ? api : "?", json_array_size(json_object_get(a, "aliasList")));
-    }
-    if (json_object_get(ms, "certificateHeader") != NULL)
-        tg_imp_warn(im, tg_imp_line(im, "/mutualSSLConfig/certificateHeader"),
-                    "mutualSSLConfig.certificateHeader",
-                    "a client certificate passed in a header by a front balancer is not "
-                    "supported by tlsgate yet; not mapped");
+    api_lists(m, ms, l, trust, mode != NULL && strcasecmp(mode, "none") != 0 && mode[0] != '\0');
+    header(m, ms, tls, trust);
     static const char *const quiet[] = {"protocolName", "isClientCertificateValidationEnabled"};
     for (size_t q = 0; q < 2; q++) {
         char ptr[100];
         snprintf(ptr, sizeof(ptr), "/mutualSSLConfig/%s", quiet[q]);
-        if (json_object_get(ms, quiet[q]) != NULL)
+        if (q == 1 && json_is_false(json_object_get(ms, quiet[q])))
+            tg_imp_warn(im, tg_imp_line(im, ptr),
+                        "mutualSSLConfig.isClientCertificateValidationEnabled",
+                        "false: MGW would take a header certificate unchecked; tlsgate always "
+                        "checks it against the truststore (stricter)");
+        else if (json_object_get(ms, quiet[q]) != NULL)
             tg_imp_note(im, tg_imp_line(im, ptr), ptr + 1,
                         q == 0 ? "\"TLS\" is all tlsgate speaks"
                                : "tlsgate always validates client certificates it asks for");
@@ -351,7 +482,7 @@ void tg_imp_mgw(struct tg_imp *im)
         tg_imp_warn(im, tg_imp_line(im, "/mutualSSLConfig"), "mutualSSLConfig.protocolVersions",
                     "absent: MGW's default TLSv1.2 and TLSv1.1 are kept (TLS 1.1 is legacy: "
                     "security level 0)");
-    mutual(&m, ms, tls, ts);
+    mutual(&m, ms, l, ts);
     json_t *http = json_object_get(lc, "httpPort");
     if (json_is_integer(http)) {
         json_t *pl = tg_imp_listener(im, "mgw-http", host ? host : "0.0.0.0",
@@ -374,6 +505,7 @@ void tg_imp_mgw(struct tg_imp *im)
                                      "sslVerifyClient",
                                      "api",
                                      "certificateHeader",
+                                     "certificateHeaderName",
                                      "isClientCertificateValidationEnabled"};
     tg_imp_other_keys(im, ms, "/mutualSSLConfig", "mutualSSLConfig", mk, sizeof(mk) / sizeof(mk[0]),
                       "not a key tlsgate knows; not mapped");

@@ -21,6 +21,15 @@ static const struct tg_config__key client_auth_keys[] = {
     {"forward", TG_J_STR, "a string", "\"xfcc\"", "xfcc, rfc9440, both, none", 0},
     {"forward_trust_anchor", TG_J_BOOL, "true or false", "false",
      "rfc9440: Client-Cert-Chain ends with the trust anchor too", 0},
+    {"from_header", TG_J_OBJ, "an object", "none (certificates from the handshake only)",
+     "{\"name\": FIELD, \"trusted_from\": [CIDR, ...]}", 0},
+    {NULL, 0, NULL, NULL, NULL, 0},
+};
+
+static const struct tg_config__key from_header_keys[] = {
+    {"name", TG_J_STR, "a string", NULL, "a header field name", TG_K_REQUIRED},
+    {"trusted_from", TG_J_ARR, "a list of strings", NULL,
+     "addresses or CIDR blocks (\"10.0.0.0/8\", \"2001:db8::/32\"), at least one", TG_K_REQUIRED},
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 
@@ -101,6 +110,55 @@ static void parse_revocation(struct tg_config__ctx *c, json_t *obj, const char *
             ca->rev_scope_chain = s == 1;
         free(p);
     }
+}
+
+static bool token_char(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           (ch != '\0' && strchr("!#$%&'*+-.^_`|~", ch) != NULL);
+}
+
+/* from_header: {"name": FIELD, "trusted_from": [CIDR...]}. */
+static void parse_from_header(struct tg_config__ctx *c, json_t *obj, const char *ptr,
+                              struct tg_client_auth_conf *ca)
+{
+    if (tg_config__check_keys(c, obj, ptr, from_header_keys) != 0)
+        return;
+    const char *name = json_string_value(tg_config__get(obj, from_header_keys, "name"));
+    json_t *from = tg_config__get(obj, from_header_keys, "trusted_from");
+    if (name == NULL || from == NULL)
+        return;
+    bool ok = name[0] != '\0';
+    for (const char *q = name; *q; q++)
+        ok = ok && token_char(*q);
+    char *p = tg_config__ptr_join(ptr, "name");
+    if (!ok)
+        tg_config__error(c, p, "\"%s\" is not a header field name (letters, digits, '-')", name);
+    free(p);
+    ca->from_header = tg_xstrdup(name);
+    size_t n = json_array_size(from);
+    char *fp = tg_config__ptr_join(ptr, "trusted_from");
+    if (n == 0)
+        tg_config__error(c, fp,
+                         "must list at least one address block: the balancers whose header is "
+                         "believed");
+    ca->header_from = tg_xcalloc(n ? n : 1, sizeof(*ca->header_from));
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(from, i);
+        char *ep = tg_config__ptr_index(fp, i);
+        const char *why = NULL;
+        if (!json_is_string(e))
+            tg_config__error(c, ep, "must be a string (an address or CIDR block), not %s",
+                             tg_config__json_type_words(e));
+        else if (tg_cidr_parse(json_string_value(e), &ca->header_from[ca->n_header_from], &why) !=
+                 0)
+            tg_config__error(c, ep, "\"%s\" is not an address block: %s", json_string_value(e),
+                             why);
+        else
+            ca->n_header_from++;
+        free(ep);
+    }
+    free(fp);
 }
 
 void tg_config__parse_client_auth(struct tg_config__ctx *c, json_t *obj, const char *tls_ptr,
@@ -185,6 +243,17 @@ void tg_config__parse_client_auth(struct tg_config__ctx *c, json_t *obj, const c
     v = tg_config__get(obj, client_auth_keys, "forward_trust_anchor");
     if (v != NULL)
         ca->forward_anchor = json_is_true(v);
+    v = tg_config__get(obj, client_auth_keys, "from_header");
+    if (v != NULL) {
+        char *p = tg_config__ptr_join(ca->path, "from_header");
+        parse_from_header(c, v, p, ca);
+        if (ca->mode == TG_CAUTH_NONE)
+            tg_config__error(c, p,
+                             "a certificate from a header is checked like one from the "
+                             "handshake: set mode to \"optional\" or \"require\" and a "
+                             "truststore");
+        free(p);
+    }
     v = tg_config__get(obj, client_auth_keys, "forward");
     if (v != NULL) {
         char *p = tg_config__ptr_join(ca->path, "forward");
@@ -207,6 +276,8 @@ void tg_config__client_auth_free(struct tg_client_auth_conf *ca)
         free(ca->crl_files[i]);
     free(ca->crl_files);
     free(ca->crl_locs);
+    free(ca->from_header);
+    free(ca->header_from);
 }
 
 bool tg_config__parse_route_client_auth(struct tg_config__ctx *c, json_t *v, const char *ptr)
@@ -218,14 +289,40 @@ bool tg_config__parse_route_client_auth(struct tg_config__ctx *c, json_t *v, con
     return req;
 }
 
+void tg_config__parse_route_allowed(struct tg_config__ctx *c, json_t *v, const char *ptr,
+                                    struct tg_route_conf *r)
+{
+    char *p = tg_config__ptr_join(ptr, "allowed_subjects");
+    parse_strings(c, v, p, false, &r->allowed, &r->allowed_locs, &r->n_allowed);
+    free(p);
+}
+
 void tg_config__check_route_client_auth(struct tg_config__ctx *c, const struct tg_listener_conf *l)
 {
+    if (l->mode == TG_MODE_TCP && l->tls.client_auth.from_header != NULL) {
+        char *p = tg_config__ptr_join(l->tls.client_auth.path, "from_header");
+        tg_config__error(c, p,
+                         "a tcp listener reads no request header: from_header is for http "
+                         "listeners");
+        free(p);
+    }
+    for (size_t i = 0; l->tls.disabled && i < l->n_routes; i++) {
+        if (l->routes[i].n_allowed == 0)
+            continue;
+        char *p = tg_xasprintf("%s/routes/%zu/allowed_subjects", l->path, i);
+        tg_config__error(c, p,
+                         "a plaintext listener never sees a client certificate: remove "
+                         "this list or serve the listener over TLS");
+        free(p);
+    }
     if (l->tls.disabled || l->tls.client_auth.mode != TG_CAUTH_NONE)
         return;
     for (size_t i = 0; i < l->n_routes; i++) {
-        if (!l->routes[i].client_auth_require)
+        if (!l->routes[i].client_auth_require && l->routes[i].n_allowed == 0)
             continue;
-        char *p = tg_xasprintf("%s/routes/%zu/client_auth", l->path, i);
+        char *p =
+            tg_xasprintf("%s/routes/%zu/%s", l->path, i,
+                         l->routes[i].client_auth_require ? "client_auth" : "allowed_subjects");
         tg_config__error(c, p,
                          "this route requires a client certificate but the listener never asks "
                          "for one: set tls.client_auth.mode to \"optional\"");

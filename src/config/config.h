@@ -84,6 +84,11 @@ struct tg_client_auth_conf {
     bool reauthorize_live;         /* default true */
     enum tg_cauth_forward forward; /* default xfcc */
     bool forward_anchor;           /* Client-Cert-Chain includes the trust anchor; default false */
+    /* from_header: a TLS-terminating balancer passes the client's certificate in this request
+     * header field (NULL: not taken from headers), trusted only from these address blocks. */
+    char *from_header;
+    struct tg_cidr *header_from;
+    size_t n_header_from;
 };
 
 /* tls.ocsp_stapling: where a listener's OCSP staples come from. */
@@ -130,6 +135,12 @@ struct tg_route_conf {
     char *backend;      /* backend name, as written */
     size_t backend_idx; /* index into cfg->backends */
     bool client_auth_require; /* client_auth: "require": 403 without a client certificate */
+    /* allowed_subjects: this route's own allow list (entries as the listener's), checked after
+     * routing against the verified client certificate; none = the listener's list only. A route
+     * with a list also refuses a request without a certificate. */
+    char **allowed;
+    struct tg_loc *allowed_locs;
+    size_t n_allowed;
 };
 
 enum tg_listener_mode { TG_MODE_HTTP = 0, TG_MODE_TCP = 1 };

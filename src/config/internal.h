@@ -149,6 +149,9 @@ void tg_config__parse_ocsp(struct tg_config__ctx *c, json_t *obj, const char *tl
                            struct tg_ocsp_conf *oc);
 /* A route's client_auth (a string, type-checked): true for "require"; other values reported. */
 bool tg_config__parse_route_client_auth(struct tg_config__ctx *c, json_t *v, const char *ptr);
+/* A route's "allowed_subjects" (v, at ptr + "/allowed_subjects") into r. */
+void tg_config__parse_route_allowed(struct tg_config__ctx *c, json_t *v, const char *ptr,
+                                    struct tg_route_conf *r);
 /* Reports routes that require a client certificate on a listener that never asks for one. */
 void tg_config__check_route_client_auth(struct tg_config__ctx *c, const struct tg_listener_conf *l);
 

@@ -88,6 +88,8 @@ static const struct tg_config__key route_keys[] = {
     {"path_prefix", TG_J_STR, "a string", "\"/\"", "starts with /", 0},
     {"backend", TG_J_STR, "a string", NULL, "a name in backends", TG_K_REQUIRED},
     {"client_auth", TG_J_STR, "a string", "the listener's tls.client_auth.mode", "require", 0},
+    {"allowed_subjects", TG_J_ARR, "a list of strings", "[] (the listener's list only)",
+     "entries as tls.client_auth.allowed_subjects", 0},
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 
@@ -494,6 +496,9 @@ static void parse_route(struct tg_config__ctx *c, json_t *obj, const char *ptr,
     v = tg_config__get(obj, route_keys, "client_auth");
     if (v != NULL)
         r->client_auth_require = tg_config__parse_route_client_auth(c, v, ptr);
+    v = tg_config__get(obj, route_keys, "allowed_subjects");
+    if (v != NULL)
+        tg_config__parse_route_allowed(c, v, ptr, r);
 }
 
 static bool valid_name(const char *s)
@@ -902,6 +907,10 @@ void tg_config__listener_free(struct tg_listener_conf *l)
         free(l->routes[j].host);
         free(l->routes[j].path_prefix);
         free(l->routes[j].backend);
+        for (size_t k = 0; k < l->routes[j].n_allowed; k++)
+            free(l->routes[j].allowed[k]);
+        free(l->routes[j].allowed);
+        free(l->routes[j].allowed_locs);
     }
     free(l->routes);
     tg_config__tls_conf_free(&l->tls);

@@ -217,6 +217,8 @@ enum tg_hfail {
     TG_HF_UNDERSCORE,
     TG_HF_NO_ROUTE,
     TG_HF_CERT_REQUIRED,
+    TG_HF_CERT_NOT_ALLOWED,
+    TG_HF_CERT_HEADER,
     TG_HF__COUNT
 };
 

@@ -281,6 +281,7 @@ void tg__client_opened(struct tg_client *c)
         i->sni = sni;
         SSL_get0_alpn_selected(conn->ssl, &i->alpn, &i->alpn_len);
         i->has_cert = c->has_cert;
+        i->leaf = c->has_cert ? SSL_get0_peer_certificate(conn->ssl) : NULL;
         i->xfcc = c->xfcc;
         i->client_cert = c->client_cert;
         i->client_cert_chain = c->client_cert_chain;
@@ -321,6 +322,9 @@ void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
     c->info.snap = c->snap;
     c->info.lc = c->lc;
     c->info.peer = c->peer;
+    const struct tg_client_auth_conf *ca = &c->lc->tls.client_auth;
+    for (size_t i = 0; ca->from_header != NULL && i < ca->n_header_from; i++)
+        c->info.header_trusted = c->info.header_trusted || tg_cidr_match(&ca->header_from[i], peer);
     c->info.tls = c->snap->tls[lidx] != NULL;
     c->accepted_ms = uv_now(&w->loop);
     c->next = pw->clients;

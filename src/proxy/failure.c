@@ -90,6 +90,12 @@ static const struct tg_hfail_info hrows[TG_HF__COUNT] = {
     [TG_HF_CERT_REQUIRED] = {"client_cert_required_for_route",
                              "a client certificate is required for this path",
                              "routes[].client_auth", 403},
+    [TG_HF_CERT_NOT_ALLOWED] = {"client_cert_not_allowed_for_route",
+                                "this client certificate is not allowed for this path",
+                                "routes[].allowed_subjects", 403},
+    [TG_HF_CERT_HEADER] = {"client_cert_header_refused",
+                           "the client certificate passed by the front balancer is not accepted",
+                           "tls.client_auth.from_header", 403},
 };
 
 _Static_assert(TG_HF__COUNT <= TG_NET_HTTP_FAIL_MAX, "a counter per refusal row");

@@ -20,6 +20,12 @@ static void copy_span(char *dst, size_t cap, const char *src, size_t len)
     dst[n] = '\0';
 }
 
+/* Who the request is from: the connection, or the certificate a trusted balancer passed. */
+static const struct tg_client_info *who_of(const struct tg_stream *st)
+{
+    return st->hdr_set ? &st->hdr_who : st->who;
+}
+
 static bool is_ours(const struct tg_http_field *f)
 {
     /* Fields we set ourselves: whatever the client sent under these names is dropped. */
@@ -35,7 +41,8 @@ static bool is_ours(const struct tg_http_field *f)
 static bool build_backend_head(struct tg_stream *st, const char *url, size_t url_len,
                                const char *host, size_t host_len, bool with_chain)
 {
-    const struct tg_client_info *c = st->who;
+    const struct tg_client_info *c = who_of(st);
+    const char *from_header = c->lc->tls.client_auth.from_header;
     const struct tg_http_head *in = &st->req_in;
     struct tg_http_head *h = &st->req;
     bool pass_us = c->snap->cfg->http.underscores == TG_US_PASS;
@@ -49,7 +56,8 @@ static bool build_backend_head(struct tg_stream *st, const char *url, size_t url
         ok = tg_http_head_add(h, "Host", 4, host, host_len);
     for (uint32_t i = 0; ok && i < in->n_fields; i++) {
         const struct tg_http_field *f = &in->fields[i];
-        if (tg_http_head_is_hop_by_hop(in, f) || is_ours(f))
+        if (tg_http_head_is_hop_by_hop(in, f) || is_ours(f) ||
+            (from_header != NULL && tg_http_name_is(f, from_header)))
             continue;
         if (!pass_us && memchr(f->name, '_', f->name_len) != NULL) {
             tg_log_debug("client %s listener=%s: dropped header field \"%.*s\": its name has an "
@@ -121,12 +129,127 @@ static void stream_start(struct tg_stream *st)
 
 /* ---- the handler ---- */
 
+/* A route's own allowed_subjects: whether the verified client certificate is on it; refuses
+ * the stream (403, logged, counted) when not. */
+static bool route_admits(struct tg_stream *st, const struct tg_route_conf *r)
+{
+    const struct tg_client_info *c = who_of(st);
+    const struct tg_tls_allow *a = tg_tls_server_route_allow(
+        c->snap->tls[c->lc - c->snap->cfg->listeners], (size_t)(r - c->lc->routes));
+    char matched[16];
+    if (c->leaf != NULL && a != NULL && tg_tls_allow_match(a, c->leaf, matched, sizeof(matched)))
+        return true;
+    char subject[256] = "no certificate";
+    if (c->leaf != NULL)
+        X509_NAME_oneline(X509_get_subject_name(c->leaf), subject, sizeof(subject));
+    tg_log_info("client %s listener=%s: request refused with 403: reason=%s: %s %s: %s is not in "
+                "%s/routes/%zu/allowed_subjects",
+                c->peer, c->lc->name, tg__hfail_info(TG_HF_CERT_NOT_ALLOWED)->token, st->method,
+                st->path, subject, c->lc->path, (size_t)(r - c->lc->routes));
+    st->discard_body = true;
+    st->close_conn = true;
+    tg__stream_refuse(st, TG_HF_CERT_NOT_ALLOWED);
+    return false;
+}
+
+void tg__fwd_identity_clear(struct tg_stream *st)
+{
+    X509_free(st->hdr_leaf);
+    st->hdr_leaf = NULL;
+    free(st->hdr_xfcc);
+    st->hdr_xfcc = NULL;
+    free(st->hdr_cert);
+    st->hdr_cert = NULL;
+    st->hdr_who.leaf = NULL;
+    st->hdr_who.xfcc = st->hdr_who.client_cert = NULL;
+    st->hdr_set = false;
+}
+
+static bool header_refuse(struct tg_stream *st, const char *what, const char *detail)
+{
+    const struct tg_client_info *c = st->who;
+    tg_log_info("client %s listener=%s: request refused with 403: reason=%s: %s %s: %s: %s "
+                "(%s/from_header)",
+                c->peer, c->lc->name, tg__hfail_info(TG_HF_CERT_HEADER)->token, st->method,
+                st->path, what, detail, c->lc->tls.client_auth.path);
+    st->discard_body = true;
+    st->close_conn = true;
+    tg__stream_refuse(st, TG_HF_CERT_HEADER);
+    return false;
+}
+
+/* tls.client_auth.from_header: from a trusted balancer, the request's client certificate is
+ * the one in the header field (decoded, then checked as the handshake would check it: chain to
+ * the truststore, depth, usage, allow list, revocation from CRL files and data already fetched,
+ * never fetching here), or none without the field; the connection's own certificate is the
+ * balancer's, never the client's. From any other peer the field is ignored (and never
+ * forwarded). false when the request was refused. */
+static bool header_identity(struct tg_stream *st)
+{
+    const struct tg_client_info *c = st->who;
+    const struct tg_client_auth_conf *ca = &c->lc->tls.client_auth;
+    const struct tg_http_field *f = NULL;
+    unsigned n = 0;
+    for (uint32_t i = 0; i < st->req_in.n_fields; i++)
+        if (tg_http_name_is(&st->req_in.fields[i], ca->from_header)) {
+            f = &st->req_in.fields[i];
+            n++;
+        }
+    if (!c->header_trusted) {
+        if (n > 0)
+            tg_log_info("client %s listener=%s: %s %s: ignored and removed header field %s: the "
+                        "peer is not in %s/from_header/trusted_from",
+                        c->peer, c->lc->name, st->method, st->path, ca->from_header, ca->path);
+        return true;
+    }
+    st->hdr_who = *c;
+    st->hdr_who.has_cert = false;
+    st->hdr_who.leaf = NULL;
+    st->hdr_who.xfcc = st->hdr_who.client_cert = st->hdr_who.client_cert_chain = NULL;
+    st->hdr_set = true;
+    if (n > 1)
+        return header_refuse(st, ca->from_header, "the field is repeated");
+    const struct tg_tls_server *ts = c->snap->tls[c->lc - c->snap->cfg->listeners];
+    if (n == 0) {
+        if (ca->mode == TG_CAUTH_REQUIRE)
+            return header_refuse(st, ca->from_header,
+                                 "no certificate from the balancer, and client_auth.mode is "
+                                 "\"require\"");
+        return true;
+    }
+    char why[512];
+    STACK_OF(X509) *chain = NULL;
+    X509 *leaf = tg_tls_cert_from_header(f->value, f->value_len, &chain, why, sizeof(why));
+    if (leaf == NULL)
+        return header_refuse(st, ca->from_header, why);
+    char detail[1024];
+    enum tg_tls_fail tf =
+        tg_tls_server_client_check(ts, leaf, chain, false, detail, sizeof(detail));
+    sk_X509_pop_free(chain, X509_free);
+    if (tf != TG_TLS_FAIL_NONE) {
+        char what[128];
+        snprintf(what, sizeof(what), "%s: %s", ca->from_header, tg_tls_fail_info(tf)->token);
+        X509_free(leaf);
+        return header_refuse(st, what, detail);
+    }
+    st->hdr_leaf = leaf;
+    st->hdr_who.leaf = leaf;
+    st->hdr_who.has_cert = true;
+    if (ca->forward == TG_FWD_XFCC || ca->forward == TG_FWD_BOTH)
+        st->hdr_who.xfcc = st->hdr_xfcc = tg_tls_xfcc(leaf);
+    if (ca->forward == TG_FWD_RFC9440 || ca->forward == TG_FWD_BOTH)
+        st->hdr_who.client_cert = st->hdr_cert = tg_tls_rfc9440_cert(leaf);
+    return true;
+}
+
 /* Routing, the route's client-auth, the status page, then the head for the backend and a
  * backend connection. The request already passed tg_http_request_check: st->req_in.target is
  * in origin form and normalised, st->host is the authority without its port. */
 static void fwd_on_head(struct tg_stream *st)
 {
-    const struct tg_client_info *c = st->who;
+    if (st->who->lc->tls.client_auth.from_header != NULL && !header_identity(st))
+        return;
+    const struct tg_client_info *c = who_of(st);
     const char *url = st->req_in.target;
     size_t url_len = st->req_in.target_len;
     const char *host = st->authority;
@@ -155,6 +278,8 @@ static void fwd_on_head(struct tg_stream *st)
         tg__stream_refuse(st, TG_HF_CERT_REQUIRED);
         return;
     }
+    if (r->n_allowed > 0 && !route_admits(st, r))
+        return;
     st->backend = &c->snap->cfg->backends[r->backend_idx];
     if (st->backend->kind == TG_BACKEND_STATUS) {
         st->h = &tg__status_handler;

@@ -128,6 +128,10 @@ struct tg_client_info {
     const unsigned char *alpn;
     unsigned alpn_len;
     bool has_cert; /* the client presented a certificate that was verified */
+    X509 *leaf;    /* that certificate (borrowed from the connection's SSL), or NULL */
+    /* The peer is in tls.client_auth.from_header.trusted_from: its requests' client
+     * certificate comes from that header field (forward.c), not from the handshake. */
+    bool header_trusted;
     /* The verified client certificate as header values (tls.client_auth.forward), or NULL. */
     const char *xfcc;
     const char *client_cert;
@@ -324,7 +328,17 @@ struct tg_stream {
     size_t req_head_len; /* bytes of the forwarded head in to_backend */
     struct tg_buf to_backend;
     char xff[64]; /* values of the fields we add */
+    /* tls.client_auth.from_header (forward.c): who the request is from when a trusted balancer
+     * passed the certificate (a copy of *who with the header's identity, used when hdr_set);
+     * the certificate and header values are freed by tg__fwd_identity_clear. */
+    bool hdr_set;
+    struct tg_client_info hdr_who;
+    X509 *hdr_leaf;
+    char *hdr_xfcc, *hdr_cert;
 };
+
+/* Frees a stream's from_header identity (any stream; idempotent). */
+void tg__fwd_identity_clear(struct tg_stream *st);
 
 /* ---- backend connections ---- */
 

@@ -48,6 +48,7 @@ void tg__stream_reset(struct tg_stream *st, const char *why)
 
 void tg__stream_finish(struct tg_stream *st, bool complete)
 {
+    tg__fwd_identity_clear(st);
     const struct tg_stream_handler *h = st->h;
     if (h == NULL)
         return;

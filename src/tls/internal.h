@@ -274,8 +274,11 @@ struct tg_tls_server {
     size_t n_ctxs;
     struct tg_tls__scert *certs;
     size_t n_certs;
-    struct tg_tls__cauth *cauth;    /* client-certificate policy, or NULL for mode none */
-    unsigned char cauth_fp[32];     /* SHA-256 of what the client-certificate policy admits */
+    struct tg_tls__cauth *cauth; /* client-certificate policy, or NULL for mode none */
+    unsigned char cauth_fp[32];  /* SHA-256 of what the client-certificate policy admits */
+    struct tg_tls_allow *
+        *route_allow; /* per route of the listener: its allowed_subjects, or NULL */
+    size_t n_route_allow;
     unsigned tickets_per_handshake; /* session_tickets.per_handshake */
     long session_timeout;           /* seconds a session (ticket) stays resumable */
 };

@@ -576,6 +576,28 @@ out:
     return rc;
 }
 
+/* Each route's allowed_subjects, hashed like the listener's list; bad entries go to err. */
+static void load_route_allow(struct tg_tls_server *ts, const struct tg_listener_conf *lc,
+                             struct tg_err *err)
+{
+    ts->route_allow = tg_xcalloc(lc->n_routes ? lc->n_routes : 1, sizeof(*ts->route_allow));
+    ts->n_route_allow = lc->n_routes;
+    for (size_t r = 0; r < lc->n_routes; r++) {
+        const struct tg_route_conf *rc = &lc->routes[r];
+        if (rc->n_allowed == 0)
+            continue;
+        ts->route_allow[r] = tg_tls_allow_new();
+        for (size_t i = 0; i < rc->n_allowed; i++) {
+            char why[512];
+            if (tg_tls_allow_add(ts->route_allow[r], rc->allowed[i], why, sizeof(why)) != 0) {
+                char *path = tg_xasprintf("%s/routes/%zu/allowed_subjects/%zu", lc->path, r, i);
+                tg_err_error(err, &rc->allowed_locs[i], path, "%s", why);
+                free(path);
+            }
+        }
+    }
+}
+
 int tg_tls_server_new(const struct tg_config *cfg, size_t listener_idx, struct tg_tls_server **out,
                       struct tg_err *err)
 {
@@ -612,6 +634,7 @@ int tg_tls_server_new(const struct tg_config *cfg, size_t listener_idx, struct t
         ts->session_timeout = 7200;
     if (tls->client_auth.mode != TG_CAUTH_NONE && tg_tls__cauth_new(cfg, lc, &ts->cauth, err) == 0)
         tg_tls__cauth_fingerprint(ts->cauth, &tls->client_auth, ts->cauth_fp);
+    load_route_allow(ts, lc, err);
     /* Check the policy once on a scratch context so its problems are reported even when no
      * keystore loads. */
     SSL_CTX *probe = SSL_CTX_new(TLS_server_method());
@@ -645,6 +668,12 @@ out:
     return rc;
 }
 
+const struct tg_tls_allow *tg_tls_server_route_allow(const struct tg_tls_server *ts,
+                                                     size_t route_idx)
+{
+    return ts != NULL && route_idx < ts->n_route_allow ? ts->route_allow[route_idx] : NULL;
+}
+
 void tg_tls_server_free(struct tg_tls_server *ts)
 {
     if (ts == NULL)
@@ -662,6 +691,9 @@ void tg_tls_server_free(struct tg_tls_server *ts)
     }
     free(ts->certs);
     tg_tls__cauth_free(ts->cauth);
+    for (size_t i = 0; i < ts->n_route_allow; i++)
+        tg_tls_allow_free(ts->route_allow[i]);
+    free(ts->route_allow);
     free(ts->alpn_wire);
     free(ts->curves);
     free(ts->listener);

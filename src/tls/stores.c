@@ -535,3 +535,25 @@ out:
     tg_tls__store_close(&st);
     return rc;
 }
+
+int tg_tls_store_alias_subject(const char *type, const char *file, const char *password,
+                               const char *alias, char **subject, char *why, size_t why_len)
+{
+    struct tg_tls__store st = {0};
+    *subject = NULL;
+    int rc = tg_tls__store_open(type, file, password, &st, why, why_len);
+    if (rc != 0)
+        return rc;
+    rc = -ENOENT;
+    /* Java compares aliases case-insensitively (JKS stores them lower-cased). */
+    for (size_t i = 0; i < st.n && rc != 0; i++) {
+        if (st.v[i].alias != NULL && st.v[i].cert != NULL && tg_strcaseeq(st.v[i].alias, alias)) {
+            *subject = tg_dn_string(X509_get_subject_name(st.v[i].cert));
+            rc = 0;
+        }
+    }
+    if (rc != 0)
+        snprintf(why, why_len, "%s holds no entry with alias \"%s\"", file, alias);
+    tg_tls__store_close(&st);
+    return rc;
+}

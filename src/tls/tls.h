@@ -211,8 +211,21 @@ STACK_OF(X509) * tg_tls_server_verified_chain(const struct tg_tls_server *ts, SS
 enum tg_tls_fail tg_tls_server_client_recheck(const struct tg_tls_server *ts, X509 *leaf,
                                               char *detail, size_t n);
 
+/* The client certificate a TLS-terminating balancer passed in a header field value (v, len
+ * bytes; tls.client_auth.from_header): URL-encoded PEM (WSO2's X-WSO2-CLIENT-CERTIFICATE,
+ * nginx's $ssl_client_escaped_cert), PEM with its line breaks turned into spaces or tabs,
+ * base64 DER (HAProxy's ssl_c_der,base64) or RFC 9440's ":base64:". A PEM value may carry
+ * intermediates after the leaf. Returns the leaf (new) and *chain (new, possibly empty), or NULL
+ * with a sentence in why. Any bytes are safe. */
+X509 *tg_tls_cert_from_header(const char *v, size_t len, STACK_OF(X509) * *chain, char *why,
+                              size_t n);
+
 /* A set of allow-list entries, looked up by hash. */
 struct tg_tls_allow;
+/* Route route_idx's own allow list (routes[].allowed_subjects) on ts's listener, or NULL when the
+ * route has none. Borrowed for ts's lifetime; any thread. */
+const struct tg_tls_allow *tg_tls_server_route_allow(const struct tg_tls_server *ts,
+                                                     size_t route_idx);
 struct tg_tls_allow *tg_tls_allow_new(void);
 void tg_tls_allow_free(struct tg_tls_allow *a);
 /* Parses one entry ("CN=a,O=b", "dns:NAME", "uri:URI", "email:ADDR", "ip:ADDR",
@@ -401,6 +414,13 @@ int tg_tls_password_hash(const char *pw, size_t len, char **out);
 /* Checks pw against a hash made by tg_tls_password_hash (or "$pbkdf2-sha256$i=N$SALT$HASH"):
  * 0 when it matches, -EACCES when not, -EINVAL for a malformed hash. */
 int tg_tls_password_verify(const char *stored, const char *pw, size_t len);
+
+/* The subject (as tg_dn_string) of the certificate under alias (compared case-insensitively, as
+ * Java does) in the keystore or truststore file of type ("pkcs12", "jks", "jceks"), opened with
+ * password (may be NULL for JKS); *subject is new. 0, -ENOENT (no such alias) or the store's
+ * error, with a sentence in why (never the password). */
+int tg_tls_store_alias_subject(const char *type, const char *file, const char *password,
+                               const char *alias, char **subject, char *why, size_t why_len);
 
 /* Loads every keystore of cfg that no listener or backend names (including "internal"), so
  * their problems are reported too; problems go to err. */

@@ -360,6 +360,18 @@ REQUEST_ROWS = [
      {"tls": {"client_auth": {"mode": "optional", "truststore": "test-ca"}},
       "routes": [{"path_prefix": "/private/", "backend": "app", "client_auth": "require"},
                  {"path_prefix": "/", "backend": "app"}]}),
+    ("client_cert_not_allowed_for_route", b"GET /private/x HTTP/1.1\r\n" + H + b"\r\n", 403,
+     "this client certificate is not allowed for this path",
+     {"tls": {"client_auth": {"mode": "optional", "truststore": "test-ca"}},
+      "routes": [{"path_prefix": "/private/", "backend": "app",
+                  "allowed_subjects": ["CN=nobody"]},
+                 {"path_prefix": "/", "backend": "app"}]}),
+    ("client_cert_header_refused",
+     b"GET / HTTP/1.1\r\n" + H + b"X-Client-Cert: not-a-certificate\r\n\r\n", 403,
+     "the client certificate passed by the front balancer is not accepted",
+     {"tls": {"client_auth": {"mode": "optional", "truststore": "test-ca",
+                              "from_header": {"name": "X-Client-Cert",
+                                              "trusted_from": ["127.0.0.1"]}}}}),
 ]
 
 

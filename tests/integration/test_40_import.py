@@ -273,6 +273,36 @@ def test_krakend_traps(certs, tmp_path):
     check_ok(cfg, tmp_path)
 
 
+def test_krakend_disable_system_ca_pool(certs, tmp_path):
+    """lura's ParseTLSConfig: client CAs = system pool (unless disable_system_ca_pool) + ca_certs
+    + the tls public_key files; backends: system pool (unless disabled) + client_tls.ca_certs."""
+    both = str(tmp_path / "server-and-ca.pem")
+    with open(both, "w") as f:
+        f.write(open(certs.ec.cert).read() + open(certs.ca.cert).read())
+    # disabled, no ca_certs: the pool is the public_key file alone
+    src = _krakend(str(tmp_path), testenv.free_port(), {
+        "public_key": certs.ec.cert, "private_key": certs.ec.key, "min_version": "TLS13",
+        "enable_mtls": True, "disable_system_ca_pool": True},
+        client_tls={"disable_system_ca_pool": True})
+    rc, err, cfg = imp("krakend", src)
+    ca = cfg["listeners"][0]["tls"]["client_auth"]
+    assert ca["truststore"] == "krakend-own", ca
+    assert cfg["truststores"]["krakend-own"] == {"type": "pem", "file": certs.ec.cert}
+    assert "public_key" in report_line(err, "tls.disable_system_ca_pool", "->")
+    # backends: KrakenD would trust nothing at all
+    assert "trusts no CA" in report_line(err, "client_tls.disable_system_ca_pool", "warning")
+    assert rc == 1, err
+    check_ok(cfg, tmp_path)
+    # a public_key file that carries its issuer: KrakenD admits what that issuer signed
+    src = _krakend(str(tmp_path), testenv.free_port(), {
+        "public_key": both, "private_key": certs.ec.key, "min_version": "TLS13",
+        "enable_mtls": True, "ca_certs": [certs.ca.cert], "disable_system_ca_pool": True})
+    rc, err, cfg = imp("krakend", src)
+    assert rc == 1, err
+    assert "2 certificates of public_key" in report_line(err, "tls.enable_mtls", "warning")
+    assert "exact" in report_line(err, "tls.disable_system_ca_pool", "->")
+
+
 def test_krakend_malformed(certs, tmp_path):
     p = os.path.join(str(tmp_path), "krakend.json")
     with open(p, "w") as f:
@@ -329,6 +359,22 @@ def test_corda_mutual_keeps_the_empty_allow_list(gateway, certs, bcerts, tmp_pat
     r = sclient(port, "-tls1_3", "-ciphersuites", "TLS_CHACHA20_POLY1305_SHA256",
                 client=bcerts.client_a)
     assert not r.connected
+    for suite in ("TLS_AES_128_GCM_SHA256", "TLS_AES_256_GCM_SHA384"):
+        r = sclient(port, "-tls1_3", "-ciphersuites", suite, client=bcerts.client_a)
+        assert r.connected and r.cipher == suite, r.out + r.err
+    # Corda's fixed 10 s for a handshake: a client that never starts one is closed then
+    import socket
+    import time
+    s = socket.create_connection(("127.0.0.1", port))
+    s.settimeout(t(30))
+    t0 = time.monotonic()
+    try:
+        assert s.recv(1) == b""
+    except ConnectionResetError:
+        pass
+    waited = time.monotonic() - t0
+    s.close()
+    assert 9.0 <= waited <= t(14), waited
     # a certificate from the trust roots is still refused: the MGM's list is empty
     rc_, out = curl_get(port, "/", certs, client=bcerts.client_a)
     assert not out.endswith("200"), out
@@ -458,6 +504,87 @@ def test_mgw_defaults_optional_clients_and_backend_trust(gateway, certs, bcerts,
         assert rc_ == 0 and out.endswith("200") and "backend good /pizza" in out, out
     rc_, out = curl_get(port, "/pizza", certs, client=bcerts.client_foreign)
     assert not out.endswith("200")
+
+
+MGW_API_CONF = """# micro-gw.conf with per-API client certificates (Microgateway 3.2 docs)
+[listenerConfig]
+host = "127.0.0.1"
+httpsPort = %(port)d
+keyStorePath = "${mgw-runtime.home}/runtime/bre/security/ballerinaKeystore.p12"
+keyStorePassword = "%(storepass)s"
+trustStorePath = "${mgw-runtime.home}/runtime/bre/security/ballerinaTruststore.p12"
+trustStorePassword = "trust-secret"
+
+[mutualSSLConfig]
+protocolName = "TLS"
+protocolVersions = ["TLSv1.2"]
+ciphers = "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256"
+sslVerifyClient = "optional"
+certificateHeader = "X-WSO2-CLIENT-CERTIFICATE"
+isClientCertificateValidationEnabled = true
+
+[[mutualSSLConfig.api.certificates]]
+  apiName = "PizzaShackAPI"
+  apiVersion = "1.0.0"
+  aliasList = ["client1"]
+"""
+
+
+def test_mgw_per_api_certificates_become_route_allow_lists(gateway, origin, certs, bcerts,
+                                                           tmp_path):
+    home = tmp_path / "mgw"
+    sec = home / "runtime" / "bre" / "security"
+    sec.mkdir(parents=True)
+    (home / "conf").mkdir()
+    _java_store(str(sec), "ballerinaKeystore.p12", "PKCS12", certs.ec, STOREPASS, "ballerina")
+    # the CA the clients chain to, and client1's own certificate under its alias
+    _trust_store(str(sec), "ballerinaTruststore.p12", "PKCS12", "trust-secret",
+                 {"clientca": bcerts.client_ca.cert, "client1": bcerts.client_a.cert})
+    port = testenv.free_port()
+    src = str(home / "conf" / "micro-gw.conf")
+    with open(src, "w") as f:
+        f.write(MGW_API_CONF % {"port": port, "storepass": STOREPASS})
+    good = origin("app")
+    # without the API's base path the list cannot be placed: a warning, exit 1
+    rc, err, cfg = imp("mgw", src, "--backend", "http://127.0.0.1:%d" % good.port)
+    assert rc == 1, err
+    assert "--api PizzaShackAPI:1.0.0=/BASEPATH" in report_line(
+        err, "mutualSSLConfig.api.certificates", "warning")
+    assert "--header-from" in report_line(err, "mutualSSLConfig.certificateHeader", "warning")
+    # with the base path and the balancer's address, every key maps: exit 0
+    rc, err, cfg = imp("mgw", src, "--backend", "http://127.0.0.1:%d" % good.port,
+                       "--api", "PizzaShackAPI:1.0.0=/pizzashack/1.0.0",
+                       "--header-from", "127.0.0.2/32")
+    assert rc == 0, err
+    assert cfg["listeners"][0]["tls"]["client_auth"]["from_header"] == {
+        "name": "X-WSO2-CLIENT-CERTIFICATE", "trusted_from": ["127.0.0.2/32"]}
+    assert "CN=client-a" in report_line(err, "mutualSSLConfig.api.certificates", "client1")
+    routes = cfg["listeners"][0]["routes"]
+    assert routes[0]["path_prefix"] == "/pizzashack/1.0.0", routes
+    assert routes[0]["allowed_subjects"] == ["CN=client-a,O=Test"], routes
+    assert routes[-1]["path_prefix"] == "/" and "allowed_subjects" not in routes[-1], routes
+    check_ok(cfg, tmp_path)
+    serve(gateway, cfg, tmp_path)
+    # client-a (alias client1) reaches the API; client-b, chained to the same trusted CA, only
+    # the rest; without a certificate the API is refused too
+    rc_, out = curl_get(port, "/pizzashack/1.0.0/menu", certs, client=bcerts.client_a)
+    assert out.endswith("200"), out
+    rc_, out = curl_get(port, "/pizzashack/1.0.0/menu", certs, client=bcerts.client_b)
+    assert out.endswith("403") and "not allowed for this path" in out, out
+    rc_, out = curl_get(port, "/pizzashack/1.0.0/menu", certs)
+    assert out.endswith("403"), out
+    rc_, out = curl_get(port, "/other", certs, client=bcerts.client_b)
+    assert out.endswith("200"), out
+    # the balancer (127.0.0.2) passes client-a's certificate URL-encoded, as WSO2 does; from
+    # 127.0.0.1 the same header is ignored
+    import urllib.parse
+    hdr = "X-WSO2-CLIENT-CERTIFICATE: " + urllib.parse.quote(open(bcerts.client_a.cert).read(),
+                                                             safe="")
+    rc_, out = curl_get(port, "/pizzashack/1.0.0/menu", certs,
+                        extra=("--interface", "127.0.0.2", "-H", hdr))
+    assert out.endswith("200"), out
+    rc_, out = curl_get(port, "/pizzashack/1.0.0/menu", certs, extra=("-H", hdr))
+    assert out.endswith("403"), out
 
 
 def test_mgw_malformed(tmp_path):
