@@ -59,10 +59,13 @@ def _paths(heads):
 # ---------------------------------------------------------------------------------------------
 # dead target: failover, out of rotation, back through the health check
 
-def test_dead_target_out_of_rotation_and_back(gateway, origin, certs, tmp_path):
+def test_dead_target_out_of_rotation_and_back(gateway, origin, dead_port, certs, tmp_path):
     live = origin("live")
-    dead_port = testenv.free_port()
-    dead = "127.0.0.1:%d" % dead_port
+    # bound and never listening until revived: a port merely free a moment ago can be taken by
+    # another run's listener under load, and the dead target would then answer health checks
+    holder = dead_port()
+    dead_port = holder.port
+    dead = holder.address
     port = testenv.free_port()
     gw = gateway(_config(certs, tmp_path, port, {
         "targets": [dead, live.address],
@@ -83,6 +86,7 @@ def test_dead_target_out_of_rotation_and_back(gateway, origin, certs, tmp_path):
     assert len(after) == before, "the dead target is still tried (%d -> %d failures):\n%s" % (
         before, len(after), "\n".join(after))
 
+    holder.close()
     revived = Origin("revived", port=dead_port)
     try:
         seen = testenv.wait_until(lambda: _origin_of(port, "/c") == "revived", testenv.t(5),
