@@ -119,6 +119,8 @@ void tg_config__open_secrets(struct tg_config__ctx *c);
 
 /* Parses "session_tickets" (obj may be NULL: defaults) into c->cfg->tickets (tickets.c). */
 void tg_config__parse_tickets(struct tg_config__ctx *c, json_t *obj);
+/* http2.c: the http2 section (after limits: a default comes from there). */
+void tg_config__parse_http2(struct tg_config__ctx *c, json_t *obj);
 /* Parses the whole document (sections.c) into c->cfg. */
 void tg_config__parse_root(struct tg_config__ctx *c, json_t *root);
 void tg_config__keystore_free(struct tg_keystore_conf *ks);

@@ -14,8 +14,6 @@
 
 #include "core/log.h"
 
-#define H2_MAX_STREAMS 100
-#define H2_WINDOW      16384 /* per stream: what its request buffer holds */
 #define H2_CONN_WINDOW (1 << 20)
 #define H2_OUT_HIGH    (32 * 1024) /* stop reading while this much waits for the client */
 #define OUT_MIN_CAP    (64 * 1024)
@@ -32,7 +30,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     struct tg_h2_session *s = user;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    if (s->goaway || s->n_live >= H2_MAX_STREAMS) {
+    if (s->goaway || s->n_live >= tg__cfg(s->c)->http2.max_concurrent_streams) {
         nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                                   NGHTTP2_REFUSED_STREAM);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -69,9 +67,9 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
     const struct tg_config *cfg = tg__cfg(s->c);
     struct tg_http_head *h = &hs->st.req_in;
     hs->hdr_bytes += namelen + valuelen + 32;
-    if (hs->hdr_bytes > cfg->limits.max_header_bytes) {
+    if (hs->hdr_bytes > cfg->http2.max_header_list_size) {
         hs->too_large = true;
-        if (hs->hdr_bytes > 2 * (size_t)cfg->limits.max_header_bytes)
+        if (hs->hdr_bytes > 2 * (size_t)cfg->http2.max_header_list_size)
             return NGHTTP2_ERR_CALLBACK_FAILURE; /* an HPACK bomb: the connection goes */
         return 0;
     }
@@ -482,9 +480,10 @@ bool tg__h2_start(struct tg_client *c)
     }
     const struct tg_config *cfg = tg__cfg(c);
     nghttp2_settings_entry iv[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_MAX_STREAMS},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_WINDOW},
-        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cfg->limits.max_header_bytes},
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->http2.max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->http2.initial_window_size},
+        {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, cfg->http2.max_frame_size},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cfg->http2.max_header_list_size},
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, TG_ARRAY_SIZE(iv));

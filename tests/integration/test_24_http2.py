@@ -126,8 +126,18 @@ def test_status_over_h2_and_http11_fallback(gateway, origin, certs, tmp_path):
     assert r.stdout.endswith(b"\n1.1"), r.stdout
     # A listener without h2 in its alpn keeps HTTP/1.1 even for a client offering h2.
     port2 = testenv.free_port()
-    gateway(_config(certs, tmp_path, port2, o, alpn=None), name="no-h2")
+    gateway(_config(certs, tmp_path, port2, o, alpn=["http/1.1"]), name="no-h2")
     r = _curl(certs, port2, "--http2", "-w", "\n%{http_version}", _url(port2, "/x"))
+    assert r.stdout.endswith(b"\n1.1"), r.stdout
+
+
+def test_h2_is_the_default_alpn_of_http_listeners(gateway, origin, certs, tmp_path):
+    o = origin("app")
+    port = testenv.free_port()
+    gateway(_config(certs, tmp_path, port, o, alpn=None))
+    r = _curl(certs, port, "-w", "\n%{http_version}", _url(port, "/x"))
+    assert r.stdout.endswith(b"\n2"), r.stdout
+    r = _curl(certs, port, "--http1.1", "-w", "\n%{http_version}", _url(port, "/x"))
     assert r.stdout.endswith(b"\n1.1"), r.stdout
 
 
