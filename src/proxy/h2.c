@@ -30,7 +30,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     struct tg_h2_session *s = user;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    if (s->goaway || s->n_live >= tg__cfg(s->c)->http2.max_concurrent_streams) {
+    if (s->goaway || s->n_live + s->n_dead >= tg__cfg(s->c)->http2.max_concurrent_streams) {
         nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                                   NGHTTP2_REFUSED_STREAM);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -62,15 +62,21 @@ static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0; /* trailers: dropped (HTTP/1.1 backends get none) */
     struct tg_h2_stream *hs = tg__h2_stream_of(s, frame->hd.stream_id);
-    if (hs == NULL || hs->too_large)
+    if (hs == NULL)
         return 0;
     const struct tg_config *cfg = tg__cfg(s->c);
     struct tg_http_head *h = &hs->st.req_in;
+    /* Counted even once over the limit: a block that decodes to far more than was sent (an
+     * HPACK bomb) ends the connection. */
     hs->hdr_bytes += namelen + valuelen + 32;
+    if (hs->hdr_bytes > 2 * (size_t)cfg->http2.max_header_list_size) {
+        tg__h2_calm(s, TG_H2C_HPACK_BOMB);
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (hs->too_large)
+        return 0;
     if (hs->hdr_bytes > cfg->http2.max_header_list_size) {
         hs->too_large = true;
-        if (hs->hdr_bytes > 2 * (size_t)cfg->http2.max_header_list_size)
-            return NGHTTP2_ERR_CALLBACK_FAILURE; /* an HPACK bomb: the connection goes */
         return 0;
     }
     char *n = keep(hs, name, namelen), *v = keep(hs, value, valuelen);
@@ -265,6 +271,14 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code,
     return 0;
 }
 
+/* Every frame header, before its payload: the flood limits (h2calm.c). */
+static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *user)
+{
+    (void)ng;
+    return tg__h2_calm_frame(user, hd->type, hd->flags, hd->length) ? 0
+                                                                    : NGHTTP2_ERR_CALLBACK_FAILURE;
+}
+
 static struct tg_h2_session *sess_of(struct tg_conn *conn)
 {
     return tg__client_of(conn)->h2;
@@ -311,12 +325,16 @@ static void on_read(struct tg_conn *conn)
     if (closed(s))
         return;
     if (n < 0) {
-        tg_log_info("client %s listener=%s: HTTP/2 session failed: %s", c->peer, c->lc->name,
-                    nghttp2_strerror((int)n));
-        if (n != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
-            nghttp2_session_terminate_session(s->ng, n == NGHTTP2_ERR_FLOODED
-                                                         ? NGHTTP2_ENHANCE_YOUR_CALM
-                                                         : NGHTTP2_PROTOCOL_ERROR);
+        if (n == NGHTTP2_ERR_FLOODED)
+            tg__h2_calm(s, TG_H2C_ACK_QUEUE);
+        else if (n == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
+            tg__h2_calm(s, TG_H2C_CONTINUATION);
+        if (s->calm == TG_H2C_NONE) {
+            tg_log_info("client %s listener=%s: HTTP/2 session failed: %s", c->peer, c->lc->name,
+                        nghttp2_strerror((int)n));
+            if (n != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+                nghttp2_session_terminate_session(s->ng, NGHTTP2_PROTOCOL_ERROR);
+        }
         tg__h2_send(s);
         tg__client_close(c);
         return;
@@ -373,8 +391,14 @@ static void on_timer(struct tg_conn *conn)
         tg__client_handshake_timeout(c);
         return;
     }
+    uint64_t stall = tg__h2_calm_stalls(s, now);
+    if (s->calm != TG_H2C_NONE) {
+        tg__h2_send(s);
+        tg__client_close(c);
+        return;
+    }
     if (quiet < idle) {
-        tg_conn_timer(conn, idle - quiet);
+        tg_conn_timer(conn, TG_MIN(idle - quiet, stall));
         return;
     }
     if (s->n_live > 0)
@@ -465,6 +489,7 @@ bool tg__h2_start(struct tg_client *c)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cb, on_begin_frame);
     nghttp2_option_new(&opt);
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_no_closed_streams(opt, 1);

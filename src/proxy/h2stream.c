@@ -79,6 +79,7 @@ void tg__h2_stream_close(struct tg_h2_stream *hs, bool complete)
             break;
         }
     s->n_live--;
+    s->n_dead++;
     hs->next = s->dead;
     s->dead = hs;
     if (s->ng != NULL)
@@ -91,6 +92,7 @@ void tg__h2_free_dead(struct tg_h2_session *s)
     while (s->dead != NULL) {
         struct tg_h2_stream *hs = s->dead;
         s->dead = hs->next;
+        s->n_dead--;
         stream_free(hs);
     }
 }
@@ -172,6 +174,7 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     if (n > 0) {
         memcpy(buf, hs->resp.data + hs->resp.off, n);
         hs->resp.off += n;
+        hs->wait_ms = uv_now(&hs->s->c->conn.w->loop); /* DATA went out: the stall clock restarts */
     }
     if (hs->end_out && tg_buf_used(&hs->resp) == 0)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -242,6 +245,8 @@ static bool h2_body(struct tg_stream *st, const char *p, size_t len)
     if (hs->closed || hs->no_data)
         return true; /* the client reset it: what the backend still sends is dropped */
     h2_room(st);
+    if (tg_buf_used(&hs->resp) == 0)
+        hs->wait_ms = uv_now(&hs->s->c->conn.w->loop);
     if (!tg_buf_append(&hs->resp, p, len))
         return false;
     if (hs->deferred) {
