@@ -174,8 +174,13 @@ static void request_head(struct tg_h2_session *s, struct tg_h2_stream *hs, bool 
     TG_STAT_INC(&c->conn.w->stats, requests);
     head_finish(hs, end_stream);
     hs->end_in = end_stream;
-    if (end_stream)
+    if (end_stream) {
         st->req_phase = TG_REQ_DONE;
+    } else { /* the body clock of limits.min_body_rate and timeouts.request_body */
+        st->body_clock = true;
+        st->body_start_ms = st->start_ms;
+        st->body_held_ms = 0;
+    }
     struct tg_http_head *h = &st->req_in;
     st->head_only = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
     enum tg_hfail f = TG_HF_NONE;
@@ -247,12 +252,16 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
 {
     struct tg_h2_session *s = user;
-    (void)ng;
     if (frame->hd.stream_id == 0)
         return 0;
     struct tg_h2_stream *hs = tg__h2_stream_of(s, frame->hd.stream_id);
-    if (hs != NULL)
-        hs->st.bytes_out += 9 + frame->hd.length;
+    if (hs == NULL)
+        return 0;
+    hs->st.bytes_out += 9 + frame->hd.length;
+    /* Our 408 after a body limit went out whole: the rest of the body is not wanted. */
+    if (hs->timed_out && !hs->end_in && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+        (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS))
+        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, hs->id, NGHTTP2_NO_ERROR);
     return 0;
 }
 
@@ -342,6 +351,7 @@ static void on_read(struct tg_conn *conn)
     conn->in.off = conn->in.len = 0;
     tg__h2_streams_run(s);
     tg__h2_send(s);
+    tg__h2_timer_update(s);
     update(s);
 }
 
@@ -378,38 +388,6 @@ static void on_error(struct tg_conn *conn, int err, bool writing)
     tg__client_close(c);
 }
 
-/* timeouts.idle: without streams the connection ends (GOAWAY); with streams, no byte either way
- * for that long ends it too. */
-static void on_timer(struct tg_conn *conn)
-{
-    struct tg_h2_session *s = sess_of(conn);
-    struct tg_client *c = s->c;
-    tg__h2_free_dead(s);
-    uint64_t now = uv_now(&conn->w->loop), idle = tg__cfg(c)->timeouts.idle_ms;
-    uint64_t quiet = now - conn->last_io_ms;
-    if (c->timer_kind == TG_CT_HANDSHAKE) {
-        tg__client_handshake_timeout(c);
-        return;
-    }
-    uint64_t stall = tg__h2_calm_stalls(s, now);
-    if (s->calm != TG_H2C_NONE) {
-        tg__h2_send(s);
-        tg__client_close(c);
-        return;
-    }
-    if (quiet < idle) {
-        tg_conn_timer(conn, TG_MIN(idle - quiet, stall));
-        return;
-    }
-    if (s->n_live > 0)
-        tg_log_info("client %s listener=%s: no progress for %" PRIu64
-                    " ms with %zu HTTP/2 streams open (timeouts.idle)",
-                    c->peer, c->lc->name, idle, s->n_live);
-    nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
-    tg__h2_send(s);
-    tg__client_close(c);
-}
-
 static void on_open(struct tg_conn *conn)
 {
     (void)conn; /* the session starts from tg__h2_start, after the HTTP/1 handler's on_open */
@@ -424,18 +402,24 @@ static const struct tg_conn_handler h2_conn = {
     .on_error = on_error,
     .on_drain = on_drain,
     .after_read = after_read,
-    .on_timer = on_timer,
+    .on_timer = tg__h2_on_timer,
     .on_closed = tg__client_on_closed,
 };
 
 /* Draining: GOAWAY; the connection closes once the streams in flight are done. */
 static void on_drain_worker(struct tg_client *c)
 {
-    struct tg_h2_session *s = c->h2;
-    if (s == NULL || s->n_live == 0) {
+    if (c->h2 == NULL || c->h2->n_live == 0) {
         tg__client_close(c);
         return;
     }
+    tg__h2_goaway(c->h2);
+}
+
+void tg__h2_goaway(struct tg_h2_session *s)
+{
+    if (s->goaway || closed(s))
+        return;
     s->goaway = true;
     nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(s->ng),
                           NGHTTP2_NO_ERROR, NULL, 0);
@@ -517,8 +501,8 @@ bool tg__h2_start(struct tg_client *c)
     c->proto = &tg__proto_h2;
     c->phase = TG_CP_REQUEST;
     tg_conn_set_handler(&c->conn, &h2_conn, c);
-    c->timer_kind = TG_CT_IDLE;
-    tg_conn_timer(&c->conn, cfg->timeouts.idle_ms);
+    s->idle_since_ms = uv_now(&c->conn.w->loop);
+    tg__h2_timer_update(s);
     tg_conn_read(&c->conn); /* the preface may already be buffered in OpenSSL */
     if (!tg_conn_closed(&c->conn))
         tg__h2_send(s);

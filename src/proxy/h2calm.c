@@ -106,6 +106,15 @@ void tg__h2_calm(struct tg_h2_session *s, enum tg_h2_calm r)
     nghttp2_session_terminate_session(s->ng, NGHTTP2_ENHANCE_YOUR_CALM);
 }
 
+uint64_t tg__h2_calm_stalls_next(const struct tg_h2_session *s, uint64_t now)
+{
+    uint64_t limit = tg__cfg(s->c)->timeouts.idle_ms, next = UINT64_MAX;
+    for (const struct tg_h2_stream *hs = s->live; hs != NULL; hs = hs->next)
+        if (!hs->closed && tg_buf_used(&hs->resp) > 0)
+            next = TG_MIN(next, hs->wait_ms + limit > now ? hs->wait_ms + limit - now : 0);
+    return next;
+}
+
 uint64_t tg__h2_calm_stalls(struct tg_h2_session *s, uint64_t now)
 {
     uint64_t limit = tg__cfg(s->c)->timeouts.idle_ms, next = UINT64_MAX;

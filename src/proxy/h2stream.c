@@ -43,6 +43,7 @@ struct tg_h2_stream *tg__h2_stream_new(struct tg_h2_session *s, int32_t id)
     hs->st.out = &tg__h2_ops;
     hs->st.sess = s;
     hs->st.who = &c->info;
+    hs->opened_ms = uv_now(&c->conn.w->loop);
     memcpy(hs->st.method, "-", 2);
     memcpy(hs->st.path, "-", 2);
     tg_conn_buf_get(c->conn.w, &hs->scratch, tg__client_in_cap(c));
@@ -78,7 +79,8 @@ void tg__h2_stream_close(struct tg_h2_stream *hs, bool complete)
             *pp = hs->next;
             break;
         }
-    s->n_live--;
+    if (--s->n_live == 0)
+        s->idle_since_ms = uv_now(&s->c->conn.w->loop);
     s->n_dead++;
     hs->next = s->dead;
     s->dead = hs;

@@ -467,8 +467,10 @@ struct tg_h2_stream {
     bool deferred;  /* nghttp2 waits for response bytes */
     bool to_start;  /* on_head ran inside mem_recv: start after it returns */
     bool feeding;
-    bool closed;      /* nghttp2 closed it: on the dead list */
-    uint64_t wait_ms; /* response bytes have waited for the client since (DATA sent resets it) */
+    bool closed;        /* nghttp2 closed it: on the dead list */
+    uint64_t wait_ms;   /* response bytes have waited for the client since (DATA sent resets it) */
+    uint64_t opened_ms; /* its HEADERS began (timeouts.request_headers until END_HEADERS) */
+    bool timed_out;     /* a body limit ended it: RST_STREAM(NO_ERROR) after our 408 */
 };
 
 /* h2calm.c: the HTTP/2 defences (each ends the connection with ENHANCE_YOUR_CALM). */
@@ -502,6 +504,7 @@ struct tg_h2_session {
     struct tg_h2_stream *live;
     struct tg_h2_stream *dead; /* closed inside callbacks; freed at the next entry point */
     size_t n_live;
+    uint64_t idle_since_ms; /* no stream open since (timeouts.idle then sends GOAWAY) */
     size_t n_dead;  /* closed, not freed yet: they still count against max_concurrent_streams */
     bool in_recv;   /* inside nghttp2_session_mem_recv: no mem_send */
     bool sending;   /* inside send(): no re-entry */
@@ -520,6 +523,14 @@ void tg__h2_calm(struct tg_h2_session *s, enum tg_h2_calm r);
 /* Zero-window stalls: ends the session if a stream's response bytes waited timeouts.idle with
  * no DATA sent (returns 0); else the ms until the next such deadline (UINT64_MAX: none). */
 uint64_t tg__h2_calm_stalls(struct tg_h2_session *s, uint64_t now);
+/* The same deadline without acting on it. */
+uint64_t tg__h2_calm_stalls_next(const struct tg_h2_session *s, uint64_t now);
+
+/* h2timer.c: the session's one timer (idle, stream head and body deadlines, stalls). */
+void tg__h2_timer_update(struct tg_h2_session *s);
+void tg__h2_on_timer(struct tg_conn *conn);
+/* Graceful GOAWAY (shutdown, reload): streams in flight finish, then the connection closes. */
+void tg__h2_goaway(struct tg_h2_session *s);
 
 extern const struct tg_stream_out_ops tg__h2_ops;
 struct tg_h2_stream *tg__h2_stream_new(struct tg_h2_session *s, int32_t id);
