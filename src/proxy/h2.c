@@ -503,7 +503,10 @@ bool tg__h2_start(struct tg_client *c)
     tg_conn_set_handler(&c->conn, &h2_conn, c);
     s->idle_since_ms = uv_now(&c->conn.w->loop);
     tg__h2_timer_update(s);
-    tg_conn_read(&c->conn); /* the preface may already be buffered in OpenSSL */
+    if (c->conn.in.data != NULL && tg_buf_used(&c->conn.in) > 0)
+        on_read(&c->conn); /* h2c: inside the engine's read, which goes on with this handler */
+    else
+        tg_conn_read(&c->conn); /* the preface may already be buffered in OpenSSL */
     if (!tg_conn_closed(&c->conn))
         tg__h2_send(s);
     update(s);

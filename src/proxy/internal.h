@@ -147,6 +147,7 @@ struct tg_client {
     uint8_t timer_kind;
     bool close_after; /* close once the response in flight is out */
     bool in_parser;   /* inside tg_h1_execute: no flushing or re-entry */
+    bool h2c_maybe;   /* http2.cleartext, plaintext: the first bytes may be the HTTP/2 preface */
     uint64_t accepted_ms;
     uint64_t deadline_ms;
     char peer[48];
