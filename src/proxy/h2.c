@@ -53,15 +53,44 @@ static char *keep(struct tg_h2_stream *hs, const uint8_t *p, size_t n)
     return d;
 }
 
+/* Request trailers reach the backend only at the end of a chunked body (HTTP/1.1 has nowhere
+ * else to put them), and only fields a trailer may carry; the rest are dropped. They count
+ * against the same header list limit as the head. */
+static void trailer(struct tg_h2_session *s, struct tg_h2_stream *hs, const uint8_t *name,
+                    size_t namelen, const uint8_t *value, size_t valuelen)
+{
+    if (hs == NULL || hs->st.req_in.body != TG_BODY_CHUNKED)
+        return;
+    const struct tg_config *cfg = tg__cfg(s->c);
+    hs->hdr_bytes += namelen + valuelen + 32;
+    if (hs->hdr_bytes > cfg->http2.max_header_list_size ||
+        !tg_http_trailer_ok((const char *)name, namelen))
+        return;
+    if (hs->trailers.max_fields == 0)
+        tg_http_head_init(&hs->trailers, cfg->limits.max_headers);
+    if (hs->trailers.n_fields == hs->trailers.max_fields)
+        return;
+    char *n = keep(hs, name, namelen), *v = keep(hs, value, valuelen);
+    if (n != NULL && v != NULL) {
+        tg_http_head_add(&hs->trailers, n, namelen, v, valuelen);
+        hs->trailer_bytes += namelen + valuelen + 4;
+        hs->st.req_trailers = &hs->trailers;
+    }
+}
+
 static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name,
                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
                      void *user)
 {
     struct tg_h2_session *s = user;
     (void)flags;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* trailers: dropped (HTTP/1.1 backends get none) */
+    if (frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
     struct tg_h2_stream *hs = tg__h2_stream_of(s, frame->hd.stream_id);
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        trailer(s, hs, name, namelen, value, valuelen);
+        return 0;
+    }
     if (hs == NULL)
         return 0;
     const struct tg_config *cfg = tg__cfg(s->c);

@@ -63,6 +63,8 @@ static void stream_free(struct tg_h2_stream *hs)
     tg_http_head_free(&hs->st.req_in);
     tg_http_head_free(&hs->st.req);
     tg_http_head_free(&hs->st.resp);
+    if (hs->trailers.max_fields > 0)
+        tg_http_head_free(&hs->trailers);
     free(hs);
 }
 
@@ -127,7 +129,10 @@ static void feed(struct tg_h2_stream *hs)
     }
     if (tg_buf_used(&hs->reqbuf) == 0) {
         tg_conn_buf_put(s->c->conn.w, &hs->reqbuf);
-        if (hs->end_in && !hs->end_given && st->h != NULL && !hs->to_start) {
+        /* The terminal chunk carries the trailers: wait until the handler has room for them. */
+        size_t need = hs->trailer_bytes > 0 ? hs->trailer_bytes + FEED_SLACK : 0;
+        if (hs->end_in && !hs->end_given && st->h != NULL && !hs->to_start &&
+            (need == 0 || st->h->body_room(st) >= need)) {
             hs->end_given = true;
             st->req_phase = TG_REQ_DONE;
             if (!st->h->on_body(st, NULL, 0, true))
@@ -290,7 +295,7 @@ static void h2_consumed(struct tg_stream *st, size_t n)
 {
     struct tg_h2_stream *hs = h2s(st);
     (void)n;
-    if (hs->closed || tg_buf_used(&hs->reqbuf) == 0)
+    if (hs->closed || (tg_buf_used(&hs->reqbuf) == 0 && !(hs->end_in && !hs->end_given)))
         return;
     feed(hs);
     tg__h2_send(hs->s);

@@ -280,6 +280,9 @@ struct tg_stream {
     struct tg_http_head req_in; /* the request as received (strings in the session's buffers) */
     struct tg_http_head req;    /* the request head forwarded to the backend */
     struct tg_http_head resp;   /* the response head forwarded to the client */
+    /* Request trailer fields to end a chunked body with (HTTP/2 sessions set it before the end
+     * of the body; checked against tg_http_trailer_ok), or NULL. */
+    const struct tg_http_head *req_trailers;
     enum tg_req_phase req_phase;
     enum tg_resp_phase resp_phase;
     enum tg_stream_kind kind;
@@ -468,7 +471,10 @@ struct tg_h2_stream {
     bool deferred;  /* nghttp2 waits for response bytes */
     bool to_start;  /* on_head ran inside mem_recv: start after it returns */
     bool feeding;
-    bool closed;        /* nghttp2 closed it: on the dead list */
+    bool closed; /* nghttp2 closed it: on the dead list */
+    struct tg_http_head
+        trailers; /* request trailers kept for a chunked body (max_fields 0: none) */
+    size_t trailer_bytes;
     uint64_t wait_ms;   /* response bytes have waited for the client since (DATA sent resets it) */
     uint64_t opened_ms; /* its HEADERS began (timeouts.request_headers until END_HEADERS) */
     bool timed_out;     /* a body limit ended it: RST_STREAM(NO_ERROR) after our 408 */

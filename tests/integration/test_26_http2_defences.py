@@ -172,7 +172,7 @@ def test_ordinary_clients_meet_no_limit(gateway, origin, certs, tmp_path):
     got = None
     while got is None:
         f = c.frame()
-        assert f is not None and not isinstance(f, GoAwayFrame), f
+        assert f is not None and not isinstance(f, (GoAwayFrame, RstStreamFrame)), f
         if isinstance(f, HeadersFrame) and f.stream_id == 3:
             got = f
     c.close()
@@ -209,3 +209,41 @@ def test_zero_window_stall(gateway, origin, certs, tmp_path):
     assert time.monotonic() - start >= 1.4
     _calm(gw, port, "zero_window")
     _served(certs, port)
+
+
+def test_request_trailers_reach_a_chunked_backend_request(gateway, origin, certs, tmp_path):
+    """HTTP/2 request trailers end the chunked body toward the HTTP/1.1 backend; fields a
+    trailer may not carry (framing, routing, credentials, ours) are dropped."""
+    import json
+    o = origin("app")
+    port = testenv.free_port()
+    gateway(_config(certs, tmp_path, port, o))
+    c = H2(certs, port)
+    body = b"z" * 50000
+    data = c.head(1, path="/upload", end_stream=False)
+    for i in range(0, len(body), 16000):
+        data += DataFrame(1, body[i:i + 16000]).serialize()
+    block = c.enc.encode([("x-checksum", "abc123"), ("grpc-status", "0"),
+                          ("authorization", "Basic eA=="), ("x-forwarded-for", "10.0.0.1"),
+                          ("cookie", "a=b"), ("x_under", "1")])
+    t = HeadersFrame(1, block)
+    t.flags.add("END_HEADERS")
+    t.flags.add("END_STREAM")
+    c.send(data[:16384 * 3])  # within the stream's first window
+    c.send(data[16384 * 3:] + t.serialize())
+    dec = hpack.Decoder()
+    got, doc = {}, b""
+    c.s.settimeout(testenv.t(10))
+    while True:
+        f = c.frame()
+        assert f is not None and not isinstance(f, (GoAwayFrame, RstStreamFrame)), f
+        if isinstance(f, HeadersFrame) and f.stream_id == 1:
+            got.update(dict(dec.decode(f.data)))
+        if isinstance(f, DataFrame) and f.stream_id == 1:
+            doc += f.data
+            if "END_STREAM" in f.flags:
+                break
+    assert got[":status"] == "200", got
+    j = json.loads(doc)
+    assert j["length"] == len(body), j
+    assert j["trailers"] == [["x-checksum", "abc123"], ["grpc-status", "0"]], j
