@@ -267,6 +267,15 @@ struct tg_http_conf {
     enum tg_underscores underscores; /* http.underscores_in_headers */
 };
 
+/* http2: what an HTTP/2 session advertises in SETTINGS and enforces. */
+struct tg_http2_conf {
+    uint32_t max_concurrent_streams; /* 128; streams count until the gateway released them */
+    uint32_t max_header_list_size;   /* default limits.max_header_bytes */
+    uint32_t initial_window_size;    /* per stream, 65535 (at most what a request buffer holds) */
+    uint32_t max_frame_size;         /* 16384 */
+    bool cleartext;                  /* h2c with prior knowledge on plaintext http listeners */
+};
+
 /* session_tickets: where the ticket keys come from. */
 struct tg_tickets_conf {
     /* Key file (resolved): 80-byte keys, newest first, re-read on change and reload; NULL =
@@ -321,6 +330,7 @@ struct tg_config {
     struct tg_timeouts_conf timeouts;
     struct tg_limits_conf limits;
     struct tg_http_conf http;
+    struct tg_http2_conf http2;
     struct tg_tickets_conf tickets;
     struct tg_admin_conf admin;
     bool auto_reload; /* watch the config, key, certificate and CRL files */

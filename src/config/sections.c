@@ -34,6 +34,7 @@ static const struct tg_config__key top_keys[] = {
     {"timeouts", TG_J_OBJ, "an object", "{}", NULL, 0},
     {"limits", TG_J_OBJ, "an object", "{}", NULL, 0},
     {"http", TG_J_OBJ, "an object", "{}", NULL, 0},
+    {"http2", TG_J_OBJ, "an object", "{}", NULL, 0},
     {"truststores", TG_J_OBJ, "an object (name to truststore)", "{}", NULL, 0},
     {"admin", TG_J_OBJ, "an object", "none (no admin API)", NULL, 0},
     {"auto_reload", TG_J_BOOL, "true or false", "false", NULL, 0},
@@ -835,6 +836,7 @@ void tg_config__parse_root(struct tg_config__ctx *c, json_t *root)
     parse_timeouts(c, tg_config__get(root, top_keys, "timeouts"));
     parse_limits(c, tg_config__get(root, top_keys, "limits"));
     parse_http(c, tg_config__get(root, top_keys, "http"));
+    tg_config__parse_http2(c, tg_config__get(root, top_keys, "http2"));
     tg_config__parse_tickets(c, tg_config__get(root, top_keys, "session_tickets"));
 
     /* Keystores, truststores and backends first: backends and listeners refer to them by

@@ -29,7 +29,8 @@ const struct tg_config__key tg_config__tls_keys[] = {
     {"max_version", TG_J_STR, "a string", "\"TLS1.3\"", VERSIONS_ALLOWED, 0},
     {"cipher_suites", TG_J_ARR | TG_J_STR, SUITES_TYPE, SUITES_DEFAULT, NULL, 0},
     {"curves", TG_J_ARR, "a list of group names", "OpenSSL's default", NULL, 0},
-    {"alpn", TG_J_ARR, "a list of protocol ids", "[\"http/1.1\"]", "h2, http/1.1", 0},
+    {"alpn", TG_J_ARR, "a list of protocol ids", "[\"h2\", \"http/1.1\"] (http), none (tcp)",
+     "h2, http/1.1", 0},
     {"session_resumption", TG_J_BOOL, "true or false", "true", NULL, 0},
     {"client_auth", TG_J_OBJ, "an object", "{\"mode\": \"none\"}", "see client_auth", 0},
     {"ocsp_stapling", TG_J_OBJ, "an object", "off", "{\"file\": F} or {\"fetch\": true}", 0},
@@ -428,9 +429,10 @@ void tg_config__parse_tls(struct tg_config__ctx *c, json_t *tls, const char *lis
     tc->ciphersuites = tg_xstrdup(DEFAULT_CIPHERSUITES);
     tc->cipher_list = tg_xstrdup(DEFAULT_CIPHER_LIST);
     tc->session_resumption = true;
-    tc->alpn = tg_xcalloc(1, sizeof(*tc->alpn));
-    tc->alpn[0] = tg_xstrdup("http/1.1");
-    tc->n_alpn = 1;
+    tc->alpn = tg_xcalloc(2, sizeof(*tc->alpn));
+    tc->alpn[0] = tg_xstrdup("h2");
+    tc->alpn[1] = tg_xstrdup("http/1.1");
+    tc->n_alpn = 2;
     if (tls == NULL) {
         tc->path = tg_xstrdup(listener_ptr);
         tg_config__loc(c, tc->path, &tc->loc);

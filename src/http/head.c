@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/buf.h"
 #include "core/core.h"
@@ -174,4 +175,42 @@ bool tg_http_head_is_hop_by_hop(const struct tg_http_head *h, const struct tg_ht
                                         LNAME("client-cert"),
                                         LNAME("client-cert-chain")};
     return !in_set(f, keep, TG_ARRAY_SIZE(keep));
+}
+
+bool tg_http_trailer_ok(const char *name, size_t len)
+{
+    static const char *const never[] = {"authorization",
+                                        "cache-control",
+                                        "connection",
+                                        "content-encoding",
+                                        "content-length",
+                                        "content-range",
+                                        "content-type",
+                                        "cookie",
+                                        "expect",
+                                        "host",
+                                        "keep-alive",
+                                        "max-forwards",
+                                        "pragma",
+                                        "proxy-authenticate",
+                                        "proxy-authorization",
+                                        "proxy-connection",
+                                        "range",
+                                        "set-cookie",
+                                        "te",
+                                        "trailer",
+                                        "transfer-encoding",
+                                        "upgrade",
+                                        "www-authenticate",
+                                        "client-cert",
+                                        "client-cert-chain",
+                                        "forwarded"};
+    if (len == 0 || memchr(name, '_', len) != NULL || memchr(name, ':', len) != NULL)
+        return false;
+    if (len >= 12 && strncasecmp(name, "x-forwarded-", 12) == 0)
+        return false;
+    for (size_t i = 0; i < sizeof(never) / sizeof(never[0]); i++)
+        if (strlen(never[i]) == len && strncasecmp(name, never[i], len) == 0)
+            return false;
+    return true;
 }

@@ -184,6 +184,10 @@ static inline const struct tg_http_field *tg_http_head_find(const struct tg_http
             return &h->fields[i];
     return NULL;
 }
+/* A field of this (lower-case) name may travel in a trailer section toward a backend: not
+ * framing, routing, authentication, content handling, hop-by-hop, or fields the gateway sets
+ * itself (RFC 9110 6.5.1), and no '_' (it could pose as a field with '-'). */
+bool tg_http_trailer_ok(const char *name, size_t len);
 /* A comma-separated field named lname contains token (case-insensitive). */
 bool tg_http_head_has_token(const struct tg_http_head *h, const char *lname, const char *token);
 /* True for fields a proxy must not forward: the RFC 9110 hop-by-hop set (Connection,

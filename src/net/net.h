@@ -76,6 +76,8 @@ const char *tg_ppin_fail_sentence(enum tg_ppin_fail f);
 #define TG_NET_BACKEND_FAIL_MAX 16
 /* Rows of the proxy's request-refusal table that get their own counter. */
 #define TG_NET_HTTP_FAIL_MAX 24
+/* Rows of the proxy's HTTP/2 defence table (connections closed with ENHANCE_YOUR_CALM). */
+#define TG_NET_H2_CALM_MAX 12
 
 /* Listeners counted apart (by name, so a reload that reorders them keeps their counts); slot
  * TG_NET_LISTENER_SLOTS takes the rest and is not reported. */
@@ -109,6 +111,7 @@ struct tg_stats {
     atomic_uint_fast64_t websocket_upgrades;
     atomic_uint_fast64_t body_timeouts; /* request bodies cut: too slow or past their deadline */
     atomic_uint_fast64_t ppin_fail[TG_PPIN_FAIL__COUNT]; /* PROXY headers refused, by reason */
+    atomic_uint_fast64_t h2_calm[TG_NET_H2_CALM_MAX];    /* HTTP/2 connections ended, by reason */
     atomic_uint_fast64_t reauth_closed;   /* closed on reload: the new policy refuses the client's
                                              certificate (tls.client_auth.reauthorize_live) */
     atomic_uint_fast64_t tls_versions[4]; /* client handshakes by version: TLS 1.0 .. 1.3 */

@@ -335,8 +335,16 @@ static bool fwd_on_body(struct tg_stream *st, const char *at, size_t len, bool e
     } else if (len > 0 && !tg_buf_append(b, at, len)) {
         return false;
     }
-    if (end && st->req_chunked)
-        return tg_buf_append(b, "0\r\n\r\n", 5);
+    if (end && st->req_chunked) {
+        bool ok = tg_buf_append(b, "0\r\n", 3);
+        const struct tg_http_head *t = st->req_trailers;
+        for (uint32_t i = 0; t != NULL && ok && i < t->n_fields; i++) /* HTTP/2 trailers */
+            ok = tg_buf_append(b, t->fields[i].name, t->fields[i].name_len) &&
+                 tg_buf_append(b, ": ", 2) &&
+                 tg_buf_append(b, t->fields[i].value, t->fields[i].value_len) &&
+                 tg_buf_append(b, "\r\n", 2);
+        return ok && tg_buf_append(b, "\r\n", 2);
+    }
     return true;
 }
 

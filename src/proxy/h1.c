@@ -73,9 +73,33 @@ static size_t read_room(struct tg_conn *conn)
     return conn->in.cap - conn->in.len;
 }
 
+/* h2c with prior knowledge (http2.cleartext on a plaintext listener): a connection whose first
+ * bytes are the HTTP/2 preface becomes an HTTP/2 session. True when the bytes were handed on or
+ * more are needed to tell. */
+static bool h2c_preface(struct tg_client *c)
+{
+    static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+    struct tg_conn *conn = &c->conn;
+    size_t n = TG_MIN(tg_buf_used(&conn->in), sizeof(preface) - 1);
+    if (memcmp(conn->in.data + conn->in.off, preface, n) != 0) {
+        c->h2c_maybe = false; /* HTTP/1 */
+        return false;
+    }
+    if (n < sizeof(preface) - 1 && !conn->rd_eof)
+        return true; /* wait for the rest */
+    c->h2c_maybe = false;
+    if (n < sizeof(preface) - 1)
+        return false;
+    if (!tg__h2_start(c))
+        tg__client_abort(c, "cannot start an HTTP/2 session");
+    return true;
+}
+
 static void on_read(struct tg_conn *conn)
 {
     struct tg_client *c = tg__client_of(conn);
+    if (c->h2c_maybe && h2c_preface(c))
+        return;
     if (conn->rd_eof) {
         if (req_active(c) && c->st->resp_phase != TG_RESP_DONE)
             tg__client_abort(c, "client closed the connection mid-request");
@@ -643,8 +667,10 @@ static void on_open(struct tg_conn *conn)
         return;
     }
     c->phase = TG_CP_IDLE;
+    c->h2c_maybe = tg__cfg(c)->http2.cleartext && c->lc->tls.disabled;
     tg_conn_read(conn); /* the first request may already be buffered in OpenSSL */
-    http1_update(c);
+    if (c->h2 == NULL)  /* else h2c took it over */
+        http1_update(c);
 }
 
 static void on_drain_worker(struct tg_client *c)

@@ -14,8 +14,6 @@
 
 #include "core/log.h"
 
-#define H2_MAX_STREAMS 100
-#define H2_WINDOW      16384 /* per stream: what its request buffer holds */
 #define H2_CONN_WINDOW (1 << 20)
 #define H2_OUT_HIGH    (32 * 1024) /* stop reading while this much waits for the client */
 #define OUT_MIN_CAP    (64 * 1024)
@@ -32,7 +30,7 @@ static int on_begin_headers(nghttp2_session *ng, const nghttp2_frame *frame, voi
     struct tg_h2_session *s = user;
     if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    if (s->goaway || s->n_live >= H2_MAX_STREAMS) {
+    if (s->goaway || s->n_live + s->n_dead >= tg__cfg(s->c)->http2.max_concurrent_streams) {
         nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
                                   NGHTTP2_REFUSED_STREAM);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -55,24 +53,59 @@ static char *keep(struct tg_h2_stream *hs, const uint8_t *p, size_t n)
     return d;
 }
 
+/* Request trailers reach the backend only at the end of a chunked body (HTTP/1.1 has nowhere
+ * else to put them), and only fields a trailer may carry; the rest are dropped. They count
+ * against the same header list limit as the head. */
+static void trailer(struct tg_h2_session *s, struct tg_h2_stream *hs, const uint8_t *name,
+                    size_t namelen, const uint8_t *value, size_t valuelen)
+{
+    if (hs == NULL || hs->st.req_in.body != TG_BODY_CHUNKED)
+        return;
+    const struct tg_config *cfg = tg__cfg(s->c);
+    hs->hdr_bytes += namelen + valuelen + 32;
+    if (hs->hdr_bytes > cfg->http2.max_header_list_size ||
+        !tg_http_trailer_ok((const char *)name, namelen))
+        return;
+    if (hs->trailers.max_fields == 0)
+        tg_http_head_init(&hs->trailers, cfg->limits.max_headers);
+    if (hs->trailers.n_fields == hs->trailers.max_fields)
+        return;
+    char *n = keep(hs, name, namelen), *v = keep(hs, value, valuelen);
+    if (n != NULL && v != NULL) {
+        tg_http_head_add(&hs->trailers, n, namelen, v, valuelen);
+        hs->trailer_bytes += namelen + valuelen + 4;
+        hs->st.req_trailers = &hs->trailers;
+    }
+}
+
 static int on_header(nghttp2_session *ng, const nghttp2_frame *frame, const uint8_t *name,
                      size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
                      void *user)
 {
     struct tg_h2_session *s = user;
     (void)flags;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* trailers: dropped (HTTP/1.1 backends get none) */
+    if (frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
     struct tg_h2_stream *hs = tg__h2_stream_of(s, frame->hd.stream_id);
-    if (hs == NULL || hs->too_large)
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST) {
+        trailer(s, hs, name, namelen, value, valuelen);
+        return 0;
+    }
+    if (hs == NULL)
         return 0;
     const struct tg_config *cfg = tg__cfg(s->c);
     struct tg_http_head *h = &hs->st.req_in;
+    /* Counted even once over the limit: a block that decodes to far more than was sent (an
+     * HPACK bomb) ends the connection. */
     hs->hdr_bytes += namelen + valuelen + 32;
-    if (hs->hdr_bytes > cfg->limits.max_header_bytes) {
+    if (hs->hdr_bytes > 2 * (size_t)cfg->http2.max_header_list_size) {
+        tg__h2_calm(s, TG_H2C_HPACK_BOMB);
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    }
+    if (hs->too_large)
+        return 0;
+    if (hs->hdr_bytes > cfg->http2.max_header_list_size) {
         hs->too_large = true;
-        if (hs->hdr_bytes > 2 * (size_t)cfg->limits.max_header_bytes)
-            return NGHTTP2_ERR_CALLBACK_FAILURE; /* an HPACK bomb: the connection goes */
         return 0;
     }
     char *n = keep(hs, name, namelen), *v = keep(hs, value, valuelen);
@@ -170,8 +203,13 @@ static void request_head(struct tg_h2_session *s, struct tg_h2_stream *hs, bool 
     TG_STAT_INC(&c->conn.w->stats, requests);
     head_finish(hs, end_stream);
     hs->end_in = end_stream;
-    if (end_stream)
+    if (end_stream) {
         st->req_phase = TG_REQ_DONE;
+    } else { /* the body clock of limits.min_body_rate and timeouts.request_body */
+        st->body_clock = true;
+        st->body_start_ms = st->start_ms;
+        st->body_held_ms = 0;
+    }
     struct tg_http_head *h = &st->req_in;
     st->head_only = h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0;
     enum tg_hfail f = TG_HF_NONE;
@@ -243,12 +281,16 @@ static int on_data_chunk(nghttp2_session *ng, uint8_t flags, int32_t id, const u
 static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *user)
 {
     struct tg_h2_session *s = user;
-    (void)ng;
     if (frame->hd.stream_id == 0)
         return 0;
     struct tg_h2_stream *hs = tg__h2_stream_of(s, frame->hd.stream_id);
-    if (hs != NULL)
-        hs->st.bytes_out += 9 + frame->hd.length;
+    if (hs == NULL)
+        return 0;
+    hs->st.bytes_out += 9 + frame->hd.length;
+    /* Our 408 after a body limit went out whole: the rest of the body is not wanted. */
+    if (hs->timed_out && !hs->end_in && (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) &&
+        (frame->hd.type == NGHTTP2_DATA || frame->hd.type == NGHTTP2_HEADERS))
+        nghttp2_submit_rst_stream(ng, NGHTTP2_FLAG_NONE, hs->id, NGHTTP2_NO_ERROR);
     return 0;
 }
 
@@ -265,6 +307,14 @@ static int on_stream_close(nghttp2_session *ng, int32_t id, uint32_t error_code,
         tg__stream_log_access(st);
     tg__h2_stream_close(hs, complete && st->req_phase == TG_REQ_DONE);
     return 0;
+}
+
+/* Every frame header, before its payload: the flood limits (h2calm.c). */
+static int on_begin_frame(nghttp2_session *ng, const nghttp2_frame_hd *hd, void *user)
+{
+    (void)ng;
+    return tg__h2_calm_frame(user, hd->type, hd->flags, hd->length) ? 0
+                                                                    : NGHTTP2_ERR_CALLBACK_FAILURE;
 }
 
 static struct tg_h2_session *sess_of(struct tg_conn *conn)
@@ -313,12 +363,16 @@ static void on_read(struct tg_conn *conn)
     if (closed(s))
         return;
     if (n < 0) {
-        tg_log_info("client %s listener=%s: HTTP/2 session failed: %s", c->peer, c->lc->name,
-                    nghttp2_strerror((int)n));
-        if (n != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
-            nghttp2_session_terminate_session(s->ng, n == NGHTTP2_ERR_FLOODED
-                                                         ? NGHTTP2_ENHANCE_YOUR_CALM
-                                                         : NGHTTP2_PROTOCOL_ERROR);
+        if (n == NGHTTP2_ERR_FLOODED)
+            tg__h2_calm(s, TG_H2C_ACK_QUEUE);
+        else if (n == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
+            tg__h2_calm(s, TG_H2C_CONTINUATION);
+        if (s->calm == TG_H2C_NONE) {
+            tg_log_info("client %s listener=%s: HTTP/2 session failed: %s", c->peer, c->lc->name,
+                        nghttp2_strerror((int)n));
+            if (n != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
+                nghttp2_session_terminate_session(s->ng, NGHTTP2_PROTOCOL_ERROR);
+        }
         tg__h2_send(s);
         tg__client_close(c);
         return;
@@ -326,6 +380,7 @@ static void on_read(struct tg_conn *conn)
     conn->in.off = conn->in.len = 0;
     tg__h2_streams_run(s);
     tg__h2_send(s);
+    tg__h2_timer_update(s);
     update(s);
 }
 
@@ -362,32 +417,6 @@ static void on_error(struct tg_conn *conn, int err, bool writing)
     tg__client_close(c);
 }
 
-/* timeouts.idle: without streams the connection ends (GOAWAY); with streams, no byte either way
- * for that long ends it too. */
-static void on_timer(struct tg_conn *conn)
-{
-    struct tg_h2_session *s = sess_of(conn);
-    struct tg_client *c = s->c;
-    tg__h2_free_dead(s);
-    uint64_t now = uv_now(&conn->w->loop), idle = tg__cfg(c)->timeouts.idle_ms;
-    uint64_t quiet = now - conn->last_io_ms;
-    if (c->timer_kind == TG_CT_HANDSHAKE) {
-        tg__client_handshake_timeout(c);
-        return;
-    }
-    if (quiet < idle) {
-        tg_conn_timer(conn, idle - quiet);
-        return;
-    }
-    if (s->n_live > 0)
-        tg_log_info("client %s listener=%s: no progress for %" PRIu64
-                    " ms with %zu HTTP/2 streams open (timeouts.idle)",
-                    c->peer, c->lc->name, idle, s->n_live);
-    nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
-    tg__h2_send(s);
-    tg__client_close(c);
-}
-
 static void on_open(struct tg_conn *conn)
 {
     (void)conn; /* the session starts from tg__h2_start, after the HTTP/1 handler's on_open */
@@ -402,18 +431,24 @@ static const struct tg_conn_handler h2_conn = {
     .on_error = on_error,
     .on_drain = on_drain,
     .after_read = after_read,
-    .on_timer = on_timer,
+    .on_timer = tg__h2_on_timer,
     .on_closed = tg__client_on_closed,
 };
 
 /* Draining: GOAWAY; the connection closes once the streams in flight are done. */
 static void on_drain_worker(struct tg_client *c)
 {
-    struct tg_h2_session *s = c->h2;
-    if (s == NULL || s->n_live == 0) {
+    if (c->h2 == NULL || c->h2->n_live == 0) {
         tg__client_close(c);
         return;
     }
+    tg__h2_goaway(c->h2);
+}
+
+void tg__h2_goaway(struct tg_h2_session *s)
+{
+    if (s->goaway || closed(s))
+        return;
     s->goaway = true;
     nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE, nghttp2_session_get_last_proc_stream_id(s->ng),
                           NGHTTP2_NO_ERROR, NULL, 0);
@@ -467,6 +502,7 @@ bool tg__h2_start(struct tg_client *c)
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cb, on_data_chunk);
     nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
     nghttp2_session_callbacks_set_on_frame_send_callback(cb, on_frame_send);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cb, on_begin_frame);
     nghttp2_option_new(&opt);
     nghttp2_option_set_no_auto_window_update(opt, 1);
     nghttp2_option_set_no_closed_streams(opt, 1);
@@ -482,9 +518,10 @@ bool tg__h2_start(struct tg_client *c)
     }
     const struct tg_config *cfg = tg__cfg(c);
     nghttp2_settings_entry iv[] = {
-        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_MAX_STREAMS},
-        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_WINDOW},
-        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cfg->limits.max_header_bytes},
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->http2.max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->http2.initial_window_size},
+        {NGHTTP2_SETTINGS_MAX_FRAME_SIZE, cfg->http2.max_frame_size},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cfg->http2.max_header_list_size},
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     nghttp2_submit_settings(s->ng, NGHTTP2_FLAG_NONE, iv, TG_ARRAY_SIZE(iv));
@@ -493,9 +530,12 @@ bool tg__h2_start(struct tg_client *c)
     c->proto = &tg__proto_h2;
     c->phase = TG_CP_REQUEST;
     tg_conn_set_handler(&c->conn, &h2_conn, c);
-    c->timer_kind = TG_CT_IDLE;
-    tg_conn_timer(&c->conn, cfg->timeouts.idle_ms);
-    tg_conn_read(&c->conn); /* the preface may already be buffered in OpenSSL */
+    s->idle_since_ms = uv_now(&c->conn.w->loop);
+    tg__h2_timer_update(s);
+    if (c->conn.in.data != NULL && tg_buf_used(&c->conn.in) > 0)
+        on_read(&c->conn); /* h2c: inside the engine's read, which goes on with this handler */
+    else
+        tg_conn_read(&c->conn); /* the preface may already be buffered in OpenSSL */
     if (!tg_conn_closed(&c->conn))
         tg__h2_send(s);
     update(s);

@@ -43,6 +43,7 @@ struct tg_h2_stream *tg__h2_stream_new(struct tg_h2_session *s, int32_t id)
     hs->st.out = &tg__h2_ops;
     hs->st.sess = s;
     hs->st.who = &c->info;
+    hs->opened_ms = uv_now(&c->conn.w->loop);
     memcpy(hs->st.method, "-", 2);
     memcpy(hs->st.path, "-", 2);
     tg_conn_buf_get(c->conn.w, &hs->scratch, tg__client_in_cap(c));
@@ -62,6 +63,8 @@ static void stream_free(struct tg_h2_stream *hs)
     tg_http_head_free(&hs->st.req_in);
     tg_http_head_free(&hs->st.req);
     tg_http_head_free(&hs->st.resp);
+    if (hs->trailers.max_fields > 0)
+        tg_http_head_free(&hs->trailers);
     free(hs);
 }
 
@@ -78,7 +81,9 @@ void tg__h2_stream_close(struct tg_h2_stream *hs, bool complete)
             *pp = hs->next;
             break;
         }
-    s->n_live--;
+    if (--s->n_live == 0)
+        s->idle_since_ms = uv_now(&s->c->conn.w->loop);
+    s->n_dead++;
     hs->next = s->dead;
     s->dead = hs;
     if (s->ng != NULL)
@@ -91,6 +96,7 @@ void tg__h2_free_dead(struct tg_h2_session *s)
     while (s->dead != NULL) {
         struct tg_h2_stream *hs = s->dead;
         s->dead = hs->next;
+        s->n_dead--;
         stream_free(hs);
     }
 }
@@ -123,7 +129,10 @@ static void feed(struct tg_h2_stream *hs)
     }
     if (tg_buf_used(&hs->reqbuf) == 0) {
         tg_conn_buf_put(s->c->conn.w, &hs->reqbuf);
-        if (hs->end_in && !hs->end_given && st->h != NULL && !hs->to_start) {
+        /* The terminal chunk carries the trailers: wait until the handler has room for them. */
+        size_t need = hs->trailer_bytes > 0 ? hs->trailer_bytes + FEED_SLACK : 0;
+        if (hs->end_in && !hs->end_given && st->h != NULL && !hs->to_start &&
+            (need == 0 || st->h->body_room(st) >= need)) {
             hs->end_given = true;
             st->req_phase = TG_REQ_DONE;
             if (!st->h->on_body(st, NULL, 0, true))
@@ -172,6 +181,7 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
     if (n > 0) {
         memcpy(buf, hs->resp.data + hs->resp.off, n);
         hs->resp.off += n;
+        hs->wait_ms = uv_now(&hs->s->c->conn.w->loop); /* DATA went out: the stall clock restarts */
     }
     if (hs->end_out && tg_buf_used(&hs->resp) == 0)
         *flags |= NGHTTP2_DATA_FLAG_EOF;
@@ -242,6 +252,8 @@ static bool h2_body(struct tg_stream *st, const char *p, size_t len)
     if (hs->closed || hs->no_data)
         return true; /* the client reset it: what the backend still sends is dropped */
     h2_room(st);
+    if (tg_buf_used(&hs->resp) == 0)
+        hs->wait_ms = uv_now(&hs->s->c->conn.w->loop);
     if (!tg_buf_append(&hs->resp, p, len))
         return false;
     if (hs->deferred) {
@@ -283,7 +295,7 @@ static void h2_consumed(struct tg_stream *st, size_t n)
 {
     struct tg_h2_stream *hs = h2s(st);
     (void)n;
-    if (hs->closed || tg_buf_used(&hs->reqbuf) == 0)
+    if (hs->closed || (tg_buf_used(&hs->reqbuf) == 0 && !(hs->end_in && !hs->end_given)))
         return;
     feed(hs);
     tg__h2_send(hs->s);

@@ -151,6 +151,7 @@ struct tg_client {
     uint8_t timer_kind;
     bool close_after; /* close once the response in flight is out */
     bool in_parser;   /* inside tg_h1_execute: no flushing or re-entry */
+    bool h2c_maybe;   /* http2.cleartext, plaintext: the first bytes may be the HTTP/2 preface */
     uint64_t accepted_ms;
     uint64_t deadline_ms;
     char peer[48];
@@ -283,6 +284,9 @@ struct tg_stream {
     struct tg_http_head req_in; /* the request as received (strings in the session's buffers) */
     struct tg_http_head req;    /* the request head forwarded to the backend */
     struct tg_http_head resp;   /* the response head forwarded to the client */
+    /* Request trailer fields to end a chunked body with (HTTP/2 sessions set it before the end
+     * of the body; checked against tg_http_trailer_ok), or NULL. */
+    const struct tg_http_head *req_trailers;
     enum tg_req_phase req_phase;
     enum tg_resp_phase resp_phase;
     enum tg_stream_kind kind;
@@ -483,6 +487,37 @@ struct tg_h2_stream {
     bool to_start;  /* on_head ran inside mem_recv: start after it returns */
     bool feeding;
     bool closed; /* nghttp2 closed it: on the dead list */
+    struct tg_http_head
+        trailers; /* request trailers kept for a chunked body (max_fields 0: none) */
+    size_t trailer_bytes;
+    uint64_t wait_ms;   /* response bytes have waited for the client since (DATA sent resets it) */
+    uint64_t opened_ms; /* its HEADERS began (timeouts.request_headers until END_HEADERS) */
+    bool timed_out;     /* a body limit ended it: RST_STREAM(NO_ERROR) after our 408 */
+};
+
+/* h2calm.c: the HTTP/2 defences (each ends the connection with ENHANCE_YOUR_CALM). */
+enum tg_h2_calm {
+    TG_H2C_NONE = 0,
+    TG_H2C_RAPID_RESET,
+    TG_H2C_CONTINUATION,
+    TG_H2C_HPACK_BOMB,
+    TG_H2C_SETTINGS,
+    TG_H2C_PING,
+    TG_H2C_EMPTY,
+    TG_H2C_ACK_QUEUE,
+    TG_H2C_ZERO_WINDOW,
+    TG_H2C__COUNT
+};
+
+struct tg_h2_calm_info {
+    const char *token; /* in the log line and the status page */
+    const char *text;
+    const char *key; /* the config key that sets the limit, or NULL */
+};
+
+struct tg_h2_bucket {
+    uint32_t tokens;
+    uint64_t at_ms; /* 0: not used yet (full) */
 };
 
 struct tg_h2_session {
@@ -491,11 +526,33 @@ struct tg_h2_session {
     struct tg_h2_stream *live;
     struct tg_h2_stream *dead; /* closed inside callbacks; freed at the next entry point */
     size_t n_live;
+    uint64_t idle_since_ms; /* no stream open since (timeouts.idle then sends GOAWAY) */
+    size_t n_dead;  /* closed, not freed yet: they still count against max_concurrent_streams */
     bool in_recv;   /* inside nghttp2_session_mem_recv: no mem_send */
     bool sending;   /* inside send(): no re-entry */
     bool want_send; /* frames were queued while sending was not allowed */
     bool goaway;    /* draining: no new streams, close when the last one ends */
+    enum tg_h2_calm calm; /* why we ended it with ENHANCE_YOUR_CALM (logged and counted once) */
+    struct tg_h2_bucket b_settings, b_ping, b_reset, b_empty;
 };
+
+const struct tg_h2_calm_info *tg__h2_calm_info(enum tg_h2_calm r);
+/* A frame header arrived (on_begin_frame): false when it broke a flood limit (then the session
+ * is already terminated with ENHANCE_YOUR_CALM). */
+bool tg__h2_calm_frame(struct tg_h2_session *s, uint8_t type, uint8_t flags, size_t length);
+/* Logs and counts the reason once and queues GOAWAY(ENHANCE_YOUR_CALM). */
+void tg__h2_calm(struct tg_h2_session *s, enum tg_h2_calm r);
+/* Zero-window stalls: ends the session if a stream's response bytes waited timeouts.idle with
+ * no DATA sent (returns 0); else the ms until the next such deadline (UINT64_MAX: none). */
+uint64_t tg__h2_calm_stalls(struct tg_h2_session *s, uint64_t now);
+/* The same deadline without acting on it. */
+uint64_t tg__h2_calm_stalls_next(const struct tg_h2_session *s, uint64_t now);
+
+/* h2timer.c: the session's one timer (idle, stream head and body deadlines, stalls). */
+void tg__h2_timer_update(struct tg_h2_session *s);
+void tg__h2_on_timer(struct tg_conn *conn);
+/* Graceful GOAWAY (shutdown, reload): streams in flight finish, then the connection closes. */
+void tg__h2_goaway(struct tg_h2_session *s);
 
 extern const struct tg_stream_out_ops tg__h2_ops;
 struct tg_h2_stream *tg__h2_stream_new(struct tg_h2_session *s, int32_t id);

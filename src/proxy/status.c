@@ -41,6 +41,8 @@ char *tg_status_json(void)
                 SUM(http_fail[k]);
             SUM(websocket_upgrades);
             SUM(reauth_closed);
+            for (int k = 0; k < TG_NET_H2_CALM_MAX; k++)
+                SUM(h2_calm[k]);
             for (int k = 0; k < TG_PPIN_FAIL__COUNT; k++)
                 SUM(ppin_fail[k]);
             for (int k = 0; k < TG_TLS_FAIL__COUNT; k++)
@@ -109,6 +111,12 @@ char *tg_status_json(void)
     tg_jobj_begin(&o, "proxy_protocol_failures");
     for (int k = 1; k < TG_PPIN_FAIL__COUNT; k++)
         tg_jobj_uint(&o, tg_ppin_fail_token((enum tg_ppin_fail)k), TG_STAT_GET(&sum, ppin_fail[k]));
+    tg_jobj_end(&o);
+    /* HTTP/2 connections ended with ENHANCE_YOUR_CALM, by defence (h2calm.c). */
+    tg_jobj_begin(&o, "http2_calm");
+    for (int k = 1; k < TG_H2C__COUNT; k++)
+        tg_jobj_uint(&o, tg__h2_calm_info((enum tg_h2_calm)k)->token,
+                     TG_STAT_GET(&sum, h2_calm[k]));
     tg_jobj_end(&o);
     tg_jobj_begin(&o, "websocket");
     tg_jobj_uint(&o, "upgrades", TG_STAT_GET(&sum, websocket_upgrades));

@@ -53,6 +53,19 @@ static void proxy_on_drain_timeout(struct tg_worker *w)
         tg_worker_drained(w);
 }
 
+/* A reload: client certificates are checked against the new policy, and HTTP/2 connections,
+ * which would otherwise keep the old snapshot for their whole life, get a graceful GOAWAY (their
+ * streams in flight finish; the client reconnects under the new config). */
+static void proxy_on_snapshot(struct tg_worker *w)
+{
+    tg__mtls_on_snapshot(w);
+    for (struct tg_client *c = tg_pw(w)->clients, *next; c != NULL; c = next) {
+        next = c->next;
+        if (c->h2 != NULL && c->snap != w->snap && !tg_conn_closed(&c->conn))
+            tg__h2_goaway(c->h2);
+    }
+}
+
 static void proxy_worker_free(struct tg_worker *w)
 {
     struct tg_proxy_worker *pw = tg_pw(w);
@@ -69,6 +82,6 @@ const struct tg_net_handler tg_proxy_handler = {
     .on_accept = proxy_on_accept,
     .on_drain = proxy_on_drain,
     .on_drain_timeout = proxy_on_drain_timeout,
-    .on_snapshot = tg__mtls_on_snapshot,
+    .on_snapshot = proxy_on_snapshot,
     .worker_free = proxy_worker_free,
 };

@@ -778,3 +778,43 @@ def test_bad_signature(gateway, origin, certs, pki, tmp_path):
     gw, port, o = _start(gateway, origin, certs, pki, tmp_path, {"mode": "require"})
     assert _refused(port, client)
     _reason(gw, "client_cert_bad_signature", "subject=\"CN=CordaOperator")
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP/2 (the listener's default alpn offers it): identity and refusals as for HTTP/1.1
+
+def test_http2_forwards_and_refuses_as_http11(gateway, origin, certs, pki, tmp_path):
+    gw, port, o = _start(gateway, origin, certs, pki, tmp_path,
+                         {"mode": "optional", "forward": "both"},
+                         routes=[{"path_prefix": "/admin", "backend": "app",
+                                  "client_auth": "require"},
+                                 {"path_prefix": "/", "backend": "app"}])
+    base = ["--cacert", certs.ca.cert, "--resolve", "localhost:%d:127.0.0.1" % port]
+    spoof = ["-H", "X-Forwarded-Client-Cert: Hash=00", "-H", "Client-Cert: :AA:",
+             "-H", "X-Forwarded-For: 10.9.9.9", "-H", "X-Forwarded-Proto: gopher"]
+    seen = {}
+    for proto in ("--http2", "--http1.1"):
+        r = curl(proto, *base, "--cert", pki.alice.chain, "--key", pki.alice.key, *spoof,
+                 "-w", "\n%{http_version}", "https://localhost:%d/echo" % port)
+        doc, _, ver = r.stdout.rpartition(b"\n")
+        assert ver == (b"2" if proto == "--http2" else b"1.1"), (ver, r.stderr)
+        hs = [(k.lower(), v) for k, v in json.loads(doc)["headers"]]
+        fwd = sorted((k, v) for k, v in hs if k.startswith("x-forwarded") or
+                     k.startswith("client-cert"))
+        assert [k for k, _ in fwd].count("x-forwarded-client-cert") == 1, fwd
+        assert dict(fwd)["x-forwarded-for"] == "127.0.0.1", fwd
+        assert dict(fwd)["x-forwarded-proto"] == "https", fwd
+        assert 'Subject="CN=CordaOperator,O=Org,L=London,C=GB"' in \
+            dict(fwd)["x-forwarded-client-cert"], fwd
+        seen[proto] = fwd
+    assert seen["--http2"] == seen["--http1.1"]
+    # the route that requires a certificate refuses a client without one, alike
+    for proto in ("--http2", "--http1.1"):
+        r = curl(proto, *base, "-w", "\n%{http_version} %{http_code}",
+                 "https://localhost:%d/admin/x" % port)
+        body, _, tail = r.stdout.rpartition(b"\n")
+        assert tail == (b"2 403" if proto == "--http2" else b"1.1 403"), r.stdout
+        assert b"client certificate is required for this path" in body, body
+    assert not [q for q in o.requests if q[1].startswith("/admin")], "reached the backend"
+    lines = gw.log_lines("reason=client_cert_required_for_route")
+    assert len(lines) == 2, lines

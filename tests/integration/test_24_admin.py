@@ -46,12 +46,15 @@ def _start(gateway, certs, tmp_path, pw_hash, **admin_extra):
 def test_auth_required_and_wrong_password(gateway, certs, tmp_path, pw_hash):
     gw, aport = _start(gateway, certs, tmp_path, pw_hash)
     url = "https://127.0.0.1:%d/api/v1/healthz" % aport
-    r = testenv.curl("-k", "-i", url)
-    head = r.stdout.decode()
-    assert head.startswith("HTTP/1.1 401"), head
-    assert re.search(r"(?im)^WWW-Authenticate: Basic realm=\"tlsgate admin\"", head)
-    r = testenv.curl("-k", "-i", "-u", "admin:Wr0ngPassw0rd", url)
-    assert r.stdout.decode().startswith("HTTP/1.1 401")
+    # the admin API is served by the same HTTP code as the data listeners: HTTP/1.1 and, by
+    # ALPN, HTTP/2 alike
+    for proto, status_line in (("--http1.1", "HTTP/1.1 401"), ("--http2", "HTTP/2 401")):
+        r = testenv.curl("-k", "-i", proto, url)
+        head = r.stdout.decode()
+        assert head.startswith(status_line), head
+        assert re.search(r"(?im)^WWW-Authenticate: Basic realm=\"tlsgate admin\"", head)
+        r = testenv.curl("-k", "-i", proto, "-u", "admin:Wr0ngPassw0rd", url)
+        assert r.stdout.decode().startswith(status_line)
     r = testenv.curl("-k", "-u", "admin:" + PW, "-w", "\n%{http_code}", url)
     body, code = r.stdout.decode().rsplit("\n", 1)
     assert code == "200"

@@ -126,8 +126,18 @@ def test_status_over_h2_and_http11_fallback(gateway, origin, certs, tmp_path):
     assert r.stdout.endswith(b"\n1.1"), r.stdout
     # A listener without h2 in its alpn keeps HTTP/1.1 even for a client offering h2.
     port2 = testenv.free_port()
-    gateway(_config(certs, tmp_path, port2, o, alpn=None), name="no-h2")
+    gateway(_config(certs, tmp_path, port2, o, alpn=["http/1.1"]), name="no-h2")
     r = _curl(certs, port2, "--http2", "-w", "\n%{http_version}", _url(port2, "/x"))
+    assert r.stdout.endswith(b"\n1.1"), r.stdout
+
+
+def test_h2_is_the_default_alpn_of_http_listeners(gateway, origin, certs, tmp_path):
+    o = origin("app")
+    port = testenv.free_port()
+    gateway(_config(certs, tmp_path, port, o, alpn=None))
+    r = _curl(certs, port, "-w", "\n%{http_version}", _url(port, "/x"))
+    assert r.stdout.endswith(b"\n2"), r.stdout
+    r = _curl(certs, port, "--http1.1", "-w", "\n%{http_version}", _url(port, "/x"))
     assert r.stdout.endswith(b"\n1.1"), r.stdout
 
 
@@ -195,3 +205,57 @@ def test_shutdown_lets_streams_in_flight_finish(gateway, origin, certs, tmp_path
     body, _, tail = r.stdout.rpartition(b"\n")
     assert tail == b"2 200" and hashlib.sha256(body).hexdigest() == pattern_sha256(size)
     gw.wait_exit(timeout=testenv.t(10))
+
+
+def _plain_config(tmp_path, port, o, cleartext, access=None):
+    log = {"level": "info"}
+    if access:
+        log["access_log"] = access
+    cfg = {
+        "version": 1, "workers": 1, "state_dir": str(tmp_path / "state"), "log": log,
+        "listeners": [{"name": "plain", "address": "127.0.0.1:%d" % port,
+                       "tls": {"disabled": True},
+                       "routes": [{"path_prefix": "/", "backend": "app"}]}],
+        "backends": {"app": {"targets": [o.address]}},
+    }
+    if cleartext is not None:
+        cfg["http2"] = {"cleartext": cleartext}
+    return cfg
+
+
+def test_h2c_prior_knowledge_when_cleartext_is_set(gateway, origin, tmp_path):
+    o = origin("app")
+    port = testenv.free_port()
+    access = os.path.join(str(tmp_path), "access.log")
+    gateway(_plain_config(tmp_path, port, o, True, access=access))
+    url = "http://127.0.0.1:%d/echo?h2c=1" % port
+    r = testenv.curl("--http2-prior-knowledge", "-w", "\n%{http_version} %{http_code}", url)
+    doc, _, tail = r.stdout.rpartition(b"\n")
+    assert tail == b"2 200", (r.stdout[-300:], r.stderr)
+    j = json.loads(doc)
+    hdrs = {k.lower(): v for k, v in j["headers"]}
+    assert j["version"] == "HTTP/1.1" and hdrs["x-forwarded-proto"] == "http", j
+    # many streams on one h2c connection
+    r = subprocess.run(["h2load", "-n", "200", "-c", "2", "-m", "16",
+                        "http://127.0.0.1:%d/small" % port],
+                       capture_output=True, timeout=testenv.t(60))
+    assert "200 succeeded, 0 failed, 0 errored" in r.stdout.decode(), r.stdout.decode()
+    # HTTP/1.1 on the same listener as before
+    r = testenv.curl("--http1.1", "-w", "\n%{http_version} %{http_code}",
+                     "http://127.0.0.1:%d/x" % port)
+    assert r.stdout.endswith(b"\n1.1 200"), r.stdout
+    testenv.wait_until(lambda: "h2c=1" in open(access).read(), testenv.t(5), what="access log")
+    line = [l for l in open(access).read().splitlines() if "h2c=1" in l][0]
+    assert line.endswith(" proto=HTTP/2"), line
+
+
+@pytest.mark.parametrize("cleartext", [None, False])
+def test_no_h2c_without_cleartext(gateway, origin, tmp_path, cleartext):
+    o = origin("app")
+    port = testenv.free_port()
+    gateway(_plain_config(tmp_path, port, o, cleartext))
+    r = testenv.curl("--http2-prior-knowledge", "-w", "\n%{http_version} %{http_code}",
+                     "http://127.0.0.1:%d/x" % port)
+    assert not r.stdout.endswith(b" 200"), r.stdout
+    r = testenv.curl("-w", "\n%{http_version} %{http_code}", "http://127.0.0.1:%d/x" % port)
+    assert r.stdout.endswith(b"\n1.1 200"), r.stdout

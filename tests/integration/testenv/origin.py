@@ -2,7 +2,8 @@
 
 Endpoints:
   /echo               JSON: origin name, method, path, headers (list of [name, value]), body length
-  /upload             reads the body (Content-Length or chunked); JSON: sha256, length
+  /upload             reads the body (Content-Length or chunked); JSON: sha256, length (and
+                      trailers, when the chunked body had any)
   /download?size=N    N deterministic bytes (see pattern_bytes) with Content-Length
   /chunked?n=K        chunked response of K chunks ("chunk <i>\n" repeated i+1 times)
   /slow?seconds=S     sleeps S seconds, then answers 200 "slow done"
@@ -159,6 +160,7 @@ class Origin:
 
         h = hashlib.sha256()
         length = 0
+        trailers = []
         if "chunked" in te:
             while True:
                 sz = f.readline(1024)
@@ -170,6 +172,8 @@ class Origin:
                         tl = f.readline(65536)
                         if not tl or tl in (b"\r\n", b"\n"):
                             break
+                        k, _, v = tl.decode("latin-1").partition(":")
+                        trailers.append([k.strip(), v.strip()])
                     break
                 left = n
                 while left:
@@ -201,8 +205,10 @@ class Origin:
                                "body_length": length}).encode()
             extra.append(("Content-Type", "application/json"))
         elif path == "/upload":
-            body = json.dumps({"origin": self.name, "sha256": h.hexdigest(),
-                               "length": length}).encode()
+            doc = {"origin": self.name, "sha256": h.hexdigest(), "length": length}
+            if trailers:
+                doc["trailers"] = trailers
+            body = json.dumps(doc).encode()
             extra.append(("Content-Type", "application/json"))
         elif path == "/download":
             size = int(q.get("size", ["0"])[0])

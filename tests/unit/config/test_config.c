@@ -161,8 +161,9 @@ static void test_defaults(void **state)
     assert_false(t->cipher_string);
     assert_false(t->legacy);
     assert_null(t->curves);
-    assert_int_equal(t->n_alpn, 1);
-    assert_string_equal(t->alpn[0], "http/1.1");
+    assert_int_equal(t->n_alpn, 2);
+    assert_string_equal(t->alpn[0], "h2");
+    assert_string_equal(t->alpn[1], "http/1.1");
     assert_true(t->session_resumption);
     assert_int_equal(err.n, 0);
     assert_ptr_equal(tg_config_keystore(cfg, "web"), &cfg->keystores[0]);
@@ -508,6 +509,53 @@ static void test_http_underscores(void **state)
     json = extra_cfg("  \"http\": [],");
     expect_fail(json, &err);
     assert_true(has(&err, "/http: must be an object (got a list)"));
+    tg_err_close(&err);
+    free(json);
+}
+
+static void test_http2(void **state)
+{
+    struct tg_config *cfg;
+    struct tg_err err;
+    char *json = extra_cfg("  \"limits\": {\"max_header_bytes\": 4096},");
+
+    (void)state;
+    expect_ok(json, &cfg, &err);
+    assert_int_equal(cfg->http2.max_concurrent_streams, 128);
+    assert_int_equal(cfg->http2.max_header_list_size, 4096); /* limits.max_header_bytes */
+    assert_int_equal(cfg->http2.initial_window_size, 65535);
+    assert_int_equal(cfg->http2.max_frame_size, 16384);
+    assert_false(cfg->http2.cleartext);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+    free(json);
+
+    json = extra_cfg("  \"http2\": {\"max_concurrent_streams\": 16, \"max_header_list_size\": "
+                     "2048,\n    \"initial_window_size\": 1024, \"max_frame_size\": 16777215, "
+                     "\"cleartext\": true},");
+    expect_ok(json, &cfg, &err);
+    assert_int_equal(cfg->http2.max_concurrent_streams, 16);
+    assert_int_equal(cfg->http2.max_header_list_size, 2048);
+    assert_int_equal(cfg->http2.initial_window_size, 1024);
+    assert_int_equal(cfg->http2.max_frame_size, 16777215);
+    assert_true(cfg->http2.cleartext);
+    tg_config_free(cfg);
+    tg_err_close(&err);
+    free(json);
+
+    json = extra_cfg("  \"http2\": {\"max_concurrent_streams\": 0, \"initial_window_size\": "
+                     "65536,\n    \"max_frame_size\": 1000, \"cleartext\": \"yes\", "
+                     "\"max_streams\": 1},");
+    expect_fail(json, &err);
+    assert_int_equal(tg_err_count(&err), 5);
+    assert_true(has(&err, "cfg.json:5:39: /http2/max_concurrent_streams: 0 is out of range "
+                          "(allowed: 1..10000)"));
+    assert_true(has(&err, "cfg.json:5:65: /http2/initial_window_size: 65536 is out of range "
+                          "(allowed: 1024..65535)"));
+    assert_true(has(&err, "cfg.json:6:23: /http2/max_frame_size: 1000 is out of range (allowed: "
+                          "16384..16777215)"));
+    assert_true(has(&err, "/http2/cleartext: must be true or false (got a string)"));
+    assert_true(has(&err, "/http2/max_streams: unknown key \"max_streams\""));
     tg_err_close(&err);
     free(json);
 }
@@ -1317,6 +1365,7 @@ int main(void)
         cmocka_unit_test(test_request_body_timeout),
         cmocka_unit_test(test_min_body_rate),
         cmocka_unit_test(test_http_underscores),
+        cmocka_unit_test(test_http2),
         cmocka_unit_test(test_passwords),
         cmocka_unit_test(test_not_supported_yet),
         cmocka_unit_test(test_tls_required_and_types),

@@ -78,11 +78,39 @@ static void test_response_and_limits(void **state)
     tg_http_head_free(&h);
 }
 
+static void test_trailer_ok(void **state)
+{
+    static const char *const ok[] = {"x-checksum", "grpc-status", "server-timing", "etag"};
+    static const char *const no[] = {"content-length",
+                                     "Content-Type",
+                                     "host",
+                                     "authorization",
+                                     "cookie",
+                                     "transfer-encoding",
+                                     "te",
+                                     "trailer",
+                                     "X-Forwarded-For",
+                                     "x-forwarded-client-cert",
+                                     "client-cert",
+                                     "x_under",
+                                     ":path",
+                                     "",
+                                     "connection"};
+    (void)state;
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+        assert_true(tg_http_trailer_ok(ok[i], strlen(ok[i])));
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        assert_false(tg_http_trailer_ok(no[i], strlen(no[i])));
+    assert_false(tg_http_trailer_ok("hostname", 4)); /* "host" by its length */
+    assert_true(tg_http_trailer_ok("hostname", 8));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_request),
         cmocka_unit_test(test_response_and_limits),
+        cmocka_unit_test(test_trailer_ok),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

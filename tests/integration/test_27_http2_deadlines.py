@@ -1,0 +1,139 @@
+"""HTTP/2 deadlines on the session's one timer: a head that never ends (timeouts.request_headers),
+a body slower than limits.min_body_rate (408 on that stream, then RST_STREAM(NO_ERROR)), a
+connection without streams (GOAWAY after timeouts.idle even while the client sends PINGs), and a
+graceful GOAWAY on reload (SIGHUP) with the stream in flight completing."""
+import time
+
+import pytest
+
+import testenv
+
+hpack = pytest.importorskip("hpack")
+pytest.importorskip("hyperframe.frame")
+from hyperframe.frame import (DataFrame, GoAwayFrame, HeadersFrame, PingFrame,  # noqa: E402
+                              RstStreamFrame)
+from testenv.h2raw import H2  # noqa: E402
+
+NO_ERROR = 0
+
+
+def _config(certs, tmp_path, port, o, **top):
+    cfg = {
+        "version": 1, "workers": 1, "state_dir": str(tmp_path / "state"),
+        "log": {"level": "info"},
+        "keystores": {"ec": certs.ec.keystore()},
+        "listeners": [{"name": "public", "address": "127.0.0.1:%d" % port,
+                       "tls": {"certificates": ["ec"]},
+                       "routes": [{"path_prefix": "/_status", "backend": "status"},
+                                  {"path_prefix": "/", "backend": "app"}]}],
+        "backends": {"app": {"targets": [o.address]}, "status": {"builtin": "status"}},
+    }
+    cfg.update(top)
+    return cfg
+
+
+def _frames_while_pinging(c, limit, stop, ping=True):
+    """Frames until stop(frame) is true or the connection closes, PINGing every 0.3 s; returns
+    (the frame that stopped it or None, the seconds it took)."""
+    start = time.monotonic()
+    pinged = 0
+    c.s.settimeout(0.2)
+    while time.monotonic() - start < testenv.t(limit):
+        if ping and time.monotonic() - pinged >= 0.3:
+            pinged = time.monotonic()
+            try:
+                c.send(PingFrame(0, opaque_data=b"stillup!").serialize())
+            except OSError:
+                return None, time.monotonic() - start
+        try:
+            f = c.frame()
+        except TimeoutError:
+            continue
+        if f is None or stop(f):
+            return f, time.monotonic() - start
+    raise AssertionError("nothing happened within %s s" % limit)
+
+
+def test_request_head_deadline(gateway, origin, certs, tmp_path):
+    o = origin("app")
+    port = testenv.free_port()
+    gw = gateway(_config(certs, tmp_path, port, o, timeouts={"request_headers": 1}))
+    c = H2(certs, port)
+    c.send(c.head(1, end_headers=False))  # a CONTINUATION never follows (nor may anything else)
+    f, took = _frames_while_pinging(c, 10, lambda f: isinstance(f, GoAwayFrame), ping=False)
+    assert isinstance(f, GoAwayFrame) and f.error_code == NO_ERROR, f
+    assert 0.9 <= took < 5, took
+    assert gw.wait_log(lambda s: "reason=request_headers_timeout:" in s), gw.log_tail(20)
+    s = testenv.get(port, "/_status").json()
+    assert s["request_failures"]["request_headers_timeout"] == 1, s["request_failures"]
+
+
+def test_slow_body_gets_408_on_its_stream(gateway, origin, certs, tmp_path):
+    o = origin("app")
+    port = testenv.free_port()
+    gw = gateway(_config(certs, tmp_path, port, o,
+                         limits={"min_body_rate": 1000, "min_body_rate_grace": 1}))
+    c = H2(certs, port)
+    c.send(c.head(1, path="/upload", end_stream=False, extra=[("content-length", "100000")]) +
+           DataFrame(1, b"x" * 10).serialize())
+    dec = hpack.Decoder()
+    got = {}
+
+    def stop(f):
+        if isinstance(f, HeadersFrame) and f.stream_id == 1:
+            got.update(dict(dec.decode(f.data)))
+        return isinstance(f, RstStreamFrame) and f.stream_id == 1 or isinstance(f, GoAwayFrame)
+
+    f, took = _frames_while_pinging(c, 10, stop)
+    assert got.get(":status") == "408", got
+    assert isinstance(f, RstStreamFrame) and f.error_code == NO_ERROR, f
+    assert 0.9 <= took < 5, took
+    assert gw.wait_log(lambda s: "reason=request_body_timeout:" in s and "stream 1" in s), \
+        gw.log_tail(20)
+    # the connection goes on: another stream is served on it
+    c.send(c.head(3))
+    f, _ = _frames_while_pinging(c, 10, lambda f: isinstance(f, HeadersFrame) and f.stream_id == 3)
+    assert isinstance(f, HeadersFrame) and dict(dec.decode(f.data))[":status"] == "200"
+    assert testenv.get(port, "/_status").json()["requests"]["body_timeouts"] == 1
+
+
+def test_idle_without_streams_goaway(gateway, origin, certs, tmp_path):
+    o = origin("app")
+    port = testenv.free_port()
+    gw = gateway(_config(certs, tmp_path, port, o, timeouts={"idle": 1}))
+    c = H2(certs, port)
+    c.send(c.head(1))
+    f, took = _frames_while_pinging(c, 10, lambda f: isinstance(f, GoAwayFrame))
+    assert isinstance(f, GoAwayFrame) and f.error_code == NO_ERROR, f
+    assert 0.9 <= took < 4, took  # PINGs do not keep a connection without streams open
+    assert c.frame() is None
+    assert "ENHANCE_YOUR_CALM" not in gw.log_tail(50)
+
+
+def test_reload_sends_goaway_and_the_stream_completes(gateway, origin, certs, tmp_path):
+    o = origin("app")
+    port = testenv.free_port()
+    cfg = _config(certs, tmp_path, port, o)
+    gw = gateway(cfg)
+    c = H2(certs, port)
+    c.send(c.head(1, path="/slow?seconds=2"))
+    time.sleep(0.5)
+    cfg["limits"] = {"max_headers": 99}
+    gw.reload(cfg)
+    dec = hpack.Decoder()
+    seen = []
+    c.s.settimeout(testenv.t(10))
+    while True:
+        f = c.frame()
+        if f is None:
+            break
+        if isinstance(f, GoAwayFrame):
+            seen.append(("goaway", f.error_code, f.last_stream_id))
+        elif isinstance(f, HeadersFrame) and f.stream_id == 1:
+            seen.append(("head", dict(dec.decode(f.data))[":status"]))
+        elif isinstance(f, DataFrame) and f.stream_id == 1 and f.data:
+            seen.append(("data", bytes(f.data)))
+    assert seen[0] == ("goaway", NO_ERROR, 1), seen
+    assert ("head", "200") in seen and ("data", b"slow done\n") in seen, seen
+    # a new connection is served under the new config
+    assert testenv.get(port, "/x").status == 200
