@@ -1,6 +1,7 @@
 /* The fetch cache of revocation data (tls/revoke.c) on a fake clock: a failed fetch is logged
  * once and not retried for 30 s, then retried; the cache remembers at most 1024 URLs and drops
- * the least recently used. The fetches go to a loopback server that accepts and closes, so each
+ * the least recently used. OCSP stapling (tls/staple.c) likewise retries a failed fetch after
+ * 30 s. The fetches go to a loopback server that accepts and closes, so each
  * fails at once and each attempt is counted. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -24,6 +25,7 @@
 #include <openssl/evp.h>
 #include <openssl/x509v3.h>
 
+#include "config/config.h"
 #include "core/log.h"
 #include "tls/internal.h"
 #include "tls/tls.h"
@@ -133,7 +135,7 @@ static int setup(void **state)
     srv_start();
     logf_ = tmpfile();
     tg_log_setup(TG_LOG_INFO, TG_LOG_TEXT, fileno(logf_));
-    tg_tls__fetch_set_clock(fake_clock);
+    tg_tls__set_clock(fake_clock);
     return 0;
 }
 
@@ -218,11 +220,87 @@ static void test_at_most_1024_urls_least_recently_used_dropped(void **state)
     X509_free(first);
 }
 
+/* A CA and a leaf it issued that names the counting server as its OCSP responder. */
+static void stapled_pair(X509 **ca_out, X509 **leaf_out)
+{
+    X509 *ca = X509_new(), *leaf = X509_new();
+    X509_NAME *cn = X509_NAME_new(), *ln = X509_NAME_new();
+    X509_NAME_add_entry_by_txt(cn, "CN", MBSTRING_ASC, (const unsigned char *)"staple CA", -1, -1,
+                               0);
+    X509_NAME_add_entry_by_txt(ln, "CN", MBSTRING_ASC, (const unsigned char *)"stapled", -1, -1, 0);
+    X509 *xs[2] = {ca, leaf};
+    for (int i = 0; i < 2; i++) {
+        X509_set_version(xs[i], 2);
+        ASN1_INTEGER_set(X509_get_serialNumber(xs[i]), 100 + i);
+        X509_set_issuer_name(xs[i], cn);
+        X509_set_subject_name(xs[i], i == 0 ? cn : ln);
+        X509_gmtime_adj(X509_getm_notBefore(xs[i]), 0);
+        X509_gmtime_adj(X509_getm_notAfter(xs[i]), 3600);
+        X509_set_pubkey(xs[i], key);
+        char aia[96];
+        snprintf(aia, sizeof(aia), "OCSP;URI:http://127.0.0.1:%d/", srv_port);
+        X509V3_CTX ctx;
+        X509V3_set_ctx_nodb(&ctx);
+        X509V3_set_ctx(&ctx, ca, xs[i], NULL, NULL, 0);
+        X509_EXTENSION *ext =
+            i == 0 ? X509V3_EXT_conf_nid(NULL, &ctx, NID_basic_constraints, "critical,CA:TRUE")
+                   : X509V3_EXT_conf_nid(NULL, &ctx, NID_info_access, aia);
+        assert_non_null(ext);
+        X509_add_ext(xs[i], ext, -1);
+        X509_EXTENSION_free(ext);
+        assert_true(X509_sign(xs[i], key, NULL) > 0);
+    }
+    X509_NAME_free(cn);
+    X509_NAME_free(ln);
+    *ca_out = ca;
+    *leaf_out = leaf;
+}
+
+static void test_staple_fetch_retried_after_30s(void **state)
+{
+    (void)state;
+    fake_now += 1000;
+    time_t t0 = fake_now;
+    X509 *ca, *leaf;
+    stapled_pair(&ca, &leaf);
+    STACK_OF(X509) *chain = sk_X509_new_null();
+    sk_X509_push(chain, ca);
+    struct tg_ocsp_conf oc = {.mode = TG_OCSP_FETCH};
+    struct tg_tls__staple *st = tg_tls__staple_get(&oc, leaf, chain);
+    char why[256];
+    assert_true(tg_tls__staple_usable(st, why, sizeof(why)));
+    int before = atomic_load(&accepts);
+    const char *logged = "OCSP staple for /CN=stapled: fetching from";
+
+    assert_true(tg_tls_staples_due());
+    tg_tls_staples_refresh(false);
+    assert_int_equal(atomic_load(&accepts), before + 1);
+    assert_int_equal(log_count(logged), 1);
+    assert_int_equal(log_count("(tried again in 30 s)"), 1);
+    for (time_t dt = 1; dt < 30; dt += 4) {
+        fake_now = t0 + dt;
+        assert_false(tg_tls_staples_due());
+        tg_tls_staples_refresh(false);
+    }
+    assert_int_equal(atomic_load(&accepts), before + 1);
+    fake_now = t0 + 30;
+    assert_true(tg_tls_staples_due());
+    tg_tls_staples_refresh(false);
+    assert_int_equal(atomic_load(&accepts), before + 2);
+    assert_int_equal(log_count(logged), 2);
+    assert_false(tg_tls_staples_due());
+
+    tg_tls__staple_unref(st);
+    sk_X509_pop_free(chain, X509_free);
+    X509_free(leaf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_failed_fetch_retried_after_30s_logged_once),
         cmocka_unit_test(test_at_most_1024_urls_least_recently_used_dropped),
+        cmocka_unit_test(test_staple_fetch_retried_after_30s),
     };
     return cmocka_run_group_tests(tests, setup, NULL);
 }
