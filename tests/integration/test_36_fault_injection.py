@@ -59,6 +59,8 @@ def test_internal_error_rows_by_fault_injection(gateway, certs, tmp_path):
         r = _plain_get(plain_port, "/x")
         st = _plain_get(plain_port, "/_status").json()
         hs, bf = st["handshake_failures"], st["backend_failures"]
+        version = testenv.tlsgate("version").stdout
+        assert ("fault injection" in version) == testenv.SANITIZED, version
         if not testenv.SANITIZED:
             # the normal build: the variable is refused, nothing fails
             assert gw.log_lines("TLSGATE_TEST_FAULT is set but this build has no fault "
