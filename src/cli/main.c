@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "cli/cli.h"
+#include "core/core.h"
 #include "tls/tls.h"
 
 static void usage(FILE *out)
@@ -40,12 +41,13 @@ int tg_cli_version(int argc, char **argv)
     printf("libuv: %s\n", uv_version_string());
     printf("jansson: %s\n", JANSSON_VERSION);
     printf("nghttp2: %s\n", NGHTTP2_VERSION);
-    printf("build: C11%s%s\n",
+    printf("build: C11%s%s%s\n",
 #ifdef TG_SANITIZE
            ", AddressSanitizer+UBSan",
 #else
            "",
 #endif
+           tg_fault_available() ? ", fault injection (TLSGATE_TEST_FAULT; a test build)" : "",
 #ifdef NDEBUG
            ", NDEBUG"
 #else

@@ -434,6 +434,7 @@ int tg_cli_run(int argc, char **argv)
     }
     tg_log_setup((enum tg_log_level)cfg->log.level,
                  cfg->log.format == TG_LOGFMT_JSON ? TG_LOG_JSON : TG_LOG_TEXT, 2);
+    tg_fault_init(); /* before any worker thread */
     uint64_t version = 1;
     if (tg_admin_state_open(rs.config_file, &cfg, &version, &err) != 0) {
         tg_err_print(&err, stderr);

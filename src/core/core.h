@@ -45,4 +45,13 @@ size_t tg_edit_distance(const char *a, const char *b);
 /* Monotonic milliseconds. */
 uint64_t tg_now_ms(void);
 
+/* Test-only fault injection (core/fault.c): tg_fault_init reads $TLSGATE_TEST_FAULT (a comma-
+ * separated list of sites) and logs what it does with it; tg_fault(site) is true when that site
+ * must fail. Only a TG_FAULT_INJECTION build honours the variable; others log that they ignore
+ * it and tg_fault is always false. Sites: "tls_accept" (a client's TLS handshake), "tls_connect"
+ * (a backend's): the handshake step reports an OpenSSL internal error. */
+bool tg_fault_available(void);
+void tg_fault_init(void);
+bool tg_fault(const char *site);
+
 #endif

@@ -10,6 +10,7 @@
 
 #include <openssl/err.h>
 
+#include "core/core.h"
 #include "net/net.h"
 
 /* ---- transports ---- */
@@ -85,6 +86,19 @@ static int tls_step(struct tg_conn *c)
     return errno ? -errno : -EPROTO;
 }
 
+/* A test build's injected fault (core/fault.c): the step fails as OpenSSL fails an internal
+ * error (SSLfatal with ERR_R_INTERNAL_ERROR), and the caller classifies it as it would that. */
+static int tls_fault(struct tg_conn *c, const char *site)
+{
+    if (!tg_fault(site))
+        return 0;
+    ERR_clear_error();
+    ERR_raise(ERR_LIB_SSL, ERR_R_INTERNAL_ERROR);
+    errno = 0;
+    c->ssl_error = SSL_ERROR_SSL;
+    return -EPROTO;
+}
+
 /* The first bytes decide before OpenSSL sees them: plain HTTP, an SSLv2 hello or other bytes get
  * a precise refusal instead of OpenSSL's generic "wrong version number". */
 static int tls_server_handshake(struct tg_conn *c)
@@ -112,12 +126,14 @@ static int tls_server_handshake(struct tg_conn *c)
         }
         c->sniffed = true;
     }
-    return tls_step(c);
+    int f = tls_fault(c, "tls_accept");
+    return f ? f : tls_step(c);
 }
 
 static int tls_client_handshake(struct tg_conn *c)
 {
-    return tls_step(c);
+    int f = tls_fault(c, "tls_connect");
+    return f ? f : tls_step(c);
 }
 
 static ssize_t tls_read(struct tg_conn *c, char *buf, size_t len)

@@ -477,12 +477,19 @@ static void bconn_on_timer(struct tg_conn *conn)
     struct tg_bconn *b = tg__bconn_of(conn);
     switch (b->timer_kind) {
     case BT_CONNECT: {
+        /* Connected but the TLS handshake did not finish: the TLS table's handshake_timeout row
+         * (504), counted there, not as a connect timeout. */
+        bool hs = conn->state == TG_CONN_HANDSHAKE;
+        enum tg_pfail f = hs ? TG_PF_TLS_TIMEOUT : TG_PF_CONNECT_TIMEOUT;
         char d[96];
         snprintf(d, sizeof(d), "%s timed out after %" PRIu64 " ms",
-                 conn->state == TG_CONN_HANDSHAKE ? "TLS handshake" : "connect",
-                 b->snap->cfg->timeouts.backend_connect_ms);
+                 hs ? "TLS handshake" : "connect", b->snap->cfg->timeouts.backend_connect_ms);
+        if (hs) {
+            TG_STAT_INC(&conn->w->stats, backend_hs_fail[TG_TLS_BFAIL_TIMEOUT]);
+            TG_STAT_INC(&conn->w->stats, backend_tls_failures);
+        }
         struct opener op = {conn->w, b->snap, b->who}, *c = &op;
-        tg__backend_log_failure(conn->w, b->who, b->backend, b->target, TG_PF_CONNECT_TIMEOUT, d);
+        tg__backend_log_failure(conn->w, b->who, b->backend, b->target, f, d);
         tg__target_failed(conn->w, b->snap, b->backend_idx, b->target_idx);
         struct tg_bconn **slot = b->slot;
         const struct tg_bconn_user *user = b->user;
@@ -493,7 +500,7 @@ static void bconn_on_timer(struct tg_conn *conn)
         b->slot = NULL;
         tg__backend_close(b);
         if (slot != NULL)
-            open_from(c, be, next, user, arg, slot, tries + 1, TG_PF_CONNECT_TIMEOUT, d);
+            open_from(c, be, next, user, arg, slot, tries + 1, f, d);
         return;
     }
     case BT_IDLE:

@@ -9,11 +9,15 @@ static const struct tg_pfail_info rows[TG_PF__COUNT] = {
     [TG_PF_CONNECT_REFUSED] = {"connect_refused", "the target refused the connection", NULL, true,
                                502},
     [TG_PF_CONNECT_TIMEOUT] = {"connect_timeout",
-                               "the target did not accept the connection (or finish the TLS "
-                               "handshake) in time",
+                               "the target did not accept the connection in time",
                                "timeouts.backend_connect", true, 504},
     [TG_PF_CONNECT_ERROR] = {"connect_error", "connecting to the target failed", NULL, true, 502},
     [TG_PF_TLS] = {"tls_handshake", "the TLS handshake with the target failed", NULL, true, 502},
+    /* The token and counter are the backend TLS table's handshake_timeout row. */
+    [TG_PF_TLS_TIMEOUT] = {"handshake_timeout",
+                           "the target accepted the connection but did not finish the TLS "
+                           "handshake in time",
+                           "timeouts.backend_connect", true, 504},
     [TG_PF_CLOSED_EARLY] = {"closed_early",
                             "the target closed the connection before a complete "
                             "response",

@@ -35,6 +35,7 @@ enum tg_pfail {
     TG_PF_CONNECT_TIMEOUT,
     TG_PF_CONNECT_ERROR,
     TG_PF_TLS,            /* backend TLS handshake: the detail names the tls reason */
+    TG_PF_TLS_TIMEOUT,    /* the backend accepted TCP but did not finish the TLS handshake */
     TG_PF_CLOSED_EARLY,   /* the backend closed before a complete response head */
     TG_PF_RESET,          /* read/write error on the backend connection */
     TG_PF_BAD_RESPONSE,   /* malformed response */
@@ -57,6 +58,11 @@ const struct tg_pfail_info *tg__pfail_info(enum tg_pfail f);
  * that starts its detail ("unknown_ca: ..."); *rest is the detail after it. */
 const char *tg__pfail_token(enum tg_pfail f, const char *detail, char *buf, size_t n,
                             const char **rest);
+/* Rows counted under the TLS table's tokens (backend_hs_fail), not under their own. */
+static inline bool tg__pfail_is_tls(int f)
+{
+    return f == TG_PF_TLS || f == TG_PF_TLS_TIMEOUT;
+}
 
 /* Requests refused by us (enum tg_hfail, http/http.h), one row per reason (proxy/failure.c): a
  * token for logs and counters, the sentence our answer's body carries, the config key that would

@@ -112,7 +112,7 @@ void tg_proxy_metrics_write(FILE *f)
     family(f, "tlsgate_backend_failures_total", "counter",
            "Failures toward backends, by reason (the backend-failure tables' tokens).");
     for (int k = 1; k < TG_PF__COUNT; k++)
-        if (k != TG_PF_TLS)
+        if (!tg__pfail_is_tls(k))
             fprintf(f, "tlsgate_backend_failures_total{reason=\"%s\"} %llu\n",
                     tg__pfail_info((enum tg_pfail)k)->token,
                     (unsigned long long)SUM(backend_fail[k]));

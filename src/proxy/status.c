@@ -100,7 +100,7 @@ char *tg_status_json(void)
     /* One counter per row of the backend-failure tables (tokens as in the log lines). */
     tg_jobj_begin(&o, "backend_failures");
     for (int k = 1; k < TG_PF__COUNT; k++)
-        if (k != TG_PF_TLS)
+        if (!tg__pfail_is_tls(k))
             tg_jobj_uint(&o, tg__pfail_info((enum tg_pfail)k)->token,
                          TG_STAT_GET(&sum, backend_fail[k]));
     for (int k = 1; k < TG_TLS_BFAIL__COUNT; k++)

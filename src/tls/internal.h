@@ -350,6 +350,12 @@ void tg_tls__cauth_apply(struct tg_tls__cauth *ca, SSL_CTX *ctx);
 int tg_tls__fetched_status(X509 *x, X509 *issuer, char *detail, size_t n,
                            struct tg_tls_fetch **need, char *note, size_t note_n);
 tg_tls_fetch_cb tg_tls__fetch_hook(void);
+/* The clock of the revocation fetch cache and of OCSP stapling: time(), or for unit tests the
+ * function given to tg_tls__set_clock (NULL: time() again). */
+time_t tg_tls__now(void);
+void tg_tls__set_clock(time_t (*fn)(time_t *));
+/* For unit tests: how many URLs and OCSP certificate ids the fetch cache remembers (<= 1024). */
+size_t tg_tls__fetch_entries(void);
 /* The issuer of x among fresh fetched data (an OCSP request's issuer or a CRL's verified signer
  * whose key signed x), as a new reference, or NULL. */
 X509 *tg_tls__fetched_issuer(X509 *x);

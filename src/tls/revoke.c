@@ -50,6 +50,25 @@ static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
 static struct tg_tls_fetch *entries;
 static size_t n_entries;
 static tg_tls_fetch_cb fetch_hook;
+static time_t (*clock_fn)(time_t *) = time; /* unit tests move it (tg_tls__set_clock) */
+
+void tg_tls__set_clock(time_t (*fn)(time_t *))
+{
+    clock_fn = fn != NULL ? fn : time;
+}
+
+time_t tg_tls__now(void)
+{
+    return clock_fn(NULL);
+}
+
+size_t tg_tls__fetch_entries(void)
+{
+    pthread_mutex_lock(&lock);
+    size_t n = n_entries;
+    pthread_mutex_unlock(&lock);
+    return n;
+}
 
 void tg_tls_set_fetch_hook(tg_tls_fetch_cb cb)
 {
@@ -287,7 +306,7 @@ static void fetch_crl(struct tg_tls_fetch *f, X509_CRL **crl, time_t *expires)
     size_t len = 0;
     uint8_t *body = read_all(resp, &len);
     BIO_free(resp);
-    tg_tls__crl_parse(body, len, time(NULL), crl, expires, f->error, sizeof(f->error));
+    tg_tls__crl_parse(body, len, tg_tls__now(), crl, expires, f->error, sizeof(f->error));
     free(body);
 }
 
@@ -413,7 +432,7 @@ static void fetch_ocsp(struct tg_tls_fetch *f, OCSP_BASICRESP **out, time_t *exp
 {
     OCSP_RESPONSE *r = tg_tls__ocsp_query(f->url, f->cert, f->issuer, f->error, sizeof(f->error));
     if (r != NULL)
-        ocsp_accept(r, f->cert, f->issuer, time(NULL), out, expires, f->error, sizeof(f->error));
+        ocsp_accept(r, f->cert, f->issuer, tg_tls__now(), out, expires, f->error, sizeof(f->error));
     OCSP_RESPONSE_free(r);
 }
 
@@ -427,7 +446,7 @@ void tg_tls_fetch_run(struct tg_tls_fetch *f)
         pthread_mutex_unlock(&lock);
         return;
     }
-    time_t now = time(NULL);
+    time_t now = tg_tls__now();
     if ((f->state == E_DONE && now < f->expires) || (f->state == E_FAILED && now < f->retry_at)) {
         pthread_mutex_unlock(&lock);
         return;
@@ -447,7 +466,7 @@ void tg_tls_fetch_run(struct tg_tls_fetch *f)
     ERR_clear_error();
 
     pthread_mutex_lock(&lock);
-    now = time(NULL);
+    now = tg_tls__now();
     bool ok = crl != NULL || basic != NULL;
     bool log_it = false;
     if (ok) {
@@ -529,7 +548,7 @@ int tg_tls__fetched_status(X509 *x, X509 *issuer, char *detail, size_t n,
     *need = NULL;
     char url[512];
     int result = -1;
-    time_t now = time(NULL);
+    time_t now = tg_tls__now();
     for (int pass = 0; pass < 2 && result < 0 && *need == NULL; pass++) {
         bool ocsp = pass == 0;
         if (!first_url(x, ocsp, url, sizeof(url)))
@@ -603,7 +622,7 @@ int tg_tls__fetched_status(X509 *x, X509 *issuer, char *detail, size_t n,
 X509 *tg_tls__fetched_issuer(X509 *x)
 {
     X509 *found = NULL;
-    time_t now = time(NULL);
+    time_t now = tg_tls__now();
     pthread_mutex_lock(&lock);
     for (struct tg_tls_fetch *f = entries; f != NULL && found == NULL; f = f->next) {
         if (f->state != E_DONE || now >= f->expires)

@@ -254,7 +254,7 @@ static bool install(struct tg_tls__staple *s, const unsigned char *der, size_t l
 {
     char nu[40];
     time_str(info->next_update, nu, sizeof(nu));
-    time_t now = time(NULL);
+    time_t now = tg_tls__now();
     if (info->status != V_OCSP_CERTSTATUS_GOOD) {
         snprintf(s->error, sizeof(s->error), "%s says the certificate is %s: not stapled", source,
                  status_word(info->status));
@@ -406,7 +406,7 @@ bool tg_tls__staple_copy(const struct tg_tls__staple *s, unsigned char **der, si
     if (lo == set->n || set->e[lo].id != s->id)
         return false;
     const struct resp *r = set->e[lo].resp;
-    time_t now = time(NULL);
+    time_t now = tg_tls__now();
     if (r->until <= now || r->this_update > now + SKEW)
         return false;
     *der = OPENSSL_memdup(r->der, r->len);
@@ -417,7 +417,7 @@ bool tg_tls__staple_copy(const struct tg_tls__staple *s, unsigned char **der, si
 void tg_tls__staple_print(struct tg_tls__staple *s, FILE *out)
 {
     char tu[40], nu[40];
-    time_t now = time(NULL);
+    time_t now = tg_tls__now();
     pthread_mutex_lock(&lock);
     fprintf(out, "    OCSP staple (%s%s): ", s->file ? "file " : "fetched from ",
             s->file ? s->file : (s->url[0] ? s->url : "no responder"));
@@ -449,7 +449,7 @@ static void fetch_one(struct tg_tls__staple *s)
               (len = i2d_OCSP_RESPONSE(r, &der)) > 0;
     OCSP_RESPONSE_free(r);
     ERR_clear_error();
-    time_t now = time(NULL);
+    time_t now = tg_tls__now();
     char src[600];
     snprintf(src, sizeof(src), "the responder %s", s->url);
     pthread_mutex_lock(&lock);
@@ -499,7 +499,7 @@ static bool due(struct tg_tls__staple *s, time_t now, bool force, struct stat *s
 
 bool tg_tls_staples_due(void)
 {
-    time_t now = time(NULL);
+    time_t now = tg_tls__now();
     bool any = false;
     pthread_mutex_lock(&lock);
     for (struct tg_tls__staple *s = staples; s != NULL && !any; s = s->next) {
@@ -513,7 +513,7 @@ bool tg_tls_staples_due(void)
 void tg_tls_staples_refresh(bool force)
 {
     for (;;) {
-        time_t now = time(NULL);
+        time_t now = tg_tls__now();
         struct tg_tls__staple *pick = NULL;
         pthread_mutex_lock(&lock);
         for (struct tg_tls__staple *s = staples; s != NULL && pick == NULL; s = s->next) {

@@ -31,6 +31,9 @@ def pki(tmp_path_factory):
                         end="20410101000000Z")
     p.foreign = p.client("foreign", "/O=elsewhere/CN=foreign", issuer=p.other_root)
     p.server_only = p.client("serveronly", "/O=Org/CN=serveronly", eku="serverAuth")
+    # a critical extension nobody knows: a verification error no specific row names
+    p.critical_ext = p.client("criticalext", "/O=Org/CN=criticalext",
+                              extra=["1.3.6.1.4.1.55555.1=critical,ASN1:NULL"])
     p.revoked = p.client("revoked", "/O=Org/CN=revoked")
     p.revoke(p.inter, p.revoked.cert)
     p.crl_pem = p.crl(p.inter, p.path("inter.crl"))
@@ -312,6 +315,7 @@ def test_ca_names(gateway, origin, certs, pki, tmp_path, send_names):
     ("expired", "client_cert_expired", "expired on 2021-01-01"),
     ("future", "client_cert_not_yet_valid", "not valid before 2040-01-01"),
     ("server_only", "client_cert_wrong_usage", "unsuitable certificate purpose"),
+    ("critical_ext", "client_cert_invalid", "unhandled critical extension"),
 ])
 def test_refusal_reasons(gateway, origin, certs, pki, tmp_path, case, token, detail):
     gw, port, o = _start(gateway, origin, certs, pki, tmp_path, {"mode": "require"})
@@ -507,6 +511,7 @@ def test_every_reason_logged_and_counted(gateway, origin, certs, pki, tmp_path):
         (p1, foreign_full, True, "client_cert_unknown_ca"),
         (p1, pki.alice, False, "client_cert_missing_intermediate"),
         (p1, pki.server_only, True, "client_cert_wrong_usage"),
+        (p1, pki.critical_ext, True, "client_cert_invalid"),
         (p1, pki.revoked, True, "client_cert_revoked"),
         (p1, pki.bob, True, "client_cert_not_allowed"),
         (p2, pki.alice, True, "client_cert_status_unknown"),

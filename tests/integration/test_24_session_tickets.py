@@ -191,3 +191,18 @@ def test_config_errors(tmp_path, certs):
                    "/listeners/0/tls/early_data: \"early_data\" is not supported yet"):
         assert needle in err, err
     assert "t.json:" in err
+
+
+def test_key_file_readable_by_others_is_warned(tmp_path, certs):
+    key = tmp_path / "ticket.key"
+    key.write_bytes(os.urandom(80))
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(_config(certs, tmp_path, 1, {"key_file": str(key)})))
+    for mode, warned in ((0o644, True), (0o640, True), (0o600, False)):
+        os.chmod(str(key), mode)
+        r = testenv.tlsgate("check", "-c", str(path))
+        out = r.stdout + r.stderr
+        assert r.returncode == 0, out  # a warning, not an error
+        lines = [l for l in out.splitlines() if "/session_tickets/key_file" in l
+                 and "warning" in l and "is readable by group or others" in l]
+        assert len(lines) == (1 if warned else 0), (oct(mode), out)

@@ -43,7 +43,7 @@ def _status(port):
 class _Backend:
     """A loopback backend that misbehaves as told, after reading a request head: "close" (no
     answer), "rst" (a reset), "garbage" (not HTTP), "bighead" (a 64 KiB head), "silent" (holds
-    the connection); "alert:N" answers the ClientHello with fatal alert N; "hangup" closes at once, before reading anything; "http400" answers whatever
+    the connection); "mute" accepts and never reads or answers; "alert:N" answers the ClientHello with fatal alert N; "hangup" closes at once, before reading anything; "http400" answers whatever
     comes first with a plain HTTP 400 (a plain server meeting a ClientHello). tls: an SSLContext to
     speak TLS first (the handshake then decides)."""
 
@@ -75,6 +75,8 @@ class _Backend:
             c.settimeout(testenv.t(10))
             if self.action == "hangup":
                 c.close()
+                return
+            if self.action == "mute":  # accepts TCP, never reads nor answers the ClientHello
                 return
             if self.action.startswith("alert:"):  # a fatal TLS alert answers the ClientHello
                 c.recv(65536)
@@ -157,7 +159,7 @@ def _tls(action, pair="ec", backend_tls=None, keystores=None, **server):
         kp = getattr(bcerts, pair[2:]) if pair.startswith("b:") else getattr(certs, pair)
         if server.get("client_ca") == "b:client_ca":
             server["client_ca"] = bcerts.client_ca.cert
-        raw = action == "http400" or action.startswith("alert:")
+        raw = action in ("http400", "mute") or action.startswith("alert:")
         ctx = None if raw else _server_ctx(kp, **server)
         b = _Backend(action, tls=ctx)
         btls = {"truststore": "test-ca"}
@@ -223,6 +225,8 @@ BACKEND_ROWS = [
                                   max_version=TLS12, client_ca="b:client_ca"), 502),
     ("not_tls", _tls("http400"), 502),
     ("backend_hangup", _tls("hangup"), 502),
+    # TCP accepted, the TLS handshake never answered: not a connect_timeout
+    ("handshake_timeout", _tls("mute"), 504),
 ]
 
 
@@ -249,9 +253,11 @@ def test_backend_failure_row(gateway, certs, bcerts, tmp_path, token, make, stat
             r = c.request("GET", "/x")
         assert r.status == status, (r.status, r.body[:300], gw.log_tail(20))
         assert token in r.text, "the %d body does not carry %r: %r" % (status, token, r.body[:300])
-        fails = _status(port)["backend_failures"]
+        st = _status(port)
+        fails = st["backend_failures"]
         assert fails.get(token) == 1, fails
         assert sum(fails.values()) == 1, {k: v for k, v in fails.items() if v}
+        assert st["backends"]["timeouts"] == (1 if status == 504 else 0), st["backends"]
         lines = gw.log_lines("backend error:", "reason=%s:" % token, "listener=public",
                              "backend=app")
         assert len(lines) == 1, gw.log_tail(20)

@@ -91,8 +91,9 @@ class PKI:
         return ca
 
     def client(self, name, subj, issuer=None, sans=None, days=None, start=None, end=None,
-               eku="clientAuth", cdp=True):
-        """A client certificate (issuer: the intermediate by default)."""
+               eku="clientAuth", cdp=True, extra=None):
+        """A client certificate (issuer: the intermediate by default); extra: more lines for
+        the openssl extension file."""
         issuer = issuer or self.inter
         key = self.path(name + ".key")
         csr = self.path(name + ".csr")
@@ -106,6 +107,8 @@ class PKI:
                 f.write("extendedKeyUsage=%s\n" % eku)
             if sans:
                 f.write("subjectAltName=" + ",".join(sans) + "\n")
+            for line in extra or ():
+                f.write(line + "\n")
             if cdp and self.cdp:
                 f.write("crlDistributionPoints=URI:%s/%s.crl\n" % (self.cdp, issuer.name))
             if cdp and self.ocsp:
