@@ -41,6 +41,11 @@ struct run_state {
     uv_timer_t staple_timer;
     uv_work_t staple_work;
     bool staple_busy;
+    /* ACME: looked at every second, run in the thread pool one job at a time; a new
+     * certificate reloads. */
+    uv_timer_t acme_timer;
+    uv_work_t acme_work;
+    bool acme_busy, acme_changed;
 };
 
 #define STAPLE_CHECK_MS 1000
@@ -225,14 +230,50 @@ static void on_staple_timer(uv_timer_t *h)
         rs->staple_busy = true;
 }
 
-static void reload(struct run_state *rs)
+static void reload(struct run_state *rs, const char *why);
+
+/* A truststore that does not load leaves the placeholders served and nothing obtained. */
+static void acme_configure(const struct tg_config *cfg)
+{
+    struct tg_err err;
+    tg_err_init(&err);
+    if (tg_acme_configure(cfg, &err) != 0)
+        log_problems(&err, TG_LOG_ERROR);
+    tg_err_close(&err);
+}
+
+static void acme_work(uv_work_t *w)
+{
+    struct run_state *rs = w->data;
+    rs->acme_changed = tg_acme_run();
+}
+
+static void acme_done(uv_work_t *w, int status)
+{
+    struct run_state *rs = w->data;
+    rs->acme_busy = false;
+    if (status == 0 && rs->acme_changed && !rs->stopping)
+        reload(rs, "ACME: a new certificate");
+}
+
+static void on_acme_timer(uv_timer_t *h)
+{
+    struct run_state *rs = h->data;
+    if (rs->acme_busy || rs->stopping || !tg_acme_due())
+        return;
+    rs->acme_work.data = rs;
+    if (uv_queue_work(uv_default_loop(), &rs->acme_work, acme_work, acme_done) == 0)
+        rs->acme_busy = true;
+}
+
+static void reload(struct run_state *rs, const char *why)
 {
     struct tg_err err;
     tg_err_init(&err);
     struct tg_config *cfg = NULL;
     struct tg_snapshot *snap = NULL;
     const char *what = rs->config_file ? rs->config_file : "the embedded default";
-    tg_log_info("SIGHUP: reloading %s", what);
+    tg_log_info("%s: reloading %s", why, what);
     if (tg_cli_load_config(rs->config_file, &cfg, &err) != 0)
         goto fail;
     if (tg_snapshot_new(cfg, rs->generation + 1, &snap, &err) != 0) {
@@ -264,6 +305,7 @@ static void reload(struct run_state *rs)
                     snap->cfg->workers);
     rs->generation++;
     tickets_configure(rs, snap->cfg);
+    acme_configure(snap->cfg);
     tg_net_publish(&rs->net, snap);
     tg_snapshot_unref(rs->snap);
     rs->snap = snap;
@@ -285,7 +327,7 @@ static void on_signal(uv_signal_t *h, int signum)
     struct run_state *rs = h->data;
     if (signum == SIGHUP) {
         if (!rs->stopping)
-            reload(rs);
+            reload(rs, "SIGHUP");
         return;
     }
     if (signum == SIGUSR1) {
@@ -306,6 +348,8 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&rs->rotate_timer, NULL);
     uv_close((uv_handle_t *)&rs->key_poll, NULL);
     uv_close((uv_handle_t *)&rs->staple_timer, NULL);
+    uv_close((uv_handle_t *)&rs->acme_timer, NULL);
+    tg_acme_stop(); /* a running ACME job gives up at its next step */
     uv_close((uv_handle_t *)&rs->sig_hup, NULL);
     uv_close((uv_handle_t *)&rs->sig_term, NULL);
     uv_close((uv_handle_t *)&rs->sig_int, NULL);
@@ -432,6 +476,8 @@ int tg_cli_run(int argc, char **argv)
     rs.key_poll.data = &rs;
     uv_timer_init(loop, &rs.staple_timer);
     rs.staple_timer.data = &rs;
+    uv_timer_init(loop, &rs.acme_timer);
+    rs.acme_timer.data = &rs;
     rs.net.staples = tg_tls_staples_current();
     if (tickets_configure(&rs, rs.snap->cfg) != 0 ||
         tg_net_start(&rs.net, rs.snap, rs.snap->cfg->workers, &tg_proxy_handler, rs.access_fd,
@@ -442,12 +488,15 @@ int tg_cli_run(int argc, char **argv)
         uv_close((uv_handle_t *)&rs.rotate_timer, NULL);
         uv_close((uv_handle_t *)&rs.key_poll, NULL);
         uv_close((uv_handle_t *)&rs.staple_timer, NULL);
+        uv_close((uv_handle_t *)&rs.acme_timer, NULL);
         uv_run(loop, UV_RUN_DEFAULT);
         goto out;
     }
     rs.started = true;
     tg_tls_staples_on_change(publish_staples, &rs.net);
     uv_timer_start(&rs.staple_timer, on_staple_timer, 0, STAPLE_CHECK_MS);
+    acme_configure(rs.snap->cfg);
+    uv_timer_start(&rs.acme_timer, on_acme_timer, 0, STAPLE_CHECK_MS);
     tg_log_info("tlsgate %s started: %u worker(s), config %s (generation 1)", TG_VERSION,
                 rs.net.n_workers, rs.config_file ? rs.config_file : "embedded default");
     log_listening(rs.snap->cfg);
@@ -467,6 +516,7 @@ out:
     free(rs.access_path);
     tg_tls_tickets_unref(rs.tickets);
     tg_tls_staples_unref(rs.net.staples);
+    tg_acme_shutdown();
     free(rs.key_file);
     return code;
 }

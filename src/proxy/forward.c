@@ -126,6 +126,8 @@ static void stream_start(struct tg_stream *st)
  * in origin form and normalised, st->host is the authority without its port. */
 static void fwd_on_head(struct tg_stream *st)
 {
+    if (tg__acme_claim(st))
+        return;
     const struct tg_client_info *c = st->who;
     const char *url = st->req_in.target;
     size_t url_len = st->req_in.target_len;

@@ -407,4 +407,47 @@ struct tg_tls__cconn *tg_tls__cconn_get(const SSL *ssl);
 /* The base64 SPKI SHA-256 of cert ("sha256/..." without the prefix) into buf (at least 45). */
 void tg_tls__spki_pin(X509 *cert, char *buf, size_t len);
 
+/* ---- ACME transport and JWS (acme_http.c), responses (acme_json.c) ---- */
+
+#define TG_ACME_MAX_RESP (256 * 1024) /* the largest ACME answer accepted */
+
+struct tg_acme__resp {
+    int status;
+    char nonce[256], location[1024], ctype[128];
+    int retry_after; /* seconds, 0 if absent */
+    char *body;      /* NUL-terminated */
+    size_t body_len;
+};
+/* One HTTPS exchange (POST when body is non-NULL, as application/jose+json). 0, or -1 with why. */
+int tg_acme__http(SSL_CTX *ctx, const char *method, const char *url, const char *body,
+                  struct tg_acme__resp *r, char *why, size_t why_len);
+void tg_acme__resp_free(struct tg_acme__resp *r);
+char *tg_acme__b64u(const unsigned char *p, size_t n);
+char *tg_acme__jwk(EVP_PKEY *key);
+char *tg_acme__thumbprint(EVP_PKEY *key);
+/* The flattened JWS of payload ("" for POST-as-GET) signed ES256 by key, with kid or (NULL) the
+ * key's jwk in the protected header; NULL if signing failed. */
+char *tg_acme__jws(EVP_PKEY *key, const char *kid, const char *nonce, const char *url,
+                   const char *payload);
+
+/* A parsed ACME answer: the fields the client uses, checked for type and size. */
+struct tg_acme__doc {
+    char *new_nonce, *new_account, *new_order; /* directory */
+    char *status;                              /* order, authorization, challenge */
+    char **authzs;                             /* order: authorization URLs */
+    size_t n_authzs;
+    char *finalize, *certificate; /* order */
+    char *identifier;             /* authorization: the dns name */
+    struct {
+        char *type, *url, *token, *status;
+    } chals[8]; /* authorization: its challenges */
+    size_t n_chals;
+    char *problem_type, *problem_detail; /* problem document, or an error inside an object */
+};
+enum tg_acme__kind { TG_ACME_DIRECTORY, TG_ACME_ORDER, TG_ACME_AUTHZ, TG_ACME_PROBLEM };
+/* Parses body as kind into doc; 0, or -1 with why (what is missing or malformed). */
+int tg_acme__parse(enum tg_acme__kind kind, const char *body, size_t len, struct tg_acme__doc *doc,
+                   char *why, size_t why_len);
+void tg_acme__doc_free(struct tg_acme__doc *doc);
+
 #endif

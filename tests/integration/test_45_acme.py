@@ -1,0 +1,138 @@
+"""ACME (issue 19): certificates obtained from Pebble, Let's Encrypt's test server, on loopback.
+A name is issued through HTTP-01 (answered by the gateway's plaintext listener before routing),
+reaches the TLS listener live (a reload from the main loop) and is served to `openssl s_client`
+with a chain that verifies against Pebble's root; Pebble's default 5% of rejected nonces is
+retried; the state directory's keys are 0600; a failing validation is logged with Pebble's
+problem detail; config errors point at the key."""
+import os
+import stat
+import time
+
+import pytest
+
+import testenv
+
+
+@pytest.fixture
+def pebble(tmp_path, certs):
+    made = []
+
+    def start(http_port, tls_port, **kw):
+        p = testenv.Pebble(str(tmp_path), certs, http_port, tls_port, **kw)
+        made.append(p)
+        return p.start()
+
+    yield start
+    for p in made:
+        p.stop()
+
+
+def acme_config(certs, state_dir, directory, http_port, tls_port, names, challenges=None,
+                **acme):
+    a = {"directory": directory, "email": "ops@example.org", "truststore": "testca"}
+    if challenges:
+        a["challenges"] = challenges
+    a.update(acme)
+    return {
+        "version": 1, "state_dir": state_dir, "workers": 2,
+        "acme": a,
+        "truststores": {"testca": {"type": "pem", "file": certs.ca.cert}},
+        "keystores": {"site": {"type": "acme", "names": names}},
+        "backends": {"status": {"builtin": "status"}},
+        "listeners": [
+            {"name": "plain", "address": "127.0.0.1:%d" % http_port, "tls": {"disabled": True},
+             "routes": [{"backend": "status"}]},
+            {"name": "tls", "address": "127.0.0.1:%d" % tls_port,
+             "tls": {"certificates": ["site"]}, "routes": [{"backend": "status"}]},
+        ],
+    }
+
+
+def wait_log(gw, text, timeout=60):
+    deadline = time.monotonic() + testenv.t(timeout)
+    while text not in gw.log_text():
+        assert gw.running(), gw.log_text()
+        assert time.monotonic() < deadline, "no %r in:\n%s" % (text, gw.log_text())
+        time.sleep(0.2)
+
+
+def verified(port, name, root):
+    r = testenv.s_client(port, "-CAfile", root, "-verify_return_error", "-verify_hostname", name,
+                         "-showcerts", sni=name)
+    return r
+
+
+def test_http01_issues_and_serves(gateway, pebble, tmp_path, certs, state_dir):
+    http_port, tls_port = testenv.free_port(), testenv.free_port()
+    p = pebble(http_port, tls_port)
+    cfg = acme_config(certs, state_dir, p.directory, http_port, tls_port, ["web.test"],
+                      challenges=["http-01"])
+    gw = gateway(cfg)
+    # Before issuance: the self-signed placeholder, logged as such.
+    assert "serving a self-signed placeholder" in gw.log_text()
+    wait_log(gw, "certificate obtained for web.test")
+    wait_log(gw, "config reloaded (generation 2)")
+    root = p.root_pem(str(tmp_path / "pebble-root.pem"))
+    r = verified(tls_port, "web.test", root)
+    assert r.returncode == 0 and "Verify return code: 0 (ok)" in r.out, r.out + r.err
+    assert "ACME http-01 challenge answered for web.test" in gw.log_text()
+    for f in ("account.key", "site.key", "site.crt"):
+        mode = stat.S_IMODE(os.stat(os.path.join(state_dir, "acme", f)).st_mode)
+        assert mode == 0o600, (f, oct(mode))
+    # The key material never reaches the log.
+    with open(os.path.join(state_dir, "acme", "site.key")) as f:
+        body = f.read().splitlines()[1]
+    assert body not in gw.log_text()
+
+
+def test_failing_validation_logged_with_detail(gateway, pebble, tmp_path, certs, state_dir):
+    http_port, tls_port = testenv.free_port(), testenv.free_port()
+    # Pebble validates HTTP-01 on a port where nothing listens.
+    p = pebble(testenv.free_port(), tls_port)
+    cfg = acme_config(certs, state_dir, p.directory, http_port, tls_port, ["bad.test"],
+                      challenges=["http-01"])
+    gw = gateway(cfg)
+    wait_log(gw, "reason=acme_failed")
+    log = gw.log_text()
+    assert "validation of bad.test failed (invalid): urn:ietf:params:acme:error:connection" in log, log
+    assert "next attempt in" in log
+    # Still serving the placeholder.
+    r = testenv.s_client(tls_port, sni="bad.test")
+    assert r.connected, r.out + r.err
+
+
+@pytest.mark.parametrize("acme,ptr,words", [
+    ({"directory": "http://x/dir"}, "/acme/directory", "is not an https:// URL"),
+    ({"directory": "https://x/dir", "challenges": ["dns-01"]}, "/acme/challenges/0",
+     "is not a challenge type"),
+    ({"directory": "https://x/dir", "key_type": "ed25519"}, "/acme/key_type", "is not a key type"),
+    ({"directory": "https://x/dir", "truststore": "nope"}, "/acme/truststore",
+     "is not a truststore"),
+])
+def test_config_errors(tmp_path, acme, ptr, words):
+    import json
+    cfg = {"version": 1, "state_dir": str(tmp_path / "s"), "acme": acme,
+           "keystores": {"site": {"type": "acme", "names": ["a.test"]}},
+           "backends": {"status": {"builtin": "status"}},
+           "listeners": [{"name": "l", "address": "127.0.0.1:1", "tls": {"certificates": ["site"]},
+                          "routes": [{"backend": "status"}]}]}
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(cfg, indent=1))
+    r = testenv.tlsgate("check", "-c", str(path))
+    assert r.returncode != 0
+    assert words in r.stderr + r.stdout, r.stderr + r.stdout
+    assert str(path) + ":" in r.stderr + r.stdout
+
+
+def test_acme_keystore_needs_section(tmp_path):
+    import json
+    cfg = {"version": 1, "keystores": {"site": {"type": "acme", "names": ["A_B"]}},
+           "listeners": [{"name": "l", "address": "127.0.0.1:1", "tls": {"certificates": ["site"]},
+                          "routes": [{"backend": "x"}]}], "backends": {"x": {"builtin": "status"}}}
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(cfg, indent=1))
+    r = testenv.tlsgate("check", "-c", str(path))
+    out = r.stderr + r.stdout
+    assert r.returncode != 0
+    assert "there is no top-level \"acme\" section" in out, out
+    assert "\"A_B\" is not a DNS name" in out, out
