@@ -30,6 +30,7 @@ struct tg_tls__hello {
     bool groups_sent;                      /* it sent supported_groups */
     bool group_match;                      /* one of its groups is enabled here */
     bool alpn_sent;                        /* it offered ALPN */
+    bool acme;                             /* answered as a TLS-ALPN-01 validation */
 };
 
 /* A ClientHello's raw fields, each in its wire format, as OpenSSL's client-hello accessors give
@@ -444,6 +445,10 @@ struct tg_acme__doc {
     size_t n_chals;
     char *problem_type, *problem_detail; /* problem document, or an error inside an object */
 };
+/* TLS-ALPN-01 (acme.c): the validation certificate and key published for name, or false; any
+ * thread, without a lock; both stay valid until tg_acme_shutdown. */
+bool tg_acme__tlsalpn_find(const char *name, size_t len, X509 **cert, EVP_PKEY **key);
+
 enum tg_acme__kind { TG_ACME_DIRECTORY, TG_ACME_ORDER, TG_ACME_AUTHZ, TG_ACME_PROBLEM };
 /* Parses body as kind into doc; 0, or -1 with why (what is missing or malformed). */
 int tg_acme__parse(enum tg_acme__kind kind, const char *body, size_t len, struct tg_acme__doc *doc,

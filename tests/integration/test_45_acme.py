@@ -85,6 +85,29 @@ def test_http01_issues_and_serves(gateway, pebble, tmp_path, certs, state_dir):
     assert body not in gw.log_text()
 
 
+def test_tlsalpn01_issues_and_serves(gateway, pebble, tmp_path, certs, state_dir):
+    http_port, tls_port = testenv.free_port(), testenv.free_port()
+    # HTTP-01 would fail (nothing listens on Pebble's http port): only TLS-ALPN-01 can pass.
+    p = pebble(testenv.free_port(), tls_port)
+    cfg = acme_config(certs, state_dir, p.directory, http_port, tls_port, ["alpn.test",
+                                                                            "www.alpn.test"])
+    gw = gateway(cfg)
+    wait_log(gw, "certificate obtained for alpn.test and more")
+    wait_log(gw, "config reloaded (generation 2)")
+    log = gw.log_text()
+    assert "ACME tls-alpn-01 challenge answered for alpn.test" in log, log
+    assert "ACME tls-alpn-01 challenge answered for www.alpn.test" in log, log
+    assert "http-01" not in log.replace("tls-alpn-01", ""), log
+    root = p.root_pem(str(tmp_path / "pebble-root.pem"))
+    for name in ("alpn.test", "www.alpn.test"):
+        r = verified(tls_port, name, root)
+        assert r.returncode == 0 and "Verify return code: 0 (ok)" in r.out, r.out + r.err
+    # Once validated, a client offering acme-tls/1 gets the real certificate, no validation one.
+    r = testenv.s_client(tls_port, "-alpn", "acme-tls/1", "-CAfile", root, sni="alpn.test")
+    assert "Verify return code: 0 (ok)" in r.out, r.out + r.err
+    assert "acmeIdentifier" not in r.out and "1.3.6.1.5.5.7.1.31" not in r.out
+
+
 def test_failing_validation_logged_with_detail(gateway, pebble, tmp_path, certs, state_dir):
     http_port, tls_port = testenv.free_port(), testenv.free_port()
     # Pebble validates HTTP-01 on a port where nothing listens.
