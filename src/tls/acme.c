@@ -251,7 +251,11 @@ int tg_acme_configure(const struct tg_config *cfg, struct tg_err *err)
     }
     pthread_mutex_lock(&lock);
     /* A keystore kept with the same names keeps its backoff and last error. */
-    for (size_t i = 0; p != NULL && cur != NULL && i < p->n; i++)
+    /* Only while the settings that decide when and where to go stay the same: a reload that
+     * changes renew_before_days or the directory looks at every certificate again. */
+    bool same = p != NULL && cur != NULL && cur->renew_days == p->renew_days &&
+                strcmp(cur->directory, p->directory) == 0;
+    for (size_t i = 0; same && i < p->n; i++)
         for (size_t k = 0; k < cur->n; k++)
             if (strcmp(cur->jobs[k].ks, p->jobs[i].ks) == 0 &&
                 same_names(&cur->jobs[k],
@@ -765,6 +769,11 @@ bool tg_acme_run(void)
             continue;
         time_t na = stored_until(j->crt, &nb);
         time_t due = na ? renew_at(p, nb, na) : 0;
+        if (na && due <= nb)
+            tg_log_warn("acme: keystore \"%s\": acme.renew_before_days (%d) is not less than "
+                        "the certificate's lifetime (%lld days): it is renewed at every check "
+                        "(every %d s)",
+                        j->ks, p->renew_days, (long long)((na - nb) / 86400), RECHECK);
         int rc = 0;
         time_t got = 0;
         if (due > now) {

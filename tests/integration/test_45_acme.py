@@ -159,3 +159,81 @@ def test_acme_keystore_needs_section(tmp_path):
     assert r.returncode != 0
     assert "there is no top-level \"acme\" section" in out, out
     assert "\"A_B\" is not a DNS name" in out, out
+
+
+def serial(port, name):
+    r = testenv.s_client(port, sni=name)
+    pem = r.peer_cert_pem
+    assert pem, r.out + r.err
+    import subprocess
+    return subprocess.run(["openssl", "x509", "-noout", "-serial", "-issuer"], input=pem,
+                          capture_output=True, text=True).stdout
+
+
+def test_placeholder_while_acme_down_then_real(gateway, tmp_path, certs, state_dir):
+    http_port, tls_port = testenv.free_port(), testenv.free_port()
+    p = testenv.Pebble(str(tmp_path), certs, http_port, tls_port)
+    try:
+        cfg = acme_config(certs, state_dir, p.directory, http_port, tls_port, ["late.test"],
+                          challenges=["http-01"])
+        gw = gateway(cfg)
+        wait_log(gw, "reason=acme_failed")
+        assert "cannot connect" in gw.log_text()
+        # The gateway serves the self-signed placeholder for the name meanwhile.
+        before = serial(tls_port, "late.test")
+        assert "CN = late.test" in before and "Pebble" not in before, before
+        p.start()
+        wait_log(gw, "certificate obtained for late.test")
+        wait_log(gw, "config reloaded (generation 2)")
+        root = p.root_pem(str(tmp_path / "pebble-root.pem"))
+        r = verified(tls_port, "late.test", root)
+        assert r.returncode == 0 and "Verify return code: 0 (ok)" in r.out, r.out + r.err
+    finally:
+        p.stop()
+
+
+def test_restart_serves_stored_cert_without_acme(gateway, pebble, tmp_path, certs, state_dir):
+    http_port, tls_port = testenv.free_port(), testenv.free_port()
+    p = pebble(http_port, tls_port)
+    cfg = acme_config(certs, state_dir, p.directory, http_port, tls_port, ["keep.test"],
+                      challenges=["http-01"])
+    gw = gateway(cfg, name="first")
+    wait_log(gw, "config reloaded (generation 2)")
+    root = p.root_pem(str(tmp_path / "pebble-root.pem"))
+    issued = serial(tls_port, "keep.test")
+    gw.stop()
+    p.stop()
+    gw2 = gateway(cfg, name="second")
+    time.sleep(testenv.t(2))
+    log = gw2.log_text()
+    assert "placeholder" not in log and "obtaining" not in log and "acme_failed" not in log, log
+    r = verified(tls_port, "keep.test", root)
+    assert r.returncode == 0 and "Verify return code: 0 (ok)" in r.out, r.out + r.err
+    assert serial(tls_port, "keep.test") == issued
+
+
+def test_forced_renewal_replaces_live_once(gateway, pebble, tmp_path, certs, state_dir):
+    http_port, tls_port = testenv.free_port(), testenv.free_port()
+    p = pebble(http_port, tls_port)
+    cfg = acme_config(certs, state_dir, p.directory, http_port, tls_port, ["renew.test"],
+                      challenges=["http-01"])
+    gw = gateway(cfg)
+    wait_log(gw, "config reloaded (generation 2)")
+    first = serial(tls_port, "renew.test")
+    # Renewal window longer than Pebble's certificate lifetime: renewed at once, and only once.
+    cfg["acme"]["renew_before_days"] = 3650
+    with testenv.Conn(tls_port, sni="renew.test", ctx=testenv.tls_context(verify=False)) as c:
+        gw.reload(cfg)
+        wait_log(gw, "renewing the certificate for renew.test")
+        wait_log(gw, "config reloaded (generation 4)")
+        # The connection opened before still works (no connection dropped).
+        assert c.request("GET", "/").status == 200
+    second = serial(tls_port, "renew.test")
+    assert second != first, (first, second)
+    root = p.root_pem(str(tmp_path / "pebble-root.pem"))
+    r = verified(tls_port, "renew.test", root)
+    assert r.returncode == 0 and "Verify return code: 0 (ok)" in r.out, r.out + r.err
+    time.sleep(testenv.t(4))
+    log = gw.log_text()
+    assert log.count("renewing the certificate for renew.test") == 1, log
+    assert "is renewed at every check" in log
