@@ -746,6 +746,57 @@ static time_t renew_at(const struct plan *p, time_t nb, time_t na)
     return na - before;
 }
 
+/* <crt>.status: the last attempt's outcome, for `tlsgate check` (another process). */
+static void write_status(const struct job *j)
+{
+    pthread_mutex_lock(&lock);
+    json_t *o = json_pack("{s:s, s:i, s:I}", "last_error", j->last_error, "failures", j->failures,
+                          "next_attempt", (json_int_t)j->next_try);
+    pthread_mutex_unlock(&lock);
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    char *path = tg_xasprintf("%s.status", j->crt);
+    if (text != NULL && tg_write_file_atomic(path, text, strlen(text), 0600) != 0)
+        tg_log_warn("acme: cannot write %s", path);
+    free(path);
+    free(text);
+}
+
+void tg_acme_print(const struct tg_config *cfg, const struct tg_keystore_conf *kc, FILE *out)
+{
+    fprintf(out, "  keystore \"%s\" (acme, names", kc->name);
+    for (size_t i = 0; i < kc->n_names; i++)
+        fprintf(out, "%s %s", i ? "," : "", kc->names[i]);
+    time_t nb = 0, na = stored_until(kc->cert_file, &nb);
+    char when[64];
+    struct tm tm;
+    if (na == 0) {
+        fprintf(out, "): no certificate yet (a self-signed placeholder is served)");
+    } else {
+        struct plan p = {.renew_days = cfg->acme.renew_before_days};
+        time_t due = renew_at(&p, nb, na);
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&na, &tm));
+        fprintf(out, "): valid until %s (%lld days left)", when,
+                (long long)(na - time(NULL)) / 86400);
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&due, &tm));
+        fprintf(out, ", renewal from %s", when);
+    }
+    char *path = tg_xasprintf("%s.status", kc->cert_file);
+    json_t *st = json_load_file(path, 0, NULL);
+    free(path);
+    const char *err = json_string_value(json_object_get(st, "last_error"));
+    if (err != NULL && err[0] != '\0') {
+        time_t next = (time_t)json_integer_value(json_object_get(st, "next_attempt"));
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M:%S UTC", gmtime_r(&next, &tm));
+        fprintf(out, "; last attempt failed (%lld in a row): %s; next attempt %s",
+                (long long)json_integer_value(json_object_get(st, "failures")), err, when);
+    } else if (st != NULL) {
+        fprintf(out, "; last attempt succeeded");
+    }
+    json_decref(st);
+    fprintf(out, "\n");
+}
+
 bool tg_acme_run(void)
 {
     pthread_mutex_lock(&lock);
@@ -813,6 +864,7 @@ bool tg_acme_run(void)
             snprintf(j->last_error, sizeof(j->last_error), "%s", s.why);
         }
         pthread_mutex_unlock(&lock);
+        write_status(j);
         if (rc == 0) {
             tg_log_info("acme: keystore \"%s\": certificate obtained for %s%s (written to %s)",
                         j->ks, j->names[0], j->n_names > 1 ? " and more" : "", j->crt);

@@ -416,6 +416,9 @@ bool tg_acme_run(void);
 const char *tg_acme_http01(const char *token, size_t len);
 /* ACME attempts that failed since start. */
 unsigned long long tg_acme_failures(void);
+/* One `tlsgate check` line for an acme keystore: its names, the stored certificate's validity
+ * and renewal time (or that a placeholder is served), and the last attempt's error. */
+void tg_acme_print(const struct tg_config *cfg, const struct tg_keystore_conf *kc, FILE *out);
 /* At SIGTERM: a running job gives up at its next step (any thread). */
 void tg_acme_stop(void);
 void tg_acme_shutdown(void);

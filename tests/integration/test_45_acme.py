@@ -5,6 +5,7 @@ with a chain that verifies against Pebble's root; Pebble's default 5% of rejecte
 retried; the state directory's keys are 0600; a failing validation is logged with Pebble's
 problem detail; config errors point at the key."""
 import os
+import re
 import stat
 import time
 
@@ -79,10 +80,14 @@ def test_http01_issues_and_serves(gateway, pebble, tmp_path, certs, state_dir):
     for f in ("account.key", "site.key", "site.crt"):
         mode = stat.S_IMODE(os.stat(os.path.join(state_dir, "acme", f)).st_mode)
         assert mode == 0o600, (f, oct(mode))
+    # `tlsgate check` shows the name's state, and never the key.
+    out = testenv.tlsgate("check", "-c", gw.config_path).stdout
+    assert 'keystore "site" (acme, names web.test): valid until ' in out, out
+    assert "renewal from " in out and "last attempt succeeded" in out, out
     # The key material never reaches the log.
     with open(os.path.join(state_dir, "acme", "site.key")) as f:
         body = f.read().splitlines()[1]
-    assert body not in gw.log_text()
+    assert body not in gw.log_text() and body not in out
 
 
 def test_tlsalpn01_issues_and_serves(gateway, pebble, tmp_path, certs, state_dir):
@@ -119,6 +124,9 @@ def test_failing_validation_logged_with_detail(gateway, pebble, tmp_path, certs,
     log = gw.log_text()
     assert "validation of bad.test failed (invalid): urn:ietf:params:acme:error:connection" in log, log
     assert "next attempt in" in log
+    out = testenv.tlsgate("check", "-c", gw.config_path).stdout
+    assert 'keystore "site" (acme, names bad.test): no certificate yet' in out, out
+    assert re.search(r"last attempt failed \(\d+ in a row\): validation of bad.test failed", out), out
     # Still serving the placeholder.
     r = testenv.s_client(tls_port, sni="bad.test")
     assert r.connected, r.out + r.err
