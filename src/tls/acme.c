@@ -48,6 +48,7 @@ struct job {
 struct plan {
     int refs; /* under lock */
     char *directory, *email, *state_dir;
+    char *eab_kid, *eab_key; /* eab_key: a secret, wiped when freed */
     SSL_CTX *ctx;
     int rsa_bits, renew_days, challenges[2];
     struct job *jobs;
@@ -193,6 +194,10 @@ static void plan_unref(struct plan *p)
     free(p->directory);
     free(p->email);
     free(p->state_dir);
+    free(p->eab_kid);
+    if (p->eab_key != NULL)
+        OPENSSL_cleanse(p->eab_key, strlen(p->eab_key));
+    free(p->eab_key);
     SSL_CTX_free(p->ctx);
     free(p);
 }
@@ -231,6 +236,10 @@ int tg_acme_configure(const struct tg_config *cfg, struct tg_err *err)
         p->directory = tg_xstrdup(cfg->acme.directory);
         p->email = cfg->acme.email ? tg_xstrdup(cfg->acme.email) : NULL;
         p->state_dir = tg_xstrdup(cfg->state_dir);
+        if (cfg->acme.eab_kid != NULL && cfg->acme.eab_hmac_key != NULL) {
+            p->eab_kid = tg_xstrdup(cfg->acme.eab_kid);
+            p->eab_key = tg_xstrdup(cfg->acme.eab_hmac_key);
+        }
         p->rsa_bits = cfg->acme.rsa_bits;
         p->renew_days = cfg->acme.renew_before_days;
         memcpy(p->challenges, cfg->acme.challenges, sizeof(p->challenges));
@@ -428,6 +437,16 @@ static int session_open(struct sess *s)
         char *mailto = tg_xasprintf("mailto:%s", s->p->email);
         json_object_set_new(acct, "contact", json_pack("[s]", mailto));
         free(mailto);
+    }
+    if (s->p->eab_kid != NULL) {
+        json_t *eab = tg_acme__eab(s->akey, s->p->eab_kid, s->p->eab_key, s->dir.new_account);
+        if (eab == NULL) {
+            json_decref(acct);
+            snprintf(s->why, sizeof(s->why),
+                     "acme.eab.hmac_key is not base64url (as the CA gives it)");
+            goto out;
+        }
+        json_object_set_new(acct, "externalAccountBinding", eab);
     }
     char *payload = json_dumps(acct, JSON_COMPACT);
     json_decref(acct);

@@ -15,6 +15,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/http.h>
 #include <openssl/ssl.h>
 
@@ -246,5 +247,64 @@ char *tg_acme__jws(EVP_PKEY *key, const char *kid, const char *nonce, const char
     ERR_clear_error();
     free(p64);
     free(pl64);
+    return out;
+}
+
+/* base64url (unpadded) to bytes; NULL if malformed. */
+static unsigned char *b64u_decode(const char *in, size_t *out_len)
+{
+    size_t n = strlen(in);
+    if (n % 4 == 1)
+        return NULL;
+    char *tmp = tg_xmalloc(n + 4);
+    for (size_t i = 0; i < n; i++) {
+        char ch = in[i];
+        tmp[i] = ch == '-' ? '+' : ch == '_' ? '/' : ch;
+    }
+    size_t pad = (4 - n % 4) % 4;
+    memset(tmp + n, '=', pad);
+    tmp[n + pad] = '\0';
+    unsigned char *out = tg_xmalloc(n + 4);
+    int len = EVP_DecodeBlock(out, (const unsigned char *)tmp, (int)(n + pad));
+    OPENSSL_cleanse(tmp, n + 4);
+    free(tmp);
+    if (len < 0) {
+        free(out);
+        return NULL;
+    }
+    *out_len = (size_t)len - pad;
+    return out;
+}
+
+json_t *tg_acme__eab(EVP_PKEY *key, const char *kid, const char *hmac_key, const char *url)
+{
+    size_t klen = 0;
+    unsigned char *k = b64u_decode(hmac_key, &klen);
+    if (k == NULL || klen == 0) {
+        free(k);
+        return NULL;
+    }
+    json_t *prot = json_pack("{s:s, s:s, s:s}", "alg", "HS256", "kid", kid, "url", url);
+    char *ps = json_dumps(prot, JSON_COMPACT);
+    json_decref(prot);
+    char *jwk = tg_acme__jwk(key);
+    char *p64 = b64u_str(ps), *pl64 = b64u_str(jwk);
+    char *input = tg_xasprintf("%s.%s", p64, pl64);
+    unsigned char mac[EVP_MAX_MD_SIZE];
+    unsigned int maclen = 0;
+    json_t *out = NULL;
+    if (HMAC(EVP_sha256(), k, (int)klen, (const unsigned char *)input, strlen(input), mac,
+             &maclen) != NULL) {
+        char *s64 = tg_acme__b64u(mac, maclen);
+        out = json_pack("{s:s, s:s, s:s}", "protected", p64, "payload", pl64, "signature", s64);
+        free(s64);
+    }
+    OPENSSL_cleanse(k, klen);
+    free(k);
+    free(ps);
+    free(jwk);
+    free(p64);
+    free(pl64);
+    free(input);
     return out;
 }

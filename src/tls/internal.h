@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <openssl/ocsp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -430,6 +431,10 @@ char *tg_acme__thumbprint(EVP_PKEY *key);
  * key's jwk in the protected header; NULL if signing failed. */
 char *tg_acme__jws(EVP_PKEY *key, const char *kid, const char *nonce, const char *url,
                    const char *payload);
+
+/* The externalAccountBinding member (RFC 8555 §7.3.4): the account key's JWK signed HS256 with
+ * the base64url hmac_key; NULL if hmac_key is not base64url. */
+json_t *tg_acme__eab(EVP_PKEY *key, const char *kid, const char *hmac_key, const char *url);
 
 /* A parsed ACME answer: the fields the client uses, checked for type and size. */
 struct tg_acme__doc {

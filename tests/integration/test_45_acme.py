@@ -245,3 +245,27 @@ def test_forced_renewal_replaces_live_once(gateway, pebble, tmp_path, certs, sta
     log = gw.log_text()
     assert log.count("renewing the certificate for renew.test") == 1, log
     assert "is renewed at every check" in log
+
+
+def test_external_account_binding(gateway, pebble, tmp_path, certs, state_dir):
+    http_port, tls_port = testenv.free_port(), testenv.free_port()
+    key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+    p = pebble(http_port, tls_port, eab={"kid-1": key})
+    cfg = acme_config(certs, state_dir, p.directory, http_port, tls_port, ["eab.test"],
+                      challenges=["http-01"], eab={"kid": "kid-1", "hmac_key": key})
+    gw = gateway(cfg)
+    wait_log(gw, "certificate obtained for eab.test")
+    assert key not in gw.log_text()
+    out = testenv.tlsgate("check", "-c", gw.config_path)
+    assert key not in out.stdout + out.stderr
+
+
+def test_external_account_binding_refused(gateway, pebble, tmp_path, certs, state_dir):
+    http_port, tls_port = testenv.free_port(), testenv.free_port()
+    key = "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+    p = pebble(http_port, tls_port, eab={"kid-1": key})
+    cfg = acme_config(certs, state_dir, p.directory, http_port, tls_port, ["eab.test"],
+                      challenges=["http-01"])
+    gw = gateway(cfg)
+    wait_log(gw, "reason=acme_failed: newAccount: HTTP ")
+    assert "externalAccountRequired" in gw.log_text() or "external account" in gw.log_text()

@@ -12,7 +12,7 @@ from .env import LOOPBACK, can_connect, free_port, need_tool, t
 
 
 class Pebble:
-    def __init__(self, workdir, certs, http_port, tls_port, env=None):
+    def __init__(self, workdir, certs, http_port, tls_port, env=None, eab=None):
         need_tool("pebble", "pebble")
         need_tool("pebble-challtestsrv", "pebble")
         self.workdir = workdir
@@ -24,6 +24,7 @@ class Pebble:
         self.http_port = http_port
         self.tls_port = tls_port
         self.extra_env = env or {}
+        self.eab = eab  # {kid: base64url HMAC key}: external account binding required
         self.proc = self.dns = None
         self.log_path = os.path.join(workdir, "pebble.log")
         self.config_path = os.path.join(workdir, "pebble.json")
@@ -39,7 +40,8 @@ class Pebble:
                 "managementListenAddress": "%s:%d" % (LOOPBACK, self.mgmt_port),
                 "certificate": self.certs.ec.cert, "privateKey": self.certs.ec.key,
                 "httpPort": self.http_port, "tlsPort": self.tls_port,
-                "ocspResponderURL": "", "externalAccountBindingRequired": False}}, f)
+                "ocspResponderURL": "", "externalAccountBindingRequired": bool(self.eab),
+                "externalAccountMACKeys": self.eab or {}}}, f)
         self._log = open(self.log_path, "ab")
         if self.dns is None:
             self.dns = subprocess.Popen(
