@@ -110,6 +110,10 @@ char *tg_status_json(void)
     for (int k = 1; k < TG_PPIN_FAIL__COUNT; k++)
         tg_jobj_uint(&o, tg_ppin_fail_token((enum tg_ppin_fail)k), TG_STAT_GET(&sum, ppin_fail[k]));
     tg_jobj_end(&o);
+    /* ACME attempts that failed (each logged with reason=acme_failed). */
+    tg_jobj_begin(&o, "acme");
+    tg_jobj_uint(&o, "failures", tg_acme_failures());
+    tg_jobj_end(&o);
     tg_jobj_begin(&o, "websocket");
     tg_jobj_uint(&o, "upgrades", TG_STAT_GET(&sum, websocket_upgrades));
     tg_jobj_end(&o);

@@ -124,6 +124,9 @@ def test_failing_validation_logged_with_detail(gateway, pebble, tmp_path, certs,
     log = gw.log_text()
     assert "validation of bad.test failed (invalid): urn:ietf:params:acme:error:connection" in log, log
     assert "next attempt in" in log
+    # Counted: the status page's acme.failures.
+    with testenv.Conn(http_port, tls=False) as c:
+        assert c.request("GET", "/").json()["acme"]["failures"] >= 1
     out = testenv.tlsgate("check", "-c", gw.config_path).stdout
     assert 'keystore "site" (acme, names bad.test): no certificate yet' in out, out
     assert re.search(r"last attempt failed \(\d+ in a row\): validation of bad.test failed", out), out
