@@ -23,7 +23,7 @@
 
 #include <jansson.h>
 
-#define IO_TIMEOUT_S 15
+#define IO_TIMEOUT_S 10 /* per read or write, TLS handshake included */
 
 void tg_acme__resp_free(struct tg_acme__resp *r)
 {
@@ -73,33 +73,43 @@ int tg_acme__http(SSL_CTX *ctx, const char *method, const char *url, const char 
         snprintf(why, why_len, "not an https:// URL: %.200s", url);
         goto out;
     }
-    bio = BIO_new_ssl_connect(ctx);
-    SSL *ssl = NULL;
-    BIO_get_ssl(bio, &ssl);
     char hp[600];
     snprintf(hp, sizeof(hp), "%s:%s", host, port);
-    BIO_set_conn_hostname(bio, hp);
+    /* TCP first, so the socket's timeouts also bound the TLS handshake. */
+    BIO *conn = BIO_new_connect(hp);
+    if (conn == NULL || BIO_do_connect(conn) <= 0) {
+        unsigned long e = ERR_peek_last_error();
+        snprintf(why, why_len, "%s: cannot connect: %s", hp,
+                 e ? ERR_reason_error_string(e) : "connection failed");
+        ERR_clear_error();
+        BIO_free(conn);
+        goto out;
+    }
+    int fd = -1;
+    BIO_get_fd(conn, &fd);
+    if (fd >= 0) {
+        struct timeval tv = {IO_TIMEOUT_S, 0};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+    }
+    bio = BIO_new_ssl(ctx, 1);
+    bio = BIO_push(bio, conn);
+    SSL *ssl = NULL;
+    BIO_get_ssl(bio, &ssl);
     SSL_set_tlsext_host_name(ssl, host);
     SSL_set1_host(ssl, host);
     SSL_set_verify(ssl, SSL_VERIFY_PEER, NULL);
-    if (BIO_do_connect(bio) <= 0) {
+    if (BIO_do_handshake(bio) <= 0) {
         unsigned long e = ERR_peek_last_error();
         long v = SSL_get_verify_result(ssl);
         if (v != X509_V_OK)
             snprintf(why, why_len, "%s: certificate not verified: %s", hp,
                      X509_verify_cert_error_string(v));
         else
-            snprintf(why, why_len, "%s: cannot connect: %s", hp,
-                     e ? ERR_reason_error_string(e) : "connection failed");
+            snprintf(why, why_len, "%s: TLS handshake failed: %s", hp,
+                     e ? ERR_reason_error_string(e) : "no answer within the time limit");
         ERR_clear_error();
         goto out;
-    }
-    int fd = -1;
-    BIO_get_fd(bio, &fd);
-    if (fd >= 0) {
-        struct timeval tv = {IO_TIMEOUT_S, 0};
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
     }
     size_t blen = body ? strlen(body) : 0;
     /* HTTP/1.0: the answer ends with the connection, never chunked. */

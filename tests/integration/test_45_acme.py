@@ -272,3 +272,31 @@ def test_external_account_binding_refused(gateway, pebble, tmp_path, certs, stat
     gw = gateway(cfg)
     wait_log(gw, "reason=acme_failed: newAccount: HTTP ")
     assert "externalAccountRequired" in gw.log_text() or "external account" in gw.log_text()
+
+
+def test_silent_acme_server_refused_in_time(gateway, tmp_path, certs, state_dir):
+    import socket
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts TCP (the backlog), never says a word
+    try:
+        http_port, tls_port = testenv.free_port(), testenv.free_port()
+        d = "https://localhost:%d/dir" % silent.getsockname()[1]
+        cfg = acme_config(certs, state_dir, d, http_port, tls_port, ["slow.test"])
+        gw = gateway(cfg)
+        wait_log(gw, "reason=acme_failed", timeout=40)
+        assert "TLS handshake failed: no answer within the time limit" in gw.log_text()
+        # Traffic is served meanwhile (the placeholder).
+        assert testenv.s_client(tls_port, sni="slow.test").connected
+    finally:
+        silent.close()
+
+
+def test_acme_server_not_trusted(gateway, pebble, tmp_path, certs, state_dir):
+    http_port, tls_port = testenv.free_port(), testenv.free_port()
+    p = pebble(http_port, tls_port)
+    cfg = acme_config(certs, state_dir, p.directory, http_port, tls_port, ["trust.test"])
+    del cfg["acme"]["truststore"]  # the system trust does not know the test CA
+    gw = gateway(cfg)
+    wait_log(gw, "reason=acme_failed")
+    assert "certificate not verified: unable to get local issuer certificate" in gw.log_text()
