@@ -49,7 +49,7 @@ static void acme_on_head(struct tg_stream *st)
         return;
     }
     tg_log_info("client %s listener=%s: ACME http-01 challenge answered for %s", st->who->peer,
-                st->who->lc->name, st->host ? st->host : "(no host)");
+                st->who->lc->name, st->host[0] ? st->host : "(no host)");
     tg__stream_respond(st, 200, "application/octet-stream", "Cache-Control", "no-store", ka,
                        strlen(ka));
 }
