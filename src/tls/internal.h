@@ -450,7 +450,16 @@ struct tg_acme__doc {
     size_t n_chals;
     char *problem_type, *problem_detail; /* problem document, or an error inside an object */
 };
-/* TLS-ALPN-01 (acme.c): the validation certificate and key published for name, or false; any
+/* Publishes a new answer set (acme_chal.c): the current one without id (an HTTP-01 token, or with
+ * tls a TLS-ALPN-01 name), plus the answer given (keyauth non-NULL; cert and key for tls, each
+ * taking its own reference). The caller serialises calls. */
+void tg_acme__answers_set(const char *id, bool tls, const char *keyauth, X509 *cert, EVP_PKEY *key);
+/* The RFC 8737 validation certificate for name: self-signed, the name as its only SAN, and the
+ * critical acmeIdentifier extension holding SHA-256 of keyauth. 0 or -1. */
+int tg_acme__tlsalpn_cert(const char *name, const char *keyauth, X509 **cert_out,
+                          EVP_PKEY **key_out);
+void tg_acme__answers_free(void);
+/* TLS-ALPN-01 (acme_chal.c): the validation certificate and key published for name, or false; any
  * thread, without a lock; both stay valid until tg_acme_shutdown. */
 bool tg_acme__tlsalpn_find(const char *name, size_t len, X509 **cert, EVP_PKEY **key);
 
