@@ -48,6 +48,11 @@ struct run_state {
     uv_mutex_t tickets_mu;
     struct tg_tickets_conf tickets_next;
     bool tickets_pending;
+    /* ACME: looked at every second, run in the thread pool one job at a time; a new
+     * certificate reloads. */
+    uv_timer_t acme_timer;
+    uv_work_t acme_work;
+    bool acme_busy, acme_changed;
 };
 
 #define STAPLE_CHECK_MS 1000
@@ -231,6 +236,42 @@ static void on_staple_timer(uv_timer_t *h)
         rs->staple_busy = true;
 }
 
+static void reload(struct run_state *rs, const char *why);
+
+/* A truststore that does not load leaves the placeholders served and nothing obtained. */
+static void acme_configure(const struct tg_config *cfg)
+{
+    struct tg_err err;
+    tg_err_init(&err);
+    if (tg_acme_configure(cfg, &err) != 0)
+        log_problems(&err, TG_LOG_ERROR);
+    tg_err_close(&err);
+}
+
+static void acme_work(uv_work_t *w)
+{
+    struct run_state *rs = w->data;
+    rs->acme_changed = tg_acme_run();
+}
+
+static void acme_done(uv_work_t *w, int status)
+{
+    struct run_state *rs = w->data;
+    rs->acme_busy = false;
+    if (status == 0 && rs->acme_changed && !rs->stopping)
+        reload(rs, "ACME: a new certificate");
+}
+
+static void on_acme_timer(uv_timer_t *h)
+{
+    struct run_state *rs = h->data;
+    if (rs->acme_busy || rs->stopping || !tg_acme_due())
+        return;
+    rs->acme_work.data = rs;
+    if (uv_queue_work(uv_default_loop(), &rs->acme_work, acme_work, acme_done) == 0)
+        rs->acme_busy = true;
+}
+
 /* The session_tickets of a config being applied. The ring's timer and file watch live on the
  * main loop: applied there (SIGHUP, before the snapshot is published), they take effect at once;
  * applied on a pool thread (the admin API), the main loop takes them through tickets_async. */
@@ -286,17 +327,18 @@ static void on_applied(const struct tg_config *old, const struct tg_config *cur,
         }
     }
     tickets_apply(rs, &cur->tickets);
+    acme_configure(cur);
     if (cur->workers != rs->net.n_workers)
         tg_log_warn("workers changed to %u: this change takes effect at the next restart",
                     cur->workers);
 }
 
-static void reload(struct run_state *rs)
+static void reload(struct run_state *rs, const char *why)
 {
     struct tg_err err;
     tg_err_init(&err);
     const char *what = rs->config_file ? rs->config_file : "the embedded default";
-    tg_log_info("SIGHUP: reloading %s", what);
+    tg_log_info("%s: reloading %s", why, what);
     uint64_t version = 0;
     if (tg_admin_state_reload(&err, &version) != 0) {
         log_problems(&err, TG_LOG_ERROR);
@@ -322,7 +364,7 @@ static void on_signal(uv_signal_t *h, int signum)
     struct run_state *rs = h->data;
     if (signum == SIGHUP) {
         if (!rs->stopping)
-            reload(rs);
+            reload(rs, "SIGHUP");
         return;
     }
     if (signum == SIGUSR1) {
@@ -345,6 +387,8 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_close((uv_handle_t *)&rs->staple_timer, NULL);
     uv_close((uv_handle_t *)&rs->tickets_async, NULL);
     tg_admin_watch_stop();
+    uv_close((uv_handle_t *)&rs->acme_timer, NULL);
+    tg_acme_stop(); /* a running ACME job gives up at its next step */
     uv_close((uv_handle_t *)&rs->sig_hup, NULL);
     uv_close((uv_handle_t *)&rs->sig_term, NULL);
     uv_close((uv_handle_t *)&rs->sig_int, NULL);
@@ -483,6 +527,8 @@ int tg_cli_run(int argc, char **argv)
     rs.main_thread = uv_thread_self();
     uv_async_init(loop, &rs.tickets_async, on_tickets_async);
     rs.tickets_async.data = &rs;
+    uv_timer_init(loop, &rs.acme_timer);
+    rs.acme_timer.data = &rs;
     rs.net.staples = tg_tls_staples_current();
     if (tickets_configure(&rs, &rs.snap->cfg->tickets) != 0 ||
         tg_net_start(&rs.net, rs.snap, rs.snap->cfg->workers, &tg_proxy_handler, rs.access_fd,
@@ -494,12 +540,15 @@ int tg_cli_run(int argc, char **argv)
         uv_close((uv_handle_t *)&rs.key_poll, NULL);
         uv_close((uv_handle_t *)&rs.staple_timer, NULL);
         uv_close((uv_handle_t *)&rs.tickets_async, NULL);
+        uv_close((uv_handle_t *)&rs.acme_timer, NULL);
         uv_run(loop, UV_RUN_DEFAULT);
         goto out;
     }
     rs.started = true;
     tg_tls_staples_on_change(publish_staples, &rs.net);
     uv_timer_start(&rs.staple_timer, on_staple_timer, 0, STAPLE_CHECK_MS);
+    acme_configure(rs.snap->cfg);
+    uv_timer_start(&rs.acme_timer, on_acme_timer, 0, STAPLE_CHECK_MS);
     tg_admin_state_started(&rs.net, rs.snap, on_applied, &rs);
     tg_admin_watch_start(loop);
     tg_log_info("tlsgate %s started: %u worker(s), config %s (generation %llu)", TG_VERSION,
@@ -524,6 +573,7 @@ out:
     free(rs.access_path);
     tg_tls_tickets_unref(rs.tickets);
     tg_tls_staples_unref(rs.net.staples);
+    tg_acme_shutdown();
     free(rs.key_file);
     free(rs.tickets_next.key_file);
     uv_mutex_destroy(&rs.tickets_mu);

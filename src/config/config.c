@@ -432,6 +432,7 @@ void tg_config_free(struct tg_config *cfg)
         return;
     for (size_t i = 0; i < cfg->n_keystores; i++)
         tg_config__keystore_free(&cfg->keystores[i]);
+    tg_config__acme_free(&cfg->acme);
     free(cfg->keystores);
     for (size_t i = 0; i < cfg->n_truststores; i++)
         tg_config__truststore_free(&cfg->truststores[i]);

@@ -31,6 +31,25 @@ struct tg_keystore_conf {
     /* pem: password of an encrypted key; stores: password of the key entry (NULL = the store
      * password). Resolved secret (from a string, {"file"}, {"env"} or "enc:"), never logged. */
     char *key_password;
+    /* acme: the names to obtain a certificate for; cert_file and key_file are then
+     * <state_dir>/acme/<name>.crt and .key, written by the ACME client. */
+    char **names;
+    size_t n_names;
+};
+
+/* The top-level "acme" section: how ACME keystores obtain their certificates. */
+enum { TG_ACME_TLS_ALPN = 1, TG_ACME_HTTP = 2 };
+struct tg_acme_conf {
+    bool enabled;     /* the section is present */
+    char *directory;  /* URL of the ACME directory */
+    char *email;      /* contact, or NULL */
+    char *truststore; /* name, or NULL for the system trust */
+    size_t truststore_idx;
+    int challenges[2];     /* TG_ACME_* in the order tried; 0 ends */
+    int rsa_bits;          /* 0 = ec-p256, else RSA */
+    int renew_before_days; /* -1 = default (30, or a third of a short lifetime) */
+    char *eab_kid;
+    char *eab_hmac_key; /* resolved secret, never logged */
 };
 
 /* A truststore: named trust roots for verifying backends (and clients). */
@@ -321,6 +340,7 @@ struct tg_config {
     struct tg_log_conf log;
     struct tg_keystore_conf *keystores;
     size_t n_keystores;
+    struct tg_acme_conf acme;
     struct tg_truststore_conf *truststores;
     size_t n_truststores;
     struct tg_listener_conf *listeners;

@@ -132,6 +132,13 @@ void tg_config__parse_http2(struct tg_config__ctx *c, json_t *obj);
 /* Parses the whole document (sections.c) into c->cfg. */
 void tg_config__parse_root(struct tg_config__ctx *c, json_t *root);
 void tg_config__keystore_free(struct tg_keystore_conf *ks);
+/* acme.c: the "acme" section (obj NULL: absent), keystores of type acme, and the check that an
+ * acme keystore has its section. */
+void tg_config__parse_acme(struct tg_config__ctx *c, json_t *obj);
+void tg_config__parse_acme_keystore(struct tg_config__ctx *c, json_t *obj,
+                                    struct tg_keystore_conf *ks);
+void tg_config__check_acme(struct tg_config__ctx *c);
+void tg_config__acme_free(struct tg_acme_conf *a);
 void tg_config__listener_free(struct tg_listener_conf *l);
 void tg_config__backend_free(struct tg_backend_conf *b);
 

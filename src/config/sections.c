@@ -38,6 +38,7 @@ static const struct tg_config__key top_keys[] = {
     {"truststores", TG_J_OBJ, "an object (name to truststore)", "{}", NULL, 0},
     {"admin", TG_J_OBJ, "an object", "none (no admin API)", NULL, 0},
     {"auto_reload", TG_J_BOOL, "true or false", "false", NULL, 0},
+    {"acme", TG_J_OBJ, "an object", "none (no ACME keystores)", NULL, 0},
     {"session_tickets", TG_J_OBJ, "an object", "{}", NULL, 0},
     {NULL, 0, NULL, NULL, NULL, 0},
 };
@@ -319,6 +320,12 @@ static void parse_keystore(struct tg_config__ctx *c, const char *name, json_t *o
     json_t *type = json_object_get(obj, "type");
     if (type != NULL && json_is_string(type) && strcmp(json_string_value(type), "pem") != 0) {
         const char *t = json_string_value(type);
+        if (strcmp(t, "acme") == 0) {
+            free(ks->type);
+            ks->type = tg_xstrdup(t);
+            tg_config__parse_acme_keystore(c, obj, ks);
+            return;
+        }
         if (strcmp(t, "pkcs12") == 0 || strcmp(t, "jks") == 0 || strcmp(t, "jceks") == 0) {
             free(ks->type);
             ks->type = tg_xstrdup(t);
@@ -328,13 +335,15 @@ static void parse_keystore(struct tg_config__ctx *c, const char *name, json_t *o
         char *tptr = tg_config__ptr_join(ks->path, "type");
         if (tg_strcaseeq(t, "pkcs12") || tg_strcaseeq(t, "p12") || tg_strcaseeq(t, "jks") ||
             tg_strcaseeq(t, "jceks"))
-            tg_config__error(c, tptr,
-                             "\"%s\" is not a keystore type (allowed: pem, pkcs12, jks, jceks; "
-                             "lower case)",
-                             t);
+            tg_config__error(
+                c, tptr,
+                "\"%s\" is not a keystore type (allowed: pem, pkcs12, jks, jceks, acme; "
+                "lower case)",
+                t);
         else
-            tg_config__error(c, tptr,
-                             "\"%s\" is not a keystore type (allowed: pem, pkcs12, jks, jceks)", t);
+            tg_config__error(
+                c, tptr, "\"%s\" is not a keystore type (allowed: pem, pkcs12, jks, jceks, acme)",
+                t);
         free(tptr);
         return; /* other keys belong to that type's schema */
     }
@@ -857,6 +866,8 @@ void tg_config__parse_root(struct tg_config__ctx *c, json_t *root)
             tg_config__parse_truststore(c, key, v, &cfg->truststores[cfg->n_truststores++]);
         }
     }
+    tg_config__parse_acme(c, tg_config__get(root, top_keys, "acme"));
+    tg_config__check_acme(c);
     json_t *bes = tg_config__get(root, top_keys, "backends");
     if (bes != NULL) {
         cfg->backends = tg_xcalloc(json_object_size(bes) + 1, sizeof(*cfg->backends));
@@ -892,6 +903,9 @@ void tg_config__keystore_free(struct tg_keystore_conf *ks)
     free(ks->key_file);
     free(ks->file);
     free(ks->alias);
+    for (size_t i = 0; i < ks->n_names; i++)
+        free(ks->names[i]);
+    free(ks->names);
     if (ks->key_password != NULL)
         OPENSSL_cleanse(ks->key_password, strlen(ks->key_password));
     free(ks->key_password);

@@ -280,6 +280,13 @@ void tg__client_opened(struct tg_client *c)
         i->cipher = SSL_get_cipher_name(conn->ssl);
         i->sni = sni;
         SSL_get0_alpn_selected(conn->ssl, &i->alpn, &i->alpn_len);
+        if (i->alpn_len == 10 && memcmp(i->alpn, "acme-tls/1", 10) == 0) {
+            /* A TLS-ALPN-01 validation (RFC 8737): the handshake was all it came for. */
+            tg_log_info("client %s listener=%s: ACME tls-alpn-01 challenge answered for %s",
+                        c->peer, c->lc->name, sni ? sni : "-");
+            tg__client_close(c);
+            return;
+        }
         i->has_cert = c->has_cert;
         i->leaf = c->has_cert ? SSL_get0_peer_certificate(conn->ssl) : NULL;
         i->xfcc = c->xfcc;

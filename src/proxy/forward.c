@@ -247,6 +247,8 @@ static bool header_identity(struct tg_stream *st)
  * in origin form and normalised, st->host is the authority without its port. */
 static void fwd_on_head(struct tg_stream *st)
 {
+    if (tg__acme_claim(st))
+        return;
     if (st->who->lc->tls.client_auth.from_header != NULL && !header_identity(st))
         return;
     const struct tg_client_info *c = who_of(st);

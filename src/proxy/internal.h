@@ -629,6 +629,10 @@ extern const struct tg_stream_handler tg__service_handler;
 
 /* status.c: the status page's stream handler */
 extern const struct tg_stream_handler tg__status_handler;
+/* acme.c: an HTTP-01 challenge on a plaintext listener, answered before routing. True if st was
+ * taken (and answered). */
+extern const struct tg_stream_handler tg__acme_handler;
+bool tg__acme_claim(struct tg_stream *st);
 
 /* backend.c */
 /* Opens (or takes from the pool, when pooled is true) a connection to one of be's targets for a

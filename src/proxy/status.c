@@ -118,6 +118,10 @@ char *tg_status_json(void)
         tg_jobj_uint(&o, tg__h2_calm_info((enum tg_h2_calm)k)->token,
                      TG_STAT_GET(&sum, h2_calm[k]));
     tg_jobj_end(&o);
+    /* ACME attempts that failed (each logged with reason=acme_failed). */
+    tg_jobj_begin(&o, "acme");
+    tg_jobj_uint(&o, "failures", tg_acme_failures());
+    tg_jobj_end(&o);
     tg_jobj_begin(&o, "websocket");
     tg_jobj_uint(&o, "upgrades", TG_STAT_GET(&sum, websocket_upgrades));
     tg_jobj_end(&o);

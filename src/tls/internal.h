@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <time.h>
 
+#include <jansson.h>
 #include <openssl/ocsp.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -30,6 +31,7 @@ struct tg_tls__hello {
     bool groups_sent;                      /* it sent supported_groups */
     bool group_match;                      /* one of its groups is enabled here */
     bool alpn_sent;                        /* it offered ALPN */
+    bool acme;                             /* answered as a TLS-ALPN-01 validation */
 };
 
 /* A ClientHello's raw fields, each in its wire format, as OpenSSL's client-hello accessors give
@@ -417,5 +419,65 @@ struct tg_tls__cconn {
 struct tg_tls__cconn *tg_tls__cconn_get(const SSL *ssl);
 /* The base64 SPKI SHA-256 of cert ("sha256/..." without the prefix) into buf (at least 45). */
 void tg_tls__spki_pin(X509 *cert, char *buf, size_t len);
+
+/* ---- ACME transport and JWS (acme_http.c), responses (acme_json.c) ---- */
+
+#define TG_ACME_MAX_RESP (256 * 1024) /* the largest ACME answer accepted */
+
+struct tg_acme__resp {
+    int status;
+    char nonce[256], location[1024], ctype[128];
+    int retry_after; /* seconds, 0 if absent */
+    char *body;      /* NUL-terminated */
+    size_t body_len;
+};
+/* One HTTPS exchange (POST when body is non-NULL, as application/jose+json). 0, or -1 with why. */
+int tg_acme__http(SSL_CTX *ctx, const char *method, const char *url, const char *body,
+                  struct tg_acme__resp *r, char *why, size_t why_len);
+void tg_acme__resp_free(struct tg_acme__resp *r);
+char *tg_acme__b64u(const unsigned char *p, size_t n);
+char *tg_acme__jwk(EVP_PKEY *key);
+char *tg_acme__thumbprint(EVP_PKEY *key);
+/* The flattened JWS of payload ("" for POST-as-GET) signed ES256 by key, with kid or (NULL) the
+ * key's jwk in the protected header; NULL if signing failed. */
+char *tg_acme__jws(EVP_PKEY *key, const char *kid, const char *nonce, const char *url,
+                   const char *payload);
+
+/* The externalAccountBinding member (RFC 8555 §7.3.4): the account key's JWK signed HS256 with
+ * the base64url hmac_key; NULL if hmac_key is not base64url. */
+json_t *tg_acme__eab(EVP_PKEY *key, const char *kid, const char *hmac_key, const char *url);
+
+/* A parsed ACME answer: the fields the client uses, checked for type and size. */
+struct tg_acme__doc {
+    char *new_nonce, *new_account, *new_order; /* directory */
+    char *status;                              /* order, authorization, challenge */
+    char **authzs;                             /* order: authorization URLs */
+    size_t n_authzs;
+    char *finalize, *certificate; /* order */
+    char *identifier;             /* authorization: the dns name */
+    struct {
+        char *type, *url, *token, *status;
+    } chals[8]; /* authorization: its challenges */
+    size_t n_chals;
+    char *problem_type, *problem_detail; /* problem document, or an error inside an object */
+};
+/* Publishes a new answer set (acme_chal.c): the current one without id (an HTTP-01 token, or with
+ * tls a TLS-ALPN-01 name), plus the answer given (keyauth non-NULL; cert and key for tls, each
+ * taking its own reference). The caller serialises calls. */
+void tg_acme__answers_set(const char *id, bool tls, const char *keyauth, X509 *cert, EVP_PKEY *key);
+/* The RFC 8737 validation certificate for name: self-signed, the name as its only SAN, and the
+ * critical acmeIdentifier extension holding SHA-256 of keyauth. 0 or -1. */
+int tg_acme__tlsalpn_cert(const char *name, const char *keyauth, X509 **cert_out,
+                          EVP_PKEY **key_out);
+void tg_acme__answers_free(void);
+/* TLS-ALPN-01 (acme_chal.c): the validation certificate and key published for name, or false; any
+ * thread, without a lock; both stay valid until tg_acme_shutdown. */
+bool tg_acme__tlsalpn_find(const char *name, size_t len, X509 **cert, EVP_PKEY **key);
+
+enum tg_acme__kind { TG_ACME_DIRECTORY, TG_ACME_ORDER, TG_ACME_AUTHZ, TG_ACME_PROBLEM };
+/* Parses body as kind into doc; 0, or -1 with why (what is missing or malformed). */
+int tg_acme__parse(enum tg_acme__kind kind, const char *body, size_t len, struct tg_acme__doc *doc,
+                   char *why, size_t why_len);
+void tg_acme__doc_free(struct tg_acme__doc *doc);
 
 #endif

@@ -1,6 +1,7 @@
 /* Keystore loading and checking (PEM chain, encrypted keys, key/cert match, validity) and the
  * small naming helpers the rest of the tls module shares. */
 #include "tls/internal.h"
+#include "tls/tls.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <openssl/x509v3.h>
 
 #include "core/core.h"
+#include "core/log.h"
 
 const char *tg_tls__version_name(int version)
 {
@@ -514,9 +516,53 @@ out:
     return rc;
 }
 
+/* An acme keystore: the certificate the ACME client stored, or (none yet, or unusable) a
+ * self-signed placeholder for its names, made in memory and logged as such. */
+static int load(const struct tg_keystore_conf *kc, struct tg_tls__keystore *out, bool tls,
+                struct tg_err *err);
+
+static int load_acme(const struct tg_keystore_conf *kc, struct tg_tls__keystore *out, bool tls,
+                     struct tg_err *err)
+{
+    struct stat st;
+    if (stat(kc->cert_file, &st) == 0) {
+        struct tg_keystore_conf pem = *kc;
+        pem.type = "pem";
+        struct tg_err scratch;
+        tg_err_init(&scratch);
+        int rc = load(&pem, out, tls, &scratch);
+        if (rc == 0) {
+            tg_err_close(&scratch);
+            return 0;
+        }
+        tg_log_warn("keystore \"%s\": the stored ACME certificate %s is not usable (%s): "
+                    "serving a self-signed placeholder until a new one is obtained",
+                    kc->name, kc->cert_file, scratch.n > 0 ? scratch.v[0].msg : "?");
+        tg_err_close(&scratch);
+    } else {
+        tg_log_warn("keystore \"%s\": no ACME certificate obtained yet for %s%s: serving a "
+                    "self-signed placeholder",
+                    kc->name, kc->n_names ? kc->names[0] : "?", kc->n_names > 1 ? " and more" : "");
+    }
+    struct tg_cert_req req = {
+        .kind = TG_CERT_SERVER,
+        .subject = NULL,
+        .names = (const char *const *)kc->names,
+        .n_names = kc->n_names,
+        .days = 7,
+    };
+    memset(out, 0, sizeof(*out));
+    if (tg_cert_make(&req, &out->key, &out->cert, err) != 0)
+        return -EINVAL;
+    out->chain = sk_X509_new_null();
+    return 0;
+}
+
 static int load(const struct tg_keystore_conf *kc, struct tg_tls__keystore *out, bool tls,
                 struct tg_err *err)
 {
+    if (kc->type != NULL && strcmp(kc->type, "acme") == 0)
+        return load_acme(kc, out, tls, err);
     struct tg_tls__keystore ks = {0};
     int rc = -EINVAL;
     char where[1200];

@@ -69,6 +69,10 @@ void tg_tls_keystores_print(const struct tg_config *cfg, FILE *out)
         fprintf(out, "\nkeystores:\n");
     for (size_t i = 0; i < cfg->n_keystores; i++) {
         const struct tg_keystore_conf *kc = &cfg->keystores[i];
+        if (kc->type != NULL && strcmp(kc->type, "acme") == 0) {
+            tg_acme_print(cfg, kc, out);
+            continue;
+        }
         struct tg_tls__keystore ks = {0};
         struct tg_err scratch; /* already reported by the load that counted */
         tg_err_init(&scratch);

@@ -162,6 +162,48 @@ static bool ssl_suite_enabled(void *arg, unsigned id)
     return false;
 }
 
+#define ACME_ALPN "acme-tls/1"
+
+/* Whether an ALPN extension body lists acme-tls/1 (RFC 8737). */
+static bool acme_offered(const unsigned char *p, size_t len)
+{
+    if (len < 2)
+        return false;
+    size_t n = TG_MIN((size_t)(p[0] << 8 | p[1]), len - 2);
+    for (size_t i = 2; i < n + 2;) {
+        size_t l = p[i];
+        if (i + 1 + l > n + 2)
+            return false;
+        if (l == sizeof(ACME_ALPN) - 1 && memcmp(p + i + 1, ACME_ALPN, l) == 0)
+            return true;
+        i += 1 + l;
+    }
+    return false;
+}
+
+/* TLS-ALPN-01: a client offering acme-tls/1 for a name the ACME client is validating gets that
+ * name's validation certificate, and nothing else (the connection is closed after the
+ * handshake). Anyone else offering acme-tls/1 is treated like any client. */
+static void acme_validation(SSL *ssl, struct tg_tls__hello *h)
+{
+    const unsigned char *p = NULL;
+    size_t len = 0;
+    if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) != 1 || len < 5 ||
+        p[2] != TLSEXT_NAMETYPE_host_name)
+        return;
+    size_t n = (size_t)(p[3] << 8 | p[4]);
+    if (n == 0 || n > len - 5)
+        return;
+    X509 *cert;
+    EVP_PKEY *key;
+    if (!tg_acme__tlsalpn_find((const char *)p + 5, n, &cert, &key))
+        return;
+    SSL_certs_clear(ssl);
+    if (SSL_use_certificate(ssl, cert) == 1 && SSL_use_PrivateKey(ssl, key) == 1)
+        h->acme = true;
+    ERR_clear_error();
+}
+
 /* Runs first on every ClientHello (twice after a HelloRetryRequest); records what the client
  * offered so a failure can be explained. Never rejects: OpenSSL decides. */
 static int hello_cb(SSL *ssl, int *al, void *arg)
@@ -192,6 +234,8 @@ static int hello_cb(SSL *ssl, int *al, void *arg)
         .n_groups = ts->n_groups,
     };
     tg_tls__hello_record(h, &in, &ours);
+    if (in.has_alpn && acme_offered(p, len))
+        acme_validation(ssl, h);
     return SSL_CLIENT_HELLO_SUCCESS;
 }
 
@@ -216,7 +260,8 @@ static int sni_cb(SSL *ssl, int *al, void *arg)
 {
     const struct tg_tls_server *ts = arg;
     const char *host = SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name);
-    if (host == NULL || ts->n_ctxs < 2)
+    const struct tg_tls__hello *h = tg_tls__hello_get(ssl);
+    if (host == NULL || ts->n_ctxs < 2 || (h != NULL && h->acme))
         return SSL_TLSEXT_ERR_OK;
     size_t i = find_ctx(ts, host);
     if (i != SIZE_MAX && ts->ctxs[i].ctx != SSL_get_SSL_CTX(ssl))
@@ -232,6 +277,18 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen,
     const struct tg_tls_server *ts = arg;
     unsigned char *sel = NULL;
     unsigned char sellen = 0;
+    const struct tg_tls__hello *h = tg_tls__hello_get(ssl);
+    if (h != NULL && h->acme) {
+        static const unsigned char acme[] = "\x0a" ACME_ALPN;
+        if (SSL_select_next_proto(&sel, &sellen, acme, sizeof(acme) - 1, in, inlen) !=
+            OPENSSL_NPN_NEGOTIATED)
+            return SSL_TLSEXT_ERR_ALERT_FATAL;
+        *out = sel;
+        *outlen = sellen;
+        return SSL_TLSEXT_ERR_OK;
+    }
+    if (ts->alpn_wire == NULL)
+        return SSL_TLSEXT_ERR_NOACK;
     if (SSL_select_next_proto(&sel, &sellen, ts->alpn_wire, (unsigned)ts->alpn_len, in, inlen) !=
         OPENSSL_NPN_NEGOTIATED)
         return SSL_TLSEXT_ERR_ALERT_FATAL;
@@ -480,8 +537,7 @@ static int configure_ctx(struct tg_tls_server *ts, const struct tg_tls_conf *tls
     SSL_CTX_set_client_hello_cb(ctx, hello_cb, ts);
     SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
     SSL_CTX_set_tlsext_servername_arg(ctx, ts);
-    if (ts->alpn_wire != NULL)
-        SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, ts);
+    SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, ts); /* also for acme-tls/1 */
     if (ts->cauth != NULL)
         tg_tls__cauth_apply(ts->cauth, ctx);
     if (tls->ocsp.mode != TG_OCSP_OFF) {

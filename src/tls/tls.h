@@ -429,4 +429,27 @@ void tg_tls_keystores_check(const struct tg_config *cfg, struct tg_err *err);
  * SANs, key type and size, not-after. Never prints a password. */
 void tg_tls_keystores_print(const struct tg_config *cfg, FILE *out);
 
+/* ---- ACME (tls/acme.c) ---- */
+
+/* Takes the acme section and keystores of cfg as what to obtain (main thread, at start and on
+ * every reload; keeps each unchanged keystore's backoff). 0, or -EINVAL with the truststore's
+ * problem in err. */
+int tg_acme_configure(const struct tg_config *cfg, struct tg_err *err);
+/* Whether a keystore's next look (issue, renew, or check its certificate) is due. */
+bool tg_acme_due(void);
+/* Does what is due, talking to the ACME server: blocking, on the libuv thread pool only. True if
+ * a new certificate was written to the state directory (the caller reloads). */
+bool tg_acme_run(void);
+/* The HTTP-01 key authorization for token, or NULL: any thread, without a lock; the string stays
+ * valid until tg_acme_shutdown. */
+const char *tg_acme_http01(const char *token, size_t len);
+/* ACME attempts that failed since start. */
+unsigned long long tg_acme_failures(void);
+/* One `tlsgate check` line for an acme keystore: its names, the stored certificate's validity
+ * and renewal time (or that a placeholder is served), and the last attempt's error. */
+void tg_acme_print(const struct tg_config *cfg, const struct tg_keystore_conf *kc, FILE *out);
+/* At SIGTERM: a running job gives up at its next step (any thread). */
+void tg_acme_stop(void);
+void tg_acme_shutdown(void);
+
 #endif

@@ -73,9 +73,13 @@ def test_auth_required_and_wrong_password(gateway, certs, tmp_path, pw_hash):
     assert "reason=bad_credentials" in log
     assert PW not in log and "Wr0ngPassw0rd" not in log
     # The access log has the admin listener's requests like any other listener's.
-    access = open(str(tmp_path / "access.log")).read()
-    assert re.search(r'admin "GET /api/v1/healthz" 401 ', access)
-    assert re.search(r'admin "GET /api/v1/healthz" 200 ', access)
+    def access():
+        return open(str(tmp_path / "access.log")).read()
+
+    # access-log lines are written after the response: wait for them, do not race them
+    assert testenv.wait_until(
+        lambda: re.search(r'admin "GET /api/v1/healthz" 401 ', access())
+        and re.search(r'admin "GET /api/v1/healthz" 200 ', access()), testenv.t(5)), access()
 
 
 def test_failures_rate_limited_per_peer(gateway, certs, tmp_path, pw_hash):

@@ -14,3 +14,4 @@ __all__ = [
     "pattern_bytes", "pattern_sha256", "Conn", "Hang", "refused", "Response", "SClient", "curl", "get", "s_client",
     "tls_context", "ScriptedOrigin", "split_at", "Gateway", "GatewayError", "check_sanitizer", "tlsgate",
 ]
+from .pebble import Pebble

@@ -97,7 +97,7 @@ static void test_store_keystore_errors(void **state)
     assert_true(has(&err, "/keystores/p: missing required key \"password\""));
     assert_true(has(&err, "/keystores/p/alias: must not be empty"));
     assert_true(has(&err, "/keystores/q/type: \"PKCS12\" is not a keystore type (allowed: pem, "
-                          "pkcs12, jks, jceks; lower case)"));
+                          "pkcs12, jks, jceks, acme; lower case)"));
     assert_true(has(&err, "/keystores/r/file: cannot read \"nope.jks\": No such file"));
     assert_true(has(&err, "/truststores/t/aliases: must name at least one alias"));
     assert_true(has(&err, "/truststores/u/aliases/0: must be a non-empty string"));
