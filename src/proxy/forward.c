@@ -152,19 +152,6 @@ static bool route_admits(struct tg_stream *st, const struct tg_route_conf *r)
     return false;
 }
 
-void tg__fwd_identity_clear(struct tg_stream *st)
-{
-    X509_free(st->hdr_leaf);
-    st->hdr_leaf = NULL;
-    free(st->hdr_xfcc);
-    st->hdr_xfcc = NULL;
-    free(st->hdr_cert);
-    st->hdr_cert = NULL;
-    st->hdr_who.leaf = NULL;
-    st->hdr_who.xfcc = st->hdr_who.client_cert = NULL;
-    st->hdr_set = false;
-}
-
 static bool header_refuse(struct tg_stream *st, const char *what, const char *detail)
 {
     const struct tg_client_info *c = st->who;

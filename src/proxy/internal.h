@@ -340,7 +340,7 @@ struct tg_stream {
     char xff[64]; /* values of the fields we add */
     /* tls.client_auth.from_header (forward.c): who the request is from when a trusted balancer
      * passed the certificate (a copy of *who with the header's identity, used when hdr_set);
-     * the certificate and header values are freed by tg__fwd_identity_clear. */
+     * the certificate and header values are freed by tg__stream_identity_clear. */
     bool hdr_set;
     struct tg_client_info hdr_who;
     X509 *hdr_leaf;
@@ -348,7 +348,7 @@ struct tg_stream {
 };
 
 /* Frees a stream's from_header identity (any stream; idempotent). */
-void tg__fwd_identity_clear(struct tg_stream *st);
+void tg__stream_identity_clear(struct tg_stream *st);
 
 /* ---- backend connections ---- */
 

@@ -46,9 +46,23 @@ void tg__stream_reset(struct tg_stream *st, const char *why)
     st->out->reset(st, why);
 }
 
+/* The client identity taken from a header for this stream (forward.c sets it). */
+void tg__stream_identity_clear(struct tg_stream *st)
+{
+    X509_free(st->hdr_leaf);
+    st->hdr_leaf = NULL;
+    free(st->hdr_xfcc);
+    st->hdr_xfcc = NULL;
+    free(st->hdr_cert);
+    st->hdr_cert = NULL;
+    st->hdr_who.leaf = NULL;
+    st->hdr_who.xfcc = st->hdr_who.client_cert = NULL;
+    st->hdr_set = false;
+}
+
 void tg__stream_finish(struct tg_stream *st, bool complete)
 {
-    tg__fwd_identity_clear(st);
+    tg__stream_identity_clear(st);
     const struct tg_stream_handler *h = st->h;
     if (h == NULL)
         return;
