@@ -335,48 +335,14 @@ bool tg_h1_has_token(const struct tg_h1_msg *m, const char *lname, const char *t
     return any_token(m, lname, token, strlen(token));
 }
 
-struct lname {
-    const char *s;
-    size_t n;
-};
-#define LNAME(lit)                                                                                 \
-    {                                                                                              \
-        lit, sizeof(lit) - 1                                                                       \
-    }
-
-static bool in_set(const struct tg_h1_msg *m, const struct tg_h1_field *f, const struct lname *set,
-                   size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (name_eq(m, f, set[i].s, set[i].n))
-            return true;
-    return false;
-}
-
 bool tg_h1_is_hop_by_hop(const struct tg_h1_msg *m, const struct tg_h1_field *f)
 {
-    static const struct lname fixed[] = {
-        LNAME("connection"), LNAME("keep-alive"),        LNAME("proxy-connection"), LNAME("te"),
-        LNAME("trailer"),    LNAME("transfer-encoding"), LNAME("upgrade")};
-    if (in_set(m, f, fixed, TG_ARRAY_SIZE(fixed)))
+    const char *name = m->base + f->name.off;
+    if (tg_http_name_hop_by_hop(name, f->name.len))
         return true;
-    if (!m->has_connection || !any_token(m, "connection", m->base + f->name.off, f->name.len))
+    if (!m->has_connection || !any_token(m, "connection", name, f->name.len))
         return false; /* most messages: no Connection header, or this field is not named */
-    /* Connection may not strip what routing, framing, credentials or the gateway's own fields
-     * depend on ("Connection: Host" or "Connection: X-Forwarded-For" from a client must not make
-     * the backend see a request without them). */
-    static const struct lname keep[] = {LNAME("host"),
-                                        LNAME("content-length"),
-                                        LNAME("authorization"),
-                                        LNAME("cookie"),
-                                        LNAME("forwarded"),
-                                        LNAME("x-forwarded-for"),
-                                        LNAME("x-forwarded-proto"),
-                                        LNAME("x-forwarded-host"),
-                                        LNAME("x-forwarded-client-cert"),
-                                        LNAME("client-cert"),
-                                        LNAME("client-cert-chain")};
-    return !in_set(m, f, keep, TG_ARRAY_SIZE(keep));
+    return tg_http_name_connection_may_drop(name, f->name.len);
 }
 
 void tg_h1_reset(struct tg_h1_msg *m)

@@ -143,23 +143,24 @@ struct lname {
         lit, sizeof(lit) - 1                                                                       \
     }
 
-static bool in_set(const struct tg_http_field *f, const struct lname *set, size_t n)
+static bool name_in(const char *name, size_t len, const struct lname *set, size_t n)
 {
     for (size_t i = 0; i < n; i++)
-        if (field_is(f, set[i].s, set[i].n))
+        if (set[i].n == len && tg_strncaseeq(name, set[i].s, len))
             return true;
     return false;
 }
 
-bool tg_http_head_is_hop_by_hop(const struct tg_http_head *h, const struct tg_http_field *f)
+bool tg_http_name_hop_by_hop(const char *name, size_t len)
 {
     static const struct lname fixed[] = {
         LNAME("connection"), LNAME("keep-alive"),        LNAME("proxy-connection"), LNAME("te"),
         LNAME("trailer"),    LNAME("transfer-encoding"), LNAME("upgrade")};
-    if (in_set(f, fixed, TG_ARRAY_SIZE(fixed)))
-        return true;
-    if (!h->has_connection || !any_token(h, "connection", f->name, f->name_len))
-        return false; /* most messages: no Connection header, or this field is not named */
+    return name_in(name, len, fixed, TG_ARRAY_SIZE(fixed));
+}
+
+bool tg_http_name_connection_may_drop(const char *name, size_t len)
+{
     /* Connection may not strip what routing, framing, credentials or the gateway's own fields
      * depend on ("Connection: Host" or "Connection: X-Forwarded-For" from a client must not make
      * the backend see a request without them). */
@@ -174,7 +175,16 @@ bool tg_http_head_is_hop_by_hop(const struct tg_http_head *h, const struct tg_ht
                                         LNAME("x-forwarded-client-cert"),
                                         LNAME("client-cert"),
                                         LNAME("client-cert-chain")};
-    return !in_set(f, keep, TG_ARRAY_SIZE(keep));
+    return !name_in(name, len, keep, TG_ARRAY_SIZE(keep));
+}
+
+bool tg_http_head_is_hop_by_hop(const struct tg_http_head *h, const struct tg_http_field *f)
+{
+    if (tg_http_name_hop_by_hop(f->name, f->name_len))
+        return true;
+    if (!h->has_connection || !any_token(h, "connection", f->name, f->name_len))
+        return false; /* most messages: no Connection header, or this field is not named */
+    return tg_http_name_connection_may_drop(f->name, f->name_len);
 }
 
 bool tg_http_trailer_ok(const char *name, size_t len)

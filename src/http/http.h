@@ -195,6 +195,12 @@ bool tg_http_head_has_token(const struct tg_http_head *h, const char *lname, con
  * a Connection field of h (h->has_connection), except those routing, framing, credentials and
  * the gateway's own fields depend on. */
 bool tg_http_head_is_hop_by_hop(const struct tg_http_head *h, const struct tg_http_field *f);
+/* The RFC 9110 hop-by-hop field names (Connection, Keep-Alive, Proxy-Connection, TE, Trailer,
+ * Transfer-Encoding, Upgrade), case-insensitive. */
+bool tg_http_name_hop_by_hop(const char *name, size_t len);
+/* Whether a field named in a Connection header may be dropped as hop-by-hop: never Host,
+ * framing, credentials or the fields the gateway sets (one list for HTTP/1 and HTTP/2 heads). */
+bool tg_http_name_connection_may_drop(const char *name, size_t len);
 
 /* ---- Request checks every protocol shares (http/reqcheck.c) ---- */
 
