@@ -44,6 +44,10 @@ static int on_message_begin(llhttp_t *p)
     m->head_begun = true;
     m->done = false;
     m->field_open = false;
+    m->n_tfields = 0;
+    m->trailer_bytes = 0;
+    m->trailer_over = false;
+    m->tbuf.off = m->tbuf.len = 0;
     return 0;
 }
 
@@ -61,11 +65,102 @@ static int on_status(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* ---- chunked trailer fields (kept only when max_trailer_bytes > 0) ---- */
+
+static bool trailer_kept(const struct tg_h1_msg *m)
+{
+    return m->max_trailer_bytes > 0 && !m->trailer_over;
+}
+
+static void trailer_drop_all(struct tg_h1_msg *m)
+{
+    m->trailer_over = true;
+    m->n_tfields = 0;
+    m->tbuf.len = 0;
+}
+
+/* Appends bytes of the open trailer field's name or value, within the section's limit. */
+static void trailer_bytes(struct tg_h1_msg *m, struct tg_h1_span *s, const char *at, size_t len)
+{
+    if (m->trailer_bytes + len > m->max_trailer_bytes || !tg_buf_append(&m->tbuf, at, len)) {
+        trailer_drop_all(m);
+        return;
+    }
+    m->trailer_bytes += len;
+    s->len += (uint32_t)len;
+}
+
+static void trailer_field(struct tg_h1_msg *m, const char *at, size_t len)
+{
+    if (!trailer_kept(m))
+        return;
+    if (m->last_cb != CB_FIELD) {
+        if (m->tfields == NULL)
+            m->tfields = tg_xcalloc(m->max_fields ? m->max_fields : 1, sizeof(*m->tfields));
+        tg_buf_ensure(&m->tbuf, m->max_trailer_bytes);
+        if (m->n_tfields == m->max_fields || m->trailer_bytes + 4 > m->max_trailer_bytes) {
+            trailer_drop_all(m);
+            return;
+        }
+        m->trailer_bytes += 4; /* ": " and CRLF, as the head limit counts them */
+        struct tg_h1_field *f = &m->tfields[m->n_tfields++];
+        f->name.off = (uint32_t)m->tbuf.len;
+        f->name.len = 0;
+        f->value.off = f->value.len = 0;
+    }
+    trailer_bytes(m, &m->tfields[m->n_tfields - 1].name, at, len);
+}
+
+static void trailer_value(struct tg_h1_msg *m, const char *at, size_t len)
+{
+    if (!trailer_kept(m) || m->n_tfields == 0)
+        return;
+    struct tg_h1_field *f = &m->tfields[m->n_tfields - 1];
+    if (f->value.len == 0)
+        f->value.off = (uint32_t)m->tbuf.len;
+    trailer_bytes(m, &f->value, at, len);
+}
+
+/* A complete trailer field: kept only if a trailer may carry it. */
+static void trailer_field_done(struct tg_h1_msg *m)
+{
+    if (!trailer_kept(m) || m->n_tfields == 0)
+        return;
+    struct tg_h1_field *f = &m->tfields[m->n_tfields - 1];
+    const char *name = m->tbuf.data + f->name.off;
+    if (!tg_http_trailer_ok(name, f->name.len) || memchr(name, ' ', f->name.len) != NULL ||
+        memchr(name, '\t', f->name.len) != NULL) {
+        m->tbuf.len = f->name.off;
+        m->n_tfields--;
+    }
+}
+
+const struct tg_http_head *tg_h1_trailers(struct tg_h1_msg *m, bool *over)
+{
+    *over = m->trailer_over;
+    if (m->n_tfields == 0)
+        return NULL;
+    if (m->trailers == NULL) {
+        m->trailers = tg_xcalloc(1, sizeof(*m->trailers));
+        tg_http_head_init(m->trailers, (uint32_t)m->max_fields);
+    }
+    tg_http_head_clear(m->trailers);
+    for (size_t i = 0; i < m->n_tfields; i++) {
+        const struct tg_h1_field *f = &m->tfields[i];
+        tg_http_head_add(m->trailers, m->tbuf.data + f->name.off, f->name.len,
+                         m->tbuf.data + f->value.off, f->value.len);
+    }
+    return m->trailers;
+}
+
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     struct tg_h1_msg *m = msg_of(p);
-    if (m->head_done)
-        return 0; /* chunked trailer fields: not forwarded, not counted */
+    if (m->head_done) { /* a chunked trailer field */
+        trailer_field(m, at, len);
+        m->last_cb = CB_FIELD;
+        return 0;
+    }
     if (m->last_cb != CB_FIELD) {
         if (m->n_fields == m->max_fields) {
             m->error_status = 431;
@@ -98,8 +193,11 @@ static int bad_status(const struct tg_h1_msg *m)
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     struct tg_h1_msg *m = msg_of(p);
-    if (m->head_done)
+    if (m->head_done) {
+        trailer_value(m, at, len);
+        m->last_cb = CB_VALUE;
         return 0;
+    }
     if (m->n_fields == 0 || !m->field_open)
         return fail(m, bad_status(m), "header value without a field name");
     struct tg_h1_field *f = &m->fields[m->n_fields - 1];
@@ -114,8 +212,11 @@ static int on_header_value(llhttp_t *p, const char *at, size_t len)
 static int on_header_value_complete(llhttp_t *p)
 {
     struct tg_h1_msg *m = msg_of(p);
-    if (m->head_done)
+    if (m->head_done) {
+        trailer_field_done(m);
+        m->last_cb = CB_NONE;
         return 0;
+    }
     /* llhttp (lenient build) lets empty names and names with blanks through: refuse them so
      * they are never forwarded. */
     if (!m->field_open || m->n_fields == 0)
@@ -204,6 +305,14 @@ void tg_h1_free(struct tg_h1_msg *m)
 {
     free(m->fields);
     m->fields = NULL;
+    free(m->tfields);
+    m->tfields = NULL;
+    tg_buf_free(&m->tbuf);
+    if (m->trailers != NULL) {
+        tg_http_head_free(m->trailers);
+        free(m->trailers);
+        m->trailers = NULL;
+    }
 }
 
 void tg_h1_next(struct tg_h1_msg *m)
@@ -354,6 +463,8 @@ void tg_h1_reset(struct tg_h1_msg *m)
     m->url.off = m->url.len = m->reason.off = m->reason.len = 0;
     m->last_cb = 0;
     m->head_done = m->head_begun = m->done = m->field_open = false;
+    m->n_tfields = 0;
+    m->tbuf.off = m->tbuf.len = 0;
     m->error_status = 0;
     m->error = NULL;
 }

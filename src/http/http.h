@@ -9,6 +9,7 @@
 
 #include <llhttp.h>
 
+#include "core/buf.h"
 #include "core/core.h"
 
 /* A byte range relative to the buffer the message is parsed from. */
@@ -21,6 +22,7 @@ struct tg_h1_field {
 };
 
 struct tg_h1_msg;
+struct tg_http_head;
 
 /* Callbacks from tg_h1_execute(). on_head runs once the head is complete (spans valid): return 0,
  * 1 for "this message has no body" (responses to HEAD) or -1 to fail with m->error_status.
@@ -50,6 +52,16 @@ struct tg_h1_msg {
     bool pause_on_done;  /* stop parsing after each message */
     int error_status;    /* 400, 431, 502... when tg_h1_execute fails */
     const char *error;   /* static description of the failure */
+    /* Chunked trailer fields are kept only when max_trailer_bytes > 0 (set after tg_h1_init),
+     * copied into tbuf (allocated on the first trailer field, kept across messages) and filtered
+     * with tg_http_trailer_ok; a section over max_trailer_bytes or max_fields is dropped whole. */
+    size_t max_trailer_bytes;
+    struct tg_buf tbuf;
+    struct tg_h1_field *tfields; /* spans relative to tbuf.data */
+    size_t n_tfields;
+    size_t trailer_bytes;          /* name + value + 4 per field, as counted against the limit */
+    bool trailer_over;             /* the section went over a limit: none of it is kept */
+    struct tg_http_head *trailers; /* built by tg_h1_trailers */
 };
 
 enum tg_h1_result {
@@ -73,6 +85,9 @@ enum tg_h1_result tg_h1_execute(struct tg_h1_msg *m, const char *base, size_t of
                                 size_t *consumed);
 /* Signals EOF (for bodies delimited by connection close); returns like tg_h1_execute. */
 enum tg_h1_result tg_h1_finish(struct tg_h1_msg *m);
+/* The kept trailer fields of the message that just ended (valid until the next message), or
+ * NULL when there are none; *over says a section was dropped for going over a limit. */
+const struct tg_http_head *tg_h1_trailers(struct tg_h1_msg *m, bool *over);
 
 /* Field name equals lname (lower-case) ignoring case. Inline so that, for a literal lname, the
  * length test (which rejects almost every field) is a constant compare. */

@@ -377,6 +377,7 @@ void tg__backend_serve(struct tg_bconn *b, struct tg_stream *st)
     if (!b->resp_ready) {
         tg_h1_init(&b->resp, HTTP_RESPONSE, b->snap->cfg->limits.max_headers, &resp_cb, b);
         b->resp.pause_on_done = true;
+        b->resp.max_trailer_bytes = b->snap->cfg->limits.max_header_bytes;
         b->resp_ready = true;
     } else {
         tg_h1_reset(&b->resp);
@@ -830,5 +831,11 @@ static int resp_on_done(struct tg_h1_msg *m)
     if (m->parser.status_code < 200 && !b->upgraded)
         return 0;
     b->reusable = !b->upgraded && llhttp_should_keep_alive(&m->parser) != 0;
-    return tg__stream_end(st) ? 0 : -1;
+    bool over = false;
+    const struct tg_http_head *trailers = tg_h1_trailers(m, &over);
+    if (over)
+        tg_log_debug("backend %s target %s: response trailer section over "
+                     "limits.max_header_bytes or limits.max_headers: dropped",
+                     b->backend->name, b->target);
+    return tg__stream_end_trailers(st, trailers) ? 0 : -1;
 }

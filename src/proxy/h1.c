@@ -601,14 +601,30 @@ static bool h1_body(struct tg_stream *st, const char *at, size_t len)
     return ok;
 }
 
+/* The chunked trailer section carries the response's trailer fields (HTTP/1.0 clients and
+ * length-delimited bodies have none: they are dropped); fields that do not fit are dropped. */
 static bool h1_end(struct tg_stream *st, const struct tg_http_head *trailers)
 {
-    (void)trailers; /* not forwarded: HTTP/1.1 backends' trailers are dropped by the parser */
     if (!h1s(st)->resp_chunked)
         return true;
     struct tg_buf *o = client_of(st)->conn.out;
-    st->bytes_out += 5;
-    return tg_buf_append(o, "0\r\n\r\n", 5);
+    size_t before = tg_buf_used(o);
+    bool ok = tg_buf_append(o, "0\r\n", 3);
+    if (ok && trailers != NULL) {
+        size_t need = 2;
+        for (uint32_t i = 0; i < trailers->n_fields; i++)
+            need += trailers->fields[i].name_len + trailers->fields[i].value_len + 4;
+        if (tg_buf_room(o) < need)
+            tg_buf_compact(o);
+        for (uint32_t i = 0; o->cap - o->len >= need && i < trailers->n_fields; i++) {
+            const struct tg_http_field *f = &trailers->fields[i];
+            ok = ok && tg_buf_append(o, f->name, f->name_len) && tg_buf_append(o, ": ", 2) &&
+                 tg_buf_append(o, f->value, f->value_len) && tg_buf_append(o, "\r\n", 2);
+        }
+    }
+    ok = ok && tg_buf_append(o, "\r\n", 2);
+    st->bytes_out += tg_buf_used(o) - before;
+    return ok;
 }
 
 static void h1_flush(struct tg_stream *st)

@@ -65,6 +65,7 @@ static void stream_free(struct tg_h2_stream *hs)
     tg_http_head_free(&hs->st.resp);
     if (hs->trailers.max_fields > 0)
         tg_http_head_free(&hs->trailers);
+    free(hs->resp_trailers);
     free(hs);
 }
 
@@ -166,12 +167,37 @@ void tg__h2_streams_run(struct tg_h2_session *s)
     }
 }
 
+/* Response trailer fields in one block: the name/value array, then lower-cased names and values. */
+struct tg_h2_trailers {
+    size_t n;
+    nghttp2_nv nv[];
+};
+
+static struct tg_h2_trailers *trailers_copy(const struct tg_http_head *t)
+{
+    size_t bytes = 0;
+    for (uint32_t i = 0; i < t->n_fields; i++)
+        bytes += t->fields[i].name_len + t->fields[i].value_len;
+    struct tg_h2_trailers *r = tg_xmalloc(sizeof(*r) + t->n_fields * sizeof(nghttp2_nv) + bytes);
+    char *p = (char *)&r->nv[t->n_fields];
+    r->n = t->n_fields;
+    for (uint32_t i = 0; i < t->n_fields; i++) {
+        const struct tg_http_field *f = &t->fields[i];
+        uint8_t *name = (uint8_t *)p;
+        for (uint32_t j = 0; j < f->name_len; j++)
+            *p++ = (char)tolower((unsigned char)f->name[j]);
+        uint8_t *value = (uint8_t *)p;
+        memcpy(p, f->value, f->value_len);
+        p += f->value_len;
+        r->nv[i] = (nghttp2_nv){name, value, f->name_len, f->value_len, NGHTTP2_NV_FLAG_NONE};
+    }
+    return r;
+}
+
 static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t length,
                          uint32_t *flags, nghttp2_data_source *src, void *user)
 {
     struct tg_h2_stream *hs = src->ptr;
-    (void)ng;
-    (void)id;
     (void)user;
     size_t n = TG_MIN(length, tg_buf_used(&hs->resp));
     if (n == 0 && !hs->end_out) {
@@ -183,8 +209,16 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
         hs->resp.off += n;
         hs->wait_ms = uv_now(&hs->s->c->conn.w->loop); /* DATA went out: the stall clock restarts */
     }
-    if (hs->end_out && tg_buf_used(&hs->resp) == 0)
+    if (hs->end_out && tg_buf_used(&hs->resp) == 0) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        struct tg_h2_trailers *t = hs->resp_trailers;
+        if (t != NULL) {
+            hs->resp_trailers = NULL;
+            if (nghttp2_submit_trailer(ng, id, t->nv, t->n) == 0)
+                *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+            free(t);
+        }
+    }
     return (ssize_t)n;
 }
 
@@ -263,11 +297,14 @@ static bool h2_body(struct tg_stream *st, const char *p, size_t len)
     return true;
 }
 
+/* Trailer fields go out as a HEADERS frame with END_STREAM once the DATA is sent
+ * (nghttp2_submit_trailer from data_read at EOF). */
 static bool h2_end(struct tg_stream *st, const struct tg_http_head *trailers)
 {
     struct tg_h2_stream *hs = h2s(st);
-    (void)trailers;
     hs->end_out = true;
+    if (trailers != NULL && trailers->n_fields > 0 && !hs->closed && !hs->no_data)
+        hs->resp_trailers = trailers_copy(trailers);
     if (!hs->closed && hs->deferred) {
         hs->deferred = false;
         nghttp2_session_resume_data(hs->s->ng, hs->id);

@@ -489,8 +489,9 @@ struct tg_h2_stream {
     bool end_given; /* the handler heard the request ended */
     bool end_out;   /* the response is complete */
     bool no_data;   /* the response went out as HEADERS with END_STREAM */
-    bool deferred;  /* nghttp2 waits for response bytes */
-    bool to_start;  /* on_head ran inside mem_recv: start after it returns */
+    struct tg_h2_trailers *resp_trailers; /* response trailers to send after the DATA, or NULL */
+    bool deferred;                        /* nghttp2 waits for response bytes */
+    bool to_start;                        /* on_head ran inside mem_recv: start after it returns */
     bool feeding;
     bool closed; /* nghttp2 closed it: on the dead list */
     struct tg_http_head
@@ -588,6 +589,8 @@ bool tg__stream_head(struct tg_stream *st, struct tg_http_head *h, bool end);
 size_t tg__stream_room(struct tg_stream *st);
 bool tg__stream_body(struct tg_stream *st, const char *p, size_t len);
 bool tg__stream_end(struct tg_stream *st);
+/* Ends the response with trailer fields (already filtered with tg_http_trailer_ok), or NULL. */
+bool tg__stream_end_trailers(struct tg_stream *st, const struct tg_http_head *trailers);
 void tg__stream_flush(struct tg_stream *st);
 void tg__stream_reset(struct tg_stream *st, const char *why);
 /* The handler lets go (on_done), once. */

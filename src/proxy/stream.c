@@ -32,8 +32,13 @@ bool tg__stream_body(struct tg_stream *st, const char *p, size_t len)
 
 bool tg__stream_end(struct tg_stream *st)
 {
+    return tg__stream_end_trailers(st, NULL);
+}
+
+bool tg__stream_end_trailers(struct tg_stream *st, const struct tg_http_head *trailers)
+{
     st->resp_phase = TG_RESP_DONE;
-    return st->out->end(st, NULL);
+    return st->out->end(st, trailers);
 }
 
 void tg__stream_flush(struct tg_stream *st)

@@ -133,6 +133,17 @@ static int on_done(struct tg_h1_msg *m)
     struct run *r = m->user;
     if (!m->head_done || !m->done)
         abort();
+    /* Kept trailer fields: only names a trailer may carry, within the section's limit. */
+    bool over = false;
+    const struct tg_http_head *t = tg_h1_trailers(m, &over);
+    size_t tbytes = 0;
+    for (uint32_t i = 0; t != NULL && i < t->n_fields; i++) {
+        if (!tg_http_trailer_ok(t->fields[i].name, t->fields[i].name_len))
+            abort();
+        tbytes += t->fields[i].name_len + t->fields[i].value_len + 4;
+    }
+    if (tbytes > m->max_trailer_bytes || (over && t != NULL))
+        abort();
     if (r->n_msgs < MAX_MSGS)
         r->done[r->n_msgs] = true;
     r->n_msgs++;
@@ -148,6 +159,7 @@ static void run_stream(struct run *r, const char *buf, size_t size, const size_t
     r->head_flags = head_flags;
     tg_h1_init(&r->m, HTTP_RESPONSE, MAX_FIELDS, &fuzz_cb, r);
     r->m.pause_on_done = true;
+    r->m.max_trailer_bytes = 256;
     size_t off = 0, c = 0, rounds = 0;
     *outcome = 0;
     while (off < size) {
