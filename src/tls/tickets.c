@@ -152,8 +152,8 @@ void tg_tls_tickets_use(struct tg_tls_tickets *t)
 }
 
 /* SSL_CTX_set_tlsext_ticket_key_evp_cb: encrypt with the newest key; decrypt with the key the
- * ticket names, asking for a new ticket when that is not the newest (1 = use, 2 = use and
- * renew, 0 = unknown key: full handshake, or no ticket when encrypting). */
+ * ticket names, asking for a new ticket under TLS 1.3 and when the key is not the newest (1 = use,
+ * 2 = use and renew, 0 = unknown key: full handshake, or no ticket when encrypting). */
 static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *ectx,
                      EVP_MAC_CTX *hctx, int enc)
 {
@@ -169,10 +169,15 @@ static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHE
             return -1;
         memcpy(name, k->name, 16);
     } else {
+        /* TLS 1.3 tickets are single-use for clients (RFC 8446 C.4: browsers and OpenSSL use
+         * each once), so a resumption always gets a new ticket (renew), or every other
+         * connection would be a full handshake; a TLS 1.2 ticket is renewed only when its key
+         * is no longer the newest. */
+        bool tls13 = SSL_version(ssl) == TLS1_3_VERSION;
         for (size_t i = 0; i < t->n && k == NULL; i++)
             if (CRYPTO_memcmp(name, t->keys[i].name, 16) == 0) {
                 k = &t->keys[i];
-                rc = i == 0 ? 1 : 2;
+                rc = i == 0 && !tls13 ? 1 : 2;
             }
         if (k == NULL)
             return 0;
