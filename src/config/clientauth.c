@@ -142,22 +142,7 @@ static void parse_from_header(struct tg_config__ctx *c, json_t *obj, const char 
         tg_config__error(c, fp,
                          "must list at least one address block: the balancers whose header is "
                          "believed");
-    ca->header_from = tg_xcalloc(n ? n : 1, sizeof(*ca->header_from));
-    for (size_t i = 0; i < n; i++) {
-        json_t *e = json_array_get(from, i);
-        char *ep = tg_config__ptr_index(fp, i);
-        const char *why = NULL;
-        if (!json_is_string(e))
-            tg_config__error(c, ep, "must be a string (an address or CIDR block), not %s",
-                             tg_config__json_type_words(e));
-        else if (tg_cidr_parse(json_string_value(e), &ca->header_from[ca->n_header_from], &why) !=
-                 0)
-            tg_config__error(c, ep, "\"%s\" is not an address block: %s", json_string_value(e),
-                             why);
-        else
-            ca->n_header_from++;
-        free(ep);
-    }
+    ca->header_from = tg_config__parse_cidrs(c, from, fp, NULL, &ca->n_header_from);
     free(fp);
 }
 

@@ -38,6 +38,12 @@ int tg_config__jsonloc_find(const struct tg_config__jsonloc *jl, const char *ptr
 char *tg_config__ptr_join(const char *base, const char *token);
 /* As tg_config__ptr_join for an array index. */
 char *tg_config__ptr_index(const char *base, size_t i);
+struct tg_config__ctx;
+/* A list of address blocks (proxy_protocol_from, from_header.trusted_from) at ptr: every entry
+ * that parses, the others reported at their index (allowed, if not NULL, ends the message);
+ * never NULL, owned by the caller. */
+struct tg_cidr *tg_config__parse_cidrs(struct tg_config__ctx *c, json_t *arr, const char *ptr,
+                                       const char *allowed, size_t *n_out);
 
 /* ---- Key tables (config.c) ---- */
 

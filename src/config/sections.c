@@ -522,6 +522,30 @@ static bool valid_name(const char *s)
     return true;
 }
 
+struct tg_cidr *tg_config__parse_cidrs(struct tg_config__ctx *c, json_t *arr, const char *ptr,
+                                       const char *allowed, size_t *n_out)
+{
+    size_t n = json_array_size(arr);
+    struct tg_cidr *out = tg_xcalloc(n ? n : 1, sizeof(*out));
+    *n_out = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *e = json_array_get(arr, i);
+        char *p = tg_config__ptr_index(ptr, i);
+        const char *why = NULL;
+        if (!json_is_string(e))
+            tg_config__error(c, p, "must be a string (an address or CIDR block), not %s",
+                             tg_config__json_type_words(e));
+        else if (tg_cidr_parse(json_string_value(e), &out[*n_out], &why) != 0)
+            tg_config__error(c, p, "\"%s\" is not an address block: %s%s%s%s", json_string_value(e),
+                             why, allowed ? " (allowed: " : "", allowed ? allowed : "",
+                             allowed ? ")" : "");
+        else
+            (*n_out)++;
+        free(p);
+    }
+    return out;
+}
+
 /* "proxy_protocol" and "proxy_protocol_from" of a listener. */
 static void parse_proxy_protocol(struct tg_config__ctx *c, json_t *obj, struct tg_listener_conf *l)
 {
@@ -538,22 +562,8 @@ static void parse_proxy_protocol(struct tg_config__ctx *c, json_t *obj, struct t
         tg_config__error(c, fp,
                          "must list at least one address block (leave the key out to accept "
                          "PROXY headers from every peer)");
-    l->proxy_protocol_from = tg_xcalloc(n ? n : 1, sizeof(*l->proxy_protocol_from));
-    for (size_t i = 0; i < n; i++) {
-        json_t *e = json_array_get(from, i);
-        char *p = tg_config__ptr_index(fp, i);
-        const char *why = NULL;
-        if (!json_is_string(e))
-            tg_config__error(c, p, "must be a string (an address or CIDR block), not %s",
-                             tg_config__json_type_words(e));
-        else if (tg_cidr_parse(json_string_value(e),
-                               &l->proxy_protocol_from[l->n_proxy_protocol_from], &why) != 0)
-            tg_config__error(c, p, "\"%s\" is not an address block: %s (allowed: %s)",
-                             json_string_value(e), why, listener_keys[4].allowed);
-        else
-            l->n_proxy_protocol_from++;
-        free(p);
-    }
+    l->proxy_protocol_from =
+        tg_config__parse_cidrs(c, from, fp, listener_keys[4].allowed, &l->n_proxy_protocol_from);
     free(fp);
 }
 
