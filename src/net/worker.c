@@ -19,6 +19,7 @@
 
 #define ACCEPT_BATCH    64
 #define ACCEPT_PAUSE_MS 100
+#define STARVE_QUIET_MS 1000
 #define ALOG_CAP        16384
 #define ALOG_FLUSH_AT   12288
 #define ALOG_FLUSH_MS   250
@@ -123,20 +124,25 @@ static void starved(struct tg_worker *w, struct tg_net_listener *l, int e)
     pause_accepting(w);
 }
 
-/* accept() worked (accepted: a connection; else the queue was empty). */
-static void fed(struct tg_worker *w, struct tg_net_listener *l, bool accepted)
+/* accept() worked (accepted: a connection; else the queue was empty). The episode ends after
+ * STARVE_QUIET_MS without a failed accept (the timer looks again then), so a backlog that runs
+ * the descriptors out again as it drains stays one episode. */
+static void fed(struct tg_worker *w, struct tg_net_listener *l)
 {
-    uint64_t now = uv_now(&w->loop);
-    /* An empty queue proves nothing while descriptors may still be short: the episode ends with
-     * an accepted connection, or after a second without a failed accept. */
-    if (w->starved_since_ms == 0 || (!accepted && now - w->starved_last_ms < 1000))
+    if (w->starved_since_ms == 0)
         return;
+    uint64_t now = uv_now(&w->loop), quiet = now - w->starved_last_ms;
+    if (quiet < STARVE_QUIET_MS) {
+        if (!uv_is_active((uv_handle_t *)&w->accept_timer))
+            uv_timer_start(&w->accept_timer, on_accept_timer, STARVE_QUIET_MS - quiet, 0);
+        return;
+    }
     uint64_t since = w->starved_since_ms;
     w->starved_since_ms = 0;
     if (atomic_fetch_sub(&w->net->accept_starved, 1) == 1)
-        tg_log_info("listener %s: accepting connections again (descriptors were short for "
-                    "%" PRIu64 " ms)",
-                    w->snap->cfg->listeners[l->idx].name, now - since);
+        tg_log_info("listener %s: accepting connections again (descriptors were short from "
+                    "%" PRIu64 " ms to %" PRIu64 " ms ago)",
+                    w->snap->cfg->listeners[l->idx].name, now - since, quiet);
 }
 
 static void on_acceptable(uv_poll_t *p, int status, int events)
@@ -158,10 +164,10 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
             if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
                 starved(w, l, errno);
             else if (errno == EAGAIN || errno == EWOULDBLOCK)
-                fed(w, l, false);
+                fed(w, l);
             return;
         }
-        fed(w, l, true);
+        fed(w, l);
         if (maxc != 0 && atomic_load_explicit(&net->active_conns, memory_order_relaxed) >= maxc) {
             tg_net__refuse_max_connections(w, l->idx, &peer);
             close(fd);
