@@ -7,7 +7,7 @@ import ssl
 import time
 
 import testenv
-from testenv import Conn
+from testenv.admin import Admin, admin_section, password_hash
 
 STATUS_SRC = "127.0.0.9"  # status queries come from their own address: they are not limited
 
@@ -30,11 +30,13 @@ def _config(certs, tmp_path, port, sport, limits, workers=2, **listener):
     }
 
 
-def _start(gateway, certs, tmp_path, limits, **kw):
+def _start(gateway, certs, tmp_path, limits, admin=None, **kw):
     port, sport = testenv.free_port(), testenv.free_port()
+    cfg = _config(certs, tmp_path, port, sport, limits, **kw)
+    if admin:
+        cfg["admin"] = admin
     # Readiness over the status listener only: a probe of the limited one would count.
-    gw = gateway(_config(certs, tmp_path, port, sport, limits, **kw),
-                 ready_ports=[(sport, False)])
+    gw = gateway(cfg, ready_ports=[(sport, False)])
     return gw, port, sport
 
 
@@ -150,8 +152,11 @@ def test_per_ip_connection_limit_refused_counted_logged_once(gateway, certs, tmp
 
 def test_handshake_rate_per_ip_token_bucket(gateway, certs, tmp_path):
     # A burst of 3, then one handshake every 2 s.
+    aport = testenv.free_port()
     gw, port, sport = _start(gateway, certs, tmp_path,
-                             {"handshake_rate_per_ip": {"rate": 0.5, "burst": 3}})
+                             {"handshake_rate_per_ip": {"rate": 0.5, "burst": 3}},
+                             admin=admin_section(aport, password_hash("pw"),
+                                                 tls={"certificates": ["ec"]}))
     for _ in range(3):
         _tls_open(port).close()
     for _ in range(5):
@@ -160,6 +165,10 @@ def test_handshake_rate_per_ip_token_bucket(gateway, certs, tmp_path):
     lines = _lines(gw, "per_ip_handshake_rate")
     assert len(lines) == 1 and "limits.handshake_rate_per_ip" in lines[0], lines
     assert "more than 0.5 per second, bursts of 3" in lines[0], lines
+    with Admin(aport, password="pw", source=STATUS_SRC) as a:
+        metrics = a.get("/metrics").body.decode()
+    assert 'tlsgate_connections_rejected_total{reason="per_ip_handshake_rate"} 5\n' in metrics
+    assert 'tlsgate_connections_rejected_total{reason="per_ip_connection_limit"} 0\n' in metrics
     # Another address has its own bucket; the plaintext listener has no handshakes to limit.
     _tls_open(port, "127.0.0.2").close()
     for _ in range(5):
