@@ -18,8 +18,9 @@ void tg_net__ppwait_close_all(struct tg_worker *w);
 /* ---- Per-address limits (peerlim.c) ---- */
 
 struct tg_net_peers;
-/* The process-wide per-address table (zeroed; a fresh secret hash seed). */
-struct tg_net_peers *tg_net__peers_new(void);
+/* The process-wide per-address tables (zeroed; a fresh secret hash seed), the connection table
+ * sized for a process that may open max_fds descriptors. */
+struct tg_net_peers *tg_net__peers_new(uint64_t max_fds);
 void tg_net__peers_free(struct tg_net_peers *p);
 /* Counts a new connection from peer (the real client: after any PROXY header) on listener lidx
  * of w's snapshot against limits.max_connections_per_ip and, on TLS listeners,

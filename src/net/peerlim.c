@@ -1,5 +1,5 @@
 /* Per-address limits on client connections (limits.max_connections_per_ip,
- * limits.handshake_rate_per_ip): one process-wide table of relaxed atomics that every worker
+ * limits.handshake_rate_per_ip): process-wide tables of relaxed atomics that every worker
  * updates without a lock, and the refusals' table, counters and rate-limited log lines. */
 #include "net/internal.h"
 
@@ -14,23 +14,44 @@
 
 #include "core/log.h"
 
-/* Addresses are hashed (with a secret seed) to two slots of each table; a slot counts every
- * address that lands on it. An address is refused only when both of its slots are over the
- * limit, so it is never under-counted, and an innocent address shares the fate of a flooding one
- * only when both of its slots are shared with floods (a count-min sketch). */
-#define SLOT_BITS 16
-#define SLOTS     (1u << SLOT_BITS)
-#define SLOT_MASK (SLOTS - 1)
+/* Open connections are counted exactly per address in an open-addressing table: a slot is one
+ * 64-bit atomic, the address's 40-bit fingerprint (a keyed hash) and its count of 24 bits. An
+ * address takes the first slot of its probe window that holds its fingerprint, else the first
+ * one whose count is 0 (whoever owned it), with one compare-and-swap; a connection remembers its
+ * slot, so closing it is one decrement. The table has at least 4 slots per descriptor the
+ * process may open, so windows are rarely full; when one is, the connection is admitted
+ * uncounted. Two workers inserting the same new address at the same instant may each take a
+ * slot, splitting its count (at most one connection per worker too many, until they close).
+ *
+ * Handshake rates are a GCRA time stamp per slot of a smaller keyless table: an address hashes
+ * to two slots and is admitted when either has a token (a count-min sketch: never under-counted;
+ * an innocent address is refused for others only when both of its slots are shared with
+ * addresses at their rate). The same slots rate-limit the log lines. */
+#define RATE_SLOTS     (1u << 16)
+#define RATE_MASK      (RATE_SLOTS - 1)
+#define CONN_SLOTS_MIN (1u << 16)
+#define CONN_SLOTS_MAX (1u << 22)
+#define CONN_WINDOW    16
+#define COUNT_BITS     24
+#define COUNT_MASK     ((1u << COUNT_BITS) - 1)
 /* A refused address is logged at most once per this many seconds (the line says how many
  * refusals were not logged since the previous one). */
 #define LOG_EVERY_S 10
 
 struct tg_net_peers {
-    uint64_t seed[3];
-    atomic_uint conns[SLOTS];           /* open connections */
-    atomic_uint_fast64_t tat[SLOTS];    /* GCRA: theoretical arrival time, us of the clock */
-    atomic_uint_fast64_t logged[SLOTS]; /* second of the last line << 32 | refusals since */
-    atomic_uint_fast64_t logged_max;    /* the same for limits.max_connections */
+    uint64_t seed[4];
+    uint32_t conn_mask;
+    atomic_uint_fast64_t *conns;             /* fingerprint << COUNT_BITS | open connections */
+    atomic_uint_fast64_t tat[RATE_SLOTS];    /* GCRA: theoretical arrival time, us of the clock */
+    atomic_uint_fast64_t logged[RATE_SLOTS]; /* second of the last line << 32 | refusals since */
+    atomic_uint_fast64_t logged_max;         /* the same for limits.max_connections */
+};
+
+/* An address's place: its fingerprint and probe window start in the connection table, its two
+ * slots in the rate and log tables. */
+struct slots {
+    uint64_t fp;
+    uint32_t c0, r1, r2;
 };
 
 static const struct tg_net_refuse_info refuse_rows[TG_NET_REFUSE__COUNT] = {
@@ -72,13 +93,18 @@ static uint64_t mix(uint64_t x)
     return x;
 }
 
-struct tg_net_peers *tg_net__peers_new(void)
+struct tg_net_peers *tg_net__peers_new(uint64_t max_fds)
 {
-    /* calloc of this size maps fresh zero pages: only slots in use cost memory. */
+    /* calloc of these sizes maps fresh zero pages: only slots in use cost memory. */
     struct tg_net_peers *p = tg_xcalloc(1, sizeof(*p));
+    uint32_t n = CONN_SLOTS_MIN;
+    while (n < CONN_SLOTS_MAX && n / 4 < max_fds)
+        n *= 2;
+    p->conn_mask = n - 1;
+    p->conns = tg_xcalloc(n, sizeof(*p->conns));
     if (getrandom(p->seed, sizeof(p->seed), 0) != (ssize_t)sizeof(p->seed)) {
         uint64_t t = now_us();
-        for (int i = 0; i < 3; i++)
+        for (int i = 0; i < 4; i++)
             p->seed[i] = mix(t + (uint64_t)i * 0x9e3779b97f4a7c15ULL + (uintptr_t)p);
     }
     return p;
@@ -86,13 +112,61 @@ struct tg_net_peers *tg_net__peers_new(void)
 
 void tg_net__peers_free(struct tg_net_peers *p)
 {
+    if (p != NULL)
+        free(p->conns);
     free(p);
+}
+
+/* Two distinct slots under mask from a 64-bit hash. */
+static void two(uint64_t h, uint32_t mask, uint32_t *a, uint32_t *b)
+{
+    *a = (uint32_t)h & mask;
+    *b = (uint32_t)(h >> 32) & mask;
+    if (*b == *a)
+        *b ^= 1;
+}
+
+/* Counts one more connection of the address at sl unless it has max (0 = no limit) open.
+ * Returns 1 with *slot set, 0 when at the limit, -1 when its window is full (not counted). */
+static int conn_take(struct tg_net_peers *p, const struct slots *sl, uint32_t max, uint32_t *slot)
+{
+    for (;;) {
+        uint32_t reuse = UINT32_MAX;
+        uint_fast64_t reuse_v = 0;
+        for (uint32_t k = 0; k < CONN_WINDOW; k++) {
+            uint32_t i = (sl->c0 + k) & p->conn_mask;
+            uint_fast64_t v = atomic_load_explicit(&p->conns[i], memory_order_relaxed);
+            if (v >> COUNT_BITS == sl->fp) {
+                uint32_t n = (uint32_t)v & COUNT_MASK;
+                if ((max != 0 && n >= max) || n == COUNT_MASK)
+                    return 0;
+                if (!atomic_compare_exchange_strong_explicit(
+                        &p->conns[i], &v, v + 1, memory_order_relaxed, memory_order_relaxed))
+                    goto again;
+                *slot = i;
+                return 1;
+            }
+            if ((v & COUNT_MASK) == 0 && reuse == UINT32_MAX) {
+                reuse = i;
+                reuse_v = v;
+            }
+        }
+        if (reuse == UINT32_MAX)
+            return -1;
+        if (atomic_compare_exchange_strong_explicit(&p->conns[reuse], &reuse_v,
+                                                    sl->fp << COUNT_BITS | 1, memory_order_relaxed,
+                                                    memory_order_relaxed)) {
+            *slot = reuse;
+            return 1;
+        }
+    again:;
+    }
 }
 
 /* The two slots of the address that limits count: an IPv4 address (also IPv4-mapped IPv6), or
  * the /64 an IPv6 address is in (what one host or subscriber gets). False for other families. */
-static bool slots_of(const struct tg_net_peers *p, const struct sockaddr_storage *ss, uint32_t *s1,
-                     uint32_t *s2)
+static bool slots_of(const struct tg_net_peers *p, const struct sockaddr_storage *ss,
+                     struct slots *sl)
 {
     uint64_t key, seed;
     if (ss->ss_family == AF_INET) {
@@ -115,10 +189,9 @@ static bool slots_of(const struct tg_net_peers *p, const struct sockaddr_storage
         return false;
     }
     uint64_t h = mix(mix(key ^ seed) ^ p->seed[2]);
-    *s1 = (uint32_t)h & SLOT_MASK;
-    *s2 = (uint32_t)(h >> 32) & SLOT_MASK;
-    if (*s2 == *s1)
-        *s2 ^= 1;
+    sl->c0 = (uint32_t)h & p->conn_mask;
+    sl->fp = (h >> COUNT_BITS) | 1; /* 40 bits, never 0 */
+    two(mix(h ^ p->seed[3]), RATE_MASK, &sl->r1, &sl->r2);
     return true;
 }
 
@@ -208,33 +281,31 @@ bool tg_net__peer_admit(struct tg_worker *w, size_t lidx, const struct sockaddr_
 {
     struct tg_net_peers *p = w->net->peers;
     const struct tg_limits_conf *l = &w->snap->cfg->limits;
-    uint32_t s1, s2;
+    struct slots sl;
     *hold = 0;
-    if (!slots_of(p, peer, &s1, &s2))
+    if (!slots_of(p, peer, &sl))
         return true;
     /* Counted whatever the limit, so a reload that sets one finds the right counts. */
-    unsigned n1 = atomic_fetch_add_explicit(&p->conns[s1], 1, memory_order_relaxed) + 1;
-    unsigned n2 = atomic_fetch_add_explicit(&p->conns[s2], 1, memory_order_relaxed) + 1;
-    *hold = (uint64_t)1 << 32 | s1 << 16 | s2;
-    uint32_t maxc = l->max_connections_per_ip;
-    if (maxc != 0 && (n1 < n2 ? n1 : n2) > maxc) {
-        tg_net__peer_release(w->net, *hold);
-        *hold = 0;
-        refused(w, lidx, peer, TG_NET_REFUSE_PER_IP_CONNECTIONS, &p->logged[s1], maxc);
+    uint32_t maxc = l->max_connections_per_ip, slot;
+    int took = conn_take(p, &sl, maxc, &slot);
+    if (took == 0) {
+        refused(w, lidx, peer, TG_NET_REFUSE_PER_IP_CONNECTIONS, &p->logged[sl.r1], maxc);
         return false;
     }
+    if (took > 0)
+        *hold = (uint64_t)slot + 1;
     if (l->handshake_rate_per_ip > 0 && w->snap->tls[lidx] != NULL) {
         uint64_t now = now_us(), t = (uint64_t)(1e6 / l->handshake_rate_per_ip);
         uint64_t tau = t * (l->handshake_burst_per_ip - 1);
         bool ok;
-        if ((ok = gcra_take(&p->tat[s1], now, t, tau)))
-            gcra_charge(&p->tat[s2], now, t);
-        else if ((ok = gcra_take(&p->tat[s2], now, t, tau)))
-            gcra_charge(&p->tat[s1], now, t);
+        if ((ok = gcra_take(&p->tat[sl.r1], now, t, tau)))
+            gcra_charge(&p->tat[sl.r2], now, t);
+        else if ((ok = gcra_take(&p->tat[sl.r2], now, t, tau)))
+            gcra_charge(&p->tat[sl.r1], now, t);
         if (!ok) {
             tg_net__peer_release(w->net, *hold);
             *hold = 0;
-            refused(w, lidx, peer, TG_NET_REFUSE_PER_IP_HANDSHAKE_RATE, &p->logged[s1], 0);
+            refused(w, lidx, peer, TG_NET_REFUSE_PER_IP_HANDSHAKE_RATE, &p->logged[sl.r1], 0);
             return false;
         }
     }
@@ -245,7 +316,6 @@ void tg_net__peer_release(struct tg_net *net, uint64_t hold)
 {
     if (hold == 0)
         return;
-    atomic_fetch_sub_explicit(&net->peers->conns[(hold >> 16) & SLOT_MASK], 1,
-                              memory_order_relaxed);
-    atomic_fetch_sub_explicit(&net->peers->conns[hold & SLOT_MASK], 1, memory_order_relaxed);
+    /* The count is above 0 while the connection is open, so the fingerprint stays. */
+    atomic_fetch_sub_explicit(&net->peers->conns[hold - 1], 1, memory_order_relaxed);
 }

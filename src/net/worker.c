@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/log.h"
@@ -409,7 +410,8 @@ int tg_net_start(struct tg_net *net, struct tg_snapshot *snap, unsigned n,
     atomic_init(&net->generation, snap->generation);
     atomic_init(&net->active_conns, 0);
     atomic_init(&net->accept_starved, 0);
-    net->peers = tg_net__peers_new();
+    struct rlimit nofile;
+    net->peers = tg_net__peers_new(getrlimit(RLIMIT_NOFILE, &nofile) == 0 ? nofile.rlim_cur : 0);
     uv_sem_init(&net->started, 0);
     for (unsigned i = 0; i < n; i++) {
         struct tg_worker *w = &net->workers[i];
