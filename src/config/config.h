@@ -272,6 +272,14 @@ struct tg_limits_conf {
      * is slow is not counted); 0 = off. Default 500. */
     uint32_t min_body_rate;
     uint64_t min_body_rate_grace_ms; /* 10 s */
+    /* Open client connections per client address (IPv4, or an IPv6 /64), after any PROXY
+     * header; 0 = unlimited (default). */
+    uint32_t max_connections_per_ip;
+    /* New connections on TLS listeners (each starts a handshake) per client address: a token
+     * bucket refilled at handshake_rate_per_ip per second holding handshake_burst_per_ip;
+     * rate 0 = unlimited (default). */
+    double handshake_rate_per_ip;
+    uint32_t handshake_burst_per_ip;
 };
 
 /* What to do with request header fields whose names contain '_' (which some backends, e.g.

@@ -123,6 +123,15 @@ void tg_config__parse_password(struct tg_config__ctx *c, json_t *v, const char *
 /* Decrypts every "enc:" password found with the keystore named "internal". */
 void tg_config__open_secrets(struct tg_config__ctx *c);
 
+/* What a token-bucket rate may be, for messages (limits.c). */
+#define TG_CONFIG__RATE_ALLOWED                                                                    \
+    "rate more than 0 (fractions allowed) to 1000000 per second, burst 1..1000000 (default: the "  \
+    "rate, at least 1); 0 = unlimited"
+/* A token-bucket rate at ptr: a number (per second; the burst is the rate rounded up, at least
+ * 1) or {"rate": N, "burst": M}; 0 turns it off. v may be NULL (absent: *rate stays 0).
+ * Problems go to c (limits.c). */
+void tg_config__parse_rate(struct tg_config__ctx *c, json_t *v, const char *ptr, double *rate,
+                           uint32_t *burst);
 /* Parses "session_tickets" (obj may be NULL: defaults) into c->cfg->tickets (tickets.c). */
 void tg_config__parse_tickets(struct tg_config__ctx *c, json_t *obj);
 /* Parses listener idx (admin: the "admin" object, with tg_config__admin_keys) into

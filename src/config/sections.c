@@ -128,6 +128,10 @@ static const struct tg_config__key limit_keys[] = {
     {"min_body_rate", TG_J_INT, "an integer (bytes per second)", "500", "0..1073741824 (0 = off)",
      0},
     {"min_body_rate_grace", TG_J_NUM, "a number of seconds", "10", "0..86400", 0},
+    {"max_connections_per_ip", TG_J_INT, "an integer", "0 (unlimited)", "0..1000000", 0},
+    {"handshake_rate_per_ip", TG_J_NUM | TG_J_OBJ,
+     "a number (per second) or {\"rate\": N, \"burst\": M}", "0 (unlimited)",
+     TG_CONFIG__RATE_ALLOWED, 0},
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 
@@ -771,6 +775,19 @@ static void parse_limits(struct tg_config__ctx *c, json_t *obj)
         else
             l->min_body_rate_grace_ms = tg_config__seconds_to_ms(s);
     }
+    v = tg_config__get(obj, limit_keys, "max_connections_per_ip");
+    if (v != NULL) {
+        json_int_t n = json_integer_value(v);
+        if (n < 0 || n > 1000000)
+            tg_config__error(c, "/limits/max_connections_per_ip",
+                             "%lld is out of range (allowed: %s)", (long long)n,
+                             limit_keys[5].allowed);
+        else
+            l->max_connections_per_ip = (uint32_t)n;
+    }
+    tg_config__parse_rate(c, tg_config__get(obj, limit_keys, "handshake_rate_per_ip"),
+                          "/limits/handshake_rate_per_ip", &l->handshake_rate_per_ip,
+                          &l->handshake_burst_per_ip);
 }
 
 static void parse_http(struct tg_config__ctx *c, json_t *obj)

@@ -7,11 +7,32 @@
 /* Whether a connection from peer on listener lc must start with a PROXY header. */
 bool tg_net__ppwait_wanted(const struct tg_listener_conf *lc, const struct sockaddr_storage *peer);
 /* Waits (with timeouts.handshake) for the PROXY header on the accepted fd, then hands fd to the
- * handler's on_accept with the header's source address (the connection's own for LOCAL); a
+ * handler's on_accept with the header's source address (the connection's own for LOCAL), once
+ * that address passes the per-address limits (tg_net__peer_admit); a
  * malformed header, a timeout or a hang-up closes fd, logged once and counted. */
 void tg_net__ppwait_start(struct tg_worker *w, size_t lidx, int fd,
                           const struct sockaddr_storage *peer, socklen_t plen);
 /* Closes every connection still waiting for its header (shutdown). */
 void tg_net__ppwait_close_all(struct tg_worker *w);
+
+/* ---- Per-address limits (peerlim.c) ---- */
+
+struct tg_net_peers;
+/* The process-wide per-address tables (zeroed; a fresh secret hash seed), the connection table
+ * sized for a process that may open max_fds descriptors. */
+struct tg_net_peers *tg_net__peers_new(uint64_t max_fds);
+void tg_net__peers_free(struct tg_net_peers *p);
+/* Counts a new connection from peer (the real client: after any PROXY header) on listener lidx
+ * of w's snapshot against limits.max_connections_per_ip and, on TLS listeners,
+ * limits.handshake_rate_per_ip. True with *hold set (for tg_worker_conn_done); false when
+ * refused: counted, logged at most once per address per 10 s, and the caller closes the
+ * connection. Any worker thread, no lock. */
+bool tg_net__peer_admit(struct tg_worker *w, size_t lidx, const struct sockaddr_storage *peer,
+                        uint64_t *hold);
+/* Takes a connection admitted with hold out of the counts (0: nothing to do). */
+void tg_net__peer_release(struct tg_net *net, uint64_t hold);
+/* Counts and logs (at most once per 10 s) a connection refused by limits.max_connections. */
+void tg_net__refuse_max_connections(struct tg_worker *w, size_t lidx,
+                                    const struct sockaddr_storage *peer);
 
 #endif

@@ -72,6 +72,23 @@ long tg_ppin_parse(const uint8_t *buf, size_t len, struct tg_ppin *out);
 const char *tg_ppin_fail_token(enum tg_ppin_fail f);
 const char *tg_ppin_fail_sentence(enum tg_ppin_fail f);
 
+/* Why a connection was closed right after accept, before any handler saw it (peerlim.c): one
+ * counter each (status page, metrics), tokens for logs. */
+enum tg_net_refuse {
+    TG_NET_REFUSE_NONE = 0,
+    TG_NET_REFUSE_MAX_CONNECTIONS,       /* limits.max_connections */
+    TG_NET_REFUSE_PER_IP_CONNECTIONS,    /* limits.max_connections_per_ip */
+    TG_NET_REFUSE_PER_IP_HANDSHAKE_RATE, /* limits.handshake_rate_per_ip */
+    TG_NET_REFUSE__COUNT
+};
+struct tg_net_refuse_info {
+    const char *token;      /* "per_ip_connection_limit" */
+    const char *sentence;   /* for the log line */
+    const char *config_key; /* what would change the outcome */
+};
+/* The row of r (the "none" row for values out of range). */
+const struct tg_net_refuse_info *tg_net_refuse_info(enum tg_net_refuse r);
+
 /* Rows of the proxy's backend-failure table that get their own counter. */
 #define TG_NET_BACKEND_FAIL_MAX 16
 /* Rows of the proxy's request-refusal table that get their own counter. */
@@ -94,7 +111,7 @@ const char *tg_net_listener_slot_name(size_t i);
 struct tg_stats {
     atomic_uint_fast64_t accepted;
     atomic_uint_fast64_t active;
-    atomic_uint_fast64_t rejected_max_conn;
+    atomic_uint_fast64_t refused[TG_NET_REFUSE__COUNT]; /* closed at accept, by reason */
     atomic_uint_fast64_t handshakes;
     atomic_uint_fast64_t resumed;
     atomic_uint_fast64_t hs_fail[TG_TLS_FAIL__COUNT];
@@ -143,9 +160,10 @@ struct tg_conn_bufcache;
 struct tg_net_handler {
     /* Before the loop runs: set up per-worker state in w->proto. */
     void (*worker_init)(struct tg_worker *w);
-    /* A new client connection: fd is non-blocking and owned by the callee from here on. */
+    /* A new client connection: fd is non-blocking and owned by the callee from here on; hold
+     * (its place in the per-address counts) goes back with tg_worker_conn_done when it closes. */
     void (*on_accept)(struct tg_worker *w, size_t listener_idx, int fd,
-                      const struct sockaddr_storage *peer, socklen_t peer_len);
+                      const struct sockaddr_storage *peer, socklen_t peer_len, uint64_t hold);
     /* Shutdown began: close idle connections now, let busy ones finish their request. The
      * handler calls tg_worker_drained() once it holds no connections. */
     void (*on_drain)(struct tg_worker *w);
@@ -176,8 +194,9 @@ struct tg_worker {
     uv_async_t wakeup;
     uv_timer_t drain_timer;
     uv_timer_t log_timer;
-    uv_timer_t accept_timer; /* resumes accepting after running out of descriptors */
-    uint64_t accept_err_logged_ms;
+    uv_timer_t accept_timer;   /* resumes accepting after running out of descriptors */
+    uint64_t starved_since_ms; /* accept found no descriptor: since when (0 = it did not) */
+    uint64_t starved_last_ms;  /* the last time it found none */
     _Atomic(struct tg_snapshot *) pending;            /* handed over by the main thread */
     _Atomic(struct tg_tls_tickets *) pending_tickets; /* likewise: a new ticket-key ring */
     _Atomic(struct tg_tls_staples *) pending_staples; /* likewise: new OCSP responses */
@@ -204,6 +223,8 @@ struct tg_net {
     uint64_t started_ms;
     atomic_uint_fast64_t generation;
     atomic_uint_fast64_t active_conns; /* for limits.max_connections */
+    struct tg_net_peers *peers;        /* per-address counts (peerlim.c) */
+    atomic_uint accept_starved;        /* workers whose accept found no descriptor */
     /* Ticket keys the workers start with (set before tg_net_start; the caller keeps its
      * reference); later rings go through tg_net_publish_tickets. */
     struct tg_tls_tickets *tickets;
@@ -250,8 +271,9 @@ size_t tg_pp2_build(uint8_t *buf, size_t cap, const struct sockaddr_storage *src
 
 /* Worker side: the handler holds no more connections; lets the loop end once draining. */
 void tg_worker_drained(struct tg_worker *w);
-/* A connection handed over by on_accept has been closed (keeps the connection count right). */
-void tg_worker_conn_done(struct tg_worker *w);
+/* A connection handed over by on_accept has been closed (keeps the connection counts right;
+ * hold as on_accept gave it). */
+void tg_worker_conn_done(struct tg_worker *w, uint64_t hold);
 /* Appends one access-log line (must end with '\n') to the worker's buffer. */
 void tg_worker_access_log(struct tg_worker *w, const char *line, size_t len);
 

@@ -59,7 +59,7 @@ static void fail(struct tg_ppwait *p, enum tg_ppin_fail f)
                 tg_ppin_fail_sentence(f));
     release(p);
     close(p->fd);
-    tg_worker_conn_done(p->w);
+    tg_worker_conn_done(p->w, 0);
 }
 
 /* The listener of the worker's current snapshot with the same address (a reload may have moved
@@ -85,12 +85,13 @@ static void done(struct tg_ppwait *p, const struct tg_ppin *hdr)
     size_t lidx = current_listener(p);
     /* Closing the poll handle now (uv_close stops it at once) lets the handler watch fd. */
     release(p);
-    if (lidx == SIZE_MAX) {
+    uint64_t hold = 0;
+    if (lidx == SIZE_MAX || !tg_net__peer_admit(w, lidx, &peer, &hold)) {
         close(fd);
-        tg_worker_conn_done(w);
+        tg_worker_conn_done(w, 0);
         return;
     }
-    w->net->h->on_accept(w, lidx, fd, &peer, plen);
+    w->net->h->on_accept(w, lidx, fd, &peer, plen, hold);
 }
 
 static void on_readable(uv_poll_t *h, int status, int events)
@@ -176,6 +177,6 @@ void tg_net__ppwait_close_all(struct tg_worker *w)
         struct tg_ppwait *p = w->ppwaits;
         release(p);
         close(p->fd);
-        tg_worker_conn_done(w);
+        tg_worker_conn_done(w, 0);
     }
 }

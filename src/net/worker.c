@@ -5,6 +5,7 @@
 #include "net/internal.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -12,12 +13,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/log.h"
 
 #define ACCEPT_BATCH    64
 #define ACCEPT_PAUSE_MS 100
+#define STARVE_QUIET_MS 1000
 #define ALOG_CAP        16384
 #define ALOG_FLUSH_AT   12288
 #define ALOG_FLUSH_MS   250
@@ -81,14 +84,18 @@ static void listener_close(struct tg_net_listener *l)
 
 static void on_acceptable(uv_poll_t *p, int status, int events);
 
+/* Retries accepting after running out of descriptors: every listener is tried at once (so an
+ * empty queue is seen too), then watched again. */
 static void on_accept_timer(uv_timer_t *t)
 {
     struct tg_worker *w = t->data;
     if (w->draining)
         return;
-    for (size_t j = 0; j < w->n_listeners; j++)
-        if (w->listeners[j] != NULL)
+    for (size_t j = 0; j < w->n_listeners && !uv_is_active((uv_handle_t *)&w->accept_timer); j++)
+        if (w->listeners[j] != NULL) {
             uv_poll_start(&w->listeners[j]->poll, UV_READABLE, on_acceptable);
+            on_acceptable(&w->listeners[j]->poll, 0, UV_READABLE);
+        }
 }
 
 static void pause_accepting(struct tg_worker *w)
@@ -99,12 +106,53 @@ static void pause_accepting(struct tg_worker *w)
     uv_timer_start(&w->accept_timer, on_accept_timer, ACCEPT_PAUSE_MS, 0);
 }
 
+/* accept() found no descriptor (or no kernel memory). The connection stays queued and the
+ * listener readable, so accepting pauses (timer) instead of spinning. One line per episode: from
+ * the first worker to run out until the last one accepts again. */
+static void starved(struct tg_worker *w, struct tg_net_listener *l, int e)
+{
+    uint64_t now = uv_now(&w->loop);
+    w->starved_last_ms = now;
+    if (w->starved_since_ms == 0) {
+        w->starved_since_ms = now > 0 ? now : 1;
+        if (atomic_fetch_add(&w->net->accept_starved, 1) == 0)
+            tg_log_error("listener %s: cannot accept connections: %s; accepting paused and "
+                         "retried every %d ms until descriptors free up (open connections are "
+                         "still served; raise the open-files limit (ulimit -n, LimitNOFILE=) or "
+                         "set limits.max_connections)",
+                         w->snap->cfg->listeners[l->idx].name, strerror(e), ACCEPT_PAUSE_MS);
+    }
+    pause_accepting(w);
+}
+
+/* accept() worked (accepted: a connection; else the queue was empty). The episode ends after
+ * STARVE_QUIET_MS without a failed accept (the timer looks again then), so a backlog that runs
+ * the descriptors out again as it drains stays one episode. */
+static void fed(struct tg_worker *w, struct tg_net_listener *l)
+{
+    if (w->starved_since_ms == 0)
+        return;
+    uint64_t now = uv_now(&w->loop), quiet = now - w->starved_last_ms;
+    if (quiet < STARVE_QUIET_MS) {
+        if (!uv_is_active((uv_handle_t *)&w->accept_timer))
+            uv_timer_start(&w->accept_timer, on_accept_timer, STARVE_QUIET_MS - quiet, 0);
+        return;
+    }
+    uint64_t since = w->starved_since_ms;
+    w->starved_since_ms = 0;
+    if (atomic_fetch_sub(&w->net->accept_starved, 1) == 1)
+        tg_log_info("listener %s: accepting connections again (descriptors were short from "
+                    "%" PRIu64 " ms to %" PRIu64 " ms ago)",
+                    w->snap->cfg->listeners[l->idx].name, now - since, quiet);
+}
+
 static void on_acceptable(uv_poll_t *p, int status, int events)
 {
     struct tg_net_listener *l = p->data;
     struct tg_worker *w = l->w;
     struct tg_net *net = w->net;
     uint32_t maxc = w->snap->cfg->limits.max_connections;
+    (void)events;
     if (status < 0 || w->draining)
         return;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
@@ -114,24 +162,22 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
         if (fd < 0) {
             if (errno == EINTR)
                 continue;
-            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-                /* The pending connection stays queued and the listener stays readable: stop
-                 * polling listeners for a moment instead of spinning, and log once a second. */
-                int e = errno;
-                uint64_t now = uv_now(&w->loop);
-                if (now - w->accept_err_logged_ms >= 1000) {
-                    w->accept_err_logged_ms = now;
-                    tg_log_error("listener %s: cannot accept: %s; pausing accepts for %d ms "
-                                 "(raise the open-files limit or set limits.max_connections)",
-                                 w->snap->cfg->listeners[l->idx].name, strerror(e),
-                                 ACCEPT_PAUSE_MS);
-                }
-                pause_accepting(w);
-            }
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                starved(w, l, errno);
+            else if (errno == EAGAIN || errno == EWOULDBLOCK)
+                fed(w, l);
             return;
         }
+        fed(w, l);
         if (maxc != 0 && atomic_load_explicit(&net->active_conns, memory_order_relaxed) >= maxc) {
-            TG_STAT_INC(&w->stats, rejected_max_conn);
+            tg_net__refuse_max_connections(w, l->idx, &peer);
+            close(fd);
+            continue;
+        }
+        bool pp = tg_net__ppwait_wanted(&w->snap->cfg->listeners[l->idx], &peer);
+        uint64_t hold = 0;
+        /* Behind a PROXY header the real client is known only once the header is read. */
+        if (!pp && !tg_net__peer_admit(w, l->idx, &peer, &hold)) {
             close(fd);
             continue;
         }
@@ -141,10 +187,10 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
         TG_STAT_INC(&w->stats, accepted);
         TG_STAT_INC(&w->stats, active);
         TG_STAT_INC(&w->stats, l_accepted[w->snap->lslot[l->idx]]);
-        if (tg_net__ppwait_wanted(&w->snap->cfg->listeners[l->idx], &peer))
+        if (pp)
             tg_net__ppwait_start(w, l->idx, fd, &peer, plen);
         else
-            net->h->on_accept(w, l->idx, fd, &peer, plen);
+            net->h->on_accept(w, l->idx, fd, &peer, plen, hold);
     }
 }
 
@@ -363,6 +409,9 @@ int tg_net_start(struct tg_net *net, struct tg_snapshot *snap, unsigned n,
     net->started_ms = tg_now_ms();
     atomic_init(&net->generation, snap->generation);
     atomic_init(&net->active_conns, 0);
+    atomic_init(&net->accept_starved, 0);
+    struct rlimit nofile;
+    net->peers = tg_net__peers_new(getrlimit(RLIMIT_NOFILE, &nofile) == 0 ? nofile.rlim_cur : 0);
     uv_sem_init(&net->started, 0);
     for (unsigned i = 0; i < n; i++) {
         struct tg_worker *w = &net->workers[i];
@@ -453,11 +502,14 @@ void tg_net_join(struct tg_net *net)
         tg_net_running = NULL;
     free(net->workers);
     net->workers = NULL;
+    tg_net__peers_free(net->peers);
+    net->peers = NULL;
     uv_sem_destroy(&net->started);
 }
 
-void tg_worker_conn_done(struct tg_worker *w)
+void tg_worker_conn_done(struct tg_worker *w, uint64_t hold)
 {
+    tg_net__peer_release(w->net, hold);
     atomic_fetch_sub_explicit(&w->net->active_conns, 1, memory_order_relaxed);
     TG_STAT_DEC(&w->stats, active);
 }

@@ -28,8 +28,9 @@ void tg__client_on_closed(struct tg_conn *conn)
     free(c->xfcc);
     free(c->client_cert);
     free(c->client_cert_chain);
+    uint64_t hold = c->peer_hold;
     free(c);
-    tg_worker_conn_done(w);
+    tg_worker_conn_done(w, hold);
     struct tg_proxy_worker *pw = tg_pw(w);
     if (w->draining && pw->n_clients == 0)
         tg_worker_drained(w);
@@ -313,13 +314,14 @@ void tg__client_handshake_timeout(struct tg_client *c)
 /* ---- accept ---- */
 
 void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
-                       const struct sockaddr_storage *peer, const struct tg_proto *proto,
-                       const struct tg_stream_handler *serve)
+                       const struct sockaddr_storage *peer, uint64_t hold,
+                       const struct tg_proto *proto, const struct tg_stream_handler *serve)
 {
     struct tg_client *c = tg_xcalloc(1, sizeof(*c));
     struct tg_proxy_worker *pw = tg_pw(w);
     c->snap = tg_snapshot_ref(w->snap);
     c->lidx = lidx;
+    c->peer_hold = hold;
     c->lc = &c->snap->cfg->listeners[lidx];
     TG_STAT_INC(&w->stats, l_open[c->snap->lslot[lidx]]);
     c->proto = proto;

@@ -160,6 +160,7 @@ struct tg_client {
     bool h2c_maybe;   /* http2.cleartext, plaintext: the first bytes may be the HTTP/2 preface */
     uint64_t accepted_ms;
     uint64_t deadline_ms;
+    uint64_t peer_hold; /* its place in the per-address counts (tg_worker_conn_done) */
     char peer[48];
     struct tg_client_info info;
     struct tg_stream *st;     /* http1: the request in flight, NULL while idle */
@@ -441,8 +442,8 @@ static inline struct tg_proxy_worker *tg_pw(struct tg_worker *w)
 /* client.c: shared by the protocols' connection handlers */
 /* Accepts fd on listener lidx: its streams (http) are served by serve. */
 void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
-                       const struct sockaddr_storage *peer, const struct tg_proto *proto,
-                       const struct tg_stream_handler *serve);
+                       const struct sockaddr_storage *peer, uint64_t hold,
+                       const struct tg_proto *proto, const struct tg_stream_handler *serve);
 void tg__client_opened(struct tg_client *c);
 void tg__client_handshake_timeout(struct tg_client *c);
 void tg__client_on_fail(struct tg_conn *conn, enum tg_conn_fail why, int err);

@@ -31,8 +31,10 @@ void tg_proxy_metrics_write(FILE *f)
     fprintf(f, "tlsgate_connections_accepted_total %llu\n", (unsigned long long)SUM(accepted));
     family(f, "tlsgate_connections_rejected_total", "counter",
            "Client connections refused at accept, by reason.");
-    fprintf(f, "tlsgate_connections_rejected_total{reason=\"max_connections\"} %llu\n",
-            (unsigned long long)SUM(rejected_max_conn));
+    for (int k = 1; k < TG_NET_REFUSE__COUNT; k++)
+        fprintf(f, "tlsgate_connections_rejected_total{reason=\"%s\"} %llu\n",
+                tg_net_refuse_info((enum tg_net_refuse)k)->token,
+                (unsigned long long)SUM(refused[k]));
     family(f, "tlsgate_listener_connections_open", "gauge",
            "Client connections open now, by listener.");
     for (size_t i = 0; i < TG_NET_LISTENER_SLOTS && tg_net_listener_slot_name(i) != NULL; i++)

@@ -23,7 +23,8 @@ char *tg_status_json(void)
 #define SUM(f) TG_STAT_ADD(&sum, f, TG_STAT_GET(s, f))
             SUM(accepted);
             SUM(active);
-            SUM(rejected_max_conn);
+            for (int k = 0; k < TG_NET_REFUSE__COUNT; k++)
+                SUM(refused[k]);
             SUM(handshakes);
             SUM(resumed);
             SUM(requests);
@@ -65,7 +66,14 @@ char *tg_status_json(void)
     tg_jobj_begin(&o, "connections");
     tg_jobj_uint(&o, "active", TG_STAT_GET(&sum, active));
     tg_jobj_uint(&o, "accepted", TG_STAT_GET(&sum, accepted));
-    tg_jobj_uint(&o, "rejected_max_connections", TG_STAT_GET(&sum, rejected_max_conn));
+    tg_jobj_uint(&o, "rejected_max_connections",
+                 TG_STAT_GET(&sum, refused[TG_NET_REFUSE_MAX_CONNECTIONS]));
+    tg_jobj_end(&o);
+    /* Connections closed at accept, by reason (per-address limits, max_connections). */
+    tg_jobj_begin(&o, "connection_refusals");
+    for (int k = 1; k < TG_NET_REFUSE__COUNT; k++)
+        tg_jobj_uint(&o, tg_net_refuse_info((enum tg_net_refuse)k)->token,
+                     TG_STAT_GET(&sum, refused[k]));
     tg_jobj_end(&o);
     tg_jobj_begin(&o, "handshakes");
     tg_jobj_uint(&o, "completed", TG_STAT_GET(&sum, handshakes));
