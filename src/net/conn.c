@@ -394,7 +394,11 @@ static void fail(struct tg_conn *c, enum tg_conn_fail why, int err)
 static void opened(struct tg_conn *c)
 {
     c->state = TG_CONN_OPEN;
-    c->poll_mask = -1; /* the handshake's interest says nothing about the owner's */
+    /* The handshake's interest says nothing about the owner's, but a readable interest the
+     * socket already has is kept as the lazy rule of tg_conn_update keeps it: dropping it now
+     * would cost an epoll_ctl per connection (and uv_close another) for nothing. */
+    if (c->poll_mask != UV_READABLE)
+        c->poll_mask = -1;
     c->last_io_ms = uv_now(&c->w->loop);
     c->h->on_open(c);
     if (c->state == TG_CONN_OPEN)
@@ -585,8 +589,7 @@ static void on_handle_closed(uv_handle_t *hd)
 
 static void release_handles(struct tg_conn *c)
 {
-    uv_poll_stop(&c->poll);
-    uv_timer_stop(&c->timer);
+    /* uv_close stops both handles; a uv_poll_stop first would cost an extra epoll_ctl. */
     c->pending_closes = 2;
     uv_close((uv_handle_t *)&c->poll, on_handle_closed);
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
