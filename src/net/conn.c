@@ -11,6 +11,7 @@
 #include <openssl/err.h>
 
 #include "core/core.h"
+#include "net/internal.h"
 #include "net/net.h"
 
 /* ---- transports ---- */
@@ -99,13 +100,25 @@ static int tls_fault(struct tg_conn *c, const char *site)
     return -EPROTO;
 }
 
+/* Keeps the prefix filter of the first read in step with OpenSSL after a TLS call (rc is that
+ * call's result): out of the chain once taken, else copied out of the caller's buffer. */
+static int prefix_settle(struct tg_conn *c, int rc)
+{
+    int held = tg_net__prefix_settle(c->ssl);
+    if (held < 0)
+        return rc == 0 || rc == -EAGAIN ? -ENOMEM : rc;
+    c->prefix_held = held > 0;
+    return rc;
+}
+
 /* The first bytes decide before OpenSSL sees them: plain HTTP, an SSLv2 hello or other bytes get
- * a precise refusal instead of OpenSSL's generic "wrong version number". */
+ * a precise refusal instead of OpenSSL's generic "wrong version number". They are read once, by
+ * us, and handed to OpenSSL in front of the socket (no MSG_PEEK and second read). */
 static int tls_server_handshake(struct tg_conn *c)
 {
     if (!c->sniffed) {
-        uint8_t peek[8];
-        ssize_t n = recv(c->fd, peek, sizeof(peek), MSG_PEEK);
+        char first[17 * 1024]; /* a whole TLS record and its header */
+        ssize_t n = recv(c->fd, first, sizeof(first), 0);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
             c->hs_want = UV_READABLE;
             return -EAGAIN;
@@ -114,20 +127,28 @@ static int tls_server_handshake(struct tg_conn *c)
             c->sniff = TG_SNIFF_NEED_MORE;
             return -ENOTSUP;
         }
-        enum tg_tls_sniff s = tg_tls_sniff(peek, (size_t)n);
-        if (s == TG_SNIFF_NEED_MORE) /* decide on the first byte: never spin on a short peek */
+        const uint8_t *peek = (const uint8_t *)first;
+        enum tg_tls_sniff s = tg_tls_sniff(peek, (size_t)TG_MIN(n, 8));
+        if (s == TG_SNIFF_NEED_MORE) /* decide on the first byte: never wait for more */
             s = peek[0] == 0x16                      ? TG_SNIFF_TLS
                 : (peek[0] >= 'A' && peek[0] <= 'Z') ? TG_SNIFF_HTTP
                 : (peek[0] & 0x80)                   ? TG_SNIFF_SSLV2
                                                      : TG_SNIFF_OTHER;
         if (s != TG_SNIFF_TLS) {
             c->sniff = (uint8_t)s;
+            /* after the 2-byte length and the message type: the refusal's alert carries it */
+            c->v2_minor = n >= 5 && peek[3] == 0x03 ? peek[4] : 0xff;
             return -ENOTSUP;
         }
         c->sniffed = true;
+        if (!tg_net__prefix_push(c->ssl, first, (size_t)n))
+            return -ENOMEM;
+        int f = tls_fault(c, "tls_accept");
+        return prefix_settle(c, f ? f : tls_step(c));
     }
     int f = tls_fault(c, "tls_accept");
-    return f ? f : tls_step(c);
+    int rc = f ? f : tls_step(c);
+    return c->prefix_held ? prefix_settle(c, rc) : rc;
 }
 
 static int tls_client_handshake(struct tg_conn *c)
@@ -140,6 +161,8 @@ static ssize_t tls_read(struct tg_conn *c, char *buf, size_t len)
 {
     ERR_clear_error();
     int r = SSL_read(c->ssl, buf, (int)TG_MIN(len, (size_t)INT32_MAX));
+    if (c->prefix_held && prefix_settle(c, 0) != 0)
+        return -ENOMEM;
     if (r > 0)
         return r;
     int e = SSL_get_error(c->ssl, r);
@@ -181,7 +204,7 @@ static void tls_shutdown(struct tg_conn *c)
 
 static bool tls_pending(const struct tg_conn *c)
 {
-    return SSL_has_pending(c->ssl);
+    return SSL_has_pending(c->ssl) || c->prefix_held;
 }
 
 const struct tg_transport tg_transport_tls_server = {
