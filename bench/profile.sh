@@ -5,12 +5,14 @@
 # by name (strace), allocations and bytes (an LD_PRELOAD counter), and perf cycles where the
 # machine has hardware counters. See docs/performance.md for the method and the figures.
 #   bench/profile.sh [--n N] [--k K] [--idle-conns M] [--servers tlsgate,nginx] [--tools cg,native,perf]
-#                    [--workers W] [--port-base P] [--out DIR] [--keep]
+#                    [--workers W] [--port-base P] [--out DIR] [--keep] [--preload LIB]
+# --preload LIB runs tlsgate with LIB preloaded (another allocator: libjemalloc.so.2,
+# libmimalloc.so.2); its allocation counts are then not taken.
 # TLSGATE_BIN picks the binary (default build/tlsgate). About 4 minutes with the defaults.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 shared=$(cd "$repo/../../shared/bench" 2>/dev/null && pwd || echo /work/shared/bench)
-N=100 K=1000 IDLE_CONNS=500 SERVERS=tlsgate,nginx TOOLS=cg,native,perf WORKERS=1 PORT_BASE=28450 OUT= KEEP=0
+N=100 K=1000 IDLE_CONNS=500 SERVERS=tlsgate,nginx TOOLS=cg,native,perf WORKERS=1 PORT_BASE=28450 OUT= KEEP=0 PRELOAD=
 while [ $# -gt 0 ]; do
   case $1 in
     --n) N=$2; shift 2 ;;
@@ -22,6 +24,7 @@ while [ $# -gt 0 ]; do
     --port-base) PORT_BASE=$2; shift 2 ;;
     --out) OUT=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
+    --preload) PRELOAD=$2; shift 2 ;;
     -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
     *) echo "profile.sh: unknown option $1" >&2; exit 2 ;;
   esac
@@ -116,4 +119,4 @@ OPENSSL_CONF=$WORK/client.cnf TLSGATE_BIN=$WORK/wrap /usr/bin/python3 "$repo/ben
   --nginx-conf-plain "$WORK/nginx-plain.conf" --nginx-conf-mtls "$WORK/nginx-mtls.conf" \
   --cert "$d/server.crt" --key "$d/server.key" --client-ca "$d/client-ca.crt" \
   --client-cert "$d/client.crt" --client-key "$d/client.key" --malloc-so "$WORK/malloc_count.so" \
-  --out "$OUT" | tee "$OUT/profile.md"
+  --out "$OUT" --preload "$PRELOAD" | tee "$OUT/profile.md"
