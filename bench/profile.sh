@@ -8,10 +8,14 @@
 #                    [--workers W] [--port-base P] [--out DIR] [--keep] [--preload LIB]
 # --preload LIB runs tlsgate with LIB preloaded (another allocator: libjemalloc.so.2,
 # libmimalloc.so.2); its allocation counts are then not taken.
-# TLSGATE_BIN picks the binary (default build/tlsgate). About 4 minutes with the defaults.
+# TLSGATE_BIN picks the binary (default build/tlsgate). About 3 minutes with the defaults.
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-shared=$(cd "$repo/../../shared/bench" 2>/dev/null && pwd || echo /work/shared/bench)
+# the shared harness beside the repository (../shared/bench), or beside a worktree's parent
+shared=
+for d in "$repo/../shared/bench" "$repo/../../shared/bench"; do
+  [ -f "$d/conf/nginx.conf.tmpl" ] && { shared=$(cd "$d" && pwd); break; }
+done
 N=100 K=1000 IDLE_CONNS=500 SERVERS=tlsgate,nginx TOOLS=cg,native,perf WORKERS=1 PORT_BASE=28450 OUT= KEEP=0 PRELOAD=
 while [ $# -gt 0 ]; do
   case $1 in
@@ -25,14 +29,14 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift 2 ;;
     --keep) KEEP=1; shift ;;
     --preload) PRELOAD=$2; shift 2 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
     *) echo "profile.sh: unknown option $1" >&2; exit 2 ;;
   esac
 done
 bin=${TLSGATE_BIN:-$repo/build/tlsgate}
 [ -x "$bin" ] || { echo "profile.sh: $bin not found (run make build)" >&2; exit 1; }
 bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
-[ -f "$shared/conf/nginx.conf.tmpl" ] || { echo "profile.sh: shared bench not found at $shared" >&2; exit 1; }
+[ -n "$shared" ] || { echo "profile.sh: ../shared/bench (the shared harness) not found beside $repo" >&2; exit 1; }
 missing=()
 for pair in valgrind:valgrind strace:strace nginx:nginx gcc:gcc openssl:openssl perf:linux-perf; do
   command -v "${pair%%:*}" >/dev/null 2>&1 || missing+=("${pair#*:}")
