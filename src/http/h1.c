@@ -178,6 +178,14 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
     return 0;
 }
 
+/* tg_h1_each_token callback: records the token's length in the uint32_t mask at arg. */
+static bool note_token_len(const char *tok, size_t len, void *arg)
+{
+    (void)tok;
+    *(uint32_t *)arg |= len < 32 ? 1u << len : 1u;
+    return true;
+}
+
 static int fail(struct tg_h1_msg *m, int status, const char *why)
 {
     m->error_status = status;
@@ -242,6 +250,9 @@ static int on_headers_complete(llhttp_t *p)
         return fail(m, 502, "invalid response status code");
     m->head_done = true;
     m->has_connection = tg_h1_find(m, "connection") != NULL;
+    m->conn_lens = 0;
+    if (m->has_connection)
+        tg_h1_each_token(m, "connection", note_token_len, &m->conn_lens);
     /* We never tunnel: Upgrade is dropped when forwarding, so the rest stays HTTP/1.1. */
     p->upgrade = 0;
     int rc = m->cb->on_head(m);
@@ -449,7 +460,9 @@ bool tg_h1_is_hop_by_hop(const struct tg_h1_msg *m, const struct tg_h1_field *f)
     const char *name = m->base + f->name.off;
     if (tg_http_name_hop_by_hop(name, f->name.len))
         return true;
-    if (!m->has_connection || !any_token(m, "connection", name, f->name.len))
+    uint32_t len_bit = f->name.len < 32 ? 1u << f->name.len : 1u;
+    if (!m->has_connection || !(m->conn_lens & len_bit) ||
+        !any_token(m, "connection", name, f->name.len))
         return false; /* most messages: no Connection header, or this field is not named */
     return tg_http_name_connection_may_drop(name, f->name.len);
 }

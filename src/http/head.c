@@ -42,6 +42,18 @@ bool tg_http_head_add(struct tg_http_head *h, const char *name, size_t name_len,
     return true;
 }
 
+/* v in decimal, ending at end; returns where its digits start. Two per kept-alive response (the
+ * status, Content-Length): snprintf cost about 800 instructions each, this a few dozen. */
+static char *dec(char *end, uint64_t v)
+{
+    char *p = end;
+    do {
+        *--p = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    return p;
+}
+
 static bool write_fields(struct tg_buf *b, const struct tg_http_head *h)
 {
     bool ok = true;
@@ -50,12 +62,16 @@ static bool write_fields(struct tg_buf *b, const struct tg_http_head *h)
         ok = tg_buf_append(b, f->name, f->name_len) && tg_buf_append(b, ": ", 2) &&
              tg_buf_append(b, f->value, f->value_len) && tg_buf_append(b, "\r\n", 2);
     }
-    char line[64];
-    int n;
+    static const char cl[] = "Content-Length: ";
+    char line[sizeof(cl) - 1 + 20 + 2];
+    char *num;
     switch (h->body) {
     case TG_BODY_LENGTH:
-        n = snprintf(line, sizeof(line), "Content-Length: %" PRIu64 "\r\n", h->content_length);
-        ok = ok && tg_buf_append(b, line, (size_t)n);
+        line[sizeof(line) - 2] = '\r';
+        line[sizeof(line) - 1] = '\n';
+        num = dec(line + sizeof(line) - 2, h->content_length) - (sizeof(cl) - 1);
+        memcpy(num, cl, sizeof(cl) - 1);
+        ok = ok && tg_buf_append(b, num, (size_t)(line + sizeof(line) - num));
         break;
     case TG_BODY_CHUNKED:
         ok = ok && tg_buf_append_str(b, "Transfer-Encoding: chunked\r\n");
@@ -85,10 +101,16 @@ bool tg_h1_write_request(struct tg_buf *b, const struct tg_http_head *h)
 
 bool tg_h1_write_response(struct tg_buf *b, const struct tg_http_head *h)
 {
-    char line[32];
-    int n = snprintf(line, sizeof(line), "HTTP/1.1 %d ", h->status);
-    bool ok = tg_buf_append(b, line, (size_t)n) && tg_buf_append(b, h->reason, h->reason_len) &&
-              tg_buf_append(b, "\r\n", 2) && write_fields(b, h);
+    static const char v[] = "HTTP/1.1 ";
+    char line[sizeof(v) - 1 + 20 + 1];
+    line[sizeof(line) - 1] = ' ';
+    /* the status is three digits from the parsers; a negative one would print as 0 */
+    char *p =
+        dec(line + sizeof(line) - 1, h->status > 0 ? (uint64_t)h->status : 0) - (sizeof(v) - 1);
+    memcpy(p, v, sizeof(v) - 1);
+    bool ok = tg_buf_append(b, p, (size_t)(line + sizeof(line) - p)) &&
+              tg_buf_append(b, h->reason, h->reason_len) && tg_buf_append(b, "\r\n", 2) &&
+              write_fields(b, h);
     return ok;
 }
 

@@ -50,6 +50,8 @@ struct tg_h1_msg {
     bool has_connection; /* the head has a Connection header (set with head_done) */
     bool done;           /* the whole message was parsed */
     bool pause_on_done;  /* stop parsing after each message */
+    uint32_t conn_lens;  /* with has_connection: bit n set for a Connection token n long (bit 0:
+                          * one of 32 or more), so most fields skip re-reading its value */
     int error_status;    /* 400, 431, 502... when tg_h1_execute fails */
     const char *error;   /* static description of the failure */
     /* Chunked trailer fields are kept only when max_trailer_bytes > 0 (set after tg_h1_init),

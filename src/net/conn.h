@@ -89,11 +89,13 @@ struct tg_conn {
     int fd;
     enum tg_conn_state state;
     int poll_mask;
-    int ssl_error;   /* SSL_get_error() of the failed handshake step */
-    uint8_t sniff;   /* enum tg_tls_sniff verdict when the server-side sniff refused */
-    uint8_t hs_want; /* UV_READABLE/UV_WRITABLE the handshake waits for */
+    int ssl_error;    /* SSL_get_error() of the failed handshake step */
+    uint8_t sniff;    /* enum tg_tls_sniff verdict when the server-side sniff refused */
+    uint8_t v2_minor; /* an SSLv2-format hello's offered 3.x minor version, 0xff if none */
+    uint8_t hs_want;  /* UV_READABLE/UV_WRITABLE the handshake waits for */
     uint8_t pending_closes;
     bool sniffed;        /* server side: first bytes checked */
+    bool prefix_held;    /* the first read's bytes are not all taken by OpenSSL yet */
     bool r_blocked;      /* readable fired while the owner could not take bytes */
     bool want_write;     /* the last TLS read needs the socket writable */
     bool rd_eof;         /* the peer ended its direction */

@@ -2,6 +2,8 @@
 #ifndef TG_NET_INTERNAL_H
 #define TG_NET_INTERNAL_H
 
+#include <openssl/ssl.h>
+
 #include "net/net.h"
 
 /* Whether a connection from peer on listener lc must start with a PROXY header. */
@@ -34,5 +36,13 @@ void tg_net__peer_release(struct tg_net *net, uint64_t hold);
 /* Counts and logs (at most once per 10 s) a connection refused by limits.max_connections. */
 void tg_net__refuse_max_connections(struct tg_worker *w, size_t lidx,
                                     const struct sockaddr_storage *peer);
+
+/* Puts the len bytes at data in front of ssl's read BIO: OpenSSL reads them before the socket.
+ * data must stay valid until tg_net__prefix_settle, called after the next TLS call. false (and
+ * nothing changed) when out of memory. */
+bool tg_net__prefix_push(SSL *ssl, const void *data, size_t len);
+/* After a TLS call: takes the filter out once OpenSSL has read its bytes (0), or copies what is
+ * left so that it outlives the caller's buffer (1: bytes still held); -1 when out of memory. */
+int tg_net__prefix_settle(SSL *ssl);
 
 #endif

@@ -149,16 +149,15 @@ static void answer_plain_http(struct tg_client *c)
 
 /* Answers an SSLv2-format client hello as OpenSSL does a first hello it refuses: a fatal
  * protocol_version alert in a record whose version is the hello's (TLS 1.2's for SSLv2 itself and
- * for anything newer), which tlsfuzzer's sslv2hello cases expect. The hello is read first because
- * closing a socket with unread bytes makes the kernel send a reset, and a reset makes the client
- * drop the alert unread. */
+ * for anything newer), which tlsfuzzer's sslv2hello cases expect. The sniff has read the hello's
+ * start (and kept its version, conn.v2_minor); the rest is read too because closing a socket with
+ * unread bytes makes the kernel send a reset, and a reset makes the client drop the alert unread.
+ */
 static void refuse_sslv2(struct tg_client *c)
 {
-    uint8_t p[8];
-    ssize_t n = recv(c->conn.fd, p, sizeof(p), MSG_PEEK | MSG_DONTWAIT);
     uint8_t alert[] = {0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x46};
-    if (n >= 5 && p[3] == 0x03 && p[4] < 0x03) /* after the 2-byte length and message type */
-        alert[2] = p[4];
+    if (c->conn.v2_minor < 0x03)
+        alert[2] = c->conn.v2_minor;
     /* An SSLv2 record is at most 32 KiB; past that the client is streaming, not saying hello. */
     uint8_t sink[4096];
     for (size_t got = 0; got < 64 * 1024;) {

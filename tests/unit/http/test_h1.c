@@ -651,6 +651,31 @@ static void test_hop_by_hop(void **state)
     assert_false(tg_h1_has_token(&r->m, "connection", "x-bar"));
     rec_free(r);
 
+    /* Names of 31, 32 and more characters named by Connection (the length mask's edges). */
+    r = rec_new(HTTP_REQUEST, 100);
+    assert_int_equal(
+        exec_str(
+            r,
+            "GET / HTTP/1.1\r\nHost: a\r\n"
+            "Connection: x-name-of-31-aaaaaaaaaaaaaaaaaa, X-NAME-OF-32-BBBBBBBBBBBBBBBBBBB,\r\n"
+            "Connection: X-Name-Of-40-ccccccccccccccccccccccccccc\r\n"
+            "X-Name-Of-31-aaaaaaaaaaaaaaaaaa: 1\r\n"
+            "X-Name-Of-32-bbbbbbbbbbbbbbbbbbb: 2\r\n"
+            "X-Name-Of-40-ccccccccccccccccccccccccccc: 3\r\n"
+            "X-Name-Of-40-ccccccccccccccccccccccccccd: 4\r\n"
+            "X-Name-Of-31-aaaaaaaaaaaaaaaaae: 5\r\n\r\n",
+            &consumed),
+        TG_H1_PAUSED);
+    assert_int_equal(r->m.fields[3].name.len, 31);
+    assert_int_equal(r->m.fields[4].name.len, 32);
+    assert_int_equal(r->m.fields[5].name.len, 40);
+    assert_true(tg_h1_is_hop_by_hop(&r->m, &r->m.fields[3]));
+    assert_true(tg_h1_is_hop_by_hop(&r->m, &r->m.fields[4]));
+    assert_true(tg_h1_is_hop_by_hop(&r->m, &r->m.fields[5]));
+    assert_false(tg_h1_is_hop_by_hop(&r->m, &r->m.fields[6])); /* 40 long, not named */
+    assert_false(tg_h1_is_hop_by_hop(&r->m, &r->m.fields[7])); /* 31 long, not named */
+    rec_free(r);
+
     /* Without a Connection header only the fixed set is hop-by-hop. */
     r = rec_new(HTTP_REQUEST, 100);
     assert_int_equal(

@@ -70,6 +70,27 @@ static void test_response_and_limits(void **state)
     assert_true(tg_h1_write_response(&b, &h));
     assert_string_equal(written(&b), "HTTP/1.1 200 OK\r\nX: y\r\nTransfer-Encoding: chunked\r\n"
                                      "Connection: close\r\n\r\n");
+    /* Status and Content-Length in decimal, from 0 to the largest length. */
+    static const struct {
+        int status;
+        uint64_t len;
+        const char *want;
+    } nums[] = {
+        {404, 0, "HTTP/1.1 404 OK\r\nX: y\r\nContent-Length: 0\r\n\r\n"},
+        {101, 9, "HTTP/1.1 101 OK\r\nX: y\r\nContent-Length: 9\r\n\r\n"},
+        {999, 1048576, "HTTP/1.1 999 OK\r\nX: y\r\nContent-Length: 1048576\r\n\r\n"},
+        {200, UINT64_MAX,
+         "HTTP/1.1 200 OK\r\nX: y\r\nContent-Length: 18446744073709551615\r\n\r\n"},
+    };
+    for (size_t i = 0; i < sizeof(nums) / sizeof(nums[0]); i++) {
+        b.off = b.len = 0;
+        h.status = nums[i].status;
+        h.body = TG_BODY_LENGTH;
+        h.content_length = nums[i].len;
+        h.close = false;
+        assert_true(tg_h1_write_response(&b, &h));
+        assert_string_equal(written(&b), nums[i].want);
+    }
     tg_buf_free(&b);
     /* A head that does not fit is reported, never silently cut. */
     tg_buf_ensure(&b, 20);
