@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -370,6 +371,12 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     }
     if (signum == SIGUSR1) {
+        if (tg_fault("seccomp_probe")) {
+            tg_log_warn("fault injection: seccomp_probe: calling getcpu, which the sandbox "
+                        "does not allow");
+            unsigned cpu = 0;
+            syscall(SYS_getcpu, &cpu, NULL, NULL);
+        }
         if (rs->access_path != NULL)
             reopen_access_log(rs, rs->access_path);
         tg_log_info("SIGUSR1: access log reopened");
