@@ -346,7 +346,7 @@ static int count_threads(void)
     char line[256];
     while (f != NULL && fgets(line, sizeof(line), f) != NULL)
         if (strncmp(line, "Threads:", 8) == 0)
-            n = atoi(line + 8);
+            n = (int)strtol(line + 8, NULL, 10);
     if (f != NULL)
         fclose(f);
     return n;
@@ -415,8 +415,6 @@ static int drop_ids(struct tg_sandbox *sb)
     }
     gid_t gid = (gid_t)sc->gid;
     /* glibc applies each of these to every thread of the process (its setxid broadcast). */
-    if (setgroups(1, &gid) != 0 && errno != EPERM)
-        goto fail;
     if (geteuid() == 0 && setgroups(0, NULL) != 0)
         goto fail;
     if (setresgid(gid, gid, gid) != 0 || setresuid(sc->uid, sc->uid, sc->uid) != 0)
