@@ -276,3 +276,33 @@ def test_forbidden_system_call_kills_and_is_logged(gateway, certs, tmp_path):
     lines = [ln for ln in log.splitlines()
              if "type=1326" in ln and " pid=%d " % pid in ln and "sig=31" in ln]
     assert lines, "no SECCOMP audit line for pid %d in the kernel log" % pid
+
+
+def test_admin_api_inside_the_sandbox(gateway, certs, tmp_path, outside):
+    """The admin API writes the state directory inside the sandbox; a PUT naming a file outside
+    gets 400 with the same message to restart, and nothing changes."""
+    from testenv.admin import Admin, admin_section, password_hash
+    pw = "sandbox-admin-pw"
+    port, aport = testenv.free_port(), testenv.free_port()
+    cfg = _config(certs, tmp_path, port, admin=admin_section(aport, password_hash(pw),
+                                                             tls={"certificates": ["ec"]}))
+    gateway(cfg, ready_ports=[(port, True), (aport, True)])
+    with Admin(aport, password=pw) as a:
+        doc = a.get("/api/v1/config").json
+        good = doc["config"]
+        good["log"]["level"] = "debug"
+        r = a.request("PUT", "/api/v1/config", body={"version": doc["version"], "config": good})
+        assert r.status == 200, r.body
+        stored = json.load(open(str(tmp_path / "state" / "config.json")))
+        assert stored["version"] == r.json["version"]
+
+        shutil.copy(certs.rsa.cert, os.path.join(outside, "rsa.crt"))
+        bad = json.loads(json.dumps(good))
+        bad["keystores"]["ec"]["cert"] = os.path.join(outside, "rsa.crt")
+        r = a.request("PUT", "/api/v1/config", body={"version": stored["version"], "config": bad})
+        assert r.status == 400, r.body
+        msgs = [e["message"] for e in r.json["errors"]]
+        assert any("restart tlsgate" in m and "outside what the sandbox allows" in m
+                   for m in msgs), msgs
+        assert a.get("/api/v1/config").json["version"] == stored["version"]
+    assert _status_ok(port)
