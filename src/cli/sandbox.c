@@ -224,11 +224,56 @@ static const char *rights_words(uint64_t allow)
     return "read-only";
 }
 
+/* Whether uid/gid (no supplementary groups: they are cleared) may read path and search every
+ * directory above it, by the mode bits (ACLs aside). */
+static bool readable_by(const char *path, uint32_t uid, uint32_t gid, char *why, size_t why_len)
+{
+    char *p = tg_xstrdup(path);
+    bool ok = true, leaf = true;
+    while (ok) {
+        struct stat st;
+        if (stat(p, &st) == 0 && uid != 0) {
+            unsigned need = leaf ? 4 : 1; /* r for the file, x for the directories above */
+            unsigned bits = st.st_uid == uid   ? (st.st_mode >> 6) & 7
+                            : st.st_gid == gid ? (st.st_mode >> 3) & 7
+                                               : st.st_mode & 7;
+            if ((bits & need) != need) {
+                snprintf(why, why_len, "%s is mode %04o, owner %u, group %u", p,
+                         (unsigned)(st.st_mode & 07777), (unsigned)st.st_uid, (unsigned)st.st_gid);
+                ok = false;
+            }
+        }
+        leaf = false;
+        char *slash = strrchr(p, '/');
+        if (slash == NULL || slash == p)
+            break;
+        *slash = '\0';
+    }
+    free(p);
+    return ok;
+}
+
+static void print_unreadable(const struct tg_sandbox *sb, FILE *out)
+{
+    const struct tg_sandbox_conf *sc = &sb->cfg->sandbox;
+    for (size_t i = 0; i < sb->n; i++) {
+        const struct rule *r = &sb->v[i];
+        char why[PATH_MAX + 64];
+        if (r->ptr == NULL || r->file == NULL || !(r->allow & LANDLOCK_ACCESS_FS_READ_FILE))
+            continue;
+        if (!readable_by(r->file, sc->uid, sc->gid, why, sizeof(why)))
+            fprintf(out,
+                    "  warning: uid %u cannot read %s (%s %s: %s): a reload after start would "
+                    "fail on it\n",
+                    sc->uid, r->file, r->why, r->ptr, why);
+    }
+}
+
 void tg_cli_sandbox_print(const struct tg_sandbox *sb, FILE *out)
 {
     const struct tg_sandbox_conf *sc = &sb->cfg->sandbox;
     fprintf(out, "\nsandbox (after the listeners are bound and the keys loaded):\n");
-    if (sc->drop)
+    if (sc->drop) {
         fprintf(out,
                 "  user: %s (uid %u), group %s (gid %u); real, effective and saved ids on every "
                 "thread, supplementary groups cleared; the state directory is made theirs. A "
@@ -236,9 +281,11 @@ void tg_cli_sandbox_print(const struct tg_sandbox *sb, FILE *out)
                 "under 1024 that was not bound at start\n",
                 sc->user ? sc->user : "unchanged", sc->uid, sc->group ? sc->group : "the user's",
                 sc->gid);
-    else
+        print_unreadable(sb, out);
+    } else {
         fprintf(out, "  user: unchanged (no \"user\"/\"group\": runs with the ids it starts "
                      "with)\n");
+    }
     if (!sc->enabled) {
         fprintf(out, "  sandbox: off (\"sandbox\": {\"enabled\": false}): no no_new_privs, no "
                      "Landlock, no seccomp\n");

@@ -221,6 +221,9 @@ def test_check_lists_the_allowances(certs, tmp_path):
                or "read-write" in line and "state directory" in line
                for line in out.splitlines()), out
     assert "seccomp: on" in out and "restart" in out
+    # pytest's directories are 0700 root: nobody could not read the key on a reload.
+    assert any(line.strip().startswith("warning: uid 65534 cannot read " + certs.ec.key)
+               and "/keystores/ec/key" in line for line in out.splitlines()), out
 
     cfg["sandbox"] = {"enabled": False}
     with open(path, "w") as f:
