@@ -7,7 +7,7 @@
 # is never started by this script (the default site would take port 80).
 set -eu
 PKGS="build-essential cmake pkg-config libssl-dev libuv1-dev node-llhttp libnghttp2-dev
-libjansson-dev libxml2-dev libcmocka-dev python3 python3-pytest python3-pytest-timeout
+libjansson-dev libxml2-dev libseccomp-dev libcmocka-dev python3 python3-pytest python3-pytest-timeout
 python3-websockets python3-h2 python3-hyperframe curl openssl sslscan nghttp2-client clang
 clang-format libclang-rt-14-dev nginx openjdk-17-jre-headless haproxy python3-cryptography man-db
 python3-prometheus-client chromium pebble"

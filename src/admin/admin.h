@@ -35,6 +35,12 @@ int tg_admin_state_check(const char *file, struct tg_config **cfg, char *what, s
 /* The workers run snap: later changes are published to net. */
 void tg_admin_state_started(struct tg_net *net, struct tg_snapshot *snap,
                             tg_admin_applied_cb applied, void *arg);
+/* Checks a config about to be applied (after it validated, before anything is built): 0 lets it
+ * through; otherwise the problems are in err and nothing changes. Warnings may be added too.
+ * Also called with next NULL when the config did not load, to reword the problems in err. */
+typedef int (*tg_admin_guard_cb)(const struct tg_config *next, struct tg_err *err, void *arg);
+/* Sets the check every later change (SIGHUP, API, POST /reload, auto_reload) passes; NULL: none. */
+void tg_admin_state_set_guard(tg_admin_guard_cb guard, void *arg);
 /* SIGHUP: the file if it changed since (it wins), else the current document, applied again
  * (key material and CRL files read anew) as the next version. On failure nothing changes. */
 int tg_admin_state_reload(struct tg_err *err, uint64_t *version);

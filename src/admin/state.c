@@ -43,6 +43,8 @@ static struct {
     tg_admin_applied_cb applied;
     void *applied_arg;
     void (*changed)(void); /* watch.c's, while auto_reload runs */
+    tg_admin_guard_cb guard;
+    void *guard_arg;
 } S;
 
 void tg__admin_log_errors(const char *prefix, const struct tg_err *err)
@@ -207,6 +209,14 @@ void tg_admin_state_started(struct tg_net *net, struct tg_snapshot *snap,
     uv_mutex_unlock(&S.mu);
 }
 
+void tg_admin_state_set_guard(tg_admin_guard_cb guard, void *arg)
+{
+    uv_mutex_lock(&S.mu);
+    S.guard = guard;
+    S.guard_arg = arg;
+    uv_mutex_unlock(&S.mu);
+}
+
 void tg__admin_state_on_change(void (*changed)(void))
 {
     uv_mutex_lock(&S.mu);
@@ -220,8 +230,15 @@ static int apply_locked(json_t *doc, const char *file_sha, struct tg_err *err)
 {
     struct tg_config *cfg = NULL;
     struct tg_snapshot *snap = NULL;
-    if (load_doc(doc, &cfg, err) != 0)
+    if (load_doc(doc, &cfg, err) != 0) {
+        if (S.guard != NULL)
+            S.guard(NULL, err, S.guard_arg);
         return -EINVAL;
+    }
+    if (S.guard != NULL && S.guard(cfg, err, S.guard_arg) != 0) {
+        tg_config_free(cfg);
+        return -EINVAL;
+    }
     uint64_t next = S.version + 1;
     if (tg_snapshot_new(cfg, next, &snap, err) != 0) {
         tg_config_free(cfg);

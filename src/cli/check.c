@@ -12,6 +12,7 @@
 
 #include "admin/admin.h"
 #include "cli/cli.h"
+#include "cli/sandbox.h"
 #include "config/config.h"
 #include "core/core.h"
 #include "tls/tls.h"
@@ -291,6 +292,9 @@ int tg_cli_check(int argc, char **argv)
     for (size_t i = 0; i < cfg->n_backends; i++)
         print_backend(cfg, i, clients[i]);
     tg_tls_keystores_print(cfg, stdout);
+    struct tg_sandbox *sb = tg_cli_sandbox_new(cfg, file);
+    tg_cli_sandbox_print(sb, stdout);
+    tg_cli_sandbox_free(sb);
     rc = TG_EXIT_OK;
 out:
     if (servers != NULL)

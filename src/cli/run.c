@@ -8,6 +8,7 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -15,6 +16,7 @@
 
 #include "admin/admin.h"
 #include "cli/cli.h"
+#include "cli/sandbox.h"
 #include "config/config.h"
 #include "core/log.h"
 #include "net/net.h"
@@ -53,6 +55,7 @@ struct run_state {
     uv_timer_t acme_timer;
     uv_work_t acme_work;
     bool acme_busy, acme_changed;
+    struct tg_sandbox *sandbox; /* what the sandbox allows (cli/sandbox.c) */
 };
 
 #define STAPLE_CHECK_MS 1000
@@ -368,6 +371,12 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     }
     if (signum == SIGUSR1) {
+        if (tg_fault("seccomp_probe")) {
+            tg_log_warn("fault injection: seccomp_probe: calling getcpu, which the sandbox "
+                        "does not allow");
+            unsigned cpu = 0;
+            syscall(SYS_getcpu, &cpu, NULL, NULL);
+        }
         if (rs->access_path != NULL)
             reopen_access_log(rs, rs->access_path);
         tg_log_info("SIGUSR1: access log reopened");
@@ -510,6 +519,9 @@ int tg_cli_run(int argc, char **argv)
                      strerror(-rs.access_fd));
         goto out;
     }
+    /* Landlock binds the calling thread and those it starts later: before any other exists. */
+    rs.sandbox = tg_cli_sandbox_new(rs.snap->cfg, rs.config_file);
+    tg_cli_sandbox_enter_fs(rs.sandbox);
     uv_loop_t *loop = uv_default_loop();
     uv_signal_t *sigs[] = {&rs.sig_hup, &rs.sig_term, &rs.sig_int, &rs.sig_usr1};
     int signums[] = {SIGHUP, SIGTERM, SIGINT, SIGUSR1};
@@ -545,22 +557,27 @@ int tg_cli_run(int argc, char **argv)
         goto out;
     }
     rs.started = true;
+    bool sandbox_failed = tg_cli_sandbox_enter_rest(rs.sandbox) != 0;
     tg_tls_staples_on_change(publish_staples, &rs.net);
     uv_timer_start(&rs.staple_timer, on_staple_timer, 0, STAPLE_CHECK_MS);
     acme_configure(rs.snap->cfg);
     uv_timer_start(&rs.acme_timer, on_acme_timer, 0, STAPLE_CHECK_MS);
     tg_admin_state_started(&rs.net, rs.snap, on_applied, &rs);
+    tg_admin_state_set_guard(tg_cli_sandbox_guard, rs.sandbox);
     tg_admin_watch_start(loop);
     tg_log_info("tlsgate %s started: %u worker(s), config %s (generation %llu)", TG_VERSION,
                 rs.net.n_workers, rs.config_file ? rs.config_file : "embedded default",
                 (unsigned long long)version);
     log_listening(rs.snap->cfg);
-    sd_notify_ready();
+    if (sandbox_failed)
+        on_signal(&rs.sig_term, SIGTERM); /* logged why; the workers stop at once */
+    else
+        sd_notify_ready();
     uv_run(loop, UV_RUN_DEFAULT);
     tg_tls_staples_on_change(NULL, NULL);
     tg_net_join(&rs.net);
     tg_log_info("stopped");
-    code = TG_EXIT_OK;
+    code = sandbox_failed ? TG_EXIT_RUNTIME : TG_EXIT_OK;
 out:
     uv_loop_close(uv_default_loop());
     tg_snapshot_unref(rs.snap);
@@ -577,5 +594,6 @@ out:
     free(rs.key_file);
     free(rs.tickets_next.key_file);
     uv_mutex_destroy(&rs.tickets_mu);
+    tg_cli_sandbox_free(rs.sandbox);
     return code;
 }

@@ -447,6 +447,8 @@ void tg_config_free(struct tg_config *cfg)
     free(cfg->log.access_log);
     free(cfg->tickets.key_file);
     free(cfg->tickets.key_file_path);
+    free(cfg->sandbox.user);
+    free(cfg->sandbox.group);
     free(cfg->state_dir);
     free(cfg->base_dir);
     free(cfg->name);

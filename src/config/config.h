@@ -338,6 +338,16 @@ struct tg_admin_conf {
     uint32_t max_body; /* request bodies over this get 413; default 1 MiB */
 };
 
+/* user/group and sandbox: what `tlsgate run` gives up once its listeners are bound and its key
+ * material is loaded (cli/sandbox.c; docs/robustness.md "Sandbox"). */
+struct tg_sandbox_conf {
+    bool enabled; /* sandbox.enabled: no_new_privs, Landlock and seccomp; default true */
+    char *user;   /* "user" as written, or NULL: keep the ids run started with */
+    char *group;  /* "group" as written, or NULL: the user's primary group */
+    bool drop;    /* user or group set: uid and gid below are the ids to switch to */
+    uint32_t uid, gid;
+};
+
 struct tg_config {
     char *source_file; /* path as given, or NULL for an in-memory source */
     char *name;        /* label of messages and locations: source_file or load_string's name */
@@ -361,7 +371,8 @@ struct tg_config {
     struct tg_http2_conf http2;
     struct tg_tickets_conf tickets;
     struct tg_admin_conf admin;
-    bool auto_reload; /* watch the config, key, certificate and CRL files */
+    bool auto_reload;               /* watch the config, key, certificate and CRL files */
+    struct tg_sandbox_conf sandbox; /* "user", "group" and "sandbox" */
 };
 
 /* Loads and validates a config file. On success *out owns a new config and 0 is returned; on

@@ -144,6 +144,8 @@ void tg_config__admin_free(struct tg_admin_conf *a);
 
 /* http2.c: the http2 section (after limits: a default comes from there). */
 void tg_config__parse_http2(struct tg_config__ctx *c, json_t *obj);
+/* sandbox.c: the top-level "user", "group" and "sandbox" keys (each may be NULL). */
+void tg_config__parse_sandbox(struct tg_config__ctx *c, json_t *user, json_t *group, json_t *obj);
 /* Parses the whole document (sections.c) into c->cfg. */
 void tg_config__parse_root(struct tg_config__ctx *c, json_t *root);
 void tg_config__keystore_free(struct tg_keystore_conf *ks);

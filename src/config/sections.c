@@ -40,6 +40,10 @@ static const struct tg_config__key top_keys[] = {
     {"auto_reload", TG_J_BOOL, "true or false", "false", NULL, 0},
     {"acme", TG_J_OBJ, "an object", "none (no ACME keystores)", NULL, 0},
     {"session_tickets", TG_J_OBJ, "an object", "{}", NULL, 0},
+    {"user", TG_J_STR, "a string (user name or number)", "none: keep the ids run started with",
+     NULL, 0},
+    {"group", TG_J_STR, "a string (group name or number)", "the user's primary group", NULL, 0},
+    {"sandbox", TG_J_OBJ, "an object", "{\"enabled\": true}", NULL, 0},
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 
@@ -919,6 +923,9 @@ void tg_config__parse_root(struct tg_config__ctx *c, json_t *root)
         tg_config__parse_admin(c, adm);
     v = tg_config__get(root, top_keys, "auto_reload");
     cfg->auto_reload = v != NULL && json_is_true(v);
+    tg_config__parse_sandbox(c, tg_config__get(root, top_keys, "user"),
+                             tg_config__get(root, top_keys, "group"),
+                             tg_config__get(root, top_keys, "sandbox"));
 }
 
 void tg_config__keystore_free(struct tg_keystore_conf *ks)

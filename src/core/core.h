@@ -49,7 +49,8 @@ uint64_t tg_now_ms(void);
  * separated list of sites) and logs what it does with it; tg_fault(site) is true when that site
  * must fail. Only a TG_FAULT_INJECTION build honours the variable; others log that they ignore
  * it and tg_fault is always false. Sites: "tls_accept" (a client's TLS handshake), "tls_connect"
- * (a backend's): the handshake step reports an OpenSSL internal error. */
+ * (a backend's): the handshake step reports an OpenSSL internal error; "seccomp_probe": SIGUSR1
+ * makes a system call the sandbox does not allow (getcpu), to show the kill and its log line. */
 bool tg_fault_available(void);
 void tg_fault_init(void);
 bool tg_fault(const char *site);

@@ -231,13 +231,20 @@ struct tg_net {
     /* Likewise the OCSP staples; later sets go through tg_net_publish_staples. */
     struct tg_tls_staples *staples;
     uv_sem_t started;
+    /* The effective uid the start listeners were bound with: a test bind made after run
+     * switched to another user (cli/sandbox.c) skips their addresses, since SO_REUSEPORT only
+     * joins sockets of the same owner. */
+    uint32_t start_euid;
+    struct sockaddr_storage *start_addrs;
+    size_t n_start_addrs;
 };
 
 /* The running gateway (for the status page); NULL when not running. */
 extern struct tg_net *tg_net_running;
 
 /* Checks that every listener address of cfg can be bound (with SO_REUSEPORT, so addresses already
- * served by this process pass); problems go to err. Returns 0 or -EADDRINUSE/-errno. */
+ * served by this process pass; after a switch to another user, those bound at start are not
+ * tried again); problems go to err. Returns 0 or -EADDRINUSE/-errno. */
 int tg_net_check_bind(const struct tg_config *cfg, struct tg_err *err);
 /* Starts n workers on snap (each takes its own reference) and returns once every worker has bound
  * its listeners; on failure stops them all and returns -errno with a message in err. */

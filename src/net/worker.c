@@ -50,11 +50,25 @@ fail:;
     return e;
 }
 
+/* An address the workers bound at start while the process now runs as another user. */
+static bool bound_by_other_user(const struct sockaddr_storage *addr)
+{
+    const struct tg_net *net = tg_net_running;
+    if (net == NULL || (uint32_t)geteuid() == net->start_euid)
+        return false;
+    for (size_t i = 0; i < net->n_start_addrs; i++)
+        if (tg_addr_equal(&net->start_addrs[i], addr))
+            return true;
+    return false;
+}
+
 int tg_net_check_bind(const struct tg_config *cfg, struct tg_err *err)
 {
     int rc = 0;
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const struct tg_listener_conf *lc = &cfg->listeners[i];
+        if (bound_by_other_user(&lc->addr))
+            continue;
         int fd = open_listener(&lc->addr, lc->addr_len, false);
         if (fd < 0) {
             struct tg_loc loc = lc->loc;
@@ -437,6 +451,10 @@ int tg_net_start(struct tg_net *net, struct tg_snapshot *snap, unsigned n,
         }
         h->worker_init(w);
     }
+    net->start_euid = (uint32_t)geteuid();
+    net->start_addrs = tg_xcalloc(snap->cfg->n_listeners + 1, sizeof(*net->start_addrs));
+    for (size_t i = 0; i < snap->cfg->n_listeners; i++)
+        net->start_addrs[net->n_start_addrs++] = snap->cfg->listeners[i].addr;
     tg_net_running = net; /* before the threads start: they read it (status page) */
     for (unsigned i = 0; i < n; i++)
         uv_thread_create(&net->workers[i].thread, worker_main, &net->workers[i]);
@@ -500,6 +518,9 @@ void tg_net_join(struct tg_net *net)
         uv_thread_join(&net->workers[i].thread);
     if (tg_net_running == net)
         tg_net_running = NULL;
+    free(net->start_addrs);
+    net->start_addrs = NULL;
+    net->n_start_addrs = 0;
     free(net->workers);
     net->workers = NULL;
     tg_net__peers_free(net->peers);
