@@ -444,6 +444,7 @@ void tg_config_free(struct tg_config *cfg)
         tg_config__backend_free(&cfg->backends[i]);
     free(cfg->backends);
     tg_config__admin_free(&cfg->admin);
+    tg_config__store_free(&cfg->store);
     free(cfg->log.access_log);
     free(cfg->tickets.key_file);
     free(cfg->tickets.key_file_path);
