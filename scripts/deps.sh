@@ -5,7 +5,7 @@
 # protocol sender in front of the gateway; pebble, Let's Encrypt's test ACME server, with
 # pebble-challtestsrv as its DNS; etcd-server, a 3-member cluster on loopback ports for the
 # cluster tests, with etcd-client for operators); the system services
-# is never started by this script (the default site would take port 80).
+# are never started by this script (nginx's default site would take port 80).
 set -eu
 PKGS="build-essential cmake pkg-config libssl-dev libuv1-dev node-llhttp libnghttp2-dev
 libjansson-dev libxml2-dev libcmocka-dev python3 python3-pytest python3-pytest-timeout

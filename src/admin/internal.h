@@ -11,6 +11,7 @@
 
 #include "admin/admin.h"
 #include "proxy/proxy.h"
+#include "store/store.h"
 
 /* auth.c: who may use the API */
 enum tg_admin_auth {
@@ -32,6 +33,10 @@ void tg__admin_auth_cleanup(void);
  * -ESTALE (409), -EINVAL with err (400), -EIO (the state could not be stored). *version: the
  * version now current. */
 int tg__admin_state_put(json_t *doc, uint64_t expect, struct tg_err *err, uint64_t *version);
+/* store etcd: applies a config the store's watch delivered (version and revision as stored),
+ * as a PUT would; one already seen is skipped. 0, or -EINVAL when refused (logged; the running
+ * config stays). */
+int tg__admin_state_remote(json_t *doc, uint64_t version, int64_t revision);
 /* A deep copy of the document in use, and its version. */
 json_t *tg__admin_state_get(uint64_t *version);
 
