@@ -26,6 +26,7 @@ class Etcd:
              "scripts/deps.sh)")
         self.workdir = workdir
         self.tls = tls
+        self.client_tls = tls  # what the helper's own calls present (the test may set another)
         scheme = "https" if tls else "http"
         self.names = ["m%d" % i for i in range(members)]
         self.client_ports = [free_port() for _ in self.names]
@@ -62,7 +63,10 @@ class Etcd:
     def start(self):
         for i in range(len(self.names)):
             self.start_member(i)
-        assert wait_until(self.healthy, t(30)), "etcd did not form a cluster: " + self.log_tail()
+        if not wait_until(self.healthy, t(30)):
+            tail = self.log_tail()
+            self.close()
+            raise AssertionError("etcd did not form a cluster: " + tail)
         return self
 
     def stop_member(self, i, sig=signal.SIGKILL):
@@ -74,8 +78,8 @@ class Etcd:
 
     def _ctx(self):
         import ssl
-        ctx = ssl.create_default_context(cafile=self.tls["ca"])
-        ctx.load_cert_chain(self.tls["cert"], self.tls["key"])
+        ctx = ssl.create_default_context(cafile=self.client_tls["ca"])
+        ctx.load_cert_chain(self.client_tls["cert"], self.client_tls["key"])
         return ctx
 
     def call(self, path, body, i=None, timeout=3):
