@@ -90,7 +90,8 @@ int tg_store__reader_finish(struct tg_store__reader *r)
         return -1;
     if (r->done)
         return 0;
-    if (llhttp_finish(&r->p) != HPE_OK) {
+    enum llhttp_errno e = llhttp_finish(&r->p);
+    if (e != HPE_OK && !(e == HPE_PAUSED && r->done)) {
         r->failed = true;
         return -1;
     }
