@@ -41,8 +41,8 @@ void tg_admin_state_started(struct tg_net *net, struct tg_snapshot *snap,
 bool tg_admin_state_clustered(void);
 /* store etcd, after tg_admin_state_started: follows the store (its own thread applies changes,
  * rotates the shared ticket keys). tickets gets each ring the store holds, n keys of 80 bytes,
- * newest first: once on the caller's thread before this returns when the store holds one, then
- * on the store's thread. 0 or -errno. Without etcd, does nothing. */
+ * newest first, on the store's thread (the first soon after this returns; until then the caller
+ * uses keys of its own). 0 or -errno. Without etcd, does nothing. */
 int tg_admin_state_follow(void (*tickets)(const unsigned char *keys, size_t n, void *arg),
                           void *arg);
 /* Stops following the store (at shutdown, before the main loop's handles close). */

@@ -556,7 +556,8 @@ int tg__admin_state_reapply(struct tg_err *err, uint64_t *version)
 {
     uv_mutex_lock(&S.mu);
     json_t *doc = json_incref(S.doc);
-    int rc = apply_locked(doc, S.file_sha, S.version + 1, err);
+    /* with an etcd store the version is the store's: key material read again is not a new one */
+    int rc = apply_locked(doc, S.file_sha, S.cluster ? S.version : S.version + 1, err);
     json_decref(doc);
     *version = S.version;
     uv_mutex_unlock(&S.mu);

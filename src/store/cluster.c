@@ -405,6 +405,13 @@ static void run(void *arg)
     struct tg_etcd_watch *w = NULL;
     uint64_t next_rotate_check = 0;
     char *end_key = tg_xstrdup(c->prefix);
+    /* The ring first (the caller never waits for etcd: its loop goes on serving). */
+    struct tg_store__kv kv;
+    char first_why[512];
+    if (get_key(c, "tickets", &kv, NULL, first_why, sizeof(first_why)) == 0) {
+        hand_tickets(c, &kv);
+        tg_store__kv_clear(&kv);
+    }
     while (!atomic_load(&c->stop)) {
         char why[512];
         if (w == NULL) {
@@ -462,14 +469,6 @@ int tg_cluster_start(struct tg_cluster *c, int64_t revision, const struct tg_clu
     c->rev = revision;
     atomic_store(&c->rotate_seconds, rotate_seconds);
     atomic_store(&c->keep, keep);
-    /* The ring first, so this instance resumes the cluster's sessions from its first handshake. */
-    struct tg_store__kv kv;
-    char why[512];
-    if (get_key(c, "tickets", &kv, NULL, why, sizeof(why)) == 0) {
-        hand_tickets(c, &kv);
-        tg_store__kv_clear(&kv);
-    }
-    maybe_rotate(c);
     if (uv_thread_create(&c->thread, run, c) != 0)
         return -EAGAIN;
     c->running = true;

@@ -83,8 +83,15 @@ static int conn_open(struct tg_etcd *e, size_t i, struct conn *c, char *why, siz
         host++;
         host[strlen(host) - 1] = '\0';
     }
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+    /* An address needs no resolver files (a sandbox may allow none); a name does. */
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV},
+                    *ai = NULL;
     int rc = getaddrinfo(host, colon + 1, &hints, &ai);
+    if (rc == EAI_NONAME) {
+        hints.ai_flags = AI_NUMERICSERV;
+        rc = getaddrinfo(host, colon + 1, &hints, &ai);
+    }
     free(hp);
     if (rc != 0) {
         snprintf(why, why_len, "%s: %s", e->hosts[i], gai_strerror(rc));

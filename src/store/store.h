@@ -96,7 +96,8 @@ int tg_cluster_read(struct tg_cluster *c, json_t **doc, uint64_t *version, int64
  * written); -ETIMEDOUT (sent, unconfirmed: may still be committed); else -errno. */
 int tg_cluster_put(struct tg_cluster *c, json_t *doc, uint64_t version, int64_t expect,
                    int64_t *revision, char *why, size_t why_len);
-/* Starts the store's thread: watches the prefix from after revision, hands changes to cbs,
+/* Starts the store's thread (no I/O on the caller's): reads the ticket ring, then watches the
+ * prefix from after revision, hands changes to cbs,
  * rotates the ticket keys every rotate_seconds (one instance at a time, under a lease), and
  * records each apply. */
 int tg_cluster_start(struct tg_cluster *c, int64_t revision, const struct tg_cluster_cbs *cbs,
