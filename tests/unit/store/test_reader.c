@@ -133,7 +133,9 @@ static void test_kv_records(void **state)
     assert_int_equal(tg_store__kv(kv, &out), -22);
     json_decref(kv);
     assert_int_equal(tg_store__int(NULL), 0);
-    assert_int_equal(tg_store__int(json_string("9223372036854775807")), INT64_MAX);
+    json_t *big = json_string("9223372036854775807");
+    assert_int_equal(tg_store__int(big), INT64_MAX);
+    json_decref(big);
 }
 
 static void test_config_value(void **state)
