@@ -178,6 +178,7 @@ static void write_work(uv_work_t *w)
     uint64_t cur = 0;
     json_t *old = tg__admin_state_get(&cur);
     if (j->expect != cur) {
+        atomic_fetch_add(&tg__admin_store[TG_STORE_CONFLICT], 1); /* shown with an etcd store */
         j->rc = -ESTALE;
         j->version = cur;
         json_decref(old);

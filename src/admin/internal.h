@@ -44,6 +44,12 @@ json_t *tg__admin_state_get(uint64_t *version);
 int tg__admin_state_reapply(struct tg_err *err, uint64_t *version);
 /* The -c file (new string), or NULL for the embedded default. */
 char *tg__admin_state_file(void);
+/* store etcd: configs from the store applied and refused, writes that lost the compare (409)
+ * and writes etcd could not take (503). */
+enum { TG_STORE_APPLIED, TG_STORE_REFUSED, TG_STORE_CONFLICT, TG_STORE_UNAVAILABLE, TG_STORE_N };
+extern atomic_uint_fast64_t tg__admin_store[TG_STORE_N];
+/* The store's counters, whether etcd answered last and the revision seen (etcd store only). */
+void tg__admin_store_metrics(FILE *f);
 /* Reload counts: [0] ok, [1] failed. */
 extern atomic_uint_fast64_t tg__admin_reloads[2];
 /* changed (NULL: none) is called after each applied change, on the applying thread with the

@@ -27,6 +27,7 @@
 #include "tls/tls.h"
 
 atomic_uint_fast64_t tg__admin_reloads[2]; /* [0] ok, [1] failed */
+atomic_uint_fast64_t tg__admin_store[TG_STORE_N];
 
 static struct {
     uv_mutex_t mu;
@@ -50,7 +51,17 @@ static struct {
     struct tg_cluster *cluster;
     int64_t store_rev;
     uint64_t store_version;
+    atomic_llong rev_seen; /* store_rev, for /metrics without the lock */
+    uv_mutex_t wmu;        /* one write to etcd at a time, taken before mu */
 } S;
+
+/* The config key's revision and version as last seen in etcd (S.mu held). */
+static void set_store(int64_t rev, uint64_t version)
+{
+    S.store_rev = rev;
+    S.store_version = version;
+    atomic_store(&S.rev_seen, rev);
+}
 
 void tg__admin_log_errors(const char *prefix, const struct tg_err *err)
 {
@@ -209,6 +220,7 @@ static int decide_cluster(const char *file, struct tg_config **cfg, uint64_t *ve
                           struct tg_err *err, bool dry, char *what, size_t what_len)
 {
     uv_mutex_init(&S.mu);
+    uv_mutex_init(&S.wmu);
     S.open = true;
     S.file = tg_xstrdup(file);
     S.base_dir = dir_of(file);
@@ -272,8 +284,8 @@ static int decide_cluster(const char *file, struct tg_config **cfg, uint64_t *ve
     tg_config_free(*cfg);
     *cfg = loaded;
     S.doc = doc;
-    S.version = S.store_version = ver;
-    S.store_rev = rev;
+    S.version = ver;
+    set_store(rev, ver);
     S.persist = true;
     *version = ver;
     if (!dry && rc == 0) {
@@ -291,6 +303,34 @@ static int state_cb(json_t *doc, uint64_t version, int64_t revision, void *arg)
 {
     (void)arg;
     return tg__admin_state_remote(doc, version, revision);
+}
+
+void tg__admin_store_metrics(FILE *f)
+{
+    if (S.cluster == NULL)
+        return;
+    char why[512];
+    bool up = tg_cluster_reachable(S.cluster, why, sizeof(why));
+    long long rev = (long long)atomic_load(&S.rev_seen);
+    static const char *const what[] = {"applied", "refused"};
+    fprintf(f, "# HELP tlsgate_store_configs_total Configs from etcd, by result.\n"
+               "# TYPE tlsgate_store_configs_total counter\n");
+    for (int k = 0; k < 2; k++)
+        fprintf(f, "tlsgate_store_configs_total{result=\"%s\"} %llu\n", what[k],
+                (unsigned long long)atomic_load(&tg__admin_store[k]));
+    fprintf(f,
+            "# HELP tlsgate_store_write_failures_total Admin writes etcd did not take, by reason "
+            "(conflict: 409; unavailable: 503).\n"
+            "# TYPE tlsgate_store_write_failures_total counter\n"
+            "tlsgate_store_write_failures_total{reason=\"conflict\"} %llu\n"
+            "tlsgate_store_write_failures_total{reason=\"unavailable\"} %llu\n"
+            "# HELP tlsgate_store_up Whether etcd answered the last request (1) or not (0).\n"
+            "# TYPE tlsgate_store_up gauge\ntlsgate_store_up %d\n"
+            "# HELP tlsgate_store_revision etcd revision of the config last seen.\n"
+            "# TYPE tlsgate_store_revision gauge\ntlsgate_store_revision %lld\n",
+            (unsigned long long)atomic_load(&tg__admin_store[TG_STORE_CONFLICT]),
+            (unsigned long long)atomic_load(&tg__admin_store[TG_STORE_UNAVAILABLE]), up ? 1 : 0,
+            rev);
 }
 
 bool tg_admin_state_clustered(void)
@@ -410,24 +450,39 @@ static int apply_locked(json_t *doc, const char *file_sha, uint64_t next, struct
 }
 
 /* store etcd: validates doc, then writes it to etcd as the store's next version if the store
- * still holds the revision last seen (S.mu held), then applies it here. */
-static int cluster_put_locked(json_t *doc, struct tg_err *err)
+ * still holds the revision last seen, then applies it here. S.wmu held (one write at a time),
+ * S.mu not: reads (GET /api/v1/config on a worker loop) never wait for etcd. */
+static int cluster_put(json_t *doc, uint64_t expect, struct tg_err *err, uint64_t *version)
 {
+    uv_mutex_lock(&S.mu);
+    uint64_t running = S.version, next = TG_MAX(S.store_version, S.version) + 1;
+    int64_t seen = S.store_rev;
+    uv_mutex_unlock(&S.mu);
+    *version = running;
+    if (expect != 0 && expect != running)
+        return -ESTALE;
     struct tg_config *cfg = NULL;
-    if (load_doc(doc, &cfg, err) != 0)
+    if (load_doc(doc, &cfg, err) != 0) /* S.inst, S.label and S.base_dir never change */
         return -EINVAL;
     tg_config_free(cfg);
     char why[512] = "";
     int64_t rev = 0;
-    uint64_t next = TG_MAX(S.store_version, S.version) + 1;
-    int rc = tg_cluster_put(S.cluster, doc, next, S.store_rev, &rev, why, sizeof(why));
-    if (rc == -ESTALE)
+    int rc = tg_cluster_put(S.cluster, doc, next, seen, &rev, why, sizeof(why));
+    if (rc != 0 && rc != -ESTALE)
+        atomic_fetch_add(&tg__admin_store[TG_STORE_UNAVAILABLE], 1);
+    if (rc == -ESTALE) {
+        tg_log_info("store: a write lost to another one (%s): 409", why);
         return rc;
+    }
     if (rc == -ECONNREFUSED) {
+        tg_log_warn("store: a write refused with 503: etcd is unreachable (%s)", why);
         tg_err_error(err, NULL, NULL, "etcd is unreachable (%s): nothing was written", why);
         return -EAGAIN;
     }
     if (rc != 0) {
+        tg_log_warn("store: a write answered 503: etcd did not confirm it (%s); its outcome is "
+                    "unknown",
+                    why);
         tg_err_error(err, NULL, NULL,
                      "etcd did not confirm the write (%s): its outcome is unknown (etcd may "
                      "still commit it once it has quorum again; GET /api/v1/config shows what "
@@ -435,11 +490,15 @@ static int cluster_put_locked(json_t *doc, struct tg_err *err)
                      why);
         return -ETIMEDOUT;
     }
-    S.store_rev = rev;
-    S.store_version = next;
-    rc = apply_locked(doc, S.file_sha, next, err);
-    if (rc != 0) /* stored but not applicable here (a bind failed): the watch will not retry */
-        tg__admin_log_errors("store: a config written to etcd does not apply here: ", err);
+    uv_mutex_lock(&S.mu);
+    if (rev > S.store_rev) { /* else the watch brought it already (or something newer) */
+        set_store(rev, next);
+        rc = apply_locked(doc, S.file_sha, next, err);
+        if (rc != 0) /* stored but not applicable here (a bind failed): the watch skips it */
+            tg__admin_log_errors("store: a config written to etcd does not apply here: ", err);
+    }
+    *version = S.version;
+    uv_mutex_unlock(&S.mu);
     return rc;
 }
 
@@ -451,8 +510,7 @@ int tg__admin_state_remote(json_t *doc, uint64_t version, int64_t revision)
         uv_mutex_unlock(&S.mu);
         return 0;
     }
-    S.store_rev = revision;
-    S.store_version = version;
+    set_store(revision, version);
     struct tg_err err;
     tg_err_init(&err);
     uint64_t running = S.version;
@@ -468,23 +526,29 @@ int tg__admin_state_remote(json_t *doc, uint64_t version, int64_t revision)
                      (unsigned long long)version, (long long)revision, tg_err_count(&err),
                      (unsigned long long)running);
     }
-    atomic_fetch_add(&tg__admin_reloads[rc == 0 ? 0 : 1], 1);
+    atomic_fetch_add(&tg__admin_store[rc == 0 ? TG_STORE_APPLIED : TG_STORE_REFUSED], 1);
     tg_err_close(&err);
     return rc == 0 ? 0 : -EINVAL;
 }
 
 int tg__admin_state_put(json_t *doc, uint64_t expect, struct tg_err *err, uint64_t *version)
 {
-    uv_mutex_lock(&S.mu);
     int rc;
-    if (expect != 0 && expect != S.version)
-        rc = -ESTALE;
-    else if (S.cluster != NULL)
-        rc = cluster_put_locked(doc, err);
-    else
-        rc = apply_locked(doc, S.file_sha, S.version + 1, err);
-    *version = S.version;
-    uv_mutex_unlock(&S.mu);
+    if (S.cluster != NULL) {
+        uv_mutex_lock(&S.wmu);
+        rc = cluster_put(doc, expect, err, version);
+        uv_mutex_unlock(&S.wmu);
+        if (rc == -ESTALE) /* lost the compare in etcd, or the winner arrived first */
+            atomic_fetch_add(&tg__admin_store[TG_STORE_CONFLICT], 1);
+    } else {
+        uv_mutex_lock(&S.mu);
+        if (expect != 0 && expect != S.version)
+            rc = -ESTALE;
+        else
+            rc = apply_locked(doc, S.file_sha, S.version + 1, err);
+        *version = S.version;
+        uv_mutex_unlock(&S.mu);
+    }
     if (rc == 0)
         tg_log_info("config version %llu applied through the admin API",
                     (unsigned long long)*version);
@@ -591,6 +655,8 @@ void tg_admin_state_close(void)
 {
     if (!S.open)
         return;
+    if (S.cluster != NULL)
+        uv_mutex_destroy(&S.wmu);
     tg_cluster_free(S.cluster); /* its thread may be applying: joined before S goes */
     tg_config_instance_free(S.inst);
     tg_snapshot_unref(S.snap);

@@ -234,6 +234,12 @@ def test_same_version_puts_on_two_instances_one_wins(cluster):
     for th in ts:
         th.join()
     assert sorted(results) == [200, 409], results
+    conflicts = 0
+    for inst in (a, b):
+        with inst.api() as api:
+            m = api.get("/metrics").body.decode()
+        conflicts += 'tlsgate_store_write_failures_total{reason="conflict"} 1' in m
+    assert conflicts == 1, m
     # every instance ends on the one that won
     assert testenv.wait_until(lambda: len({i.config()[1] for i in cluster.insts}) == 1,
                               testenv.t(2))
@@ -300,6 +306,9 @@ def test_member_down_quorum_lost_and_back(cluster):
         e.stop_member(1)
         r = _put_level(b, "debug")
         assert r.status == 503, r.body
+        with b.api() as api:
+            m = api.get("/metrics").body.decode()
+        assert 'tlsgate_store_write_failures_total{reason="unavailable"} 1' in m, m
         msg = json.dumps(r.json)
         assert "etcd" in msg and ("unknown" in msg or "unreachable" in msg), msg
         # reads and traffic go on
@@ -364,6 +373,10 @@ def test_invalid_config_in_etcd_is_refused_everywhere(cluster):
         assert inst.gw.wait_log(lambda t: "refused with" in t and "TLS1.9" in t, testenv.t(3)), \
             inst.gw.log_tail()
         assert inst.config()[1] == v
+        with inst.api() as api:
+            m = api.get("/metrics").body.decode()
+        assert 'tlsgate_store_configs_total{result="refused"} 1' in m, m
+        assert "tlsgate_store_up 1" in m
         assert _status(cluster.hp.ports[cluster.insts.index(inst)]) == 200
     # a write of the version they run repairs the cluster
     with a.api() as api:
