@@ -435,6 +435,9 @@ static int apply_locked(json_t *doc, const char *file_sha, uint64_t next, struct
     if (S.applied != NULL && S.snap != NULL)
         S.applied(S.snap->cfg, snap->cfg, S.applied_arg);
     tg_log_set_level((enum tg_log_level)snap->cfg->log.level);
+    if (S.cluster != NULL) /* the cluster's ring follows session_tickets */
+        tg_cluster_set_rotation(S.cluster, snap->cfg->tickets.rotate_seconds,
+                                snap->cfg->tickets.keep);
     if (S.net != NULL)
         tg_net_publish(S.net, snap);
     tg_snapshot_unref(S.snap);

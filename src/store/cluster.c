@@ -303,7 +303,7 @@ static void maybe_rotate(struct tg_cluster *c)
         char *tk = key_of(c, "tickets");
         rc = txn_put(c, cmp_mod(tk, cur_rev), tk, val, strlen(val), NULL, NULL, why, sizeof(why));
         if (rc == 0)
-            tg_log_info("store: session ticket keys rotated for the cluster (%zu kept)", n);
+            tg_log_info("store: session ticket keys rotated for the cluster (%zu in the ring)", n);
         free(tk);
         OPENSSL_cleanse(b, strlen(b));
         OPENSSL_cleanse(val, strlen(val));
