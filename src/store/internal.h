@@ -34,7 +34,8 @@ json_t *tg_store__reader_next_line(struct tg_store__reader *r);
 
 /* Base64 (standard, padded) of len bytes: a new string. */
 char *tg_store__b64(const void *p, size_t len);
-/* Decodes standard padded base64 into a new NUL-terminated buffer; -EINVAL if malformed. */
+/* Decodes standard padded base64 into a new NUL-terminated buffer; -EINVAL if malformed or
+ * not canonical (stray bits in the last character), as etcd never writes. */
 int tg_store__unb64(const char *s, unsigned char **out, size_t *out_len);
 /* etcd's int64 fields arrive as JSON strings ("12"); absent is 0; -1 when not a number. */
 int64_t tg_store__int(json_t *v);

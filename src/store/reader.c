@@ -4,6 +4,7 @@
 #include "store/internal.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -132,28 +133,32 @@ char *tg_store__b64(const void *p, size_t len)
 
 int tg_store__unb64(const char *s, unsigned char **out, size_t *out_len)
 {
-    size_t n = strlen(s);
+    size_t n = strlen(s), pad = 0;
     *out = NULL;
     *out_len = 0;
     if (n % 4 != 0 || n > (64u << 20))
         return -EINVAL;
+    while (pad < 2 && pad < n && s[n - 1 - pad] == '=')
+        pad++;
+    for (size_t i = 0; i < n - pad; i++) { /* '=' only as the last one or two */
+        char ch = s[i];
+        if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+              ch == '+' || ch == '/'))
+            return -EINVAL;
+    }
     unsigned char *buf = tg_xmalloc(n / 4 * 3 + 1);
     int got = n ? EVP_DecodeBlock(buf, (const unsigned char *)s, (int)n) : 0;
-    if (got < 0) {
+    if (got < 0 || (size_t)got < pad) {
         free(buf);
         return -EINVAL;
     }
-    size_t len = (size_t)got;
-    for (size_t i = n; i > 0 && s[i - 1] == '=' && len > 0; i--)
-        len--; /* EVP_DecodeBlock counts padding as zero bytes */
-    for (size_t i = 0; i < n; i++) {
-        char ch = s[i];
-        bool ok = (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
-                  (ch >= '0' && ch <= '9') || ch == '+' || ch == '/' || (ch == '=' && i >= n - 2);
-        if (!ok) {
-            free(buf);
-            return -EINVAL;
-        }
+    size_t len = (size_t)got - pad; /* EVP_DecodeBlock counts padding as zero bytes */
+    char *again = tg_store__b64(buf, len);
+    bool canonical = strcmp(again, s) == 0; /* no stray bits in the last character */
+    free(again);
+    if (!canonical) {
+        free(buf);
+        return -EINVAL;
     }
     buf[len] = '\0';
     *out = buf;
