@@ -107,9 +107,11 @@ static void test_base64(void **state)
     }
     unsigned char *out = NULL;
     size_t n = 0;
-    assert_int_equal(tg_store__unb64("Zm9", &out, &n), -22);  /* not a multiple of 4 */
-    assert_int_equal(tg_store__unb64("Zm9*", &out, &n), -22); /* not base64 */
-    assert_int_equal(tg_store__unb64("Z=9v", &out, &n), -22); /* padding inside */
+    assert_int_equal(tg_store__unb64("Zm9", &out, &n), -22);      /* not a multiple of 4 */
+    assert_int_equal(tg_store__unb64("Zm9*", &out, &n), -22);     /* not base64 */
+    assert_int_equal(tg_store__unb64("Z=9v", &out, &n), -22);     /* padding inside */
+    assert_int_equal(tg_store__unb64("Zm=6", &out, &n), -22);     /* padding, then more */
+    assert_int_equal(tg_store__unb64("Zm9vYAC=", &out, &n), -22); /* stray bits (fuzz) */
     assert_null(out);
 }
 
