@@ -332,27 +332,20 @@ static void on_tickets_async(uv_async_t *h)
         tg_tls_tickets_unref(ring);
 }
 
-/* store etcd: the cluster's ring (any thread); a key_file in the config wins over it. */
+/* store etcd: the cluster's ring, on the store's thread; the main loop hands it to the workers
+ * (a key_file in the config wins over it). The store's thread is joined before the async handle
+ * closes (tg_admin_state_unfollow). */
 static void tickets_from_store(const unsigned char *keys, size_t n, void *arg)
 {
     struct run_state *rs = arg;
     struct tg_tls_tickets *t = tg_tls_tickets_from_keys(keys, n);
     if (t == NULL)
         return;
-    uv_thread_t self = uv_thread_self();
-    if (uv_thread_equal(&self, &rs->main_thread)) {
-        if (rs->key_file == NULL)
-            tickets_set(rs, t);
-        else
-            tg_tls_tickets_unref(t);
-        return;
-    }
     uv_mutex_lock(&rs->tickets_mu);
     tg_tls_tickets_unref(rs->store_ring);
     rs->store_ring = t;
     uv_mutex_unlock(&rs->tickets_mu);
-    if (!rs->stopping)
-        uv_async_send(&rs->tickets_async);
+    uv_async_send(&rs->tickets_async);
 }
 
 /* Runs under the config state's lock when a change is applied (SIGHUP or the admin API), on

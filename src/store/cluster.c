@@ -304,6 +304,10 @@ static void maybe_rotate(struct tg_cluster *c)
         rc = txn_put(c, cmp_mod(tk, cur_rev), tk, val, strlen(val), NULL, NULL, why, sizeof(why));
         if (rc == 0)
             tg_log_info("store: session ticket keys rotated for the cluster (%zu in the ring)", n);
+        else if (rc != -ESTALE)
+            tg_log_warn("store: the ticket key rotation was not stored (%s); the ring in use "
+                        "stays",
+                        why);
         free(tk);
         OPENSSL_cleanse(b, strlen(b));
         OPENSSL_cleanse(val, strlen(val));
@@ -314,6 +318,10 @@ static void maybe_rotate(struct tg_cluster *c)
     req = json_pack("{s:o}", "key", b64_str(lk));
     if (tg_etcd_call(c->etcd, "/v3/kv/deleterange", req, &resp, why, sizeof(why)) == 0)
         json_decref(resp);
+    else
+        tg_log_warn("store: cannot release the ticket rotation lock (%s); it ends with its "
+                    "%d s lease",
+                    why, LOCK_TTL);
     json_decref(req);
     free(lk);
 }
