@@ -18,6 +18,7 @@ ETCD_PW = "etcd-root-secret"
 
 @pytest.fixture(scope="module")
 def tls_etcd(tmp_path_factory):
+    etcdctl = testenv.need_tool("etcdctl", "etcd-client")
     d = str(tmp_path_factory.mktemp("etcdtls"))
     pki = PKI(os.path.join(d, "pki"))
     server = pki.client("etcd", "/O=tlsgate tests/CN=localhost", issuer=pki.root,
@@ -28,13 +29,18 @@ def tls_etcd(tmp_path_factory):
     e = Etcd(d, members=1, tls={"ca": pki.root.cert, "cert": server.cert, "key": server.key})
     e.client_tls = {"ca": pki.root.cert, "cert": client.cert, "key": client.key}
     e.start()
-    ctl = ["etcdctl", "--endpoints", e.endpoints[0], "--cacert", pki.root.cert, "--cert",
+    ctl = [etcdctl, "--endpoints", e.endpoints[0], "--cacert", pki.root.cert, "--cert",
            client.cert, "--key", client.key]
     env = dict(os.environ, ETCDCTL_API="3")
-    for args in (["role", "add", "root"], ["user", "add", "root:" + ETCD_PW, "--interactive=false"],
-                 ["user", "grant-role", "root", "root"], ["auth", "enable"]):
-        r = subprocess.run(ctl + args, env=env, capture_output=True, text=True, timeout=30)
-        assert r.returncode == 0, r.stderr
+    try:
+        for args in (["role", "add", "root"],
+                     ["user", "add", "root:" + ETCD_PW, "--interactive=false"],
+                     ["user", "grant-role", "root", "root"], ["auth", "enable"]):
+            r = subprocess.run(ctl + args, env=env, capture_output=True, text=True, timeout=30)
+            assert r.returncode == 0, r.stderr
+    except BaseException:
+        e.close()
+        raise
     e.ctl, e.ctl_env, e.pki, e.client, e.dir = ctl, env, pki, client, d
     yield e
     e.close()
