@@ -146,28 +146,33 @@ def cluster(tmp_path_factory, certs):
     pki.bob = pki.client("bob", "/O=Org/CN=bob")
     etcd = Etcd(d).start()
     origin = testenv.Origin("app")
-    hash_ = password_hash(PW)
-    shared = _shared(certs, pki, origin.port, hash_)
-    with open(os.path.join(d, "shared.json"), "w") as f:
-        json.dump(dict(shared, store={"type": "etcd", "endpoints": etcd.endpoints,
-                                      "prefix": "/tlsgate/t50/"}), f)
-    out = testenv.tlsgate("store", "push", "-c", os.path.join(d, "shared.json"))
-    assert out.returncode == 0, out.stderr
-    insts = [Instance(d, "gw%d" % i, etcd.endpoints, "/tlsgate/t50/") for i in range(3)]
-    for inst in insts:
-        inst.start()
-    hp = HAProxy(d, insts)
-    c = type("Cluster", (), {})()
-    c.etcd, c.insts, c.hp, c.pki, c.certs, c.dir, c.origin = etcd, insts, hp, pki, certs, d, origin
-    yield c
-    hp.close()
-    bad = []
-    for inst in insts:
-        bad += problems(inst.gw)
-        if inst.gw.running():
-            inst.gw.stop(expect=0, timeout=testenv.t(20))
-    etcd.close()
-    origin.close()
+    insts, hp = [], None
+    try:
+        hash_ = password_hash(PW)
+        shared = _shared(certs, pki, origin.port, hash_)
+        with open(os.path.join(d, "shared.json"), "w") as f:
+            json.dump(dict(shared, store={"type": "etcd", "endpoints": etcd.endpoints,
+                                          "prefix": "/tlsgate/t50/"}), f)
+        out = testenv.tlsgate("store", "push", "-c", os.path.join(d, "shared.json"))
+        assert out.returncode == 0, out.stderr
+        for i in range(3):
+            insts.append(Instance(d, "gw%d" % i, etcd.endpoints, "/tlsgate/t50/"))
+            insts[-1].start()
+        hp = HAProxy(d, insts)
+        c = type("Cluster", (), {})()
+        c.etcd, c.insts, c.hp, c.pki, c.certs, c.dir, c.origin = (etcd, insts, hp, pki, certs, d,
+                                                                  origin)
+        yield c
+    finally:  # everything this fixture started goes, whatever failed
+        if hp is not None:
+            hp.close()
+        bad = []
+        for inst in insts:
+            bad += problems(inst.gw)
+            if inst.gw.running():
+                inst.gw.stop(expect=None if bad else 0, timeout=testenv.t(20))
+        etcd.close()
+        origin.close()
     assert not bad, bad
 
 
