@@ -337,7 +337,7 @@ static int sort_cmp(const void *a, const void *b)
 
 /* Puts the entries added since `from` in source order, which is how a person fixes them;
  * entries at the same place keep the order they were found in. */
-static void sort_entries(struct tg_err *err, size_t from)
+void tg_config__sort_errors(struct tg_err *err, size_t from)
 {
     size_t n = err->n - from;
     if (n < 2)
@@ -381,7 +381,7 @@ int tg_config_load_string(const char *text, size_t len, const char *name, const 
     tg_config__parse_root(&c, root);
     if (err->n_errors == errors)
         tg_config__open_secrets(&c);
-    sort_entries(err, from);
+    tg_config__sort_errors(err, from);
     if (err->n_errors != errors)
         goto out;
     *out = cfg;

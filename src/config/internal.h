@@ -123,6 +123,8 @@ void tg_config__parse_password(struct tg_config__ctx *c, json_t *v, const char *
 /* Decrypts every "enc:" password found with the keystore named "internal". */
 void tg_config__open_secrets(struct tg_config__ctx *c);
 
+/* Puts the entries of err added since from in source order (config.c). */
+void tg_config__sort_errors(struct tg_err *err, size_t from);
 /* Parses "store" (obj may be NULL: the file store) into c->cfg->store (store.c). */
 void tg_config__parse_store(struct tg_config__ctx *c, json_t *obj);
 void tg_config__store_free(struct tg_store_conf *s);

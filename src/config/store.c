@@ -253,7 +253,7 @@ int tg_config_instance_load(const char *file, struct tg_config_instance **out, s
     struct tg_config_instance *in = tg_xcalloc(1, sizeof(*in));
     struct tg_config *cfg = tg_xcalloc(1, sizeof(*cfg));
     struct tg_config__ctx c = {.cfg = cfg, .err = err};
-    size_t errors = err->n_errors;
+    size_t errors = err->n_errors, from = err->n;
     char *text = NULL;
     size_t len = 0;
     json_t *root = NULL;
@@ -326,6 +326,7 @@ int tg_config_instance_load(const char *file, struct tg_config_instance **out, s
         rc = -EINVAL;
     }
 out:
+    tg_config__sort_errors(err, from);
     json_decref(root);
     if (text != NULL)
         OPENSSL_cleanse(text, len);

@@ -140,6 +140,9 @@ def test_instance_file_errors_and_check(tls_etcd, certs, tmp_path):
     assert "/store/prefix: \"nope\" is not a key prefix" in err, err
     assert "%s:3:3: /keystores: \"keystores\" is shared by every instance" % path in err, err
     assert "/listeners/0/port: unknown key" in err, err
+    lines = [l for l in err.splitlines() if l.startswith(str(path) + ":")]
+    where = [tuple(int(x) for x in l[len(str(path)) + 1:].split(":")[:2]) for l in lines]
+    assert where == sorted(where), err  # in source order, as a person fixes them
     inst, _, _ = _instance_file(e, str(tmp_path), "checked")
     shared = tmp_path / "shared.json"
     shared.write_text(json.dumps(_shared(certs, password_hash(PW))))
