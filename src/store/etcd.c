@@ -371,6 +371,8 @@ static int answer_error(struct tg_etcd *e, size_t i, struct tg_store__reader *r,
     int rc = -EIO;
     if (msg != NULL && (strstr(msg, "auth") != NULL || strstr(msg, "permission") != NULL))
         rc = -EACCES;
+    else if (msg != NULL && strstr(msg, "no leader") != NULL)
+        rc = -ECONNREFUSED; /* refused before any proposal: nothing written, try another */
     json_decref(j);
     return rc;
 }

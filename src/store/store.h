@@ -53,9 +53,10 @@ size_t tg_etcd_endpoints(const struct tg_etcd *e);
 /* "host:port" of endpoint i. */
 const char *tg_etcd_endpoint(const struct tg_etcd *e, size_t i);
 /* POSTs req to path ("/v3/kv/range"...) on the first endpoint that answers; *resp a new JSON
- * object. 0; -ECONNREFUSED: no endpoint took the request (nothing was sent); -ETIMEDOUT: sent
- * but not confirmed (a write's outcome is unknown); -EACCES: authentication refused; -EIO or
- * -EPROTO: etcd answered an error (why says which). why never holds a password or token. */
+ * object. 0; -ECONNREFUSED: no endpoint took the request (nothing was sent, or each member that
+ * answered had no leader); -ETIMEDOUT: sent but not confirmed (a write's outcome is unknown);
+ * -EACCES: authentication refused; -EIO or -EPROTO: etcd answered an error (why says which).
+ * why never holds a password or token. */
 int tg_etcd_call(struct tg_etcd *e, const char *path, json_t *req, json_t **resp, char *why,
                  size_t why_len);
 /* As tg_etcd_call, on endpoint i only. */
