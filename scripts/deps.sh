@@ -3,14 +3,15 @@
 # nginx (the package with /usr/sbin/nginx and its ssl module) is a TLS backend for the
 # integration tests, which run their own instances with private configs (so is haproxy, a PROXY
 # protocol sender in front of the gateway; pebble, Let's Encrypt's test ACME server, with
-# pebble-challtestsrv as its DNS); the system service
-# is never started by this script (the default site would take port 80).
+# pebble-challtestsrv as its DNS; etcd-server, a 3-member cluster on loopback ports for the
+# cluster tests, with etcd-client for operators); the system services
+# are never started by this script (nginx's default site would take port 80).
 set -eu
 PKGS="build-essential cmake pkg-config libssl-dev libuv1-dev node-llhttp libnghttp2-dev
 libjansson-dev libxml2-dev libseccomp-dev libcmocka-dev python3 python3-pytest python3-pytest-timeout
 python3-websockets python3-h2 python3-hyperframe curl openssl sslscan nghttp2-client clang
 clang-format libclang-rt-14-dev nginx openjdk-17-jre-headless haproxy python3-cryptography man-db
-python3-prometheus-client chromium pebble"
+python3-prometheus-client chromium pebble etcd-server etcd-client"
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"

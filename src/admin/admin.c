@@ -58,6 +58,7 @@ static void get_metrics(struct tg_svc_req *r)
             "tlsgate_reloads_total{result=\"failed\"} %llu\n",
             (unsigned long long)atomic_load(&tg__admin_reloads[0]),
             (unsigned long long)atomic_load(&tg__admin_reloads[1]));
+    tg__admin_store_metrics(f);
     tg__admin_inventory_metrics(f);
     fclose(f);
     static const char *const fields[] = {"Cache-Control", "no-store", NULL};

@@ -7,6 +7,8 @@
 
 #include <stdio.h>
 
+#include <jansson.h>
+
 #include "net/net.h"
 
 /* Registers the admin API with the proxy (once, before workers start). */
@@ -41,12 +43,26 @@ void tg_admin_state_started(struct tg_net *net, struct tg_snapshot *snap,
 typedef int (*tg_admin_guard_cb)(const struct tg_config *next, struct tg_err *err, void *arg);
 /* Sets the check every later change (SIGHUP, API, POST /reload, auto_reload) passes; NULL: none. */
 void tg_admin_state_set_guard(tg_admin_guard_cb guard, void *arg);
+/* store etcd (the -c file is an instance file): whether the state is shared through etcd. */
+bool tg_admin_state_clustered(void);
+/* store etcd, after tg_admin_state_started: follows the store (its own thread applies changes,
+ * rotates the shared ticket keys). tickets gets each ring the store holds, n keys of 80 bytes,
+ * newest first, on the store's thread (the first soon after this returns; until then the caller
+ * uses keys of its own). 0 or -errno. Without etcd, does nothing. */
+int tg_admin_state_follow(void (*tickets)(const unsigned char *keys, size_t n, void *arg),
+                          void *arg);
+/* Stops following the store (at shutdown, before the main loop's handles close). */
+void tg_admin_state_unfollow(void);
 /* SIGHUP: the file if it changed since (it wins), else the current document, applied again
  * (key material and CRL files read anew) as the next version. On failure nothing changes. */
 int tg_admin_state_reload(struct tg_err *err, uint64_t *version);
 /* The snapshot now running (a new reference), or NULL before start. */
 struct tg_snapshot *tg_admin_state_current(void);
 void tg_admin_state_close(void);
+
+/* Replaces every secret of a config document by "***" (in place), as GET /api/v1/config shows
+ * it. */
+void tg_admin_redact(json_t *doc);
 
 /* auto_reload (watch.c), on the main thread's loop: watches the config, key, certificate,
  * truststore and CRL files of the config in use (when it says "auto_reload": true) and reloads

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "tls/tls.h"
 
@@ -145,10 +146,12 @@ static void allow_work(uv_work_t *w)
         json_decref(doc);
         if (rc == -ESTALE) { /* another write came first: apply to the newer document */
             tg_err_close(&err);
+            if (tg_admin_state_clustered()) /* it reaches this instance through the watch */
+                usleep(100 * 1000 * (unsigned)(attempt + 1));
             continue;
         }
         if (rc != 0) {
-            j->status = rc == -EIO ? 500 : 400;
+            j->status = rc == -EIO ? 500 : rc == -EAGAIN || rc == -ETIMEDOUT ? 503 : 400;
             j->message = err.n ? tg_xstrdup(err.v[0].msg) : tg_xstrdup("the change failed");
         } else {
             j->status = j->add ? 201 : 204;

@@ -60,6 +60,11 @@ void tg__admin_redact(json_t *doc)
     redact(doc, NULL);
 }
 
+void tg_admin_redact(json_t *doc)
+{
+    redact(doc, NULL);
+}
+
 /* One member c of the new document at path p, with o at the same place in the stored one: true
  * when c is "***" and o the stored secret it stands for (the caller puts o in c's place); a
  * "***" with nothing stored is an error at p; anything else is restored inside. */
@@ -173,6 +178,7 @@ static void write_work(uv_work_t *w)
     uint64_t cur = 0;
     json_t *old = tg__admin_state_get(&cur);
     if (j->expect != cur) {
+        atomic_fetch_add(&tg__admin_store[TG_STORE_CONFLICT], 1); /* shown with an etcd store */
         j->rc = -ESTALE;
         j->version = cur;
         json_decref(old);
@@ -238,7 +244,12 @@ static void write_done(uv_work_t *w, int status)
         tg_svc_respond(j->r, 409, "application/json", fields, body, strlen(body));
         free(body);
     } else {
-        errors_body(j->r, j->rc == -EIO ? 500 : 400, &j->err);
+        /* 503: the shared store (etcd) could not take the write */
+        errors_body(j->r,
+                    j->rc == -EIO                             ? 500
+                    : j->rc == -EAGAIN || j->rc == -ETIMEDOUT ? 503
+                                                              : 400,
+                    &j->err);
     }
     json_decref(j->body);
     tg_err_close(&j->err);

@@ -11,6 +11,7 @@
 
 #include "admin/admin.h"
 #include "proxy/proxy.h"
+#include "store/store.h"
 
 /* auth.c: who may use the API */
 enum tg_admin_auth {
@@ -32,6 +33,10 @@ void tg__admin_auth_cleanup(void);
  * -ESTALE (409), -EINVAL with err (400), -EIO (the state could not be stored). *version: the
  * version now current. */
 int tg__admin_state_put(json_t *doc, uint64_t expect, struct tg_err *err, uint64_t *version);
+/* store etcd: applies a config the store's watch delivered (version and revision as stored),
+ * as a PUT would; one already seen is skipped. 0, or -EINVAL when refused (logged; the running
+ * config stays). */
+int tg__admin_state_remote(json_t *doc, uint64_t version, int64_t revision);
 /* A deep copy of the document in use, and its version. */
 json_t *tg__admin_state_get(uint64_t *version);
 
@@ -39,6 +44,12 @@ json_t *tg__admin_state_get(uint64_t *version);
 int tg__admin_state_reapply(struct tg_err *err, uint64_t *version);
 /* The -c file (new string), or NULL for the embedded default. */
 char *tg__admin_state_file(void);
+/* store etcd: configs from the store applied and refused, writes that lost the compare (409)
+ * and writes etcd could not take (503). */
+enum { TG_STORE_APPLIED, TG_STORE_REFUSED, TG_STORE_CONFLICT, TG_STORE_UNAVAILABLE, TG_STORE_N };
+extern atomic_uint_fast64_t tg__admin_store[TG_STORE_N];
+/* The store's counters, whether etcd answered last and the revision seen (etcd store only). */
+void tg__admin_store_metrics(FILE *f);
 /* Reload counts: [0] ok, [1] failed. */
 extern atomic_uint_fast64_t tg__admin_reloads[2];
 /* changed (NULL: none) is called after each applied change, on the applying thread with the

@@ -233,9 +233,13 @@ int tg_cli_check(int argc, char **argv)
         goto out;
     }
 
-    int lrc = tg_cli_load_config(file, &cfg, &err);
-    char which[1024] = "";
-    if (lrc == 0 && cfg != NULL)
+    char which[2048] = "";
+    int lrc;
+    if (file != NULL && tg_config_is_instance_file(file)) /* store etcd: the config is in etcd */
+        lrc = tg_admin_state_check(file, &cfg, which, sizeof(which), &err);
+    else
+        lrc = tg_cli_load_config(file, &cfg, &err);
+    if (lrc == 0 && cfg != NULL && which[0] == '\0')
         lrc = tg_admin_state_check(file, &cfg, which, sizeof(which), &err);
     if (lrc == 0 && cfg != NULL) {
         servers = tg_xcalloc(cfg->n_listeners + 1, sizeof(*servers));

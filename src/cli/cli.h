@@ -21,5 +21,6 @@ int tg_cli_cert(int argc, char **argv);    /* cli/cert.c */
 int tg_cli_secret(int argc, char **argv);  /* cli/secret.c */
 int tg_cli_import(int argc, char **argv);  /* cli/import.c */
 int tg_cli_version(int argc, char **argv); /* cli/main.c */
+int tg_cli_store(int argc, char **argv);   /* cli/store.c */
 
 #endif

@@ -1,4 +1,5 @@
-/* tlsgate entry point: dispatches to the verbs run, check, cert, secret, import and version. */
+/* tlsgate entry point: dispatches to the verbs run, check, cert, secret, import, store and version.
+ */
 #include <stdio.h>
 #include <string.h>
 
@@ -24,6 +25,8 @@ static void usage(FILE *out)
                  "passwords\n"
                  "  import krakend|mgw|kaazing|corda|apim FILE [-o OUT]  another gateway's TLS "
                  "setup as a tlsgate config\n"
+                 "  store push|pull|status -c FILE  seed, show and inspect the shared store "
+                 "(etcd)\n"
                  "  version              print versions and build options\n"
                  "\n"
                  "Run 'tlsgate <command> --help' for a command's options.\n");
@@ -75,6 +78,8 @@ int main(int argc, char **argv)
         return tg_cli_secret(argc - 1, argv + 1);
     if (strcmp(verb, "import") == 0)
         return tg_cli_import(argc - 1, argv + 1);
+    if (strcmp(verb, "store") == 0)
+        return tg_cli_store(argc - 1, argv + 1);
     if (strcmp(verb, "version") == 0 || strcmp(verb, "--version") == 0)
         return tg_cli_version(argc - 1, argv + 1);
     if (strcmp(verb, "help") == 0 || strcmp(verb, "--help") == 0 || strcmp(verb, "-h") == 0) {

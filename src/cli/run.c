@@ -50,6 +50,7 @@ struct run_state {
     uv_mutex_t tickets_mu;
     struct tg_tickets_conf tickets_next;
     bool tickets_pending;
+    struct tg_tls_tickets *store_ring; /* store etcd: the cluster's ring, to hand to workers */
     /* ACME: looked at every second, run in the thread pool one job at a time; a new
      * certificate reloads. */
     uv_timer_t acme_timer;
@@ -180,6 +181,23 @@ static void on_key_file(uv_fs_poll_t *h, int status, const uv_stat_t *prev, cons
  * handshakes). Returns -EINVAL only when a key file cannot be read at start. */
 static int tickets_configure(struct run_state *rs, const struct tg_tickets_conf *tc)
 {
+    if (tc->key_file == NULL && tg_admin_state_clustered()) {
+        /* store etcd: the cluster's ring comes from the store (tickets_from_store) and is
+         * rotated there; until it arrives keys are made here */
+        if (rs->rotate_ms != 0) {
+            uv_timer_stop(&rs->rotate_timer);
+            rs->rotate_ms = 0;
+        }
+        if (rs->key_file != NULL) {
+            uv_fs_poll_stop(&rs->key_poll);
+            free(rs->key_file);
+            rs->key_file = NULL;
+        }
+        rs->keep = tc->keep;
+        if (rs->tickets == NULL)
+            tickets_set(rs, tg_tls_tickets_rotate(NULL, rs->keep));
+        return 0;
+    }
     if (tc->key_file != NULL) {
         if (rs->rotate_ms != 0) {
             uv_timer_stop(&rs->rotate_timer);
@@ -303,12 +321,34 @@ static void on_tickets_async(uv_async_t *h)
     uv_mutex_lock(&rs->tickets_mu);
     struct tg_tickets_conf tc = rs->tickets_next;
     bool pending = rs->tickets_pending;
+    struct tg_tls_tickets *ring = rs->store_ring;
+    rs->store_ring = NULL;
     rs->tickets_next.key_file = NULL;
     rs->tickets_pending = false;
     uv_mutex_unlock(&rs->tickets_mu);
     if (pending)
         tickets_configure(rs, &tc);
     free(tc.key_file);
+    if (ring != NULL && rs->key_file == NULL && !rs->stopping)
+        tickets_set(rs, ring);
+    else
+        tg_tls_tickets_unref(ring);
+}
+
+/* store etcd: the cluster's ring, on the store's thread; the main loop hands it to the workers
+ * (a key_file in the config wins over it). The store's thread is joined before the async handle
+ * closes (tg_admin_state_unfollow). */
+static void tickets_from_store(const unsigned char *keys, size_t n, void *arg)
+{
+    struct run_state *rs = arg;
+    struct tg_tls_tickets *t = tg_tls_tickets_from_keys(keys, n);
+    if (t == NULL)
+        return;
+    uv_mutex_lock(&rs->tickets_mu);
+    tg_tls_tickets_unref(rs->store_ring);
+    rs->store_ring = t;
+    uv_mutex_unlock(&rs->tickets_mu);
+    uv_async_send(&rs->tickets_async);
 }
 
 /* Runs under the config state's lock when a change is applied (SIGHUP or the admin API), on
@@ -390,6 +430,7 @@ static void on_signal(uv_signal_t *h, int signum)
     tg_log_info("%s: draining connections (up to %llu s), then stopping", strsignal(signum),
                 (unsigned long long)(rs->snap->cfg->timeouts.shutdown_ms / 1000));
     tg_tls_staples_on_change(NULL, NULL); /* workers may end before a running refresh does */
+    tg_admin_state_unfollow();            /* no change from the store after this */
     tg_net_stop(&rs->net);
     uv_close((uv_handle_t *)&rs->rotate_timer, NULL);
     uv_close((uv_handle_t *)&rs->key_poll, NULL);
@@ -479,14 +520,19 @@ int tg_cli_run(int argc, char **argv)
     tg_err_init(&err);
     struct tg_config *cfg = NULL;
     int code = TG_EXIT_USAGE;
-    if (tg_cli_load_config(rs.config_file, &cfg, &err) != 0) {
+    /* An instance file (store etcd): the config itself comes from the store below. */
+    bool clustered = rs.config_file != NULL && tg_config_is_instance_file(rs.config_file);
+    if (!clustered && tg_cli_load_config(rs.config_file, &cfg, &err) != 0) {
         tg_err_print(&err, stderr);
         fprintf(stderr, "tlsgate: %zu error(s) in %s\n", tg_err_count(&err),
                 rs.config_file ? rs.config_file : "the embedded default config");
         goto out;
     }
-    tg_log_setup((enum tg_log_level)cfg->log.level,
-                 cfg->log.format == TG_LOGFMT_JSON ? TG_LOG_JSON : TG_LOG_TEXT, 2);
+    if (cfg != NULL)
+        tg_log_setup((enum tg_log_level)cfg->log.level,
+                     cfg->log.format == TG_LOGFMT_JSON ? TG_LOG_JSON : TG_LOG_TEXT, 2);
+    else
+        tg_log_setup(TG_LOG_INFO, TG_LOG_TEXT, 2);
     tg_fault_init(); /* before any worker thread */
     uint64_t version = 1;
     if (tg_admin_state_open(rs.config_file, &cfg, &version, &err) != 0) {
@@ -494,6 +540,9 @@ int tg_cli_run(int argc, char **argv)
         fprintf(stderr, "tlsgate: cannot decide or store the config state\n");
         goto out;
     }
+    if (clustered)
+        tg_log_setup((enum tg_log_level)cfg->log.level,
+                     cfg->log.format == TG_LOGFMT_JSON ? TG_LOG_JSON : TG_LOG_TEXT, 2);
     if (tg_snapshot_new(cfg, version, &rs.snap, &err) != 0) {
         tg_err_print(&err, stderr);
         fprintf(stderr, "tlsgate: %zu error(s) in %s\n", tg_err_count(&err),
@@ -564,6 +613,8 @@ int tg_cli_run(int argc, char **argv)
     uv_timer_start(&rs.acme_timer, on_acme_timer, 0, STAPLE_CHECK_MS);
     tg_admin_state_started(&rs.net, rs.snap, on_applied, &rs);
     tg_admin_state_set_guard(tg_cli_sandbox_guard, rs.sandbox);
+    if (tg_admin_state_follow(tickets_from_store, &rs) != 0)
+        tg_log_error("store: cannot start the store's thread; the config will not follow etcd");
     tg_admin_watch_start(loop);
     tg_log_info("tlsgate %s started: %u worker(s), config %s (generation %llu)", TG_VERSION,
                 rs.net.n_workers, rs.config_file ? rs.config_file : "embedded default",
@@ -593,6 +644,7 @@ out:
     tg_acme_shutdown();
     free(rs.key_file);
     free(rs.tickets_next.key_file);
+    tg_tls_tickets_unref(rs.store_ring);
     uv_mutex_destroy(&rs.tickets_mu);
     tg_cli_sandbox_free(rs.sandbox);
     return code;

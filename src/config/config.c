@@ -337,7 +337,7 @@ static int sort_cmp(const void *a, const void *b)
 
 /* Puts the entries added since `from` in source order, which is how a person fixes them;
  * entries at the same place keep the order they were found in. */
-static void sort_entries(struct tg_err *err, size_t from)
+void tg_config__sort_errors(struct tg_err *err, size_t from)
 {
     size_t n = err->n - from;
     if (n < 2)
@@ -381,7 +381,7 @@ int tg_config_load_string(const char *text, size_t len, const char *name, const 
     tg_config__parse_root(&c, root);
     if (err->n_errors == errors)
         tg_config__open_secrets(&c);
-    sort_entries(err, from);
+    tg_config__sort_errors(err, from);
     if (err->n_errors != errors)
         goto out;
     *out = cfg;
@@ -444,6 +444,7 @@ void tg_config_free(struct tg_config *cfg)
         tg_config__backend_free(&cfg->backends[i]);
     free(cfg->backends);
     tg_config__admin_free(&cfg->admin);
+    tg_config__store_free(&cfg->store);
     free(cfg->log.access_log);
     free(cfg->tickets.key_file);
     free(cfg->tickets.key_file_path);

@@ -6,6 +6,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include <jansson.h>
 #include <sys/socket.h>
 
 #include "core/addr.h"
@@ -315,6 +317,24 @@ struct tg_tickets_conf {
     uint32_t per_handshake;  /* TLS 1.3 tickets sent per handshake; 1 */
 };
 
+/* store: where the config state lives (config/store.c). */
+enum tg_store_type { TG_STORE_FILE = 0, TG_STORE_ETCD = 1 };
+
+struct tg_store_conf {
+    enum tg_store_type type; /* default file: the state directory */
+    char **endpoints;        /* etcd: "http://host:port" or "https://host:port" */
+    size_t n_endpoints;
+    char *prefix;     /* keys live under it; "/tlsgate/default/" */
+    bool tls;         /* endpoints are https:// */
+    char *truststore; /* PEM CA file (resolved), or NULL for the system's roots */
+    char *cert_file;  /* client certificate and key (resolved), or NULL */
+    char *key_file;
+    char *server_name;   /* name verified in etcd's certificate, or NULL: the endpoint's host */
+    char *username;      /* etcd authentication, or NULL */
+    char *password;      /* secret */
+    uint32_t timeout_ms; /* per etcd request; 2000 */
+};
+
 enum tg_log_fmt { TG_LOGFMT_TEXT = 0, TG_LOGFMT_JSON = 1 };
 
 struct tg_log_conf {
@@ -371,6 +391,7 @@ struct tg_config {
     struct tg_http2_conf http2;
     struct tg_tickets_conf tickets;
     struct tg_admin_conf admin;
+    struct tg_store_conf store;
     bool auto_reload;               /* watch the config, key, certificate and CRL files */
     struct tg_sandbox_conf sandbox; /* "user", "group" and "sandbox" */
 };
@@ -384,6 +405,24 @@ int tg_config_load_file(const char *file, struct tg_config **out, struct tg_err 
  * base_dir resolves relative paths (NULL = current directory). */
 int tg_config_load_string(const char *text, size_t len, const char *name, const char *base_dir,
                           struct tg_config **out, struct tg_err *err);
+
+/* An instance file: the -c file of an instance whose store is etcd. It holds only what is per
+ * instance (store, state_dir, workers, admin.address, listener addresses by name); the rest
+ * comes from the store. */
+struct tg_config_instance {
+    char *file;
+    struct tg_config *cfg; /* store, state_dir, base_dir (the file's directory), name */
+    json_t *over;          /* state_dir, workers, admin_address, listener_addresses {name: A} */
+};
+/* True when file is JSON whose store.type is "etcd" and that has no "version" (a whole config):
+ * then it is read as an instance file. */
+bool tg_config_is_instance_file(const char *file);
+/* Reads an instance file; keys that are shared are errors at their file:line:column. */
+int tg_config_instance_load(const char *file, struct tg_config_instance **out, struct tg_err *err);
+void tg_config_instance_free(struct tg_config_instance *in);
+/* The shared document with the instance's keys laid over it (a new reference); *from (if not
+ * NULL) becomes a new string naming the keys taken from the instance file. */
+json_t *tg_config_instance_apply(const struct tg_config_instance *in, json_t *shared, char **from);
 
 /* Frees a config (accepts NULL). Secrets are wiped before their memory is released. */
 void tg_config_free(struct tg_config *cfg);

@@ -132,6 +132,11 @@ void tg_config__open_secrets(struct tg_config__ctx *c);
  * Problems go to c (limits.c). */
 void tg_config__parse_rate(struct tg_config__ctx *c, json_t *v, const char *ptr, double *rate,
                            uint32_t *burst);
+/* Puts the entries of err added since from in source order (config.c). */
+void tg_config__sort_errors(struct tg_err *err, size_t from);
+/* Parses "store" (obj may be NULL: the file store) into c->cfg->store (store.c). */
+void tg_config__parse_store(struct tg_config__ctx *c, json_t *obj);
+void tg_config__store_free(struct tg_store_conf *s);
 /* Parses "session_tickets" (obj may be NULL: defaults) into c->cfg->tickets (tickets.c). */
 void tg_config__parse_tickets(struct tg_config__ctx *c, json_t *obj);
 /* Parses listener idx (admin: the "admin" object, with tg_config__admin_keys) into

@@ -44,6 +44,7 @@ static const struct tg_config__key top_keys[] = {
      NULL, 0},
     {"group", TG_J_STR, "a string (group name or number)", "the user's primary group", NULL, 0},
     {"sandbox", TG_J_OBJ, "an object", "{\"enabled\": true}", NULL, 0},
+    {"store", TG_J_OBJ, "an object", "{\"type\": \"file\"}", NULL, 0},
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 
@@ -878,6 +879,7 @@ void tg_config__parse_root(struct tg_config__ctx *c, json_t *root)
     parse_http(c, tg_config__get(root, top_keys, "http"));
     tg_config__parse_http2(c, tg_config__get(root, top_keys, "http2"));
     tg_config__parse_tickets(c, tg_config__get(root, top_keys, "session_tickets"));
+    tg_config__parse_store(c, tg_config__get(root, top_keys, "store"));
 
     /* Keystores, truststores and backends first: backends and listeners refer to them by
      * name. */

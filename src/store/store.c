@@ -37,7 +37,8 @@ static void remove_leftovers(const char *state_dir)
         return;
     struct dirent *e;
     while ((e = readdir(d)) != NULL) {
-        if (strncmp(e->d_name, "config.json.tmp.", 16) != 0)
+        if (strncmp(e->d_name, "config.json.tmp.", 16) != 0 &&
+            strncmp(e->d_name, "cluster.json.tmp.", 17) != 0)
             continue;
         char *p = tg_xasprintf("%s/%s", state_dir, e->d_name);
         unlink(p);
@@ -48,9 +49,15 @@ static void remove_leftovers(const char *state_dir)
 
 int tg_store_load(const char *state_dir, struct tg_store_doc *doc, struct tg_err *err)
 {
+    return tg_store_load_named(state_dir, "config.json", doc, err);
+}
+
+int tg_store_load_named(const char *state_dir, const char *name, struct tg_store_doc *doc,
+                        struct tg_err *err)
+{
     memset(doc, 0, sizeof(*doc));
     remove_leftovers(state_dir);
-    char *path = tg_xasprintf("%s/config.json", state_dir);
+    char *path = tg_xasprintf("%s/%s", state_dir, name);
     char *text = NULL;
     size_t len = 0;
     int rc = tg_read_file(path, &text, &len);
@@ -76,6 +83,7 @@ int tg_store_load(const char *state_dir, struct tg_store_doc *doc, struct tg_err
         goto out;
     }
     doc->version = (uint64_t)json_integer_value(v);
+    doc->revision = json_integer_value(json_object_get(root, "revision"));
     snprintf(doc->file_sha256, sizeof(doc->file_sha256), "%s", h ? json_string_value(h) : "");
     doc->config = json_incref(c);
     json_decref(root);
@@ -89,6 +97,12 @@ out:
 
 int tg_store_save(const char *state_dir, const struct tg_store_doc *doc, struct tg_err *err)
 {
+    return tg_store_save_named(state_dir, "config.json", doc, err);
+}
+
+int tg_store_save_named(const char *state_dir, const char *name, const struct tg_store_doc *doc,
+                        struct tg_err *err)
+{
     int rc = tg_mkdir_p(state_dir);
     if (rc != 0) {
         tg_err_error(err, NULL, NULL, "cannot create state directory %s: %s", state_dir,
@@ -98,6 +112,8 @@ int tg_store_save(const char *state_dir, const struct tg_store_doc *doc, struct 
     json_t *root = json_object();
     json_object_set_new(root, "version", json_integer((json_int_t)doc->version));
     json_object_set_new(root, "file_sha256", json_string(doc->file_sha256));
+    if (doc->revision > 0)
+        json_object_set_new(root, "revision", json_integer((json_int_t)doc->revision));
     json_object_set(root, "config", doc->config);
     char *text = json_dumps(root, JSON_INDENT(2));
     json_decref(root);
@@ -105,7 +121,7 @@ int tg_store_save(const char *state_dir, const struct tg_store_doc *doc, struct 
         tg_err_error(err, NULL, NULL, "cannot serialise the state");
         return -ENOMEM;
     }
-    char *path = tg_xasprintf("%s/config.json", state_dir);
+    char *path = tg_xasprintf("%s/%s", state_dir, name);
     size_t len = strlen(text);
     rc = tg_write_file_atomic(path, text, len, 0600);
     if (rc != 0)

@@ -131,6 +131,20 @@ int tg_tls_tickets_load(const char *file, struct tg_tls_tickets **out, char *why
     return 0;
 }
 
+struct tg_tls_tickets *tg_tls_tickets_from_keys(const unsigned char *keys, size_t n)
+{
+    if (n == 0 || n > TG_TLS_TICKET_KEYS_MAX)
+        return NULL;
+    struct tg_tls_tickets *t = ring_new(n);
+    for (size_t i = 0; i < n; i++) {
+        const unsigned char *k = keys + i * TG_TLS_TICKET_KEY_LEN;
+        memcpy(t->keys[i].name, k, 16);
+        memcpy(t->keys[i].hmac, k + 16, 32);
+        memcpy(t->keys[i].aes, k + 48, 32);
+    }
+    return t;
+}
+
 struct tg_tls_tickets *tg_tls_tickets_rotate(const struct tg_tls_tickets *prev, size_t keep)
 {
     size_t old = prev == NULL ? 0 : TG_MIN(prev->n, keep > 0 ? keep - 1 : 0);

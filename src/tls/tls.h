@@ -62,6 +62,9 @@ int tg_tls_tickets_load(const char *file, struct tg_tls_tickets **out, char *why
 /* A new ring: a fresh random key first, then up to keep - 1 of prev's newest keys (prev may be
  * NULL). */
 struct tg_tls_tickets *tg_tls_tickets_rotate(const struct tg_tls_tickets *prev, size_t keep);
+/* A ring of n keys (1 to TG_TLS_TICKET_KEYS_MAX) of TG_TLS_TICKET_KEY_LEN bytes each, newest
+ * first, as a shared store holds them; NULL when n is out of range. */
+struct tg_tls_tickets *tg_tls_tickets_from_keys(const unsigned char *keys, size_t n);
 struct tg_tls_tickets *tg_tls_tickets_ref(struct tg_tls_tickets *t);
 /* Drops a reference (any thread); the last one wipes and frees the ring. Accepts NULL. */
 void tg_tls_tickets_unref(struct tg_tls_tickets *t);
