@@ -40,6 +40,8 @@ static const struct tg_config__key top_keys[] = {
     {"auto_reload", TG_J_BOOL, "true or false", "false", NULL, 0},
     {"acme", TG_J_OBJ, "an object", "none (no ACME keystores)", NULL, 0},
     {"session_tickets", TG_J_OBJ, "an object", "{}", NULL, 0},
+    LATER("store"),
+    LATER("sandbox"),
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 
@@ -128,6 +130,8 @@ static const struct tg_config__key limit_keys[] = {
     {"min_body_rate", TG_J_INT, "an integer (bytes per second)", "500", "0..1073741824 (0 = off)",
      0},
     {"min_body_rate_grace", TG_J_NUM, "a number of seconds", "10", "0..86400", 0},
+    LATER("max_connections_per_ip"),
+    LATER("handshake_rate_per_ip"),
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 
@@ -686,6 +690,16 @@ void tg_config__parse_listener(struct tg_config__ctx *c, json_t *obj, size_t idx
     json_t *tls = json_object_get(obj, "tls");
     tg_config__parse_tls(c, tls, l->path, &l->tls);
     tg_config__check_route_client_auth(c, l);
+    if (l->tls.early_data && (admin || l->mode == TG_MODE_TCP)) {
+        char *p = tg_config__ptr_join(l->tls.path, "early_data");
+        tg_config__error(c, p,
+                         admin ? "early data (0-RTT) is not offered on the admin listener: its "
+                                 "requests change state"
+                               : "early data (0-RTT) is for http listeners: a tcp listener cannot "
+                                 "tell a safe request from another");
+        l->tls.early_data = false;
+        free(p);
+    }
     /* http/1.1 is the default only for http: a tcp listener does not know what it carries. */
     if (l->mode == TG_MODE_TCP && json_object_get(tls, "alpn") == NULL) {
         for (size_t i = 0; i < l->tls.n_alpn; i++)

@@ -417,6 +417,24 @@ static void on_error(struct tg_conn *conn, int err, bool writing)
     tg__client_close(c);
 }
 
+/* The handshake of a connection opened on early data finished: streams that waited start. */
+static void on_confirmed(struct tg_conn *conn)
+{
+    struct tg_h2_session *s = sess_of(conn);
+    tg__client_confirmed(s->c);
+    for (struct tg_h2_stream *hs = s->live, *next; hs != NULL && !closed(s); hs = next) {
+        next = hs->next;
+        if (!hs->closed)
+            tg__stream_confirmed(&hs->st);
+    }
+    if (closed(s))
+        return;
+    tg__h2_streams_run(s);
+    tg__h2_send(s);
+    tg__h2_timer_update(s);
+    update(s);
+}
+
 static void on_open(struct tg_conn *conn)
 {
     (void)conn; /* the session starts from tg__h2_start, after the HTTP/1 handler's on_open */
@@ -431,6 +449,7 @@ static const struct tg_conn_handler h2_conn = {
     .on_error = on_error,
     .on_drain = on_drain,
     .after_read = after_read,
+    .on_confirmed = on_confirmed,
     .on_timer = tg__h2_on_timer,
     .on_closed = tg__client_on_closed,
 };

@@ -152,8 +152,7 @@ void tg__h2_streams_run(struct tg_h2_session *s)
         struct tg_stream *st = &hs->st;
         if (hs->to_start) {
             hs->to_start = false;
-            if (st->h != NULL && st->h->start != NULL)
-                st->h->start(st);
+            tg__stream_start(st);
         }
         if (hs->closed || closed(s))
             continue;

@@ -135,6 +135,9 @@ struct tg_client_info {
     unsigned alpn_len;
     bool has_cert; /* the client presented a certificate that was verified */
     X509 *leaf;    /* that certificate (borrowed from the connection's SSL), or NULL */
+    /* The connection opened on TLS 1.3 early data and its handshake has not finished yet: what
+     * it carries now may be a replay (client.c clears it when the handshake finishes). */
+    bool early;
     /* The peer is in tls.client_auth.from_header.trusted_from: its requests' client
      * certificate comes from that header field (forward.c), not from the handshake. */
     bool header_trusted;
@@ -158,6 +161,7 @@ struct tg_client {
     bool close_after; /* close once the response in flight is out */
     bool in_parser;   /* inside tg_h1_execute: no flushing or re-entry */
     bool h2c_maybe;   /* http2.cleartext, plaintext: the first bytes may be the HTTP/2 preface */
+    bool early_noted; /* what became of its TLS early data was counted (and logged) */
     uint64_t accepted_ms;
     uint64_t deadline_ms;
     char peer[48];
@@ -304,6 +308,8 @@ struct tg_stream {
     bool retried;      /* already retried once on a fresh backend connection */
     bool upgrade;      /* the client asked for a WebSocket upgrade */
     bool close_conn;   /* the rest of the request is not read: no further request after it */
+    bool early;        /* its head arrived in TLS 1.3 early data (before the handshake finished) */
+    bool early_wait;   /* not safe to serve from early data: starts when the handshake finishes */
     int status;
     uint64_t start_ms;
     uint64_t bytes_in;  /* request bytes received for it (head and body, as framed) */
@@ -452,6 +458,9 @@ void tg__client_on_closed(struct tg_conn *conn);
 void tg__client_leave_out_cert_chain(const struct tg_client_info *i);
 void tg__client_close(struct tg_client *c);
 void tg__client_abort(struct tg_client *c, const char *why);
+/* The handshake of a connection opened on early data finished (the protocol's on_confirmed
+ * calls it first, then starts the streams that waited). */
+void tg__client_confirmed(struct tg_client *c);
 
 /* h1.c: the HTTP/1 session */
 /* A stream carried by HTTP/1: the neutral part, plus the llhttp request and the framing this
@@ -607,6 +616,14 @@ void tg__stream_refuse_logged(struct tg_stream *st, enum tg_hfail f);
 /* Runs the common request checks on st->req_in (tg_http_request_check) and records the method,
  * path, Host and authority they found; TG_HF_NONE or the refusal (not answered yet). */
 enum tg_hfail tg__stream_check_request(struct tg_stream *st);
+/* A request that arrived in TLS 1.3 early data may be a replay (RFC 8470): only a safe one (GET,
+ * HEAD or OPTIONS, no body, no upgrade) is served before the handshake finishes. */
+bool tg__stream_early_safe(const struct tg_stream *st);
+/* The session left its parser after on_head: starts what the handler prepared, unless the
+ * request came in early data and is not safe (it then waits: st->early_wait). */
+void tg__stream_start(struct tg_stream *st);
+/* The connection's handshake finished: a stream that waited for it starts. */
+void tg__stream_confirmed(struct tg_stream *st);
 /* Records the method and (raw) path of st->req_in for the access log. */
 void tg__stream_note_request(struct tg_stream *st);
 /* Every target failed, or the backend failed before a response byte: 502/504 with the reason. */

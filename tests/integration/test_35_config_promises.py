@@ -80,7 +80,12 @@ def test_path_prefix_segment_boundaries(gateway, origin, certs, tmp_path):
 
 
 LATER = [
-    ("early_data", lambda cfg: cfg["listeners"][0]["tls"].update(early_data=True)),
+    ("store", lambda cfg: cfg.update(store={"type": "file"})),
+    ("sandbox", lambda cfg: cfg.update(sandbox={"enabled": True})),
+    ("max_connections_per_ip", lambda cfg: cfg.setdefault("limits", {}).update(
+        max_connections_per_ip=10)),
+    ("handshake_rate_per_ip", lambda cfg: cfg.setdefault("limits", {}).update(
+        handshake_rate_per_ip=10)),
 ]
 
 
