@@ -283,6 +283,8 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *
     struct tg_h2_session *s = user;
     if (frame->hd.stream_id == 0)
         return 0;
+    if (frame->hd.type == NGHTTP2_DATA)
+        tg__h2_calm_data_sent(s);
     struct tg_h2_stream *hs = tg__h2_stream_of(s, frame->hd.stream_id);
     if (hs == NULL)
         return 0;

@@ -522,6 +522,8 @@ enum tg_h2_calm {
     TG_H2C_EMPTY,
     TG_H2C_ACK_QUEUE,
     TG_H2C_ZERO_WINDOW,
+    TG_H2C_PRIORITY,      /* PRIORITY / PRIORITY_UPDATE frames: no effect here */
+    TG_H2C_WINDOW_UPDATE, /* WINDOW_UPDATE frames beyond the DATA they could answer */
     TG_H2C__COUNT
 };
 
@@ -549,13 +551,15 @@ struct tg_h2_session {
     bool want_send; /* frames were queued while sending was not allowed */
     bool goaway;    /* draining: no new streams, close when the last one ends */
     enum tg_h2_calm calm; /* why we ended it with ENHANCE_YOUR_CALM (logged and counted once) */
-    struct tg_h2_bucket b_settings, b_ping, b_reset, b_empty;
+    struct tg_h2_bucket b_settings, b_ping, b_reset, b_empty, b_priority, b_winupd;
 };
 
 const struct tg_h2_calm_info *tg__h2_calm_info(enum tg_h2_calm r);
 /* A frame header arrived (on_begin_frame): false when it broke a flood limit (then the session
  * is already terminated with ENHANCE_YOUR_CALM). */
 bool tg__h2_calm_frame(struct tg_h2_session *s, uint8_t type, uint8_t flags, size_t length);
+/* A DATA frame went out: the client may answer it with WINDOW_UPDATEs (stream, connection). */
+void tg__h2_calm_data_sent(struct tg_h2_session *s);
 /* Logs and counts the reason once and queues GOAWAY(ENHANCE_YOUR_CALM). */
 void tg__h2_calm(struct tg_h2_session *s, enum tg_h2_calm r);
 /* Zero-window stalls: ends the session if a stream's response bytes waited timeouts.idle with
