@@ -403,8 +403,12 @@ static void on_drain(struct tg_conn *conn)
         return;
     for (struct tg_h2_stream *hs = s->live, *next; hs != NULL && !closed(s); hs = next) {
         next = hs->next;
-        if (hs->st.h != NULL && hs->st.resp_phase != TG_RESP_DONE)
+        /* Only handlers that found no room: the others are not waiting (a backend read now
+         * would find nothing: a wasted recv per stream and client write). */
+        if (hs->room_wanted && hs->st.h != NULL && hs->st.resp_phase != TG_RESP_DONE) {
+            hs->room_wanted = false;
             hs->st.h->on_room(&hs->st);
+        }
     }
     if (!closed(s) && tg_buf_used(conn->out) == 0)
         tg_conn_buf_put(conn->w, conn->out);
@@ -491,6 +495,7 @@ static void on_free(struct tg_client *c)
     struct tg_h2_session *s = c->h2;
     if (s == NULL)
         return;
+    tg__h2_send_cancel(s);
     while (s->live != NULL)
         tg__h2_stream_close(s->live, false);
     tg__h2_free_dead(s);

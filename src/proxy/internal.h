@@ -424,6 +424,12 @@ struct tg_proxy_worker {
     size_t n_clients;
     struct tg_h1_stream *free_streams; /* recycled HTTP/1 streams (h1.c) */
     size_t n_free_streams;
+    struct tg_h2_stream *free_h2; /* recycled HTTP/2 streams (h2stream.c) */
+    size_t n_free_h2;
+    /* HTTP/2 sessions with frames to write at the end of this loop iteration (h2stream.c),
+     * written by h2_check (a uv_check, allocated on first use, freed when closed) */
+    struct tg_h2_session *h2_pending;
+    uv_check_t *h2_check;
     struct tg_bconn *idle; /* idle pooled backend connections, most recent first */
     size_t n_idle;
     size_t *rr; /* round-robin position per backend index */
@@ -479,6 +485,8 @@ static inline struct tg_h1_stream *tg__h1s(struct tg_stream *st)
 }
 
 void tg__h1_cache_free(struct tg_worker *w);
+/* Frees the worker's recycled HTTP/2 streams. */
+void tg__h2_cache_free(struct tg_worker *w);
 
 /* h2.c, h2stream.c: the HTTP/2 session */
 
@@ -500,7 +508,8 @@ struct tg_h2_stream {
     bool no_data;   /* the response went out as HEADERS with END_STREAM */
     struct tg_h2_trailers *resp_trailers; /* response trailers to send after the DATA, or NULL */
     bool deferred;                        /* nghttp2 waits for response bytes */
-    bool to_start;                        /* on_head ran inside mem_recv: start after it returns */
+    bool room_wanted; /* its handler found no room for response bytes: on_room is due */
+    bool to_start;    /* on_head ran inside mem_recv: start after it returns */
     bool feeding;
     bool closed; /* nghttp2 closed it: on the dead list */
     struct tg_http_head
@@ -550,6 +559,8 @@ struct tg_h2_session {
     bool sending;   /* inside send(): no re-entry */
     bool want_send; /* frames were queued while sending was not allowed */
     bool goaway;    /* draining: no new streams, close when the last one ends */
+    bool queued;    /* on the worker's h2_pending list */
+    struct tg_h2_session *pending_next;
     enum tg_h2_calm calm; /* why we ended it with ENHANCE_YOUR_CALM (logged and counted once) */
     struct tg_h2_bucket b_settings, b_ping, b_reset, b_empty, b_priority, b_winupd;
 };
@@ -587,6 +598,13 @@ void tg__h2_streams_run(struct tg_h2_session *s);
 /* Serialises what nghttp2 queued into the client's output and writes it (not inside
  * mem_recv: then it only notes that frames wait). */
 void tg__h2_send(struct tg_h2_session *s);
+/* Writes the session's frames at the end of this loop iteration (after every event of it), so
+ * responses finishing on many streams at once leave in one write. */
+void tg__h2_send_soon(struct tg_h2_session *s);
+/* The session goes: it leaves the worker's list of sessions to write. */
+void tg__h2_send_cancel(struct tg_h2_session *s);
+/* Closes the worker's end-of-iteration handle (worker teardown). */
+void tg__h2_check_close(struct tg_worker *w);
 /* Turns an open client connection whose ALPN chose "h2" into an HTTP/2 session (sends our
  * SETTINGS, reads the preface); false if nghttp2 could not be set up. */
 bool tg__h2_start(struct tg_client *c);
