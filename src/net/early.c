@@ -11,6 +11,10 @@
 #include "core/core.h"
 #include "net/conn.h"
 
+/* All the early data a client may send, and a byte more: with the early data all kept, a read
+ * still has room to take the EndOfEarlyData that ends it (else a readable socket would spin). */
+#define EARLY_IN_CAP (TG_TLS_EARLY_MAX + 1)
+
 /* Maps a failed SSL call on a connection open on early data (r as the call returned). */
 static ssize_t early_result(struct tg_conn *c, int r)
 {
@@ -44,7 +48,7 @@ int tg_net__early_step(struct tg_conn *c)
         return 1;
     }
     if (r == SSL_READ_EARLY_DATA_SUCCESS) {
-        tg_buf_ensure(&c->early_in, TG_TLS_EARLY_MAX);
+        tg_buf_ensure(&c->early_in, EARLY_IN_CAP);
         tg_buf_append(&c->early_in, tmp, n);
         c->early = true;
         return 0;
@@ -122,7 +126,7 @@ void tg_net__early_confirm(struct tg_conn *c)
 void tg_net__early_advance(struct tg_conn *c)
 {
     while (c->state == TG_CONN_OPEN && c->early) {
-        tg_buf_ensure(&c->early_in, TG_TLS_EARLY_MAX);
+        tg_buf_ensure(&c->early_in, EARLY_IN_CAP);
         tg_buf_compact(&c->early_in);
         size_t room = c->early_in.cap - c->early_in.len;
         if (room == 0)

@@ -122,6 +122,25 @@ def test_post_in_early_data_waits_for_the_handshake(gateway, origin, certs, tmp_
     assert st["requests_held"] == 1 and st["requests_served"] == 0, st
 
 
+def test_pipelined_requests_in_early_data(gateway, origin, certs, tmp_path):
+    """A GET and a POST pipelined in early data: the GET is served from it; the POST, read while
+    the GET's response is out (the engine keeps early data the session does not take yet, so the
+    handshake finishes meanwhile), goes after the handshake, without Early-Data."""
+    o = origin("app")
+    port = testenv.free_port()
+    gateway(_config(certs, tmp_path, o, [port], early=(True,)))
+    data = tmp_path / "two.txt"
+    data.write_bytes(b"GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n"
+                     b"POST /upload HTTP/1.1\r\nHost: localhost\r\nContent-Length: 3000\r\n"
+                     b"Connection: close\r\n\r\n" + b"p" * 3000)
+    sess = _session(port, tmp_path / "s.pem")
+    r = _early(port, sess, data)
+    assert "Early data was accepted" in r.out + r.err, r.out + r.err
+    assert r.out.count("HTTP/1.1 200") == 2 and '"length": 3000' in r.out, r.out
+    assert _wait(lambda: len(o.requests) == 2)
+    assert [(q[0], _early_header(q)) for q in o.requests] == [("GET", ["1"]), ("POST", [])]
+
+
 def test_ticket_carries_early_data_once(gateway, origin, certs, tmp_path):
     o = origin("app")
     port = testenv.free_port()
