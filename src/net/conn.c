@@ -316,8 +316,8 @@ void tg_conn_update(struct tg_conn *c)
             c->r_blocked = false, mask |= UV_READABLE;
         else if (!c->r_blocked && c->poll_mask > 0 && (c->poll_mask & UV_READABLE) && !c->rd_eof)
             mask |= UV_READABLE;
-        if ((c->out != NULL && tg_buf_used(c->out) > 0) || c->want_write ||
-            tg_net__early_wpending(c))
+        if (((c->out != NULL && tg_buf_used(c->out) > 0) && !(c->early && c->early_fin)) ||
+            c->want_write || tg_net__early_wpending(c))
             mask |= UV_WRITABLE;
         if (c->early) /* the client's Finished must be read whatever the owner wants */
             mask |= UV_READABLE;

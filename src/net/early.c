@@ -100,6 +100,10 @@ bool tg_net__early_wpending(const struct tg_conn *c)
 /* Before the client's Finished, OpenSSL writes only through SSL_write_early_data (0.5-RTT). */
 ssize_t tg_net__early_send(struct tg_conn *c, const char *buf, size_t len)
 {
+    /* Between the EndOfEarlyData and the Finished OpenSSL takes no application data either
+     * way: the output waits (no writable interest) and goes once the handshake is confirmed. */
+    if (c->early_fin)
+        return -EAGAIN;
     BIO *wb = SSL_get_wbio(c->ssl);
     if (BIO_wpending(wb) > 0 && BIO_flush(wb) <= 0)
         return BIO_should_retry(wb) ? -EAGAIN : -EPIPE;
@@ -119,6 +123,8 @@ void tg_net__early_confirm(struct tg_conn *c)
     c->confirmed = false;
     if (c->h->on_confirmed != NULL)
         c->h->on_confirmed(c);
+    if (c->state == TG_CONN_OPEN && c->out != NULL && tg_buf_used(c->out) > 0)
+        tg_conn_flush(c); /* what waited for the Finished */
 }
 
 /* The owner takes no bytes now but the handshake must go on (its Finished is what the client
