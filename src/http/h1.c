@@ -231,6 +231,16 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
+/* A Connection token that names a field not already hop-by-hop by its name ("close" names
+ * none); sets *arg and stops. */
+static bool names_a_field(const char *tok, size_t len, void *arg)
+{
+    if ((len == 5 && tg_strncaseeq(tok, "close", 5)) || tg_http_name_hop_by_hop(tok, len))
+        return true;
+    *(bool *)arg = true;
+    return false;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     struct tg_h1_msg *m = msg_of(p);
@@ -242,6 +252,9 @@ static int on_headers_complete(llhttp_t *p)
         return fail(m, 502, "invalid response status code");
     m->head_done = true;
     m->has_connection = tg_h1_find(m, "connection") != NULL;
+    m->conn_names = false;
+    if (m->has_connection) /* once per head, not once per field (tg_h1_is_hop_by_hop) */
+        tg_h1_each_token(m, "connection", names_a_field, &m->conn_names);
     /* We never tunnel: Upgrade is dropped when forwarding, so the rest stays HTTP/1.1. */
     p->upgrade = 0;
     int rc = m->cb->on_head(m);
@@ -449,7 +462,7 @@ bool tg_h1_is_hop_by_hop(const struct tg_h1_msg *m, const struct tg_h1_field *f)
     const char *name = m->base + f->name.off;
     if (tg_http_name_hop_by_hop(name, f->name.len))
         return true;
-    if (!m->has_connection || !any_token(m, "connection", name, f->name.len))
+    if (!m->conn_names || !any_token(m, "connection", name, f->name.len))
         return false; /* most messages: no Connection header, or this field is not named */
     return tg_http_name_connection_may_drop(name, f->name.len);
 }

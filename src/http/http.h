@@ -48,10 +48,13 @@ struct tg_h1_msg {
     bool head_begun;     /* bytes of the current head were parsed: its spans pin the buffer */
     bool field_open;     /* a field name awaits its value */
     bool has_connection; /* the head has a Connection header (set with head_done) */
-    bool done;           /* the whole message was parsed */
-    bool pause_on_done;  /* stop parsing after each message */
-    int error_status;    /* 400, 431, 502... when tg_h1_execute fails */
-    const char *error;   /* static description of the failure */
+    /* Connection names a field that is not hop-by-hop by its own name ("close" and
+     * "keep-alive", the usual tokens, name none): set with head_done. */
+    bool conn_names;
+    bool done;          /* the whole message was parsed */
+    bool pause_on_done; /* stop parsing after each message */
+    int error_status;   /* 400, 431, 502... when tg_h1_execute fails */
+    const char *error;  /* static description of the failure */
     /* Chunked trailer fields are kept only when max_trailer_bytes > 0 (set after tg_h1_init),
      * copied into tbuf (allocated on the first trailer field, kept across messages) and filtered
      * with tg_http_trailer_ok; a section over max_trailer_bytes or max_fields is dropped whole. */
