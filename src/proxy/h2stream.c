@@ -272,6 +272,24 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 
 /* ---- the stream ops ---- */
 
+/* Decimal digits of v into buf (at least 21 bytes); their count. Per response, where snprintf
+ * cost more than the rest of the head. */
+static size_t fmt_u64(char *buf, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
+#define HEAD_STACK_FIELDS 32
+#define HEAD_STACK_NAMES  1024
+
 static bool h2_head(struct tg_stream *st, struct tg_http_head *h, bool end)
 {
     struct tg_h2_stream *hs = h2s(st);
@@ -281,10 +299,15 @@ static bool h2_head(struct tg_stream *st, struct tg_http_head *h, bool end)
     size_t n = h->n_fields + 2, names = 0;
     for (uint32_t i = 0; i < h->n_fields; i++)
         names += h->fields[i].name_len;
-    nghttp2_nv *nva = tg_xcalloc(n, sizeof(*nva));
-    char *lower = tg_xmalloc(names + 1);
-    char status[8], clen[24];
-    snprintf(status, sizeof(status), "%03d", h->status % 1000);
+    /* Most heads fit on the stack (nghttp2 copies what it keeps). */
+    nghttp2_nv nva_stack[HEAD_STACK_FIELDS + 2];
+    char lower_stack[HEAD_STACK_NAMES];
+    bool heap = n > TG_ARRAY_SIZE(nva_stack) || names + 1 > sizeof(lower_stack);
+    nghttp2_nv *nva = heap ? tg_xcalloc(n, sizeof(*nva)) : nva_stack;
+    char *lower = heap ? tg_xmalloc(names + 1) : lower_stack;
+    char status[4] = {(char)('0' + h->status / 100 % 10), (char)('0' + h->status / 10 % 10),
+                      (char)('0' + h->status % 10), '\0'};
+    char clen[24];
     size_t k = 0, off = 0;
     nva[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE};
     for (uint32_t i = 0; i < h->n_fields; i++) {
@@ -296,9 +319,9 @@ static bool h2_head(struct tg_stream *st, struct tg_http_head *h, bool end)
         off += f->name_len;
     }
     if (h->body == TG_BODY_LENGTH && h->status >= 200) {
-        int m = snprintf(clen, sizeof(clen), "%" PRIu64, h->content_length);
-        nva[k++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)clen, 14, (size_t)m,
-                                NGHTTP2_NV_FLAG_NONE};
+        size_t m = fmt_u64(clen, h->content_length);
+        nva[k++] =
+            (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)clen, 14, m, NGHTTP2_NV_FLAG_NONE};
     }
     int rv;
     if (h->status < 200) {
@@ -310,8 +333,10 @@ static bool h2_head(struct tg_stream *st, struct tg_http_head *h, bool end)
         nghttp2_data_provider prd = {.source.ptr = hs, .read_callback = data_read};
         rv = nghttp2_submit_response(s->ng, hs->id, nva, k, &prd);
     }
-    free(nva);
-    free(lower);
+    if (heap) {
+        free(nva);
+        free(lower);
+    }
     return rv == 0;
 }
 
