@@ -146,6 +146,9 @@ struct tg_tls_conf {
     char **alpn; /* protocol ids in preference order; default {"http/1.1"} for http */
     size_t n_alpn;
     bool session_resumption; /* default true */
+    /* TLS 1.3 0-RTT accepted (default false): safe requests are served from early data with
+     * Early-Data: 1, others wait for the handshake; replays are refused (tls/early.c). */
+    bool early_data;
     struct tg_client_auth_conf client_auth;
     struct tg_ocsp_conf ocsp;
 };

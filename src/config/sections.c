@@ -695,6 +695,16 @@ void tg_config__parse_listener(struct tg_config__ctx *c, json_t *obj, size_t idx
     json_t *tls = json_object_get(obj, "tls");
     tg_config__parse_tls(c, tls, l->path, &l->tls);
     tg_config__check_route_client_auth(c, l);
+    if (l->tls.early_data && (admin || l->mode == TG_MODE_TCP)) {
+        char *p = tg_config__ptr_join(l->tls.path, "early_data");
+        tg_config__error(c, p,
+                         admin ? "early data (0-RTT) is not offered on the admin listener: its "
+                                 "requests change state"
+                               : "early data (0-RTT) is for http listeners: a tcp listener cannot "
+                                 "tell a safe request from another");
+        l->tls.early_data = false;
+        free(p);
+    }
     /* http/1.1 is the default only for http: a tcp listener does not know what it carries. */
     if (l->mode == TG_MODE_TCP && json_object_get(tls, "alpn") == NULL) {
         for (size_t i = 0; i < l->tls.n_alpn; i++)

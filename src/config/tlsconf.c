@@ -34,7 +34,8 @@ const struct tg_config__key tg_config__tls_keys[] = {
     {"session_resumption", TG_J_BOOL, "true or false", "true", NULL, 0},
     {"client_auth", TG_J_OBJ, "an object", "{\"mode\": \"none\"}", "see client_auth", 0},
     {"ocsp_stapling", TG_J_OBJ, "an object", "off", "{\"file\": F} or {\"fetch\": true}", 0},
-    {"early_data", 0x7f, "", NULL, NULL, TG_K_LATER}, /* TLS 1.3 0-RTT: off until anti-replay */
+    {"early_data", TG_J_BOOL, "true or false", "false",
+     "true only with TLS 1.3, session_resumption and no client_auth (0-RTT: safe methods only)", 0},
     {NULL, 0, NULL, NULL, NULL, 0},
 };
 
@@ -419,6 +420,27 @@ static void parse_policy(struct tg_config__ctx *c, json_t *tls, const struct tg_
     free(why_legacy.s);
 }
 
+/* TLS 1.3 0-RTT (early_data: true): a request in early data may be a replay, so only what a
+ * resumed TLS 1.3 session carries may be sent early, and never under client certificates (the
+ * request would be served before the client's Finished, on an identity only the ticket claims). */
+static void parse_early_data(struct tg_config__ctx *c, struct tg_tls_conf *tc)
+{
+    char *p = tg_config__ptr_join(tc->path, "early_data");
+    if (tc->max_version > 0 && tc->max_version < TLS1_3_VERSION)
+        tg_config__error(c, p, "early data (0-RTT) is TLS 1.3 only: max_version must be TLS1.3");
+    else if (!tc->session_resumption)
+        tg_config__error(c, p,
+                         "early data (0-RTT) needs session_resumption: it is sent on a "
+                         "resumed session only");
+    else if (tc->client_auth.mode != TG_CAUTH_NONE)
+        tg_config__error(c, p,
+                         "early data (0-RTT) is refused with client_auth: a request would be "
+                         "served before the client's certificate is confirmed by its Finished");
+    else
+        tc->early_data = true;
+    free(p);
+}
+
 void tg_config__parse_tls(struct tg_config__ctx *c, json_t *tls, const char *listener_ptr,
                           struct tg_tls_conf *tc)
 {
@@ -474,6 +496,9 @@ void tg_config__parse_tls(struct tg_config__ctx *c, json_t *tls, const char *lis
                                  tc->path, &tc->client_auth);
     tg_config__parse_ocsp(c, tg_config__get(tls, tg_config__tls_keys, "ocsp_stapling"), tc->path,
                           &tc->ocsp);
+    v = tg_config__get(tls, tg_config__tls_keys, "early_data");
+    if (v != NULL && json_is_true(v))
+        parse_early_data(c, tc);
 }
 
 void tg_config__tls_conf_free(struct tg_tls_conf *tc)

@@ -125,8 +125,8 @@ static int prefix_settle(struct tg_conn *c, int rc)
  * us, and handed to OpenSSL in front of the socket (no MSG_PEEK and second read). */
 static int tls_server_handshake(struct tg_conn *c)
 {
+    char first[17 * 1024]; /* the first read: a whole TLS record and its header */
     if (!c->sniffed) {
-        char first[17 * 1024]; /* a whole TLS record and its header */
         ssize_t n = recv(c->fd, first, sizeof(first), 0);
         if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
             c->hs_want = UV_READABLE;
@@ -152,11 +152,14 @@ static int tls_server_handshake(struct tg_conn *c)
         c->sniffed = true;
         if (!tg_net__prefix_push(c->ssl, first, (size_t)n))
             return -ENOMEM;
-        int f = tls_fault(c, "tls_accept");
-        return prefix_settle(c, f ? f : tls_step(c));
+        c->prefix_held = true; /* settled after the first TLS call below */
     }
     int f = tls_fault(c, "tls_accept");
-    int rc = f ? f : tls_step(c);
+    int rc;
+    if (f)
+        rc = f;
+    else if (!c->early_ok || c->early_fin || (rc = tg_net__early_step(c)) == 1)
+        rc = tls_step(c);
     return c->prefix_held ? prefix_settle(c, rc) : rc;
 }
 
@@ -192,6 +195,8 @@ static ssize_t tls_read(struct tg_conn *c, char *buf, size_t len)
 static ssize_t tls_write(struct tg_conn *c, const char *buf, size_t len)
 {
     clear_errors();
+    if (c->early)
+        return tg_net__early_send(c, buf, len);
     int r = SSL_write(c->ssl, buf, (int)TG_MIN(len, (size_t)INT32_MAX));
     if (r > 0)
         return r;
@@ -213,7 +218,7 @@ static void tls_shutdown(struct tg_conn *c)
 
 static bool tls_pending(const struct tg_conn *c)
 {
-    return SSL_has_pending(c->ssl) || c->prefix_held;
+    return SSL_has_pending(c->ssl) || c->prefix_held || tg_buf_used(&c->early_in) > 0;
 }
 
 const struct tg_transport tg_transport_tls_server = {
@@ -338,8 +343,11 @@ void tg_conn_update(struct tg_conn *c)
             c->r_blocked = false, mask |= UV_READABLE;
         else if (!c->r_blocked && c->poll_mask > 0 && (c->poll_mask & UV_READABLE) && !c->rd_eof)
             mask |= UV_READABLE;
-        if ((c->out != NULL && tg_buf_used(c->out) > 0) || c->want_write)
+        if (((c->out != NULL && tg_buf_used(c->out) > 0) && !(c->early && c->early_fin)) ||
+            c->want_write || tg_net__early_wpending(c))
             mask |= UV_WRITABLE;
+        if (c->early) /* the client's Finished must be read whatever the owner wants */
+            mask |= UV_READABLE;
         break;
     default:
         return;
@@ -457,13 +465,32 @@ void tg_conn_handshake_resume(struct tg_conn *c)
         handshake(c);
 }
 
+/* Early data the handshake step kept, then early data, then the transport. */
+static ssize_t conn_recv(struct tg_conn *c, char *buf, size_t len)
+{
+    size_t have = tg_buf_used(&c->early_in);
+    if (have > 0) {
+        size_t n = TG_MIN(have, len);
+        memcpy(buf, c->early_in.data + c->early_in.off, n);
+        c->early_in.off += n;
+        if (c->early_in.off == c->early_in.len)
+            tg_buf_free(&c->early_in);
+        return (ssize_t)n;
+    }
+    return c->early ? tg_net__early_recv(c, buf, len) : c->tp->read(c, buf, len);
+}
+
 void tg_conn_read(struct tg_conn *c)
 {
     while (c->state == TG_CONN_OPEN && !c->rd_eof) {
         size_t room = c->h->read_room(c);
         if (room == 0 || c->state != TG_CONN_OPEN)
             break;
-        ssize_t n = c->tp->read(c, c->in.data + c->in.len, room);
+        ssize_t n = conn_recv(c, c->in.data + c->in.len, room);
+        if (n == -EAGAIN && c->confirmed) {
+            tg_net__early_confirm(c);
+            continue; /* bytes after the Finished may be in OpenSSL already */
+        }
         if (n == -EAGAIN)
             break;
         if (n < 0) {
@@ -493,6 +520,8 @@ void tg_conn_flush(struct tg_conn *c)
 {
     struct tg_buf *o = c->out;
     bool wrote = false;
+    if (tg_net__early_wpending(c))
+        BIO_flush(SSL_get_wbio(c->ssl));
     while (c->state == TG_CONN_OPEN && o != NULL && tg_buf_used(o) > 0) {
         ssize_t n = c->tp->write(c, o->data + o->off, tg_buf_used(o));
         if (n == -EAGAIN)
@@ -587,6 +616,8 @@ static void on_poll(uv_poll_t *p, int status, int events)
         if (c->want_write) {
             c->want_write = false;
             tg_conn_read(c);
+            if (c->state == TG_CONN_OPEN && c->early && !c->h->want_read(c))
+                tg_net__early_advance(c);
         }
         if (c->state == TG_CONN_OPEN)
             tg_conn_flush(c);
@@ -594,6 +625,8 @@ static void on_poll(uv_poll_t *p, int status, int events)
     if (c->state == TG_CONN_OPEN && (events & UV_READABLE)) {
         if (!c->rd_eof && c->h->want_read(c))
             tg_conn_read(c);
+        else if (c->early)
+            tg_net__early_advance(c);
         else
             c->r_blocked = true;
     }
@@ -613,6 +646,7 @@ static void on_handle_closed(uv_handle_t *hd)
     c->ssl = NULL;
     tg_conn_buf_put(c->w, &c->in);
     tg_conn_buf_put(c->w, &c->own_out);
+    tg_buf_free(&c->early_in);
     c->h->on_closed(c);
 }
 

@@ -74,6 +74,9 @@ struct tg_conn_handler {
     /* A read pass ended with the connection still open (optional): e.g. to give back an empty
      * input buffer, so idle connections hold none. */
     void (*after_read)(struct tg_conn *c);
+    /* A connection opened on TLS 1.3 early data (c->early) finished its handshake: what arrived
+     * from now on is not replayable (optional). */
+    void (*on_confirmed)(struct tg_conn *c);
     /* The timer armed with tg_conn_timer fired (optional). */
     void (*on_timer)(struct tg_conn *c);
     /* The connection is gone (handles released, socket closed): free the owner. */
@@ -94,14 +97,23 @@ struct tg_conn {
     uint8_t v2_minor; /* an SSLv2-format hello's offered 3.x minor version, 0xff if none */
     uint8_t hs_want;  /* UV_READABLE/UV_WRITABLE the handshake waits for */
     uint8_t pending_closes;
-    bool sniffed;        /* server side: first bytes checked */
-    bool prefix_held;    /* the first read's bytes are not all taken by OpenSSL yet */
-    bool r_blocked;      /* readable fired while the owner could not take bytes */
-    bool want_write;     /* the last TLS read needs the socket writable */
-    bool rd_eof;         /* the peer ended its direction */
-    bool wr_shut;        /* we ended ours */
-    bool shut_pending;   /* end ours once the output is flushed */
-    bool linger;         /* closing drains the client's bytes first (a fatal alert was sent) */
+    bool sniffed;      /* server side: first bytes checked */
+    bool prefix_held;  /* the first read's bytes are not all taken by OpenSSL yet */
+    bool r_blocked;    /* readable fired while the owner could not take bytes */
+    bool want_write;   /* the last TLS read needs the socket writable */
+    bool rd_eof;       /* the peer ended its direction */
+    bool wr_shut;      /* we ended ours */
+    bool shut_pending; /* end ours once the output is flushed */
+    bool linger;       /* closing drains the client's bytes first (a fatal alert was sent) */
+    /* TLS 1.3 early data (server side). early_ok: the owner accepts it (set before
+     * tg_conn_start). early: the connection opened on accepted early data and its handshake has
+     * not finished (reads are early data, which may be a replay; writes go out before the
+     * client's Finished). early_fin: the early data ended, the handshake goes on. confirmed:
+     * the handshake just finished (on_confirmed is due). */
+    bool early_ok;
+    bool early;
+    bool early_fin;
+    bool confirmed;
     uint32_t lingered;   /* bytes drained so far */
     uint64_t last_io_ms; /* last byte moved either way */
     uint64_t bytes_read;
@@ -109,6 +121,7 @@ struct tg_conn {
     struct tg_buf in;   /* bytes read */
     struct tg_buf *out; /* bytes to write: &own_out, or a buffer lent by the owner */
     struct tg_buf own_out;
+    struct tg_buf early_in; /* early data read before the owner could take it */
     uv_poll_t poll;
     uv_timer_t timer;
 };

@@ -45,4 +45,21 @@ bool tg_net__prefix_push(SSL *ssl, const void *data, size_t len);
  * left so that it outlives the caller's buffer (1: bytes still held); -1 when out of memory. */
 int tg_net__prefix_settle(SSL *ssl);
 
+struct tg_conn;
+
+/* early.c: TLS 1.3 early data on server connections (tg_conn.early_ok) */
+/* The first handshake step: 0 opened on accepted early data (its first bytes in early_in),
+ * -EAGAIN, -errno, or 1: no early data, go on with the handshake. */
+int tg_net__early_step(struct tg_conn *c);
+/* Reads early data, then finishes the handshake (sets confirmed and gives -EAGAIN). */
+ssize_t tg_net__early_recv(struct tg_conn *c, char *buf, size_t len);
+/* Writes before the client's Finished (0.5-RTT data). */
+ssize_t tg_net__early_send(struct tg_conn *c, const char *buf, size_t len);
+/* Bytes OpenSSL holds in its handshake buffer after an early write. */
+bool tg_net__early_wpending(const struct tg_conn *c);
+/* Drives the handshake while the owner takes no bytes (early data kept in early_in). */
+void tg_net__early_advance(struct tg_conn *c);
+/* Tells the owner the handshake finished (on_confirmed). */
+void tg_net__early_confirm(struct tg_conn *c);
+
 #endif

@@ -129,6 +129,13 @@ struct tg_stats {
     atomic_uint_fast64_t body_timeouts; /* request bodies cut: too slow or past their deadline */
     atomic_uint_fast64_t ppin_fail[TG_PPIN_FAIL__COUNT]; /* PROXY headers refused, by reason */
     atomic_uint_fast64_t h2_calm[TG_NET_H2_CALM_MAX];    /* HTTP/2 connections ended, by reason */
+    /* TLS 1.3 early data: client handshakes by what became of it (enum tg_tls_early), requests
+     * served from it (safe ones, with Early-Data: 1), requests held until the handshake
+     * finished, and 425 answers to requests forwarded from it */
+    atomic_uint_fast64_t early_data[TG_TLS_EARLY__COUNT];
+    atomic_uint_fast64_t early_served;
+    atomic_uint_fast64_t early_held;
+    atomic_uint_fast64_t early_too_early;
     atomic_uint_fast64_t reauth_closed;   /* closed on reload: the new policy refuses the client's
                                              certificate (tls.client_auth.reauthorize_live) */
     atomic_uint_fast64_t tls_versions[4]; /* client handshakes by version: TLS 1.0 .. 1.3 */

@@ -172,6 +172,30 @@ static void refuse_sslv2(struct tg_client *c)
     (void)w; /* best effort: the failure is logged and counted either way */
 }
 
+/* Counts what became of the client's TLS 1.3 early data; a replay is logged (once: the
+ * connection goes on without early data, its requests sent again after the handshake). */
+static void early_noted(struct tg_client *c)
+{
+    if (c->conn.ssl == NULL || c->early_noted)
+        return;
+    c->early_noted = true;
+    enum tg_tls_early e = tg_tls_early_status(c->conn.ssl);
+    if (e == TG_TLS_EARLY_NONE)
+        return;
+    TG_STAT_INC(&c->conn.w->stats, early_data[e]);
+    if (e == TG_TLS_EARLY_REPLAY || e == TG_TLS_EARLY_FULL)
+        tg_log_info("client %s listener=%s: TLS early data refused: reason=%s: %s; the handshake "
+                    "goes on without it",
+                    c->peer, c->lc->name, tg_tls_early_token(e),
+                    e == TG_TLS_EARLY_REPLAY
+                        ? "its ticket already carried early data within the replay window (a "
+                          "replayed ClientHello, or a ticket used twice)"
+                        : "the anti-replay register has no free slot for its ticket");
+    else
+        tg_log_debug("client %s listener=%s: TLS early data %s", c->peer, c->lc->name,
+                     tg_tls_early_token(e));
+}
+
 void tg__client_on_fail(struct tg_conn *conn, enum tg_conn_fail why, int err)
 {
     struct tg_client *c = tg__client_of(conn);
@@ -193,6 +217,7 @@ void tg__client_on_fail(struct tg_conn *conn, enum tg_conn_fail why, int err)
             break;
         }
     } else {
+        early_noted(c); /* a replayed ClientHello never finishes its handshake */
         hs_failed(c, tg_tls_classify(conn->ssl, conn->ssl_error, err == EPROTO ? 0 : err));
     }
     tg__client_close(c);
@@ -268,6 +293,7 @@ void tg__client_opened(struct tg_client *c)
         if (SSL_session_reused(conn->ssl))
             TG_STAT_INC(&conn->w->stats, resumed);
         count_negotiated(&conn->w->stats, conn->ssl);
+        early_noted(c);
         const char *sni = SSL_get_servername(conn->ssl, TLSEXT_NAMETYPE_host_name);
         tg_log_debug("client %s listener=%s: TLS established %s %s sni=%s", c->peer, c->lc->name,
                      SSL_get_version(conn->ssl), SSL_get_cipher_name(conn->ssl), sni ? sni : "-");
@@ -293,14 +319,32 @@ void tg__client_opened(struct tg_client *c)
         i->client_cert = c->client_cert;
         i->client_cert_chain = c->client_cert_chain;
     }
+    if (conn->early) {
+        /* Opened on early data: the handshake timer stays armed until the Finished comes (a
+         * replayed ClientHello never brings one). */
+        c->info.early = true;
+        return;
+    }
     c->timer_kind = TG_CT_NONE;
     tg_conn_timer(conn, 0);
+}
+
+void tg__client_confirmed(struct tg_client *c)
+{
+    c->info.early = false;
+    if (c->timer_kind == TG_CT_HANDSHAKE) {
+        c->timer_kind = TG_CT_NONE;
+        tg_conn_timer(&c->conn, 0);
+    }
+    tg_log_debug("client %s listener=%s: TLS handshake finished after early data", c->peer,
+                 c->lc->name);
 }
 
 void tg__client_handshake_timeout(struct tg_client *c)
 {
     if (fetch_wait_expired(c))
         return;
+    early_noted(c);
     const struct tg_tls_fail_info *fi = tg_tls_fail_info(TG_TLS_FAIL_TIMEOUT);
     TG_STAT_INC(&c->conn.w->stats, hs_fail[TG_TLS_FAIL_TIMEOUT]);
     tg_log_info("TLS handshake failed: peer=%s listener=%s reason=%s: %s (no handshake "
@@ -359,6 +403,7 @@ void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
     }
     tg_conn_init(&c->conn, w, fd, ssl, ssl ? &tg_transport_tls_server : &tg_transport_plain,
                  c->proto->conn, c, false);
+    c->conn.early_ok = ssl != NULL && c->lc->tls.early_data;
     if (c->snap->tls[lidx] != NULL && ssl == NULL) {
         tg__client_close(c);
         return;

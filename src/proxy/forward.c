@@ -80,6 +80,10 @@ static bool build_backend_head(struct tg_stream *st, const char *url, size_t url
     copy_span(st->xff, sizeof(st->xff), ip, iplen);
     ok = ok && tg_http_head_add(h, "X-Forwarded-For", 15, st->xff, strlen(st->xff)) &&
          tg_http_head_add(h, "X-Forwarded-Proto", 17, c->tls ? "https" : "http", c->tls ? 5 : 4);
+    /* RFC 8470: a request served from TLS early data says so (a client's own field, from an
+     * intermediary in front, is passed on as it is). */
+    if (ok && st->early && tg__stream_early_safe(st) && tg_http_head_find(in, "early-data") == NULL)
+        ok = tg_http_head_add(h, "Early-Data", 10, "1", 1);
     if (ok && c->xfcc != NULL)
         ok = tg_http_head_add(h, "X-Forwarded-Client-Cert", 23, c->xfcc, strlen(c->xfcc));
     if (ok && c->client_cert != NULL)

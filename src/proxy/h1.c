@@ -416,7 +416,7 @@ static void feed(struct tg_client *c)
             break;
         }
         if (!had_head && st->kind != TG_SK_LOCAL && st->h != NULL && st->h->start != NULL) {
-            st->h->start(st);
+            tg__stream_start(st);
             if (is_closed(c))
                 return;
         }
@@ -689,6 +689,17 @@ static void on_open(struct tg_conn *conn)
         http1_update(c);
 }
 
+/* The handshake of a connection opened on early data finished: a request that waited for it
+ * starts. */
+static void on_confirmed(struct tg_conn *conn)
+{
+    struct tg_client *c = tg__client_of(conn);
+    tg__client_confirmed(c);
+    if (c->st != NULL)
+        tg__stream_confirmed(c->st);
+    http1_update(c);
+}
+
 static void on_drain_worker(struct tg_client *c)
 {
     if (c->phase == TG_CP_IDLE || c->phase == TG_CP_HANDSHAKE)
@@ -718,6 +729,7 @@ static const struct tg_conn_handler http1_conn = {
     .on_error = on_error,
     .on_drain = on_drain,
     .after_read = after_read,
+    .on_confirmed = on_confirmed,
     .on_timer = tg__h1_on_timer,
     .on_closed = tg__client_on_closed,
 };

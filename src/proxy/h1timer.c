@@ -150,6 +150,10 @@ void tg__h1_on_timer(struct tg_conn *conn)
 {
     struct tg_client *c = tg__client_of(conn);
     uint64_t now = uv_now(&conn->w->loop);
+    if (c->info.early) { /* opened on early data: only the handshake deadline is armed */
+        tg__client_handshake_timeout(c);
+        return;
+    }
     switch (c->timer_kind) {
     case TG_CT_HANDSHAKE:
         tg__client_handshake_timeout(c);
@@ -169,8 +173,8 @@ void tg__h1_on_timer(struct tg_conn *conn)
 void tg__h1_timer_update(struct tg_client *c)
 {
     const struct tg_timeouts_conf *to = &tg__cfg(c)->timeouts;
-    if (c->phase == TG_CP_HANDSHAKE)
-        return; /* armed once at accept */
+    if (c->phase == TG_CP_HANDSHAKE || c->info.early)
+        return; /* armed once at accept (kept while the handshake ends after early data) */
     if (!req_active(c)) {
         if (!head_started(c)) {
             if (c->timer_kind != TG_CT_IDLE)

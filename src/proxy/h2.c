@@ -283,6 +283,8 @@ static int on_frame_send(nghttp2_session *ng, const nghttp2_frame *frame, void *
     struct tg_h2_session *s = user;
     if (frame->hd.stream_id == 0)
         return 0;
+    if (frame->hd.type == NGHTTP2_DATA)
+        tg__h2_calm_data_sent(s);
     struct tg_h2_stream *hs = tg__h2_stream_of(s, frame->hd.stream_id);
     if (hs == NULL)
         return 0;
@@ -401,8 +403,12 @@ static void on_drain(struct tg_conn *conn)
         return;
     for (struct tg_h2_stream *hs = s->live, *next; hs != NULL && !closed(s); hs = next) {
         next = hs->next;
-        if (hs->st.h != NULL && hs->st.resp_phase != TG_RESP_DONE)
+        /* Only handlers that found no room: the others are not waiting (a backend read now
+         * would find nothing: a wasted recv per stream and client write). */
+        if (hs->room_wanted && hs->st.h != NULL && hs->st.resp_phase != TG_RESP_DONE) {
+            hs->room_wanted = false;
             hs->st.h->on_room(&hs->st);
+        }
     }
     if (!closed(s) && tg_buf_used(conn->out) == 0)
         tg_conn_buf_put(conn->w, conn->out);
@@ -415,6 +421,24 @@ static void on_error(struct tg_conn *conn, int err, bool writing)
     tg_log_debug("client %s listener=%s: %s failed: %s", c->peer, c->lc->name,
                  writing ? "write to client" : "read from client", strerror(-err));
     tg__client_close(c);
+}
+
+/* The handshake of a connection opened on early data finished: streams that waited start. */
+static void on_confirmed(struct tg_conn *conn)
+{
+    struct tg_h2_session *s = sess_of(conn);
+    tg__client_confirmed(s->c);
+    for (struct tg_h2_stream *hs = s->live, *next; hs != NULL && !closed(s); hs = next) {
+        next = hs->next;
+        if (!hs->closed)
+            tg__stream_confirmed(&hs->st);
+    }
+    if (closed(s))
+        return;
+    tg__h2_streams_run(s);
+    tg__h2_send(s);
+    tg__h2_timer_update(s);
+    update(s);
 }
 
 static void on_open(struct tg_conn *conn)
@@ -431,6 +455,7 @@ static const struct tg_conn_handler h2_conn = {
     .on_error = on_error,
     .on_drain = on_drain,
     .after_read = after_read,
+    .on_confirmed = on_confirmed,
     .on_timer = tg__h2_on_timer,
     .on_closed = tg__client_on_closed,
 };
@@ -470,6 +495,7 @@ static void on_free(struct tg_client *c)
     struct tg_h2_session *s = c->h2;
     if (s == NULL)
         return;
+    tg__h2_send_cancel(s);
     while (s->live != NULL)
         tg__h2_stream_close(s->live, false);
     tg__h2_free_dead(s);

@@ -28,7 +28,22 @@ static const struct tg_h2_calm_info rows[] = {
                           NULL},
     [TG_H2C_ZERO_WINDOW] = {"zero_window", "no response DATA could be sent to the client",
                             "timeouts.idle"},
+    [TG_H2C_PRIORITY] = {"priority_flood",
+                         "too many PRIORITY or PRIORITY_UPDATE frames (priorities have no effect "
+                         "here)",
+                         NULL},
+    [TG_H2C_WINDOW_UPDATE] = {"window_update_flood",
+                              "too many WINDOW_UPDATE frames for the DATA sent to the client",
+                              NULL},
 };
+
+/* WINDOW_UPDATE: a client may answer each DATA frame with two (stream and connection); beyond
+ * that, a burst and a trickle. */
+#define WINUPD_BURST    128
+#define WINUPD_PER_S    32
+#define WINUPD_PER_DATA 2
+#define WINUPD_CREDIT   4096 /* tokens DATA frames may have granted and not yet used */
+#define PRIORITY_UPDATE 0x10 /* RFC 9218 */
 
 _Static_assert(TG_H2C__COUNT <= TG_NET_H2_CALM_MAX, "a counter per row");
 
@@ -45,8 +60,9 @@ static bool take(struct tg_h2_bucket *b, uint64_t now, uint32_t burst, uint32_t 
         b->at_ms = now;
     } else if (now > b->at_ms) {
         uint64_t add = (now - b->at_ms) * per_s / 1000;
-        if (add > 0) {
-            b->tokens = (uint32_t)TG_MIN((uint64_t)burst, b->tokens + add);
+        if (add > 0) { /* a bucket credited above its burst keeps its credit */
+            if (b->tokens < burst)
+                b->tokens = (uint32_t)TG_MIN((uint64_t)burst, b->tokens + add);
             b->at_ms = now;
         }
     }
@@ -82,12 +98,33 @@ bool tg__h2_calm_frame(struct tg_h2_session *s, uint8_t type, uint8_t flags, siz
         if (length == 0 && !(flags & NGHTTP2_FLAG_END_STREAM) && !take(&s->b_empty, now, 32, 4))
             r = TG_H2C_EMPTY;
         break;
-    default:
+    case NGHTTP2_PRIORITY:
+    case PRIORITY_UPDATE:
+        /* We announce SETTINGS_NO_RFC7540_PRIORITIES and schedule streams ourselves: these
+         * change nothing. A browser sends a few per stream at most. */
+        if (!take(&s->b_priority, now, TG_MAX(2 * streams, 64), TG_MAX(streams / 4, 16)))
+            r = TG_H2C_PRIORITY;
+        break;
+    case NGHTTP2_WINDOW_UPDATE:
+        if (!take(&s->b_winupd, now, WINUPD_BURST, WINUPD_PER_S))
+            r = TG_H2C_WINDOW_UPDATE;
+        break;
+    default: /* nghttp2 skips unknown types without telling us (no on_begin_frame) */
         break;
     }
     if (r != TG_H2C_NONE)
         tg__h2_calm(s, r);
     return r == TG_H2C_NONE;
+}
+
+void tg__h2_calm_data_sent(struct tg_h2_session *s)
+{
+    struct tg_h2_bucket *b = &s->b_winupd;
+    if (b->at_ms == 0) { /* first use: start full, as take() would */
+        b->tokens = WINUPD_BURST;
+        b->at_ms = uv_now(&s->c->conn.w->loop);
+    }
+    b->tokens = TG_MIN(b->tokens + WINUPD_PER_DATA, (uint32_t)WINUPD_CREDIT);
 }
 
 void tg__h2_calm(struct tg_h2_session *s, enum tg_h2_calm r)

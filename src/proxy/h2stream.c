@@ -30,16 +30,61 @@ static bool closed(const struct tg_h2_session *s)
 
 /* ---- streams ---- */
 
+/* Streams are recycled per worker with their heads' field arrays (about 8 KiB with the default
+ * limits.max_headers: allocating and zeroing them was a fifth of an HTTP/2 request's
+ * instructions). */
+#define MAX_FREE_STREAMS 128
+
+static void heads_free(struct tg_h2_stream *hs)
+{
+    tg_http_head_free(&hs->st.req_in);
+    tg_http_head_free(&hs->st.req);
+    tg_http_head_free(&hs->st.resp);
+    free(hs);
+}
+
+void tg__h2_cache_free(struct tg_worker *w)
+{
+    struct tg_proxy_worker *pw = tg_pw(w);
+    while (pw->free_h2 != NULL) {
+        struct tg_h2_stream *hs = pw->free_h2;
+        pw->free_h2 = hs->next;
+        heads_free(hs);
+    }
+    pw->n_free_h2 = 0;
+}
+
 struct tg_h2_stream *tg__h2_stream_new(struct tg_h2_session *s, int32_t id)
 {
     struct tg_client *c = s->c;
-    size_t max_fields = tg__cfg(c)->limits.max_headers;
-    struct tg_h2_stream *hs = tg_xcalloc(1, sizeof(*hs));
+    struct tg_proxy_worker *pw = tg_pw(c->conn.w);
+    uint32_t max_fields = (uint32_t)tg__cfg(c)->limits.max_headers;
+    struct tg_h2_stream *hs = pw->free_h2;
+    if (hs != NULL) {
+        pw->free_h2 = hs->next;
+        pw->n_free_h2--;
+        if (hs->st.req_in.max_fields != max_fields + 1) { /* made under another config */
+            heads_free(hs);
+            hs = NULL;
+        }
+    }
+    if (hs == NULL) {
+        hs = tg_xcalloc(1, sizeof(*hs));
+        tg_http_head_init(&hs->st.req_in, max_fields + 1);
+        tg_http_head_init(&hs->st.req, max_fields + 8);
+        tg_http_head_init(&hs->st.resp, max_fields + 8);
+    } else {
+        struct tg_http_head req_in = hs->st.req_in, req = hs->st.req, resp = hs->st.resp;
+        memset(hs, 0, sizeof(*hs));
+        hs->st.req_in = req_in;
+        hs->st.req = req;
+        hs->st.resp = resp;
+        tg_http_head_clear(&hs->st.req_in);
+        tg_http_head_clear(&hs->st.req);
+        tg_http_head_clear(&hs->st.resp);
+    }
     hs->s = s;
     hs->id = id;
-    tg_http_head_init(&hs->st.req_in, (uint32_t)max_fields + 1);
-    tg_http_head_init(&hs->st.req, (uint32_t)max_fields + 8);
-    tg_http_head_init(&hs->st.resp, (uint32_t)max_fields + 8);
     hs->st.out = &tg__h2_ops;
     hs->st.sess = s;
     hs->st.who = &c->info;
@@ -60,13 +105,17 @@ static void stream_free(struct tg_h2_stream *hs)
     tg_conn_buf_put(w, &hs->reqbuf);
     tg_conn_buf_put(w, &hs->resp);
     tg_conn_buf_put(w, &hs->st.to_backend);
-    tg_http_head_free(&hs->st.req_in);
-    tg_http_head_free(&hs->st.req);
-    tg_http_head_free(&hs->st.resp);
     if (hs->trailers.max_fields > 0)
         tg_http_head_free(&hs->trailers);
     free(hs->resp_trailers);
-    free(hs);
+    struct tg_proxy_worker *pw = w->proto;
+    if (pw == NULL || pw->n_free_h2 >= MAX_FREE_STREAMS) {
+        heads_free(hs);
+        return;
+    }
+    hs->next = pw->free_h2;
+    pw->free_h2 = hs;
+    pw->n_free_h2++;
 }
 
 /* nghttp2 forgot the stream (or the connection goes): the handler lets go, the object waits on
@@ -152,8 +201,7 @@ void tg__h2_streams_run(struct tg_h2_session *s)
         struct tg_stream *st = &hs->st;
         if (hs->to_start) {
             hs->to_start = false;
-            if (st->h != NULL && st->h->start != NULL)
-                st->h->start(st);
+            tg__stream_start(st);
         }
         if (hs->closed || closed(s))
             continue;
@@ -224,6 +272,24 @@ static ssize_t data_read(nghttp2_session *ng, int32_t id, uint8_t *buf, size_t l
 
 /* ---- the stream ops ---- */
 
+/* Decimal digits of v into buf (at least 21 bytes); their count. Per response, where snprintf
+ * cost more than the rest of the head. */
+static size_t fmt_u64(char *buf, uint64_t v)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v > 0);
+    for (size_t i = 0; i < n; i++)
+        buf[i] = tmp[n - 1 - i];
+    return n;
+}
+
+#define HEAD_STACK_FIELDS 32
+#define HEAD_STACK_NAMES  1024
+
 static bool h2_head(struct tg_stream *st, struct tg_http_head *h, bool end)
 {
     struct tg_h2_stream *hs = h2s(st);
@@ -233,10 +299,15 @@ static bool h2_head(struct tg_stream *st, struct tg_http_head *h, bool end)
     size_t n = h->n_fields + 2, names = 0;
     for (uint32_t i = 0; i < h->n_fields; i++)
         names += h->fields[i].name_len;
-    nghttp2_nv *nva = tg_xcalloc(n, sizeof(*nva));
-    char *lower = tg_xmalloc(names + 1);
-    char status[8], clen[24];
-    snprintf(status, sizeof(status), "%03d", h->status % 1000);
+    /* Most heads fit on the stack (nghttp2 copies what it keeps). */
+    nghttp2_nv nva_stack[HEAD_STACK_FIELDS + 2];
+    char lower_stack[HEAD_STACK_NAMES];
+    bool heap = n > TG_ARRAY_SIZE(nva_stack) || names + 1 > sizeof(lower_stack);
+    nghttp2_nv *nva = heap ? tg_xcalloc(n, sizeof(*nva)) : nva_stack;
+    char *lower = heap ? tg_xmalloc(names + 1) : lower_stack;
+    char status[4] = {(char)('0' + h->status / 100 % 10), (char)('0' + h->status / 10 % 10),
+                      (char)('0' + h->status % 10), '\0'};
+    char clen[24];
     size_t k = 0, off = 0;
     nva[k++] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE};
     for (uint32_t i = 0; i < h->n_fields; i++) {
@@ -248,9 +319,9 @@ static bool h2_head(struct tg_stream *st, struct tg_http_head *h, bool end)
         off += f->name_len;
     }
     if (h->body == TG_BODY_LENGTH && h->status >= 200) {
-        int m = snprintf(clen, sizeof(clen), "%" PRIu64, h->content_length);
-        nva[k++] = (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)clen, 14, (size_t)m,
-                                NGHTTP2_NV_FLAG_NONE};
+        size_t m = fmt_u64(clen, h->content_length);
+        nva[k++] =
+            (nghttp2_nv){(uint8_t *)"content-length", (uint8_t *)clen, 14, m, NGHTTP2_NV_FLAG_NONE};
     }
     int rv;
     if (h->status < 200) {
@@ -262,8 +333,10 @@ static bool h2_head(struct tg_stream *st, struct tg_http_head *h, bool end)
         nghttp2_data_provider prd = {.source.ptr = hs, .read_callback = data_read};
         rv = nghttp2_submit_response(s->ng, hs->id, nva, k, &prd);
     }
-    free(nva);
-    free(lower);
+    if (heap) {
+        free(nva);
+        free(lower);
+    }
     return rv == 0;
 }
 
@@ -277,7 +350,10 @@ static size_t h2_room(struct tg_stream *st)
     if (b->off > 0 && b->cap - b->len < b->cap / 2)
         tg_buf_compact(b);
     size_t room = tg_buf_room(b);
-    return room > 1024 ? room - 256 : 0;
+    if (room > 1024)
+        return room - 256;
+    hs->room_wanted = true; /* the handler waits: on_room once nghttp2 took some */
+    return 0;
 }
 
 static bool h2_body(struct tg_stream *st, const char *p, size_t len)
@@ -314,7 +390,7 @@ static bool h2_end(struct tg_stream *st, const struct tg_http_head *trailers)
 
 static void h2_flush(struct tg_stream *st)
 {
-    tg__h2_send(h2s(st)->s);
+    tg__h2_send_soon(h2s(st)->s);
 }
 
 static void h2_reset(struct tg_stream *st, const char *why)
@@ -351,6 +427,63 @@ const struct tg_stream_out_ops tg__h2_ops = {
 };
 
 /* ---- the connection ---- */
+
+static void on_check(uv_check_t *h)
+{
+    struct tg_proxy_worker *pw = h->data;
+    while (pw->h2_pending != NULL) {
+        struct tg_h2_session *s = pw->h2_pending;
+        pw->h2_pending = s->pending_next;
+        s->pending_next = NULL;
+        s->queued = false;
+        tg__h2_send(s);
+    }
+    uv_check_stop(h);
+}
+
+void tg__h2_send_soon(struct tg_h2_session *s)
+{
+    if (s->queued || closed(s))
+        return;
+    struct tg_proxy_worker *pw = tg_pw(s->c->conn.w);
+    if (pw->h2_check == NULL) {
+        pw->h2_check = tg_xcalloc(1, sizeof(*pw->h2_check));
+        uv_check_init(&s->c->conn.w->loop, pw->h2_check);
+        pw->h2_check->data = pw;
+        uv_unref((uv_handle_t *)pw->h2_check);
+    }
+    s->queued = true;
+    s->pending_next = pw->h2_pending;
+    pw->h2_pending = s;
+    uv_check_start(pw->h2_check, on_check);
+}
+
+void tg__h2_send_cancel(struct tg_h2_session *s)
+{
+    if (!s->queued)
+        return;
+    struct tg_proxy_worker *pw = tg_pw(s->c->conn.w);
+    for (struct tg_h2_session **pp = &pw->h2_pending; *pp != NULL; pp = &(*pp)->pending_next)
+        if (*pp == s) {
+            *pp = s->pending_next;
+            break;
+        }
+    s->queued = false;
+}
+
+static void check_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+void tg__h2_check_close(struct tg_worker *w)
+{
+    struct tg_proxy_worker *pw = tg_pw(w);
+    pw->h2_pending = NULL;
+    if (pw->h2_check != NULL)
+        uv_close((uv_handle_t *)pw->h2_check, check_closed);
+    pw->h2_check = NULL;
+}
 
 /* Serialises what nghttp2 has queued into the client's output and writes it. */
 void tg__h2_send(struct tg_h2_session *s)

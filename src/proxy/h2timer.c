@@ -129,6 +129,8 @@ void tg__h2_timer_update(struct tg_h2_session *s)
     struct tg_conn *conn = &s->c->conn;
     if (tg_conn_closed(conn))
         return;
+    if (s->c->info.early)
+        return; /* the handshake timer stays until the handshake ends after early data */
     bool ended;
     uint64_t now = uv_now(&conn->w->loop);
     uint64_t next = TG_MIN(scan(s, now, false, &ended), tg__h2_calm_stalls_next(s, now));
@@ -140,7 +142,7 @@ void tg__h2_on_timer(struct tg_conn *conn)
 {
     struct tg_client *c = tg__client_of(conn);
     struct tg_h2_session *s = c->h2;
-    if (c->timer_kind == TG_CT_HANDSHAKE) {
+    if (c->timer_kind == TG_CT_HANDSHAKE || c->info.early) {
         tg__client_handshake_timeout(c);
         return;
     }

@@ -135,6 +135,9 @@ struct tg_client_info {
     unsigned alpn_len;
     bool has_cert; /* the client presented a certificate that was verified */
     X509 *leaf;    /* that certificate (borrowed from the connection's SSL), or NULL */
+    /* The connection opened on TLS 1.3 early data and its handshake has not finished yet: what
+     * it carries now may be a replay (client.c clears it when the handshake finishes). */
+    bool early;
     /* The peer is in tls.client_auth.from_header.trusted_from: its requests' client
      * certificate comes from that header field (forward.c), not from the handshake. */
     bool header_trusted;
@@ -158,6 +161,7 @@ struct tg_client {
     bool close_after; /* close once the response in flight is out */
     bool in_parser;   /* inside tg_h1_execute: no flushing or re-entry */
     bool h2c_maybe;   /* http2.cleartext, plaintext: the first bytes may be the HTTP/2 preface */
+    bool early_noted; /* what became of its TLS early data was counted (and logged) */
     uint64_t accepted_ms;
     uint64_t deadline_ms;
     uint64_t peer_hold; /* its place in the per-address counts (tg_worker_conn_done) */
@@ -305,6 +309,8 @@ struct tg_stream {
     bool retried;      /* already retried once on a fresh backend connection */
     bool upgrade;      /* the client asked for a WebSocket upgrade */
     bool close_conn;   /* the rest of the request is not read: no further request after it */
+    bool early;        /* its head arrived in TLS 1.3 early data (before the handshake finished) */
+    bool early_wait;   /* not safe to serve from early data: starts when the handshake finishes */
     int status;
     uint64_t start_ms;
     uint64_t bytes_in;  /* request bytes received for it (head and body, as framed) */
@@ -419,6 +425,12 @@ struct tg_proxy_worker {
     size_t n_clients;
     struct tg_h1_stream *free_streams; /* recycled HTTP/1 streams (h1.c) */
     size_t n_free_streams;
+    struct tg_h2_stream *free_h2; /* recycled HTTP/2 streams (h2stream.c) */
+    size_t n_free_h2;
+    /* HTTP/2 sessions with frames to write at the end of this loop iteration (h2stream.c),
+     * written by h2_check (a uv_check, allocated on first use, freed when closed) */
+    struct tg_h2_session *h2_pending;
+    uv_check_t *h2_check;
     struct tg_bconn *idle; /* idle pooled backend connections, most recent first */
     size_t n_idle;
     size_t *rr; /* round-robin position per backend index */
@@ -453,6 +465,9 @@ void tg__client_on_closed(struct tg_conn *conn);
 void tg__client_leave_out_cert_chain(const struct tg_client_info *i);
 void tg__client_close(struct tg_client *c);
 void tg__client_abort(struct tg_client *c, const char *why);
+/* The handshake of a connection opened on early data finished (the protocol's on_confirmed
+ * calls it first, then starts the streams that waited). */
+void tg__client_confirmed(struct tg_client *c);
 
 /* h1.c: the HTTP/1 session */
 /* A stream carried by HTTP/1: the neutral part, plus the llhttp request and the framing this
@@ -471,6 +486,8 @@ static inline struct tg_h1_stream *tg__h1s(struct tg_stream *st)
 }
 
 void tg__h1_cache_free(struct tg_worker *w);
+/* Frees the worker's recycled HTTP/2 streams. */
+void tg__h2_cache_free(struct tg_worker *w);
 
 /* h2.c, h2stream.c: the HTTP/2 session */
 
@@ -492,7 +509,8 @@ struct tg_h2_stream {
     bool no_data;   /* the response went out as HEADERS with END_STREAM */
     struct tg_h2_trailers *resp_trailers; /* response trailers to send after the DATA, or NULL */
     bool deferred;                        /* nghttp2 waits for response bytes */
-    bool to_start;                        /* on_head ran inside mem_recv: start after it returns */
+    bool room_wanted; /* its handler found no room for response bytes: on_room is due */
+    bool to_start;    /* on_head ran inside mem_recv: start after it returns */
     bool feeding;
     bool closed; /* nghttp2 closed it: on the dead list */
     struct tg_http_head
@@ -514,6 +532,8 @@ enum tg_h2_calm {
     TG_H2C_EMPTY,
     TG_H2C_ACK_QUEUE,
     TG_H2C_ZERO_WINDOW,
+    TG_H2C_PRIORITY,      /* PRIORITY / PRIORITY_UPDATE frames: no effect here */
+    TG_H2C_WINDOW_UPDATE, /* WINDOW_UPDATE frames beyond the DATA they could answer */
     TG_H2C__COUNT
 };
 
@@ -540,14 +560,18 @@ struct tg_h2_session {
     bool sending;   /* inside send(): no re-entry */
     bool want_send; /* frames were queued while sending was not allowed */
     bool goaway;    /* draining: no new streams, close when the last one ends */
+    bool queued;    /* on the worker's h2_pending list */
+    struct tg_h2_session *pending_next;
     enum tg_h2_calm calm; /* why we ended it with ENHANCE_YOUR_CALM (logged and counted once) */
-    struct tg_h2_bucket b_settings, b_ping, b_reset, b_empty;
+    struct tg_h2_bucket b_settings, b_ping, b_reset, b_empty, b_priority, b_winupd;
 };
 
 const struct tg_h2_calm_info *tg__h2_calm_info(enum tg_h2_calm r);
 /* A frame header arrived (on_begin_frame): false when it broke a flood limit (then the session
  * is already terminated with ENHANCE_YOUR_CALM). */
 bool tg__h2_calm_frame(struct tg_h2_session *s, uint8_t type, uint8_t flags, size_t length);
+/* A DATA frame went out: the client may answer it with WINDOW_UPDATEs (stream, connection). */
+void tg__h2_calm_data_sent(struct tg_h2_session *s);
 /* Logs and counts the reason once and queues GOAWAY(ENHANCE_YOUR_CALM). */
 void tg__h2_calm(struct tg_h2_session *s, enum tg_h2_calm r);
 /* Zero-window stalls: ends the session if a stream's response bytes waited timeouts.idle with
@@ -575,6 +599,13 @@ void tg__h2_streams_run(struct tg_h2_session *s);
 /* Serialises what nghttp2 queued into the client's output and writes it (not inside
  * mem_recv: then it only notes that frames wait). */
 void tg__h2_send(struct tg_h2_session *s);
+/* Writes the session's frames at the end of this loop iteration (after every event of it), so
+ * responses finishing on many streams at once leave in one write. */
+void tg__h2_send_soon(struct tg_h2_session *s);
+/* The session goes: it leaves the worker's list of sessions to write. */
+void tg__h2_send_cancel(struct tg_h2_session *s);
+/* Closes the worker's end-of-iteration handle (worker teardown). */
+void tg__h2_check_close(struct tg_worker *w);
 /* Turns an open client connection whose ALPN chose "h2" into an HTTP/2 session (sends our
  * SETTINGS, reads the preface); false if nghttp2 could not be set up. */
 bool tg__h2_start(struct tg_client *c);
@@ -608,6 +639,14 @@ void tg__stream_refuse_logged(struct tg_stream *st, enum tg_hfail f);
 /* Runs the common request checks on st->req_in (tg_http_request_check) and records the method,
  * path, Host and authority they found; TG_HF_NONE or the refusal (not answered yet). */
 enum tg_hfail tg__stream_check_request(struct tg_stream *st);
+/* A request that arrived in TLS 1.3 early data may be a replay (RFC 8470): only a safe one (GET,
+ * HEAD or OPTIONS, no body, no upgrade) is served before the handshake finishes. */
+bool tg__stream_early_safe(const struct tg_stream *st);
+/* The session left its parser after on_head: starts what the handler prepared, unless the
+ * request came in early data and is not safe (it then waits: st->early_wait). */
+void tg__stream_start(struct tg_stream *st);
+/* The connection's handshake finished: a stream that waited for it starts. */
+void tg__stream_confirmed(struct tg_stream *st);
 /* Records the method and (raw) path of st->req_in for the access log. */
 void tg__stream_note_request(struct tg_stream *st);
 /* Every target failed, or the backend failed before a response byte: 502/504 with the reason. */

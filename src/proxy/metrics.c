@@ -67,6 +67,20 @@ void tg_proxy_metrics_write(FILE *f)
                 tg_tls_fail_info((enum tg_tls_fail)k)->token, (unsigned long long)SUM(hs_fail[k]));
     family(f, "tlsgate_resumptions_total", "counter", "TLS handshakes that resumed a session.");
     fprintf(f, "tlsgate_resumptions_total %llu\n", (unsigned long long)SUM(resumed));
+    family(f, "tlsgate_early_data_total", "counter",
+           "TLS 1.3 handshakes that offered early data (0-RTT), by what became of it.");
+    for (int k = 1; k < TG_TLS_EARLY__COUNT; k++)
+        fprintf(f, "tlsgate_early_data_total{result=\"%s\"} %llu\n",
+                tg_tls_early_token((enum tg_tls_early)k), (unsigned long long)SUM(early_data[k]));
+    family(f, "tlsgate_early_data_requests_total", "counter",
+           "Requests that came in TLS early data: served from it (with Early-Data: 1), held until "
+           "the handshake finished (not safe to replay), answered 425 by the backend.");
+    fprintf(f, "tlsgate_early_data_requests_total{how=\"served\"} %llu\n",
+            (unsigned long long)SUM(early_served));
+    fprintf(f, "tlsgate_early_data_requests_total{how=\"held\"} %llu\n",
+            (unsigned long long)SUM(early_held));
+    fprintf(f, "tlsgate_early_data_requests_total{how=\"too_early\"} %llu\n",
+            (unsigned long long)SUM(early_too_early));
     family(f, "tlsgate_tls_versions_total", "counter",
            "TLS handshakes with clients, by negotiated version.");
     static const char *const versions[] = {"TLSv1.0", "TLSv1.1", "TLSv1.2", "TLSv1.3"};

@@ -42,6 +42,11 @@ char *tg_status_json(void)
                 SUM(http_fail[k]);
             SUM(websocket_upgrades);
             SUM(reauth_closed);
+            for (int k = 0; k < TG_TLS_EARLY__COUNT; k++)
+                SUM(early_data[k]);
+            SUM(early_served);
+            SUM(early_held);
+            SUM(early_too_early);
             for (int k = 0; k < TG_NET_H2_CALM_MAX; k++)
                 SUM(h2_calm[k]);
             for (int k = 0; k < TG_PPIN_FAIL__COUNT; k++)
@@ -80,6 +85,15 @@ char *tg_status_json(void)
     tg_jobj_uint(&o, "resumed", TG_STAT_GET(&sum, resumed));
     /* Open connections closed on reload because the new policy refuses their certificate. */
     tg_jobj_uint(&o, "client_cert_reauth_closed", TG_STAT_GET(&sum, reauth_closed));
+    tg_jobj_end(&o);
+    /* TLS 1.3 early data: handshakes by what became of it, and requests that came in it. */
+    tg_jobj_begin(&o, "early_data");
+    for (int k = 1; k < TG_TLS_EARLY__COUNT; k++)
+        tg_jobj_uint(&o, tg_tls_early_token((enum tg_tls_early)k),
+                     TG_STAT_GET(&sum, early_data[k]));
+    tg_jobj_uint(&o, "requests_served", TG_STAT_GET(&sum, early_served));
+    tg_jobj_uint(&o, "requests_held", TG_STAT_GET(&sum, early_held));
+    tg_jobj_uint(&o, "backend_too_early", TG_STAT_GET(&sum, early_too_early));
     tg_jobj_end(&o);
     tg_jobj_begin(&o, "handshake_failures");
     for (int k = 1; k < TG_TLS_FAIL__COUNT; k++)

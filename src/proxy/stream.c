@@ -17,6 +17,8 @@ bool tg__stream_head(struct tg_stream *st, struct tg_http_head *h, bool end)
 {
     if (h->status >= 200 || h->status == 101)
         st->resp_phase = TG_RESP_BODY; /* TG_RESP_DONE comes with tg__stream_end */
+    if (h->status == 425 && st->early) /* the backend would not risk it (RFC 8470): relayed */
+        TG_STAT_INC(&st->who->w->stats, early_too_early);
     return st->out->head(st, h, end);
 }
 
@@ -192,12 +194,48 @@ void tg__stream_note_request(struct tg_stream *st)
     copy_span(st->path, sizeof(st->path), h->target, h->target_len);
 }
 
+bool tg__stream_early_safe(const struct tg_stream *st)
+{
+    const struct tg_http_head *h = &st->req_in;
+    bool safe_method = (h->method_len == 3 && memcmp(h->method, "GET", 3) == 0) ||
+                       (h->method_len == 4 && memcmp(h->method, "HEAD", 4) == 0) ||
+                       (h->method_len == 7 && memcmp(h->method, "OPTIONS", 7) == 0);
+    return safe_method && !st->has_body && !st->upgrade;
+}
+
+void tg__stream_start(struct tg_stream *st)
+{
+    if (st->h == NULL || st->h->start == NULL)
+        return;
+    if (st->early && st->who->early && !tg__stream_early_safe(st)) {
+        if (!st->early_wait) {
+            st->early_wait = true;
+            TG_STAT_INC(&st->who->w->stats, early_held);
+            tg_log_debug("client %s listener=%s: %s %s came in TLS early data and is not safe to "
+                         "replay: it waits for the handshake to finish",
+                         st->who->peer, st->who->lc->name, st->method, st->path);
+        }
+        return;
+    }
+    if (st->early && st->who->early)
+        TG_STAT_INC(&st->who->w->stats, early_served);
+    st->early_wait = false;
+    st->h->start(st);
+}
+
+void tg__stream_confirmed(struct tg_stream *st)
+{
+    if (st->early_wait)
+        tg__stream_start(st);
+}
+
 enum tg_hfail tg__stream_check_request(struct tg_stream *st)
 {
     struct tg_http_head *h = &st->req_in;
     const struct tg_config *cfg = st->who->snap->cfg;
     struct tg_http_request_facts facts;
     tg__stream_note_request(st);
+    st->early = st->who->early; /* the head is complete now: did it come before the Finished? */
     enum tg_hfail f =
         tg_http_request_check(h, st->http10, cfg->http.underscores == TG_US_REJECT, &facts);
     if (f != TG_HF_NONE && f != TG_HF_UNDERSCORE)

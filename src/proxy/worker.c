@@ -70,6 +70,8 @@ static void proxy_worker_free(struct tg_worker *w)
 {
     struct tg_proxy_worker *pw = tg_pw(w);
     tg__h1_cache_free(w);
+    tg__h2_cache_free(w);
+    tg__h2_check_close(w);
     tg__targets_free(w);
     tg_conn_bufcache_free(w);
     free(pw->rr);

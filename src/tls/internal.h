@@ -32,6 +32,7 @@ struct tg_tls__hello {
     bool group_match;                      /* one of its groups is enabled here */
     bool alpn_sent;                        /* it offered ALPN */
     bool acme;                             /* answered as a TLS-ALPN-01 validation */
+    uint8_t early; /* enum tg_tls_early: the anti-replay register's verdict, if asked */
 };
 
 /* A ClientHello's raw fields, each in its wire format, as OpenSSL's client-hello accessors give
@@ -327,6 +328,11 @@ void tg_tls__staple_print(struct tg_tls__staple *s, FILE *out);
 
 /* Sets the ticket-key callback (the calling thread's ring) on a listener context. */
 void tg_tls__tickets_apply(SSL_CTX *ctx);
+/* early.c: accept TLS 1.3 early data on ctx (tls.early_data), checked against the register. */
+void tg_tls__early_apply(SSL_CTX *ctx);
+/* Records that early data came on the ticket with fingerprint fp at monotonic second now:
+ * ACCEPTED the first time within TG_TLS_EARLY_WINDOW_S, else REPLAY (or FULL). */
+enum tg_tls_early tg_tls__early_register(uint64_t fp, uint64_t now);
 
 /* ---- client certificates (clientauth.c) ---- */
 

@@ -210,7 +210,10 @@ void tg_tls_server_print_policy(const struct tg_tls_server *ts, FILE *out)
                     ? (unsigned)SSL_CTX_get_num_tickets(ts->ctxs[0].ctx)
                     : ts->tickets_per_handshake,
                 ts->session_timeout, ts->legacy ? " and a session-id cache" : "");
-    else
+    if (ts->resumption && SSL_CTX_get_max_early_data(ts->ctxs[0].ctx) > 0)
+        fprintf(out, "; early data (0-RTT): up to %u bytes, safe requests only, replays refused",
+                (unsigned)SSL_CTX_get_max_early_data(ts->ctxs[0].ctx));
+    else if (!ts->resumption)
         fprintf(out, "off");
     fprintf(out, "; security level: %d\n", SSL_CTX_get_security_level(ts->ctxs[0].ctx));
     if (ts->legacy)

@@ -522,6 +522,8 @@ static int configure_ctx(struct tg_tls_server *ts, const struct tg_tls_conf *tls
         SSL_CTX_set_timeout(ctx, ts->session_timeout);
         if (ts->cauth != NULL)
             SSL_CTX_set_session_ticket_cb(ctx, ticket_gen_cb, ticket_dec_cb, ts);
+        if (tls->early_data)
+            tg_tls__early_apply(ctx);
         if (ts->legacy) {
             SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
             SSL_CTX_sess_set_cache_size(ctx, LEGACY_CACHE_SESSIONS);

@@ -75,6 +75,26 @@ const struct tg_tls_ticket_key *tg_tls_tickets_key(const struct tg_tls_tickets *
  * Until a thread has one, its handshakes issue no tickets and resume none. */
 void tg_tls_tickets_use(struct tg_tls_tickets *t);
 
+/* ---- TLS 1.3 early data (tls/early.c) ---- */
+
+#define TG_TLS_EARLY_MAX      16384 /* early data a listener with tls.early_data accepts */
+#define TG_TLS_EARLY_WINDOW_S 30    /* seconds a ticket stays in the anti-replay register */
+
+/* What became of a client's early data. */
+enum tg_tls_early {
+    TG_TLS_EARLY_NONE = 0, /* none offered */
+    TG_TLS_EARLY_ACCEPTED,
+    TG_TLS_EARLY_REJECTED, /* not allowed here, or the ticket is stale (OpenSSL's checks) */
+    TG_TLS_EARLY_REPLAY,   /* the ticket already carried early data within the window */
+    TG_TLS_EARLY_FULL,     /* the anti-replay register had no free slot for it */
+    TG_TLS_EARLY__COUNT
+};
+
+/* After the ClientHello was processed: what became of its early data. */
+enum tg_tls_early tg_tls_early_status(SSL *ssl);
+/* "accepted", "rejected", "replay", "register_full" (for logs and counters). */
+const char *tg_tls_early_token(enum tg_tls_early e);
+
 /* ---- OCSP staples (tls/staple.c) ---- */
 
 /* Whether a staple needs work: an OCSP file changed, or a fetched response is

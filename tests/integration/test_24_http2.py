@@ -259,3 +259,34 @@ def test_no_h2c_without_cleartext(gateway, origin, tmp_path, cleartext):
     assert not r.stdout.endswith(b" 200"), r.stdout
     r = testenv.curl("-w", "\n%{http_version} %{http_code}", "http://127.0.0.1:%d/x" % port)
     assert r.stdout.endswith(b"\n1.1 200"), r.stdout
+
+
+def test_recycled_streams_follow_a_reload_of_max_headers(gateway, origin, certs, tmp_path):
+    """Finished HTTP/2 streams are kept per worker with their header arrays; after a reload that
+    raises limits.max_headers, a request with more fields than the old limit is served (a
+    recycled stream made under the old limit is not reused), and many streams on one
+    connection still complete (h2load: one write per connection per loop iteration)."""
+    o = origin("app")
+    port = testenv.free_port()
+    cfg = _config(certs, tmp_path, port, o)
+    cfg["limits"] = {"max_headers": 10}
+    gw = gateway(cfg)
+    r = subprocess.run(["h2load", "-n", "200", "-c", "1", "-m", "32",
+                        "https://127.0.0.1:%d/echo" % port], capture_output=True,
+                       timeout=testenv.t(60))
+    assert b"200 succeeded" in r.stdout, r.stdout
+    many = []
+    for i in range(30):
+        many += ["-H", "x-field-%d: %d" % (i, i)]
+    r = _curl(certs, port, "--http2", "-o", "/dev/null", "-w", "%{http_code}", *many,
+              _url(port, "/echo"))
+    assert r.stdout == b"431", r.stdout  # over the old limit
+    cfg = json.loads(json.dumps(gw.config))
+    cfg["limits"] = {"max_headers": 50}
+    gw.reload(cfg)
+    assert gw.wait_log(lambda s: "generation 2" in s), gw.log_tail()
+    for _ in range(3):  # recycled streams from before the reload would be taken first
+        r = _curl(certs, port, "--http2", "-o", "-", "-w", "\n%{http_code}", *many,
+                  _url(port, "/echo"))
+        assert r.stdout.endswith(b"\n200"), r.stdout[-300:]
+        assert b"x-field-29" in r.stdout.lower()

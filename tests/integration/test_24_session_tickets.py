@@ -179,7 +179,7 @@ def test_config_errors(tmp_path, certs):
     os.chmod(str(bad), 0o600)
     cfg = _config(certs, tmp_path, 1, {"key_file": str(bad), "rotate_seconds": 0, "keep": 17,
                                        "per_handshake": 9, "lifetime": 3},
-                  early_data=True)
+                  early_data=True, max_version="TLS1.2", min_version="TLS1.2")
     path = tmp_path / "t.json"
     path.write_text(json.dumps(cfg, indent=2))
     r = testenv.tlsgate("check", "-c", str(path))
@@ -191,7 +191,7 @@ def test_config_errors(tmp_path, certs):
                    "/session_tickets/keep: 17 is out of range (allowed: 1..16)",
                    "/session_tickets/per_handshake: 9 is out of range (allowed: 1..8)",
                    "/session_tickets/lifetime: unknown key \"lifetime\"",
-                   "/listeners/0/tls/early_data: \"early_data\" is not supported yet"):
+                   "/listeners/0/tls/early_data: early data (0-RTT) is TLS 1.3 only"):
         assert needle in err, err
     assert "t.json:" in err
 

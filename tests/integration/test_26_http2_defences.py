@@ -1,5 +1,6 @@
 """HTTP/2 defences: rapid reset (CVE-2023-44487), CONTINUATION floods (CVE-2024-27316 family),
-HPACK bombs, SETTINGS/PING/empty-frame floods and zero-window stalls each end the abuser's
+HPACK bombs, SETTINGS/PING/empty-frame floods, frames with no effect (PRIORITY, WINDOW_UPDATE
+beyond the DATA sent) and zero-window stalls each end the abuser's
 connection with GOAWAY(ENHANCE_YOUR_CALM), are logged once with their reason token and counted
 on the status page (http2_calm), while another client keeps being served. The http2 section's
 settings reach the client's SETTINGS. Frames are built with Debian's python3-hyperframe and
@@ -17,7 +18,8 @@ import testenv
 hpack = pytest.importorskip("hpack")
 hyperframe = pytest.importorskip("hyperframe.frame")
 from hyperframe.frame import (ContinuationFrame, DataFrame, GoAwayFrame,  # noqa: E402
-                              HeadersFrame, PingFrame, RstStreamFrame, SettingsFrame)
+                              HeadersFrame, PingFrame, PriorityFrame, RstStreamFrame,
+                              SettingsFrame, WindowUpdateFrame)
 from testenv.h2raw import ENHANCE_YOUR_CALM, H2  # noqa: E402
 
 
@@ -139,7 +141,12 @@ def test_hpack_bomb(gateway, origin, certs, tmp_path):
     _served(certs, port)
 
 
-@pytest.mark.parametrize("kind", ["settings_flood", "ping_flood", "empty_frame_flood"])
+def _unknown_frame(ftype, payload=b"x"):
+    return struct.pack(">I", len(payload))[1:] + bytes([ftype, 0]) + struct.pack(">I", 0) + payload
+
+
+@pytest.mark.parametrize("kind", ["settings_flood", "ping_flood", "empty_frame_flood",
+                                  "priority_flood", "window_update_flood"])
 def test_frame_floods(gateway, origin, certs, tmp_path, kind):
     o = origin("app")
     port = testenv.free_port()
@@ -150,6 +157,12 @@ def test_frame_floods(gateway, origin, certs, tmp_path, kind):
         data = one * 200
     elif kind == "ping_flood":
         data = PingFrame(0, opaque_data=b"12345678").serialize() * 200
+    elif kind == "priority_flood":  # to idle and closed streams alike: no effect here
+        data = b"".join(PriorityFrame(1 + 2 * (i % 50), depends_on=0,
+                                      stream_weight=i % 256).serialize() for i in range(1000))
+    elif kind == "window_update_flood":  # no DATA was sent: nothing to answer
+        data = WindowUpdateFrame(0, window_increment=1).serialize() * 1000
+
     else:
         data = c.head(1, path="/upload", end_stream=False) + DataFrame(1, b"").serialize() * 200
     c.send(data)
@@ -167,6 +180,10 @@ def test_ordinary_clients_meet_no_limit(gateway, origin, certs, tmp_path):
     c = H2(certs, port)
     data = PingFrame(0, opaque_data=b"abcdefgh").serialize() * 5
     data += SettingsFrame(0, settings={SettingsFrame.ENABLE_PUSH: 0}).serialize() * 3
+    # a priority tree as older browsers send it, a GREASE frame, a few window increments
+    data += b"".join(PriorityFrame(sid, depends_on=0, stream_weight=200).serialize()
+                     for sid in (5, 7, 9, 11, 13))
+    data += _unknown_frame(0x0b) + WindowUpdateFrame(0, window_increment=1000).serialize() * 4
     data += c.head(1) + RstStreamFrame(1, error_code=8).serialize() + c.head(3)
     c.send(data)
     got = None
@@ -176,6 +193,31 @@ def test_ordinary_clients_meet_no_limit(gateway, origin, certs, tmp_path):
         if isinstance(f, HeadersFrame) and f.stream_id == 3:
             got = f
     c.close()
+    assert "ENHANCE_YOUR_CALM" not in gw.log_tail(100)
+
+
+def test_window_updates_answering_data_are_no_flood(gateway, origin, certs, tmp_path):
+    """A client that answers every DATA frame with a stream and a connection WINDOW_UPDATE (far
+    more than the bare burst of 128 over a 4 MB download) is served to the end."""
+    o = origin("app")
+    port = testenv.free_port()
+    gw = gateway(_config(certs, tmp_path, port, o))
+    c = H2(certs, port, settings={SettingsFrame.INITIAL_WINDOW_SIZE: 16384})
+    c.send(c.head(1, path="/download?size=4000000"))
+    got, updates = 0, 0
+    while True:
+        f = c.frame()
+        assert f is not None and not isinstance(f, GoAwayFrame), (f, got, updates)
+        if isinstance(f, DataFrame) and f.stream_id == 1:
+            got += len(f.data)
+            if f.data:
+                c.send(WindowUpdateFrame(1, window_increment=len(f.data)).serialize() +
+                       WindowUpdateFrame(0, window_increment=len(f.data)).serialize())
+                updates += 2
+            if "END_STREAM" in f.flags:
+                break
+    c.close()
+    assert got == 4000000 and updates > 400, (got, updates)
     assert "ENHANCE_YOUR_CALM" not in gw.log_tail(100)
 
 

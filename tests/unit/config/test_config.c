@@ -232,7 +232,7 @@ static void test_unknown_keys(void **state)
                     "(did you mean \"min_version\"?)"));
     assert_true(has(&err, "/listeners/0/tls/zzzzzz: unknown key \"zzzzzz\" (allowed: disabled, "
                           "certificates, min_version, max_version, cipher_suites, curves, alpn, "
-                          "session_resumption, client_auth, ocsp_stapling)"));
+                          "session_resumption, client_auth, ocsp_stapling, early_data)"));
     tg_err_close(&err);
     free(json);
 }
