@@ -239,16 +239,6 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
-/* A Connection token that names a field not already hop-by-hop by its name ("close" names
- * none); sets *arg and stops. */
-static bool names_a_field(const char *tok, size_t len, void *arg)
-{
-    if ((len == 5 && tg_strncaseeq(tok, "close", 5)) || tg_http_name_hop_by_hop(tok, len))
-        return true;
-    *(bool *)arg = true;
-    return false;
-}
-
 static int on_headers_complete(llhttp_t *p)
 {
     struct tg_h1_msg *m = msg_of(p);
