@@ -715,6 +715,7 @@ SSL_SESSION *tg__target_session(struct tg_worker *w, const struct tg_snapshot *s
                                 size_t ti);
 void tg__targets_init(struct tg_worker *w);
 void tg__targets_stop(struct tg_worker *w);
+/* Frees the targets' state and, once its health timer is closed, the worker's proxy state. */
 void tg__targets_free(struct tg_worker *w);
 extern const struct tg_conn_handler tg__probe_handler;
 

@@ -493,15 +493,16 @@ void tg__targets_stop(struct tg_worker *w)
         tg_conn_close(&p->conn); /* unlinked in on_closed, later */
 }
 
-static void timer_closed(uv_handle_t *h)
+/* libuv keeps a closing handle on its list until the loop's next turn: the struct holding the
+ * timer is freed only then. */
+static void pw_free_on_close(uv_handle_t *h)
 {
-    (void)h;
+    free((char *)h - offsetof(struct tg_proxy_worker, health_timer));
 }
 
 void tg__targets_free(struct tg_worker *w)
 {
     struct tg_proxy_worker *pw = tg_pw(w);
-    if (!uv_is_closing((uv_handle_t *)&pw->health_timer))
-        uv_close((uv_handle_t *)&pw->health_timer, timer_closed);
     states_free(pw);
+    uv_close((uv_handle_t *)&pw->health_timer, pw_free_on_close);
 }
