@@ -19,6 +19,8 @@
 #   FUZZ_DEPS=0            1: install what the campaign needs first (scripts/deps.sh --fuzz)
 #   FUZZ_CORPUS_MAX=400    a harness's corpus is not grown past this many files
 #   FUZZ_TIMEOUT=10        seconds one input may take before it counts as a hang
+#   FUZZ_SLOW_MS=100       a new input slower than this (coverage build) is not merged: make test
+#                          replays the corpus on every run
 # Results: one line per harness in $FUZZ_OUT/summary.tsv (appended; the harness, executions,
 # exec/s, seconds, findings, line coverage) and the per-file llvm-cov table in $FUZZ_OUT/<x>/.
 # Exit status 1 when any harness found a crash, a leak, a hang or an out-of-memory.
@@ -33,6 +35,7 @@ COVERAGE=${FUZZ_COVERAGE:-1}
 BUILD=${FUZZ_BUILD:-1}
 CORPUS_MAX=${FUZZ_CORPUS_MAX:-400}
 TIMEOUT=${FUZZ_TIMEOUT:-10}
+SLOW_MS=${FUZZ_SLOW_MS:-100}
 FB=build-fuzz
 CB=build-fuzz-cov
 NICE="nice -n 19"
@@ -157,6 +160,7 @@ for x in $HARNESSES; do
     fi
     mkdir -p "$dir/new" "$dir/artifacts" "$corpus"
     before=$(ls "$corpus" | wc -l)
+    ls "$corpus" | sort >"$dir/before.lst"
     start=$(date +%s)
     rc=0
     if [ "$FUZZ" = 1 ]; then
@@ -189,6 +193,21 @@ for x in $HARNESSES; do
             $NICE "$bin" -merge=1 -use_counters=0 -timeout="$TIMEOUT" -rss_limit_mb=2560 \
                 "$corpus" "$dir/new" \
                 >"$dir/merge.log" 2>&1 || echo "campaign: $x: merge failed: $dir/merge.log" >&2
+            # make test replays the corpus on every run (under ASan, ~10x slower): an added
+            # input that takes more than FUZZ_SLOW_MS on the coverage build is not kept.
+            if [ -x "$CB/fuzz_${x}_replay" ]; then
+                ls "$corpus" | sort >"$dir/after.lst"
+                comm -13 "$dir/before.lst" "$dir/after.lst" | while read -r f; do
+                    t0=$(date +%s%N)
+                    LLVM_PROFILE_FILE="$dir/timing.profraw" "$CB/fuzz_${x}_replay" "$corpus/$f" \
+                        >/dev/null 2>&1 || true
+                    ms=$((($(date +%s%N) - t0) / 1000000))
+                    if [ "$ms" -gt "$SLOW_MS" ]; then
+                        echo "campaign: $x: $f takes ${ms} ms: not kept" >&2
+                        rm -f "$corpus/$f"
+                    fi
+                done
+            fi
             added=$(($(ls "$corpus" | wc -l) - before))
         fi
     fi
