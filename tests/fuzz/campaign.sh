@@ -60,7 +60,7 @@ parser_files() {
     esc) echo src/core/esc.c ;;
     h2) echo src/proxy/h2.c src/proxy/h2stream.c src/proxy/h2calm.c src/proxy/h2timer.c ;;
     hello) echo src/tls/server.c ;;
-    http1) echo src/http/h1.c src/http/head.c src/http/reqcheck.c src/proxy/route.c ;;
+    http1) echo src/http/h1.c src/http/head.c src/proxy/route.c ;;
     http1_response) echo src/http/h1.c ;;
     ident) echo src/tls/ident.c ;;
     import) ls src/cli/import*.c ;;
@@ -83,6 +83,7 @@ parser_files() {
 parser_funcs() {
     case $1 in
     sniff) echo '^tg_tls_sniff$' ;;
+    admin) echo '^(tg__admin_(pct_decode|allow_path|b64_decode|cookie|redact|restore|merge_patch|if_match)|config[.]c:(redact|secret_value|secret_key|restore_child))$' ;;
     hello) echo '^(tg_tls__hello_record|server[.]c:(is_grease|record_[a-z]+|suite_usable))$' ;;
     revoke) echo '^(tg_tls__(crl_parse|ocsp_parse|ocsp_check)|revoke[.]c:(asn1_time|ocsp_accept))$' ;;
     secret) echo '^(tg_tls__secret_open|secret[.]c:(unbase64|value_blob|open_blob|ecdh_key|hkdf|gcm|rsa_oaep|key_id))$' ;;
