@@ -224,3 +224,33 @@ def test_curl_http2_sees_each_fault(gateway, certs, tmp_path, backend):
         last = _tag((out / ("%s-2" % fault)).read_bytes(), "/ok")
         assert last != first, "%s: backend connection c%d used again" % (fault, first)
 
+
+def test_http2_pooled_connection_with_stray_bytes_is_not_used(gateway, certs, tmp_path, backend):
+    """Stream 1's response is parsed whole but held by flow control (window 0) while its backend
+    sends stray bytes, which nobody reads (the response is complete). The windows open, stream 1
+    ends and its backend connection goes to the pool; stream 3 arrives in the next TLS record of
+    the same segment, before the loop polls that connection again: it must not be given the
+    stray bytes."""
+    hpack = pytest.importorskip("hpack")
+    frame = pytest.importorskip("hyperframe.frame")
+    from testenv.h2raw import H2
+    port = testenv.free_port()
+    gateway(_config(certs, tmp_path, port, backend))
+    c = H2(certs, port, settings={frame.SettingsFrame.INITIAL_WINDOW_SIZE: 0})
+    dec = hpack.Decoder()
+    try:
+        c.send(c.head(1, path="/twicelater"))
+        assert backend.stray_sent.wait(testenv.t(5))
+        w = frame.SettingsFrame(0)  # opens every stream's window: stream 1 ends
+        w.settings = {frame.SettingsFrame.INITIAL_WINDOW_SIZE: 65535}
+        # two TLS records in one TCP segment: the gateway reads both in one pass
+        c.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
+        c.send(w.serialize())
+        c.send(c.head(3, path="/ok"))
+        c.s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CORK, 0)
+        status, data, end = _h2_stream(c, 3, None, dec)
+        assert STRAY not in data, "the stray bytes were served as stream 3's response: %r" % data
+        assert (status, end) == (200, "end"), (status, end, data[:200])
+        assert _tag(data, "/ok") == 2, data
+    finally:
+        c.close()
