@@ -112,6 +112,7 @@ struct tg_stats {
     atomic_uint_fast64_t body_timeouts; /* request bodies cut: too slow or past their deadline */
     atomic_uint_fast64_t ppin_fail[TG_PPIN_FAIL__COUNT]; /* PROXY headers refused, by reason */
     atomic_uint_fast64_t h2_calm[TG_NET_H2_CALM_MAX];    /* HTTP/2 connections ended, by reason */
+    atomic_uint_fast64_t alog_dropped;    /* access-log lines lost to failed writes (disk full) */
     atomic_uint_fast64_t reauth_closed;   /* closed on reload: the new policy refuses the client's
                                              certificate (tls.client_auth.reauthorize_live) */
     atomic_uint_fast64_t tls_versions[4]; /* client handshakes by version: TLS 1.0 .. 1.3 */
@@ -191,7 +192,8 @@ struct tg_worker {
     struct tg_stats stats;
     char *alog; /* access-log buffer */
     size_t alog_len;
-    void *proto;                   /* the handler's per-worker state */
+    bool alog_cut; /* a failed write left the file in the middle of a line of ours */
+    void *proto;   /* the handler's per-worker state */
     struct tg_conn_bufcache *bufs; /* buffer blocks kept for reuse (net/conn.c) */
     struct tg_ppwait *ppwaits;     /* connections waiting for their PROXY header (ppwait.c) */
 };
@@ -204,6 +206,7 @@ struct tg_net {
     uint64_t started_ms;
     atomic_uint_fast64_t generation;
     atomic_uint_fast64_t active_conns; /* for limits.max_connections */
+    atomic_int access_log_failing;     /* an access-log write failed and none worked since */
     /* Ticket keys the workers start with (set before tg_net_start; the caller keeps its
      * reference); later rings go through tg_net_publish_tickets. */
     struct tg_tls_tickets *tickets;

@@ -133,6 +133,10 @@ void tg_proxy_metrics_write(FILE *f)
            "Open connections closed on reload because the new policy refuses their certificate.");
     fprintf(f, "tlsgate_client_cert_reauth_closed_total %llu\n",
             (unsigned long long)SUM(reauth_closed));
+    family(f, "tlsgate_access_log_dropped_lines_total", "counter",
+           "Access-log lines lost because writing them failed (a full disk).");
+    fprintf(f, "tlsgate_access_log_dropped_lines_total %llu\n",
+            (unsigned long long)SUM(alog_dropped));
     family(f, "tlsgate_workers", "gauge", "Worker threads.");
     fprintf(f, "tlsgate_workers %u\n", nw);
     family(f, "tlsgate_uptime_seconds", "gauge", "Seconds since start.");

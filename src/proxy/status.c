@@ -41,6 +41,7 @@ char *tg_status_json(void)
                 SUM(http_fail[k]);
             SUM(websocket_upgrades);
             SUM(reauth_closed);
+            SUM(alog_dropped);
             for (int k = 0; k < TG_NET_H2_CALM_MAX; k++)
                 SUM(h2_calm[k]);
             for (int k = 0; k < TG_PPIN_FAIL__COUNT; k++)
@@ -124,6 +125,10 @@ char *tg_status_json(void)
     tg_jobj_end(&o);
     tg_jobj_begin(&o, "websocket");
     tg_jobj_uint(&o, "upgrades", TG_STAT_GET(&sum, websocket_upgrades));
+    tg_jobj_end(&o);
+    /* Access-log lines lost to failed writes (a full disk): the requests were served. */
+    tg_jobj_begin(&o, "access_log");
+    tg_jobj_uint(&o, "dropped_lines", TG_STAT_GET(&sum, alog_dropped));
     tg_jobj_end(&o);
     tg_jobj_finish(&o, true);
     return tg_xstrdup(buf);
