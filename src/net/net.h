@@ -94,6 +94,7 @@ const char *tg_net_listener_slot_name(size_t i);
 struct tg_stats {
     atomic_uint_fast64_t accepted;
     atomic_uint_fast64_t active;
+    atomic_uint_fast64_t closed; /* accepted and since closed: accepted = closed + active */
     atomic_uint_fast64_t rejected_max_conn;
     atomic_uint_fast64_t handshakes;
     atomic_uint_fast64_t resumed;

@@ -499,4 +499,5 @@ void tg_worker_conn_done(struct tg_worker *w)
 {
     atomic_fetch_sub_explicit(&w->net->active_conns, 1, memory_order_relaxed);
     TG_STAT_DEC(&w->stats, active);
+    TG_STAT_INC(&w->stats, closed);
 }

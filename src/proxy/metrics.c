@@ -29,6 +29,9 @@ void tg_proxy_metrics_write(FILE *f)
     fprintf(f, "tlsgate_connections_open %llu\n", (unsigned long long)SUM(active));
     family(f, "tlsgate_connections_accepted_total", "counter", "Client connections accepted.");
     fprintf(f, "tlsgate_connections_accepted_total %llu\n", (unsigned long long)SUM(accepted));
+    family(f, "tlsgate_connections_closed_total", "counter",
+           "Client connections accepted and since closed (accepted = closed + open).");
+    fprintf(f, "tlsgate_connections_closed_total %llu\n", (unsigned long long)SUM(closed));
     family(f, "tlsgate_connections_rejected_total", "counter",
            "Client connections refused at accept, by reason.");
     fprintf(f, "tlsgate_connections_rejected_total{reason=\"max_connections\"} %llu\n",

@@ -23,6 +23,7 @@ char *tg_status_json(void)
 #define SUM(f) TG_STAT_ADD(&sum, f, TG_STAT_GET(s, f))
             SUM(accepted);
             SUM(active);
+            SUM(closed);
             SUM(rejected_max_conn);
             SUM(handshakes);
             SUM(resumed);
@@ -66,6 +67,7 @@ char *tg_status_json(void)
     tg_jobj_begin(&o, "connections");
     tg_jobj_uint(&o, "active", TG_STAT_GET(&sum, active));
     tg_jobj_uint(&o, "accepted", TG_STAT_GET(&sum, accepted));
+    tg_jobj_uint(&o, "closed", TG_STAT_GET(&sum, closed));
     tg_jobj_uint(&o, "rejected_max_connections", TG_STAT_GET(&sum, rejected_max_conn));
     tg_jobj_end(&o);
     tg_jobj_begin(&o, "handshakes");
