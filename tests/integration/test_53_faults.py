@@ -254,3 +254,55 @@ def test_http2_pooled_connection_with_stray_bytes_is_not_used(gateway, certs, tm
         assert _tag(data, "/ok") == 2, data
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("fault", ["resetearly", "earlyreply"])
+def test_backend_cuts_a_request_body_short(gateway, certs, tmp_path, backend, fault):
+    """A backend that resets, or answers 413 and closes, while a keep-alive client is still
+    sending a request body (made of request lines): the client gets the 502 or the 413, the body
+    never becomes requests, and the client's next request gets its own response."""
+    port = testenv.free_port()
+    gateway(_config(certs, tmp_path, port, backend))
+    body = b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n" * 10000  # 290 KB
+    with Conn(port, timeout=20) as c:
+        cid = _tag(c.request("GET", "/ok").body, "/ok")
+        r = c.request("POST", "/" + fault, body=body)
+        assert r.status == (502 if fault == "resetearly" else 413), (r.status, r.body[:200])
+        if (r.header("Connection") or "").lower() == "close":
+            assert c.is_closed(testenv.t(5))
+            with Conn(port) as c2:
+                nxt = c2.request("GET", "/ok")
+        else:
+            nxt = c.request("GET", "/ok")
+    assert nxt.status == 200 and _tag(nxt.body, "/ok") != cid, nxt.body
+    paths = [p for _, _, p in backend.served]
+    assert paths == ["/ok", "/" + fault, "/ok"], paths
+
+
+@pytest.mark.parametrize("fault", ["resetearly", "earlyreply"])
+def test_http2_backend_cuts_a_request_body_short(gateway, certs, tmp_path, backend, fault):
+    hpack = pytest.importorskip("hpack")
+    frame = pytest.importorskip("hyperframe.frame")
+    from testenv.h2raw import H2
+    port = testenv.free_port()
+    gateway(_config(certs, tmp_path, port, backend))
+    c = H2(certs, port)
+    dec = hpack.Decoder()
+    try:
+        status, data, end = _h2_stream(c, 1, "/ok", dec)
+        cid = _tag(data, "/ok")
+        c.send(c.head(3, path="/" + fault, end_stream=False))
+        chunk = b"GET /ok HTTP/1.1\r\nHost: x\r\n\r\n" * 500  # 14.5 KB a frame
+        for i in range(4):
+            d = frame.DataFrame(3, chunk)
+            if i == 3:
+                d.flags.add("END_STREAM")
+            c.send(d.serialize())
+        status, data, end = _h2_stream(c, 3, None, dec)
+        want = 502 if fault == "resetearly" else 413
+        assert (status, end) in ((want, "end"), (want, "rst"), (None, "rst")), (status, end)
+        status, data, end = _h2_stream(c, 5, "/ok", dec)
+        assert (status, end) == (200, "end") and _tag(data, "/ok") != cid, (status, data)
+    finally:
+        c.close()
+    assert [p for _, _, p in backend.served] == ["/ok", "/" + fault, "/ok"], backend.served

@@ -24,6 +24,8 @@ FAULTS = {
     "twocl": "sends two different Content-Length values",
     "nocontent": "sends a 204 followed by bytes (a 204 has no body)",
     "headbody": "answers HEAD with a body",
+    "resetearly": "resets as soon as the request head is read (a request body unread)",
+    "earlyreply": "answers 413 and closes as soon as the request head is read",
 }
 
 
@@ -95,6 +97,16 @@ class FaultyBackend:
                 if fault == "reset":
                     c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"r" * 100)
                     self._reset(c)
+                    return
+                if fault == "resetearly":
+                    self._reset(c)
+                    return
+                if fault == "earlyreply":
+                    c.sendall(b"HTTP/1.1 413 Too Large\r\nContent-Length: 4\r\n"
+                              b"Connection: close\r\n\r\nbig\n")
+                    c.shutdown(socket.SHUT_WR)
+                    while c.recv(65536):
+                        pass
                     return
                 if fault == "closehead":
                     c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\nX-Ta")
