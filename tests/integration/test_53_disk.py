@@ -112,6 +112,15 @@ def test_full_state_directory(gateway, certs, tmp_path, pw_hash, tmpfs):
         assert not [n for n in os.listdir(state) if n.startswith("config.json.tmp")]
         # the data path is served
         assert testenv.get(port, "/").status == 200
+        # a SIGHUP with a changed file stores its version first: it fails the same way
+        changed = json.loads(json.dumps(cfg))
+        changed["log"]["level"] = "debug"
+        gw.reload(changed)
+        assert gw.wait_log(lambda s: "reload failed" in s), gw.log_tail(10)
+        assert gw.log_lines("cannot write the state", "No space left on device"), gw.log_tail(10)
+        assert a.get("/api/v1/config").json["version"] == 1
+        assert open(stored_path, "rb").read() == before
+        gw.write_config(cfg)
         # space again: the same change goes through
         free(state)
         r = a.request("PUT", allow + "/" + urllib.parse.quote(CORDA))
