@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
+
 #define SUM(field)                                                                                 \
     ({                                                                                             \
         uint64_t s_ = 0;                                                                           \
@@ -140,6 +142,9 @@ void tg_proxy_metrics_write(FILE *f)
            "Access-log lines lost because writing them failed (a full disk).");
     fprintf(f, "tlsgate_access_log_dropped_lines_total %llu\n",
             (unsigned long long)SUM(alog_dropped));
+    family(f, "tlsgate_error_log_lost_lines_total", "counter",
+           "Error-log lines lost because writing them failed (a full disk).");
+    fprintf(f, "tlsgate_error_log_lost_lines_total %llu\n", (unsigned long long)tg_log_lost());
     family(f, "tlsgate_workers", "gauge", "Worker threads.");
     fprintf(f, "tlsgate_workers %u\n", nw);
     family(f, "tlsgate_uptime_seconds", "gauge", "Seconds since start.");

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/esc.h"
+#include "core/log.h"
 
 char *tg_status_json(void)
 {
@@ -131,6 +132,9 @@ char *tg_status_json(void)
     /* Access-log lines lost to failed writes (a full disk): the requests were served. */
     tg_jobj_begin(&o, "access_log");
     tg_jobj_uint(&o, "dropped_lines", TG_STAT_GET(&sum, alog_dropped));
+    tg_jobj_end(&o);
+    tg_jobj_begin(&o, "error_log");
+    tg_jobj_uint(&o, "lost_lines", tg_log_lost());
     tg_jobj_end(&o);
     tg_jobj_finish(&o, true);
     return tg_xstrdup(buf);

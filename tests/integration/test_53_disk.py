@@ -136,9 +136,13 @@ def test_full_state_directory(gateway, certs, tmp_path, pw_hash, tmpfs):
     assert gw2.running()
 
 
+ADMIN_CALLS = [0]
+
+
 def _dropped(aport):
-    """tlsgate_access_log_dropped_lines_total from the admin API's /metrics (admin requests
-    write no access-log lines)."""
+    """tlsgate_access_log_dropped_lines_total from the admin API's /metrics (each call is an
+    access-log line itself, counted in ADMIN_CALLS)."""
+    ADMIN_CALLS[0] += 1
     with Admin(aport, password=PW) as a:
         m = a.get("/metrics")
     assert m.status == 200
@@ -168,6 +172,7 @@ def test_full_access_log_disk(gateway, certs, tmp_path, tmpfs, pw_hash):
     fill(logs)
     dropped_before = 0
     for episode in (1, 2):
+        calls_before = ADMIN_CALLS[0]
         with Conn(port) as c:
             for i in range(50):  # keep-alive requests, all served
                 r = c.request("GET", "/full-%d-%d" % (episode, i))
@@ -187,10 +192,11 @@ def test_full_access_log_disk(gateway, certs, tmp_path, tmpfs, pw_hash):
         written = [ln for ln in lines if '"GET /full-%d-' % episode in ln]
         whole = [ln for ln in written if ln.endswith("proto=HTTP/1.1")]
         dropped = _dropped(aport)
-        # (a line the failed write cut is counted as dropped; cut just before its newline it
-        # also reads whole, hence the one extra)
-        assert 50 <= len(whole) + dropped - dropped_before <= 51, (len(whole), dropped,
-                                                                   dropped_before)
+        # (the admin API's /metrics calls while the disk was full are lines too, and a line the
+        # failed write cut is counted as dropped: cut just before its newline it reads whole)
+        calls = ADMIN_CALLS[0] - calls_before
+        assert 50 <= len(whole) + dropped - dropped_before <= 51 + calls, (
+            len(whole), dropped, dropped_before, calls)
         glued = [ln for ln in lines if ln.count("127.0.0.1:") > 1]
         assert not glued, glued  # at most a cut line, ended, never two lines run together
         dropped_before = dropped
@@ -198,3 +204,36 @@ def test_full_access_log_disk(gateway, certs, tmp_path, tmpfs, pw_hash):
     # the status page says it too
     assert testenv.get(port, "/_status").json()["access_log"]["dropped_lines"] >= dropped
     free(logs)
+
+
+def test_full_error_log_disk(certs, tmp_path, tmpfs):
+    """The error log (the gateway's stderr) on a full disk: requests are served, the lost lines
+    are counted (status page error_log.lost_lines), and the first line that makes it after the
+    disk has room again is followed by one saying how many are missing."""
+    logs = tmpfs("errlog", "128k")
+    port = testenv.free_port()
+    cfg = {
+        "version": 1, "workers": 1, "state_dir": str(tmp_path / "state"),
+        "log": {"level": "debug", "access_log": None},
+        "keystores": {"ec": certs.ec.keystore()},
+        "listeners": [{"name": "public", "address": "127.0.0.1:%d" % port,
+                       "tls": {"certificates": ["ec"]},
+                       "routes": [{"path_prefix": "/", "backend": "status"}]}],
+        "backends": {"status": {"builtin": "status"}},
+    }
+    gw = testenv.Gateway(logs, cfg, name="errlog")  # config and output on the small disk
+    gw.start()
+    try:
+        fill(logs)
+        for i in range(20):  # each connection writes debug lines (TLS established ...)
+            assert testenv.get(port, "/x%d" % i).status == 200
+        lost = testenv.get(port, "/_status").json()["error_log"]["lost_lines"]
+        assert lost > 0, lost  # (some fit in the last page of the file)
+        free(logs)
+        assert testenv.get(port, "/after").status == 200
+        assert gw.wait_log(lambda s: "earlier line(s) could not be written (No space left on "
+                                     "device)" in s), gw.log_tail(10)
+        assert len(gw.log_lines("earlier line(s) could not be written")) == 1, gw.log_tail(10)
+        gw.stop()
+    finally:
+        gw.kill()
