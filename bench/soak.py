@@ -42,6 +42,9 @@ ap.add_argument("--bin", default=os.path.join(REPO, "build-asan", "tlsgate"))
 ap.add_argument("--scale", type=float, default=1.0, help="multiplies every rate")
 ap.add_argument("--reload-every", type=float, default=30.0)
 ap.add_argument("--workers", type=int, default=2)
+ap.add_argument("--quarantine-mb", type=int, default=16,
+                help="ASan's quarantine of freed memory (ASan's default, 256, grows RSS for "
+                     "the first quarter hour or more, hiding the figure a soak is after)")
 ap.add_argument("--out", default=None, help="directory for summary.json and summary.txt")
 ap.add_argument("--keep", action="store_true", help="keep the work directory")
 args = ap.parse_args()
@@ -49,6 +52,8 @@ os.environ["TLSGATE_BIN"] = os.path.abspath(args.bin)
 sanitized = "asan" in args.bin
 if sanitized:
     os.environ.setdefault("TLSGATE_SANITIZED", "1")
+    os.environ.setdefault("ASAN_OPTIONS", "quarantine_size_mb=%d:detect_leaks=1"
+                          % args.quarantine_mb)
 
 import testenv  # noqa: E402
 from testenv import Conn  # noqa: E402
@@ -392,7 +397,7 @@ def rss_at(minute):
 
 
 summary = {
-    "binary": args.bin, "minutes": args.minutes, "scale": args.scale, "workers": args.workers,
+    "binary": args.bin, "asan_options": os.environ.get("ASAN_OPTIONS"), "minutes": args.minutes, "scale": args.scale, "workers": args.workers,
     "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release,
                 "load_at_end": os.getloadavg()},
     "requests_ok": ok, "errors": errors, "first_errors": first_errors,
