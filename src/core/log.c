@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/time.h>
@@ -17,6 +18,14 @@ static int log_format = TG_LOG_TEXT;
 static int log_fd = 2;
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
+/* Lines a failed write lost (a full disk): in all, and since the last line that made it. */
+static atomic_uint_fast64_t lost_total, lost_pending;
+static _Atomic int lost_errno;
+
+uint64_t tg_log_lost(void)
+{
+    return atomic_load_explicit(&lost_total, memory_order_relaxed);
+}
 
 void tg_log_setup(enum tg_log_level level, enum tg_log_format format, int fd)
 {
@@ -91,6 +100,16 @@ void tg_log(enum tg_log_level level, const char *fmt, ...)
         line[n++] = '\n';
     }
     ssize_t w = write(log_fd, line, n);
-    (void)w;
+    if (w != (ssize_t)n) {
+        atomic_store(&lost_errno, w < 0 ? errno : ENOSPC);
+        atomic_fetch_add(&lost_total, 1);
+        atomic_fetch_add(&lost_pending, 1);
+    } else if (atomic_load_explicit(&lost_pending, memory_order_relaxed) > 0) {
+        /* Writes work again: say once how many lines are missing before this one. */
+        uint64_t k = atomic_exchange(&lost_pending, 0);
+        if (k > 0)
+            tg_log(TG_LOG_ERROR, "error log: %llu earlier line(s) could not be written (%s)",
+                   (unsigned long long)k, strerror(atomic_load(&lost_errno)));
+    }
     errno = saved;
 }

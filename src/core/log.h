@@ -4,6 +4,7 @@
 #define TG_CORE_LOG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 
 #include "core/core.h"
 
@@ -17,6 +18,9 @@ void tg_log_set_level(enum tg_log_level level);
 bool tg_log_enabled(enum tg_log_level level);
 /* Logs one message; the message must not contain secrets. */
 void tg_log(enum tg_log_level level, const char *fmt, ...) TG_PRINTF(2, 3);
+/* Error-log lines lost to failed writes (a full disk) since start. Once a write works again, one
+ * line says how many are missing. */
+uint64_t tg_log_lost(void);
 /* Parses "error", "warn", "info", "debug"; returns 0 or -1. */
 int tg_log_level_parse(const char *s, enum tg_log_level *out);
 

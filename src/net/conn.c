@@ -311,6 +311,15 @@ void tg_conn_bufcache_free(struct tg_worker *w)
 
 /* ---- the dispatcher ---- */
 
+bool tg_conn_has_input(const struct tg_conn *c)
+{
+    if (c->rd_eof || tg_buf_used(&c->in) > 0 || c->tp->pending(c))
+        return true;
+    char byte;
+    ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
 static void on_poll(uv_poll_t *p, int status, int events);
 
 static void poll_set(struct tg_conn *c, int mask)

@@ -154,6 +154,11 @@ void tg_conn_read(struct tg_conn *c);
 void tg_conn_flush(struct tg_conn *c);
 /* Ends our direction once c->out is flushed (half-close). */
 void tg_conn_shutdown(struct tg_conn *c);
+/* Whether the peer sent something nobody has read yet: bytes (in c->in, inside the transport or
+ * in the socket), an end or a reset. Peeks at the socket without consuming; a pooled backend
+ * connection for which this is true must not carry a request (its next bytes would be taken for
+ * the response to it). */
+bool tg_conn_has_input(const struct tg_conn *c);
 /* Arms the connection's one timer (ms from now); 0 stops it. */
 void tg_conn_timer(struct tg_conn *c, uint64_t ms);
 /* Closes: no callbacks but on_closed from here on. Idempotent. */

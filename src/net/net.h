@@ -112,6 +112,7 @@ struct tg_stats {
     atomic_uint_fast64_t accepted;
     atomic_uint_fast64_t active;
     atomic_uint_fast64_t refused[TG_NET_REFUSE__COUNT]; /* closed at accept, by reason */
+    atomic_uint_fast64_t closed; /* accepted and since closed: accepted = closed + active */
     atomic_uint_fast64_t handshakes;
     atomic_uint_fast64_t resumed;
     atomic_uint_fast64_t hs_fail[TG_TLS_FAIL__COUNT];
@@ -136,6 +137,7 @@ struct tg_stats {
     atomic_uint_fast64_t early_served;
     atomic_uint_fast64_t early_held;
     atomic_uint_fast64_t early_too_early;
+    atomic_uint_fast64_t alog_dropped;    /* access-log lines lost to failed writes (disk full) */
     atomic_uint_fast64_t reauth_closed;   /* closed on reload: the new policy refuses the client's
                                              certificate (tls.client_auth.reauthorize_live) */
     atomic_uint_fast64_t tls_versions[4]; /* client handshakes by version: TLS 1.0 .. 1.3 */
@@ -217,7 +219,8 @@ struct tg_worker {
     struct tg_stats stats;
     char *alog; /* access-log buffer */
     size_t alog_len;
-    void *proto;                   /* the handler's per-worker state */
+    bool alog_cut; /* a failed write left the file in the middle of a line of ours */
+    void *proto;   /* the handler's per-worker state */
     struct tg_conn_bufcache *bufs; /* buffer blocks kept for reuse (net/conn.c) */
     struct tg_ppwait *ppwaits;     /* connections waiting for their PROXY header (ppwait.c) */
 };
@@ -232,6 +235,7 @@ struct tg_net {
     atomic_uint_fast64_t active_conns; /* for limits.max_connections */
     struct tg_net_peers *peers;        /* per-address counts (peerlim.c) */
     atomic_uint accept_starved;        /* workers whose accept found no descriptor */
+    atomic_int access_log_failing;     /* an access-log write failed and none worked since */
     /* Ticket keys the workers start with (set before tg_net_start; the caller keeps its
      * reference); later rings go through tg_net_publish_tickets. */
     struct tg_tls_tickets *tickets;

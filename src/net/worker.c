@@ -261,11 +261,41 @@ static void close_listeners(struct tg_worker *w)
     }
 }
 
+/* A write failed (a full disk, say): the lines from off on are lost. The requests were served;
+ * the first failure of an episode is logged (by whichever worker meets it), every lost line
+ * counted, and the end of the episode logged when a write works again. */
+static void alog_failed(struct tg_worker *w, size_t off, int err)
+{
+    uint64_t lines = 0;
+    const char *p = w->alog + off, *end = w->alog + w->alog_len;
+    while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL) {
+        lines++;
+        p++;
+    }
+    TG_STAT_ADD(&w->stats, alog_dropped, lines);
+    if (off > 0 && w->alog[off - 1] != '\n')
+        w->alog_cut = true;
+    int was = 0;
+    if (atomic_compare_exchange_strong(&w->net->access_log_failing, &was, 1))
+        tg_log_error("access log: write failed: %s; %llu line(s) dropped (requests are still "
+                     "served; lost lines are counted as access_log.dropped_lines, and this is "
+                     "logged once until writes work again)",
+                     strerror(err), (unsigned long long)lines);
+}
+
 static void alog_flush(struct tg_worker *w)
 {
     int fd = w->net->access_log_fd;
     size_t off = 0;
-    while (fd >= 0 && off < w->alog_len) {
+    int err = 0;
+    /* The line a failed write cut is ended first, so the next one starts on a line of its own. */
+    if (fd >= 0 && w->alog_len > 0 && w->alog_cut) {
+        if (write(fd, "\n", 1) == 1)
+            w->alog_cut = false;
+        else
+            err = errno != 0 ? errno : EIO;
+    }
+    while (fd >= 0 && err == 0 && off < w->alog_len) {
         /* Write whole lines in pieces of at most PIPE_BUF so lines from different workers never
          * interleave, also on a pipe. */
         size_t n = w->alog_len - off;
@@ -279,9 +309,18 @@ static void alog_flush(struct tg_worker *w)
         ssize_t r = write(fd, w->alog + off, n);
         if (r < 0 && errno == EINTR)
             continue;
-        if (r <= 0)
+        if (r <= 0) {
+            err = r < 0 ? errno : EIO;
             break;
+        }
         off += (size_t)r;
+    }
+    if (err != 0) {
+        alog_failed(w, off, err);
+    } else if (fd >= 0 && w->alog_len > 0 && atomic_load(&w->net->access_log_failing)) {
+        int was = 1;
+        if (atomic_compare_exchange_strong(&w->net->access_log_failing, &was, 0))
+            tg_log_warn("access log: writes work again");
     }
     w->alog_len = 0;
 }
@@ -533,4 +572,5 @@ void tg_worker_conn_done(struct tg_worker *w, uint64_t hold)
     tg_net__peer_release(w->net, hold);
     atomic_fetch_sub_explicit(&w->net->active_conns, 1, memory_order_relaxed);
     TG_STAT_DEC(&w->stats, active);
+    TG_STAT_INC(&w->stats, closed);
 }

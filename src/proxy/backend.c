@@ -282,9 +282,18 @@ struct tg_bconn *tg__backend_open(struct tg_worker *w, struct tg_snapshot *snap,
         return NULL;
     }
     if (pooled) {
-        for (struct tg_bconn *b = pw->idle; b != NULL; b = b->next) {
+        for (struct tg_bconn *b = pw->idle, *next; b != NULL; b = next) {
+            next = b->next;
             if (b->snap != c->snap || b->backend_idx != bi || b->target_idx != idx)
                 continue;
+            if (tg_conn_has_input(&b->conn)) {
+                /* Bytes after its last response (or its close) that the loop has not seen yet:
+                 * a request sent now would get them for its response. */
+                tg_log_debug("backend %s target %s: pooled connection has unread input, closed",
+                             be->name, b->target);
+                tg__backend_close(b);
+                continue;
+            }
             idle_remove(b);
             b->reused = true;
             assign(b, who, user, arg, slot, 0);

@@ -480,6 +480,25 @@ void tg__h2_goaway(struct tg_h2_session *s)
     tg__h2_send(s);
 }
 
+/* RFC 9113 6.8: GOAWAY with the last stream id 2^31-1 tells the client to open no more streams
+ * here; the final GOAWAY, naming the last stream served, follows H2_GOAWAY_GRACE_MS later, when
+ * what the client sent before it read the notice has arrived. A single GOAWAY would refuse
+ * those streams, and clients (curl) report them as failed requests. */
+#define H2_GOAWAY_GRACE_MS 1000
+
+void tg__h2_goaway_soon(struct tg_h2_session *s)
+{
+    if (s->goaway || s->goaway_at_ms != 0 || closed(s))
+        return;
+    if (nghttp2_submit_shutdown_notice(s->ng) != 0) {
+        tg__h2_goaway(s);
+        return;
+    }
+    s->goaway_at_ms = uv_now(&s->c->conn.w->loop) + H2_GOAWAY_GRACE_MS;
+    tg__h2_send(s);
+    tg__h2_timer_update(s);
+}
+
 /* The connection is closing: every stream ends incomplete (their backends are closed). */
 static void on_close(struct tg_client *c)
 {

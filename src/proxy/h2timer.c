@@ -64,8 +64,20 @@ static uint64_t scan(struct tg_h2_session *s, uint64_t now, bool act, bool *ende
 {
     struct tg_client *c = s->c;
     const struct tg_config *cfg = tg__cfg(c);
-    uint64_t idle = cfg->timeouts.idle_ms, next;
+    uint64_t idle = cfg->timeouts.idle_ms, next, due = UINT64_MAX;
     *ended = false;
+    if (s->goaway_at_ms != 0 && !s->goaway) { /* a reload's notice went out: the final GOAWAY */
+        if (now >= s->goaway_at_ms) {
+            if (act) {
+                s->goaway = true;
+                nghttp2_submit_goaway(s->ng, NGHTTP2_FLAG_NONE,
+                                      nghttp2_session_get_last_proc_stream_id(s->ng),
+                                      NGHTTP2_NO_ERROR, NULL, 0);
+            }
+            return 0;
+        }
+        due = s->goaway_at_ms - now;
+    }
     if (s->n_live == 0) {
         if (now - s->idle_since_ms >= idle) {
             if (act) {
@@ -121,7 +133,7 @@ static uint64_t scan(struct tg_h2_session *s, uint64_t now, bool act, bool *ende
         }
         next = TG_MIN(next, tg__stream_body_next_check(st, now, next));
     }
-    return next;
+    return TG_MIN(next, due);
 }
 
 void tg__h2_timer_update(struct tg_h2_session *s)

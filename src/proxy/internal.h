@@ -562,7 +562,8 @@ struct tg_h2_session {
     bool goaway;    /* draining: no new streams, close when the last one ends */
     bool queued;    /* on the worker's h2_pending list */
     struct tg_h2_session *pending_next;
-    enum tg_h2_calm calm; /* why we ended it with ENHANCE_YOUR_CALM (logged and counted once) */
+    uint64_t goaway_at_ms; /* a reload's shutdown notice went out: the final GOAWAY is due then */
+    enum tg_h2_calm calm;  /* why we ended it with ENHANCE_YOUR_CALM (logged and counted once) */
     struct tg_h2_bucket b_settings, b_ping, b_reset, b_empty, b_priority, b_winupd;
 };
 
@@ -583,8 +584,11 @@ uint64_t tg__h2_calm_stalls_next(const struct tg_h2_session *s, uint64_t now);
 /* h2timer.c: the session's one timer (idle, stream head and body deadlines, stalls). */
 void tg__h2_timer_update(struct tg_h2_session *s);
 void tg__h2_on_timer(struct tg_conn *conn);
-/* Graceful GOAWAY (shutdown, reload): streams in flight finish, then the connection closes. */
+/* Graceful GOAWAY (shutdown): streams in flight finish, then the connection closes. */
 void tg__h2_goaway(struct tg_h2_session *s);
+/* The same in two steps (a reload): a shutdown notice now, the final GOAWAY a moment later
+ * (h2timer.c), so streams the client sent before it saw the notice are served, not refused. */
+void tg__h2_goaway_soon(struct tg_h2_session *s);
 
 extern const struct tg_stream_out_ops tg__h2_ops;
 struct tg_h2_stream *tg__h2_stream_new(struct tg_h2_session *s, int32_t id);

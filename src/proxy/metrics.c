@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/log.h"
+
 #define SUM(field)                                                                                 \
     ({                                                                                             \
         uint64_t s_ = 0;                                                                           \
@@ -29,6 +31,9 @@ void tg_proxy_metrics_write(FILE *f)
     fprintf(f, "tlsgate_connections_open %llu\n", (unsigned long long)SUM(active));
     family(f, "tlsgate_connections_accepted_total", "counter", "Client connections accepted.");
     fprintf(f, "tlsgate_connections_accepted_total %llu\n", (unsigned long long)SUM(accepted));
+    family(f, "tlsgate_connections_closed_total", "counter",
+           "Client connections accepted and since closed (accepted = closed + open).");
+    fprintf(f, "tlsgate_connections_closed_total %llu\n", (unsigned long long)SUM(closed));
     family(f, "tlsgate_connections_rejected_total", "counter",
            "Client connections refused at accept, by reason.");
     for (int k = 1; k < TG_NET_REFUSE__COUNT; k++)
@@ -149,6 +154,13 @@ void tg_proxy_metrics_write(FILE *f)
            "Open connections closed on reload because the new policy refuses their certificate.");
     fprintf(f, "tlsgate_client_cert_reauth_closed_total %llu\n",
             (unsigned long long)SUM(reauth_closed));
+    family(f, "tlsgate_access_log_dropped_lines_total", "counter",
+           "Access-log lines lost because writing them failed (a full disk).");
+    fprintf(f, "tlsgate_access_log_dropped_lines_total %llu\n",
+            (unsigned long long)SUM(alog_dropped));
+    family(f, "tlsgate_error_log_lost_lines_total", "counter",
+           "Error-log lines lost because writing them failed (a full disk).");
+    fprintf(f, "tlsgate_error_log_lost_lines_total %llu\n", (unsigned long long)tg_log_lost());
     family(f, "tlsgate_workers", "gauge", "Worker threads.");
     fprintf(f, "tlsgate_workers %u\n", nw);
     family(f, "tlsgate_uptime_seconds", "gauge", "Seconds since start.");

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/esc.h"
+#include "core/log.h"
 
 char *tg_status_json(void)
 {
@@ -25,6 +26,7 @@ char *tg_status_json(void)
             SUM(active);
             for (int k = 0; k < TG_NET_REFUSE__COUNT; k++)
                 SUM(refused[k]);
+            SUM(closed);
             SUM(handshakes);
             SUM(resumed);
             SUM(requests);
@@ -47,6 +49,7 @@ char *tg_status_json(void)
             SUM(early_served);
             SUM(early_held);
             SUM(early_too_early);
+            SUM(alog_dropped);
             for (int k = 0; k < TG_NET_H2_CALM_MAX; k++)
                 SUM(h2_calm[k]);
             for (int k = 0; k < TG_PPIN_FAIL__COUNT; k++)
@@ -71,6 +74,7 @@ char *tg_status_json(void)
     tg_jobj_begin(&o, "connections");
     tg_jobj_uint(&o, "active", TG_STAT_GET(&sum, active));
     tg_jobj_uint(&o, "accepted", TG_STAT_GET(&sum, accepted));
+    tg_jobj_uint(&o, "closed", TG_STAT_GET(&sum, closed));
     tg_jobj_uint(&o, "rejected_max_connections",
                  TG_STAT_GET(&sum, refused[TG_NET_REFUSE_MAX_CONNECTIONS]));
     tg_jobj_end(&o);
@@ -146,6 +150,13 @@ char *tg_status_json(void)
     tg_jobj_end(&o);
     tg_jobj_begin(&o, "websocket");
     tg_jobj_uint(&o, "upgrades", TG_STAT_GET(&sum, websocket_upgrades));
+    tg_jobj_end(&o);
+    /* Access-log lines lost to failed writes (a full disk): the requests were served. */
+    tg_jobj_begin(&o, "access_log");
+    tg_jobj_uint(&o, "dropped_lines", TG_STAT_GET(&sum, alog_dropped));
+    tg_jobj_end(&o);
+    tg_jobj_begin(&o, "error_log");
+    tg_jobj_uint(&o, "lost_lines", tg_log_lost());
     tg_jobj_end(&o);
     tg_jobj_finish(&o, true);
     return tg_xstrdup(buf);

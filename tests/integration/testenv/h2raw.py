@@ -28,8 +28,8 @@ class H2:
         f.settings = settings or {}
         self.s.sendall(PREFACE + f.serialize())
 
-    def head(self, sid, path="/small", end_stream=True, end_headers=True, extra=()):
-        block = self.enc.encode([(":method", "GET" if end_stream else "POST"),
+    def head(self, sid, path="/small", end_stream=True, end_headers=True, extra=(), method=None):
+        block = self.enc.encode([(":method", method or ("GET" if end_stream else "POST")),
                                  (":scheme", "https"), (":path", path),
                                  (":authority", "localhost:%d" % self.port)] + list(extra))
         f = HeadersFrame(sid, block)

@@ -1,0 +1,279 @@
+"""Reloads and a kill -9 under load. 100 SIGHUP reloads at short intervals while HTTP/1.1
+keep-alive clients, an HTTP/2 client and clients opening a new connection per request run
+without pause: not one request fails, and afterwards the counters add up (accepted = closed +
+open). kill -9 under load, then a restart: the listeners come back and the stored state (the
+admin config version, an allow list changed through the API) is what it was."""
+import json
+import os
+import re
+import signal
+import ssl
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+import testenv
+from testenv import Conn
+from testenv.admin import Admin, admin_section, password_hash
+
+PW = "reload-load-pw"
+RELOADS = 100
+
+
+def _config(certs, tmp_path, port, plain, target, n=0, admin=None):
+    cfg = {
+        "version": 1, "workers": 2, "state_dir": str(tmp_path / "state"),
+        "log": {"level": "info", "access_log": None},
+        "keystores": {"ec": certs.ec.keystore()},
+        "truststores": {"clients": {"type": "pem", "file": certs.ca.cert}},
+        "listeners": [
+            {"name": "public", "address": "127.0.0.1:%d" % port,
+             "tls": {"certificates": ["ec"], "alpn": ["h2", "http/1.1"],
+                     "client_auth": {"mode": "optional", "truststore": "clients",
+                                     "allowed_subjects": ["CN=bob,O=Org"]}},
+             # a route that changes with every reload: each one is a real new snapshot
+             "routes": [{"path_prefix": "/gen%d/" % n, "backend": "status"},
+                        {"path_prefix": "/", "backend": "app"}]},
+            {"name": "plain", "address": "127.0.0.1:%d" % plain, "tls": {"disabled": True},
+             "routes": [{"path_prefix": "/", "backend": "status"}]}],
+        "backends": {"app": {"targets": [target]}, "status": {"builtin": "status"}},
+    }
+    if admin:
+        cfg["admin"] = admin
+    return cfg
+
+
+class Load:
+    """Clients that run until stop(): HTTP/1.1 keep-alive, HTTP/1.1 a connection per request,
+    HTTP/2 streams on one connection. Every failure is kept with what it was."""
+
+    def __init__(self, certs, port, tolerate=False, curl=False):
+        self.certs, self.port = certs, port
+        self.tolerate = tolerate  # during a kill -9: failures are counted, clients reconnect
+        self.stopping = threading.Event()
+        self.lock = threading.Lock()
+        self.ok = {"keepalive": 0, "newconn": 0, "h2": 0}
+        self.failures = []
+        self.retried = 0  # HTTP/2 streams above a graceful GOAWAY's last_stream_id, sent again
+        self.threads = [threading.Thread(target=self._keepalive, daemon=True) for _ in range(2)]
+        self.threads.append(threading.Thread(target=self._newconn, daemon=True))
+        self.threads.append(threading.Thread(target=self._h2, daemon=True))
+        if curl:
+            self.ok["curl_h2"] = 0
+            self.threads.append(threading.Thread(target=self._curl, daemon=True))
+
+    def start(self):
+        for t in self.threads:
+            t.start()
+        return self
+
+    def stop(self):
+        self.stopping.set()
+        for t in self.threads:
+            t.join(timeout=testenv.t(30))
+
+    def _count(self, kind):
+        with self.lock:
+            self.ok[kind] += 1
+
+    def _fail(self, kind, what):
+        with self.lock:
+            self.failures.append((time.monotonic(), kind, what))
+        if self.tolerate:
+            time.sleep(0.05)
+
+    def total(self):
+        with self.lock:
+            return sum(self.ok.values())
+
+    def _keepalive(self):
+        c = None
+        i = 0
+        while not self.stopping.is_set():
+            try:
+                if c is None:
+                    c = Conn(self.port)
+                i += 1
+                r = c.request("GET", "/echo?ka=%d" % i)
+                if r.status != 200 or b'"/echo?ka=%d"' % i not in r.body:
+                    self._fail("keepalive", (r.status, r.body[:200]))
+                else:
+                    self._count("keepalive")
+            except (OSError, ConnectionError, ssl.SSLError) as e:
+                self._fail("keepalive", repr(e))
+                if c is not None:
+                    c.close()
+                c = None
+        if c is not None:
+            c.close()
+
+    def _newconn(self):
+        while not self.stopping.is_set():
+            try:
+                r = testenv.get(self.port, "/new")
+                if r.status != 200:
+                    self._fail("newconn", r.status)
+                else:
+                    self._count("newconn")
+            except (OSError, ConnectionError, ssl.SSLError) as e:
+                self._fail("newconn", repr(e))
+
+    def _curl(self):
+        """curl --http2: 20 requests on one connection per run, as a real client handles a
+        GOAWAY (a refused stream goes again on a new connection by itself)."""
+        n = 0
+        while not self.stopping.is_set():
+            urls = []
+            for i in range(20):
+                urls += ["-o", "/dev/null", "https://localhost:%d/curl/%d" % (self.port, n + i)]
+            n += 20
+            r = testenv.curl("--http2", "-sS", "--cacert", self.certs.ca.cert, "--resolve",
+                             "localhost:%d:127.0.0.1" % self.port, "-w", "%{http_code}\n",
+                             *urls, timeout=testenv.t(60))
+            codes = r.stdout.decode().split()
+            if r.returncode != 0 or codes != ["200"] * 20:
+                codes = [(i, c) for i, c in enumerate(codes) if c != "200"]
+                self._fail("curl_h2", (r.returncode, codes, r.stderr[-300:]))
+            else:
+                with self.lock:
+                    self.ok["curl_h2"] += 20
+
+    def _h2(self):
+        hpack = pytest.importorskip("hpack")
+        from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame
+        from testenv.h2raw import H2
+        c = None
+        while not self.stopping.is_set():
+            try:
+                if c is None:
+                    c = H2(self.certs, self.port)
+                    dec, sid = hpack.Decoder(), 1
+                c.send(c.head(sid, path="/h2/%d" % sid))
+                status, data, last = None, b"", None
+                while True:
+                    f = c.frame()
+                    if isinstance(f, GoAwayFrame) and f.error_code == 0:
+                        # a graceful GOAWAY (a reload): streams up to last_stream_id finish;
+                        # a later one was not processed and goes again on a new connection
+                        last = f.last_stream_id
+                        if sid <= last:
+                            continue
+                        with self.lock:
+                            self.retried += 1
+                        break
+                    if f is None and last is not None and sid > last:
+                        break
+                    if f is None or isinstance(f, (GoAwayFrame, RstStreamFrame)):
+                        raise ConnectionError("stream %d: %r" % (sid, f))
+                    if isinstance(f, HeadersFrame):
+                        h = dict(dec.decode(f.data))
+                        if f.stream_id == sid and ":status" in h:
+                            status = int(h[":status"])
+                    elif isinstance(f, DataFrame) and f.stream_id == sid:
+                        data += f.data
+                    if getattr(f, "stream_id", 0) == sid and "END_STREAM" in f.flags:
+                        break
+                if last is not None:
+                    c.close()
+                    c = None
+                    if sid > last:
+                        continue
+                if status != 200 or ("/h2/%d" % sid).encode() not in data:
+                    self._fail("h2", (status, data[:200]))
+                else:
+                    self._count("h2")
+                sid += 2
+            except (OSError, ConnectionError, ssl.SSLError, AssertionError) as e:
+                self._fail("h2", repr(e))
+                if c is not None:
+                    c.close()
+                c = None
+        if c is not None:
+            c.close()
+
+
+def _status(plain):
+    with Conn(plain, tls=False) as c:
+        return c.request("GET", "/_status").json()
+
+
+def test_100_reloads_under_keepalive_load(gateway, origin, certs, tmp_path):
+    hpack = pytest.importorskip("hpack")  # noqa: F841 (the HTTP/2 client's)
+    o = origin("app")
+    port, plain = testenv.free_port(), testenv.free_port()
+    gw = gateway(_config(certs, tmp_path, port, plain, o.address))
+    load = Load(certs, port, curl=True).start()
+    try:
+        assert testenv.wait_until(lambda: all(load.ok.values()), testenv.t(10)), load.ok
+        t0 = time.monotonic()
+        for n in range(1, RELOADS + 1):
+            gw.reload(_config(certs, tmp_path, port, plain, o.address, n=n))
+            assert gw.wait_log(lambda s: "config reloaded (generation %d)" % (n + 1) in s,
+                               timeout=10), "reload %d not applied:\n%s" % (n, gw.log_tail(20))
+            assert not load.failures, load.failures[:5]
+        took = time.monotonic() - t0
+        before = load.total()
+        assert testenv.wait_until(lambda: load.total() > before + 10, testenv.t(10))
+    finally:
+        load.stop()
+    print("%d reloads in %.1f s under load: %s requests, failures %d, HTTP/2 streams sent "
+          "again after a GOAWAY %d" % (RELOADS, took, load.ok, len(load.failures), load.retried))
+    assert not load.failures, load.failures[:10]
+    # a reload's GOAWAY comes in two steps: no stream the client sent before it saw the notice
+    # is refused (one GOAWAY refused about one per reload, and curl failed those requests)
+    assert load.retried == 0, load.retried
+    assert all(v > RELOADS / 10 for v in load.ok.values()), load.ok
+    st = _status(plain)
+    assert st["config_generation"] == RELOADS + 1, st
+    # the load is over: every accepted connection is closed or open (this one)
+    conns = st["connections"]
+    assert conns["accepted"] == conns["closed"] + conns["active"], conns
+    assert testenv.wait_until(lambda: _status(plain)["connections"]["active"] == 1,
+                              testenv.t(10)), _status(plain)["connections"]
+    assert gw.running()
+
+
+def test_kill_9_and_restart_under_load(gateway, origin, certs, tmp_path):
+    o = origin("app")
+    port, plain, aport = testenv.free_port(), testenv.free_port(), testenv.free_port()
+    admin = admin_section(aport, password_hash(PW), tls={"certificates": ["ec"]})
+    cfg = _config(certs, tmp_path, port, plain, o.address, admin=admin)
+    ports = [(port, True), (plain, False), (aport, True)]
+    gw = gateway(cfg, ready_ports=ports)
+    allow = "/api/v1/listeners/public/allowed-client-certificate-subjects"
+    subject = "CN=carol,O=Org"
+    with Admin(aport, password=PW) as a:
+        r = a.request("PUT", allow + "/" + urllib.parse.quote(subject))
+        assert r.status == 201, r.body
+        version = r.json["version"]
+    stored = json.load(open(os.path.join(str(tmp_path / "state"), "config.json")))
+    assert stored["version"] == version
+    load = Load(certs, port, tolerate=True).start()
+    try:
+        assert testenv.wait_until(lambda: all(load.ok.values()), testenv.t(10)), load.ok
+        gw.expect_exit()
+        os.killpg(gw.proc.pid, signal.SIGKILL)
+        gw.wait_exit()
+        assert gw.returncode == -signal.SIGKILL
+        killed_at = time.monotonic()
+        t0 = time.monotonic()
+        gw2 = gateway(cfg, name="restarted", ready_ports=ports)
+        back_in = time.monotonic() - t0
+        before = dict(load.ok)
+        assert testenv.wait_until(lambda: all(load.ok[k] > before[k] for k in before),
+                                  testenv.t(15)), (before, load.ok, load.failures[-5:])
+    finally:
+        load.stop()
+    print("restarted and ready in %.2f s; failures while down: %d" % (back_in, len(load.failures)))
+    # requests fail only while nothing listens (between the kill and the restart being ready)
+    late = [f for f in load.failures if f[0] > killed_at + back_in + testenv.t(2)]
+    assert not late, late[:5]
+    with Admin(aport, password=PW) as a:
+        doc = a.get("/api/v1/config").json
+        assert doc["version"] == version, doc["version"]
+        assert a.get(allow).json["allowed_subjects"] == ["CN=bob,O=Org", subject]
+    assert "the stored state" in gw2.log_text(), gw2.log_tail(10)
+    assert not [n for n in os.listdir(str(tmp_path / "state")) if ".tmp." in n]
+    assert re.search(r"listener public on 127\.0\.0\.1:%d" % port, gw2.log_text())
