@@ -473,10 +473,15 @@ static void response_finished(struct tg_client *c)
     struct tg_stream *st = c->st;
     struct tg_conn *conn = &c->conn;
     tg__stream_log_access(st);
-    bool keep =
-        h1s(st)->keepalive && st->req_phase == TG_REQ_DONE && !c->close_after && !conn->w->draining;
+    bool body_unread = st->req_phase != TG_REQ_DONE;
+    bool keep = h1s(st)->keepalive && !body_unread && !c->close_after && !conn->w->draining;
     tg__stream_finish(st, true);
     if (!keep) {
+        /* A client still sending its body (answered early: a 413, a backend that failed) would
+         * get a reset for its unread bytes, and the reset can destroy the response before the
+         * client reads it: end our side after the response, then drain it briefly (RFC 9112
+         * 9.6, lingering close). */
+        conn->linger = body_unread;
         tg__client_close(c);
         return;
     }
