@@ -121,14 +121,7 @@ def legit(port, rate, seconds):
             s.bind(("127.0.0.1", 0))
             s.connect(("127.0.0.1", port))
             s = ctx.wrap_socket(s, server_hostname="localhost")
-            s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                data += b
-            s.close()
+            data = gwlib.get_close(s, "/")
             if not data.startswith(b"HTTP/1.1 200"):
                 raise RuntimeError(data[:40])
             lat.append((time.monotonic() - t0) * 1000)

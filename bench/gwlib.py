@@ -42,6 +42,20 @@ def pct(values, p):
     return v[k]
 
 
+
+def get_close(s, path):
+    """Sends GET path with Connection: close on socket s (plain or TLS), reads to the end,
+    closes s and returns every byte of the answer."""
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n" % path.encode())
+    data = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        data += b
+    s.close()
+    return data
+
 class Gateway:
     """tlsgate on 127.0.0.1 with a fresh ECDSA certificate; cfg_extra is merged into the config
     (limits, timeouts, backends, routes)."""
@@ -129,14 +143,7 @@ class Gateway:
 
     def status(self):
         s = socket.create_connection(("127.0.0.1", self.sport), timeout=10)
-        s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            b = s.recv(65536)
-            if not b:
-                break
-            data += b
-        s.close()
+        data = get_close(s, "/")
         return json.loads(data.split(b"\r\n\r\n", 1)[1])
 
     def stop(self):

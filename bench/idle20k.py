@@ -128,14 +128,7 @@ def new_client_latency(port, n):
         try:
             s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=10),
                                 server_hostname="localhost")
-            s.sendall(b"GET /status HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                b = s.recv(65536)
-                if not b:
-                    break
-                data += b
-            s.close()
+            data = gwlib.get_close(s, "/status")
             assert data.startswith(b"HTTP/1.1 200"), data[:60]
             lat.append((time.monotonic() - t0) * 1000)
         except Exception:
