@@ -116,7 +116,10 @@ def test_console_in_a_real_browser(gateway, origin, certs, pki, tmp_path, pw_has
         want = sorted(str(c["days_left"]) for c in inv["certificates"])
         got = sorted(b.eval("[...document.querySelectorAll('[data-test=days-left]')]"
                             ".map(e => e.textContent)"))
-        assert got == want
+        # the "soon" certificate has exactly 12 days: it reads 12 in the second it was made and 11
+        # after, so the page and the API, asked a moment apart, may straddle that second
+        assert len(got) == len(want) and all(
+            abs(int(g) - int(w)) <= 1 for g, w in zip(got, want)), (got, want)
         soon = b.eval("[...document.querySelectorAll('.days.soon')].map(e => e.textContent)")
         assert soon in (["11"], ["12"]), soon
         assert b.eval("document.getElementById('version').textContent") == "1"
