@@ -460,14 +460,16 @@ static const struct tg_conn_handler h2_conn = {
     .on_closed = tg__client_on_closed,
 };
 
-/* Draining: GOAWAY; the connection closes once the streams in flight are done. */
+/* Draining (SIGTERM): the same two-step GOAWAY as a reload's, even without streams in flight, as
+ * the client may have sent a request that has not arrived yet; the connection closes once the
+ * final GOAWAY is out and the streams it names are done. */
 static void on_drain_worker(struct tg_client *c)
 {
-    if (c->h2 == NULL || c->h2->n_live == 0) {
+    if (c->h2 == NULL) {
         tg__client_close(c);
         return;
     }
-    tg__h2_goaway(c->h2);
+    tg__h2_goaway_soon(c->h2);
 }
 
 void tg__h2_goaway(struct tg_h2_session *s)

@@ -1,7 +1,8 @@
 """HTTP/2 deadlines on the session's one timer: a head that never ends (timeouts.request_headers),
 a body slower than limits.min_body_rate (408 on that stream, then RST_STREAM(NO_ERROR)), a
 connection without streams (GOAWAY after timeouts.idle even while the client sends PINGs), and a
-graceful GOAWAY on reload (SIGHUP) with the stream in flight completing."""
+graceful two-step GOAWAY on reload (SIGHUP) and on SIGTERM with the streams in flight completing."""
+import signal
 import time
 
 import pytest
@@ -139,3 +140,51 @@ def test_reload_sends_goaway_and_the_stream_completes(gateway, origin, certs, tm
     assert ("head", "200") in seen and ("data", b"slow done\n") in seen, seen
     # a new connection is served under the new config
     assert testenv.get(port, "/x").status == 200
+
+
+def test_sigterm_two_step_goaway_serves_a_stream_sent_after_the_notice(gateway, origin, certs,
+                                                                       tmp_path):
+    """SIGTERM drains HTTP/2 as a reload does: the shutdown notice first, so a request the client
+    sends before it reads the notice is still served, then the final GOAWAY naming it; also for
+    a connection with nothing in flight (it used to be closed at once, racing the client)."""
+    o = origin("app")
+    port = testenv.free_port()
+    gw = gateway(_config(certs, tmp_path, port, o))
+    busy, idle = H2(certs, port), H2(certs, port)
+    busy.send(busy.head(1, path="/slow?seconds=1"))
+    assert testenv.wait_until(lambda: any(p.startswith("/slow") for _, p, _ in o.requests),
+                              testenv.t(5)), "the slow request never reached the origin"
+    gw.signal(signal.SIGTERM)
+    idle.s.settimeout(testenv.t(10))
+    f = idle.goaway_frame()
+    assert (f.error_code, f.last_stream_id) == (NO_ERROR, 2 ** 31 - 1), f
+    idle.send(idle.head(1, path="/late"))  # sent after the notice, before the final GOAWAY
+    dec = hpack.Decoder()
+    seen = []
+    while True:
+        f = idle.frame()
+        if f is None:
+            break
+        if isinstance(f, GoAwayFrame):
+            seen.append(("goaway", f.error_code, f.last_stream_id))
+        elif isinstance(f, HeadersFrame) and f.stream_id == 1:
+            seen.append(("head", dict(dec.decode(f.data))[":status"]))
+        elif isinstance(f, RstStreamFrame):
+            seen.append(("rst", f.stream_id, f.error_code))
+    assert ("head", "200") in seen and ("goaway", NO_ERROR, 1) in seen, seen
+    assert not any(s[0] == "rst" for s in seen), seen
+    busy.s.settimeout(testenv.t(10))
+    dec, seen = hpack.Decoder(), []
+    while True:
+        f = busy.frame()
+        if f is None:
+            break
+        if isinstance(f, GoAwayFrame):
+            seen.append(("goaway", f.error_code, f.last_stream_id))
+        elif isinstance(f, HeadersFrame) and f.stream_id == 1:
+            seen.append(("head", dict(dec.decode(f.data))[":status"]))
+        elif isinstance(f, DataFrame) and f.stream_id == 1 and f.data:
+            seen.append(("data", bytes(f.data)))
+    assert seen[0] == ("goaway", NO_ERROR, 2 ** 31 - 1), seen
+    assert ("goaway", NO_ERROR, 1) in seen and ("data", b"slow done\n") in seen, seen
+    assert gw.wait_exit(timeout=testenv.t(15)) == 0, gw.log_tail()

@@ -68,5 +68,12 @@ class H2:
             if isinstance(f, GoAwayFrame):
                 return f.error_code
 
+    def goaway_frame(self):
+        """Reads until GOAWAY and returns the frame (None if the connection just closed)."""
+        while True:
+            f = self.frame()
+            if f is None or isinstance(f, GoAwayFrame):
+                return f
+
     def close(self):
         self.s.close()
