@@ -217,21 +217,9 @@ static SSL_SESSION *get_cb(SSL *ssl, const unsigned char *id, int len, int *copy
     return sess;
 }
 
-/* SSL_CTX_sess_set_remove_cb: OpenSSL drops a session (a connection that ended without our
- * close_notify, or one it found unusable). */
-static void remove_cb(SSL_CTX *ctx, SSL_SESSION *sess)
-{
-    (void)ctx;
-    unsigned len = 0;
-    const unsigned char *id = SSL_SESSION_get_id(sess, &len);
-    pthread_mutex_lock(&cache.mu);
-    struct entry *e = find(id, len);
-    if (e != NULL)
-        unlink_entry(e);
-    pthread_mutex_unlock(&cache.mu);
-    free_list(e);
-}
-
+/* No SSL_CTX_sess_set_remove_cb: OpenSSL 3.0 removes the session of every connection freed
+ * without our close_notify (ssl_clear_bad_session), which most clients that close first would
+ * cause; a stateless ticket survives that, and so does an entry here. */
 void tg_tls__sessions_apply(SSL_CTX *ctx)
 {
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
@@ -239,5 +227,4 @@ void tg_tls__sessions_apply(SSL_CTX *ctx)
                                             SSL_SESS_CACHE_NO_AUTO_CLEAR);
     SSL_CTX_sess_set_new_cb(ctx, new_cb);
     SSL_CTX_sess_set_get_cb(ctx, get_cb);
-    SSL_CTX_sess_set_remove_cb(ctx, remove_cb);
 }
