@@ -329,6 +329,9 @@ struct tg_tickets_conf {
      * (encrypted tickets, as other listeners). */
     enum tg_tickets_cauth client_auth;
     uint32_t client_auth_sessions; /* 20480 */
+    /* Set by the loader of a cluster's shared config (store etcd; the document it parses has no
+     * store section): the ticket keys are the cluster's. */
+    bool keys_shared;
 };
 
 /* store: where the config state lives (config/store.c). */

@@ -28,7 +28,7 @@ bool tg_config_tickets_stateful(const struct tg_config *cfg)
     const struct tg_tickets_conf *t = &cfg->tickets;
     if (t->client_auth != TG_TICKETS_CAUTH_DEFAULT)
         return t->client_auth == TG_TICKETS_CAUTH_STATEFUL;
-    return cfg->store.type != TG_STORE_ETCD && t->key_file == NULL;
+    return !t->keys_shared && cfg->store.type != TG_STORE_ETCD && t->key_file == NULL;
 }
 
 void tg_config__parse_tickets(struct tg_config__ctx *c, json_t *obj)
