@@ -17,6 +17,7 @@
 #include "tls/tls.h"
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -47,6 +48,8 @@ static struct {
     struct entry *oldest, *newest;
 } cache = {.mu = PTHREAD_MUTEX_INITIALIZER, .max = 20480};
 
+static atomic_size_t cached; /* cache.count, for readers that take no lock */
+
 static size_t bucket_of(const unsigned char *id, unsigned len)
 {
     uint64_t h = 1469598103934665603ull; /* ids are random: FNV-1a spreads them enough */
@@ -76,6 +79,7 @@ static void unlink_entry(struct entry *e)
         cache.newest = e->older;
     e->hnext = NULL;
     cache.count--;
+    atomic_store_explicit(&cached, cache.count, memory_order_relaxed);
 }
 
 static struct entry *find(const unsigned char *id, unsigned len)
@@ -125,10 +129,7 @@ void tg_tls_sessions_bound(size_t max)
 
 size_t tg_tls_sessions_count(void)
 {
-    pthread_mutex_lock(&cache.mu);
-    size_t n = cache.count;
-    pthread_mutex_unlock(&cache.mu);
-    return n;
+    return atomic_load_explicit(&cached, memory_order_relaxed);
 }
 
 /* SSL_CTX_sess_set_new_cb: OpenSSL made a session (a TLS 1.3 ticket, or a TLS 1.2 session id).
@@ -174,6 +175,7 @@ static int new_cb(SSL *ssl, SSL_SESSION *sess)
         cache.oldest = e;
     cache.newest = e;
     cache.count++;
+    atomic_store_explicit(&cached, cache.count, memory_order_relaxed);
     struct entry *gone = trim(cache.max, time(NULL));
     pthread_mutex_unlock(&cache.mu);
     free_list(old);

@@ -79,7 +79,7 @@ void tg_tls_tickets_use(struct tg_tls_tickets *t);
  * "stateful"): at most max sessions (session_tickets.client_auth_sessions), the oldest dropped
  * first; applied at start and on every reload. Any thread. */
 void tg_tls_sessions_bound(size_t max);
-/* Sessions cached now. */
+/* Sessions cached now (no lock taken). */
 size_t tg_tls_sessions_count(void);
 
 /* ---- TLS 1.3 early data (tls/early.c) ---- */

@@ -14,6 +14,7 @@ import pytest
 
 import testenv
 from testenv import tlsgate
+from testenv.admin import Admin, admin_section, password_hash
 from testenv.mtls import PKI
 
 
@@ -170,20 +171,36 @@ def test_reload_keeps_sessions_and_the_new_allow_list_refuses(gateway, origin, c
     assert st == 200 and reused
 
 
+def _cached(aport):
+    with Admin(aport, password="pw") as a:
+        r = a.get("/metrics")
+        assert r.status == 200, r.body
+    lines = [l for l in r.body.decode().splitlines()
+             if l.startswith("tlsgate_client_auth_sessions_cached ")]
+    assert len(lines) == 1, r.body
+    return int(lines[0].split()[1])
+
+
 def test_cache_bound_drops_the_oldest(gateway, origin, certs, pki, tmp_path):
-    gw, port = _start(gateway, origin, certs, pki, tmp_path,
-                      tickets={"client_auth_sessions": 2})
+    o = origin("app")
+    port, aport = testenv.free_port(), testenv.free_port()
+    cfg = _config(certs, tmp_path, port, o.port, pki, tickets={"client_auth_sessions": 2})
+    cfg["admin"] = admin_section(aport, password_hash("pw"), tls={"certificates": ["ec"]})
+    gateway(cfg, ready_ports=[(port, False), (aport, True)])
+    assert _cached(aport) == 0
     ctxs = [_ctx(who) for who in (pki.alice, pki.bob, pki.carol)]
     sessions = []
     for ctx in ctxs:
         st, s, _, _ = _get(port, ctx)
         assert st == 200
         sessions.append(s)
+    assert _cached(aport) == 2, "the bound holds"
     # three sessions, room for two: alice's (the oldest) is gone, carol's resumes
     st, _, reused, xfcc = _get(port, ctxs[0], sessions[0])
     assert st == 200 and not reused and "CN=alice" in xfcc
     st, _, reused, xfcc = _get(port, ctxs[2], sessions[2])
     assert st == 200 and reused and "CN=carol" in xfcc
+    assert _cached(aport) == 2
 
 
 def test_stateless_choice_and_the_shared_key_default(gateway, origin, certs, pki, tmp_path):
