@@ -10,8 +10,9 @@
  * only on a listener with the same session id context and the same client-certificate policy
  * fingerprint as the one that verified it (as ticket_dec_cb does for tickets). It holds at most
  * session_tickets.client_auth_sessions entries (the oldest goes first), each until its
- * lifetime (the ticket lifetime) ends; a TLS 1.3 entry is used once (a resumption gets a new
- * one), a TLS 1.2 session id may be reused until it expires. One mutex guards it, taken only in
+ * lifetime (the ticket lifetime) ends; a TLS 1.3 entry resumes once (dropped when the
+ * resumption makes its successor; OpenSSL 3.0's own cache would keep it), a TLS 1.2 session id
+ * may be reused until it expires. One mutex guards it, taken only in
  * OpenSSL's session callbacks during a handshake (as OpenSSL's own per-context cache does),
  * never on the request path. */
 #include "tls/tls.h"
@@ -49,6 +50,27 @@ static struct {
 } cache = {.mu = PTHREAD_MUTEX_INITIALIZER, .max = 20480};
 
 static atomic_size_t cached; /* cache.count, for readers that take no lock */
+
+/* The id of the TLS 1.3 session a handshake resumes (SSL ex_data, only on such handshakes): the
+ * entry goes once the handshake has made its successor, not at the look-up, since a
+ * HelloRetryRequest makes the client send the same ticket again in its second ClientHello. */
+struct used {
+    unsigned len;
+    unsigned char id[SSL_MAX_SSL_SESSION_ID_LENGTH];
+};
+static int used_idx = -1;
+static pthread_once_t used_once = PTHREAD_ONCE_INIT;
+
+static void used_free(void *parent, void *ptr, CRYPTO_EX_DATA *ad, int idx, long argl, void *argp)
+{
+    (void)parent, (void)ad, (void)idx, (void)argl, (void)argp;
+    free(ptr);
+}
+
+static void used_init(void)
+{
+    used_idx = SSL_get_ex_new_index(0, "tlsgate resumed session id", NULL, NULL, used_free);
+}
 
 static size_t bucket_of(const unsigned char *id, unsigned len)
 {
@@ -141,6 +163,8 @@ static int new_cb(SSL *ssl, SSL_SESSION *sess)
     unsigned len = 0;
     const unsigned char *id = SSL_SESSION_get_id(sess, &len);
     int der_len = i2d_SSL_SESSION(sess, NULL);
+    struct used *u =
+        used_idx >= 0 && SSL_session_reused(ssl) ? SSL_get_ex_data(ssl, used_idx) : NULL;
     if (ts == NULL || len == 0 || len > SSL_MAX_SSL_SESSION_ID_LENGTH || der_len <= 0 ||
         der_len > MAX_DER)
         return 0;
@@ -165,6 +189,9 @@ static int new_cb(SSL *ssl, SSL_SESSION *sess)
     struct entry *old = find(id, len);
     if (old != NULL)
         unlink_entry(old);
+    struct entry *prev = u != NULL ? find(u->id, u->len) : NULL; /* TLS 1.3: used once */
+    if (prev != NULL)
+        unlink_entry(prev);
     size_t b = bucket_of(id, len);
     e->hnext = cache.buckets[b];
     cache.buckets[b] = e;
@@ -179,6 +206,7 @@ static int new_cb(SSL *ssl, SSL_SESSION *sess)
     struct entry *gone = trim(cache.max, time(NULL));
     pthread_mutex_unlock(&cache.mu);
     free_list(old);
+    free_list(prev);
     free_list(gone);
     return 0; /* OpenSSL keeps its reference */
 }
@@ -203,16 +231,23 @@ static SSL_SESSION *get_cb(SSL *ssl, const unsigned char *id, int len, int *copy
         if (usable) {
             der_len = e->der_len;
             memcpy(der, e->der, der_len);
-        }
-        /* TLS 1.3: used once (a resumption gets a new one); a TLS 1.2 session id resumes until
-         * it expires; an unusable entry cannot become usable */
-        if (!usable || e->tls13) {
-            unlink_entry(e);
+        } else {
+            unlink_entry(e); /* an unusable entry cannot become usable */
             gone = e;
         }
     }
     pthread_mutex_unlock(&cache.mu);
     free_list(gone);
+    bool tls13 = der_len > 0 && SSL_version(ssl) == TLS1_3_VERSION;
+    if (tls13 && used_idx >= 0 && SSL_get_ex_data(ssl, used_idx) == NULL) {
+        /* a TLS 1.3 session is used once: new_cb drops it when its successor is made (a TLS
+         * 1.2 session id resumes until it expires) */
+        struct used *u = tg_xcalloc(1, sizeof(*u));
+        u->len = (unsigned)len;
+        memcpy(u->id, id, (size_t)len);
+        if (SSL_set_ex_data(ssl, used_idx, u) != 1)
+            free(u);
+    }
     const unsigned char *p = der;
     SSL_SESSION *sess = der_len > 0 ? d2i_SSL_SESSION(NULL, &p, (long)der_len) : NULL;
     OPENSSL_cleanse(der, der_len);
@@ -224,6 +259,7 @@ static SSL_SESSION *get_cb(SSL *ssl, const unsigned char *id, int len, int *copy
  * cause; a stateless ticket survives that, and so does an entry here. */
 void tg_tls__sessions_apply(SSL_CTX *ctx)
 {
+    pthread_once(&used_once, used_init);
     SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER | SSL_SESS_CACHE_NO_INTERNAL |
                                             SSL_SESS_CACHE_NO_AUTO_CLEAR);

@@ -249,6 +249,32 @@ def test_s_client_resumes_with_a_certificate(gateway, origin, certs, pki, tmp_pa
     assert "CN=alice" in out
 
 
+def test_resumes_through_a_hello_retry_request(gateway, origin, certs, pki, tmp_path):
+    """A client whose key share the listener does not take sends its ticket again in its second
+    ClientHello: the session is still there (used once means once resumed, not once looked up)."""
+    o = origin("app")
+    port = testenv.free_port()
+    cfg = _config(certs, tmp_path, port, o.port, pki)
+    cfg["listeners"][0]["tls"]["curves"] = ["X25519"]
+    gateway(cfg, ready_ports=[(port, False)])
+    sess = str(tmp_path / "sess.pem")
+
+    def run(*extra):
+        p = subprocess.run(
+            ["openssl", "s_client", "-connect", "127.0.0.1:%d" % port, "-tls1_3",
+             "-servername", "localhost", "-cert", pki.alice.cert, "-key", pki.alice.key,
+             "-cert_chain", pki.inter.cert, "-ign_eof", "-groups", "P-256:X25519"] + list(extra),
+            input=b"GET /echo HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            capture_output=True, timeout=testenv.t(20))
+        return p.stdout.decode("utf-8", "replace")
+
+    out = run("-sess_out", sess)
+    assert "HTTP/1.1 200" in out and "New, TLSv1.3" in out, out
+    out = run("-sess_in", sess, "-msg")
+    assert out.count("ClientHello") == 2, "no HelloRetryRequest:\n" + out[:3000]
+    assert "HTTP/1.1 200" in out and "Reused, TLSv1.3" in out, out[-3000:]
+
+
 def test_config_errors(certs, pki, tmp_path):
     cfg = _config(certs, tmp_path, testenv.free_port(), 1, pki,
                   tickets={"client_auth": "sometimes", "client_auth_sessions": 0})
