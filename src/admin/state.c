@@ -120,6 +120,8 @@ static int load_doc(json_t *doc, struct tg_config **out, struct tg_err *err)
     }
     int rc = tg_config_load_string(text, strlen(text), S.label, S.base_dir, out, err);
     cleanse_free(text);
+    if (rc == 0 && S.inst != NULL)
+        (*out)->tickets.keys_shared = true; /* session_tickets.client_auth's default */
     return rc;
 }
 

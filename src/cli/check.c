@@ -134,7 +134,15 @@ static void print_proxy_protocol(const struct tg_listener_conf *lc)
 static void print_tickets(const struct tg_config *cfg)
 {
     const struct tg_tickets_conf *tc = &cfg->tickets;
-    printf("\nsession tickets: ");
+    printf("\nclient-certificate sessions (session_tickets.client_auth): ");
+    if (tg_config_tickets_stateful(cfg))
+        printf("stateful: kept in this process (at most %u; resumed on this instance only)\n",
+               tc->client_auth_sessions);
+    else
+        printf("stateless: tickets any instance sharing the ticket keys resumes%s\n",
+               tc->client_auth == TG_TICKETS_CAUTH_DEFAULT ? " (the default with shared keys)"
+                                                           : "");
+    printf("session tickets: ");
     if (tc->key_file != NULL) {
         struct tg_tls_tickets *t = NULL;
         char why[512];

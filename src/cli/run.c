@@ -181,6 +181,7 @@ static void on_key_file(uv_fs_poll_t *h, int status, const uv_stat_t *prev, cons
  * handshakes). Returns -EINVAL only when a key file cannot be read at start. */
 static int tickets_configure(struct run_state *rs, const struct tg_tickets_conf *tc)
 {
+    tg_tls_sessions_bound(tc->client_auth_sessions);
     if (tc->key_file == NULL && tg_admin_state_clustered()) {
         /* store etcd: the cluster's ring comes from the store (tickets_from_store) and is
          * rotated there; until it arrives keys are made here */

@@ -309,6 +309,12 @@ struct tg_http2_conf {
 };
 
 /* session_tickets: where the ticket keys come from. */
+enum tg_tickets_cauth {
+    TG_TICKETS_CAUTH_DEFAULT = 0, /* stateful, or stateless with an etcd store or a key_file */
+    TG_TICKETS_CAUTH_STATEFUL,
+    TG_TICKETS_CAUTH_STATELESS,
+};
+
 struct tg_tickets_conf {
     /* Key file (resolved): 80-byte keys, newest first, re-read on change and reload; NULL =
      * keys made in memory and rotated every rotate_seconds. */
@@ -318,6 +324,14 @@ struct tg_tickets_conf {
     uint32_t rotate_seconds; /* default 3600 */
     uint32_t keep;           /* keys in memory that still decrypt, the newest included; 3 */
     uint32_t per_handshake;  /* TLS 1.3 tickets sent per handshake; 1 */
+    /* How listeners asking for client certificates resume: stateful (a session id as ticket,
+     * the session kept in a process-wide cache of client_auth_sessions entries) or stateless
+     * (encrypted tickets, as other listeners). */
+    enum tg_tickets_cauth client_auth;
+    uint32_t client_auth_sessions; /* 20480 */
+    /* Set by the loader of a cluster's shared config (store etcd; the document it parses has no
+     * store section): the ticket keys are the cluster's. */
+    bool keys_shared;
 };
 
 /* store: where the config state lives (config/store.c). */
@@ -398,6 +412,11 @@ struct tg_config {
     bool auto_reload;               /* watch the config, key, certificate and CRL files */
     struct tg_sandbox_conf sandbox; /* "user", "group" and "sandbox" */
 };
+
+/* Whether listeners asking for client certificates resume from the process's session cache
+ * (session_tickets.client_auth, its default resolved: stateless when the ticket keys are shared
+ * with other instances through an etcd store or a key_file). */
+bool tg_config_tickets_stateful(const struct tg_config *cfg);
 
 /* Loads and validates a config file. On success *out owns a new config and 0 is returned; on
  * failure every problem found is appended to err (file:line:col, JSON path, message) and -EINVAL

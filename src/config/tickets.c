@@ -17,15 +17,28 @@ static const struct tg_config__key ticket_keys[] = {
     {"rotate_seconds", TG_J_INT, "an integer (seconds)", "3600", "1..604800", 0},
     {"keep", TG_J_INT, "an integer", "3", "1..16", 0},
     {"per_handshake", TG_J_INT, "an integer", "1", "1..8", 0},
+    {"client_auth_sessions", TG_J_INT, "an integer", "20480", "1..1048576", 0},
+    {"client_auth", TG_J_STR, "a string",
+     "\"stateful\", or \"stateless\" with an etcd store or a key_file", "stateful, stateless", 0},
     {NULL, 0, NULL, NULL, NULL, 0},
 };
+
+bool tg_config_tickets_stateful(const struct tg_config *cfg)
+{
+    const struct tg_tickets_conf *t = &cfg->tickets;
+    if (t->client_auth != TG_TICKETS_CAUTH_DEFAULT)
+        return t->client_auth == TG_TICKETS_CAUTH_STATEFUL;
+    return !t->keys_shared && cfg->store.type != TG_STORE_ETCD && t->key_file == NULL;
+}
 
 void tg_config__parse_tickets(struct tg_config__ctx *c, json_t *obj)
 {
     struct tg_tickets_conf *t = &c->cfg->tickets;
-    uint32_t *slots[] = {&t->rotate_seconds, &t->keep, &t->per_handshake};
-    static const char *const names[] = {"rotate_seconds", "keep", "per_handshake"};
-    static const json_int_t lo[] = {1, 1, 1}, hi[] = {604800, 16, 8}, def[] = {3600, 3, 1};
+    uint32_t *slots[] = {&t->rotate_seconds, &t->keep, &t->per_handshake, &t->client_auth_sessions};
+    static const char *const names[] = {"rotate_seconds", "keep", "per_handshake",
+                                        "client_auth_sessions"};
+    static const json_int_t lo[] = {1, 1, 1, 1}, hi[] = {604800, 16, 8, 1048576},
+                            def[] = {3600, 3, 1, 20480};
 
     for (size_t i = 0; i < TG_ARRAY_SIZE(slots); i++)
         *slots[i] = (uint32_t)def[i];
@@ -45,7 +58,21 @@ void tg_config__parse_tickets(struct tg_config__ctx *c, json_t *obj)
             *slots[i] = (uint32_t)n;
         free(p);
     }
-    json_t *v = tg_config__get(obj, ticket_keys, "key_file");
+    json_t *v = tg_config__get(obj, ticket_keys, "client_auth");
+    if (v != NULL) {
+        static const char *const modes[] = {
+            [TG_TICKETS_CAUTH_STATEFUL] = "stateful", [TG_TICKETS_CAUTH_STATELESS] = "stateless"};
+        for (size_t i = 1; i < TG_ARRAY_SIZE(modes); i++)
+            if (strcmp(json_string_value(v), modes[i]) == 0)
+                t->client_auth = (enum tg_tickets_cauth)i;
+        if (t->client_auth == TG_TICKETS_CAUTH_DEFAULT)
+            tg_config__error(c, "/session_tickets/client_auth",
+                             "\"%s\" is not a way to resume client-certificate sessions "
+                             "(allowed: stateful: sessions kept in this process; stateless: "
+                             "tickets any instance sharing the ticket keys can resume)",
+                             json_string_value(v));
+    }
+    v = tg_config__get(obj, ticket_keys, "key_file");
     if (v == NULL)
         return;
     const char *p = "/session_tickets/key_file";

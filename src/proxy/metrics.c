@@ -72,6 +72,10 @@ void tg_proxy_metrics_write(FILE *f)
                 tg_tls_fail_info((enum tg_tls_fail)k)->token, (unsigned long long)SUM(hs_fail[k]));
     family(f, "tlsgate_resumptions_total", "counter", "TLS handshakes that resumed a session.");
     fprintf(f, "tlsgate_resumptions_total %llu\n", (unsigned long long)SUM(resumed));
+    family(f, "tlsgate_client_auth_sessions_cached", "gauge",
+           "Client-certificate sessions held for stateful resumption now "
+           "(session_tickets.client_auth).");
+    fprintf(f, "tlsgate_client_auth_sessions_cached %zu\n", tg_tls_sessions_count());
     family(f, "tlsgate_early_data_total", "counter",
            "TLS 1.3 handshakes that offered early data (0-RTT), by what became of it.");
     for (int k = 1; k < TG_TLS_EARLY__COUNT; k++)

@@ -284,7 +284,16 @@ struct tg_tls_server {
     size_t n_route_allow;
     unsigned tickets_per_handshake; /* session_tickets.per_handshake */
     long session_timeout;           /* seconds a session (ticket) stays resumable */
+    unsigned char sid[32];          /* session id context: SHA-256 of the listener's label */
+    /* client certificates asked for and session_tickets.client_auth stateful: sessions.c */
+    bool stateful;
+    unsigned char sess_scope[32]; /* SHA-256 of sid and cauth_fp: where a cached session resumes */
 };
+
+/* ---- stateful sessions of client-certificate listeners (sessions.c) ---- */
+
+/* Makes ctx send session ids as tickets and keep sessions in the process-wide cache. */
+void tg_tls__sessions_apply(SSL_CTX *ctx);
 
 /* ---- OCSP (revoke.c), shared by client-certificate revocation and stapling ---- */
 

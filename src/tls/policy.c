@@ -204,8 +204,14 @@ void tg_tls_server_print_policy(const struct tg_tls_server *ts, FILE *out)
         fprintf(out, "%s %.*s", off ? "," : "", ts->alpn_wire[off],
                 (const char *)ts->alpn_wire + off + 1);
     fprintf(out, "%s; session resumption: ", ts->alpn_len ? "" : " off");
-    if (ts->resumption)
-        fprintf(out, "tickets (%u per TLS 1.3 handshake, valid %ld s)%s",
+    if (ts->resumption && ts->stateful)
+        fprintf(out,
+                "stateful (session_tickets.client_auth: a session id as ticket, the session kept "
+                "in this process, valid %ld s; other instances cannot resume it)",
+                ts->session_timeout);
+    else if (ts->resumption)
+        fprintf(out, "%stickets (%u per TLS 1.3 handshake, valid %ld s)%s",
+                ts->cauth != NULL ? "stateless " : "",
                 SSL_CTX_get_num_tickets(ts->ctxs[0].ctx) > 0
                     ? (unsigned)SSL_CTX_get_num_tickets(ts->ctxs[0].ctx)
                     : ts->tickets_per_handshake,

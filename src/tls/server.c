@@ -507,20 +507,15 @@ static int configure_ctx(struct tg_tls_server *ts, const struct tg_tls_conf *tls
      * not do tickets. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     if (tls->session_resumption) {
-        unsigned char sid[EVP_MAX_MD_SIZE];
-        unsigned sid_len = 0;
         /* The same for every snapshot and process serving this listener. With client
          * certificates, a ticket also carries the fingerprint of the policy that verified the
-         * session, and one from another policy makes a full handshake (ticket_dec_cb). */
-        char *label =
-            tg_xasprintf("tlsgate listener %s%s", ts->listener, ts->cauth != NULL ? " mtls" : "");
-        EVP_Digest(label, strlen(label), sid, &sid_len, EVP_sha256(), NULL);
-        free(label);
-        SSL_CTX_set_session_id_context(ctx, sid, TG_MIN(sid_len, SSL_MAX_SID_CTX_LENGTH));
+         * session, and one from another policy makes a full handshake (ticket_dec_cb); a
+         * stateful session resumes under the same id context and policy only (sessions.c). */
+        SSL_CTX_set_session_id_context(ctx, ts->sid, sizeof(ts->sid));
         tg_tls__tickets_apply(ctx);
         SSL_CTX_set_num_tickets(ctx, ts->tickets_per_handshake);
         SSL_CTX_set_timeout(ctx, ts->session_timeout);
-        if (ts->cauth != NULL)
+        if (ts->cauth != NULL && !ts->stateful)
             SSL_CTX_set_session_ticket_cb(ctx, ticket_gen_cb, ticket_dec_cb, ts);
         if (tls->early_data)
             tg_tls__early_apply(ctx);
@@ -528,6 +523,8 @@ static int configure_ctx(struct tg_tls_server *ts, const struct tg_tls_conf *tls
             SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_SERVER);
             SSL_CTX_sess_set_cache_size(ctx, LEGACY_CACHE_SESSIONS);
         }
+        if (ts->cauth != NULL && ts->stateful)
+            tg_tls__sessions_apply(ctx);
     } else {
         SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
         SSL_CTX_set_num_tickets(ctx, 0);
@@ -692,6 +689,18 @@ int tg_tls_server_new(const struct tg_config *cfg, size_t listener_idx, struct t
         ts->session_timeout = 7200;
     if (tls->client_auth.mode != TG_CAUTH_NONE && tg_tls__cauth_new(cfg, lc, &ts->cauth, err) == 0)
         tg_tls__cauth_fingerprint(ts->cauth, &tls->client_auth, ts->cauth_fp);
+    ts->stateful = ts->cauth != NULL && tg_config_tickets_stateful(cfg);
+    char *label =
+        tg_xasprintf("tlsgate listener %s%s", ts->listener, ts->cauth != NULL ? " mtls" : "");
+    EVP_Digest(label, strlen(label), ts->sid, NULL, EVP_sha256(), NULL);
+    free(label);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    if (md == NULL || EVP_DigestInit_ex(md, EVP_sha256(), NULL) != 1 ||
+        EVP_DigestUpdate(md, ts->sid, sizeof(ts->sid)) != 1 ||
+        EVP_DigestUpdate(md, ts->cauth_fp, sizeof(ts->cauth_fp)) != 1 ||
+        EVP_DigestFinal_ex(md, ts->sess_scope, NULL) != 1)
+        memset(ts->sess_scope, 0xff, sizeof(ts->sess_scope)); /* resumes nothing it made */
+    EVP_MD_CTX_free(md);
     load_route_allow(ts, lc, err);
     /* Check the policy once on a scratch context so its problems are reported even when no
      * keystore loads. */

@@ -75,6 +75,13 @@ const struct tg_tls_ticket_key *tg_tls_tickets_key(const struct tg_tls_tickets *
  * Until a thread has one, its handshakes issue no tickets and resume none. */
 void tg_tls_tickets_use(struct tg_tls_tickets *t);
 
+/* The process-wide cache of client-certificate sessions (session_tickets.client_auth
+ * "stateful"): at most max sessions (session_tickets.client_auth_sessions), the oldest dropped
+ * first; applied at start and on every reload. Any thread. */
+void tg_tls_sessions_bound(size_t max);
+/* Sessions cached now (no lock taken). */
+size_t tg_tls_sessions_count(void);
+
 /* ---- TLS 1.3 early data (tls/early.c) ---- */
 
 #define TG_TLS_EARLY_MAX      16384 /* early data a listener with tls.early_data accepts */

@@ -290,6 +290,19 @@ def test_session_made_on_one_resumes_on_three(cluster, version):
     assert reused, "a session made through instance 1 did not resume on instance 3"
 
 
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_client_certificate_session_made_on_one_resumes_on_three(cluster, version):
+    """With an etcd store, listeners asking for client certificates keep stateless tickets by
+    default (session_tickets.client_auth), so their sessions resume on any instance too."""
+    a, _, c = cluster.insts
+    ctx = _ctx(cluster.pki.bob, max_version=version)
+    data, reused, sess = _https_get(a.p2p, ctx)
+    assert data.startswith(b"HTTP/1.1 200") and not reused, data[:200]
+    data, reused, _ = _https_get(c.p2p, ctx, session=sess)
+    assert data.startswith(b"HTTP/1.1 200"), data[:200]
+    assert reused, "an mTLS session made on instance 1 did not resume on instance 3"
+
+
 def _put_tickets(inst, rotate, keep):
     doc, v = inst.config()
     doc["session_tickets"] = {"rotate_seconds": rotate, "keep": keep}
