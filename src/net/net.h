@@ -195,6 +195,8 @@ struct tg_net_listener {
     bool active;
 };
 
+struct tg_conn;
+
 struct tg_worker {
     struct tg_net *net;
     unsigned id;
@@ -203,7 +205,13 @@ struct tg_worker {
     uv_async_t wakeup;
     uv_timer_t drain_timer;
     uv_timer_t log_timer;
-    uv_timer_t accept_timer;   /* resumes accepting after running out of descriptors */
+    uv_timer_t accept_timer; /* resumes accepting after running out of descriptors */
+    uv_timer_t ctimer;       /* fires at the earliest connection deadline (net/ctimer.c) */
+    struct tg_conn **theap;  /* armed connections, a binary min-heap on their deadlines */
+    uint32_t theap_len, theap_cap;
+    uint32_t theap_seq; /* arming order, for equal deadlines */
+    bool ctimer_ready;
+    uint64_t theap_armed;      /* the deadline ctimer is started for, 0 when stopped */
     uint64_t starved_since_ms; /* accept found no descriptor: since when (0 = it did not) */
     uint64_t starved_last_ms;  /* the last time it found none */
     _Atomic(struct tg_snapshot *) pending;            /* handed over by the main thread */

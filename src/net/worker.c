@@ -358,6 +358,7 @@ void tg_worker_drained(struct tg_worker *w)
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->log_timer, NULL);
     uv_close((uv_handle_t *)&w->accept_timer, NULL);
+    tg_net__timers_close(w);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
@@ -450,6 +451,7 @@ static void worker_main(void *arg)
     w->snap = NULL;
     free(w->listeners);
     free(w->alog);
+    tg_net__timers_free(w);
 }
 
 int tg_net_start(struct tg_net *net, struct tg_snapshot *snap, unsigned n,
