@@ -211,7 +211,14 @@ struct tg_worker {
     uint32_t theap_len, theap_cap;
     uint32_t theap_seq; /* arming order, for equal deadlines */
     bool ctimer_ready;
-    uint64_t theap_armed;      /* the deadline ctimer is started for, 0 when stopped */
+    uint64_t theap_armed; /* the deadline ctimer is started for, 0 when stopped */
+    uv_work_t trim_req;   /* malloc_trim after a burst of closes (net/trim.c) */
+    uint32_t open_now;    /* connections accepted and not yet done, on this worker */
+    uint32_t open_peak;   /* the most since the last trim */
+    uint32_t trim_fell;   /* how many had closed when the last trim started */
+    bool trim_busy;
+    bool trim_timer_ready;
+    uv_timer_t trim_timer;     /* starts the trim a second after the fall (unref'd) */
     uint64_t starved_since_ms; /* accept found no descriptor: since when (0 = it did not) */
     uint64_t starved_last_ms;  /* the last time it found none */
     _Atomic(struct tg_snapshot *) pending;            /* handed over by the main thread */

@@ -196,6 +196,7 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
             continue;
         }
         atomic_fetch_add_explicit(&net->active_conns, 1, memory_order_relaxed);
+        tg_net__trim_opened(w);
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         TG_STAT_INC(&w->stats, accepted);
@@ -359,6 +360,7 @@ void tg_worker_drained(struct tg_worker *w)
     uv_close((uv_handle_t *)&w->log_timer, NULL);
     uv_close((uv_handle_t *)&w->accept_timer, NULL);
     tg_net__timers_close(w);
+    tg_net__trim_close(w);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
@@ -575,4 +577,5 @@ void tg_worker_conn_done(struct tg_worker *w, uint64_t hold)
     atomic_fetch_sub_explicit(&w->net->active_conns, 1, memory_order_relaxed);
     TG_STAT_DEC(&w->stats, active);
     TG_STAT_INC(&w->stats, closed);
+    tg_net__trim_closed(w);
 }
