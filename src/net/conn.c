@@ -309,6 +309,18 @@ void tg_conn_bufcache_free(struct tg_worker *w)
     w->bufs = NULL;
 }
 
+size_t tg_conn_bufcache_shrink(struct tg_worker *w, size_t keep)
+{
+    struct tg_conn_bufcache *bc = w->bufs;
+    size_t freed = 0;
+    for (size_t i = 0; bc != NULL && i < BUFCACHE_CLASSES; i++)
+        while (bc[i].n > keep) {
+            free(bc[i].blocks[--bc[i].n]);
+            freed += bc[i].cap;
+        }
+    return freed;
+}
+
 /* ---- the dispatcher ---- */
 
 bool tg_conn_has_input(const struct tg_conn *c)

@@ -186,5 +186,7 @@ void tg_conn_buf_get(struct tg_worker *w, struct tg_buf *b, size_t cap);
 void tg_conn_buf_put(struct tg_worker *w, struct tg_buf *b);
 void tg_conn_buf_put_if_empty(struct tg_worker *w, struct tg_buf *b);
 void tg_conn_bufcache_free(struct tg_worker *w);
+/* Frees the cached blocks beyond keep per size (after a burst: net/trim.c); the bytes freed. */
+size_t tg_conn_bufcache_shrink(struct tg_worker *w, size_t keep);
 
 #endif

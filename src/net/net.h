@@ -216,6 +216,7 @@ struct tg_worker {
     uint32_t open_now;    /* connections accepted and not yet done, on this worker */
     uint32_t open_peak;   /* the most since the last trim */
     uint32_t trim_fell;   /* how many had closed when the last trim started */
+    size_t trim_cached;   /* bytes of cached buffer blocks that trim freed */
     bool trim_busy;
     bool trim_timer_ready;
     uv_timer_t trim_timer;     /* starts the trim a second after the fall (unref'd) */
