@@ -72,18 +72,15 @@ static void heap_remove(struct tg_worker *w, struct tg_conn *c)
 
 static void on_worker_timer(uv_timer_t *t);
 
-/* Keeps the worker's libuv timer on the earliest deadline. */
+/* Keeps the worker's libuv timer no later than the earliest deadline. It is moved only to an
+ * earlier time: one that comes too early finds nothing due and is set again (most re-armings,
+ * a connection's deadline moving later, then cost no libuv call). */
 static void rearm(struct tg_worker *w)
 {
-    if (w->theap_len == 0) {
-        if (w->theap_armed != 0) {
-            uv_timer_stop(&w->ctimer);
-            w->theap_armed = 0;
-        }
-        return;
-    }
+    if (w->theap_len == 0)
+        return; /* a timer still started fires once for nothing */
     uint64_t due = w->theap[0]->t_due;
-    if (due == w->theap_armed)
+    if (w->theap_armed != 0 && w->theap_armed <= due)
         return;
     uint64_t now = uv_now(&w->loop);
     if (!w->ctimer_ready) { /* set up on first use (workers assembled by hand in tests too) */
@@ -113,11 +110,20 @@ static void on_worker_timer(uv_timer_t *t)
 void tg_net__timer_set(struct tg_conn *c, uint64_t ms)
 {
     struct tg_worker *w = c->w;
-    if (c->t_idx != 0)
-        heap_remove(w, c);
-    if (ms != 0) {
-        c->t_due = uv_now(&w->loop) + ms;
-        c->t_seq = w->theap_seq++;
+    if (ms == 0) {
+        if (c->t_idx != 0)
+            heap_remove(w, c);
+        return;
+    }
+    c->t_due = uv_now(&w->loop) + ms;
+    c->t_seq = w->theap_seq++;
+    if (c->t_idx != 0) { /* moved in place: usually later, down the heap */
+        uint32_t i = c->t_idx - 1;
+        if (i > 0 && before(c, w->theap[(i - 1) / 2]))
+            sift_up(w, i);
+        else
+            sift_down(w, i);
+    } else {
         if (w->theap_len == w->theap_cap) {
             w->theap_cap = w->theap_cap ? w->theap_cap * 2 : 64;
             w->theap = tg_xrealloc(w->theap, w->theap_cap * sizeof(*w->theap));
