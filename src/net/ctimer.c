@@ -74,11 +74,17 @@ static void on_worker_timer(uv_timer_t *t);
 
 /* Keeps the worker's libuv timer no later than the earliest deadline. It is moved only to an
  * earlier time: one that comes too early finds nothing due and is set again (most re-armings,
- * a connection's deadline moving later, then cost no libuv call). */
+ * a connection's deadline moving later, then cost no libuv call), or stopped once no deadline
+ * is left. */
 static void rearm(struct tg_worker *w)
 {
-    if (w->theap_len == 0)
-        return; /* a timer still started fires once for nothing */
+    if (w->theap_len == 0) { /* stopped: a started timer would keep the loop alive */
+        if (w->theap_armed != 0) {
+            uv_timer_stop(&w->ctimer);
+            w->theap_armed = 0;
+        }
+        return;
+    }
     uint64_t due = w->theap[0]->t_due;
     if (w->theap_armed != 0 && w->theap_armed <= due)
         return;
@@ -111,8 +117,11 @@ void tg_net__timer_set(struct tg_conn *c, uint64_t ms)
 {
     struct tg_worker *w = c->w;
     if (ms == 0) {
-        if (c->t_idx != 0)
+        if (c->t_idx != 0) {
             heap_remove(w, c);
+            if (w->theap_len == 0 && !w->released)
+                rearm(w);
+        }
         return;
     }
     c->t_due = uv_now(&w->loop) + ms;

@@ -1,6 +1,7 @@
 /* Unit tests for the connection timers (net/ctimer.c): one heap of deadlines per worker, driven
  * by one libuv timer. Deadlines fire in time order, equal ones in arming order; re-arming moves
- * a deadline either way; 0 disarms; a handler may re-arm from its callback; many connections. */
+ * a deadline either way; 0 disarms (the last one stops the worker's timer); a handler may re-arm
+ * from its callback; many connections. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -121,6 +122,12 @@ static void test_rearm_from_callback_and_closed(void **state)
     assert_int_equal(fired[0], 0);
     assert_int_equal(fired[1], 1);
     assert_int_equal(fired[2], 0); /* re-armed from its own callback */
+    /* With no deadline left, nothing keeps the loop alive (a worker's or the fuzz harness's). */
+    tg_conn_timer(&conns[0], 50);
+    tg_conn_timer(&conns[1], 40);
+    tg_conn_timer(&conns[1], 0);
+    tg_conn_timer(&conns[0], 0);
+    assert_int_equal(uv_run(&worker.loop, UV_RUN_NOWAIT), 0);
     /* A closed connection's timer is not armed. */
     conns[1].state = TG_CONN_CLOSED;
     tg_conn_timer(&conns[1], 5);
