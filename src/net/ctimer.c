@@ -119,7 +119,7 @@ void tg_net__timer_set(struct tg_conn *c, uint64_t ms)
     if (ms == 0) {
         if (c->t_idx != 0) {
             heap_remove(w, c);
-            if (w->theap_len == 0 && !w->released)
+            if (w->theap_len == 0 && !w->ctimer_closed)
                 rearm(w);
         }
         return;
@@ -140,12 +140,13 @@ void tg_net__timer_set(struct tg_conn *c, uint64_t ms)
         place(w, w->theap_len++, c);
         sift_up(w, w->theap_len - 1);
     }
-    if (!w->released)
+    if (!w->ctimer_closed)
         rearm(w);
 }
 
 void tg_net__timers_close(struct tg_worker *w)
 {
+    w->ctimer_closed = true;
     if (w->ctimer_ready)
         uv_close((uv_handle_t *)&w->ctimer, NULL);
 }

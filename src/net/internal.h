@@ -65,7 +65,7 @@ void tg_net__early_confirm(struct tg_conn *c);
 /* ctimer.c: the worker's heap of connection deadlines, driven by one libuv timer. */
 /* Arms c's timer ms from now (0: disarms). */
 void tg_net__timer_set(struct tg_conn *c, uint64_t ms);
-/* Closes the worker's libuv timer (the worker is done). */
+/* Closes the worker's libuv timer (its loop ended: no deadline is left that anything waits for). */
 void tg_net__timers_close(struct tg_worker *w);
 void tg_net__timers_free(struct tg_worker *w);
 /* trim.c: counts a worker's open connections; after a large fall from their peak, frees

@@ -211,6 +211,7 @@ struct tg_worker {
     uint32_t theap_len, theap_cap;
     uint32_t theap_seq; /* arming order, for equal deadlines */
     bool ctimer_ready;
+    bool ctimer_closed;
     uint64_t theap_armed; /* the deadline ctimer is started for, 0 when stopped */
     uv_work_t trim_req;   /* malloc_trim after a burst of closes (net/trim.c) */
     uint32_t open_now;    /* connections accepted and not yet done, on this worker */

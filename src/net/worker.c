@@ -359,7 +359,6 @@ void tg_worker_drained(struct tg_worker *w)
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->log_timer, NULL);
     uv_close((uv_handle_t *)&w->accept_timer, NULL);
-    tg_net__timers_close(w);
     tg_net__trim_close(w);
 }
 
@@ -441,6 +440,9 @@ static void worker_main(void *arg)
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);
     w->net->h->worker_free(w);
+    /* Only now: connections still closing after the handler let go (a lingering close) kept
+     * their deadlines running until the loop ended. */
+    tg_net__timers_close(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&w->loop) != 0)
         tg_log_warn("worker %u: event loop closed with handles still open", w->id);
