@@ -28,9 +28,9 @@ static void trim_done(uv_work_t *req, int status)
     struct tg_worker *w = req->data;
     (void)status;
     w->trim_busy = false;
-    tg_log_debug("worker %u: freed memory given back to the system after %u connections closed "
-                 "(%zu bytes of cached buffers among it)",
-                 w->id, w->trim_fell, w->trim_cached);
+    tg_log_info("worker %u: freed memory given back to the system after %u connections closed "
+                "(%zu bytes of cached buffers among it)",
+                w->id, w->trim_fell, w->trim_cached);
 }
 
 void tg_net__trim_opened(struct tg_worker *w)
