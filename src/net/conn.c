@@ -309,6 +309,18 @@ void tg_conn_bufcache_free(struct tg_worker *w)
     w->bufs = NULL;
 }
 
+size_t tg_conn_bufcache_shrink(struct tg_worker *w, size_t keep)
+{
+    struct tg_conn_bufcache *bc = w->bufs;
+    size_t freed = 0;
+    for (size_t i = 0; bc != NULL && i < BUFCACHE_CLASSES; i++)
+        while (bc[i].n > keep) {
+            free(bc[i].blocks[--bc[i].n]);
+            freed += bc[i].cap;
+        }
+    return freed;
+}
+
 /* ---- the dispatcher ---- */
 
 bool tg_conn_has_input(const struct tg_conn *c)
@@ -364,10 +376,16 @@ void tg_conn_update(struct tg_conn *c)
     poll_set(c, mask);
 }
 
-static void on_timer(uv_timer_t *t)
+static void release_handles(struct tg_conn *c);
+
+void tg_net__conn_timer_fired(struct tg_conn *c)
 {
-    struct tg_conn *c = t->data;
-    if (c->state != TG_CONN_CLOSED && c->h->on_timer != NULL)
+    if (c->state == TG_CONN_CLOSED) {
+        if (c->linger)
+            release_handles(c); /* the drain after a refusal ran out of time */
+        return;
+    }
+    if (c->h->on_timer != NULL)
         c->h->on_timer(c);
 }
 
@@ -375,10 +393,7 @@ void tg_conn_timer(struct tg_conn *c, uint64_t ms)
 {
     if (c->state == TG_CONN_CLOSED)
         return;
-    if (ms == 0)
-        uv_timer_stop(&c->timer);
-    else
-        uv_timer_start(&c->timer, on_timer, ms, 0);
+    tg_net__timer_set(c, ms);
 }
 
 void tg_conn_init(struct tg_conn *c, struct tg_worker *w, int fd, SSL *ssl,
@@ -399,8 +414,7 @@ void tg_conn_init(struct tg_conn *c, struct tg_worker *w, int fd, SSL *ssl,
         SSL_set_fd(ssl, fd);
     uv_poll_init(&w->loop, &c->poll, fd);
     c->poll.data = c;
-    uv_timer_init(&w->loop, &c->timer);
-    c->timer.data = c;
+    c->t_idx = 0;
 }
 
 void tg_conn_start(struct tg_conn *c)
@@ -664,15 +678,11 @@ static void on_handle_closed(uv_handle_t *hd)
 
 static void release_handles(struct tg_conn *c)
 {
-    /* uv_close stops both handles; a uv_poll_stop first would cost an extra epoll_ctl. */
-    c->pending_closes = 2;
+    /* uv_close stops the poll; a uv_poll_stop first would cost an extra epoll_ctl. */
+    if (c->t_idx != 0)
+        tg_net__timer_set(c, 0);
+    c->pending_closes = 1;
     uv_close((uv_handle_t *)&c->poll, on_handle_closed);
-    uv_close((uv_handle_t *)&c->timer, on_handle_closed);
-}
-
-static void on_linger_timer(uv_timer_t *t)
-{
-    release_handles(t->data);
 }
 
 /* Reads and drops what the client still sends, until it ends (or resets) or the limits pass. */
@@ -704,7 +714,7 @@ void tg_conn_close(struct tg_conn *c)
         c->state = TG_CONN_CLOSED;
         shutdown(c->fd, SHUT_WR);
         uv_poll_start(&c->poll, UV_READABLE, on_linger_poll);
-        uv_timer_start(&c->timer, on_linger_timer, LINGER_MS, 0);
+        tg_net__timer_set(c, LINGER_MS);
         return;
     }
     if (c->ssl != NULL && c->state == TG_CONN_OPEN && !c->wr_shut) {

@@ -1,5 +1,6 @@
 /* The connection engine: one object for both hops (client and backend), a transport chosen from a
- * small ops table (plain, TLS server side, TLS client side), bounded buffers, one timer, one
+ * small ops table (plain, TLS server side, TLS client side), bounded buffers, one timer (a place
+ * in its worker's heap of deadlines), one
  * state enum, one dispatcher and one teardown. Protocol code (HTTP/1, tunnels) owns connections
  * through struct tg_conn_handler and never touches sockets or SSL objects itself. */
 #ifndef TG_NET_CONN_H
@@ -123,7 +124,11 @@ struct tg_conn {
     struct tg_buf own_out;
     struct tg_buf early_in; /* early data read before the owner could take it */
     uv_poll_t poll;
-    uv_timer_t timer;
+    /* Its timer: a place in the worker's heap of deadlines (net/ctimer.c). t_idx: 1 + its index
+     * there, 0 when not armed; t_due: the loop time it fires at; t_seq: arming order. */
+    uint64_t t_due;
+    uint32_t t_seq;
+    uint32_t t_idx;
 };
 
 /* Sets up c on an accepted or connecting socket fd (owned by c from here on). ssl (may be NULL
@@ -181,5 +186,7 @@ void tg_conn_buf_get(struct tg_worker *w, struct tg_buf *b, size_t cap);
 void tg_conn_buf_put(struct tg_worker *w, struct tg_buf *b);
 void tg_conn_buf_put_if_empty(struct tg_worker *w, struct tg_buf *b);
 void tg_conn_bufcache_free(struct tg_worker *w);
+/* Frees the cached blocks beyond keep per size (after a burst: net/trim.c); the bytes freed. */
+size_t tg_conn_bufcache_shrink(struct tg_worker *w, size_t keep);
 
 #endif

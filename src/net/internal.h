@@ -62,4 +62,19 @@ void tg_net__early_advance(struct tg_conn *c);
 /* Tells the owner the handshake finished (on_confirmed). */
 void tg_net__early_confirm(struct tg_conn *c);
 
+/* ctimer.c: the worker's heap of connection deadlines, driven by one libuv timer. */
+/* Arms c's timer ms from now (0: disarms). */
+void tg_net__timer_set(struct tg_conn *c, uint64_t ms);
+/* Closes the worker's libuv timer (its loop ended: no deadline is left that anything waits for). */
+void tg_net__timers_close(struct tg_worker *w);
+void tg_net__timers_free(struct tg_worker *w);
+/* trim.c: counts a worker's open connections; after a large fall from their peak, frees
+ * glibc's unused memory on the thread pool. */
+void tg_net__trim_opened(struct tg_worker *w);
+void tg_net__trim_closed(struct tg_worker *w);
+/* Closes the trim's timer (the worker is done). */
+void tg_net__trim_close(struct tg_worker *w);
+/* conn.c: a connection's deadline passed (the heap took it out first). */
+void tg_net__conn_timer_fired(struct tg_conn *c);
+
 #endif

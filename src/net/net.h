@@ -195,6 +195,8 @@ struct tg_net_listener {
     bool active;
 };
 
+struct tg_conn;
+
 struct tg_worker {
     struct tg_net *net;
     unsigned id;
@@ -203,7 +205,22 @@ struct tg_worker {
     uv_async_t wakeup;
     uv_timer_t drain_timer;
     uv_timer_t log_timer;
-    uv_timer_t accept_timer;   /* resumes accepting after running out of descriptors */
+    uv_timer_t accept_timer; /* resumes accepting after running out of descriptors */
+    uv_timer_t ctimer;       /* fires at the earliest connection deadline (net/ctimer.c) */
+    struct tg_conn **theap;  /* armed connections, a binary min-heap on their deadlines */
+    uint32_t theap_len, theap_cap;
+    uint32_t theap_seq; /* arming order, for equal deadlines */
+    bool ctimer_ready;
+    bool ctimer_closed;
+    uint64_t theap_armed; /* the deadline ctimer is started for, 0 when stopped */
+    uv_work_t trim_req;   /* malloc_trim after a burst of closes (net/trim.c) */
+    uint32_t open_now;    /* connections accepted and not yet done, on this worker */
+    uint32_t open_peak;   /* the most since the last trim */
+    uint32_t trim_fell;   /* how many had closed when the last trim started */
+    size_t trim_cached;   /* bytes of cached buffer blocks that trim freed */
+    bool trim_busy;
+    bool trim_timer_ready;
+    uv_timer_t trim_timer;     /* starts the trim a second after the fall (unref'd) */
     uint64_t starved_since_ms; /* accept found no descriptor: since when (0 = it did not) */
     uint64_t starved_last_ms;  /* the last time it found none */
     _Atomic(struct tg_snapshot *) pending;            /* handed over by the main thread */

@@ -196,6 +196,7 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
             continue;
         }
         atomic_fetch_add_explicit(&net->active_conns, 1, memory_order_relaxed);
+        tg_net__trim_opened(w);
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
         TG_STAT_INC(&w->stats, accepted);
@@ -358,6 +359,7 @@ void tg_worker_drained(struct tg_worker *w)
     uv_close((uv_handle_t *)&w->drain_timer, NULL);
     uv_close((uv_handle_t *)&w->log_timer, NULL);
     uv_close((uv_handle_t *)&w->accept_timer, NULL);
+    tg_net__trim_close(w);
 }
 
 static void on_drain_timeout(uv_timer_t *t)
@@ -438,6 +440,9 @@ static void worker_main(void *arg)
     }
     uv_run(&w->loop, UV_RUN_DEFAULT);
     w->net->h->worker_free(w);
+    /* Only now: connections still closing after the handler let go (a lingering close) kept
+     * their deadlines running until the loop ended. */
+    tg_net__timers_close(w);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&w->loop) != 0)
         tg_log_warn("worker %u: event loop closed with handles still open", w->id);
@@ -450,6 +455,7 @@ static void worker_main(void *arg)
     w->snap = NULL;
     free(w->listeners);
     free(w->alog);
+    tg_net__timers_free(w);
 }
 
 int tg_net_start(struct tg_net *net, struct tg_snapshot *snap, unsigned n,
@@ -573,4 +579,5 @@ void tg_worker_conn_done(struct tg_worker *w, uint64_t hold)
     atomic_fetch_sub_explicit(&w->net->active_conns, 1, memory_order_relaxed);
     TG_STAT_DEC(&w->stats, active);
     TG_STAT_INC(&w->stats, closed);
+    tg_net__trim_closed(w);
 }

@@ -25,9 +25,9 @@ void tg__client_on_closed(struct tg_conn *conn)
         c->proto->on_free(c);
     TG_STAT_DEC(&w->stats, l_open[c->snap->lslot[c->lidx]]);
     tg_snapshot_unref(c->snap);
-    free(c->xfcc);
-    free(c->client_cert);
-    free(c->client_cert_chain);
+    free((char *)c->info.xfcc);
+    free((char *)c->info.client_cert);
+    free((char *)c->info.client_cert_chain);
     uint64_t hold = c->peer_hold;
     free(c);
     tg_worker_conn_done(w, hold);
@@ -81,13 +81,12 @@ static bool fetch_wait_expired(struct tg_client *c)
 void tg__client_leave_out_cert_chain(const struct tg_client_info *i)
 {
     struct tg_client *c = (struct tg_client *)((char *)i - offsetof(struct tg_client, info));
-    if (c->client_cert_chain == NULL)
+    if (c->info.client_cert_chain == NULL)
         return;
     tg_log_info("client %s listener=%s: Client-Cert-Chain left out of requests forwarded on this "
                 "connection: its %zu bytes do not fit the forwarded head (limits.max_header_bytes)",
-                c->peer, c->lc->name, strlen(c->client_cert_chain));
-    free(c->client_cert_chain);
-    c->client_cert_chain = NULL;
+                c->peer, c->lc->name, strlen(c->info.client_cert_chain));
+    free((char *)c->info.client_cert_chain);
     c->info.client_cert_chain = NULL;
 }
 
@@ -252,12 +251,12 @@ static bool client_identity(struct tg_client *c)
     if (c->lc->mode != TG_MODE_HTTP)
         return true;
     if (ca->forward == TG_FWD_XFCC || ca->forward == TG_FWD_BOTH)
-        c->xfcc = tg_tls_xfcc(leaf);
+        c->info.xfcc = tg_tls_xfcc(leaf);
     if (ca->forward == TG_FWD_RFC9440 || ca->forward == TG_FWD_BOTH) {
-        c->client_cert = tg_tls_rfc9440_cert(leaf);
+        c->info.client_cert = tg_tls_rfc9440_cert(leaf);
         /* Only what was verified: a client may append any certificates it likes. */
         STACK_OF(X509) *v = tg_tls_server_verified_chain(c->snap->tls[c->lidx], c->conn.ssl);
-        c->client_cert_chain = tg_tls_rfc9440_chain(v, ca->forward_anchor);
+        c->info.client_cert_chain = tg_tls_rfc9440_chain(v, ca->forward_anchor);
         sk_X509_pop_free(v, X509_free);
     }
     return true;
@@ -315,9 +314,6 @@ void tg__client_opened(struct tg_client *c)
         }
         i->has_cert = c->has_cert;
         i->leaf = c->has_cert ? SSL_get0_peer_certificate(conn->ssl) : NULL;
-        i->xfcc = c->xfcc;
-        i->client_cert = c->client_cert;
-        i->client_cert_chain = c->client_cert_chain;
     }
     if (conn->early) {
         /* Opened on early data: the handshake timer stays armed until the Finished comes (a

@@ -127,21 +127,22 @@ struct tg_client_info {
     struct tg_snapshot *snap;
     const struct tg_listener_conf *lc;
     const char *peer;
-    bool tls;
     const char *tls_version; /* NULL on a plain connection */
     const char *cipher;
     const char *sni; /* or NULL */
     const unsigned char *alpn;
     unsigned alpn_len;
+    bool tls;
     bool has_cert; /* the client presented a certificate that was verified */
-    X509 *leaf;    /* that certificate (borrowed from the connection's SSL), or NULL */
     /* The connection opened on TLS 1.3 early data and its handshake has not finished yet: what
      * it carries now may be a replay (client.c clears it when the handshake finishes). */
     bool early;
     /* The peer is in tls.client_auth.from_header.trusted_from: its requests' client
      * certificate comes from that header field (forward.c), not from the handshake. */
     bool header_trusted;
-    /* The verified client certificate as header values (tls.client_auth.forward), or NULL. */
+    X509 *leaf; /* the verified certificate (borrowed from the connection's SSL), or NULL */
+    /* The verified client certificate as header values (tls.client_auth.forward), or NULL;
+     * owned by the connection (set when its handshake verified the certificate). */
     const char *xfcc;
     const char *client_cert;
     const char *client_cert_chain;
@@ -162,24 +163,21 @@ struct tg_client {
     bool in_parser;   /* inside tg_h1_execute: no flushing or re-entry */
     bool h2c_maybe;   /* http2.cleartext, plaintext: the first bytes may be the HTTP/2 preface */
     bool early_noted; /* what became of its TLS early data was counted (and logged) */
+    bool has_cert;    /* the client presented a certificate that was verified */
     uint64_t accepted_ms;
     uint64_t deadline_ms;
     uint64_t peer_hold; /* its place in the per-address counts (tg_worker_conn_done) */
     char peer[48];
     struct tg_client_info info;
-    struct tg_stream *st;     /* http1: the request in flight, NULL while idle */
-    struct tg_h2_session *h2; /* h2: the session, once ALPN chose it */
-    struct tg_tunnel *tun;    /* tunnel phase */
-    struct tg_bconn *pending; /* tcp: the backend connection being opened */
-    /* The verified client certificate as header values (tls.client_auth.forward), computed once
-     * after the handshake; NULL without a certificate or when not forwarded. */
-    bool has_cert;                /* the client presented a certificate that was verified */
+    struct tg_stream *st;         /* http1: the request in flight, NULL while idle */
+    struct tg_h2_session *h2;     /* h2: the session, once ALPN chose it */
+    struct tg_tunnel *tun;        /* tunnel phase */
+    struct tg_bconn *pending;     /* tcp: the backend connection being opened */
     struct tg__fetch *fetch_wait; /* the revocation fetch its handshake waits for, or NULL */
     uint64_t fetch_wait_since_ms; /* when that wait began */
-    char *xfcc;                   /* X-Forwarded-Client-Cert */
-    char *client_cert;            /* RFC 9440 Client-Cert */
-    char *client_cert_chain;      /* RFC 9440 Client-Cert-Chain (of the verified chain); NULL
-                                   * without intermediates, or once left out for size */
+    /* The verified client certificate as header values (tls.client_auth.forward) are in info
+     * (xfcc, client_cert, client_cert_chain: computed once after the handshake, owned here;
+     * the chain is NULL without intermediates, or once left out for size). */
 };
 
 static inline struct tg_client *tg__client_of(struct tg_conn *conn)
