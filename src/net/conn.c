@@ -315,6 +315,8 @@ bool tg_conn_has_input(const struct tg_conn *c)
 {
     if (c->rd_eof || tg_buf_used(&c->in) > 0 || c->tp->pending(c))
         return true;
+    if (c->rd_quiet)
+        return false;
     char byte;
     ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
@@ -326,6 +328,8 @@ static void poll_set(struct tg_conn *c, int mask)
 {
     if (mask == c->poll_mask)
         return;
+    if (!(mask & UV_READABLE))
+        c->rd_quiet = false; /* bytes may come unreported */
     c->poll_mask = mask;
     if (mask)
         uv_poll_start(&c->poll, mask, on_poll);
@@ -393,6 +397,7 @@ void tg_conn_init(struct tg_conn *c, struct tg_worker *w, int fd, SSL *ssl,
     c->owner = owner;
     c->out = &c->own_out;
     c->poll_mask = 0;
+    c->rd_quiet = false;
     c->last_io_ms = uv_now(&w->loop);
     c->state = connecting ? TG_CONN_CONNECTING : ssl != NULL ? TG_CONN_HANDSHAKE : TG_CONN_OPEN;
     if (ssl != NULL)
@@ -489,6 +494,12 @@ static ssize_t conn_recv(struct tg_conn *c, char *buf, size_t len)
     return c->early ? tg_net__early_recv(c, buf, len) : c->tp->read(c, buf, len);
 }
 
+/* Readable interest is set: a poll reports what arrives from now on. */
+static bool readable_armed(const struct tg_conn *c)
+{
+    return c->poll_mask > 0 && (c->poll_mask & UV_READABLE);
+}
+
 void tg_conn_read(struct tg_conn *c)
 {
     while (c->state == TG_CONN_OPEN && !c->rd_eof) {
@@ -500,8 +511,11 @@ void tg_conn_read(struct tg_conn *c)
             tg_net__early_confirm(c);
             continue; /* bytes after the Finished may be in OpenSSL already */
         }
-        if (n == -EAGAIN)
+        if (n == -EAGAIN) {
+            c->rd_quiet = readable_armed(c) && !c->want_write && !c->early;
             break;
+        }
+        c->rd_quiet = false;
         if (n < 0) {
             c->h->on_error(c, (int)n, false);
             tg_conn_close(c);
@@ -518,8 +532,11 @@ void tg_conn_read(struct tg_conn *c)
         c->h->on_read(c);
         /* Level-triggered polling reports what is left in the socket; only bytes the transport
          * already holds (or a read that filled the room) need another read now. */
-        if ((size_t)n < room && !c->tp->pending(c))
+        if ((size_t)n < room && !c->tp->pending(c)) {
+            /* a plain recv short of the room emptied the socket; OpenSSL's may not have */
+            c->rd_quiet = readable_armed(c) && c->tp == &tg_transport_plain;
             break;
+        }
     }
     if (c->state == TG_CONN_OPEN && c->h->after_read != NULL)
         c->h->after_read(c);
@@ -613,6 +630,8 @@ static void on_poll(uv_poll_t *p, int status, int events)
     default:
         return;
     }
+    if (status < 0 || (events & UV_READABLE))
+        c->rd_quiet = false; /* news in the socket: a read below may see it empty again */
     if (status < 0) {
         /* EPOLLERR (e.g. a reset): libuv has stopped the handle; the reason is in SO_ERROR. */
         int err = sock_error(c->fd);

@@ -105,6 +105,10 @@ struct tg_conn {
     bool wr_shut;      /* we ended ours */
     bool shut_pending; /* end ours once the output is flushed */
     bool linger;       /* closing drains the client's bytes first (a fatal alert was sent) */
+    /* The last read found the socket empty (EAGAIN, or a plain read shorter than asked), and
+     * readable interest has been armed and no readable event reported since: whatever arrives
+     * from then on is reported by the loop's next poll (tg_conn_has_input needs no system call). */
+    bool rd_quiet;
     /* TLS 1.3 early data (server side). early_ok: the owner accepts it (set before
      * tg_conn_start). early: the connection opened on accepted early data and its handshake has
      * not finished (reads are early data, which may be a replay; writes go out before the
@@ -155,9 +159,12 @@ void tg_conn_flush(struct tg_conn *c);
 /* Ends our direction once c->out is flushed (half-close). */
 void tg_conn_shutdown(struct tg_conn *c);
 /* Whether the peer sent something nobody has read yet: bytes (in c->in, inside the transport or
- * in the socket), an end or a reset. Peeks at the socket without consuming; a pooled backend
- * connection for which this is true must not carry a request (its next bytes would be taken for
- * the response to it). */
+ * in the socket), an end or a reset. A pooled backend connection for which this is true must not
+ * carry a request (its next bytes would be taken for the response to it). Without a system call
+ * when c->rd_quiet: then the socket's news since the last read is in the loop's poll, and the
+ * answer holds only once every event of the current poll has run (a caller in an I/O callback
+ * waits for the loop's next idle phase: see tg__backend_open). Otherwise peeks at the socket
+ * (recv MSG_PEEK, one system call), which is exact at once. */
 bool tg_conn_has_input(const struct tg_conn *c);
 /* Arms the connection's one timer (ms from now); 0 stops it. */
 void tg_conn_timer(struct tg_conn *c, uint64_t ms);

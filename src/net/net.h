@@ -123,6 +123,9 @@ struct tg_stats {
     atomic_uint_fast64_t responses[6]; /* by status class: [1]..[5] */
     atomic_uint_fast64_t backend_connects;
     atomic_uint_fast64_t backend_reuses;
+    /* pooled backend connections closed because their backend sent bytes, an end or a reset
+     * after their last response */
+    atomic_uint_fast64_t backend_pool_dropped;
     atomic_uint_fast64_t backend_errors;
     atomic_uint_fast64_t backend_timeouts;
     atomic_uint_fast64_t backend_tls_failures;
