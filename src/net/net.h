@@ -196,6 +196,7 @@ struct tg_net_listener {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     bool active;
+    uint64_t woke_ms; /* loop time of the last readable event (accept batch size) */
 };
 
 struct tg_worker {

@@ -169,7 +169,14 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
     (void)events;
     if (status < 0 || w->draining)
         return;
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
+    /* One connection per readable event: the listener is level-triggered, so the loop reports it
+     * again while more are queued, and a lone connection costs one accept4 (accepting until
+     * EAGAIN costs two). Woken again within the same millisecond of loop time, connections are
+     * queuing faster than one per poll: then a batch, until EAGAIN. */
+    uint64_t now = uv_now(&w->loop);
+    int batch = now == l->woke_ms ? ACCEPT_BATCH : 1;
+    l->woke_ms = now;
+    for (int i = 0; i < batch; i++) {
         struct sockaddr_storage peer;
         socklen_t plen = sizeof(peer);
         int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
