@@ -309,6 +309,85 @@ void tg_conn_bufcache_free(struct tg_worker *w)
     w->bufs = NULL;
 }
 
+/* ---- poll handles cached per worker by descriptor number ---- */
+
+/* uv_poll_init checks the descriptor with an epoll_ctl ADD and DEL and sets O_NONBLOCK with an
+ * ioctl: three system calls per connection. A handle stopped (uv_poll_stop: no longer in epoll
+ * nor in the loop's table) when its connection closed is kept under its descriptor number, and a
+ * later connection on a socket that got the same number (accept and socket take the lowest free
+ * one, so numbers come back) takes it as is: our sockets are non-blocking from accept4/socket
+ * (SOCK_NONBLOCK) and pollable. */
+#define POLLCACHE_MAX    256   /* handles kept per worker */
+#define POLLCACHE_MAX_FD 65536 /* descriptors above are not cached */
+
+struct tg_conn_pollcache {
+    uv_poll_t **by_fd;
+    int cap;
+    int n;
+};
+
+static void free_handle(uv_handle_t *h)
+{
+    free(h);
+}
+
+static uv_poll_t *poll_get(struct tg_worker *w, int fd)
+{
+    struct tg_conn_pollcache *pc = w->polls;
+    if (pc != NULL && fd < pc->cap && pc->by_fd[fd] != NULL) {
+        uv_poll_t *p = pc->by_fd[fd];
+        pc->by_fd[fd] = NULL;
+        pc->n--;
+        return p;
+    }
+    uv_poll_t *p = tg_xmalloc(sizeof(*p));
+    uv_poll_init(&w->loop, p, fd);
+    return p;
+}
+
+/* Whether a stopped handle for fd can be kept. */
+static bool poll_keepable(struct tg_worker *w, int fd)
+{
+    const struct tg_conn_pollcache *pc = w->polls;
+    return fd >= 0 && fd < POLLCACHE_MAX_FD && (pc == NULL || pc->n < POLLCACHE_MAX);
+}
+
+/* Keeps stopped handle p for descriptor number fd (closed by now). */
+static void poll_put(struct tg_worker *w, uv_poll_t *p, int fd)
+{
+    if (w->polls == NULL)
+        w->polls = tg_xcalloc(1, sizeof(*w->polls));
+    struct tg_conn_pollcache *pc = w->polls;
+    if (fd >= pc->cap) {
+        int cap = pc->cap ? pc->cap : 64;
+        while (cap <= fd)
+            cap *= 2;
+        pc->by_fd = tg_xrealloc(pc->by_fd, (size_t)cap * sizeof(*pc->by_fd));
+        memset(pc->by_fd + pc->cap, 0, (size_t)(cap - pc->cap) * sizeof(*pc->by_fd));
+        pc->cap = cap;
+    }
+    if (pc->by_fd[fd] != NULL) { /* cannot be (the number was ours), but never leak a handle */
+        uv_close((uv_handle_t *)p, free_handle);
+        return;
+    }
+    p->data = NULL;
+    pc->by_fd[fd] = p;
+    pc->n++;
+}
+
+void tg_conn_pollcache_free(struct tg_worker *w)
+{
+    struct tg_conn_pollcache *pc = w->polls;
+    if (pc == NULL)
+        return;
+    for (int fd = 0; fd < pc->cap; fd++)
+        if (pc->by_fd[fd] != NULL)
+            uv_close((uv_handle_t *)pc->by_fd[fd], free_handle);
+    free(pc->by_fd);
+    free(pc);
+    w->polls = NULL;
+}
+
 /* ---- the dispatcher ---- */
 
 bool tg_conn_has_input(const struct tg_conn *c)
@@ -332,9 +411,9 @@ static void poll_set(struct tg_conn *c, int mask)
         c->rd_quiet = false; /* bytes may come unreported */
     c->poll_mask = mask;
     if (mask)
-        uv_poll_start(&c->poll, mask, on_poll);
+        uv_poll_start(c->poll, mask, on_poll);
     else
-        uv_poll_stop(&c->poll);
+        uv_poll_stop(c->poll);
 }
 
 void tg_conn_update(struct tg_conn *c)
@@ -402,8 +481,9 @@ void tg_conn_init(struct tg_conn *c, struct tg_worker *w, int fd, SSL *ssl,
     c->state = connecting ? TG_CONN_CONNECTING : ssl != NULL ? TG_CONN_HANDSHAKE : TG_CONN_OPEN;
     if (ssl != NULL)
         SSL_set_fd(ssl, fd);
-    uv_poll_init(&w->loop, &c->poll, fd);
-    c->poll.data = c;
+    c->poll = poll_get(w, fd);
+    c->poll_kept = false;
+    c->poll->data = c;
     uv_timer_init(&w->loop, &c->timer);
     c->timer.data = c;
 }
@@ -670,6 +750,11 @@ static void on_handle_closed(uv_handle_t *hd)
     if (--c->pending_closes > 0)
         return;
     close(c->fd);
+    if (c->poll_kept)
+        poll_put(c->w, c->poll, c->fd);
+    else
+        free(c->poll);
+    c->poll = NULL;
     SSL_free(c->ssl);
     c->ssl = NULL;
     tg_conn_buf_put(c->w, &c->in);
@@ -683,9 +768,17 @@ static void on_handle_closed(uv_handle_t *hd)
 
 static void release_handles(struct tg_conn *c)
 {
-    /* uv_close stops both handles; a uv_poll_stop first would cost an extra epoll_ctl. */
-    c->pending_closes = 2;
-    uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+    /* The poll handle is stopped (one epoll_ctl DEL, as uv_close would) and kept for the next
+     * socket that gets this descriptor number, once the socket is closed (on_handle_closed);
+     * closed like the timer when the cache is full. */
+    c->poll_kept = poll_keepable(c->w, c->fd);
+    if (c->poll_kept) {
+        uv_poll_stop(c->poll);
+        c->pending_closes = 1;
+    } else {
+        c->pending_closes = 2;
+        uv_close((uv_handle_t *)c->poll, on_handle_closed);
+    }
     uv_close((uv_handle_t *)&c->timer, on_handle_closed);
 }
 
@@ -722,7 +815,7 @@ void tg_conn_close(struct tg_conn *c)
         /* Our side is done (the alert is in the socket): FIN after it, then drain briefly. */
         c->state = TG_CONN_CLOSED;
         shutdown(c->fd, SHUT_WR);
-        uv_poll_start(&c->poll, UV_READABLE, on_linger_poll);
+        uv_poll_start(c->poll, UV_READABLE, on_linger_poll);
         uv_timer_start(&c->timer, on_linger_timer, LINGER_MS, 0);
         return;
     }

@@ -126,7 +126,11 @@ struct tg_conn {
     struct tg_buf *out; /* bytes to write: &own_out, or a buffer lent by the owner */
     struct tg_buf own_out;
     struct tg_buf early_in; /* early data read before the owner could take it */
-    uv_poll_t poll;
+    /* The socket's poll handle: from the worker's cache of stopped handles by descriptor number
+     * when one was kept for this number (uv_poll_init costs an ioctl and two epoll_ctl), else new;
+     * back to the cache when the connection closes. */
+    uv_poll_t *poll;
+    bool poll_kept; /* closing: the handle was stopped (to be cached), not closed */
     uv_timer_t timer;
 };
 
@@ -188,5 +192,7 @@ void tg_conn_buf_get(struct tg_worker *w, struct tg_buf *b, size_t cap);
 void tg_conn_buf_put(struct tg_worker *w, struct tg_buf *b);
 void tg_conn_buf_put_if_empty(struct tg_worker *w, struct tg_buf *b);
 void tg_conn_bufcache_free(struct tg_worker *w);
+/* Closes the worker's cached poll handles (worker teardown; the loop runs once more after). */
+void tg_conn_pollcache_free(struct tg_worker *w);
 
 #endif

@@ -225,8 +225,9 @@ struct tg_worker {
     size_t alog_len;
     bool alog_cut; /* a failed write left the file in the middle of a line of ours */
     void *proto;   /* the handler's per-worker state */
-    struct tg_conn_bufcache *bufs; /* buffer blocks kept for reuse (net/conn.c) */
-    struct tg_ppwait *ppwaits;     /* connections waiting for their PROXY header (ppwait.c) */
+    struct tg_conn_bufcache *bufs;   /* buffer blocks kept for reuse (net/conn.c) */
+    struct tg_conn_pollcache *polls; /* stopped poll handles by descriptor number (net/conn.c) */
+    struct tg_ppwait *ppwaits;       /* connections waiting for their PROXY header (ppwait.c) */
 };
 
 struct tg_net {
