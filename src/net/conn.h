@@ -134,7 +134,9 @@ struct tg_conn {
     uv_timer_t timer;
 };
 
-/* Sets up c on an accepted or connecting socket fd (owned by c from here on). ssl (may be NULL
+/* Sets up c on an accepted or connecting socket fd (owned by c from here on), which must be
+ * non-blocking already (accept4/socket with SOCK_NONBLOCK: a poll handle kept for the descriptor's
+ * number is taken as it is, without uv_poll_init setting O_NONBLOCK). ssl (may be NULL
  * for plain) is owned by c too; SSL_set_fd is done here. The state starts at CONNECTING when
  * connecting is true, else HANDSHAKE for TLS and OPEN for plain; the caller then calls
  * tg_conn_start. */
