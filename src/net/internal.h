@@ -62,4 +62,10 @@ void tg_net__early_advance(struct tg_conn *c);
 /* Tells the owner the handshake finished (on_confirmed). */
 void tg_net__early_confirm(struct tg_conn *c);
 
+/* conncache.c: a poll handle for fd, kept for its number or new (uv_poll_init); whether a stopped
+ * handle for fd can be kept; keeps stopped handle p for descriptor number fd (closed by now). */
+uv_poll_t *tg_net__poll_get(struct tg_worker *w, int fd);
+bool tg_net__poll_keepable(struct tg_worker *w, int fd);
+void tg_net__poll_put(struct tg_worker *w, uv_poll_t *p, int fd);
+
 #endif
