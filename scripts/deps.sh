@@ -11,7 +11,7 @@ PKGS="build-essential cmake pkg-config libssl-dev libuv1-dev node-llhttp libnght
 libjansson-dev libxml2-dev libseccomp-dev libcmocka-dev python3 python3-pytest python3-pytest-timeout
 python3-websockets python3-h2 python3-hyperframe curl openssl sslscan nghttp2-client clang
 clang-format libclang-rt-14-dev nginx openjdk-17-jre-headless haproxy python3-cryptography man-db
-python3-prometheus-client chromium pebble etcd-server etcd-client"
+python3-prometheus-client chromium pebble etcd-server etcd-client strace"
 # --fuzz: also what tests/fuzz/campaign.sh needs beyond `make fuzz` (llvm-profdata, llvm-cov).
 [ "${1:-}" = "--fuzz" ] && PKGS="$PKGS llvm"
 missing=""

@@ -239,94 +239,14 @@ const struct tg_transport tg_transport_tls_client = {
     .pending = tls_pending,
 };
 
-/* ---- buffer blocks cached per worker ---- */
-
-#define BUFCACHE_CLASSES 4
-#define BUFCACHE_DEPTH   64
-
-struct tg_conn_bufcache {
-    size_t cap;
-    size_t n;
-    char *blocks[BUFCACHE_DEPTH];
-};
-
-static struct tg_conn_bufcache *cache_of(struct tg_worker *w)
-{
-    if (w->bufs == NULL)
-        w->bufs = tg_xcalloc(BUFCACHE_CLASSES, sizeof(struct tg_conn_bufcache));
-    return w->bufs;
-}
-
-void tg_conn_buf_get(struct tg_worker *w, struct tg_buf *b, size_t cap)
-{
-    if (b->data != NULL)
-        return;
-    struct tg_conn_bufcache *bc = cache_of(w);
-    for (size_t i = 0; i < BUFCACHE_CLASSES; i++) {
-        if (bc[i].cap == cap && bc[i].n > 0) {
-            b->data = bc[i].blocks[--bc[i].n];
-            b->cap = cap;
-            b->off = b->len = 0;
-            return;
-        }
-    }
-    tg_buf_ensure(b, cap);
-}
-
-void tg_conn_buf_put(struct tg_worker *w, struct tg_buf *b)
-{
-    if (b->data == NULL)
-        return;
-    struct tg_conn_bufcache *bc = cache_of(w);
-    for (size_t i = 0; i < BUFCACHE_CLASSES; i++) {
-        if (bc[i].cap == 0 || (bc[i].cap != b->cap && bc[i].n == 0))
-            bc[i].cap = b->cap;
-        if (bc[i].cap == b->cap && bc[i].n < BUFCACHE_DEPTH) {
-            bc[i].blocks[bc[i].n++] = b->data;
-            b->data = NULL;
-            b->cap = b->off = b->len = 0;
-            return;
-        }
-    }
-    tg_buf_free(b);
-}
-
-void tg_conn_buf_put_if_empty(struct tg_worker *w, struct tg_buf *b)
-{
-    if (b->data != NULL && b->off == b->len)
-        tg_conn_buf_put(w, b);
-}
-
-void tg_conn_bufcache_free(struct tg_worker *w)
-{
-    struct tg_conn_bufcache *bc = w->bufs;
-    if (bc == NULL)
-        return;
-    for (size_t i = 0; i < BUFCACHE_CLASSES; i++)
-        for (size_t j = 0; j < bc[i].n; j++)
-            free(bc[i].blocks[j]);
-    free(bc);
-    w->bufs = NULL;
-}
-
-size_t tg_conn_bufcache_shrink(struct tg_worker *w, size_t keep)
-{
-    struct tg_conn_bufcache *bc = w->bufs;
-    size_t freed = 0;
-    for (size_t i = 0; bc != NULL && i < BUFCACHE_CLASSES; i++)
-        while (bc[i].n > keep) {
-            free(bc[i].blocks[--bc[i].n]);
-            freed += bc[i].cap;
-        }
-    return freed;
-}
-
 /* ---- the dispatcher ---- */
 
 bool tg_conn_has_input(const struct tg_conn *c)
 {
     if (c->rd_eof || tg_buf_used(&c->in) > 0 || c->tp->pending(c))
         return true;
+    if (c->rd_quiet)
+        return false;
     char byte;
     ssize_t n = recv(c->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
     return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
@@ -338,11 +258,13 @@ static void poll_set(struct tg_conn *c, int mask)
 {
     if (mask == c->poll_mask)
         return;
+    if (!(mask & UV_READABLE))
+        c->rd_quiet = false; /* bytes may come unreported */
     c->poll_mask = mask;
     if (mask)
-        uv_poll_start(&c->poll, mask, on_poll);
+        uv_poll_start(c->poll, mask, on_poll);
     else
-        uv_poll_stop(&c->poll);
+        uv_poll_stop(c->poll);
 }
 
 void tg_conn_update(struct tg_conn *c)
@@ -408,12 +330,14 @@ void tg_conn_init(struct tg_conn *c, struct tg_worker *w, int fd, SSL *ssl,
     c->owner = owner;
     c->out = &c->own_out;
     c->poll_mask = 0;
+    c->rd_quiet = false;
     c->last_io_ms = uv_now(&w->loop);
     c->state = connecting ? TG_CONN_CONNECTING : ssl != NULL ? TG_CONN_HANDSHAKE : TG_CONN_OPEN;
     if (ssl != NULL)
         SSL_set_fd(ssl, fd);
-    uv_poll_init(&w->loop, &c->poll, fd);
-    c->poll.data = c;
+    c->poll = tg_net__poll_get(w, fd);
+    c->poll_kept = false;
+    c->poll->data = c;
     c->t_idx = 0;
 }
 
@@ -503,6 +427,12 @@ static ssize_t conn_recv(struct tg_conn *c, char *buf, size_t len)
     return c->early ? tg_net__early_recv(c, buf, len) : c->tp->read(c, buf, len);
 }
 
+/* Readable interest is set: a poll reports what arrives from now on. */
+static bool readable_armed(const struct tg_conn *c)
+{
+    return c->poll_mask > 0 && (c->poll_mask & UV_READABLE);
+}
+
 void tg_conn_read(struct tg_conn *c)
 {
     while (c->state == TG_CONN_OPEN && !c->rd_eof) {
@@ -514,8 +444,11 @@ void tg_conn_read(struct tg_conn *c)
             tg_net__early_confirm(c);
             continue; /* bytes after the Finished may be in OpenSSL already */
         }
-        if (n == -EAGAIN)
+        if (n == -EAGAIN) {
+            c->rd_quiet = readable_armed(c) && !c->want_write && !c->early;
             break;
+        }
+        c->rd_quiet = false;
         if (n < 0) {
             c->h->on_error(c, (int)n, false);
             tg_conn_close(c);
@@ -532,8 +465,11 @@ void tg_conn_read(struct tg_conn *c)
         c->h->on_read(c);
         /* Level-triggered polling reports what is left in the socket; only bytes the transport
          * already holds (or a read that filled the room) need another read now. */
-        if ((size_t)n < room && !c->tp->pending(c))
+        if ((size_t)n < room && !c->tp->pending(c)) {
+            /* a plain recv short of the room emptied the socket; OpenSSL's may not have */
+            c->rd_quiet = readable_armed(c) && c->tp == &tg_transport_plain;
             break;
+        }
     }
     if (c->state == TG_CONN_OPEN && c->h->after_read != NULL)
         c->h->after_read(c);
@@ -627,6 +563,8 @@ static void on_poll(uv_poll_t *p, int status, int events)
     default:
         return;
     }
+    if (status < 0 || (events & UV_READABLE))
+        c->rd_quiet = false; /* news in the socket: a read below may see it empty again */
     if (status < 0) {
         /* EPOLLERR (e.g. a reset): libuv has stopped the handle; the reason is in SO_ERROR. */
         int err = sock_error(c->fd);
@@ -659,12 +597,15 @@ static void on_poll(uv_poll_t *p, int status, int events)
 
 /* ---- teardown ---- */
 
-static void on_handle_closed(uv_handle_t *hd)
+/* The connection's handle is closed or stopped: the socket goes, the owner is told. */
+void tg_net__conn_finish_close(struct tg_conn *c)
 {
-    struct tg_conn *c = hd->data;
-    if (--c->pending_closes > 0)
-        return;
     close(c->fd);
+    if (c->poll_kept)
+        tg_net__poll_put(c->w, c->poll, c->fd);
+    else
+        free(c->poll);
+    c->poll = NULL;
     SSL_free(c->ssl);
     c->ssl = NULL;
     tg_conn_buf_put(c->w, &c->in);
@@ -676,13 +617,30 @@ static void on_handle_closed(uv_handle_t *hd)
 #define LINGER_MS    500        /* as openssl s_server: time for an extreme round trip */
 #define LINGER_BYTES (1u << 20) /* never read more than this for a client we refused */
 
+static void on_handle_closed(uv_handle_t *hd)
+{
+    struct tg_conn *c = hd->data;
+    if (--c->pending_closes > 0)
+        return;
+    tg_net__conn_finish_close(c);
+}
+
 static void release_handles(struct tg_conn *c)
 {
-    /* uv_close stops the poll; a uv_poll_stop first would cost an extra epoll_ctl. */
     if (c->t_idx != 0)
         tg_net__timer_set(c, 0);
-    c->pending_closes = 1;
-    uv_close((uv_handle_t *)&c->poll, on_handle_closed);
+    /* The poll handle is stopped (one epoll_ctl DEL, as uv_close would) and kept for the next
+     * socket that gets this descriptor number, once the socket is closed (the worker's deferred
+     * closes, net/conncache.c, end it on the loop's next turn as uv_close's callback would);
+     * closed when the cache is full. */
+    c->poll_kept = tg_net__poll_keepable(c->w, c->fd);
+    if (c->poll_kept) {
+        uv_poll_stop(c->poll);
+        tg_net__close_later(c);
+    } else {
+        c->pending_closes = 1;
+        uv_close((uv_handle_t *)c->poll, on_handle_closed);
+    }
 }
 
 /* Reads and drops what the client still sends, until it ends (or resets) or the limits pass. */
@@ -713,7 +671,7 @@ void tg_conn_close(struct tg_conn *c)
         /* Our side is done (the alert is in the socket): FIN after it, then drain briefly. */
         c->state = TG_CONN_CLOSED;
         shutdown(c->fd, SHUT_WR);
-        uv_poll_start(&c->poll, UV_READABLE, on_linger_poll);
+        uv_poll_start(c->poll, UV_READABLE, on_linger_poll);
         tg_net__timer_set(c, LINGER_MS);
         return;
     }

@@ -106,6 +106,10 @@ struct tg_conn {
     bool wr_shut;      /* we ended ours */
     bool shut_pending; /* end ours once the output is flushed */
     bool linger;       /* closing drains the client's bytes first (a fatal alert was sent) */
+    /* The last read found the socket empty (EAGAIN, or a plain read shorter than asked), and
+     * readable interest has been armed and no readable event reported since: whatever arrives
+     * from then on is reported by the loop's next poll (tg_conn_has_input needs no system call). */
+    bool rd_quiet;
     /* TLS 1.3 early data (server side). early_ok: the owner accepts it (set before
      * tg_conn_start). early: the connection opened on accepted early data and its handshake has
      * not finished (reads are early data, which may be a replay; writes go out before the
@@ -123,7 +127,11 @@ struct tg_conn {
     struct tg_buf *out; /* bytes to write: &own_out, or a buffer lent by the owner */
     struct tg_buf own_out;
     struct tg_buf early_in; /* early data read before the owner could take it */
-    uv_poll_t poll;
+    /* The socket's poll handle: from the worker's cache of stopped handles by descriptor number
+     * when one was kept for this number (uv_poll_init costs an ioctl and two epoll_ctl), else new;
+     * back to the cache when the connection closes. */
+    uv_poll_t *poll;
+    bool poll_kept; /* closing: the handle was stopped (to be cached), not closed */
     /* Its timer: a place in the worker's heap of deadlines (net/ctimer.c). t_idx: 1 + its index
      * there, 0 when not armed; t_due: the loop time it fires at; t_seq: arming order. */
     uint64_t t_due;
@@ -131,7 +139,9 @@ struct tg_conn {
     uint32_t t_idx;
 };
 
-/* Sets up c on an accepted or connecting socket fd (owned by c from here on). ssl (may be NULL
+/* Sets up c on an accepted or connecting socket fd (owned by c from here on), which must be
+ * non-blocking already (accept4/socket with SOCK_NONBLOCK: a poll handle kept for the descriptor's
+ * number is taken as it is, without uv_poll_init setting O_NONBLOCK). ssl (may be NULL
  * for plain) is owned by c too; SSL_set_fd is done here. The state starts at CONNECTING when
  * connecting is true, else HANDSHAKE for TLS and OPEN for plain; the caller then calls
  * tg_conn_start. */
@@ -160,9 +170,12 @@ void tg_conn_flush(struct tg_conn *c);
 /* Ends our direction once c->out is flushed (half-close). */
 void tg_conn_shutdown(struct tg_conn *c);
 /* Whether the peer sent something nobody has read yet: bytes (in c->in, inside the transport or
- * in the socket), an end or a reset. Peeks at the socket without consuming; a pooled backend
- * connection for which this is true must not carry a request (its next bytes would be taken for
- * the response to it). */
+ * in the socket), an end or a reset. A pooled backend connection for which this is true must not
+ * carry a request (its next bytes would be taken for the response to it). Without a system call
+ * when c->rd_quiet: then the socket's news since the last read is in the loop's poll, and the
+ * answer holds only once every event of the current poll has run (a caller in an I/O callback
+ * waits for the loop's next idle phase: see tg__backend_open). Otherwise peeks at the socket
+ * (recv MSG_PEEK, one system call), which is exact at once. */
 bool tg_conn_has_input(const struct tg_conn *c);
 /* Arms the connection's one timer (ms from now); 0 stops it. */
 void tg_conn_timer(struct tg_conn *c, uint64_t ms);
@@ -188,5 +201,7 @@ void tg_conn_buf_put_if_empty(struct tg_worker *w, struct tg_buf *b);
 void tg_conn_bufcache_free(struct tg_worker *w);
 /* Frees the cached blocks beyond keep per size (after a burst: net/trim.c); the bytes freed. */
 size_t tg_conn_bufcache_shrink(struct tg_worker *w, size_t keep);
+/* Closes the worker's cached poll handles (worker teardown; the loop runs once more after). */
+void tg_conn_pollcache_free(struct tg_worker *w);
 
 #endif

@@ -76,5 +76,17 @@ void tg_net__trim_closed(struct tg_worker *w);
 void tg_net__trim_close(struct tg_worker *w);
 /* conn.c: a connection's deadline passed (the heap took it out first). */
 void tg_net__conn_timer_fired(struct tg_conn *c);
+/* conncache.c: a poll handle for fd, kept for its number or new (uv_poll_init); whether a stopped
+ * handle for fd can be kept; keeps stopped handle p for descriptor number fd (closed by now). */
+uv_poll_t *tg_net__poll_get(struct tg_worker *w, int fd);
+bool tg_net__poll_keepable(struct tg_worker *w, int fd);
+void tg_net__poll_put(struct tg_worker *w, uv_poll_t *p, int fd);
+/* conncache.c: ends c's close (tg_net__conn_finish_close) on the loop's next turn, as a
+ * uv_close callback would, for a connection whose poll handle was stopped to be kept; the
+ * worker's queue of such closes is emptied, and its idle handle closed, at teardown. */
+void tg_net__close_later(struct tg_conn *c);
+void tg_net__closes_flush_and_close(struct tg_worker *w);
+/* conn.c: the socket goes, the handle is put back or freed, the owner is told (on_closed). */
+void tg_net__conn_finish_close(struct tg_conn *c);
 
 #endif

@@ -123,6 +123,9 @@ struct tg_stats {
     atomic_uint_fast64_t responses[6]; /* by status class: [1]..[5] */
     atomic_uint_fast64_t backend_connects;
     atomic_uint_fast64_t backend_reuses;
+    /* pooled backend connections closed because their backend sent bytes, an end or a reset
+     * after their last response */
+    atomic_uint_fast64_t backend_pool_dropped;
     atomic_uint_fast64_t backend_errors;
     atomic_uint_fast64_t backend_timeouts;
     atomic_uint_fast64_t backend_tls_failures;
@@ -193,6 +196,7 @@ struct tg_net_listener {
     struct sockaddr_storage addr;
     socklen_t addr_len;
     bool active;
+    uint64_t woke_ms; /* loop time of the last readable event (accept batch size) */
 };
 
 struct tg_conn;
@@ -238,8 +242,14 @@ struct tg_worker {
     size_t alog_len;
     bool alog_cut; /* a failed write left the file in the middle of a line of ours */
     void *proto;   /* the handler's per-worker state */
-    struct tg_conn_bufcache *bufs; /* buffer blocks kept for reuse (net/conn.c) */
-    struct tg_ppwait *ppwaits;     /* connections waiting for their PROXY header (ppwait.c) */
+    struct tg_conn_bufcache *bufs;   /* buffer blocks kept for reuse (net/conn.c) */
+    struct tg_conn_pollcache *polls; /* stopped poll handles by descriptor number (net/conn.c) */
+    /* Closes to end on the next loop turn (their poll handle was stopped to be kept). */
+    uv_idle_t closes_idle;
+    bool closes_idle_ready;
+    struct tg_conn **closing, **closing_spare;
+    size_t n_closing, cap_closing, cap_closing_spare;
+    struct tg_ppwait *ppwaits; /* connections waiting for their PROXY header (ppwait.c) */
 };
 
 struct tg_net {

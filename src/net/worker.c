@@ -2,6 +2,7 @@
  * drain. */
 #include "net/net.h"
 
+#include "net/conn.h"
 #include "net/internal.h"
 
 #include <errno.h>
@@ -169,7 +170,14 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
     (void)events;
     if (status < 0 || w->draining)
         return;
-    for (int i = 0; i < ACCEPT_BATCH; i++) {
+    /* One connection per readable event: the listener is level-triggered, so the loop reports it
+     * again while more are queued, and a lone connection costs one accept4 (accepting until
+     * EAGAIN costs two). Woken again within the same millisecond of loop time, connections are
+     * queuing faster than one per poll: then a batch, until EAGAIN. */
+    uint64_t now = uv_now(&w->loop);
+    int batch = now == l->woke_ms ? ACCEPT_BATCH : 1;
+    l->woke_ms = now;
+    for (int i = 0; i < batch; i++) {
         struct sockaddr_storage peer;
         socklen_t plen = sizeof(peer);
         int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -443,6 +451,8 @@ static void worker_main(void *arg)
     /* Only now: connections still closing after the handler let go (a lingering close) kept
      * their deadlines running until the loop ended. */
     tg_net__timers_close(w);
+    tg_net__closes_flush_and_close(w);
+    tg_conn_pollcache_free(w); /* handles kept by closes that ended after the handler's free */
     uv_run(&w->loop, UV_RUN_DEFAULT);
     if (uv_loop_close(&w->loop) != 0)
         tg_log_warn("worker %u: event loop closed with handles still open", w->id);

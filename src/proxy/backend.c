@@ -14,10 +14,7 @@
 
 #include "core/log.h"
 
-#define MAX_IDLE_PER_WORKER 512
-#define READ_SLACK          256
-
-enum { BT_NONE, BT_CONNECT, BT_RESPONSE, BT_IDLE };
+#define READ_SLACK 256
 
 static const struct tg_conn_handler bconn_handler;
 static int resp_on_head(struct tg_h1_msg *m);
@@ -37,19 +34,6 @@ static struct tg_stream *stream_of(struct tg_bconn *b)
 
 /* ---- lifecycle ---- */
 
-static void idle_remove(struct tg_bconn *b)
-{
-    struct tg_proxy_worker *pw = tg_pw(b->conn.w);
-    if (b->prev)
-        b->prev->next = b->next;
-    else
-        pw->idle = b->next;
-    if (b->next)
-        b->next->prev = b->prev;
-    b->prev = b->next = NULL;
-    pw->n_idle--;
-}
-
 void tg__backend_on_closed(struct tg_conn *conn)
 {
     struct tg_bconn *b = tg__bconn_of(conn);
@@ -58,64 +42,6 @@ void tg__backend_on_closed(struct tg_conn *conn)
     tg__target_conn_done(b);
     tg_snapshot_unref(b->snap);
     free(b);
-}
-
-void tg__backend_close(struct tg_bconn *b)
-{
-    if (b == NULL || is_closed(b))
-        return;
-    if (b->state == TG_B_IDLE)
-        idle_remove(b);
-    if (b->st != NULL && b->st->bc == b)
-        b->st->bc = NULL;
-    b->st = NULL;
-    b->conn.out = &b->conn.own_out; /* a stream's buffer is not ours to keep writing from */
-    tg_conn_close(&b->conn);
-}
-
-void tg__backend_close_idle(struct tg_worker *w)
-{
-    struct tg_proxy_worker *pw = tg_pw(w);
-    while (pw->idle != NULL)
-        tg__backend_close(pw->idle);
-}
-
-static void arm(struct tg_bconn *b, int kind, uint64_t ms)
-{
-    b->timer_kind = (uint8_t)kind;
-    tg_conn_timer(&b->conn, ms);
-}
-
-void tg__backend_release(struct tg_bconn *b, bool reusable)
-{
-    if (is_closed(b))
-        return;
-    struct tg_worker *w = b->conn.w;
-    struct tg_proxy_worker *pw = tg_pw(w);
-    b->st = NULL;
-    b->conn.out = &b->conn.own_out;
-    if (!reusable || w->draining || pw->n_idle >= MAX_IDLE_PER_WORKER ||
-        tg_buf_used(&b->conn.in) > 0 || b->snap != w->snap) {
-        tg_log_debug("backend %s target %s: connection not kept (%s)", b->backend->name, b->target,
-                     !reusable                  ? "not reusable"
-                     : w->draining              ? "draining"
-                     : tg_buf_used(&b->conn.in) ? "bytes after the response"
-                     : b->snap != w->snap       ? "config reloaded"
-                                                : "pool full");
-        tg__backend_close(b);
-        return;
-    }
-    tg_conn_buf_put(w, &b->conn.in);
-    b->state = TG_B_IDLE;
-    b->next = pw->idle;
-    b->prev = NULL;
-    if (pw->idle)
-        pw->idle->prev = b;
-    pw->idle = b;
-    pw->n_idle++;
-    tg__target_conn_done(b);
-    arm(b, BT_IDLE, b->snap->cfg->timeouts.idle_ms);
-    tg_conn_update(&b->conn);
 }
 
 /* ---- failures ---- */
@@ -234,7 +160,7 @@ static int connect_target(const struct opener *c, const struct tg_backend_conf *
     }
     TG_STAT_INC(&c->w->stats, backend_connects);
     tg__target_conn_start(b);
-    arm(b, BT_CONNECT, cfg->timeouts.backend_connect_ms);
+    tg__backend_arm(b, TG_BT_CONNECT, cfg->timeouts.backend_connect_ms);
     *out = b;
     return 0;
 }
@@ -272,7 +198,6 @@ struct tg_bconn *tg__backend_open(struct tg_worker *w, struct tg_snapshot *snap,
                                   struct tg_bconn **slot)
 {
     struct opener op = {w, snap, who}, *c = &op;
-    struct tg_proxy_worker *pw = tg_pw(w);
     size_t bi = (size_t)(be - snap->cfg->backends);
     size_t idx = pick_target(w, snap, be, bi);
     if (idx == SIZE_MAX) {
@@ -281,30 +206,8 @@ struct tg_bconn *tg__backend_open(struct tg_worker *w, struct tg_snapshot *snap,
         user->on_fail(arg, TG_PF_NO_TARGET, NULL);
         return NULL;
     }
-    if (pooled) {
-        for (struct tg_bconn *b = pw->idle, *next; b != NULL; b = next) {
-            next = b->next;
-            if (b->snap != c->snap || b->backend_idx != bi || b->target_idx != idx)
-                continue;
-            if (tg_conn_has_input(&b->conn)) {
-                /* Bytes after its last response (or its close) that the loop has not seen yet:
-                 * a request sent now would get them for its response. */
-                tg_log_debug("backend %s target %s: pooled connection has unread input, closed",
-                             be->name, b->target);
-                tg__backend_close(b);
-                continue;
-            }
-            idle_remove(b);
-            b->reused = true;
-            assign(b, who, user, arg, slot, 0);
-            TG_STAT_INC(&w->stats, backend_reuses);
-            tg__target_conn_start(b);
-            *slot = b;
-            b->state = TG_B_ACTIVE;
-            user->on_open(b, arg);
-            return *slot;
-        }
-    }
+    if (pooled && tg__pool_take(w, snap, who, bi, idx, user, arg, slot))
+        return *slot;
     open_from(c, be, idx, user, arg, slot, 0, TG_PF_CONNECT_ERROR, NULL);
     return *slot;
 }
@@ -357,7 +260,7 @@ static void bconn_on_open(struct tg_conn *conn)
 {
     struct tg_bconn *b = tg__bconn_of(conn);
     tg_conn_timer(conn, 0);
-    b->timer_kind = BT_NONE;
+    b->timer_kind = TG_BT_NONE;
     tg__target_ok(conn->w, b->snap, b->backend_idx, b->target_idx);
     note_client_cert(b);
     struct tg_bconn **slot = b->slot;
@@ -392,7 +295,7 @@ void tg__backend_serve(struct tg_bconn *b, struct tg_stream *st)
         tg_h1_reset(&b->resp);
     }
     b->conn.last_io_ms = uv_now(&b->conn.w->loop);
-    arm(b, BT_RESPONSE, b->snap->cfg->timeouts.backend_response_ms);
+    tg__backend_arm(b, TG_BT_RESPONSE, b->snap->cfg->timeouts.backend_response_ms);
     tg__backend_flush(b);
 }
 
@@ -486,7 +389,7 @@ static void bconn_on_timer(struct tg_conn *conn)
 {
     struct tg_bconn *b = tg__bconn_of(conn);
     switch (b->timer_kind) {
-    case BT_CONNECT: {
+    case TG_BT_CONNECT: {
         /* Connected but the TLS handshake did not finish: the TLS table's handshake_timeout row
          * (504), counted there, not as a connect timeout. */
         bool hs = conn->state == TG_CONN_HANDSHAKE;
@@ -513,14 +416,14 @@ static void bconn_on_timer(struct tg_conn *conn)
             open_from(c, be, next, user, arg, slot, tries + 1, f, d);
         return;
     }
-    case BT_IDLE:
+    case TG_BT_IDLE:
         tg__backend_close(b);
         return;
-    case BT_RESPONSE: {
+    case TG_BT_RESPONSE: {
         /* The limit is the configured one: re-arming for the remainder must not shrink it. */
         uint64_t now = uv_now(&conn->w->loop), lim = b->snap->cfg->timeouts.backend_response_ms;
         if (now - conn->last_io_ms < lim) {
-            arm(b, BT_RESPONSE, lim - (now - conn->last_io_ms));
+            tg__backend_arm(b, TG_BT_RESPONSE, lim - (now - conn->last_io_ms));
             return;
         }
         struct tg_stream *st = stream_of(b);
@@ -547,12 +450,29 @@ static void bconn_on_timer(struct tg_conn *conn)
     }
 }
 
+/* A reserved pooled connection heard from its backend before its request went out: dropped,
+ * and its user gets another connection (from the pool or a new one). */
+static void reserved_lost(struct tg_bconn *b, const char *what)
+{
+    struct tg_worker *w = b->conn.w;
+    struct tg_snapshot *snap = tg_snapshot_ref(b->snap);
+    const struct tg_client_info *who = b->who;
+    const struct tg_backend_conf *be = b->backend;
+    const struct tg_bconn_user *user = b->user;
+    void *arg = b->user_arg;
+    struct tg_bconn **slot = b->slot;
+    tg__pool_drop(b, what);
+    if (slot != NULL && *slot == b)
+        tg__backend_open(w, snap, who, be, true, user, arg, slot);
+    tg_snapshot_unref(snap);
+}
+
 /* ---- reading the response ---- */
 
 static bool bconn_want_read(const struct tg_conn *conn)
 {
     const struct tg_bconn *b = TG_CONTAINER(conn, const struct tg_bconn, conn);
-    if (b->state == TG_B_IDLE)
+    if (b->state == TG_B_IDLE || b->state == TG_B_RESERVED)
         return true; /* a close or stray bytes: noticed and the connection dropped */
     if (b->state != TG_B_ACTIVE || b->st == NULL || b->st->resp_phase == TG_RESP_DONE)
         return false;
@@ -563,7 +483,7 @@ static size_t bconn_read_room(struct tg_conn *conn)
 {
     struct tg_bconn *b = tg__bconn_of(conn);
     tg_conn_buf_get(conn->w, &conn->in, response_cap(b));
-    if (b->state == TG_B_IDLE) /* a close, or stray bytes: on_read drops the connection */
+    if (b->state == TG_B_IDLE || b->state == TG_B_RESERVED) /* on_read drops it */
         return conn->in.cap - conn->in.len;
     if (!bconn_want_read(conn))
         return 0;
@@ -623,8 +543,15 @@ static void bconn_on_read(struct tg_conn *conn)
 {
     struct tg_bconn *b = tg__bconn_of(conn);
     struct tg_stream *st = b->st;
+    if (b->state == TG_B_RESERVED) {
+        reserved_lost(b, conn->rd_eof ? "was closed by its backend" : "received stray bytes");
+        return;
+    }
     if (b->state != TG_B_ACTIVE || st == NULL) {
-        tg__backend_close(b);
+        if (b->state == TG_B_IDLE)
+            tg__pool_drop(b, conn->rd_eof ? "was closed by its backend" : "received stray bytes");
+        else
+            tg__backend_close(b);
         return;
     }
     if (conn->rd_eof) {
@@ -670,7 +597,7 @@ static void bconn_on_read(struct tg_conn *conn)
         if (tg_buf_used(&conn->in) > 0)
             b->reusable = false; /* bytes after the response: do not trust it */
         tg_conn_timer(conn, 0);
-        b->timer_kind = BT_NONE;
+        b->timer_kind = TG_BT_NONE;
     }
     tg__stream_flush(st);
 }
@@ -679,15 +606,22 @@ static void bconn_on_read(struct tg_conn *conn)
 static void bconn_after_read(struct tg_conn *conn)
 {
     struct tg_bconn *b = tg__bconn_of(conn);
-    if (b->state == TG_B_IDLE && conn->in.off == conn->in.len)
+    if ((b->state == TG_B_IDLE || b->state == TG_B_RESERVED) && conn->in.off == conn->in.len)
         tg_conn_buf_put(conn->w, &conn->in);
 }
 
 static void bconn_on_error(struct tg_conn *conn, int err, bool writing)
 {
     struct tg_bconn *b = tg__bconn_of(conn);
+    if (b->state == TG_B_RESERVED) {
+        reserved_lost(b, "was reset by its backend");
+        return;
+    }
     if (b->st == NULL) {
-        tg__backend_close(b);
+        if (b->state == TG_B_IDLE)
+            tg__pool_drop(b, "was reset by its backend");
+        else
+            tg__backend_close(b);
         return;
     }
     char d[256];

@@ -361,6 +361,7 @@ enum tg_bstate {
     TG_B_OPENING = 0, /* connecting / TLS handshake */
     TG_B_ACTIVE,      /* serving a stream, or carrying a tunnel */
     TG_B_IDLE,        /* in the worker's pool */
+    TG_B_RESERVED,    /* taken from the pool for a user, handed over in the loop's idle phase */
 };
 
 /* Who a backend connection is opened for (a stream or a tcp client). */
@@ -431,6 +432,10 @@ struct tg_proxy_worker {
     uv_check_t *h2_check;
     struct tg_bconn *idle; /* idle pooled backend connections, most recent first */
     size_t n_idle;
+    /* pooled connections taken for a request (TG_B_RESERVED), oldest first, handed over by
+     * reuse_idle (a uv_idle, allocated on first use) once the current poll's events have run */
+    struct tg_bconn *reserved, *reserved_tail;
+    uv_idle_t *reuse_idle;
     size_t *rr; /* round-robin position per backend index */
     size_t n_rr;
     /* targets.c: per-target state, laid out for the current snapshot (tsnap) */
@@ -682,13 +687,16 @@ bool tg__acme_claim(struct tg_stream *st);
 /* backend.c */
 /* Opens (or takes from the pool, when pooled is true) a connection to one of be's targets for a
  * request of who (on w, under snap) and keeps *slot pointing at the attempt in progress (failover
- * replaces it). user->on_open runs once one is open (at once for a pooled one), user->on_fail
+ * replaces it). user->on_open runs once one is open (for a pooled one, in the loop's next idle
+ * phase, once the events of the current poll have run: see reserve() in backend.c), user->on_fail
  * when every target failed (*slot NULL). */
 struct tg_bconn *tg__backend_open(struct tg_worker *w, struct tg_snapshot *snap,
                                   const struct tg_client_info *who,
                                   const struct tg_backend_conf *be, bool pooled,
                                   const struct tg_bconn_user *user, void *arg,
                                   struct tg_bconn **slot);
+/* Frees the worker's reuse handle (worker teardown). */
+void tg__backend_reuse_close(struct tg_worker *w);
 /* Starts forwarding the stream's request on b (http). */
 void tg__backend_serve(struct tg_bconn *b, struct tg_stream *st);
 void tg__backend_flush(struct tg_bconn *b);
@@ -697,6 +705,21 @@ void tg__backend_resume_read(struct tg_bconn *b);
 void tg__backend_release(struct tg_bconn *b, bool reusable);
 void tg__backend_close(struct tg_bconn *b);
 void tg__backend_close_idle(struct tg_worker *w);
+/* What a backend connection's one timer is armed for. */
+enum { TG_BT_NONE, TG_BT_CONNECT, TG_BT_RESPONSE, TG_BT_IDLE };
+void tg__backend_arm(struct tg_bconn *b, int kind, uint64_t ms);
+
+/* pool.c (see tg__backend_release, tg__backend_close_idle above) */
+/* Takes a pooled connection to target idx of backend bi for user (*slot = it; user->on_open in
+ * the loop's next idle phase); false when none is fit. */
+bool tg__pool_take(struct tg_worker *w, struct tg_snapshot *snap, const struct tg_client_info *who,
+                   size_t bi, size_t idx, const struct tg_bconn_user *user, void *arg,
+                   struct tg_bconn **slot);
+/* Out of the pool or its reserved list (closing, or its user is done with it). */
+void tg__pool_unlink(struct tg_bconn *b);
+/* A pooled connection whose backend sent bytes, an end or a reset: counted, logged, closed. */
+void tg__pool_drop(struct tg_bconn *b, const char *what);
+
 /* The backend connection's teardown (its conn's on_closed). */
 void tg__backend_on_closed(struct tg_conn *conn);
 void tg__backend_log_failure(struct tg_worker *w, const struct tg_client_info *who,

@@ -151,6 +151,11 @@ void tg_proxy_metrics_write(FILE *f)
             (unsigned long long)SUM(backend_connects));
     fprintf(f, "tlsgate_backend_connections_total{how=\"reuse\"} %llu\n",
             (unsigned long long)SUM(backend_reuses));
+    family(f, "tlsgate_backend_pool_dropped_total", "counter",
+           "Pooled backend connections closed because the backend sent bytes, an end or a reset "
+           "after their last response.");
+    fprintf(f, "tlsgate_backend_pool_dropped_total %llu\n",
+            (unsigned long long)SUM(backend_pool_dropped));
     family(f, "tlsgate_websocket_upgrades_total", "counter", "WebSocket upgrades relayed.");
     fprintf(f, "tlsgate_websocket_upgrades_total %llu\n",
             (unsigned long long)SUM(websocket_upgrades));

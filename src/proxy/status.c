@@ -32,6 +32,7 @@ char *tg_status_json(void)
             SUM(requests);
             SUM(backend_connects);
             SUM(backend_reuses);
+            SUM(backend_pool_dropped);
             SUM(backend_errors);
             SUM(backend_timeouts);
             SUM(body_timeouts);
@@ -114,6 +115,7 @@ char *tg_status_json(void)
     tg_jobj_begin(&o, "backends");
     tg_jobj_uint(&o, "connects", TG_STAT_GET(&sum, backend_connects));
     tg_jobj_uint(&o, "reuses", TG_STAT_GET(&sum, backend_reuses));
+    tg_jobj_uint(&o, "pool_dropped", TG_STAT_GET(&sum, backend_pool_dropped));
     tg_jobj_uint(&o, "errors", TG_STAT_GET(&sum, backend_errors));
     tg_jobj_uint(&o, "timeouts", TG_STAT_GET(&sum, backend_timeouts));
     tg_jobj_uint(&o, "tls_failures", TG_STAT_GET(&sum, backend_tls_failures));

@@ -72,7 +72,9 @@ static void proxy_worker_free(struct tg_worker *w)
     tg__h1_cache_free(w);
     tg__h2_cache_free(w);
     tg__h2_check_close(w);
+    tg__backend_reuse_close(w);
     tg_conn_bufcache_free(w);
+    tg_conn_pollcache_free(w);
     free(pw->rr);
     tg__targets_free(w); /* frees pw once libuv is done with its timer */
     w->proto = NULL;

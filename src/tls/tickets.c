@@ -165,6 +165,31 @@ void tg_tls_tickets_use(struct tg_tls_tickets *t)
     tg_tls_tickets_unref(old);
 }
 
+/* Ticket IVs come from the DRBG IV_BATCH at a time per thread: every RAND_bytes call costs
+ * OpenSSL's fork check (a getpid system call) and about 6.6k instructions. An IV stays secret
+ * until the ticket carrying it goes out, so it is as unpredictable as one drawn at that moment;
+ * each is wiped from the pool as it is taken. (The fork check guards a child from repeating its
+ * parent's random bytes: tlsgate does not fork once running.) */
+#define IV_BATCH 64
+#define IV_MAX   16
+static _Thread_local unsigned char iv_pool[IV_BATCH * IV_MAX];
+static _Thread_local unsigned iv_left;
+
+static int next_iv(unsigned char *iv, int len)
+{
+    if (len <= 0 || len > IV_MAX)
+        return RAND_bytes(iv, len);
+    if (iv_left == 0) {
+        if (RAND_bytes(iv_pool, sizeof(iv_pool)) != 1)
+            return 0;
+        iv_left = IV_BATCH;
+    }
+    unsigned char *p = iv_pool + (size_t)--iv_left * IV_MAX;
+    memcpy(iv, p, (size_t)len);
+    OPENSSL_cleanse(p, IV_MAX);
+    return 1;
+}
+
 /* SSL_CTX_set_tlsext_ticket_key_evp_cb: encrypt with the newest key; decrypt with the key the
  * ticket names, asking for a new ticket under TLS 1.3 and when the key is not the newest (1 = use,
  * 2 = use and renew, 0 = unknown key: full handshake, or no ticket when encrypting). */
@@ -179,7 +204,7 @@ static int ticket_cb(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHE
     int rc = 1;
     if (enc) {
         k = &t->keys[0];
-        if (RAND_bytes(iv, EVP_CIPHER_get_iv_length(aes)) != 1)
+        if (next_iv(iv, EVP_CIPHER_get_iv_length(aes)) != 1)
             return -1;
         memcpy(name, k->name, 16);
     } else {

@@ -3,6 +3,7 @@
  * page so no backend is needed), fed in data-derived pieces through the connection handler's
  * on_read; then the connection is closed and its teardown run. The first byte picks the piece
  * size (1 + byte * 16). Crashes, sanitizer reports and leaks are the findings. */
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +65,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size--;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0)
+        abort();
+    /* the engine's sockets are non-blocking from the start (a poll handle kept for the
+     * descriptor's number does not set it again): as accept4 and socket make them */
+    if (fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK) != 0)
         abort();
     struct tg_proxy_worker *pw = worker.proto;
     struct tg_client *c = tg_xcalloc(1, sizeof(*c));

@@ -306,3 +306,34 @@ def test_http2_backend_cuts_a_request_body_short(gateway, certs, tmp_path, backe
     finally:
         c.close()
     assert [p for _, _, p in backend.served] == ["/ok", "/" + fault, "/ok"], backend.served
+
+
+@pytest.mark.parametrize("fault", ["twicelater", "closelater", "resetlater"])
+def test_idle_pooled_connection_that_hears_from_its_backend_is_dropped_at_once(
+        gateway, certs, tmp_path, backend, fault):
+    """A pooled backend connection whose backend sends bytes, ends or resets while it sits idle is
+    closed as the loop sees it (readable interest stays armed while pooled), counted in the status
+    page's backends.pool_dropped without any request asking for it; the next request gets a new
+    connection and its own response, and finds nothing more to drop."""
+    port = testenv.free_port()
+    cfg = _config(certs, tmp_path, port, backend)
+    cfg["listeners"][0]["routes"].insert(0, {"path_prefix": "/_status", "backend": "status"})
+    cfg["backends"]["status"] = {"builtin": "status"}
+    gateway(cfg)
+
+    def dropped():
+        r = testenv.get(port, "/_status")
+        assert r.status == 200, r.status
+        return r.json()["backends"]["pool_dropped"]
+
+    d0 = dropped()
+    with Conn(port) as c:
+        cid = _tag(c.request("GET", "/ok").body, "/ok")
+        r = c.request("GET", "/" + fault)
+        assert r.status == 200 and _tag(r.body, "/" + fault) == cid, (r.status, r.body[:200])
+        assert backend.stray_sent.wait(testenv.t(5))
+        assert testenv.wait_until(lambda: dropped() == d0 + 1, testenv.t(5)), dropped()
+        nxt = c.request("GET", "/ok")
+    assert nxt.status == 200 and STRAY not in nxt.body, (nxt.status, nxt.body[:200])
+    assert _tag(nxt.body, "/ok") != cid, "backend connection c%d used again" % cid
+    assert dropped() == d0 + 1

@@ -17,6 +17,8 @@ FAULTS = {
     "stallbody": "sends the head and part of the body, then nothing",
     "twice": "sends a complete response and a second one in the same write",
     "twicelater": "sends a complete response, then a second one a moment later",
+    "closelater": "sends a complete response, then closes a moment later (FIN while pooled)",
+    "resetlater": "sends a complete response, then resets a moment later (RST while pooled)",
     "long": "sends a body longer than its Content-Length",
     "chunkcut": "sends a chunked body cut off in a chunk, then closes",
     "chunkreset": "sends a chunked body cut off in a chunk, then resets",
@@ -124,6 +126,19 @@ class FaultyBackend:
                     threading.Event().wait(self.later_gap)
                     c.sendall(stray)
                     self.stray_sent.set()
+                elif fault in ("closelater", "resetlater"):
+                    c.sendall(_response(ok_body(tag, path)))
+                    threading.Event().wait(self.later_gap)
+                    if fault == "resetlater":
+                        self._reset(c)
+                    else:
+                        c.shutdown(socket.SHUT_WR)
+                    self.stray_sent.set()
+                    if fault == "resetlater":
+                        return
+                    while c.recv(65536):
+                        pass
+                    return
                 elif fault == "long":
                     c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello" + stray)
                 elif fault in ("chunkcut", "chunkreset"):
