@@ -49,7 +49,8 @@ struct tg_heap {
     const char *allocator; /* "glibc" or "sanitizer" */
     uint64_t allocated;    /* bytes in live allocations (what the program holds) */
     uint64_t mapped;       /* bytes the allocator holds from the system (live, free, overhead) */
-    uint64_t free;         /* of those, free for reuse (glibc: in the arenas' free lists) */
+    uint64_t free;         /* of those, free for reuse (glibc: in the arenas' free lists; the
+                            * sanitizer's estimate counts redzones as used and often reads 1) */
     uint64_t unmapped;     /* sanitizer only: bytes it returned to the system; 0 with glibc */
 };
 void tg_heap_stats(struct tg_heap *h);
