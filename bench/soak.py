@@ -23,7 +23,7 @@ stops the gateway with SIGTERM (exit 0 expected) and greps its output for saniti
 Exit status 0 when no request failed, the counters add up and no report was found.
 
   bench/soak.py [--minutes 30] [--bin build-asan/tlsgate] [--scale 1.0] [--out DIR] [--keep]
-                [--quarantine-mb 16] [--asan-options malloc_context_size=2:...]
+                [--quarantine-mb 16] [--asan-options malloc_context_size=2:...] [--glibc-no-tcache]
 """
 import argparse
 import hashlib
@@ -55,6 +55,9 @@ ap.add_argument("--quarantine-mb", type=int, default=16,
 ap.add_argument("--asan-options", default="",
                 help="more ASAN_OPTIONS (colon-separated), after the quarantine and "
                      "detect_leaks; e.g. malloc_context_size=2 for a smaller stack depot")
+ap.add_argument("--glibc-no-tcache", action="store_true",
+                help="normal build: turn glibc's per-thread caches off (GLIBC_TUNABLES), whose "
+                     "chunks mallinfo2 counts as in use, so the live heap is exact")
 ap.add_argument("--out", default=None, help="directory for summary.json and summary.txt")
 ap.add_argument("--keep", action="store_true", help="keep the work directory")
 args = ap.parse_args()
@@ -66,6 +69,9 @@ if sanitized:
     os.environ.setdefault("ASAN_OPTIONS", "quarantine_size_mb=%d:detect_leaks=1:atexit=1:"
                           "print_stats=1%s" % (args.quarantine_mb, (":" + args.asan_options)
                                                if args.asan_options else ""))
+
+if args.glibc_no_tcache:
+    os.environ["GLIBC_TUNABLES"] = "glibc.malloc.tcache_count=0"
 
 import testenv  # noqa: E402
 from testenv import Conn  # noqa: E402
@@ -481,7 +487,8 @@ asan_stats = [ln for ln in gw.log_text().splitlines()
 
 
 summary = {
-    "binary": args.bin, "asan_options": os.environ.get("ASAN_OPTIONS"), "minutes": args.minutes, "scale": args.scale, "workers": args.workers,
+    "binary": args.bin, "asan_options": os.environ.get("ASAN_OPTIONS"),
+    "glibc_tunables": os.environ.get("GLIBC_TUNABLES"), "minutes": args.minutes, "scale": args.scale, "workers": args.workers,
     "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release,
                 "load_at_end": os.getloadavg()},
     "requests_ok": ok, "errors": errors, "first_errors": first_errors,
