@@ -43,7 +43,7 @@ bool tg_strcaseeq(const char *a, const char *b);
 size_t tg_edit_distance(const char *a, const char *b);
 
 /* The heap as the allocator counts it (core/heap.c): glibc's malloc in a normal build
- * (mallinfo2, every arena), the sanitizer's allocator in an ASan build. Cheap but not free (glibc
+ * (mallinfo2, every arena), the sanitizer's allocator in an ASan build. Not free (glibc
  * takes each arena's lock and walks its free lists): for the status page and /metrics only. */
 struct tg_heap {
     const char *allocator; /* "glibc" or "sanitizer" */

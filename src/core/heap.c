@@ -1,6 +1,7 @@
 /* The live heap, as the allocator in use counts it: glibc's malloc (mallinfo2) in a normal build,
  * the sanitizer's allocator in an ASan build. Read only when the status page or /metrics asks:
- * mallinfo2 takes each arena's lock in turn and walks its free lists, a few microseconds. */
+ * mallinfo2 takes each arena's lock in turn and walks its free blocks: about 0.1 ms with 5,000
+ * free blocks, 10 ms with 50,000 (a microbenchmark on the 2-core test machine). */
 #include "core/core.h"
 
 #include <string.h>
