@@ -11,12 +11,19 @@ Load, each kind in its own thread at its own pace (--scale multiplies every rate
   tcp       mode: tcp listener, one HTTP exchange through the tunnel      1/s
   ws        WebSocket echo (2 messages/s; a new connection every 60 s)
   reload    SIGHUP with a changed config                                 every 30 s
-It samples the gateway's RSS every 10 s (figures at 5, 15 and 30 minutes and at the end), and at
-the end stops the load, checks the counters add up (status page: accepted = closed + active),
+It samples every 10 s the gateway's RSS (VmRSS, and under ASan how much of it is shadow memory,
+the sanitizer allocator's region, other anonymous memory and files, from /proc/PID/smaps) and its
+live heap as the allocator counts it (status page `memory`: glibc malloc in a normal build, the
+sanitizer's allocator under ASan, so ASan's quarantine, redzones and bookkeeping are not in it).
+Figures at 1, 5, 15 and 30 minutes and at the end; the live heap's figure at a mark is the least
+sample of the minute before it (what requests in flight hold at one instant is not growth). The
+verdict: the live heap (and for the normal build RSS) is flat when it grew from 5 minutes to the
+end by less than 1 MiB + 5 %. At the end it stops the load, checks the counters add up (status page: accepted = closed + active),
 stops the gateway with SIGTERM (exit 0 expected) and greps its output for sanitizer reports.
 Exit status 0 when no request failed, the counters add up and no report was found.
 
   bench/soak.py [--minutes 30] [--bin build-asan/tlsgate] [--scale 1.0] [--out DIR] [--keep]
+                [--quarantine-mb 16] [--asan-options malloc_context_size=2:...] [--glibc-no-tcache]
 """
 import argparse
 import hashlib
@@ -45,6 +52,12 @@ ap.add_argument("--workers", type=int, default=2)
 ap.add_argument("--quarantine-mb", type=int, default=16,
                 help="ASan's quarantine of freed memory (ASan's default, 256, grows RSS for "
                      "the first quarter hour or more, hiding the figure a soak is after)")
+ap.add_argument("--asan-options", default="",
+                help="more ASAN_OPTIONS (colon-separated), after the quarantine and "
+                     "detect_leaks; e.g. malloc_context_size=2 for a smaller stack depot")
+ap.add_argument("--glibc-no-tcache", action="store_true",
+                help="normal build: turn glibc's per-thread caches off (GLIBC_TUNABLES), whose "
+                     "chunks mallinfo2 counts as in use, so the live heap is exact")
 ap.add_argument("--out", default=None, help="directory for summary.json and summary.txt")
 ap.add_argument("--keep", action="store_true", help="keep the work directory")
 args = ap.parse_args()
@@ -52,8 +65,13 @@ os.environ["TLSGATE_BIN"] = os.path.abspath(args.bin)
 sanitized = "asan" in args.bin
 if sanitized:
     os.environ.setdefault("TLSGATE_SANITIZED", "1")
-    os.environ.setdefault("ASAN_OPTIONS", "quarantine_size_mb=%d:detect_leaks=1"
-                          % args.quarantine_mb)
+    # print_stats at exit: ASan's own figures (the stack depot's size among them) in the log
+    os.environ.setdefault("ASAN_OPTIONS", "quarantine_size_mb=%d:detect_leaks=1:atexit=1:"
+                          "print_stats=1%s" % (args.quarantine_mb, (":" + args.asan_options)
+                                               if args.asan_options else ""))
+
+if args.glibc_no_tcache:
+    os.environ["GLIBC_TUNABLES"] = "glibc.malloc.tcache_count=0"
 
 import testenv  # noqa: E402
 from testenv import Conn  # noqa: E402
@@ -329,6 +347,36 @@ def rss_kib():
     return 0
 
 
+# ASan's fixed layout on x86_64 Linux: shadow memory, and the primary allocator's region.
+ASAN_SHADOW = (0x00007fff8000, 0x10007fff8000)
+ASAN_PRIMARY = (0x600000000000, 0x640000000000)
+
+
+def rss_parts():
+    """RSS (KiB) by kind of mapping: shadow, allocator (ASan's primary region), anon (other
+    anonymous memory: the heap of a normal build, ASan's large blocks and bookkeeping, stacks),
+    files (the binary and libraries)."""
+    parts = {"shadow": 0, "allocator": 0, "anon": 0, "files": 0}
+    kind = "anon"
+    with open("/proc/%d/smaps" % pid) as f:
+        for line in f:
+            first = line.split(None, 1)[0]
+            if "-" in first and not first.endswith(":"):
+                lo = int(first.split("-")[0], 16)
+                name = line.split()[5] if len(line.split()) > 5 else ""
+                if sanitized and ASAN_SHADOW[0] <= lo < ASAN_SHADOW[1]:
+                    kind = "shadow"
+                elif sanitized and ASAN_PRIMARY[0] <= lo < ASAN_PRIMARY[1]:
+                    kind = "allocator"
+                elif name.startswith("/"):
+                    kind = "files"
+                else:
+                    kind = "anon"
+            elif first == "Rss:":
+                parts[kind] += int(line.split()[1])
+    return parts
+
+
 def status():
     with Conn(ports["plain"], tls=False) as c:
         return c.request("GET", "/_status").json()
@@ -340,10 +388,18 @@ def cpu_seconds():
     return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def heap_floor(at, key="heap_allocated_bytes"):
+    """The least live-heap sample in the minute up to `at` seconds."""
+    w = [m[key] for s, m in heap if at - 60 <= s <= at + 5]
+    return min(w) if w else None
+
+
 t_start = time.monotonic()
 for t in threads:
     t.start()
 samples = []  # (seconds, rss KiB)
+heap = []  # (seconds, status page memory: heap_allocated_bytes, heap_mapped_bytes, ...)
+parts = []  # (seconds, rss_parts())
 duration = args.minutes * 60
 marks = [m * 60 for m in (1, 5, 15, 30) if m * 60 < duration] + [duration]
 print("soak: %s, %.1f min, scale %.2f, work dir %s" % (args.bin, args.minutes, args.scale, work),
@@ -354,11 +410,20 @@ try:
         if el >= duration or not gw.running():
             break
         samples.append((round(el), rss_kib()))
+        parts.append((round(el), rss_parts()))
+        try:
+            heap.append((round(el), status()["memory"]))
+        except Exception as e:  # noqa: BLE001 (a failed status read is a finding)
+            count("status", False, repr(e))
         if marks and el >= marks[0] - 5:
             with lock:
-                print("  %5.1f min: RSS %.1f MiB, ok %s, errors %s, reloads %d, cpu %.0f s"
-                      % (el / 60, samples[-1][1] / 1024, dict(ok), dict(errors), reloads[0],
-                         cpu_seconds()), flush=True)
+                print("  %5.1f min: RSS %.1f MiB (%s), live heap %.2f MiB (floor of the last "
+                      "minute %.2f), ok %s, errors %s, reloads %d, cpu %.0f s"
+                      % (el / 60, samples[-1][1] / 1024,
+                         ", ".join("%s %.1f" % (k, v / 1024) for k, v in parts[-1][1].items()),
+                         heap[-1][1]["heap_allocated_bytes"] / 2**20 if heap else -1,
+                         heap_floor(el) / 2**20 if heap else -1, dict(ok), dict(errors),
+                         reloads[0], cpu_seconds()), flush=True)
             marks.pop(0)
         stop.wait(min(10.0, max(0.5, duration - el)))
 finally:
@@ -372,6 +437,8 @@ finally:
 
 alive = gw.running()
 final_rss = rss_kib() if alive else 0
+final_parts = rss_parts() if alive else {}
+end_s = round(time.monotonic() - t_start)
 cpu = cpu_seconds() if alive else 0
 # the load is over: wait for every connection to be closed (but the status fetch's own)
 st = None
@@ -396,8 +463,32 @@ def rss_at(minute):
     return best
 
 
+def mib(v):
+    return None if v is None else round(v / 2**20, 2)
+
+
+def grew(at5, end):
+    """Growth from 5 minutes to the end and whether it is flat (< 1 MiB + 5 %)."""
+    if at5 is None or end is None:
+        return None, None
+    return end - at5, end - at5 < (1 << 20) + 0.05 * at5
+
+
+heap_marks = {("%g min" % m): mib(heap_floor(m * 60)) for m in (1, 5, 15, 30)
+              if m * 60 <= duration + 5 and heap_floor(m * 60) is not None}
+heap_end = heap_floor(end_s)
+heap_mapped_end = heap_floor(end_s, "heap_mapped_bytes")
+heap_growth, heap_flat = grew(heap_floor(300), heap_end)
+rss5 = rss_at(5)
+rss_growth, rss_flat = grew(rss5[1] * 1024 if rss5 and duration > 300 else None,
+                            final_rss * 1024 if final_rss else None)
+asan_stats = [ln for ln in gw.log_text().splitlines()
+              if ln.startswith("Stats:") or "StackDepot" in ln][:20]
+
+
 summary = {
-    "binary": args.bin, "asan_options": os.environ.get("ASAN_OPTIONS"), "minutes": args.minutes, "scale": args.scale, "workers": args.workers,
+    "binary": args.bin, "asan_options": os.environ.get("ASAN_OPTIONS"),
+    "glibc_tunables": os.environ.get("GLIBC_TUNABLES"), "minutes": args.minutes, "scale": args.scale, "workers": args.workers,
     "machine": {"cpus": os.cpu_count(), "kernel": os.uname().release,
                 "load_at_end": os.getloadavg()},
     "requests_ok": ok, "errors": errors, "first_errors": first_errors,
@@ -406,6 +497,13 @@ summary = {
                 for m in (1, 5, 15, 30) if m * 60 <= duration + 5 and rss_at(m)},
     "rss_mib_end": round(final_rss / 1024, 1),
     "rss_samples": samples,
+    "rss_parts_mib_end": {k: round(v / 1024, 1) for k, v in final_parts.items()},
+    "rss_parts_samples": parts,
+    "heap_allocated_mib": heap_marks, "heap_allocated_mib_end": mib(heap_end),
+    "heap_mapped_mib_end": mib(heap_mapped_end),
+    "heap_growth_5min_to_end_mib": mib(heap_growth), "heap_flat": heap_flat,
+    "rss_growth_5min_to_end_mib": mib(rss_growth), "rss_flat": rss_flat,
+    "heap_samples": heap, "asan_stats_at_exit": asan_stats,
     "gateway_cpu_seconds": round(cpu, 1),
     "status_connections": c, "counters_add_up": adds_up,
     "accepted_vs_opened": [c.get("accepted"), opened],
@@ -416,12 +514,26 @@ text = [
         args.minutes, args.bin, args.workers, args.scale, reloads[0]),
     "requests ok: %s" % json.dumps(ok, sort_keys=True),
     "errors: %s" % json.dumps(errors, sort_keys=True),
-    "RSS MiB: %s, end %.1f" % (json.dumps(summary["rss_mib"]), final_rss / 1024),
+    "RSS MiB: %s, end %.1f (%s)" % (
+        json.dumps(summary["rss_mib"]), final_rss / 1024,
+        ", ".join("%s %.1f" % (k, v / 1024) for k, v in final_parts.items())),
+    "live heap MiB (%s allocator; least sample of the minute before each mark): %s, end %s "
+    "(allocator's mapped heap %s)" % (heap[-1][1]["allocator"] if heap else "?",
+                                      json.dumps(heap_marks), mib(heap_end),
+                                      mib(heap_mapped_end)),
+    "live heap from 5 min to the end: %+.2f MiB, %s" % (
+        (heap_growth or 0) / 2**20, {True: "flat", False: "GROWING",
+                                     None: "too short to say"}[heap_flat]),
+    "RSS from 5 min to the end: %+.2f MiB, %s%s" % (
+        (rss_growth or 0) / 2**20, {True: "flat", False: "growing",
+                                    None: "too short to say"}[rss_flat],
+        " (ASan's own memory included: see the live heap)" if sanitized else ""),
     "gateway CPU: %.1f s" % cpu,
     "connections: %s; accepted = closed + active: %s; opened by the load: %d (+ status and "
     "readiness probes)" % (json.dumps(c), adds_up, opened),
     "exit code %s; sanitizer reports: %d" % (exit_code, len(reports)),
 ]
+text += ["ASan at exit:"] + ["  " + ln for ln in asan_stats] if asan_stats else []
 text += ["first errors:"] + ["  " + e for e in first_errors] if first_errors else []
 print("\n".join(text), flush=True)
 if args.out:
@@ -435,5 +547,7 @@ origin.close()
 ws.close()
 if not args.keep:
     shutil.rmtree(work, ignore_errors=True)
-good = not errors and adds_up and not reports and exit_code == 0
+good = not errors and adds_up and not reports and exit_code == 0 and heap_flat is not False
+if not sanitized:
+    good = good and rss_flat is not False
 sys.exit(0 if good else 1)

@@ -42,6 +42,19 @@ bool tg_strcaseeq(const char *a, const char *b);
 /* Levenshtein distance, for did-you-mean suggestions. */
 size_t tg_edit_distance(const char *a, const char *b);
 
+/* The heap as the allocator counts it (core/heap.c): glibc's malloc in a normal build
+ * (mallinfo2, every arena), the sanitizer's allocator in an ASan build. Not free (glibc
+ * takes each arena's lock and walks its free lists): for the status page and /metrics only. */
+struct tg_heap {
+    const char *allocator; /* "glibc" or "sanitizer" */
+    uint64_t allocated;    /* bytes in live allocations (what the program holds) */
+    uint64_t mapped;       /* bytes the allocator holds from the system (live, free, overhead) */
+    uint64_t free;         /* of those, free for reuse (glibc: in the arenas' free lists; the
+                            * sanitizer's estimate counts redzones as used and often reads 1) */
+    uint64_t unmapped;     /* sanitizer only: bytes it returned to the system; 0 with glibc */
+};
+void tg_heap_stats(struct tg_heap *h);
+
 /* Monotonic milliseconds. */
 uint64_t tg_now_ms(void);
 

@@ -170,6 +170,18 @@ void tg_proxy_metrics_write(FILE *f)
     family(f, "tlsgate_error_log_lost_lines_total", "counter",
            "Error-log lines lost because writing them failed (a full disk).");
     fprintf(f, "tlsgate_error_log_lost_lines_total %llu\n", (unsigned long long)tg_log_lost());
+    struct tg_heap heap;
+    tg_heap_stats(&heap);
+    family(f, "tlsgate_heap_allocated_bytes", "gauge",
+           "Bytes in live heap allocations, as the allocator counts them (glibc malloc, or the "
+           "sanitizer's allocator in an ASan build), read when this page is asked.");
+    fprintf(f, "tlsgate_heap_allocated_bytes{allocator=\"%s\"} %llu\n", heap.allocator,
+            (unsigned long long)heap.allocated);
+    family(f, "tlsgate_heap_mapped_bytes", "gauge",
+           "Bytes the heap allocator holds from the system: live allocations, free blocks kept "
+           "for reuse and the allocator's overhead.");
+    fprintf(f, "tlsgate_heap_mapped_bytes{allocator=\"%s\"} %llu\n", heap.allocator,
+            (unsigned long long)heap.mapped);
     family(f, "tlsgate_workers", "gauge", "Worker threads.");
     fprintf(f, "tlsgate_workers %u\n", nw);
     family(f, "tlsgate_uptime_seconds", "gauge", "Seconds since start.");

@@ -160,6 +160,16 @@ char *tg_status_json(void)
     tg_jobj_begin(&o, "error_log");
     tg_jobj_uint(&o, "lost_lines", tg_log_lost());
     tg_jobj_end(&o);
+    /* The heap as the allocator counts it, read now (core/heap.c): tells the program's memory
+     * from the allocator's and, under ASan, from the sanitizer's own (quarantine, shadow). */
+    struct tg_heap heap;
+    tg_heap_stats(&heap);
+    tg_jobj_begin(&o, "memory");
+    tg_jobj_str(&o, "allocator", heap.allocator);
+    tg_jobj_uint(&o, "heap_allocated_bytes", heap.allocated);
+    tg_jobj_uint(&o, "heap_mapped_bytes", heap.mapped);
+    tg_jobj_uint(&o, "heap_free_bytes", heap.free);
+    tg_jobj_end(&o);
     tg_jobj_finish(&o, true);
     return tg_xstrdup(buf);
 }
