@@ -58,6 +58,7 @@ parser_files() {
     config) ls src/config/*.c | grep -v -e toml -e jsonloc ;;
     dn) echo src/tls/dn.c ;;
     esc) echo src/core/esc.c ;;
+    etcd) echo src/store/reader.c ;;
     h2) echo src/proxy/h2.c src/proxy/h2stream.c src/proxy/h2calm.c src/proxy/h2timer.c ;;
     hello) echo src/tls/server.c ;;
     http1) echo src/http/h1.c src/http/head.c src/proxy/route.c ;;
