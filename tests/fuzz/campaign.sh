@@ -21,6 +21,9 @@
 #   FUZZ_TIMEOUT=10        seconds one input may take before it counts as a hang
 #   FUZZ_SLOW_MS=100       a new input slower than this (coverage build) is not merged: make test
 #                          replays the corpus on every run
+#   FUZZ_UNTIL=HH:MM       (UTC, today) no run goes past it: each gets at most the time left, and
+#                          none starts with less than a minute left (for a shared machine that must
+#                          be quiet by then)
 # Results: one line per harness in $FUZZ_OUT/summary.tsv (appended; the harness, executions,
 # exec/s, seconds, findings, line coverage) and the per-file llvm-cov table in $FUZZ_OUT/<x>/.
 # Exit status 1 when any harness found a crash, a leak, a hang or an out-of-memory.
@@ -165,10 +168,19 @@ for x in $HARNESSES; do
     ls "$corpus" | sort >"$dir/before.lst"
     start=$(date +%s)
     rc=0
+    budget=$SECONDS_PER
+    if [ "$FUZZ" = 1 ] && [ -n "${FUZZ_UNTIL:-}" ]; then
+        left=$(($(date -u -d "$FUZZ_UNTIL" +%s) - start))
+        if [ "$left" -lt 60 ]; then
+            echo "campaign: $x: not started, FUZZ_UNTIL=$FUZZ_UNTIL is less than a minute away" >&2
+            continue
+        fi
+        [ "$left" -lt "$budget" ] && budget=$left
+    fi
     if [ "$FUZZ" = 1 ]; then
-        echo "campaign: $x: up to $RUNS executions or $SECONDS_PER s" >&2
+        echo "campaign: $x: up to $RUNS executions or $budget s" >&2
         # New inputs go to the first directory; the corpus is only read. A finding stops it.
-        $NICE "$bin" -dict="$dict" -runs="$RUNS" -max_total_time="$SECONDS_PER" \
+        $NICE "$bin" -dict="$dict" -runs="$RUNS" -max_total_time="$budget" \
             -timeout="$TIMEOUT" -rss_limit_mb=2560 -print_final_stats=1 \
             -artifact_prefix="$dir/artifacts/" "$dir/new" "$corpus" >"$dir/fuzz.log" 2>&1 || rc=$?
     fi
@@ -238,7 +250,7 @@ for x in $HARNESSES; do
     fi
     after=$(ls "$corpus" | wc -l)
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$x" "$RUNS" \
-        "$SECONDS_PER" "${execs:-0}" "${eps:-0}" "$secs" "$findings" "$after" "$added" "$cov" \
+        "$budget" "${execs:-0}" "${eps:-0}" "$secs" "$findings" "$after" "$added" "$cov" \
         "$lines" >>"$SUMMARY"
     echo "campaign: $x: ${execs:-0} executions, ${eps:-0}/s, ${secs}s, findings $findings," \
         "corpus $after (+$added), lines $cov ($lines)" >&2
