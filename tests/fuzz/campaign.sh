@@ -87,6 +87,7 @@ parser_files() {
 parser_funcs() {
     case $1 in
     sniff) echo '^tg_tls_sniff$' ;;
+    pkcs12) echo '^stores[.]c:(p12_open|p12_key|pbe_iter|iter_refused|needs_legacy|friendly_name|local_key_id|build_chain)$' ;;
     admin) echo '^(tg__admin_(pct_decode|allow_path|b64_decode|cookie|redact|restore|merge_patch|if_match)|config[.]c:(redact|secret_value|secret_key|restore_child))$' ;;
     hello) echo '^(tg_tls__hello_record|server[.]c:(is_grease|record_[a-z]+|suite_usable))$' ;;
     revoke) echo '^(tg_tls__(crl_parse|ocsp_parse|ocsp_check)|revoke[.]c:(asn1_time|ocsp_accept))$' ;;
@@ -191,7 +192,11 @@ for x in $HARNESSES; do
         eps=$(stat average_exec_per_sec "$dir/fuzz.log")
     fi
     findings=$(ls "$dir/artifacts" | grep -c -E '^(crash|leak|timeout|oom|slow-unit)-' || true)
-    if [ "$rc" -ne 0 ] || [ "$findings" -gt 0 ]; then
+    if [ "$rc" = 72 ] && [ "$findings" = 0 ]; then
+        # libFuzzer's exit status after SIGINT (it still prints its final figures): stopped by
+        # hand, not a finding
+        echo "campaign: $x: interrupted" >&2
+    elif [ "$rc" -ne 0 ] || [ "$findings" -gt 0 ]; then
         echo "campaign: $x: FINDING (exit $rc): see $dir/fuzz.log and $dir/artifacts/" >&2
         grep -m 3 -E 'ERROR|SUMMARY|==[0-9]+==' "$dir/fuzz.log" >&2 || true
         status=1
