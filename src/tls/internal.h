@@ -165,6 +165,12 @@ struct tg_tls__store {
     void *bags; /* pkcs12: STACK_OF(PKCS12_SAFEBAG) of every bag */
 };
 
+/* A PKCS#12 file asking for more key-derivation iterations than tg_tls__pbe_max_iter (MAC, or
+ * certificate or key encryption) is refused before OpenSSL runs them. The fuzz harness lowers
+ * it; nothing else changes it. */
+#define TG_TLS__PBE_MAX_ITER 5000000L
+extern long tg_tls__pbe_max_iter;
+
 /* Opens file, written as type ("pkcs12", "jks" or "jceks"), in whichever of the three formats it
  * really is (as Java's keystore.type.compat does; st->kind says which), with the store password
  * (NULL: no integrity check for JKS/JCEKS). Loads OpenSSL's legacy provider when a PKCS#12 file

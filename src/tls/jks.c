@@ -366,6 +366,7 @@ static int jceks_recover(const uint8_t *enc, size_t len, const PBEPARAM *pbe, co
     int rc = -EINVAL, outl = 0, finl = 0;
     uint8_t *out = NULL;
     EVP_MD_CTX *md = NULL;
+    EVP_MD *md5 = NULL;
     EVP_CIPHER_CTX *cc = NULL;
 
     if (ASN1_STRING_length(pbe->salt) != 8 || iter < 1 || iter > MAX_ITERATIONS || len == 0 ||
@@ -381,7 +382,10 @@ static int jceks_recover(const uint8_t *enc, size_t len, const PBEPARAM *pbe, co
     rc = -ENOMEM;
     md = EVP_MD_CTX_new();
     cc = EVP_CIPHER_CTX_new();
-    if (md == NULL || cc == NULL)
+    /* Fetched once: EVP_md5() would make every one of the 2 x iter initialisations look the
+     * digest up in the provider store again (2.5 times slower for keytool's 200,000). */
+    md5 = EVP_MD_fetch(NULL, "MD5", NULL);
+    if (md == NULL || cc == NULL || md5 == NULL)
         goto out;
     for (int half = 0; half < 2; half++) {
         unsigned char d[EVP_MAX_MD_SIZE];
@@ -389,7 +393,7 @@ static int jceks_recover(const uint8_t *enc, size_t len, const PBEPARAM *pbe, co
         memcpy(d, salt + 4 * half, 4);
         for (long i = 0; i < iter; i++) {
             unsigned int in = dl;
-            if (EVP_DigestInit_ex(md, EVP_md5(), NULL) != 1 || EVP_DigestUpdate(md, d, in) != 1 ||
+            if (EVP_DigestInit_ex(md, md5, NULL) != 1 || EVP_DigestUpdate(md, d, in) != 1 ||
                 EVP_DigestUpdate(md, password, pwl) != 1 || EVP_DigestFinal_ex(md, d, &dl) != 1)
                 goto out;
         }
@@ -411,6 +415,7 @@ static int jceks_recover(const uint8_t *enc, size_t len, const PBEPARAM *pbe, co
 out:
     OPENSSL_cleanse(derived, sizeof(derived));
     EVP_MD_CTX_free(md);
+    EVP_MD_free(md5);
     EVP_CIPHER_CTX_free(cc);
     free_bytes(out, len + 8);
     ERR_clear_error();

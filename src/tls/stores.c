@@ -112,6 +112,57 @@ static int load_legacy(char *why, size_t why_len)
     return 0;
 }
 
+long tg_tls__pbe_max_iter = TG_TLS__PBE_MAX_ITER;
+
+/* The key-derivation iteration count alg (PBES1, or PBES2 with PBKDF2) asks for: 1 when it names
+ * none (OpenSSL then uses 1), negative when it is negative or too large to read. */
+static long pbe_iter(const X509_ALGOR *alg)
+{
+    long iter = 1;
+    if (alg == NULL)
+        return iter;
+    if (OBJ_obj2nid(alg->algorithm) == NID_pbes2) {
+        PBE2PARAM *p2 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBE2PARAM), alg->parameter);
+        if (p2 != NULL && p2->keyfunc != NULL &&
+            OBJ_obj2nid(p2->keyfunc->algorithm) == NID_id_pbkdf2) {
+            PBKDF2PARAM *kdf =
+                ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM), p2->keyfunc->parameter);
+            if (kdf != NULL && kdf->iter != NULL)
+                iter = ASN1_INTEGER_get(kdf->iter);
+            PBKDF2PARAM_free(kdf);
+        }
+        PBE2PARAM_free(p2);
+    } else {
+        PBEPARAM *p1 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBEPARAM), alg->parameter);
+        if (p1 != NULL && p1->iter != NULL)
+            iter = ASN1_INTEGER_get(p1->iter);
+        PBEPARAM_free(p1);
+    }
+    ERR_clear_error();
+    return iter;
+}
+
+/* OpenSSL runs whatever iteration count a PKCS#12 file names: a MAC asking for 2^31 - 1 held
+ * `openssl pkcs12` for 8.5 minutes on the 2-core test VM, and would hold a config load or reload
+ * as long. Counts above tg_tls__pbe_max_iter are refused first, as Java's
+ * PKCS12KeyStore does above the same 5,000,000 (keytool writes 10,000, openssl 2,048). */
+static bool iter_refused(long iter, const char *what, char *why, size_t why_len)
+{
+    if (iter >= 0 && iter <= tg_tls__pbe_max_iter)
+        return false;
+    if (iter < 0)
+        snprintf(why, why_len,
+                 "the PKCS#12 %s names a negative or unreadable key-derivation iteration "
+                 "count (damaged file)",
+                 what);
+    else
+        snprintf(why, why_len,
+                 "the PKCS#12 %s asks for %ld key-derivation iterations; more than %ld are "
+                 "refused (a damaged or hostile file: keytool writes 10,000, openssl 2,048)",
+                 what, iter, tg_tls__pbe_max_iter);
+    return true;
+}
+
 static char *friendly_name(const PKCS12_SAFEBAG *bag)
 {
     char *n = PKCS12_get_friendlyname((PKCS12_SAFEBAG *)bag);
@@ -143,6 +194,10 @@ static int p12_open(struct tg_tls__store *st, const char *password, char *why, s
         goto out;
     }
     if (PKCS12_mac_present(p12)) {
+        const ASN1_INTEGER *mac_iter = NULL;
+        PKCS12_get0_mac(NULL, NULL, NULL, &mac_iter, p12);
+        if (iter_refused(mac_iter != NULL ? ASN1_INTEGER_get(mac_iter) : 1, "MAC", why, why_len))
+            goto out;
         if (PKCS12_verify_mac(p12, password, -1) != 1 &&
             !(password[0] == '\0' && PKCS12_verify_mac(p12, NULL, 0) == 1)) {
             snprintf(why, why_len,
@@ -164,6 +219,10 @@ static int p12_open(struct tg_tls__store *st, const char *password, char *why, s
         if (nid == NID_pkcs7_data) {
             bags = PKCS12_unpack_p7data(p7);
         } else if (nid == NID_pkcs7_encrypted) {
+            if (p7->d.encrypted != NULL && p7->d.encrypted->enc_data != NULL &&
+                iter_refused(pbe_iter(p7->d.encrypted->enc_data->algorithm),
+                             "certificate encryption", why, why_len))
+                goto out;
             if (p7->d.encrypted != NULL && p7->d.encrypted->enc_data != NULL &&
                 needs_legacy(p7->d.encrypted->enc_data->algorithm) &&
                 (rc = load_legacy(why, why_len)) != 0)
@@ -274,6 +333,8 @@ static int p12_key(const PKCS12_SAFEBAG *bag, const char *password, EVP_PKEY **o
         const X509_SIG *sig = PKCS12_SAFEBAG_get0_pkcs8(bag);
         const X509_ALGOR *alg = NULL;
         X509_SIG_get0(sig, &alg, NULL);
+        if (iter_refused(pbe_iter(alg), "key encryption", why, why_len))
+            return -EINVAL;
         if (needs_legacy(alg) && (rc = load_legacy(why, why_len)) != 0)
             return rc;
         p8 = PKCS8_decrypt(sig, password, -1);

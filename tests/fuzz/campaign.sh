@@ -21,6 +21,9 @@
 #   FUZZ_TIMEOUT=10        seconds one input may take before it counts as a hang
 #   FUZZ_SLOW_MS=100       a new input slower than this (coverage build) is not merged: make test
 #                          replays the corpus on every run
+#   FUZZ_UNTIL=HH:MM       (UTC, today) no run goes past it: each gets at most the time left, and
+#                          none starts with less than a minute left (for a shared machine that must
+#                          be quiet by then)
 # Results: one line per harness in $FUZZ_OUT/summary.tsv (appended; the harness, executions,
 # exec/s, seconds, findings, line coverage) and the per-file llvm-cov table in $FUZZ_OUT/<x>/.
 # Exit status 1 when any harness found a crash, a leak, a hang or an out-of-memory.
@@ -58,6 +61,7 @@ parser_files() {
     config) ls src/config/*.c | grep -v -e toml -e jsonloc ;;
     dn) echo src/tls/dn.c ;;
     esc) echo src/core/esc.c ;;
+    etcd) echo src/store/reader.c ;;
     h2) echo src/proxy/h2.c src/proxy/h2stream.c src/proxy/h2calm.c src/proxy/h2timer.c ;;
     hello) echo src/tls/server.c ;;
     http1) echo src/http/h1.c src/http/head.c src/proxy/route.c ;;
@@ -83,6 +87,7 @@ parser_files() {
 parser_funcs() {
     case $1 in
     sniff) echo '^tg_tls_sniff$' ;;
+    pkcs12) echo '^stores[.]c:(p12_open|p12_key|pbe_iter|iter_refused|needs_legacy|friendly_name|local_key_id|build_chain)$' ;;
     admin) echo '^(tg__admin_(pct_decode|allow_path|b64_decode|cookie|redact|restore|merge_patch|if_match)|config[.]c:(redact|secret_value|secret_key|restore_child))$' ;;
     hello) echo '^(tg_tls__hello_record|server[.]c:(is_grease|record_[a-z]+|suite_usable))$' ;;
     revoke) echo '^(tg_tls__(crl_parse|ocsp_parse|ocsp_check)|revoke[.]c:(asn1_time|ocsp_accept))$' ;;
@@ -164,10 +169,19 @@ for x in $HARNESSES; do
     ls "$corpus" | sort >"$dir/before.lst"
     start=$(date +%s)
     rc=0
+    budget=$SECONDS_PER
+    if [ "$FUZZ" = 1 ] && [ -n "${FUZZ_UNTIL:-}" ]; then
+        left=$(($(date -u -d "$FUZZ_UNTIL" +%s) - start))
+        if [ "$left" -lt 60 ]; then
+            echo "campaign: $x: not started, FUZZ_UNTIL=$FUZZ_UNTIL is less than a minute away" >&2
+            continue
+        fi
+        [ "$left" -lt "$budget" ] && budget=$left
+    fi
     if [ "$FUZZ" = 1 ]; then
-        echo "campaign: $x: up to $RUNS executions or $SECONDS_PER s" >&2
+        echo "campaign: $x: up to $RUNS executions or $budget s" >&2
         # New inputs go to the first directory; the corpus is only read. A finding stops it.
-        $NICE "$bin" -dict="$dict" -runs="$RUNS" -max_total_time="$SECONDS_PER" \
+        $NICE "$bin" -dict="$dict" -runs="$RUNS" -max_total_time="$budget" \
             -timeout="$TIMEOUT" -rss_limit_mb=2560 -print_final_stats=1 \
             -artifact_prefix="$dir/artifacts/" "$dir/new" "$corpus" >"$dir/fuzz.log" 2>&1 || rc=$?
     fi
@@ -178,7 +192,11 @@ for x in $HARNESSES; do
         eps=$(stat average_exec_per_sec "$dir/fuzz.log")
     fi
     findings=$(ls "$dir/artifacts" | grep -c -E '^(crash|leak|timeout|oom|slow-unit)-' || true)
-    if [ "$rc" -ne 0 ] || [ "$findings" -gt 0 ]; then
+    if [ "$rc" = 72 ] && [ "$findings" = 0 ]; then
+        # libFuzzer's exit status after SIGINT (it still prints its final figures): stopped by
+        # hand, not a finding
+        echo "campaign: $x: interrupted" >&2
+    elif [ "$rc" -ne 0 ] || [ "$findings" -gt 0 ]; then
         echo "campaign: $x: FINDING (exit $rc): see $dir/fuzz.log and $dir/artifacts/" >&2
         grep -m 3 -E 'ERROR|SUMMARY|==[0-9]+==' "$dir/fuzz.log" >&2 || true
         status=1
@@ -237,7 +255,7 @@ for x in $HARNESSES; do
     fi
     after=$(ls "$corpus" | wc -l)
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$(date -u +%FT%TZ)" "$x" "$RUNS" \
-        "$SECONDS_PER" "${execs:-0}" "${eps:-0}" "$secs" "$findings" "$after" "$added" "$cov" \
+        "$budget" "${execs:-0}" "${eps:-0}" "$secs" "$findings" "$after" "$added" "$cov" \
         "$lines" >>"$SUMMARY"
     echo "campaign: $x: ${execs:-0} executions, ${eps:-0}/s, ${secs}s, findings $findings," \
         "corpus $after (+$added), lines $cov ($lines)" >&2

@@ -45,6 +45,39 @@ def _java_store(d, kind):
     return path
 
 
+def _der(tag, body):
+    n = len(body)
+    if n < 0x80:
+        return bytes([tag, n]) + body
+    b = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(b)]) + b + body
+
+
+def _der_children(b):
+    """The (tag, body) pairs of the DER elements in b, in order."""
+    out, off = [], 0
+    while off < len(b):
+        tag, n = b[off], b[off + 1]
+        off += 2
+        if n & 0x80:
+            k = n & 0x7F
+            n = int.from_bytes(b[off:off + k], "big")
+            off += k
+        out.append((tag, b[off:off + n]))
+        off += n
+    return out
+
+
+def _p12_mac_iter(data, iterations):
+    """A PKCS#12 file (PFX: version, authSafe, macData) with its MAC iteration count changed."""
+    (_, pfx), = _der_children(data)
+    version, auth, (_, mac) = _der_children(pfx)
+    digest, salt = _der_children(mac)[:2]
+    count = iterations.to_bytes((iterations.bit_length() + 8) // 8, "big")
+    mac = _der(0x30, _der(*digest) + _der(*salt) + _der(0x02, count))
+    return _der(0x30, _der(*version) + _der(*auth) + mac)
+
+
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory, certs):
     d = str(tmp_path_factory.mktemp("stores"))
@@ -75,6 +108,10 @@ def stores(tmp_path_factory, certs):
               "-certfile", certs.ca.cert, "-name", "web", "-out", p, "-passout",
               "pass:" + STOREPASS] + extra, d)
         s[name] = p
+    # a PKCS#12 whose MAC asks for more key-derivation iterations than Java's ceiling
+    s["mac_iter"] = os.path.join(d, "mac_iter.p12")
+    with open(s["mac_iter"], "wb") as f:
+        f.write(_p12_mac_iter(open(s["modern"], "rb").read(), 2**31 - 1))
     # a JKS truststore holding only the test CA
     s["trust_jks"] = os.path.join(d, "trust.jks")
     _keytool(d, "-importcert", "-noprompt", "-storetype", "JKS", "-keystore", s["trust_jks"],
@@ -287,6 +324,10 @@ CASES = [
      "a key usage without digitalSignature, which forbids its use in a TLS handshake"),
     ("wrong pkcs12 password", {"type": "pkcs12", "file": "legacy", "password": "not-it"},
      "wrong store password (the PKCS#12 MAC does not verify)"),
+    # OpenSSL would run 2^31 - 1 iterations (minutes); refused before it starts
+    ("pkcs12 iterations", {"type": "pkcs12", "file": "mac_iter", "password": STOREPASS},
+     "the PKCS#12 MAC asks for 2147483647 key-derivation iterations; more than 5000000 are "
+     "refused"),
 ]
 
 
