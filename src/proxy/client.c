@@ -321,6 +321,8 @@ void tg__client_opened(struct tg_client *c)
         c->info.early = true;
         return;
     }
+    if (conn->ssl != NULL)
+        tg_tls_hello_release(conn->ssl);
     c->timer_kind = TG_CT_NONE;
     tg_conn_timer(conn, 0);
 }
@@ -328,6 +330,7 @@ void tg__client_opened(struct tg_client *c)
 void tg__client_confirmed(struct tg_client *c)
 {
     c->info.early = false;
+    tg_tls_hello_release(c->conn.ssl);
     if (c->timer_kind == TG_CT_HANDSHAKE) {
         c->timer_kind = TG_CT_NONE;
         tg_conn_timer(&c->conn, 0);
