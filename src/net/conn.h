@@ -122,7 +122,8 @@ struct tg_conn {
     struct tg_buf in;   /* bytes read */
     struct tg_buf *out; /* bytes to write: &own_out, or a buffer lent by the owner */
     struct tg_buf own_out;
-    struct tg_buf early_in; /* early data read before the owner could take it */
+    struct tg_buf *early_in; /* early data read before the owner could take it: allocated
+                              * only then (net/early.c), NULL otherwise */
     uv_poll_t poll;
     /* Its timer: a place in the worker's heap of deadlines (net/ctimer.c). t_idx: 1 + its index
      * there, 0 when not armed; t_due: the loop time it fires at; t_seq: arming order. */
