@@ -362,7 +362,7 @@ void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
     struct tg_client *c = tg_xcalloc(1, sizeof(*c));
     struct tg_proxy_worker *pw = tg_pw(w);
     c->snap = tg_snapshot_ref(w->snap);
-    c->lidx = lidx;
+    c->lidx = (uint32_t)lidx;
     c->peer_hold = hold;
     c->lc = &c->snap->cfg->listeners[lidx];
     TG_STAT_INC(&w->stats, l_open[c->snap->lslot[lidx]]);

@@ -153,11 +153,11 @@ struct tg_client {
     struct tg_conn conn;
     struct tg_snapshot *snap;
     const struct tg_listener_conf *lc;
-    size_t lidx;
     const struct tg_proto *proto;
     const struct tg_stream_handler *serve; /* http: what serves its streams */
     struct tg_client *prev, *next;         /* worker's list, for drain */
     enum tg_client_phase phase;
+    uint32_t lidx; /* its listener's index (next to phase: no padding) */
     uint8_t timer_kind;
     bool close_after; /* close once the response in flight is out */
     bool in_parser;   /* inside tg_h1_execute: no flushing or re-entry */
