@@ -218,7 +218,8 @@ static void tls_shutdown(struct tg_conn *c)
 
 static bool tls_pending(const struct tg_conn *c)
 {
-    return SSL_has_pending(c->ssl) || c->prefix_held || tg_buf_used(&c->early_in) > 0;
+    return SSL_has_pending(c->ssl) || c->prefix_held ||
+           (c->early_in != NULL && tg_buf_used(c->early_in) > 0);
 }
 
 const struct tg_transport tg_transport_tls_server = {
@@ -415,13 +416,14 @@ void tg_conn_handshake_resume(struct tg_conn *c)
 /* Early data the handshake step kept, then early data, then the transport. */
 static ssize_t conn_recv(struct tg_conn *c, char *buf, size_t len)
 {
-    size_t have = tg_buf_used(&c->early_in);
+    struct tg_buf *e = c->early_in;
+    size_t have = e != NULL ? tg_buf_used(e) : 0;
     if (have > 0) {
         size_t n = TG_MIN(have, len);
-        memcpy(buf, c->early_in.data + c->early_in.off, n);
-        c->early_in.off += n;
-        if (c->early_in.off == c->early_in.len)
-            tg_buf_free(&c->early_in);
+        memcpy(buf, e->data + e->off, n);
+        e->off += n;
+        if (e->off == e->len)
+            tg_net__early_in_free(c);
         return (ssize_t)n;
     }
     return c->early ? tg_net__early_recv(c, buf, len) : c->tp->read(c, buf, len);
@@ -610,7 +612,7 @@ void tg_net__conn_finish_close(struct tg_conn *c)
     c->ssl = NULL;
     tg_conn_buf_put(c->w, &c->in);
     tg_conn_buf_put(c->w, &c->own_out);
-    tg_buf_free(&c->early_in);
+    tg_net__early_in_free(c);
     c->h->on_closed(c);
 }
 

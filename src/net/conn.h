@@ -126,7 +126,8 @@ struct tg_conn {
     struct tg_buf in;   /* bytes read */
     struct tg_buf *out; /* bytes to write: &own_out, or a buffer lent by the owner */
     struct tg_buf own_out;
-    struct tg_buf early_in; /* early data read before the owner could take it */
+    struct tg_buf *early_in; /* early data read before the owner could take it: allocated
+                              * only then (net/early.c), NULL otherwise */
     /* The socket's poll handle: from the worker's cache of stopped handles by descriptor number
      * when one was kept for this number (uv_poll_init costs an ioctl and two epoll_ctl), else new;
      * back to the cache when the connection closes. */

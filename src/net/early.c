@@ -4,6 +4,7 @@
 #include "net/internal.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <openssl/err.h>
@@ -16,6 +17,24 @@
 #define EARLY_IN_CAP (TG_TLS_EARLY_MAX + 1)
 
 /* Maps a failed SSL call on a connection open on early data (r as the call returned). */
+/* The connection's early_in, allocated (with room for all early data) on first use. */
+static struct tg_buf *early_in(struct tg_conn *c)
+{
+    if (c->early_in == NULL)
+        c->early_in = tg_xcalloc(1, sizeof(*c->early_in));
+    tg_buf_ensure(c->early_in, EARLY_IN_CAP);
+    return c->early_in;
+}
+
+void tg_net__early_in_free(struct tg_conn *c)
+{
+    if (c->early_in == NULL)
+        return;
+    tg_buf_free(c->early_in);
+    free(c->early_in);
+    c->early_in = NULL;
+}
+
 static ssize_t early_result(struct tg_conn *c, int r)
 {
     int e = SSL_get_error(c->ssl, r);
@@ -48,8 +67,8 @@ int tg_net__early_step(struct tg_conn *c)
         return 1;
     }
     if (r == SSL_READ_EARLY_DATA_SUCCESS) {
-        tg_buf_ensure(&c->early_in, EARLY_IN_CAP);
-        tg_buf_append(&c->early_in, tmp, n);
+        struct tg_buf *b = early_in(c);
+        tg_buf_append(b, tmp, n);
         c->early = true;
         return 0;
     }
@@ -132,14 +151,14 @@ void tg_net__early_confirm(struct tg_conn *c)
 void tg_net__early_advance(struct tg_conn *c)
 {
     while (c->state == TG_CONN_OPEN && c->early) {
-        tg_buf_ensure(&c->early_in, EARLY_IN_CAP);
-        tg_buf_compact(&c->early_in);
-        size_t room = c->early_in.cap - c->early_in.len;
+        struct tg_buf *b = early_in(c);
+        tg_buf_compact(b);
+        size_t room = b->cap - b->len;
         if (room == 0)
             break;
-        ssize_t n = tg_net__early_recv(c, c->early_in.data + c->early_in.len, room);
+        ssize_t n = tg_net__early_recv(c, b->data + b->len, room);
         if (n > 0) {
-            c->early_in.len += (size_t)n;
+            b->len += (size_t)n;
             continue;
         }
         if (n == -EAGAIN)
@@ -153,8 +172,8 @@ void tg_net__early_advance(struct tg_conn *c)
         }
         return;
     }
-    if (c->early_in.data != NULL && tg_buf_used(&c->early_in) == 0)
-        tg_buf_free(&c->early_in);
+    if (c->early_in != NULL && tg_buf_used(c->early_in) == 0)
+        tg_net__early_in_free(c);
     if (c->state == TG_CONN_OPEN && c->confirmed)
         tg_net__early_confirm(c);
 }

@@ -48,6 +48,9 @@ int tg_net__prefix_settle(SSL *ssl);
 struct tg_conn;
 
 /* early.c: TLS 1.3 early data on server connections (tg_conn.early_ok) */
+/* Frees a connection's early_in, if it has one. */
+void tg_net__early_in_free(struct tg_conn *c);
+
 /* The first handshake step: 0 opened on accepted early data (its first bytes in early_in),
  * -EAGAIN, -errno, or 1: no early data, go on with the handshake. */
 int tg_net__early_step(struct tg_conn *c);

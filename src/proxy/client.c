@@ -23,8 +23,8 @@ void tg__client_on_closed(struct tg_conn *conn)
     struct tg_worker *w = conn->w;
     if (c->proto->on_free != NULL)
         c->proto->on_free(c);
-    TG_STAT_DEC(&w->stats, l_open[c->snap->lslot[c->lidx]]);
-    tg_snapshot_unref(c->snap);
+    TG_STAT_DEC(&w->stats, l_open[c->info.snap->lslot[c->lidx]]);
+    tg_snapshot_unref(c->info.snap);
     free((char *)c->info.xfcc);
     free((char *)c->info.client_cert);
     free((char *)c->info.client_cert_chain);
@@ -69,7 +69,7 @@ static bool fetch_wait_expired(struct tg_client *c)
     tg_log_info("client %s listener=%s: stopped waiting for the %s from %s after %" PRIu64
                 " ms, to finish the TLS handshake within %" PRIu64
                 " ms (timeouts.handshake): its revocation status is unknown",
-                c->peer, c->lc->name, tg_tls_fetch_what(p->f), tg_tls_fetch_url(p->f),
+                c->peer, c->info.lc->name, tg_tls_fetch_what(p->f), tg_tls_fetch_url(p->f),
                 now - c->fetch_wait_since_ms, tg__cfg(c)->timeouts.handshake_ms);
     fetch_wait_remove(c);
     tg_tls_server_stop_waiting(c->conn.ssl);
@@ -85,7 +85,7 @@ void tg__client_leave_out_cert_chain(const struct tg_client_info *i)
         return;
     tg_log_info("client %s listener=%s: Client-Cert-Chain left out of requests forwarded on this "
                 "connection: its %zu bytes do not fit the forwarded head (limits.max_header_bytes)",
-                c->peer, c->lc->name, strlen(c->info.client_cert_chain));
+                c->peer, c->info.lc->name, strlen(c->info.client_cert_chain));
     free((char *)c->info.client_cert_chain);
     c->info.client_cert_chain = NULL;
 }
@@ -112,7 +112,7 @@ void tg__client_close(struct tg_client *c)
 
 void tg__client_abort(struct tg_client *c, const char *why)
 {
-    tg_log_debug("client %s listener=%s: closing: %s", c->peer, c->lc->name, why);
+    tg_log_debug("client %s listener=%s: closing: %s", c->peer, c->info.lc->name, why);
     tg__client_close(c);
 }
 
@@ -129,7 +129,7 @@ static void hs_failed(struct tg_client *c, enum tg_tls_fail f)
     TG_STAT_INC(&c->conn.w->stats, hs_fail[f]);
     tg_log(fi->client_caused ? TG_LOG_INFO : TG_LOG_ERROR,
            "TLS handshake failed: peer=%s listener=%s reason=%s: %s%s%s%s%s%s", c->peer,
-           c->lc->name, fi->token, fi->sentence, detail[0] ? " (" : "", detail,
+           c->info.lc->name, fi->token, fi->sentence, detail[0] ? " (" : "", detail,
            detail[0] ? ")" : "", fi->config_key ? "; to change this, see " : "",
            fi->config_key ? fi->config_key : "");
 }
@@ -185,13 +185,13 @@ static void early_noted(struct tg_client *c)
     if (e == TG_TLS_EARLY_REPLAY || e == TG_TLS_EARLY_FULL)
         tg_log_info("client %s listener=%s: TLS early data refused: reason=%s: %s; the handshake "
                     "goes on without it",
-                    c->peer, c->lc->name, tg_tls_early_token(e),
+                    c->peer, c->info.lc->name, tg_tls_early_token(e),
                     e == TG_TLS_EARLY_REPLAY
                         ? "its ticket already carried early data within the replay window (a "
                           "replayed ClientHello, or a ticket used twice)"
                         : "the anti-replay register has no free slot for its ticket");
     else
-        tg_log_debug("client %s listener=%s: TLS early data %s", c->peer, c->lc->name,
+        tg_log_debug("client %s listener=%s: TLS early data %s", c->peer, c->info.lc->name,
                      tg_tls_early_token(e));
 }
 
@@ -226,7 +226,7 @@ void tg__client_on_fail(struct tg_conn *conn, enum tg_conn_fail why, int err)
  * live as long as the connection, so request heads can point at them. */
 static bool client_identity(struct tg_client *c)
 {
-    const struct tg_client_auth_conf *ca = &c->lc->tls.client_auth;
+    const struct tg_client_auth_conf *ca = &c->info.lc->tls.client_auth;
     X509 *leaf = SSL_get0_peer_certificate(c->conn.ssl);
     if (ca->mode == TG_CAUTH_NONE || leaf == NULL ||
         SSL_get_verify_result(c->conn.ssl) != X509_V_OK)
@@ -237,25 +237,25 @@ static bool client_identity(struct tg_client *c)
          * have changed since. */
         char detail[512];
         enum tg_tls_fail f =
-            tg_tls_server_client_recheck(c->snap->tls[c->lidx], leaf, detail, sizeof(detail));
+            tg_tls_server_client_recheck(c->info.snap->tls[c->lidx], leaf, detail, sizeof(detail));
         if (f != TG_TLS_FAIL_NONE) {
             const struct tg_tls_fail_info *fi = tg_tls_fail_info(f);
             TG_STAT_INC(&c->conn.w->stats, hs_fail[f]);
             tg_log_info("TLS handshake failed: peer=%s listener=%s reason=%s: %s (%s; resumed "
                         "session)",
-                        c->peer, c->lc->name, fi->token, fi->sentence, detail);
+                        c->peer, c->info.lc->name, fi->token, fi->sentence, detail);
             return false;
         }
     }
     c->has_cert = true;
-    if (c->lc->mode != TG_MODE_HTTP)
+    if (c->info.lc->mode != TG_MODE_HTTP)
         return true;
     if (ca->forward == TG_FWD_XFCC || ca->forward == TG_FWD_BOTH)
         c->info.xfcc = tg_tls_xfcc(leaf);
     if (ca->forward == TG_FWD_RFC9440 || ca->forward == TG_FWD_BOTH) {
         c->info.client_cert = tg_tls_rfc9440_cert(leaf);
         /* Only what was verified: a client may append any certificates it likes. */
-        STACK_OF(X509) *v = tg_tls_server_verified_chain(c->snap->tls[c->lidx], c->conn.ssl);
+        STACK_OF(X509) *v = tg_tls_server_verified_chain(c->info.snap->tls[c->lidx], c->conn.ssl);
         c->info.client_cert_chain = tg_tls_rfc9440_chain(v, ca->forward_anchor);
         sk_X509_pop_free(v, X509_free);
     }
@@ -294,8 +294,9 @@ void tg__client_opened(struct tg_client *c)
         count_negotiated(&conn->w->stats, conn->ssl);
         early_noted(c);
         const char *sni = SSL_get_servername(conn->ssl, TLSEXT_NAMETYPE_host_name);
-        tg_log_debug("client %s listener=%s: TLS established %s %s sni=%s", c->peer, c->lc->name,
-                     SSL_get_version(conn->ssl), SSL_get_cipher_name(conn->ssl), sni ? sni : "-");
+        tg_log_debug("client %s listener=%s: TLS established %s %s sni=%s", c->peer,
+                     c->info.lc->name, SSL_get_version(conn->ssl), SSL_get_cipher_name(conn->ssl),
+                     sni ? sni : "-");
         if (!client_identity(c)) {
             tg__client_close(c); /* callers check tg_conn_closed() after this */
             return;
@@ -308,7 +309,7 @@ void tg__client_opened(struct tg_client *c)
         if (i->alpn_len == 10 && memcmp(i->alpn, "acme-tls/1", 10) == 0) {
             /* A TLS-ALPN-01 validation (RFC 8737): the handshake was all it came for. */
             tg_log_info("client %s listener=%s: ACME tls-alpn-01 challenge answered for %s",
-                        c->peer, c->lc->name, sni ? sni : "-");
+                        c->peer, c->info.lc->name, sni ? sni : "-");
             tg__client_close(c);
             return;
         }
@@ -321,6 +322,8 @@ void tg__client_opened(struct tg_client *c)
         c->info.early = true;
         return;
     }
+    if (conn->ssl != NULL)
+        tg_tls_hello_release(conn->ssl);
     c->timer_kind = TG_CT_NONE;
     tg_conn_timer(conn, 0);
 }
@@ -328,12 +331,13 @@ void tg__client_opened(struct tg_client *c)
 void tg__client_confirmed(struct tg_client *c)
 {
     c->info.early = false;
+    tg_tls_hello_release(c->conn.ssl);
     if (c->timer_kind == TG_CT_HANDSHAKE) {
         c->timer_kind = TG_CT_NONE;
         tg_conn_timer(&c->conn, 0);
     }
     tg_log_debug("client %s listener=%s: TLS handshake finished after early data", c->peer,
-                 c->lc->name);
+                 c->info.lc->name);
 }
 
 void tg__client_handshake_timeout(struct tg_client *c)
@@ -345,7 +349,8 @@ void tg__client_handshake_timeout(struct tg_client *c)
     TG_STAT_INC(&c->conn.w->stats, hs_fail[TG_TLS_FAIL_TIMEOUT]);
     tg_log_info("TLS handshake failed: peer=%s listener=%s reason=%s: %s (no handshake "
                 "within %" PRIu64 " ms); to change this, see %s",
-                c->peer, c->lc->name, fi->token, fi->sentence, tg__cfg(c)->timeouts.handshake_ms,
+                c->peer, c->info.lc->name, fi->token, fi->sentence,
+                tg__cfg(c)->timeouts.handshake_ms,
                 fi->config_key ? fi->config_key : "timeouts.handshake");
     tg__client_close(c);
 }
@@ -358,22 +363,20 @@ void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
 {
     struct tg_client *c = tg_xcalloc(1, sizeof(*c));
     struct tg_proxy_worker *pw = tg_pw(w);
-    c->snap = tg_snapshot_ref(w->snap);
-    c->lidx = lidx;
+    c->info.snap = tg_snapshot_ref(w->snap);
+    c->lidx = (uint32_t)lidx;
     c->peer_hold = hold;
-    c->lc = &c->snap->cfg->listeners[lidx];
-    TG_STAT_INC(&w->stats, l_open[c->snap->lslot[lidx]]);
+    c->info.lc = &c->info.snap->cfg->listeners[lidx];
+    TG_STAT_INC(&w->stats, l_open[c->info.snap->lslot[lidx]]);
     c->proto = proto;
     c->serve = serve;
     tg_addr_format(peer, c->peer, sizeof(c->peer));
     c->info.w = w;
-    c->info.snap = c->snap;
-    c->info.lc = c->lc;
     c->info.peer = c->peer;
-    const struct tg_client_auth_conf *ca = &c->lc->tls.client_auth;
+    const struct tg_client_auth_conf *ca = &c->info.lc->tls.client_auth;
     for (size_t i = 0; ca->from_header != NULL && i < ca->n_header_from; i++)
         c->info.header_trusted = c->info.header_trusted || tg_cidr_match(&ca->header_from[i], peer);
-    c->info.tls = c->snap->tls[lidx] != NULL;
+    c->info.tls = c->info.snap->tls[lidx] != NULL;
     c->accepted_ms = uv_now(&w->loop);
     c->next = pw->clients;
     if (pw->clients)
@@ -381,12 +384,12 @@ void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
     pw->clients = c;
     pw->n_clients++;
     SSL *ssl = NULL;
-    if (c->snap->tls[lidx] != NULL) {
-        ssl = SSL_new(tg_tls_server_ctx(c->snap->tls[lidx]));
+    if (c->info.snap->tls[lidx] != NULL) {
+        ssl = SSL_new(tg_tls_server_ctx(c->info.snap->tls[lidx]));
         if (ssl == NULL) {
             ERR_clear_error();
             tg_log_error("client %s listener=%s: cannot create a TLS session", c->peer,
-                         c->lc->name);
+                         c->info.lc->name);
         } else {
             SSL_set_accept_state(ssl);
             SSL_set_app_data(ssl, &c->conn); /* the revocation-fetch hook finds the client */
@@ -399,15 +402,15 @@ void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
     }
     tg_conn_init(&c->conn, w, fd, ssl, ssl ? &tg_transport_tls_server : &tg_transport_plain,
                  c->proto->conn, c, false);
-    c->conn.early_ok = ssl != NULL && c->lc->tls.early_data;
-    if (c->snap->tls[lidx] != NULL && ssl == NULL) {
+    c->conn.early_ok = ssl != NULL && c->info.lc->tls.early_data;
+    if (c->info.snap->tls[lidx] != NULL && ssl == NULL) {
         tg__client_close(c);
         return;
     }
     if (ssl != NULL) {
         c->phase = TG_CP_HANDSHAKE;
         c->timer_kind = TG_CT_HANDSHAKE;
-        tg_conn_timer(&c->conn, c->snap->cfg->timeouts.handshake_ms);
+        tg_conn_timer(&c->conn, c->info.snap->cfg->timeouts.handshake_ms);
         tg_conn_start(&c->conn);
     } else {
         tg_conn_start(&c->conn);

@@ -397,8 +397,8 @@ static void h2_reset(struct tg_stream *st, const char *why)
 {
     struct tg_h2_stream *hs = h2s(st);
     struct tg_h2_session *s = hs->s;
-    tg_log_debug("client %s listener=%s: stream %" PRId32 " reset: %s", s->c->peer, s->c->lc->name,
-                 hs->id, why);
+    tg_log_debug("client %s listener=%s: stream %" PRId32 " reset: %s", s->c->peer,
+                 s->c->info.lc->name, hs->id, why);
     if (!hs->closed)
         nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, hs->id, NGHTTP2_INTERNAL_ERROR);
     tg__h2_send(s);

@@ -150,14 +150,12 @@ struct tg_client_info {
 
 /* A client connection. Freed in its conn's on_closed. */
 struct tg_client {
-    struct tg_conn conn;
-    struct tg_snapshot *snap;
-    const struct tg_listener_conf *lc;
-    size_t lidx;
+    struct tg_conn conn; /* its snapshot and listener are info.snap and info.lc */
     const struct tg_proto *proto;
     const struct tg_stream_handler *serve; /* http: what serves its streams */
     struct tg_client *prev, *next;         /* worker's list, for drain */
     enum tg_client_phase phase;
+    uint32_t lidx; /* its listener's index (next to phase: no padding) */
     uint8_t timer_kind;
     bool close_after; /* close once the response in flight is out */
     bool in_parser;   /* inside tg_h1_execute: no flushing or re-entry */
@@ -187,7 +185,7 @@ static inline struct tg_client *tg__client_of(struct tg_conn *conn)
 
 static inline const struct tg_config *tg__cfg(const struct tg_client *c)
 {
-    return c->snap->cfg;
+    return c->info.snap->cfg;
 }
 
 /* Capacity of a client's input: a whole request head must fit. */
@@ -198,7 +196,7 @@ static inline size_t tg__in_cap(const struct tg_snapshot *snap)
 
 static inline size_t tg__client_in_cap(const struct tg_client *c)
 {
-    return tg__in_cap(c->snap);
+    return tg__in_cap(c->info.snap);
 }
 
 /* One revocation fetch a worker waits for, and the client connections whose handshakes wait

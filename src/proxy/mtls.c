@@ -86,7 +86,7 @@ static bool fetch_hook(SSL *ssl, struct tg_tls_fetch *f)
         p->next = pw->fetches;
         pw->fetches = p;
         tg_log_debug("client %s listener=%s: handshake waits for revocation data from %s", c->peer,
-                     c->lc->name, tg_tls_fetch_url(f));
+                     c->info.lc->name, tg_tls_fetch_url(f));
     }
     p->waiters = tg_xrealloc(p->waiters, (p->n_waiters + 1) * sizeof(*p->waiters));
     p->waiters[p->n_waiters++] = c;
@@ -128,7 +128,7 @@ static enum tg_tls_fail reauthorize(struct tg_client *c, const struct tg_snapsho
                                     char *detail, size_t n)
 {
     const struct tg_listener_conf *nlc = NULL;
-    const struct tg_tls_server *ts = listener_tls(snap, c->lc->name, &nlc);
+    const struct tg_tls_server *ts = listener_tls(snap, c->info.lc->name, &nlc);
     if (nlc == NULL || ts == NULL || !tg_tls_server_client_auth(ts) ||
         !nlc->tls.client_auth.reauthorize_live)
         return TG_TLS_FAIL_NONE;
@@ -144,18 +144,18 @@ void tg__mtls_on_snapshot(struct tg_worker *w)
     struct tg_proxy_worker *pw = tg_pw(w);
     for (struct tg_client *c = pw->clients, *next; c != NULL; c = next) {
         next = c->next;
-        if (c->snap == w->snap || c->conn.ssl == NULL || c->phase == TG_CP_HANDSHAKE ||
-            c->lc->tls.client_auth.mode == TG_CAUTH_NONE)
+        if (c->info.snap == w->snap || c->conn.ssl == NULL || c->phase == TG_CP_HANDSHAKE ||
+            c->info.lc->tls.client_auth.mode == TG_CAUTH_NONE)
             continue;
         char detail[512];
         enum tg_tls_fail f = reauthorize(c, w->snap, detail, sizeof(detail));
         if (f == TG_TLS_FAIL_NONE)
             continue;
         const struct tg_tls_fail_info *fi = tg_tls_fail_info(f);
-        bool in_flight = c->lc->mode == TG_MODE_HTTP && c->phase == TG_CP_REQUEST;
+        bool in_flight = c->info.lc->mode == TG_MODE_HTTP && c->phase == TG_CP_REQUEST;
         TG_STAT_INC(&w->stats, reauth_closed);
         tg_log_info("client %s listener=%s: closed after reload: reason=%s: %s (%s)%s", c->peer,
-                    c->lc->name, fi->token, fi->sentence, detail,
+                    c->info.lc->name, fi->token, fi->sentence, detail,
                     in_flight ? "; after the response in flight" : "");
         if (in_flight)
             c->close_after = true;

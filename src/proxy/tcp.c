@@ -62,9 +62,9 @@ static void backend_open(struct tg_bconn *b, void *arg)
 {
     struct tg_client *c = arg;
     c->pending = NULL;
-    if (c->lc->proxy_protocol_out && !add_proxy_header(c)) {
+    if (c->info.lc->proxy_protocol_out && !add_proxy_header(c)) {
         tg_log_error("client %s listener=%s: cannot build the PROXY protocol header", c->peer,
-                     c->lc->name);
+                     c->info.lc->name);
         tg__backend_close(b);
         tg__client_close(c);
         return;
@@ -78,7 +78,7 @@ static void backend_failed(void *arg, enum tg_pfail f, const char *detail)
     c->pending = NULL;
     TG_STAT_INC(&c->conn.w->stats, backend_errors);
     tg_log_info("client %s listener=%s: stream closed: no connection to backend %s (%s%s%s)",
-                c->peer, c->lc->name, tg__cfg(c)->backends[c->lc->backend_idx].name,
+                c->peer, c->info.lc->name, tg__cfg(c)->backends[c->info.lc->backend_idx].name,
                 tg__pfail_info(f)->token, detail && detail[0] ? ": " : "", detail ? detail : "");
     tg__client_close(c);
 }
@@ -92,8 +92,8 @@ static void on_open(struct tg_conn *conn)
     if (tg_conn_closed(conn))
         return; /* a resumed session whose certificate no longer passes */
     c->phase = TG_CP_CONNECTING;
-    const struct tg_backend_conf *be = &tg__cfg(c)->backends[c->lc->backend_idx];
-    tg__backend_open(conn->w, c->snap, &c->info, be, false, &tcp_user, c, &c->pending);
+    const struct tg_backend_conf *be = &tg__cfg(c)->backends[c->info.lc->backend_idx];
+    tg__backend_open(conn->w, c->info.snap, &c->info, be, false, &tcp_user, c, &c->pending);
 }
 
 static bool want_read(const struct tg_conn *conn)

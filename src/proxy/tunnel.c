@@ -29,7 +29,7 @@ static void tunnel_end(struct tg_tunnel *t, const char *why)
 {
     tg_log_debug("client %s listener=%s: tunnel to backend %s target %s closed: %s (%" PRIu64
                  " bytes in, %" PRIu64 " out)",
-                 t->c->peer, t->c->lc->name, t->b->backend->name, t->b->target, why,
+                 t->c->peer, t->c->info.lc->name, t->b->backend->name, t->b->target, why,
                  t->c->conn.bytes_read, t->c->conn.bytes_written);
     tg_conn_close(&t->b->conn);
     tg__client_close(t->c);
@@ -100,7 +100,7 @@ static void on_timer(struct tg_conn *conn)
         return;
     }
     tg_log_info("client %s listener=%s: tunnel idle for %" PRIu64 " ms (timeouts.idle)", t->c->peer,
-                t->c->lc->name, t->idle_ms);
+                t->c->info.lc->name, t->idle_ms);
     tunnel_end(t, "idle");
 }
 
@@ -147,7 +147,7 @@ void tg__tunnel_start(struct tg_client *c, struct tg_bconn *b)
     t->c = c;
     t->b = b;
     t->cconn = &c->conn;
-    t->idle_ms = c->snap->cfg->timeouts.idle_ms;
+    t->idle_ms = c->info.snap->cfg->timeouts.idle_ms;
     c->tun = t;
     c->phase = TG_CP_TUNNEL;
     c->timer_kind = TG_CT_NONE;

@@ -61,7 +61,7 @@ static void proxy_on_snapshot(struct tg_worker *w)
     tg__mtls_on_snapshot(w);
     for (struct tg_client *c = tg_pw(w)->clients, *next; c != NULL; c = next) {
         next = c->next;
-        if (c->h2 != NULL && c->snap != w->snap && !tg_conn_closed(&c->conn))
+        if (c->h2 != NULL && c->info.snap != w->snap && !tg_conn_closed(&c->conn))
             tg__h2_goaway_soon(c->h2);
     }
 }

@@ -62,6 +62,16 @@ struct tg_tls__hello *tg_tls__hello_get_or_new(SSL *ssl)
     return h;
 }
 
+void tg_tls_hello_release(SSL *ssl)
+{
+    pthread_once(&hello_once, hello_init);
+    if (hello_idx < 0)
+        return;
+    void *h = SSL_get_ex_data(ssl, hello_idx);
+    if (h != NULL && SSL_set_ex_data(ssl, hello_idx, NULL) == 1)
+        free(h);
+}
+
 static bool is_grease(unsigned v)
 {
     return (v & 0x0f0f) == 0x0a0a && (v >> 8) == (v & 0xff);

@@ -97,6 +97,10 @@ enum tg_tls_early {
     TG_TLS_EARLY__COUNT
 };
 
+/* Once the handshake has finished (and its early data was counted): frees what the ClientHello
+ * callbacks recorded to explain a failure; the connection no longer needs it (issue 16 d). */
+void tg_tls_hello_release(SSL *ssl);
+
 /* After the ClientHello was processed: what became of its early data. */
 enum tg_tls_early tg_tls_early_status(SSL *ssl);
 /* "accepted", "rejected", "replay", "register_full" (for logs and counters). */

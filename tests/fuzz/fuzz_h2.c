@@ -72,15 +72,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     struct tg_proxy_worker *pw = worker.proto;
     struct tg_client *c = tg_xcalloc(1, sizeof(*c));
-    c->snap = tg_snapshot_ref(snap);
+    c->info.snap = tg_snapshot_ref(snap);
     c->lidx = 0;
-    c->lc = &snap->cfg->listeners[0];
+    c->info.lc = &snap->cfg->listeners[0];
     c->proto = &tg__proto_http1;
     c->serve = &tg__forward_handler;
     memcpy(c->peer, "127.0.0.1:9", 12);
     c->info.w = &worker;
-    c->info.snap = snap;
-    c->info.lc = c->lc;
     c->info.peer = c->peer;
     c->info.alpn = (const unsigned char *)"h2";
     c->info.alpn_len = 2;
