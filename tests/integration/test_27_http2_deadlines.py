@@ -55,6 +55,26 @@ def _frames_while_pinging(c, limit, stop, ping=True):
     raise AssertionError("nothing happened within %s s" % limit)
 
 
+def _until_closed(c):
+    """What stream 1 and the connection saw until the gateway closed it: ("goaway", code,
+    last stream id), ("head", status), ("data", bytes), ("rst", stream id, code)."""
+    dec = hpack.Decoder()
+    seen = []
+    c.s.settimeout(testenv.t(10))
+    while True:
+        f = c.frame()
+        if f is None:
+            return seen
+        if isinstance(f, GoAwayFrame):
+            seen.append(("goaway", f.error_code, f.last_stream_id))
+        elif isinstance(f, HeadersFrame) and f.stream_id == 1:
+            seen.append(("head", dict(dec.decode(f.data))[":status"]))
+        elif isinstance(f, DataFrame) and f.stream_id == 1 and f.data:
+            seen.append(("data", bytes(f.data)))
+        elif isinstance(f, RstStreamFrame):
+            seen.append(("rst", f.stream_id, f.error_code))
+
+
 def test_request_head_deadline(gateway, origin, certs, tmp_path):
     o = origin("app")
     port = testenv.free_port()
@@ -121,19 +141,7 @@ def test_reload_sends_goaway_and_the_stream_completes(gateway, origin, certs, tm
     time.sleep(0.5)
     cfg["limits"] = {"max_headers": 99}
     gw.reload(cfg)
-    dec = hpack.Decoder()
-    seen = []
-    c.s.settimeout(testenv.t(10))
-    while True:
-        f = c.frame()
-        if f is None:
-            break
-        if isinstance(f, GoAwayFrame):
-            seen.append(("goaway", f.error_code, f.last_stream_id))
-        elif isinstance(f, HeadersFrame) and f.stream_id == 1:
-            seen.append(("head", dict(dec.decode(f.data))[":status"]))
-        elif isinstance(f, DataFrame) and f.stream_id == 1 and f.data:
-            seen.append(("data", bytes(f.data)))
+    seen = _until_closed(c)
     # two steps (RFC 9113 6.8): the shutdown notice, then the final GOAWAY naming stream 1
     assert seen[0] == ("goaway", NO_ERROR, 2 ** 31 - 1), seen
     assert ("goaway", NO_ERROR, 1) in seen, seen
@@ -159,32 +167,10 @@ def test_sigterm_two_step_goaway_serves_a_stream_sent_after_the_notice(gateway, 
     f = idle.goaway_frame()
     assert (f.error_code, f.last_stream_id) == (NO_ERROR, 2 ** 31 - 1), f
     idle.send(idle.head(1, path="/late"))  # sent after the notice, before the final GOAWAY
-    dec = hpack.Decoder()
-    seen = []
-    while True:
-        f = idle.frame()
-        if f is None:
-            break
-        if isinstance(f, GoAwayFrame):
-            seen.append(("goaway", f.error_code, f.last_stream_id))
-        elif isinstance(f, HeadersFrame) and f.stream_id == 1:
-            seen.append(("head", dict(dec.decode(f.data))[":status"]))
-        elif isinstance(f, RstStreamFrame):
-            seen.append(("rst", f.stream_id, f.error_code))
+    seen = _until_closed(idle)
     assert ("head", "200") in seen and ("goaway", NO_ERROR, 1) in seen, seen
     assert not any(s[0] == "rst" for s in seen), seen
-    busy.s.settimeout(testenv.t(10))
-    dec, seen = hpack.Decoder(), []
-    while True:
-        f = busy.frame()
-        if f is None:
-            break
-        if isinstance(f, GoAwayFrame):
-            seen.append(("goaway", f.error_code, f.last_stream_id))
-        elif isinstance(f, HeadersFrame) and f.stream_id == 1:
-            seen.append(("head", dict(dec.decode(f.data))[":status"]))
-        elif isinstance(f, DataFrame) and f.stream_id == 1 and f.data:
-            seen.append(("data", bytes(f.data)))
+    seen = _until_closed(busy)
     assert seen[0] == ("goaway", NO_ERROR, 2 ** 31 - 1), seen
     assert ("goaway", NO_ERROR, 1) in seen and ("data", b"slow done\n") in seen, seen
     assert gw.wait_exit(timeout=testenv.t(15)) == 0, gw.log_tail()
