@@ -139,8 +139,13 @@ void tg_config__parse_store(struct tg_config__ctx *c, json_t *obj);
 void tg_config__store_free(struct tg_store_conf *s);
 /* Parses "session_tickets" (obj may be NULL: defaults) into c->cfg->tickets (tickets.c). */
 void tg_config__parse_tickets(struct tg_config__ctx *c, json_t *obj);
+/* "host:port" / "[v6]:port" split; *host is newly allocated (without brackets). */
+int tg_config__split_hostport(const char *s, char **host, uint16_t *port, const char **why);
+/* Resolves host:port (numeric or by name; passive: a listening address) into *ss. */
+int tg_config__resolve(const char *host, uint16_t port, bool passive, struct sockaddr_storage *ss,
+                       socklen_t *len, const char **why);
 /* Parses listener idx (admin: the "admin" object, with tg_config__admin_keys) into
- * c->cfg->listeners[idx] (sections.c). */
+ * c->cfg->listeners[idx] (listener.c). */
 void tg_config__parse_listener(struct tg_config__ctx *c, json_t *obj, size_t idx, bool admin);
 /* The "admin" section (admin.c): appends its listener and reads its users. */
 void tg_config__parse_admin(struct tg_config__ctx *c, json_t *obj);
