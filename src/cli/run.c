@@ -384,7 +384,8 @@ static void reload(struct run_state *rs, const char *why)
     const char *what = rs->config_file ? rs->config_file : "the embedded default";
     tg_log_info("%s: reloading %s", why, what);
     uint64_t version = 0;
-    if (tg_admin_state_reload(&err, &version) != 0) {
+    bool same = false;
+    if (tg_admin_state_reload(&err, &version, &same) != 0) {
         log_problems(&err, TG_LOG_ERROR);
         tg_log_error("reload failed with %zu error(s): still serving the previous config "
                      "(generation %llu)",
@@ -394,8 +395,14 @@ static void reload(struct run_state *rs, const char *why)
     }
     log_problems(&err, TG_LOG_WARN);
     rs->generation = version;
-    tg_log_info("config reloaded (generation %llu); open connections keep their config",
-                (unsigned long long)version);
+    if (same)
+        tg_log_info("config reloaded (generation %llu kept: the same document, so no new version "
+                    "is stored; key material and files read again); open connections keep their "
+                    "config",
+                    (unsigned long long)version);
+    else
+        tg_log_info("config reloaded (generation %llu); open connections keep their config",
+                    (unsigned long long)version);
     struct tg_snapshot *cur = tg_admin_state_current();
     if (cur != NULL)
         log_listening(cur->cfg);
