@@ -54,8 +54,10 @@ int tg_admin_state_follow(void (*tickets)(const unsigned char *keys, size_t n, v
 /* Stops following the store (at shutdown, before the main loop's handles close). */
 void tg_admin_state_unfollow(void);
 /* SIGHUP: the file if it changed since (it wins), else the current document, applied again
- * (key material and CRL files read anew) as the next version. On failure nothing changes. */
-int tg_admin_state_reload(struct tg_err *err, uint64_t *version);
+ * (key material and CRL files read anew). A document that differs from the current one is stored
+ * as the next version first; the same document (*same) keeps its version and writes nothing. On
+ * failure nothing changes. */
+int tg_admin_state_reload(struct tg_err *err, uint64_t *version, bool *same);
 /* The snapshot now running (a new reference), or NULL before start. */
 struct tg_snapshot *tg_admin_state_current(void);
 void tg_admin_state_close(void);

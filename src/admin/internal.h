@@ -40,7 +40,8 @@ int tg__admin_state_remote(json_t *doc, uint64_t version, int64_t revision);
 /* A deep copy of the document in use, and its version. */
 json_t *tg__admin_state_get(uint64_t *version);
 
-/* The current document applied again (key material and CRL files re-read) as the next version. */
+/* The current document applied again (key material and CRL files re-read) under its version
+ * (nothing is stored: it is the same document). */
 int tg__admin_state_reapply(struct tg_err *err, uint64_t *version);
 /* The -c file (new string), or NULL for the embedded default. */
 char *tg__admin_state_file(void);

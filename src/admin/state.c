@@ -411,8 +411,19 @@ void tg__admin_state_on_change(void (*changed)(void))
     uv_mutex_unlock(&S.mu);
 }
 
-/* Builds, binds, stores and publishes doc as version S.version + 1 (S.mu held). On failure
- * nothing changes. Takes a reference to doc on success. */
+/* Whether a reload of doc is a new version: not when it equals the document that runs (the
+ * one stored, compared as the state store keeps it: parsed JSON, so key order and spacing do not
+ * count). Such a reload reads key material and files again and publishes a new snapshot under the
+ * same version, and writes nothing: a full state disk does not stop a certificate renewal. With
+ * an etcd store the version is the store's either way. */
+static bool same_doc(const json_t *doc)
+{
+    return S.cluster == NULL && S.doc != NULL && json_equal(doc, S.doc);
+}
+
+/* Builds, binds, stores and publishes doc as version next (S.mu held); next == S.version (a
+ * reload of the same document, or the etcd store's own version) stores nothing locally but the
+ * etcd store's local copy. On failure nothing changes. Takes a reference to doc on success. */
 static int apply_locked(json_t *doc, const char *file_sha, uint64_t next, struct tg_err *err)
 {
     struct tg_config *cfg = NULL;
@@ -443,7 +454,7 @@ static int apply_locked(json_t *doc, const char *file_sha, uint64_t next, struct
         if (tg_store_save_named(S.state_dir, "cluster.json", &nd, &serr) != 0)
             tg__admin_log_errors("store: local copy: ", &serr);
         tg_err_close(&serr);
-    } else if (S.persist) {
+    } else if (S.persist && next != S.version) {
         struct tg_store_doc nd = {.version = next, .config = doc};
         snprintf(nd.file_sha256, sizeof(nd.file_sha256), "%s", file_sha);
         if (tg_store_save(S.state_dir, &nd, err) != 0) {
@@ -463,9 +474,9 @@ static int apply_locked(json_t *doc, const char *file_sha, uint64_t next, struct
     S.snap = snap;
     json_decref(S.doc);
     S.doc = json_incref(doc);
-    S.version = next;
-    if (file_sha != S.file_sha)
+    if (next != S.version && file_sha != S.file_sha) /* (the stored state's, as stored) */
         memcpy(S.file_sha, file_sha, sizeof(S.file_sha));
+    S.version = next;
     if (S.changed != NULL)
         S.changed();
     return 0;
@@ -586,10 +597,13 @@ json_t *tg__admin_state_get(uint64_t *version)
     return copy;
 }
 
-int tg_admin_state_reload(struct tg_err *err, uint64_t *version)
+int tg_admin_state_reload(struct tg_err *err, uint64_t *version, bool *same)
 {
-    if (S.cluster != NULL) /* the config lives in etcd: read key material and CRLs again */
+    *same = false;
+    if (S.cluster != NULL) { /* the config lives in etcd: read key material and CRLs again */
+        *same = true;
         return tg__admin_state_reapply(err, version);
+    }
     uv_mutex_lock(&S.mu);
     int rc = 0;
     json_t *doc = NULL;
@@ -628,8 +642,10 @@ int tg_admin_state_reload(struct tg_err *err, uint64_t *version)
     }
     OPENSSL_cleanse(text, len);
     free(text);
-    if (rc == 0)
-        rc = apply_locked(doc, sha, S.version + 1, err);
+    if (rc == 0) {
+        *same = same_doc(doc);
+        rc = apply_locked(doc, sha, *same ? S.version : S.version + 1, err);
+    }
 out:
     json_decref(doc);
     *version = S.version;
@@ -642,14 +658,16 @@ int tg__admin_state_reapply(struct tg_err *err, uint64_t *version)
 {
     uv_mutex_lock(&S.mu);
     json_t *doc = json_incref(S.doc);
-    /* with an etcd store the version is the store's: key material read again is not a new one */
-    int rc = apply_locked(doc, S.file_sha, S.cluster ? S.version : S.version + 1, err);
+    /* the same document (with an etcd store the version is the store's): key material read
+     * again is not a new version */
+    int rc = apply_locked(doc, S.file_sha, S.version, err);
     json_decref(doc);
     *version = S.version;
     uv_mutex_unlock(&S.mu);
     atomic_fetch_add(&tg__admin_reloads[rc == 0 ? 0 : 1], 1);
     if (rc == 0)
-        tg_log_info("key material and CRL files read again (POST /api/v1/reload): version %llu",
+        tg_log_info("key material and CRL files read again (POST /api/v1/reload): the same "
+                    "document, version %llu kept",
                     (unsigned long long)*version);
     else
         tg_log_error("POST /api/v1/reload failed with %zu error(s): nothing changed",

@@ -52,10 +52,14 @@ static void on_settled(uv_timer_t *t)
     struct tg_err err;
     tg_err_init(&err);
     uint64_t version = 0;
+    bool same = false;
     tg_log_info("auto_reload: %s changed: reloading", W.why ? W.why : "a file");
-    if (tg_admin_state_reload(&err, &version) == 0) {
-        tg_log_info("config reloaded (generation %llu) by auto_reload",
-                    (unsigned long long)version);
+    if (tg_admin_state_reload(&err, &version, &same) == 0) {
+        tg_log_info("config reloaded (generation %llu%s) by auto_reload",
+                    (unsigned long long)version,
+                    same ? " kept: the same document, so no new version is stored; key material "
+                           "and files read again"
+                         : "");
     } else {
         tg__admin_log_errors("", &err);
         tg_log_error("auto_reload failed with %zu error(s): still serving the previous config "

@@ -25,7 +25,9 @@
 struct run_state {
     const char *config_file; /* NULL: embedded default */
     struct tg_net net;
-    struct tg_snapshot *snap;
+    struct tg_snapshot *snap; /* until the workers run; then the state (admin) holds it */
+    /* the config run started with (detached from its snapshot): the sandbox's rules borrow it */
+    struct tg_config *start_cfg;
     uint64_t generation;
     int access_fd;
     char *access_path; /* NULL for stdout/stderr/off */
@@ -384,7 +386,8 @@ static void reload(struct run_state *rs, const char *why)
     const char *what = rs->config_file ? rs->config_file : "the embedded default";
     tg_log_info("%s: reloading %s", why, what);
     uint64_t version = 0;
-    if (tg_admin_state_reload(&err, &version) != 0) {
+    bool same = false;
+    if (tg_admin_state_reload(&err, &version, &same) != 0) {
         log_problems(&err, TG_LOG_ERROR);
         tg_log_error("reload failed with %zu error(s): still serving the previous config "
                      "(generation %llu)",
@@ -394,8 +397,14 @@ static void reload(struct run_state *rs, const char *why)
     }
     log_problems(&err, TG_LOG_WARN);
     rs->generation = version;
-    tg_log_info("config reloaded (generation %llu); open connections keep their config",
-                (unsigned long long)version);
+    if (same)
+        tg_log_info("config reloaded (generation %llu kept: the same document, so no new version "
+                    "is stored; key material and files read again); open connections keep their "
+                    "config",
+                    (unsigned long long)version);
+    else
+        tg_log_info("config reloaded (generation %llu); open connections keep their config",
+                    (unsigned long long)version);
     struct tg_snapshot *cur = tg_admin_state_current();
     if (cur != NULL)
         log_listening(cur->cfg);
@@ -428,8 +437,10 @@ static void on_signal(uv_signal_t *h, int signum)
         return;
     }
     rs->stopping = true;
+    struct tg_snapshot *cur = tg_admin_state_current();
     tg_log_info("%s: draining connections (up to %llu s), then stopping", strsignal(signum),
-                (unsigned long long)(rs->snap->cfg->timeouts.shutdown_ms / 1000));
+                (unsigned long long)(cur ? cur->cfg->timeouts.shutdown_ms / 1000 : 0));
+    tg_snapshot_unref(cur);
     tg_tls_staples_on_change(NULL, NULL); /* workers may end before a running refresh does */
     tg_admin_state_unfollow();            /* no change from the store after this */
     tg_net_stop(&rs->net);
@@ -621,6 +632,11 @@ int tg_cli_run(int argc, char **argv)
                 rs.net.n_workers, rs.config_file ? rs.config_file : "embedded default",
                 (unsigned long long)version);
     log_listening(rs.snap->cfg);
+    /* The first snapshot goes when a reload replaces it everywhere, as any other; its config
+     * stays for the sandbox. */
+    rs.start_cfg = tg_snapshot_detach_config(rs.snap);
+    tg_snapshot_unref(rs.snap);
+    rs.snap = NULL;
     if (sandbox_failed)
         on_signal(&rs.sig_term, SIGTERM); /* logged why; the workers stop at once */
     else
@@ -648,5 +664,6 @@ out:
     tg_tls_tickets_unref(rs.store_ring);
     uv_mutex_destroy(&rs.tickets_mu);
     tg_cli_sandbox_free(rs.sandbox);
+    tg_config_free(rs.start_cfg); /* every snapshot is gone: the workers joined, the state closed */
     return code;
 }

@@ -48,17 +48,20 @@ void tg_conn_buf_put(struct tg_worker *w, struct tg_buf *b)
     if (b->data == NULL)
         return;
     struct tg_conn_bufcache *bc = cache_of(w);
-    for (size_t i = 0; i < BUFCACHE_CLASSES; i++) {
-        if (bc[i].cap == 0 || (bc[i].cap != b->cap && bc[i].n == 0))
-            bc[i].cap = b->cap;
-        if (bc[i].cap == b->cap && bc[i].n < BUFCACHE_DEPTH) {
-            bc[i].blocks[bc[i].n++] = b->data;
-            b->data = NULL;
-            b->cap = b->off = b->len = 0;
-            return;
-        }
+    /* One class per block size: its own class if it has one (full: the block is freed, the
+     * other sizes keep their classes), else an unused or emptied class of another size. */
+    struct tg_conn_bufcache *c = NULL;
+    for (size_t i = 0; i < BUFCACHE_CLASSES && (c == NULL || c->cap != b->cap); i++)
+        if (bc[i].cap == b->cap || (c == NULL && (bc[i].cap == 0 || bc[i].n == 0)))
+            c = &bc[i];
+    if (c == NULL || c->n >= BUFCACHE_DEPTH) {
+        tg_buf_free(b);
+        return;
     }
-    tg_buf_free(b);
+    c->cap = b->cap;
+    c->blocks[c->n++] = b->data;
+    b->data = NULL;
+    b->cap = b->off = b->len = 0;
 }
 
 void tg_conn_buf_put_if_empty(struct tg_worker *w, struct tg_buf *b)

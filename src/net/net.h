@@ -26,6 +26,7 @@ struct tg_snapshot {
     struct tg_tls_server **tls; /* per listener; NULL for plaintext listeners */
     /* Per backend, indexed like cfg->backends; NULL for plaintext and built-in backends. */
     struct tg_tls_client **backend_tls;
+    bool cfg_detached; /* cfg outlives the snapshot: tg_snapshot_detach_config's caller frees it */
 };
 
 /* Builds a snapshot from cfg (TLS contexts for every listener and TLS backend). On success takes
@@ -36,6 +37,13 @@ int tg_snapshot_new(struct tg_config *cfg, uint64_t generation, struct tg_snapsh
 struct tg_snapshot *tg_snapshot_ref(struct tg_snapshot *s);
 /* Drops a reference; the last one frees the snapshot (any thread). Accepts NULL. */
 void tg_snapshot_unref(struct tg_snapshot *s);
+/* Hands the ownership of s's config to the caller (who holds a reference to s, and frees the
+ * config once no snapshot can use it): what must outlive the snapshot (the rules the sandbox was
+ * made from) no longer keeps its TLS contexts alive. */
+struct tg_config *tg_snapshot_detach_config(struct tg_snapshot *s);
+/* Snapshots built and not yet freed: the current one plus those older ones that something
+ * (an open connection, an idle pooled backend connection) still holds. */
+uint64_t tg_snapshots_live(void);
 
 /* ---- PROXY protocol in (ppin.c) ---- */
 
@@ -126,6 +134,7 @@ struct tg_stats {
     /* pooled backend connections closed because their backend sent bytes, an end or a reset
      * after their last response */
     atomic_uint_fast64_t backend_pool_dropped;
+    atomic_uint_fast64_t backend_pool_idle; /* a gauge: idle pooled connections now */
     atomic_uint_fast64_t backend_errors;
     atomic_uint_fast64_t backend_timeouts;
     atomic_uint_fast64_t backend_tls_failures;

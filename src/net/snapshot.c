@@ -5,6 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+static atomic_uint_fast64_t live;
+
+uint64_t tg_snapshots_live(void)
+{
+    return atomic_load_explicit(&live, memory_order_relaxed);
+}
+
 static uv_once_t slots_once = UV_ONCE_INIT;
 static uv_mutex_t slots_mu;
 static _Atomic(const char *) slot_names[TG_NET_LISTENER_SLOTS];
@@ -79,6 +86,7 @@ int tg_snapshot_new(struct tg_config *cfg, uint64_t generation, struct tg_snapsh
         s->lslot[i] = tg_net_listener_slot(cfg->listeners[i].name);
     s->generation = generation;
     s->cfg = cfg;
+    atomic_fetch_add_explicit(&live, 1, memory_order_relaxed);
     *out = s;
     return 0;
 }
@@ -89,6 +97,12 @@ struct tg_snapshot *tg_snapshot_ref(struct tg_snapshot *s)
     return s;
 }
 
+struct tg_config *tg_snapshot_detach_config(struct tg_snapshot *s)
+{
+    s->cfg_detached = true; /* read by the last unref: ordered by the refs' acq_rel */
+    return s->cfg;
+}
+
 void tg_snapshot_unref(struct tg_snapshot *s)
 {
     if (s == NULL)
@@ -96,7 +110,9 @@ void tg_snapshot_unref(struct tg_snapshot *s)
     if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
         return;
     free_contexts(s, s->cfg);
-    tg_config_free(s->cfg);
+    if (!s->cfg_detached)
+        tg_config_free(s->cfg);
     free(s->lslot);
     free(s);
+    atomic_fetch_sub_explicit(&live, 1, memory_order_relaxed);
 }

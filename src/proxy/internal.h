@@ -713,6 +713,8 @@ void tg__backend_arm(struct tg_bconn *b, int kind, uint64_t ms);
 bool tg__pool_take(struct tg_worker *w, struct tg_snapshot *snap, const struct tg_client_info *who,
                    size_t bi, size_t idx, const struct tg_bconn_user *user, void *arg,
                    struct tg_bconn **slot);
+/* A new snapshot on the worker: idle connections of older ones closed (they pin them). */
+void tg__pool_on_snapshot(struct tg_worker *w);
 /* Out of the pool or its reserved list (closing, or its user is done with it). */
 void tg__pool_unlink(struct tg_bconn *b);
 /* A pooled connection whose backend sent bytes, an end or a reset: counted, logged, closed. */
@@ -737,6 +739,8 @@ bool tg__target_note_unrequested(struct tg_worker *w, const struct tg_snapshot *
 SSL_SESSION *tg__target_session(struct tg_worker *w, const struct tg_snapshot *snap, size_t bi,
                                 size_t ti);
 void tg__targets_init(struct tg_worker *w);
+/* A new snapshot on the worker: the targets' states laid out for it (the old one let go). */
+void tg__targets_on_snapshot(struct tg_worker *w);
 void tg__targets_stop(struct tg_worker *w);
 /* Frees the targets' state and, once its health timer is closed, the worker's proxy state. */
 void tg__targets_free(struct tg_worker *w);

@@ -156,6 +156,12 @@ void tg_proxy_metrics_write(FILE *f)
            "after their last response.");
     fprintf(f, "tlsgate_backend_pool_dropped_total %llu\n",
             (unsigned long long)SUM(backend_pool_dropped));
+    family(f, "tlsgate_backend_pool_idle", "gauge",
+           "Idle backend connections kept for reuse (all workers).");
+    fprintf(f, "tlsgate_backend_pool_idle %llu\n", (unsigned long long)SUM(backend_pool_idle));
+    family(f, "tlsgate_config_snapshots_live", "gauge",
+           "Config snapshots in memory: the current one plus older ones open connections hold.");
+    fprintf(f, "tlsgate_config_snapshots_live %llu\n", (unsigned long long)tg_snapshots_live());
     family(f, "tlsgate_websocket_upgrades_total", "counter", "WebSocket upgrades relayed.");
     fprintf(f, "tlsgate_websocket_upgrades_total %llu\n",
             (unsigned long long)SUM(websocket_upgrades));

@@ -21,6 +21,7 @@ static void idle_remove(struct tg_bconn *b)
         b->next->prev = b->prev;
     b->prev = b->next = NULL;
     pw->n_idle--;
+    TG_STAT_DEC(&b->conn.w->stats, backend_pool_idle);
 }
 
 static void reserved_remove(struct tg_bconn *b)
@@ -86,6 +87,7 @@ void tg__backend_release(struct tg_bconn *b, bool reusable)
         pw->idle->prev = b;
     pw->idle = b;
     pw->n_idle++;
+    TG_STAT_INC(&w->stats, backend_pool_idle);
     tg__target_conn_done(b);
     tg__backend_arm(b, TG_BT_IDLE, b->snap->cfg->timeouts.idle_ms);
     tg_conn_update(&b->conn);
@@ -96,6 +98,27 @@ void tg__backend_close_idle(struct tg_worker *w)
     struct tg_proxy_worker *pw = tg_pw(w);
     while (pw->idle != NULL)
         tg__backend_close(pw->idle);
+}
+
+/* The worker took a new snapshot: idle connections opened under an older one are closed now.
+ * Only clients of that snapshot could still take one (each once: it is not kept after), and
+ * each holds its snapshot, with every TLS context and the config, until timeouts.idle. Reserved
+ * and busy connections are left alone: a request is using them, and they are not kept after. */
+void tg__pool_on_snapshot(struct tg_worker *w)
+{
+    struct tg_proxy_worker *pw = tg_pw(w);
+    size_t n = 0;
+    for (struct tg_bconn *b = pw->idle, *next; b != NULL; b = next) {
+        next = b->next;
+        if (b->snap == w->snap)
+            continue;
+        tg__backend_close(b);
+        n++;
+    }
+    if (n > 0)
+        tg_log_debug("config reloaded: %zu idle backend connection(s) of an earlier config closed "
+                     "(%zu kept)",
+                     n, pw->n_idle);
 }
 
 /* A pooled connection that must not carry a request (the backend sent bytes, an end or a reset

@@ -33,6 +33,7 @@ char *tg_status_json(void)
             SUM(backend_connects);
             SUM(backend_reuses);
             SUM(backend_pool_dropped);
+            SUM(backend_pool_idle);
             SUM(backend_errors);
             SUM(backend_timeouts);
             SUM(body_timeouts);
@@ -70,6 +71,8 @@ char *tg_status_json(void)
     tg_jobj_str(&o, "status", "ok");
     tg_jobj_str(&o, "version", TG_VERSION);
     tg_jobj_uint(&o, "config_generation", gen);
+    /* the current config's snapshot plus older ones open connections still hold */
+    tg_jobj_uint(&o, "config_snapshots_live", tg_snapshots_live());
     tg_jobj_uint(&o, "workers", nw);
     tg_jobj_uint(&o, "uptime_seconds", up);
     tg_jobj_begin(&o, "connections");
@@ -116,6 +119,7 @@ char *tg_status_json(void)
     tg_jobj_uint(&o, "connects", TG_STAT_GET(&sum, backend_connects));
     tg_jobj_uint(&o, "reuses", TG_STAT_GET(&sum, backend_reuses));
     tg_jobj_uint(&o, "pool_dropped", TG_STAT_GET(&sum, backend_pool_dropped));
+    tg_jobj_uint(&o, "pool_idle", TG_STAT_GET(&sum, backend_pool_idle));
     tg_jobj_uint(&o, "errors", TG_STAT_GET(&sum, backend_errors));
     tg_jobj_uint(&o, "timeouts", TG_STAT_GET(&sum, backend_timeouts));
     tg_jobj_uint(&o, "tls_failures", TG_STAT_GET(&sum, backend_tls_failures));

@@ -156,6 +156,13 @@ static void states_build(struct tg_worker *w)
     pw->tsnap = tg_snapshot_ref(snap);
 }
 
+void tg__targets_on_snapshot(struct tg_worker *w)
+{
+    struct tg_proxy_worker *pw = tg_pw(w);
+    if (pw != NULL && pw->tsnap != NULL && pw->tsnap != w->snap)
+        states_build(w);
+}
+
 /* The state of (bi, ti) of snap. Connections accepted under an older snapshot share the state of
  * the same backend name and target address in the current one (or get none: NULL), so a reload
  * forgets nothing about a target that is down. */

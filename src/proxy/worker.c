@@ -53,12 +53,15 @@ static void proxy_on_drain_timeout(struct tg_worker *w)
         tg_worker_drained(w);
 }
 
-/* A reload: client certificates are checked against the new policy, and HTTP/2 connections,
+/* A reload: client certificates are checked against the new policy, idle pooled backend
+ * connections and the targets' states let go of the old snapshot, and HTTP/2 connections,
  * which would otherwise keep the old snapshot for their whole life, get a graceful GOAWAY (their
  * streams in flight finish; the client reconnects under the new config). */
 static void proxy_on_snapshot(struct tg_worker *w)
 {
     tg__mtls_on_snapshot(w);
+    tg__pool_on_snapshot(w);
+    tg__targets_on_snapshot(w);
     for (struct tg_client *c = tg_pw(w)->clients, *next; c != NULL; c = next) {
         next = c->next;
         if (c->h2 != NULL && c->info.snap != w->snap && !tg_conn_closed(&c->conn))

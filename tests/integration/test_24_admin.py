@@ -142,6 +142,8 @@ def test_metrics_parse_as_prometheus_text(gateway, certs, tmp_path, pw_hash):
     assert value("tlsgate_handshake_failures", reason="unsupported_version") == 1
     assert value("tlsgate_handshakes", result="failed") == 1
     assert value("tlsgate_config_version") == 1
+    assert value("tlsgate_config_snapshots_live") == 1  # no reload: the one config
+    assert fams["tlsgate_backend_pool_idle"].type == "gauge"
     # Per listener (by name): the data listener's requests, the admin listener's own connection.
     assert value("tlsgate_listener_requests", listener="public", code="2xx") == 3
     # the readiness probe, three requests, the refused handshake

@@ -72,7 +72,7 @@ def test_http01_issues_and_serves(gateway, pebble, tmp_path, certs, state_dir):
     # Before issuance: the self-signed placeholder, logged as such.
     assert "serving a self-signed placeholder" in gw.log_text()
     wait_log(gw, "certificate obtained for web.test")
-    wait_log(gw, "config reloaded (generation 2)")
+    wait_log(gw, "config reloaded (generation 1 kept")
     root = p.root_pem(str(tmp_path / "pebble-root.pem"))
     r = verified(tls_port, "web.test", root)
     assert r.returncode == 0 and "Verify return code: 0 (ok)" in r.out, r.out + r.err
@@ -98,7 +98,7 @@ def test_tlsalpn01_issues_and_serves(gateway, pebble, tmp_path, certs, state_dir
                                                                             "www.alpn.test"])
     gw = gateway(cfg)
     wait_log(gw, "certificate obtained for alpn.test and more")
-    wait_log(gw, "config reloaded (generation 2)")
+    wait_log(gw, "config reloaded (generation 1 kept")
     log = gw.log_text()
     assert "ACME tls-alpn-01 challenge answered for alpn.test" in log, log
     assert "ACME tls-alpn-01 challenge answered for www.alpn.test" in log, log
@@ -195,7 +195,7 @@ def test_placeholder_while_acme_down_then_real(gateway, tmp_path, certs, state_d
         assert "CN = late.test" in before and "Pebble" not in before, before
         p.start()
         wait_log(gw, "certificate obtained for late.test")
-        wait_log(gw, "config reloaded (generation 2)")
+        wait_log(gw, "config reloaded (generation 1 kept")
         root = p.root_pem(str(tmp_path / "pebble-root.pem"))
         r = verified(tls_port, "late.test", root)
         assert r.returncode == 0 and "Verify return code: 0 (ok)" in r.out, r.out + r.err
@@ -209,7 +209,7 @@ def test_restart_serves_stored_cert_without_acme(gateway, pebble, tmp_path, cert
     cfg = acme_config(certs, state_dir, p.directory, http_port, tls_port, ["keep.test"],
                       challenges=["http-01"])
     gw = gateway(cfg, name="first")
-    wait_log(gw, "config reloaded (generation 2)")
+    wait_log(gw, "config reloaded (generation 1 kept")
     root = p.root_pem(str(tmp_path / "pebble-root.pem"))
     issued = serial(tls_port, "keep.test")
     gw.stop()
@@ -229,14 +229,14 @@ def test_forced_renewal_replaces_live_once(gateway, pebble, tmp_path, certs, sta
     cfg = acme_config(certs, state_dir, p.directory, http_port, tls_port, ["renew.test"],
                       challenges=["http-01"])
     gw = gateway(cfg)
-    wait_log(gw, "config reloaded (generation 2)")
+    wait_log(gw, "config reloaded (generation 1 kept")
     first = serial(tls_port, "renew.test")
     # Renewal window longer than Pebble's certificate lifetime: renewed at once, and only once.
     cfg["acme"]["renew_before_days"] = 3650
     with testenv.Conn(tls_port, sni="renew.test", ctx=testenv.tls_context(verify=False)) as c:
         gw.reload(cfg)
         wait_log(gw, "renewing the certificate for renew.test")
-        wait_log(gw, "config reloaded (generation 4)")
+        wait_log(gw, "config reloaded (generation 2 kept")
         # The connection opened before still works (no connection dropped).
         assert c.request("GET", "/").status == 200
     second = serial(tls_port, "renew.test")

@@ -7,13 +7,16 @@ import contextlib
 import errno
 import json
 import os
+import shutil
+import signal
 import subprocess
 import urllib.parse
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 import testenv
-from testenv import Conn
+from testenv import Conn, fingerprint
 from testenv.admin import Admin, admin_section, password_hash
 
 PW = "disk-full-pw"
@@ -134,6 +137,106 @@ def test_full_state_directory(gateway, certs, tmp_path, pw_hash, tmpfs):
         assert a.get("/api/v1/config").json["version"] == 2
         assert a.get(allow).json["allowed_subjects"] == ["CN=bob,O=Org", CORDA]
     assert gw2.running()
+
+
+def _served(port):
+    with Conn(port, ctx=testenv.tls_context(verify=False)) as c:
+        return fingerprint(c.peer_cert_der())
+
+
+def _renewable(certs, tmp_path, state, port, aport, pw_hash):
+    """_config with the listener's key pair in files of its own (web.crt, web.key) to renew."""
+    d = str(tmp_path)
+    shutil.copy(certs.ec.cert, os.path.join(d, "web.crt"))
+    shutil.copy(certs.ec.key, os.path.join(d, "web.key"))
+    cfg = _config(certs, state, port, aport, pw_hash)
+    cfg["keystores"]["main"] = {"type": "pem", "cert": os.path.join(d, "web.crt"),
+                                "key": os.path.join(d, "web.key")}
+    return cfg
+
+
+def _renew(certs, tmp_path):
+    """The renewed pair in the same files (replaced by rename, as tools renewing keys do)."""
+    for src, name in ((certs.rsa.key, "web.key"), (certs.rsa.cert, "web.crt")):
+        shutil.copy(src, str(tmp_path / (name + ".new")))
+        os.replace(str(tmp_path / (name + ".new")), str(tmp_path / name))
+
+
+def _reloads(aport):
+    with Admin(aport, password=PW) as a:
+        fams = {f.name: f for f in text_string_to_metric_families(a.get("/metrics").body.decode())}
+    got = {s.name: s.value for s in fams["tlsgate_config_version"].samples}
+    return ({s.labels["result"]: s.value for s in fams["tlsgate_reloads"].samples
+             if s.name.endswith("_total")}, got["tlsgate_config_version"])
+
+
+def test_full_state_directory_key_renewal(gateway, certs, tmp_path, pw_hash, tmpfs):
+    """A SIGHUP after renewing the key pair (the config file unchanged) is not a new version:
+    nothing is written, so it works on a full state disk: the new certificate is served, the
+    version stays, nothing failed."""
+    state = tmpfs("state", "256k")
+    port, aport = testenv.free_port(), testenv.free_port()
+    cfg = _renewable(certs, tmp_path, state, port, aport, pw_hash)
+    gw = gateway(cfg, ready_ports=[(port, True), (aport, True)])
+    stored_path = os.path.join(state, "config.json")
+    before = open(stored_path, "rb").read()
+    assert _served(port) == fingerprint(certs.ec.cert)
+    fill(state)
+    _renew(certs, tmp_path)
+    gw.signal(signal.SIGHUP)
+    assert gw.wait_log(lambda s: "config reloaded (generation 1 kept: the same document" in s or
+                       "reload failed" in s), gw.log_tail(10)
+    assert not gw.log_lines("reload failed"), gw.log_tail(10)
+    assert not gw.log_lines("No space left on device"), gw.log_tail(10)
+    assert _served(port) == fingerprint(certs.rsa.cert)
+    assert _reloads(aport) == ({"ok": 1, "failed": 0}, 1)
+    with Admin(aport, password=PW) as a:
+        assert a.get("/api/v1/config").json["version"] == 1
+        # POST /api/v1/reload reads them again the same way
+        r = a.request("POST", "/api/v1/reload")
+        assert r.status == 200 and r.json["version"] == 1, (r.status, r.body)
+    assert open(stored_path, "rb").read() == before
+    assert testenv.get(port, "/").status == 200
+    # a changed file is a new version, stored first: on the full disk it fails, nothing changes
+    changed = json.loads(json.dumps(cfg))
+    changed["log"]["level"] = "debug"
+    gw.reload(changed)
+    assert gw.wait_log(lambda s: "reload failed" in s), gw.log_tail(10)
+    assert _reloads(aport) == ({"ok": 2, "failed": 1}, 1)
+    assert _served(port) == fingerprint(certs.rsa.cert)
+    free(state)
+
+
+def test_same_document_reload_keeps_the_version(gateway, certs, tmp_path, pw_hash):
+    """A reload whose document equals the running one (the file untouched, or rewritten with
+    other spacing and key order) keeps the version and leaves the stored state as it was; an
+    edit is the next version, stored."""
+    state = str(tmp_path / "state")
+    port, aport = testenv.free_port(), testenv.free_port()
+    cfg = _renewable(certs, tmp_path, state, port, aport, pw_hash)
+    gw = gateway(cfg, ready_ports=[(port, True), (aport, True)])
+    stored_path = os.path.join(state, "config.json")
+    before = open(stored_path, "rb").read()
+    _renew(certs, tmp_path)
+    gw.signal(signal.SIGHUP)
+    assert gw.wait_log(lambda s: "generation 1 kept" in s or "reload failed" in s), \
+        gw.log_tail(10)
+    assert testenv.wait_until(lambda: _served(port) == fingerprint(certs.rsa.cert), testenv.t(5))
+    # the same document in other spacing and key order
+    with open(gw.config_path, "w") as f:
+        json.dump(dict(reversed(list(cfg.items()))), f)
+    gw.signal(signal.SIGHUP)
+    assert gw.wait_log(lambda s: s.count("generation 1 kept") == 2 or "reload failed" in s), \
+        gw.log_tail(10)
+    assert _reloads(aport) == ({"ok": 2, "failed": 0}, 1)
+    assert open(stored_path, "rb").read() == before
+    changed = json.loads(json.dumps(cfg))
+    changed["log"]["level"] = "debug"
+    gw.reload(changed)
+    assert gw.wait_log(lambda s: "config reloaded (generation 2)" in s or "reload failed" in s), \
+        gw.log_tail(10)
+    assert _reloads(aport) == ({"ok": 3, "failed": 0}, 2)
+    assert json.load(open(stored_path))["version"] == 2
 
 
 ADMIN_CALLS = [0]

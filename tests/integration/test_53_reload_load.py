@@ -235,6 +235,49 @@ def test_100_reloads_under_keepalive_load(gateway, origin, certs, tmp_path):
     assert gw.running()
 
 
+def _snapshots(plain):
+    st = _status(plain)
+    return st["config_snapshots_live"], st["backends"]["pool_idle"], st["backends"]["reuses"]
+
+
+def test_reloads_let_go_of_old_snapshots_at_once(gateway, origin, certs, tmp_path):
+    """Idle pooled backend connections belong to the snapshot they were opened under and used to
+    keep it (every TLS context and the config) until timeouts.idle (60 s). Now a worker closes
+    them when it takes a new snapshot: after 20 reloads, each followed by requests through the
+    backend, the old snapshots are gone within seconds; a keep-alive client that stays on its
+    old snapshot across all of them gets every answer; the pool keeps working."""
+    o = origin("app")
+    port, plain = testenv.free_port(), testenv.free_port()
+    gw = gateway(_config(certs, tmp_path, port, plain, o.address))
+    assert testenv.wait_until(lambda: _snapshots(plain)[0] == 1, testenv.t(5)), _snapshots(plain)
+    old = Conn(port)  # accepted under generation 1: keeps it for its life
+    assert old.request("GET", "/old-0").status == 200
+    for n in range(1, 21):
+        gw.reload(_config(certs, tmp_path, port, plain, o.address, n=n))
+        assert gw.wait_log(lambda s: "config reloaded (generation %d)" % (n + 1) in s,
+                           timeout=10), gw.log_tail(20)
+        for i in range(4):  # new connections: backend connections pooled under generation n+1
+            assert testenv.get(port, "/r%d-%d" % (n, i)).status == 200
+        r = old.request("GET", "/old-%d" % n)
+        assert r.status == 200, r.status
+    # generation 21 plus the one the old client holds, and nothing else, within seconds (not
+    # after timeouts.idle): a worker closes the idle connections of older ones when it takes the
+    # new snapshot, the last ones on the first reload after them
+    assert testenv.wait_until(lambda: _snapshots(plain)[0] == 2, testenv.t(3)), _snapshots(plain)
+    old.close()
+    assert testenv.wait_until(lambda: _snapshots(plain)[0] == 1, testenv.t(3)), _snapshots(plain)
+    live, idle, reuses = _snapshots(plain)
+    assert idle >= 1, _status(plain)  # the current snapshot's connections stay pooled
+    for i in range(4):
+        assert testenv.get(port, "/again-%d" % i).status == 200
+    assert _snapshots(plain)[2] > reuses, _status(plain)  # and are reused
+    gw.reload(_config(certs, tmp_path, port, plain, o.address, n=99))
+    assert gw.wait_log(lambda s: "config reloaded (generation 22)" in s, timeout=10)
+    assert testenv.wait_until(lambda: _snapshots(plain)[:2] == (1, 0), testenv.t(3)), \
+        _status(plain)
+    assert gw.running()
+
+
 def test_kill_9_and_restart_under_load(gateway, origin, certs, tmp_path):
     o = origin("app")
     port, plain, aport = testenv.free_port(), testenv.free_port(), testenv.free_port()
