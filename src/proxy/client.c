@@ -392,7 +392,6 @@ void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
                          c->info.lc->name);
         } else {
             SSL_set_accept_state(ssl);
-            SSL_set_app_data(ssl, &c->conn); /* the revocation-fetch hook finds the client */
             /* One read() fills OpenSSL's buffer with every record available instead of two
              * reads (header, body) per record; SSL_has_pending() tells us when to read again. */
             SSL_set_read_ahead(ssl, 1);

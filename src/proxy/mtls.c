@@ -55,7 +55,7 @@ static uint64_t wait_deadline(const struct tg_client *c)
 /* tg_tls_fetch_cb: runs inside the paused handshake of a client connection. */
 static bool fetch_hook(SSL *ssl, struct tg_tls_fetch *f)
 {
-    struct tg_conn *conn = SSL_get_app_data(ssl);
+    struct tg_conn *conn = tg_conn_of_ssl(ssl); /* tied by tg_conn_init */
     if (conn == NULL || conn->w == NULL || conn->w->proto == NULL) {
         tg_tls_fetch_unref(f);
         return false;
