@@ -69,8 +69,9 @@ static bool fetch_wait_expired(struct tg_client *c)
     tg_log_info("client %s listener=%s: stopped waiting for the %s from %s after %" PRIu64
                 " ms, to finish the TLS handshake within %" PRIu64
                 " ms (timeouts.handshake): its revocation status is unknown",
-                c->peer, c->info.lc->name, tg_tls_fetch_what(p->f), tg_tls_fetch_url(p->f),
-                now - c->fetch_wait_since_ms, tg__cfg(c)->timeouts.handshake_ms);
+                TG__PEER(&c->info), c->info.lc->name, tg_tls_fetch_what(p->f),
+                tg_tls_fetch_url(p->f), now - c->fetch_wait_since_ms,
+                tg__cfg(c)->timeouts.handshake_ms);
     fetch_wait_remove(c);
     tg_tls_server_stop_waiting(c->conn.ssl);
     tg_conn_timer(&c->conn, end > now ? end - now : 1); /* the rest of the handshake */
@@ -85,7 +86,7 @@ void tg__client_leave_out_cert_chain(const struct tg_client_info *i)
         return;
     tg_log_info("client %s listener=%s: Client-Cert-Chain left out of requests forwarded on this "
                 "connection: its %zu bytes do not fit the forwarded head (limits.max_header_bytes)",
-                c->peer, c->info.lc->name, strlen(c->info.client_cert_chain));
+                TG__PEER(&c->info), c->info.lc->name, strlen(c->info.client_cert_chain));
     free((char *)c->info.client_cert_chain);
     c->info.client_cert_chain = NULL;
 }
@@ -112,7 +113,7 @@ void tg__client_close(struct tg_client *c)
 
 void tg__client_abort(struct tg_client *c, const char *why)
 {
-    tg_log_debug("client %s listener=%s: closing: %s", c->peer, c->info.lc->name, why);
+    tg_log_debug("client %s listener=%s: closing: %s", TG__PEER(&c->info), c->info.lc->name, why);
     tg__client_close(c);
 }
 
@@ -128,7 +129,7 @@ static void hs_failed(struct tg_client *c, enum tg_tls_fail f)
         detail[0] = '\0';
     TG_STAT_INC(&c->conn.w->stats, hs_fail[f]);
     tg_log(fi->client_caused ? TG_LOG_INFO : TG_LOG_ERROR,
-           "TLS handshake failed: peer=%s listener=%s reason=%s: %s%s%s%s%s%s", c->peer,
+           "TLS handshake failed: peer=%s listener=%s reason=%s: %s%s%s%s%s%s", TG__PEER(&c->info),
            c->info.lc->name, fi->token, fi->sentence, detail[0] ? " (" : "", detail,
            detail[0] ? ")" : "", fi->config_key ? "; to change this, see " : "",
            fi->config_key ? fi->config_key : "");
@@ -185,14 +186,14 @@ static void early_noted(struct tg_client *c)
     if (e == TG_TLS_EARLY_REPLAY || e == TG_TLS_EARLY_FULL)
         tg_log_info("client %s listener=%s: TLS early data refused: reason=%s: %s; the handshake "
                     "goes on without it",
-                    c->peer, c->info.lc->name, tg_tls_early_token(e),
+                    TG__PEER(&c->info), c->info.lc->name, tg_tls_early_token(e),
                     e == TG_TLS_EARLY_REPLAY
                         ? "its ticket already carried early data within the replay window (a "
                           "replayed ClientHello, or a ticket used twice)"
                         : "the anti-replay register has no free slot for its ticket");
     else
-        tg_log_debug("client %s listener=%s: TLS early data %s", c->peer, c->info.lc->name,
-                     tg_tls_early_token(e));
+        tg_log_debug("client %s listener=%s: TLS early data %s", TG__PEER(&c->info),
+                     c->info.lc->name, tg_tls_early_token(e));
 }
 
 void tg__client_on_fail(struct tg_conn *conn, enum tg_conn_fail why, int err)
@@ -243,7 +244,7 @@ static bool client_identity(struct tg_client *c)
             TG_STAT_INC(&c->conn.w->stats, hs_fail[f]);
             tg_log_info("TLS handshake failed: peer=%s listener=%s reason=%s: %s (%s; resumed "
                         "session)",
-                        c->peer, c->info.lc->name, fi->token, fi->sentence, detail);
+                        TG__PEER(&c->info), c->info.lc->name, fi->token, fi->sentence, detail);
             return false;
         }
     }
@@ -294,7 +295,7 @@ void tg__client_opened(struct tg_client *c)
         count_negotiated(&conn->w->stats, conn->ssl);
         early_noted(c);
         const char *sni = SSL_get_servername(conn->ssl, TLSEXT_NAMETYPE_host_name);
-        tg_log_debug("client %s listener=%s: TLS established %s %s sni=%s", c->peer,
+        tg_log_debug("client %s listener=%s: TLS established %s %s sni=%s", TG__PEER(&c->info),
                      c->info.lc->name, SSL_get_version(conn->ssl), SSL_get_cipher_name(conn->ssl),
                      sni ? sni : "-");
         if (!client_identity(c)) {
@@ -309,7 +310,7 @@ void tg__client_opened(struct tg_client *c)
         if (i->alpn_len == 10 && memcmp(i->alpn, "acme-tls/1", 10) == 0) {
             /* A TLS-ALPN-01 validation (RFC 8737): the handshake was all it came for. */
             tg_log_info("client %s listener=%s: ACME tls-alpn-01 challenge answered for %s",
-                        c->peer, c->info.lc->name, sni ? sni : "-");
+                        TG__PEER(&c->info), c->info.lc->name, sni ? sni : "-");
             tg__client_close(c);
             return;
         }
@@ -336,8 +337,8 @@ void tg__client_confirmed(struct tg_client *c)
         c->timer_kind = TG_CT_NONE;
         tg_conn_timer(&c->conn, 0);
     }
-    tg_log_debug("client %s listener=%s: TLS handshake finished after early data", c->peer,
-                 c->info.lc->name);
+    tg_log_debug("client %s listener=%s: TLS handshake finished after early data",
+                 TG__PEER(&c->info), c->info.lc->name);
 }
 
 void tg__client_handshake_timeout(struct tg_client *c)
@@ -349,7 +350,7 @@ void tg__client_handshake_timeout(struct tg_client *c)
     TG_STAT_INC(&c->conn.w->stats, hs_fail[TG_TLS_FAIL_TIMEOUT]);
     tg_log_info("TLS handshake failed: peer=%s listener=%s reason=%s: %s (no handshake "
                 "within %" PRIu64 " ms); to change this, see %s",
-                c->peer, c->info.lc->name, fi->token, fi->sentence,
+                TG__PEER(&c->info), c->info.lc->name, fi->token, fi->sentence,
                 tg__cfg(c)->timeouts.handshake_ms,
                 fi->config_key ? fi->config_key : "timeouts.handshake");
     tg__client_close(c);
@@ -370,9 +371,8 @@ void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
     TG_STAT_INC(&w->stats, l_open[c->info.snap->lslot[lidx]]);
     c->proto = proto;
     c->serve = serve;
-    tg_addr_format(peer, c->peer, sizeof(c->peer));
+    tg_addr_pack(peer, &c->info.peer);
     c->info.w = w;
-    c->info.peer = c->peer;
     const struct tg_client_auth_conf *ca = &c->info.lc->tls.client_auth;
     for (size_t i = 0; ca->from_header != NULL && i < ca->n_header_from; i++)
         c->info.header_trusted = c->info.header_trusted || tg_cidr_match(&ca->header_from[i], peer);
@@ -388,7 +388,7 @@ void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
         ssl = SSL_new(tg_tls_server_ctx(c->info.snap->tls[lidx]));
         if (ssl == NULL) {
             ERR_clear_error();
-            tg_log_error("client %s listener=%s: cannot create a TLS session", c->peer,
+            tg_log_error("client %s listener=%s: cannot create a TLS session", TG__PEER(&c->info),
                          c->info.lc->name);
         } else {
             SSL_set_accept_state(ssl);

@@ -13,13 +13,6 @@
 
 #define FEED_SLACK 256
 
-static void copy_span(char *dst, size_t cap, const char *src, size_t len)
-{
-    size_t n = TG_MIN(len, cap - 1);
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
 /* Who the request is from: the connection, or the certificate a trusted balancer passed. */
 static const struct tg_client_info *who_of(const struct tg_stream *st)
 {
@@ -62,23 +55,14 @@ static bool build_backend_head(struct tg_stream *st, const char *url, size_t url
         if (!pass_us && memchr(f->name, '_', f->name_len) != NULL) {
             tg_log_debug("client %s listener=%s: dropped header field \"%.*s\": its name has an "
                          "underscore (http.underscores_in_headers)",
-                         c->peer, c->lc->name, (int)TG_MIN(f->name_len, 64u), f->name);
+                         TG__PEER(c), c->lc->name, (int)TG_MIN(f->name_len, 64u), f->name);
             continue;
         }
         ok = tg_http_head_add(h, f->name, f->name_len, f->value, f->value_len);
     }
-    /* "1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "::1" */
-    const char *ip = c->peer;
-    size_t iplen = strlen(c->peer);
-    const char *colon = strrchr(c->peer, ':');
-    if (c->peer[0] == '[') {
-        ip = c->peer + 1;
-        iplen = (size_t)(strchr(c->peer, ']') - ip);
-    } else if (colon != NULL) {
-        iplen = (size_t)(colon - c->peer);
-    }
-    copy_span(st->xff, sizeof(st->xff), ip, iplen);
-    ok = ok && tg_http_head_add(h, "X-Forwarded-For", 15, st->xff, strlen(st->xff)) &&
+    /* "1.2.3.4", "::1" (st->xff has room for TG_ADDR_STRLEN) */
+    size_t iplen = tg_addr_packed_ip(&c->peer, st->xff);
+    ok = ok && tg_http_head_add(h, "X-Forwarded-For", 15, st->xff, iplen) &&
          tg_http_head_add(h, "X-Forwarded-Proto", 17, c->tls ? "https" : "http", c->tls ? 5 : 4);
     /* RFC 8470: a request served from TLS early data says so (a client's own field, from an
      * intermediary in front, is passed on as it is). */
@@ -148,7 +132,7 @@ static bool route_admits(struct tg_stream *st, const struct tg_route_conf *r)
         X509_NAME_oneline(X509_get_subject_name(c->leaf), subject, sizeof(subject));
     tg_log_info("client %s listener=%s: request refused with 403: reason=%s: %s %s: %s is not in "
                 "%s/routes/%zu/allowed_subjects",
-                c->peer, c->lc->name, tg__hfail_info(TG_HF_CERT_NOT_ALLOWED)->token, st->method,
+                TG__PEER(c), c->lc->name, tg__hfail_info(TG_HF_CERT_NOT_ALLOWED)->token, st->method,
                 st->path, subject, c->lc->path, (size_t)(r - c->lc->routes));
     st->discard_body = true;
     st->close_conn = true;
@@ -161,7 +145,7 @@ static bool header_refuse(struct tg_stream *st, const char *what, const char *de
     const struct tg_client_info *c = st->who;
     tg_log_info("client %s listener=%s: request refused with 403: reason=%s: %s %s: %s: %s "
                 "(%s/from_header)",
-                c->peer, c->lc->name, tg__hfail_info(TG_HF_CERT_HEADER)->token, st->method,
+                TG__PEER(c), c->lc->name, tg__hfail_info(TG_HF_CERT_HEADER)->token, st->method,
                 st->path, what, detail, c->lc->tls.client_auth.path);
     st->discard_body = true;
     st->close_conn = true;
@@ -190,7 +174,7 @@ static bool header_identity(struct tg_stream *st)
         if (n > 0)
             tg_log_info("client %s listener=%s: %s %s: ignored and removed header field %s: the "
                         "peer is not in %s/from_header/trusted_from",
-                        c->peer, c->lc->name, st->method, st->path, ca->from_header, ca->path);
+                        TG__PEER(c), c->lc->name, st->method, st->path, ca->from_header, ca->path);
         return true;
     }
     st->hdr_who = *c;
@@ -256,7 +240,7 @@ static void fwd_on_head(struct tg_stream *st)
     if (r == NULL) {
         tg_log_info(
             "client %s listener=%s: request refused with 404: reason=%s: no route for %s %s",
-            c->peer, c->lc->name, tg__hfail_info(TG_HF_NO_ROUTE)->token, st->method, st->path);
+            TG__PEER(c), c->lc->name, tg__hfail_info(TG_HF_NO_ROUTE)->token, st->method, st->path);
         st->discard_body = true;
         tg__stream_refuse(st, TG_HF_NO_ROUTE);
         return;
@@ -264,8 +248,8 @@ static void fwd_on_head(struct tg_stream *st)
     if (r->client_auth_require && !c->has_cert) {
         tg_log_info("client %s listener=%s: request refused with 403: reason=%s: %s %s needs a "
                     "client certificate (routes client_auth \"require\")",
-                    c->peer, c->lc->name, tg__hfail_info(TG_HF_CERT_REQUIRED)->token, st->method,
-                    st->path);
+                    TG__PEER(c), c->lc->name, tg__hfail_info(TG_HF_CERT_REQUIRED)->token,
+                    st->method, st->path);
         st->discard_body = true;
         st->close_conn = true;
         tg__stream_refuse(st, TG_HF_CERT_REQUIRED);
@@ -293,7 +277,7 @@ static void fwd_on_head(struct tg_stream *st)
         tg_log_info("client %s listener=%s: request refused with 431: reason=%s: %s %s: the head "
                     "with the fields we add does not fit the backend's buffer "
                     "(limits.max_header_bytes)",
-                    c->peer, c->lc->name, tg__hfail_info(TG_HF_FORWARD_TOO_LARGE)->token,
+                    TG__PEER(c), c->lc->name, tg__hfail_info(TG_HF_FORWARD_TOO_LARGE)->token,
                     st->method, st->path);
         st->discard_body = true;
         st->close_conn = true;

@@ -10,6 +10,7 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
+#include "core/addr.h"
 #include "core/buf.h"
 #include "http/http.h"
 #include "net/conn.h"
@@ -126,8 +127,8 @@ struct tg_client_info {
     struct tg_worker *w;
     struct tg_snapshot *snap;
     const struct tg_listener_conf *lc;
-    const char *peer;
-    const char *tls_version; /* NULL on a plain connection */
+    struct tg_addr_packed peer; /* formatted when used: TG__PEER */
+    const char *tls_version;    /* NULL on a plain connection */
     const char *cipher;
     const char *sni; /* or NULL */
     const unsigned char *alpn;
@@ -148,6 +149,11 @@ struct tg_client_info {
     const char *client_cert_chain;
 };
 
+/* A client's address as its logs write it ("1.2.3.4:5", "[::1]:5"), formatted from its
+ * tg_client_info's binary copy into a buffer that lives until the end of the enclosing block (only
+ * when the line is written: tg_log_debug and tg_log_info evaluate their arguments only then). */
+#define TG__PEER(info) tg_addr_packed_str(&(info)->peer, (char[TG_ADDR_STRLEN]){0})
+
 /* A client connection. Freed in its conn's on_closed. */
 struct tg_client {
     struct tg_conn conn; /* its snapshot and listener are info.snap and info.lc */
@@ -165,7 +171,6 @@ struct tg_client {
     uint64_t accepted_ms;
     uint64_t deadline_ms;
     uint64_t peer_hold; /* its place in the per-address counts (tg_worker_conn_done) */
-    char peer[48];
     struct tg_client_info info;
     struct tg_stream *st;         /* http1: the request in flight, NULL while idle */
     struct tg_h2_session *h2;     /* h2: the session, once ALPN chose it */
@@ -340,7 +345,7 @@ struct tg_stream {
     bool req_chunked;    /* the request body is re-chunked for the backend */
     size_t req_head_len; /* bytes of the forwarded head in to_backend */
     struct tg_buf to_backend;
-    char xff[64]; /* values of the fields we add */
+    char xff[64]; /* values of the fields we add (X-Forwarded-For: at least TG_ADDR_STRLEN) */
     /* tls.client_auth.from_header (forward.c): who the request is from when a trusted balancer
      * passed the certificate (a copy of *who with the header's identity, used when hdr_set);
      * the certificate and header values are freed by tg__stream_identity_clear. */

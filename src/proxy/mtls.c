@@ -85,8 +85,8 @@ static bool fetch_hook(SSL *ssl, struct tg_tls_fetch *f)
         }
         p->next = pw->fetches;
         pw->fetches = p;
-        tg_log_debug("client %s listener=%s: handshake waits for revocation data from %s", c->peer,
-                     c->info.lc->name, tg_tls_fetch_url(f));
+        tg_log_debug("client %s listener=%s: handshake waits for revocation data from %s",
+                     TG__PEER(&c->info), c->info.lc->name, tg_tls_fetch_url(f));
     }
     p->waiters = tg_xrealloc(p->waiters, (p->n_waiters + 1) * sizeof(*p->waiters));
     p->waiters[p->n_waiters++] = c;
@@ -154,8 +154,8 @@ void tg__mtls_on_snapshot(struct tg_worker *w)
         const struct tg_tls_fail_info *fi = tg_tls_fail_info(f);
         bool in_flight = c->info.lc->mode == TG_MODE_HTTP && c->phase == TG_CP_REQUEST;
         TG_STAT_INC(&w->stats, reauth_closed);
-        tg_log_info("client %s listener=%s: closed after reload: reason=%s: %s (%s)%s", c->peer,
-                    c->info.lc->name, fi->token, fi->sentence, detail,
+        tg_log_info("client %s listener=%s: closed after reload: reason=%s: %s (%s)%s",
+                    TG__PEER(&c->info), c->info.lc->name, fi->token, fi->sentence, detail,
                     in_flight ? "; after the response in flight" : "");
         if (in_flight)
             c->close_after = true;

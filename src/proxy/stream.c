@@ -213,7 +213,7 @@ void tg__stream_start(struct tg_stream *st)
             TG_STAT_INC(&st->who->w->stats, early_held);
             tg_log_debug("client %s listener=%s: %s %s came in TLS early data and is not safe to "
                          "replay: it waits for the handshake to finish",
-                         st->who->peer, st->who->lc->name, st->method, st->path);
+                         TG__PEER(st->who), st->who->lc->name, st->method, st->path);
         }
         return;
     }
@@ -256,8 +256,8 @@ enum tg_hfail tg__stream_check_request(struct tg_stream *st)
 void tg__stream_refuse_logged(struct tg_stream *st, enum tg_hfail f)
 {
     const struct tg_hfail_info *fi = tg__hfail_info(f);
-    tg_log_info("client %s listener=%s: request refused with %d: reason=%s: %s%s%s", st->who->peer,
-                st->who->lc->name, fi->status, fi->token, fi->sentence,
+    tg_log_info("client %s listener=%s: request refused with %d: reason=%s: %s%s%s",
+                TG__PEER(st->who), st->who->lc->name, fi->status, fi->token, fi->sentence,
                 fi->config_key ? "; to change this, see " : "",
                 fi->config_key ? fi->config_key : "");
     st->discard_body = true;
@@ -399,7 +399,8 @@ void tg__stream_log_access(struct tg_stream *st)
     uint64_t ms = uv_now(&w->loop) - st->start_ms;
     uint64_t bytes = st->bytes_out;
     const char *proto = st->http10 ? "HTTP/1.0" : st->out->proto;
-    const char *peer = who->peer, *lname = who->lc->name;
+    char peer_buf[TG_ADDR_STRLEN];
+    const char *peer = tg_addr_packed_str(&who->peer, peer_buf), *lname = who->lc->name;
     char line[ALOG_LINE];
     size_t n = 0;
     if (who->snap->cfg->log.format == TG_LOGFMT_JSON) {

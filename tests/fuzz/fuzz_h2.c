@@ -77,9 +77,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c->info.lc = &snap->cfg->listeners[0];
     c->proto = &tg__proto_http1;
     c->serve = &tg__forward_handler;
-    memcpy(c->peer, "127.0.0.1:9", 12);
+    c->info.peer = (struct tg_addr_packed){.family = AF_INET, .port = 9, .addr = {127, 0, 0, 1}};
     c->info.w = &worker;
-    c->info.peer = c->peer;
     c->info.alpn = (const unsigned char *)"h2";
     c->info.alpn_len = 2;
     pw->clients = c;
