@@ -72,6 +72,21 @@ static char *put_uint(char *at, unsigned v)
     return at;
 }
 
+/* One IPv4 byte in decimal (no leading zeros). */
+static char *put_octet(char *at, unsigned v)
+{
+    if (v >= 100) {
+        unsigned h = v / 100;
+        *at++ = (char)('0' + h);
+        v -= h * 100;
+        *at++ = (char)('0' + v / 10);
+    } else if (v >= 10) {
+        *at++ = (char)('0' + v / 10);
+    }
+    *at++ = (char)('0' + v % 10);
+    return at;
+}
+
 /* IPv4 by hand, as inet_ntop writes it (glibc's goes through sprintf, on every request's
  * X-Forwarded-For); IPv6 by inet_ntop. */
 size_t tg_addr_packed_ip(const struct tg_addr_packed *p, char *buf)
@@ -81,7 +96,7 @@ size_t tg_addr_packed_ip(const struct tg_addr_packed *p, char *buf)
         for (int i = 0; i < 4; i++) {
             if (i > 0)
                 *at++ = '.';
-            at = put_uint(at, p->addr[i]);
+            at = put_octet(at, p->addr[i]);
         }
         *at = '\0';
         return (size_t)(at - buf);
