@@ -303,11 +303,10 @@ void tg__client_opened(struct tg_client *c)
             return;
         }
         struct tg_client_info *i = &c->info;
-        i->tls_version = SSL_get_version(conn->ssl);
-        i->cipher = SSL_get_cipher_name(conn->ssl);
-        i->sni = sni;
-        SSL_get0_alpn_selected(conn->ssl, &i->alpn, &i->alpn_len);
-        if (i->alpn_len == 10 && memcmp(i->alpn, "acme-tls/1", 10) == 0) {
+        const unsigned char *alpn;
+        unsigned alpn_len;
+        SSL_get0_alpn_selected(conn->ssl, &alpn, &alpn_len);
+        if (alpn_len == 10 && memcmp(alpn, "acme-tls/1", 10) == 0) {
             /* A TLS-ALPN-01 validation (RFC 8737): the handshake was all it came for. */
             tg_log_info("client %s listener=%s: ACME tls-alpn-01 challenge answered for %s",
                         TG__PEER(&c->info), c->info.lc->name, sni ? sni : "-");
@@ -372,7 +371,7 @@ void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
     c->proto = proto;
     c->serve = serve;
     tg_addr_pack(peer, &c->info.peer);
-    c->info.w = w;
+    c->info.conn = &c->conn;
     const struct tg_client_auth_conf *ca = &c->info.lc->tls.client_auth;
     for (size_t i = 0; ca->from_header != NULL && i < ca->n_header_from; i++)
         c->info.header_trusted = c->info.header_trusted || tg_cidr_match(&ca->header_from[i], peer);

@@ -84,7 +84,7 @@ static bool build_backend_head(struct tg_stream *st, const char *url, size_t url
     if (st->upgrade)
         h->upgrade = "websocket";
     struct tg_buf *b = &st->to_backend;
-    tg_conn_buf_get(c->w, b, tg__in_cap(c->snap) + 4096);
+    tg_conn_buf_get(c->conn->w, b, tg__in_cap(c->snap) + 4096);
     b->off = b->len = 0;
     ok = ok && tg_h1_write_request(b, h);
     st->req_head_len = b->len;
@@ -111,8 +111,8 @@ static const struct tg_bconn_user stream_user = {stream_on_open, stream_on_fail}
 static void stream_start(struct tg_stream *st)
 {
     st->bc = NULL;
-    tg__backend_open(st->who->w, st->who->snap, st->who, st->backend, !st->upgrade, &stream_user,
-                     st, &st->bc);
+    tg__backend_open(st->who->conn->w, st->who->snap, st->who, st->backend, !st->upgrade,
+                     &stream_user, st, &st->bc);
 }
 
 /* ---- the handler ---- */

@@ -684,7 +684,11 @@ static void on_open(struct tg_conn *conn)
     tg__client_opened(c);
     if (tg_conn_closed(conn))
         return;
-    if (c->info.alpn_len == 2 && memcmp(c->info.alpn, "h2", 2) == 0) {
+    const unsigned char *alpn = NULL;
+    unsigned alpn_len = 0;
+    if (conn->ssl != NULL)
+        SSL_get0_alpn_selected(conn->ssl, &alpn, &alpn_len);
+    if (alpn_len == 2 && memcmp(alpn, "h2", 2) == 0) {
         if (!tg__h2_start(c))
             tg__client_abort(c, "cannot start an HTTP/2 session");
         return;

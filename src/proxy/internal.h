@@ -124,15 +124,13 @@ extern const struct tg_proto tg__proto_tcp;
  * the connection. Only client.c writes it; backends, handlers and logs read it, and never call
  * into the connection. */
 struct tg_client_info {
-    struct tg_worker *w;
+    /* The client's connection: its worker (conn->w) and, on TLS, its SSL (conn->ssl, NULL once
+     * freed), which gives the version, suite, SNI and ALPN when they are asked for (issue 16 d:
+     * they were 36 bytes kept per connection). */
+    const struct tg_conn *conn;
     struct tg_snapshot *snap;
     const struct tg_listener_conf *lc;
     struct tg_addr_packed peer; /* formatted when used: TG__PEER */
-    const char *tls_version;    /* NULL on a plain connection */
-    const char *cipher;
-    const char *sni; /* or NULL */
-    const unsigned char *alpn;
-    unsigned alpn_len;
     bool tls;
     bool has_cert; /* the client presented a certificate that was verified */
     /* The connection opened on TLS 1.3 early data and its handshake has not finished yet: what

@@ -80,7 +80,7 @@ static void svc_on_head(struct tg_stream *st)
     }
     struct tg_svc_req *r = tg_xcalloc(1, sizeof(*r));
     r->st = st;
-    r->w = who->w;
+    r->w = who->conn->w;
     r->snap = tg_snapshot_ref(who->snap);
     r->has_cert = who->has_cert;
     r->max_body = max;

@@ -18,7 +18,7 @@ bool tg__stream_head(struct tg_stream *st, struct tg_http_head *h, bool end)
     if (h->status >= 200 || h->status == 101)
         st->resp_phase = TG_RESP_BODY; /* TG_RESP_DONE comes with tg__stream_end */
     if (h->status == 425 && st->early) /* the backend would not risk it (RFC 8470): relayed */
-        TG_STAT_INC(&st->who->w->stats, early_too_early);
+        TG_STAT_INC(&st->who->conn->w->stats, early_too_early);
     return st->out->head(st, h, end);
 }
 
@@ -174,7 +174,7 @@ void tg__stream_respond(struct tg_stream *st, int status, const char *ctype, con
 void tg__stream_refuse(struct tg_stream *st, enum tg_hfail f)
 {
     const struct tg_hfail_info *fi = tg__hfail_info(f);
-    TG_STAT_INC(&st->who->w->stats, http_fail[f]);
+    TG_STAT_INC(&st->who->conn->w->stats, http_fail[f]);
     char body[160];
     snprintf(body, sizeof(body), "%s\n", fi->sentence);
     tg__stream_respond(st, fi->status, "text/plain", NULL, NULL, body, strlen(body));
@@ -210,7 +210,7 @@ void tg__stream_start(struct tg_stream *st)
     if (st->early && st->who->early && !tg__stream_early_safe(st)) {
         if (!st->early_wait) {
             st->early_wait = true;
-            TG_STAT_INC(&st->who->w->stats, early_held);
+            TG_STAT_INC(&st->who->conn->w->stats, early_held);
             tg_log_debug("client %s listener=%s: %s %s came in TLS early data and is not safe to "
                          "replay: it waits for the handshake to finish",
                          TG__PEER(st->who), st->who->lc->name, st->method, st->path);
@@ -218,7 +218,7 @@ void tg__stream_start(struct tg_stream *st)
         return;
     }
     if (st->early && st->who->early)
-        TG_STAT_INC(&st->who->w->stats, early_served);
+        TG_STAT_INC(&st->who->conn->w->stats, early_served);
     st->early_wait = false;
     st->h->start(st);
 }
@@ -268,7 +268,7 @@ void tg__stream_refuse_logged(struct tg_stream *st, enum tg_hfail f)
 void tg__stream_backend_failed(struct tg_stream *st, enum tg_pfail f, const char *detail)
 {
     const struct tg_pfail_info *fi = tg__pfail_info(f);
-    struct tg_worker *w = st->who->w;
+    struct tg_worker *w = st->who->conn->w;
     TG_STAT_INC(&w->stats, backend_errors);
     if (fi->status == 504)
         TG_STAT_INC(&w->stats, backend_timeouts);
@@ -376,7 +376,7 @@ static void alog_str(char *line, size_t *n, const char *s, unsigned flags, size_
 void tg__stream_log_access(struct tg_stream *st)
 {
     const struct tg_client_info *who = st->who;
-    struct tg_worker *w = who->w;
+    struct tg_worker *w = who->conn->w;
     int cls = st->status / 100;
     if (cls >= 1 && cls <= 5) {
         TG_STAT_INC(&w->stats, responses[cls]);
@@ -385,11 +385,14 @@ void tg__stream_log_access(struct tg_stream *st)
     }
     if (w->net->access_log_fd < 0)
         return;
-    const char *ver = who->tls_version ? who->tls_version : "-";
-    const char *cipher = who->cipher ? who->cipher : "-";
-    const char *sni = who->sni;
-    const unsigned char *alpn = who->alpn;
-    unsigned alpn_len = who->alpn_len;
+    SSL *ssl = who->conn->ssl;
+    const char *ver = ssl != NULL ? SSL_get_version(ssl) : "-";
+    const char *cipher = ssl != NULL ? SSL_get_cipher_name(ssl) : "-";
+    const char *sni = ssl != NULL ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+    const unsigned char *alpn = NULL;
+    unsigned alpn_len = 0;
+    if (ssl != NULL)
+        SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
     const char *host = st->host;
     const char *path = st->path;
     const char *backend = st->backend ? st->backend->name : NULL;

@@ -78,9 +78,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c->proto = &tg__proto_http1;
     c->serve = &tg__forward_handler;
     c->info.peer = (struct tg_addr_packed){.family = AF_INET, .port = 9, .addr = {127, 0, 0, 1}};
-    c->info.w = &worker;
-    c->info.alpn = (const unsigned char *)"h2";
-    c->info.alpn_len = 2;
+    c->info.conn = &c->conn;
     pw->clients = c;
     pw->n_clients = 1;
     atomic_fetch_add(&net.active_conns, 1);
