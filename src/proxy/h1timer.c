@@ -12,7 +12,6 @@
 static void arm(struct tg_client *c, int kind, uint64_t ms)
 {
     c->timer_kind = (uint8_t)kind;
-    c->deadline_ms = uv_now(&c->conn.w->loop) + ms;
     tg_conn_timer(&c->conn, ms);
 }
 
@@ -24,7 +23,6 @@ static void arm_stream(struct tg_client *c, int kind, uint64_t ms)
     st->deadline_kind = (uint8_t)kind;
     st->deadline_ms = uv_now(&c->conn.w->loop) + ms;
     c->timer_kind = TG_CT_STREAM;
-    c->deadline_ms = st->deadline_ms;
     tg_conn_timer(&c->conn, ms);
 }
 

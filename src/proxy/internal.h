@@ -167,7 +167,6 @@ struct tg_client {
     bool early_noted; /* what became of its TLS early data was counted (and logged) */
     bool has_cert;    /* the client presented a certificate that was verified */
     uint64_t accepted_ms;
-    uint64_t deadline_ms;
     uint64_t peer_hold; /* its place in the per-address counts (tg_worker_conn_done) */
     struct tg_client_info info;
     struct tg_stream *st;         /* http1: the request in flight, NULL while idle */
