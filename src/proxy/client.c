@@ -25,9 +25,12 @@ void tg__client_on_closed(struct tg_conn *conn)
         c->proto->on_free(c);
     TG_STAT_DEC(&w->stats, l_open[c->info.snap->lslot[c->lidx]]);
     tg_snapshot_unref(c->info.snap);
-    free((char *)c->info.xfcc);
-    free((char *)c->info.client_cert);
-    free((char *)c->info.client_cert_chain);
+    if (c->info.fwd != NULL) {
+        free(c->info.fwd->xfcc);
+        free(c->info.fwd->cert);
+        free(c->info.fwd->chain);
+        free(c->info.fwd);
+    }
     uint64_t hold = c->peer_hold;
     free(c);
     tg_worker_conn_done(w, hold);
@@ -82,13 +85,13 @@ static bool fetch_wait_expired(struct tg_client *c)
 void tg__client_leave_out_cert_chain(const struct tg_client_info *i)
 {
     struct tg_client *c = (struct tg_client *)((char *)i - offsetof(struct tg_client, info));
-    if (c->info.client_cert_chain == NULL)
+    if (c->info.fwd == NULL || c->info.fwd->chain == NULL)
         return;
     tg_log_info("client %s listener=%s: Client-Cert-Chain left out of requests forwarded on this "
                 "connection: its %zu bytes do not fit the forwarded head (limits.max_header_bytes)",
-                TG__PEER(&c->info), c->info.lc->name, strlen(c->info.client_cert_chain));
-    free((char *)c->info.client_cert_chain);
-    c->info.client_cert_chain = NULL;
+                TG__PEER(&c->info), c->info.lc->name, strlen(c->info.fwd->chain));
+    free(c->info.fwd->chain);
+    c->info.fwd->chain = NULL;
 }
 
 void tg__client_close(struct tg_client *c)
@@ -249,15 +252,16 @@ static bool client_identity(struct tg_client *c)
         }
     }
     c->has_cert = true;
-    if (c->info.lc->mode != TG_MODE_HTTP)
+    if (c->info.lc->mode != TG_MODE_HTTP || ca->forward == TG_FWD_NONE)
         return true;
+    struct tg_cert_fields *fwd = c->info.fwd = tg_xcalloc(1, sizeof(*fwd));
     if (ca->forward == TG_FWD_XFCC || ca->forward == TG_FWD_BOTH)
-        c->info.xfcc = tg_tls_xfcc(leaf);
+        fwd->xfcc = tg_tls_xfcc(leaf);
     if (ca->forward == TG_FWD_RFC9440 || ca->forward == TG_FWD_BOTH) {
-        c->info.client_cert = tg_tls_rfc9440_cert(leaf);
+        fwd->cert = tg_tls_rfc9440_cert(leaf);
         /* Only what was verified: a client may append any certificates it likes. */
         STACK_OF(X509) *v = tg_tls_server_verified_chain(c->info.snap->tls[c->lidx], c->conn.ssl);
-        c->info.client_cert_chain = tg_tls_rfc9440_chain(v, ca->forward_anchor);
+        fwd->chain = tg_tls_rfc9440_chain(v, ca->forward_anchor);
         sk_X509_pop_free(v, X509_free);
     }
     return true;

@@ -68,13 +68,13 @@ static bool build_backend_head(struct tg_stream *st, const char *url, size_t url
      * intermediary in front, is passed on as it is). */
     if (ok && st->early && tg__stream_early_safe(st) && tg_http_head_find(in, "early-data") == NULL)
         ok = tg_http_head_add(h, "Early-Data", 10, "1", 1);
-    if (ok && c->xfcc != NULL)
-        ok = tg_http_head_add(h, "X-Forwarded-Client-Cert", 23, c->xfcc, strlen(c->xfcc));
-    if (ok && c->client_cert != NULL)
-        ok = tg_http_head_add(h, "Client-Cert", 11, c->client_cert, strlen(c->client_cert));
-    if (ok && with_chain && c->client_cert_chain != NULL)
-        ok = tg_http_head_add(h, "Client-Cert-Chain", 17, c->client_cert_chain,
-                              strlen(c->client_cert_chain));
+    const struct tg_cert_fields *cf = c->fwd;
+    if (ok && cf != NULL && cf->xfcc != NULL)
+        ok = tg_http_head_add(h, "X-Forwarded-Client-Cert", 23, cf->xfcc, strlen(cf->xfcc));
+    if (ok && cf != NULL && cf->cert != NULL)
+        ok = tg_http_head_add(h, "Client-Cert", 11, cf->cert, strlen(cf->cert));
+    if (ok && with_chain && cf != NULL && cf->chain != NULL)
+        ok = tg_http_head_add(h, "Client-Cert-Chain", 17, cf->chain, strlen(cf->chain));
     if (st->req_chunked) {
         h->body = TG_BODY_CHUNKED;
     } else if (in->body == TG_BODY_LENGTH) {
@@ -180,7 +180,7 @@ static bool header_identity(struct tg_stream *st)
     st->hdr_who = *c;
     st->hdr_who.has_cert = false;
     st->hdr_who.leaf = NULL;
-    st->hdr_who.xfcc = st->hdr_who.client_cert = st->hdr_who.client_cert_chain = NULL;
+    st->hdr_who.fwd = NULL;
     st->hdr_set = true;
     if (n > 1)
         return header_refuse(st, ca->from_header, "the field is repeated");
@@ -211,9 +211,10 @@ static bool header_identity(struct tg_stream *st)
     st->hdr_who.leaf = leaf;
     st->hdr_who.has_cert = true;
     if (ca->forward == TG_FWD_XFCC || ca->forward == TG_FWD_BOTH)
-        st->hdr_who.xfcc = st->hdr_xfcc = tg_tls_xfcc(leaf);
+        st->hdr_fields.xfcc = tg_tls_xfcc(leaf);
     if (ca->forward == TG_FWD_RFC9440 || ca->forward == TG_FWD_BOTH)
-        st->hdr_who.client_cert = st->hdr_cert = tg_tls_rfc9440_cert(leaf);
+        st->hdr_fields.cert = tg_tls_rfc9440_cert(leaf);
+    st->hdr_who.fwd = &st->hdr_fields;
     return true;
 }
 
@@ -266,7 +267,7 @@ static void fwd_on_head(struct tg_stream *st)
     st->req_chunked = st->req_in.body == TG_BODY_CHUNKED;
     const char *fwd_url = url_len ? url : "/";
     size_t fwd_len = url_len ? url_len : 1;
-    bool with_chain = c->client_cert_chain != NULL;
+    bool with_chain = c->fwd != NULL && c->fwd->chain != NULL;
     bool ok = build_backend_head(st, fwd_url, fwd_len, host, host_len, with_chain);
     if (!ok && with_chain) {
         /* RFC 9440 lets Client-Cert-Chain be left out: it is, for the rest of the connection. */

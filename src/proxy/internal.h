@@ -123,6 +123,14 @@ extern const struct tg_proto tg__proto_tcp;
  * (peer, listener, snapshot) and after the handshake (TLS facts, identity); it lives as long as
  * the connection. Only client.c writes it; backends, handlers and logs read it, and never call
  * into the connection. */
+/* A client certificate as header values, each NULL when not forwarded (the chain also without
+ * intermediates, or once left out for size). */
+struct tg_cert_fields {
+    char *xfcc;  /* X-Forwarded-Client-Cert */
+    char *cert;  /* Client-Cert (RFC 9440) */
+    char *chain; /* Client-Cert-Chain */
+};
+
 struct tg_client_info {
     /* The client's connection: its worker (conn->w) and, on TLS, its SSL (conn->ssl, NULL once
      * freed), which gives the version, suite, SNI and ALPN when they are asked for (issue 16 d:
@@ -140,11 +148,11 @@ struct tg_client_info {
      * certificate comes from that header field (forward.c), not from the handshake. */
     bool header_trusted;
     X509 *leaf; /* the verified certificate (borrowed from the connection's SSL), or NULL */
-    /* The verified client certificate as header values (tls.client_auth.forward), or NULL;
-     * owned by the connection (set when its handshake verified the certificate). */
-    const char *xfcc;
-    const char *client_cert;
-    const char *client_cert_chain;
+    /* The verified client certificate as header values (tls.client_auth.forward), or NULL: set
+     * (owned by the connection) when its handshake verified a certificate that an HTTP listener
+     * forwards; a stream's from_header identity points to the stream's own (issue 16 d: one
+     * pointer per connection, not three). */
+    struct tg_cert_fields *fwd;
 };
 
 /* A client's address as its logs write it ("1.2.3.4:5", "[::1]:5"), formatted from its
@@ -175,9 +183,8 @@ struct tg_client {
     struct tg_bconn *pending;     /* tcp: the backend connection being opened */
     struct tg__fetch *fetch_wait; /* the revocation fetch its handshake waits for, or NULL */
     uint64_t fetch_wait_since_ms; /* when that wait began */
-    /* The verified client certificate as header values (tls.client_auth.forward) are in info
-     * (xfcc, client_cert, client_cert_chain: computed once after the handshake, owned here;
-     * the chain is NULL without intermediates, or once left out for size). */
+    /* The verified client certificate as header values (tls.client_auth.forward) are in
+     * info.fwd (computed once after the handshake, owned here). */
 };
 
 static inline struct tg_client *tg__client_of(struct tg_conn *conn)
@@ -349,7 +356,7 @@ struct tg_stream {
     bool hdr_set;
     struct tg_client_info hdr_who;
     X509 *hdr_leaf;
-    char *hdr_xfcc, *hdr_cert;
+    struct tg_cert_fields hdr_fields; /* hdr_who.fwd when set (no chain) */
 };
 
 /* Frees a stream's from_header identity (any stream; idempotent). */

@@ -58,12 +58,12 @@ void tg__stream_identity_clear(struct tg_stream *st)
 {
     X509_free(st->hdr_leaf);
     st->hdr_leaf = NULL;
-    free(st->hdr_xfcc);
-    st->hdr_xfcc = NULL;
-    free(st->hdr_cert);
-    st->hdr_cert = NULL;
+    free(st->hdr_fields.xfcc);
+    st->hdr_fields.xfcc = NULL;
+    free(st->hdr_fields.cert);
+    st->hdr_fields.cert = NULL;
     st->hdr_who.leaf = NULL;
-    st->hdr_who.xfcc = st->hdr_who.client_cert = NULL;
+    st->hdr_who.fwd = NULL;
     st->hdr_set = false;
 }
 
