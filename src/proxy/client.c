@@ -40,21 +40,32 @@ void tg__client_on_closed(struct tg_conn *conn)
 }
 
 /* The client's handshake no longer waits for its revocation fetch (mtls.c runs the fetch). */
-static void fetch_wait_remove(struct tg_client *c)
+static void fetch_wait_remove(struct tg_client *c, struct tg__waiter *wt)
 {
-    struct tg__fetch *p = c->fetch_wait;
-    for (size_t i = 0; i < p->n_waiters; i++)
-        if (p->waiters[i] == c)
-            p->waiters[i] = NULL;
-    c->fetch_wait = NULL;
+    if (wt != NULL)
+        wt->c = NULL;
+    c->fetch_waiting = false;
+}
+
+/* Where a waiting client is among its worker's fetches (*of: that fetch), or NULL. */
+static struct tg__waiter *fetch_waiter(struct tg_client *c, struct tg__fetch **of)
+{
+    for (struct tg__fetch *p = tg_pw(c->conn.w)->fetches; p != NULL; p = p->next)
+        for (size_t i = 0; i < p->n_waiters; i++)
+            if (p->waiters[i].c == c) {
+                *of = p;
+                return &p->waiters[i];
+            }
+    return NULL;
 }
 
 /* A closing client stops waiting for its revocation fetch. */
 static void fetch_leave(struct tg_client *c)
 {
-    if (c->fetch_wait == NULL)
+    if (!c->fetch_waiting)
         return;
-    fetch_wait_remove(c);
+    struct tg__fetch *p;
+    fetch_wait_remove(c, fetch_waiter(c, &p));
     /* OpenSSL's job is paused inside our verification: let it finish before the SSL goes. */
     tg_tls_server_abandon(c->conn.ssl);
 }
@@ -64,8 +75,9 @@ static void fetch_leave(struct tg_client *c)
  * on with the rest of timeouts.handshake. False when it was not waiting: a real timeout. */
 static bool fetch_wait_expired(struct tg_client *c)
 {
-    struct tg__fetch *p = c->fetch_wait;
-    if (p == NULL)
+    struct tg__fetch *p = NULL;
+    struct tg__waiter *wt = c->fetch_waiting ? fetch_waiter(c, &p) : NULL;
+    if (wt == NULL)
         return false;
     uint64_t now = uv_now(&c->conn.w->loop);
     uint64_t end = c->accepted_ms + tg__cfg(c)->timeouts.handshake_ms;
@@ -73,9 +85,8 @@ static bool fetch_wait_expired(struct tg_client *c)
                 " ms, to finish the TLS handshake within %" PRIu64
                 " ms (timeouts.handshake): its revocation status is unknown",
                 TG__PEER(&c->info), c->info.lc->name, tg_tls_fetch_what(p->f),
-                tg_tls_fetch_url(p->f), now - c->fetch_wait_since_ms,
-                tg__cfg(c)->timeouts.handshake_ms);
-    fetch_wait_remove(c);
+                tg_tls_fetch_url(p->f), now - wt->since_ms, tg__cfg(c)->timeouts.handshake_ms);
+    fetch_wait_remove(c, wt);
     tg_tls_server_stop_waiting(c->conn.ssl);
     tg_conn_timer(&c->conn, end > now ? end - now : 1); /* the rest of the handshake */
     tg_conn_handshake_resume(&c->conn);

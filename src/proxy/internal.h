@@ -174,15 +174,16 @@ struct tg_client {
     bool h2c_maybe;   /* http2.cleartext, plaintext: the first bytes may be the HTTP/2 preface */
     bool early_noted; /* what became of its TLS early data was counted (and logged) */
     bool has_cert;    /* the client presented a certificate that was verified */
+    /* Its handshake waits for a revocation fetch: it is among the waiters of one of its worker's
+     * fetches (client.c finds where; issue 16 d: 16 bytes fewer than a pointer and a time). */
+    bool fetch_waiting;
     uint64_t accepted_ms;
     uint64_t peer_hold; /* its place in the per-address counts (tg_worker_conn_done) */
     struct tg_client_info info;
-    struct tg_stream *st;         /* http1: the request in flight, NULL while idle */
-    struct tg_h2_session *h2;     /* h2: the session, once ALPN chose it */
-    struct tg_tunnel *tun;        /* tunnel phase */
-    struct tg_bconn *pending;     /* tcp: the backend connection being opened */
-    struct tg__fetch *fetch_wait; /* the revocation fetch its handshake waits for, or NULL */
-    uint64_t fetch_wait_since_ms; /* when that wait began */
+    struct tg_stream *st;     /* http1: the request in flight, NULL while idle */
+    struct tg_h2_session *h2; /* h2: the session, once ALPN chose it */
+    struct tg_tunnel *tun;    /* tunnel phase */
+    struct tg_bconn *pending; /* tcp: the backend connection being opened */
     /* The verified client certificate as header values (tls.client_auth.forward) are in
      * info.fwd (computed once after the handshake, owned here). */
 };
@@ -210,12 +211,17 @@ static inline size_t tg__client_in_cap(const struct tg_client *c)
 
 /* One revocation fetch a worker waits for, and the client connections whose handshakes wait
  * (mtls.c runs it; client.c drops a closing client from it). */
+struct tg__waiter {
+    struct tg_client *c; /* NULL once it stopped waiting (or closed) */
+    uint64_t since_ms;   /* when it began to wait */
+};
 struct tg__fetch {
     uv_work_t work;
     struct tg_worker *w;
     struct tg_tls_fetch *f;
-    struct tg_client **waiters; /* a closed client leaves NULL */
+    struct tg__waiter *waiters;
     size_t n_waiters;
+    bool done; /* its waiters are being resumed: no one joins it any more */
     struct tg__fetch *next;
 };
 

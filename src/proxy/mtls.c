@@ -22,21 +22,25 @@ static void fetch_done(uv_work_t *req, int status)
     struct tg__fetch *p = req->data;
     struct tg_proxy_worker *pw = tg_pw(p->w);
     (void)status;
-    for (struct tg__fetch **pp = &pw->fetches; *pp != NULL; pp = &(*pp)->next)
-        if (*pp == p) {
-            *pp = p->next;
-            break;
-        }
+    /* p stays listed while its waiters resume, so that one closing meanwhile still finds its
+     * place (client.c); none joins it any more. */
+    p->done = true;
     for (size_t i = 0; i < p->n_waiters; i++) {
-        struct tg_client *c = p->waiters[i];
+        struct tg_client *c = p->waiters[i].c;
         if (c == NULL)
             continue;
-        c->fetch_wait = NULL;
+        p->waiters[i].c = NULL;
+        c->fetch_waiting = false;
         uint64_t now = uv_now(&c->conn.w->loop);
         uint64_t end = c->accepted_ms + tg__cfg(c)->timeouts.handshake_ms;
         tg_conn_timer(&c->conn, end > now ? end - now : 1); /* back to the handshake's deadline */
         tg_conn_handshake_resume(&c->conn);
     }
+    for (struct tg__fetch **pp = &pw->fetches; *pp != NULL; pp = &(*pp)->next)
+        if (*pp == p) {
+            *pp = p->next;
+            break;
+        }
     tg_tls_fetch_unref(p->f);
     free(p->waiters);
     free(p);
@@ -69,7 +73,7 @@ static bool fetch_hook(SSL *ssl, struct tg_tls_fetch *f)
         return false;
     }
     struct tg__fetch *p = pw->fetches;
-    while (p != NULL && p->f != f)
+    while (p != NULL && (p->f != f || p->done))
         p = p->next;
     if (p != NULL) {
         tg_tls_fetch_unref(f); /* p holds one */
@@ -89,9 +93,8 @@ static bool fetch_hook(SSL *ssl, struct tg_tls_fetch *f)
                      TG__PEER(&c->info), c->info.lc->name, tg_tls_fetch_url(f));
     }
     p->waiters = tg_xrealloc(p->waiters, (p->n_waiters + 1) * sizeof(*p->waiters));
-    p->waiters[p->n_waiters++] = c;
-    c->fetch_wait = p;
-    c->fetch_wait_since_ms = now;
+    p->waiters[p->n_waiters++] = (struct tg__waiter){.c = c, .since_ms = now};
+    c->fetch_waiting = true;
     /* The handshake timer fires at the end of the waiting time (client.c: fetch_wait_expired). */
     tg_conn_timer(&c->conn, until - now);
     return true;
