@@ -80,7 +80,7 @@ static bool fetch_wait_expired(struct tg_client *c)
     if (wt == NULL)
         return false;
     uint64_t now = uv_now(&c->conn.w->loop);
-    uint64_t end = c->accepted_ms + tg__cfg(c)->timeouts.handshake_ms;
+    uint64_t end = tg__client_accepted_ms(c, now) + tg__cfg(c)->timeouts.handshake_ms;
     tg_log_info("client %s listener=%s: stopped waiting for the %s from %s after %" PRIu64
                 " ms, to finish the TLS handshake within %" PRIu64
                 " ms (timeouts.handshake): its revocation status is unknown",
@@ -374,24 +374,23 @@ void tg__client_handshake_timeout(struct tg_client *c)
 
 void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
                        const struct sockaddr_storage *peer, uint64_t hold,
-                       const struct tg_proto *proto, const struct tg_stream_handler *serve)
+                       const struct tg_proto *proto)
 {
     struct tg_client *c = tg_xcalloc(1, sizeof(*c));
     struct tg_proxy_worker *pw = tg_pw(w);
     c->info.snap = tg_snapshot_ref(w->snap);
     c->lidx = (uint32_t)lidx;
-    c->peer_hold = hold;
+    c->peer_hold = (uint32_t)hold;
     c->info.lc = &c->info.snap->cfg->listeners[lidx];
     TG_STAT_INC(&w->stats, l_open[c->info.snap->lslot[lidx]]);
     c->proto = proto;
-    c->serve = serve;
     tg_addr_pack(peer, &c->info.peer);
     c->info.conn = &c->conn;
     const struct tg_client_auth_conf *ca = &c->info.lc->tls.client_auth;
     for (size_t i = 0; ca->from_header != NULL && i < ca->n_header_from; i++)
         c->info.header_trusted = c->info.header_trusted || tg_cidr_match(&ca->header_from[i], peer);
     c->info.tls = c->info.snap->tls[lidx] != NULL;
-    c->accepted_ms = uv_now(&w->loop);
+    c->accepted_lo = (uint32_t)uv_now(&w->loop);
     c->next = pw->clients;
     if (pw->clients)
         pw->clients->prev = c;

@@ -305,7 +305,7 @@ static int req_on_head(struct tg_h1_msg *m)
     st->upgrade = wants_websocket(m);
     if (st->upgrade)
         ws_expect_accept(st, m);
-    st->h = c->serve;
+    st->h = tg__client_serve(c);
     st->h->on_head(st);
     return 0;
 }

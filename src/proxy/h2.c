@@ -225,7 +225,7 @@ static void request_head(struct tg_h2_session *s, struct tg_h2_stream *hs, bool 
         tg__stream_refuse_logged(st, f);
         return;
     }
-    st->h = c->serve;
+    st->h = tg__client_serve(c);
     st->h->on_head(st);
     if (st->h != NULL && st->kind != TG_SK_LOCAL) {
         hs->to_start = true;

@@ -164,8 +164,7 @@ struct tg_client_info {
 struct tg_client {
     struct tg_conn conn; /* its snapshot and listener are info.snap and info.lc */
     const struct tg_proto *proto;
-    const struct tg_stream_handler *serve; /* http: what serves its streams */
-    struct tg_client *prev, *next;         /* worker's list, for drain */
+    struct tg_client *prev, *next; /* worker's list, for drain */
     enum tg_client_phase phase;
     uint32_t lidx; /* its listener's index (next to phase: no padding) */
     uint8_t timer_kind;
@@ -177,8 +176,11 @@ struct tg_client {
     /* Its handshake waits for a revocation fetch: it is among the waiters of one of its worker's
      * fetches (client.c finds where; issue 16 d: 16 bytes fewer than a pointer and a time). */
     bool fetch_waiting;
-    uint64_t accepted_ms;
-    uint64_t peer_hold; /* its place in the per-address counts (tg_worker_conn_done) */
+    /* The loop time it was accepted at, its low 32 bits (tg__client_accepted_ms: the
+     * handshake's deadlines, exact for a handshake shorter than 49 days). */
+    uint32_t accepted_lo;
+    uint32_t peer_hold; /* its place in the per-address counts (tg_worker_conn_done: a slot
+                         * number + 1, far below 2^32) */
     struct tg_client_info info;
     struct tg_stream *st;     /* http1: the request in flight, NULL while idle */
     struct tg_h2_session *h2; /* h2: the session, once ALPN chose it */
@@ -191,6 +193,12 @@ struct tg_client {
 static inline struct tg_client *tg__client_of(struct tg_conn *conn)
 {
     return TG_CONTAINER(conn, struct tg_client, conn);
+}
+
+/* When c was accepted (loop time), from the low 32 bits kept and now. */
+static inline uint64_t tg__client_accepted_ms(const struct tg_client *c, uint64_t now)
+{
+    return now - (uint32_t)((uint32_t)now - c->accepted_lo);
 }
 
 static inline const struct tg_config *tg__cfg(const struct tg_client *c)
@@ -468,10 +476,10 @@ static inline struct tg_proxy_worker *tg_pw(struct tg_worker *w)
 }
 
 /* client.c: shared by the protocols' connection handlers */
-/* Accepts fd on listener lidx: its streams (http) are served by serve. */
+/* Accepts fd on listener lidx (its streams, for http: tg__client_serve). */
 void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
                        const struct sockaddr_storage *peer, uint64_t hold,
-                       const struct tg_proto *proto, const struct tg_stream_handler *serve);
+                       const struct tg_proto *proto);
 void tg__client_opened(struct tg_client *c);
 void tg__client_handshake_timeout(struct tg_client *c);
 void tg__client_on_fail(struct tg_conn *conn, enum tg_conn_fail why, int err);
@@ -689,6 +697,13 @@ extern const struct tg_stream_handler tg__forward_handler;
 
 /* service.c: streams of the admin listener, served by the service an upper layer registered */
 extern const struct tg_stream_handler tg__service_handler;
+
+/* What serves an HTTP client's streams: the service on the admin listener, else the proxy
+ * (worker.c accepts them so; derived, not kept per connection). */
+static inline const struct tg_stream_handler *tg__client_serve(const struct tg_client *c)
+{
+    return c->info.lc->admin ? &tg__service_handler : &tg__forward_handler;
+}
 
 /* status.c: the status page's stream handler */
 extern const struct tg_stream_handler tg__status_handler;

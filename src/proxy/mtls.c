@@ -32,7 +32,7 @@ static void fetch_done(uv_work_t *req, int status)
         p->waiters[i].c = NULL;
         c->fetch_waiting = false;
         uint64_t now = uv_now(&c->conn.w->loop);
-        uint64_t end = c->accepted_ms + tg__cfg(c)->timeouts.handshake_ms;
+        uint64_t end = tg__client_accepted_ms(c, now) + tg__cfg(c)->timeouts.handshake_ms;
         tg_conn_timer(&c->conn, end > now ? end - now : 1); /* back to the handshake's deadline */
         tg_conn_handshake_resume(&c->conn);
     }
@@ -53,7 +53,7 @@ static uint64_t wait_deadline(const struct tg_client *c)
 {
     uint64_t hs = tg__cfg(c)->timeouts.handshake_ms;
     uint64_t margin = TG_MIN(TG_MAX(hs / 10, (uint64_t)100), (uint64_t)1000);
-    return c->accepted_ms + (hs > margin ? hs - margin : 0);
+    return tg__client_accepted_ms(c, uv_now(&c->conn.w->loop)) + (hs > margin ? hs - margin : 0);
 }
 
 /* tg_tls_fetch_cb: runs inside the paused handshake of a client connection. */

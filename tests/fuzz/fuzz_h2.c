@@ -76,7 +76,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c->lidx = 0;
     c->info.lc = &snap->cfg->listeners[0];
     c->proto = &tg__proto_http1;
-    c->serve = &tg__forward_handler;
     c->info.peer = (struct tg_addr_packed){.family = AF_INET, .port = 9, .addr = {127, 0, 0, 1}};
     c->info.conn = &c->conn;
     pw->clients = c;
