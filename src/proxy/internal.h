@@ -182,10 +182,12 @@ struct tg_client {
     uint32_t peer_hold; /* its place in the per-address counts (tg_worker_conn_done: a slot
                          * number + 1, far below 2^32) */
     struct tg_client_info info;
-    struct tg_stream *st;     /* http1: the request in flight, NULL while idle */
+    union {                       /* one protocol's, never both (issue 16 d: 8 bytes) */
+        struct tg_stream *st;     /* http1 (h1.c, h1timer.c): the request in flight, or NULL */
+        struct tg_bconn *pending; /* tcp (tcp.c): the backend connection being opened */
+    };
     struct tg_h2_session *h2; /* h2: the session, once ALPN chose it */
     struct tg_tunnel *tun;    /* tunnel phase */
-    struct tg_bconn *pending; /* tcp: the backend connection being opened */
     /* The verified client certificate as header values (tls.client_auth.forward) are in
      * info.fwd (computed once after the handshake, owned here). */
 };
