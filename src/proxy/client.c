@@ -23,7 +23,7 @@ void tg__client_on_closed(struct tg_conn *conn)
     struct tg_worker *w = conn->w;
     if (c->proto->on_free != NULL)
         c->proto->on_free(c);
-    TG_STAT_DEC(&w->stats, l_open[c->info.snap->lslot[c->lidx]]);
+    TG_STAT_DEC(&w->stats, l_open[c->info.snap->lslot[tg__client_lidx(c)]]);
     tg_snapshot_unref(c->info.snap);
     if (c->info.fwd != NULL) {
         free(c->info.fwd->xfcc);
@@ -251,8 +251,8 @@ static bool client_identity(struct tg_client *c)
          * that verified it (a reload changes the session id context), but revocation data may
          * have changed since. */
         char detail[512];
-        enum tg_tls_fail f =
-            tg_tls_server_client_recheck(c->info.snap->tls[c->lidx], leaf, detail, sizeof(detail));
+        enum tg_tls_fail f = tg_tls_server_client_recheck(c->info.snap->tls[tg__client_lidx(c)],
+                                                          leaf, detail, sizeof(detail));
         if (f != TG_TLS_FAIL_NONE) {
             const struct tg_tls_fail_info *fi = tg_tls_fail_info(f);
             TG_STAT_INC(&c->conn.w->stats, hs_fail[f]);
@@ -271,7 +271,8 @@ static bool client_identity(struct tg_client *c)
     if (ca->forward == TG_FWD_RFC9440 || ca->forward == TG_FWD_BOTH) {
         fwd->cert = tg_tls_rfc9440_cert(leaf);
         /* Only what was verified: a client may append any certificates it likes. */
-        STACK_OF(X509) *v = tg_tls_server_verified_chain(c->info.snap->tls[c->lidx], c->conn.ssl);
+        STACK_OF(X509) *v =
+            tg_tls_server_verified_chain(c->info.snap->tls[tg__client_lidx(c)], c->conn.ssl);
         fwd->chain = tg_tls_rfc9440_chain(v, ca->forward_anchor);
         sk_X509_pop_free(v, X509_free);
     }
@@ -329,7 +330,6 @@ void tg__client_opened(struct tg_client *c)
             return;
         }
         i->has_cert = c->has_cert;
-        i->leaf = c->has_cert ? SSL_get0_peer_certificate(conn->ssl) : NULL;
     }
     if (conn->early) {
         /* Opened on early data: the handshake timer stays armed until the Finished comes (a
@@ -379,7 +379,6 @@ void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
     struct tg_client *c = tg_xcalloc(1, sizeof(*c));
     struct tg_proxy_worker *pw = tg_pw(w);
     c->info.snap = tg_snapshot_ref(w->snap);
-    c->lidx = (uint32_t)lidx;
     c->peer_hold = (uint32_t)hold;
     c->info.lc = &c->info.snap->cfg->listeners[lidx];
     TG_STAT_INC(&w->stats, l_open[c->info.snap->lslot[lidx]]);

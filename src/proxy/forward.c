@@ -117,6 +117,17 @@ static void stream_start(struct tg_stream *st)
 
 /* ---- the handler ---- */
 
+/* The verified certificate the request is from (c = who_of(st)): a trusted balancer's header's,
+ * else the connection's (its SSL's peer certificate), or NULL. */
+static X509 *who_leaf(const struct tg_stream *st, const struct tg_client_info *c)
+{
+    if (!c->has_cert)
+        return NULL;
+    if (st->hdr_set)
+        return st->hdr_leaf;
+    return c->conn->ssl != NULL ? SSL_get0_peer_certificate(c->conn->ssl) : NULL;
+}
+
 /* A route's own allowed_subjects: whether the verified client certificate is on it; refuses
  * the stream (403, logged, counted) when not. */
 static bool route_admits(struct tg_stream *st, const struct tg_route_conf *r)
@@ -125,11 +136,12 @@ static bool route_admits(struct tg_stream *st, const struct tg_route_conf *r)
     const struct tg_tls_allow *a = tg_tls_server_route_allow(
         c->snap->tls[c->lc - c->snap->cfg->listeners], (size_t)(r - c->lc->routes));
     char matched[16];
-    if (c->leaf != NULL && a != NULL && tg_tls_allow_match(a, c->leaf, matched, sizeof(matched)))
+    X509 *leaf = who_leaf(st, c);
+    if (leaf != NULL && a != NULL && tg_tls_allow_match(a, leaf, matched, sizeof(matched)))
         return true;
     char subject[256] = "no certificate";
-    if (c->leaf != NULL)
-        X509_NAME_oneline(X509_get_subject_name(c->leaf), subject, sizeof(subject));
+    if (leaf != NULL)
+        X509_NAME_oneline(X509_get_subject_name(leaf), subject, sizeof(subject));
     tg_log_info("client %s listener=%s: request refused with 403: reason=%s: %s %s: %s is not in "
                 "%s/routes/%zu/allowed_subjects",
                 TG__PEER(c), c->lc->name, tg__hfail_info(TG_HF_CERT_NOT_ALLOWED)->token, st->method,
@@ -179,7 +191,6 @@ static bool header_identity(struct tg_stream *st)
     }
     st->hdr_who = *c;
     st->hdr_who.has_cert = false;
-    st->hdr_who.leaf = NULL;
     st->hdr_who.fwd = NULL;
     st->hdr_set = true;
     if (n > 1)
@@ -208,7 +219,6 @@ static bool header_identity(struct tg_stream *st)
         return header_refuse(st, what, detail);
     }
     st->hdr_leaf = leaf;
-    st->hdr_who.leaf = leaf;
     st->hdr_who.has_cert = true;
     if (ca->forward == TG_FWD_XFCC || ca->forward == TG_FWD_BOTH)
         st->hdr_fields.xfcc = tg_tls_xfcc(leaf);

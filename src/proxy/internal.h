@@ -147,7 +147,6 @@ struct tg_client_info {
     /* The peer is in tls.client_auth.from_header.trusted_from: its requests' client
      * certificate comes from that header field (forward.c), not from the handshake. */
     bool header_trusted;
-    X509 *leaf; /* the verified certificate (borrowed from the connection's SSL), or NULL */
     /* The verified client certificate as header values (tls.client_auth.forward), or NULL: set
      * (owned by the connection) when its handshake verified a certificate that an HTTP listener
      * forwards; a stream's from_header identity points to the stream's own (issue 16 d: one
@@ -165,8 +164,7 @@ struct tg_client {
     struct tg_conn conn; /* its snapshot and listener are info.snap and info.lc */
     const struct tg_proto *proto;
     struct tg_client *prev, *next; /* worker's list, for drain */
-    enum tg_client_phase phase;
-    uint32_t lidx; /* its listener's index (next to phase: no padding) */
+    uint8_t phase; /* enum tg_client_phase (its listener's index: tg__client_lidx) */
     uint8_t timer_kind;
     bool close_after; /* close once the response in flight is out */
     bool in_parser;   /* inside tg_h1_execute: no flushing or re-entry */
@@ -195,6 +193,12 @@ struct tg_client {
 static inline struct tg_client *tg__client_of(struct tg_conn *conn)
 {
     return TG_CONTAINER(conn, struct tg_client, conn);
+}
+
+/* Its listener's index in its snapshot's config. */
+static inline size_t tg__client_lidx(const struct tg_client *c)
+{
+    return (size_t)(c->info.lc - c->info.snap->cfg->listeners);
 }
 
 /* When c was accepted (loop time), from the low 32 bits kept and now. */
@@ -371,7 +375,7 @@ struct tg_stream {
      * the certificate and header values are freed by tg__stream_identity_clear. */
     bool hdr_set;
     struct tg_client_info hdr_who;
-    X509 *hdr_leaf;
+    X509 *hdr_leaf;                   /* hdr_who's certificate (the connection's is its SSL's) */
     struct tg_cert_fields hdr_fields; /* hdr_who.fwd when set (no chain) */
 };
 

@@ -62,7 +62,6 @@ void tg__stream_identity_clear(struct tg_stream *st)
     st->hdr_fields.xfcc = NULL;
     free(st->hdr_fields.cert);
     st->hdr_fields.cert = NULL;
-    st->hdr_who.leaf = NULL;
     st->hdr_who.fwd = NULL;
     st->hdr_set = false;
 }

@@ -73,7 +73,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct tg_proxy_worker *pw = worker.proto;
     struct tg_client *c = tg_xcalloc(1, sizeof(*c));
     c->info.snap = tg_snapshot_ref(snap);
-    c->lidx = 0;
     c->info.lc = &snap->cfg->listeners[0];
     c->proto = &tg__proto_http1;
     c->info.peer = (struct tg_addr_packed){.family = AF_INET, .port = 9, .addr = {127, 0, 0, 1}};
