@@ -119,10 +119,6 @@ extern const struct tg_proto tg__proto_http1;
 extern const struct tg_proto tg__proto_h2;
 extern const struct tg_proto tg__proto_tcp;
 
-/* What the code serving a stream may know of the client connection it came on: filled at accept
- * (peer, listener, snapshot) and after the handshake (TLS facts, identity); it lives as long as
- * the connection. Only client.c writes it; backends, handlers and logs read it, and never call
- * into the connection. */
 /* A client certificate as header values, each NULL when not forwarded (the chain also without
  * intermediates, or once left out for size). */
 struct tg_cert_fields {
@@ -131,6 +127,10 @@ struct tg_cert_fields {
     char *chain; /* Client-Cert-Chain */
 };
 
+/* What the code serving a stream may know of the client connection it came on: filled at accept
+ * (peer, listener, snapshot) and after the handshake (identity; the TLS facts are its SSL's); it
+ * lives as long as the connection. Only client.c writes it; backends, handlers and logs read it,
+ * and never call into the connection (they read its SSL's facts and its worker). */
 struct tg_client_info {
     /* The client's connection: its worker (conn->w) and, on TLS, its SSL (conn->ssl, NULL once
      * freed), which gives the version, suite, SNI and ALPN when they are asked for (issue 16 d:
@@ -164,7 +164,7 @@ struct tg_client {
     struct tg_conn conn; /* its snapshot and listener are info.snap and info.lc */
     const struct tg_proto *proto;
     struct tg_client *prev, *next; /* worker's list, for drain */
-    uint8_t phase; /* enum tg_client_phase (its listener's index: tg__client_lidx) */
+    uint8_t phase; /* enum tg_client_phase (its listener's index is tg__client_lidx) */
     uint8_t timer_kind;
     bool close_after; /* close once the response in flight is out */
     bool in_parser;   /* inside tg_h1_execute: no flushing or re-entry */
