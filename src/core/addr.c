@@ -26,6 +26,105 @@ void tg_addr_format(const struct sockaddr_storage *ss, char *buf, size_t len)
     }
 }
 
+void tg_addr_pack(const struct sockaddr_storage *ss, struct tg_addr_packed *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (ss->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)ss;
+        out->family = AF_INET;
+        out->port = ntohs(in->sin_port);
+        memcpy(out->addr, &in->sin_addr, 4);
+    } else if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)ss;
+        out->family = AF_INET6;
+        out->port = ntohs(in6->sin6_port);
+        memcpy(out->addr, &in6->sin6_addr, 16);
+    }
+}
+
+void tg_addr_unpack(const struct tg_addr_packed *p, struct sockaddr_storage *out)
+{
+    memset(out, 0, sizeof(*out));
+    if (p->family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)out;
+        in->sin_family = AF_INET;
+        in->sin_port = htons(p->port);
+        memcpy(&in->sin_addr, p->addr, 4);
+    } else if (p->family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)out;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(p->port);
+        memcpy(&in6->sin6_addr, p->addr, 16);
+    }
+}
+
+/* Decimal digits of v at *at (no leading zeros); the position after them. */
+static char *put_uint(char *at, unsigned v)
+{
+    char tmp[10];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    while (n > 0)
+        *at++ = tmp[--n];
+    return at;
+}
+
+/* One IPv4 byte in decimal (no leading zeros). */
+static char *put_octet(char *at, unsigned v)
+{
+    if (v >= 100) {
+        unsigned h = v / 100;
+        *at++ = (char)('0' + h);
+        v -= h * 100;
+        *at++ = (char)('0' + v / 10);
+    } else if (v >= 10) {
+        *at++ = (char)('0' + v / 10);
+    }
+    *at++ = (char)('0' + v % 10);
+    return at;
+}
+
+/* IPv4 by hand, as inet_ntop writes it (glibc's goes through sprintf, on every request's
+ * X-Forwarded-For); IPv6 by inet_ntop. */
+size_t tg_addr_packed_ip(const struct tg_addr_packed *p, char *buf)
+{
+    if (p->family == AF_INET) {
+        char *at = buf;
+        for (int i = 0; i < 4; i++) {
+            if (i > 0)
+                *at++ = '.';
+            at = put_octet(at, p->addr[i]);
+        }
+        *at = '\0';
+        return (size_t)(at - buf);
+    }
+    if (p->family == AF_INET6 && inet_ntop(AF_INET6, p->addr, buf, TG_ADDR_STRLEN) != NULL)
+        return strlen(buf);
+    memcpy(buf, p->family == AF_INET6 ? "?" : "unknown", p->family == AF_INET6 ? 2 : 8);
+    return strlen(buf);
+}
+
+const char *tg_addr_packed_str(const struct tg_addr_packed *p, char *buf)
+{
+    if (p->family != AF_INET && p->family != AF_INET6) {
+        memcpy(buf, "unknown", 8);
+        return buf;
+    }
+    char *at = buf;
+    if (p->family == AF_INET6)
+        *at++ = '[';
+    at += tg_addr_packed_ip(p, at);
+    if (p->family == AF_INET6)
+        *at++ = ']';
+    *at++ = ':';
+    at = put_uint(at, p->port);
+    *at = '\0';
+    return buf;
+}
+
 int tg_addr_parse_numeric(const char *s, struct sockaddr_storage *out)
 {
     char host[INET6_ADDRSTRLEN];

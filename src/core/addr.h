@@ -12,6 +12,23 @@ void tg_addr_format(const struct sockaddr_storage *ss, char *buf, size_t len);
 /* Parses what tg_addr_format writes ("1.2.3.4:5" or "[::1]:5", numeric only) into *out; 0, or
  * -EINVAL when s is not such an address. */
 int tg_addr_parse_numeric(const char *s, struct sockaddr_storage *out);
+/* An IPv4 or IPv6 address and port in 20 bytes, for what is kept per connection (a peer's
+ * address as text takes up to 48). family: AF_INET, AF_INET6, or 0 for anything else; addr in
+ * network order (4 bytes used for IPv4); port in host order. */
+struct tg_addr_packed {
+    uint8_t family;
+    uint16_t port;
+    uint8_t addr[16];
+};
+/* Room for the text of any address (tg_addr_format's longest, "[v6]:port", and its NUL). */
+#define TG_ADDR_STRLEN 48
+void tg_addr_pack(const struct sockaddr_storage *ss, struct tg_addr_packed *out);
+void tg_addr_unpack(const struct tg_addr_packed *p, struct sockaddr_storage *out);
+/* What tg_addr_format writes for the unpacked address, into buf (TG_ADDR_STRLEN bytes); returns
+ * buf. */
+const char *tg_addr_packed_str(const struct tg_addr_packed *p, char *buf);
+/* The address alone ("1.2.3.4", "::1", "unknown") into buf (TG_ADDR_STRLEN bytes); its length. */
+size_t tg_addr_packed_ip(const struct tg_addr_packed *p, char *buf);
 /* Same family, address and port. */
 bool tg_addr_equal(const struct sockaddr_storage *a, const struct sockaddr_storage *b);
 

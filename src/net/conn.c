@@ -334,12 +334,19 @@ void tg_conn_init(struct tg_conn *c, struct tg_worker *w, int fd, SSL *ssl,
     c->rd_quiet = false;
     c->last_io_ms = uv_now(&w->loop);
     c->state = connecting ? TG_CONN_CONNECTING : ssl != NULL ? TG_CONN_HANDSHAKE : TG_CONN_OPEN;
-    if (ssl != NULL)
-        SSL_set_fd(ssl, fd);
+    c->tls.hello = NULL;
+    if (ssl != NULL && SSL_set_fd(ssl, fd) == 1)
+        tg_tls_link_set(ssl, &c->tls);
     c->poll = tg_net__poll_get(w, fd);
     c->poll_kept = false;
     c->poll->data = c;
     c->t_idx = 0;
+}
+
+struct tg_conn *tg_conn_of_ssl(SSL *ssl)
+{
+    struct tg_tls_link *l = tg_tls_link_of(ssl);
+    return l != NULL ? (struct tg_conn *)(void *)((char *)l - offsetof(struct tg_conn, tls)) : NULL;
 }
 
 void tg_conn_start(struct tg_conn *c)
@@ -608,6 +615,7 @@ void tg_net__conn_finish_close(struct tg_conn *c)
     else
         free(c->poll);
     c->poll = NULL;
+    tg_tls_link_clear(&c->tls);
     SSL_free(c->ssl);
     c->ssl = NULL;
     tg_conn_buf_put(c->w, &c->in);

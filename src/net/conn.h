@@ -92,11 +92,12 @@ struct tg_conn {
     SSL *ssl;
     int fd;
     enum tg_conn_state state;
-    int poll_mask;
-    int ssl_error;    /* SSL_get_error() of the failed handshake step */
-    uint8_t sniff;    /* enum tg_tls_sniff verdict when the server-side sniff refused */
-    uint8_t v2_minor; /* an SSLv2-format hello's offered 3.x minor version, 0xff if none */
-    uint8_t hs_want;  /* UV_READABLE/UV_WRITABLE the handshake waits for */
+    /* The narrow fields below and lingered fill 32 bytes (issue 16 d). */
+    int8_t poll_mask;  /* UV_READABLE/UV_WRITABLE polled for; -1: none decided yet */
+    uint8_t ssl_error; /* SSL_get_error() of the failed handshake step (0-12) */
+    uint8_t sniff;     /* enum tg_tls_sniff verdict when the server-side sniff refused */
+    uint8_t v2_minor;  /* an SSLv2-format hello's offered 3.x minor version, 0xff if none */
+    uint8_t hs_want;   /* UV_READABLE/UV_WRITABLE the handshake waits for */
     uint8_t pending_closes;
     bool sniffed;      /* server side: first bytes checked */
     bool prefix_held;  /* the first read's bytes are not all taken by OpenSSL yet */
@@ -119,6 +120,7 @@ struct tg_conn {
     bool early;
     bool early_fin;
     bool confirmed;
+    bool poll_kept;      /* closing: the handle was stopped (to be cached), not closed */
     uint32_t lingered;   /* bytes drained so far */
     uint64_t last_io_ms; /* last byte moved either way */
     uint64_t bytes_read;
@@ -132,7 +134,9 @@ struct tg_conn {
      * when one was kept for this number (uv_poll_init costs an ioctl and two epoll_ctl), else new;
      * back to the cache when the connection closes. */
     uv_poll_t *poll;
-    bool poll_kept; /* closing: the handle was stopped (to be cached), not closed */
+    /* A TLS connection's records that would otherwise be SSL ex_data (tg_conn_of_ssl finds the
+     * connection from its SSL through it). */
+    struct tg_tls_link tls;
     /* Its timer: a place in the worker's heap of deadlines (net/ctimer.c). t_idx: 1 + its index
      * there, 0 when not armed; t_due: the loop time it fires at; t_seq: arming order. */
     uint64_t t_due;
@@ -149,6 +153,8 @@ struct tg_conn {
 void tg_conn_init(struct tg_conn *c, struct tg_worker *w, int fd, SSL *ssl,
                   const struct tg_transport *tp, const struct tg_conn_handler *h, void *owner,
                   bool connecting);
+/* The connection whose SSL this is (tied by tg_conn_init), or NULL. */
+struct tg_conn *tg_conn_of_ssl(SSL *ssl);
 /* Starts polling (and, for an open plain connection, nothing else: the owner asks for reads
  * through want_read). */
 void tg_conn_start(struct tg_conn *c);

@@ -48,7 +48,7 @@ static void acme_on_head(struct tg_stream *st)
                            sizeof(body) - 1);
         return;
     }
-    tg_log_info("client %s listener=%s: ACME http-01 challenge answered for %s", st->who->peer,
+    tg_log_info("client %s listener=%s: ACME http-01 challenge answered for %s", TG__PEER(st->who),
                 st->who->lc->name, st->host[0] ? st->host : "(no host)");
     tg__stream_respond(st, 200, "application/octet-stream", "Cache-Control", "no-store", ka,
                        strlen(ka));

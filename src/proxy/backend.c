@@ -58,7 +58,7 @@ void tg__backend_log_failure(struct tg_worker *w, const struct tg_client_info *c
         TG_STAT_INC(&w->stats, backend_fail[f]);
     tg_log(fi->backend_caused ? TG_LOG_WARN : TG_LOG_ERROR,
            "backend error: peer=%s listener=%s backend=%s target=%s reason=%s: %s%s%s",
-           c ? c->peer : "-", c ? c->lc->name : "-", be->name, target, token,
+           c ? TG__PEER(c) : "-", c ? c->lc->name : "-", be->name, target, token,
            rest && rest[0] ? rest : fi->sentence, fi->config_key ? "; to change this, see " : "",
            fi->config_key ? fi->config_key : "");
 }

@@ -23,11 +23,14 @@ void tg__client_on_closed(struct tg_conn *conn)
     struct tg_worker *w = conn->w;
     if (c->proto->on_free != NULL)
         c->proto->on_free(c);
-    TG_STAT_DEC(&w->stats, l_open[c->info.snap->lslot[c->lidx]]);
+    TG_STAT_DEC(&w->stats, l_open[c->info.snap->lslot[tg__client_lidx(c)]]);
     tg_snapshot_unref(c->info.snap);
-    free((char *)c->info.xfcc);
-    free((char *)c->info.client_cert);
-    free((char *)c->info.client_cert_chain);
+    if (c->info.fwd != NULL) {
+        free(c->info.fwd->xfcc);
+        free(c->info.fwd->cert);
+        free(c->info.fwd->chain);
+        free(c->info.fwd);
+    }
     uint64_t hold = c->peer_hold;
     free(c);
     tg_worker_conn_done(w, hold);
@@ -37,21 +40,32 @@ void tg__client_on_closed(struct tg_conn *conn)
 }
 
 /* The client's handshake no longer waits for its revocation fetch (mtls.c runs the fetch). */
-static void fetch_wait_remove(struct tg_client *c)
+static void fetch_wait_remove(struct tg_client *c, struct tg__waiter *wt)
 {
-    struct tg__fetch *p = c->fetch_wait;
-    for (size_t i = 0; i < p->n_waiters; i++)
-        if (p->waiters[i] == c)
-            p->waiters[i] = NULL;
-    c->fetch_wait = NULL;
+    if (wt != NULL)
+        wt->c = NULL;
+    c->fetch_waiting = false;
+}
+
+/* Where a waiting client is among its worker's fetches (*of: that fetch), or NULL. */
+static struct tg__waiter *fetch_waiter(struct tg_client *c, struct tg__fetch **of)
+{
+    for (struct tg__fetch *p = tg_pw(c->conn.w)->fetches; p != NULL; p = p->next)
+        for (size_t i = 0; i < p->n_waiters; i++)
+            if (p->waiters[i].c == c) {
+                *of = p;
+                return &p->waiters[i];
+            }
+    return NULL;
 }
 
 /* A closing client stops waiting for its revocation fetch. */
 static void fetch_leave(struct tg_client *c)
 {
-    if (c->fetch_wait == NULL)
+    if (!c->fetch_waiting)
         return;
-    fetch_wait_remove(c);
+    struct tg__fetch *p;
+    fetch_wait_remove(c, fetch_waiter(c, &p));
     /* OpenSSL's job is paused inside our verification: let it finish before the SSL goes. */
     tg_tls_server_abandon(c->conn.ssl);
 }
@@ -61,17 +75,18 @@ static void fetch_leave(struct tg_client *c)
  * on with the rest of timeouts.handshake. False when it was not waiting: a real timeout. */
 static bool fetch_wait_expired(struct tg_client *c)
 {
-    struct tg__fetch *p = c->fetch_wait;
-    if (p == NULL)
+    struct tg__fetch *p = NULL;
+    struct tg__waiter *wt = c->fetch_waiting ? fetch_waiter(c, &p) : NULL;
+    if (wt == NULL)
         return false;
     uint64_t now = uv_now(&c->conn.w->loop);
-    uint64_t end = c->accepted_ms + tg__cfg(c)->timeouts.handshake_ms;
+    uint64_t end = tg__client_accepted_ms(c, now) + tg__cfg(c)->timeouts.handshake_ms;
     tg_log_info("client %s listener=%s: stopped waiting for the %s from %s after %" PRIu64
                 " ms, to finish the TLS handshake within %" PRIu64
                 " ms (timeouts.handshake): its revocation status is unknown",
-                c->peer, c->info.lc->name, tg_tls_fetch_what(p->f), tg_tls_fetch_url(p->f),
-                now - c->fetch_wait_since_ms, tg__cfg(c)->timeouts.handshake_ms);
-    fetch_wait_remove(c);
+                TG__PEER(&c->info), c->info.lc->name, tg_tls_fetch_what(p->f),
+                tg_tls_fetch_url(p->f), now - wt->since_ms, tg__cfg(c)->timeouts.handshake_ms);
+    fetch_wait_remove(c, wt);
     tg_tls_server_stop_waiting(c->conn.ssl);
     tg_conn_timer(&c->conn, end > now ? end - now : 1); /* the rest of the handshake */
     tg_conn_handshake_resume(&c->conn);
@@ -81,13 +96,13 @@ static bool fetch_wait_expired(struct tg_client *c)
 void tg__client_leave_out_cert_chain(const struct tg_client_info *i)
 {
     struct tg_client *c = (struct tg_client *)((char *)i - offsetof(struct tg_client, info));
-    if (c->info.client_cert_chain == NULL)
+    if (c->info.fwd == NULL || c->info.fwd->chain == NULL)
         return;
     tg_log_info("client %s listener=%s: Client-Cert-Chain left out of requests forwarded on this "
                 "connection: its %zu bytes do not fit the forwarded head (limits.max_header_bytes)",
-                c->peer, c->info.lc->name, strlen(c->info.client_cert_chain));
-    free((char *)c->info.client_cert_chain);
-    c->info.client_cert_chain = NULL;
+                TG__PEER(&c->info), c->info.lc->name, strlen(c->info.fwd->chain));
+    free(c->info.fwd->chain);
+    c->info.fwd->chain = NULL;
 }
 
 void tg__client_close(struct tg_client *c)
@@ -112,7 +127,7 @@ void tg__client_close(struct tg_client *c)
 
 void tg__client_abort(struct tg_client *c, const char *why)
 {
-    tg_log_debug("client %s listener=%s: closing: %s", c->peer, c->info.lc->name, why);
+    tg_log_debug("client %s listener=%s: closing: %s", TG__PEER(&c->info), c->info.lc->name, why);
     tg__client_close(c);
 }
 
@@ -128,7 +143,7 @@ static void hs_failed(struct tg_client *c, enum tg_tls_fail f)
         detail[0] = '\0';
     TG_STAT_INC(&c->conn.w->stats, hs_fail[f]);
     tg_log(fi->client_caused ? TG_LOG_INFO : TG_LOG_ERROR,
-           "TLS handshake failed: peer=%s listener=%s reason=%s: %s%s%s%s%s%s", c->peer,
+           "TLS handshake failed: peer=%s listener=%s reason=%s: %s%s%s%s%s%s", TG__PEER(&c->info),
            c->info.lc->name, fi->token, fi->sentence, detail[0] ? " (" : "", detail,
            detail[0] ? ")" : "", fi->config_key ? "; to change this, see " : "",
            fi->config_key ? fi->config_key : "");
@@ -185,14 +200,14 @@ static void early_noted(struct tg_client *c)
     if (e == TG_TLS_EARLY_REPLAY || e == TG_TLS_EARLY_FULL)
         tg_log_info("client %s listener=%s: TLS early data refused: reason=%s: %s; the handshake "
                     "goes on without it",
-                    c->peer, c->info.lc->name, tg_tls_early_token(e),
+                    TG__PEER(&c->info), c->info.lc->name, tg_tls_early_token(e),
                     e == TG_TLS_EARLY_REPLAY
                         ? "its ticket already carried early data within the replay window (a "
                           "replayed ClientHello, or a ticket used twice)"
                         : "the anti-replay register has no free slot for its ticket");
     else
-        tg_log_debug("client %s listener=%s: TLS early data %s", c->peer, c->info.lc->name,
-                     tg_tls_early_token(e));
+        tg_log_debug("client %s listener=%s: TLS early data %s", TG__PEER(&c->info),
+                     c->info.lc->name, tg_tls_early_token(e));
 }
 
 void tg__client_on_fail(struct tg_conn *conn, enum tg_conn_fail why, int err)
@@ -236,27 +251,29 @@ static bool client_identity(struct tg_client *c)
          * that verified it (a reload changes the session id context), but revocation data may
          * have changed since. */
         char detail[512];
-        enum tg_tls_fail f =
-            tg_tls_server_client_recheck(c->info.snap->tls[c->lidx], leaf, detail, sizeof(detail));
+        enum tg_tls_fail f = tg_tls_server_client_recheck(c->info.snap->tls[tg__client_lidx(c)],
+                                                          leaf, detail, sizeof(detail));
         if (f != TG_TLS_FAIL_NONE) {
             const struct tg_tls_fail_info *fi = tg_tls_fail_info(f);
             TG_STAT_INC(&c->conn.w->stats, hs_fail[f]);
             tg_log_info("TLS handshake failed: peer=%s listener=%s reason=%s: %s (%s; resumed "
                         "session)",
-                        c->peer, c->info.lc->name, fi->token, fi->sentence, detail);
+                        TG__PEER(&c->info), c->info.lc->name, fi->token, fi->sentence, detail);
             return false;
         }
     }
     c->has_cert = true;
-    if (c->info.lc->mode != TG_MODE_HTTP)
+    if (c->info.lc->mode != TG_MODE_HTTP || ca->forward == TG_FWD_NONE)
         return true;
+    struct tg_cert_fields *fwd = c->info.fwd = tg_xcalloc(1, sizeof(*fwd));
     if (ca->forward == TG_FWD_XFCC || ca->forward == TG_FWD_BOTH)
-        c->info.xfcc = tg_tls_xfcc(leaf);
+        fwd->xfcc = tg_tls_xfcc(leaf);
     if (ca->forward == TG_FWD_RFC9440 || ca->forward == TG_FWD_BOTH) {
-        c->info.client_cert = tg_tls_rfc9440_cert(leaf);
+        fwd->cert = tg_tls_rfc9440_cert(leaf);
         /* Only what was verified: a client may append any certificates it likes. */
-        STACK_OF(X509) *v = tg_tls_server_verified_chain(c->info.snap->tls[c->lidx], c->conn.ssl);
-        c->info.client_cert_chain = tg_tls_rfc9440_chain(v, ca->forward_anchor);
+        STACK_OF(X509) *v =
+            tg_tls_server_verified_chain(c->info.snap->tls[tg__client_lidx(c)], c->conn.ssl);
+        fwd->chain = tg_tls_rfc9440_chain(v, ca->forward_anchor);
         sk_X509_pop_free(v, X509_free);
     }
     return true;
@@ -294,7 +311,7 @@ void tg__client_opened(struct tg_client *c)
         count_negotiated(&conn->w->stats, conn->ssl);
         early_noted(c);
         const char *sni = SSL_get_servername(conn->ssl, TLSEXT_NAMETYPE_host_name);
-        tg_log_debug("client %s listener=%s: TLS established %s %s sni=%s", c->peer,
+        tg_log_debug("client %s listener=%s: TLS established %s %s sni=%s", TG__PEER(&c->info),
                      c->info.lc->name, SSL_get_version(conn->ssl), SSL_get_cipher_name(conn->ssl),
                      sni ? sni : "-");
         if (!client_identity(c)) {
@@ -302,19 +319,17 @@ void tg__client_opened(struct tg_client *c)
             return;
         }
         struct tg_client_info *i = &c->info;
-        i->tls_version = SSL_get_version(conn->ssl);
-        i->cipher = SSL_get_cipher_name(conn->ssl);
-        i->sni = sni;
-        SSL_get0_alpn_selected(conn->ssl, &i->alpn, &i->alpn_len);
-        if (i->alpn_len == 10 && memcmp(i->alpn, "acme-tls/1", 10) == 0) {
+        const unsigned char *alpn;
+        unsigned alpn_len;
+        SSL_get0_alpn_selected(conn->ssl, &alpn, &alpn_len);
+        if (alpn_len == 10 && memcmp(alpn, "acme-tls/1", 10) == 0) {
             /* A TLS-ALPN-01 validation (RFC 8737): the handshake was all it came for. */
             tg_log_info("client %s listener=%s: ACME tls-alpn-01 challenge answered for %s",
-                        c->peer, c->info.lc->name, sni ? sni : "-");
+                        TG__PEER(&c->info), c->info.lc->name, sni ? sni : "-");
             tg__client_close(c);
             return;
         }
         i->has_cert = c->has_cert;
-        i->leaf = c->has_cert ? SSL_get0_peer_certificate(conn->ssl) : NULL;
     }
     if (conn->early) {
         /* Opened on early data: the handshake timer stays armed until the Finished comes (a
@@ -336,8 +351,8 @@ void tg__client_confirmed(struct tg_client *c)
         c->timer_kind = TG_CT_NONE;
         tg_conn_timer(&c->conn, 0);
     }
-    tg_log_debug("client %s listener=%s: TLS handshake finished after early data", c->peer,
-                 c->info.lc->name);
+    tg_log_debug("client %s listener=%s: TLS handshake finished after early data",
+                 TG__PEER(&c->info), c->info.lc->name);
 }
 
 void tg__client_handshake_timeout(struct tg_client *c)
@@ -349,7 +364,7 @@ void tg__client_handshake_timeout(struct tg_client *c)
     TG_STAT_INC(&c->conn.w->stats, hs_fail[TG_TLS_FAIL_TIMEOUT]);
     tg_log_info("TLS handshake failed: peer=%s listener=%s reason=%s: %s (no handshake "
                 "within %" PRIu64 " ms); to change this, see %s",
-                c->peer, c->info.lc->name, fi->token, fi->sentence,
+                TG__PEER(&c->info), c->info.lc->name, fi->token, fi->sentence,
                 tg__cfg(c)->timeouts.handshake_ms,
                 fi->config_key ? fi->config_key : "timeouts.handshake");
     tg__client_close(c);
@@ -359,25 +374,22 @@ void tg__client_handshake_timeout(struct tg_client *c)
 
 void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
                        const struct sockaddr_storage *peer, uint64_t hold,
-                       const struct tg_proto *proto, const struct tg_stream_handler *serve)
+                       const struct tg_proto *proto)
 {
     struct tg_client *c = tg_xcalloc(1, sizeof(*c));
     struct tg_proxy_worker *pw = tg_pw(w);
     c->info.snap = tg_snapshot_ref(w->snap);
-    c->lidx = (uint32_t)lidx;
-    c->peer_hold = hold;
+    c->peer_hold = (uint32_t)hold;
     c->info.lc = &c->info.snap->cfg->listeners[lidx];
     TG_STAT_INC(&w->stats, l_open[c->info.snap->lslot[lidx]]);
     c->proto = proto;
-    c->serve = serve;
-    tg_addr_format(peer, c->peer, sizeof(c->peer));
-    c->info.w = w;
-    c->info.peer = c->peer;
+    tg_addr_pack(peer, &c->info.peer);
+    c->info.conn = &c->conn;
     const struct tg_client_auth_conf *ca = &c->info.lc->tls.client_auth;
     for (size_t i = 0; ca->from_header != NULL && i < ca->n_header_from; i++)
         c->info.header_trusted = c->info.header_trusted || tg_cidr_match(&ca->header_from[i], peer);
     c->info.tls = c->info.snap->tls[lidx] != NULL;
-    c->accepted_ms = uv_now(&w->loop);
+    c->accepted_lo = (uint32_t)uv_now(&w->loop);
     c->next = pw->clients;
     if (pw->clients)
         pw->clients->prev = c;
@@ -388,11 +400,10 @@ void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
         ssl = SSL_new(tg_tls_server_ctx(c->info.snap->tls[lidx]));
         if (ssl == NULL) {
             ERR_clear_error();
-            tg_log_error("client %s listener=%s: cannot create a TLS session", c->peer,
+            tg_log_error("client %s listener=%s: cannot create a TLS session", TG__PEER(&c->info),
                          c->info.lc->name);
         } else {
             SSL_set_accept_state(ssl);
-            SSL_set_app_data(ssl, &c->conn); /* the revocation-fetch hook finds the client */
             /* One read() fills OpenSSL's buffer with every record available instead of two
              * reads (header, body) per record; SSL_has_pending() tells us when to read again. */
             SSL_set_read_ahead(ssl, 1);

@@ -13,13 +13,6 @@
 
 #define FEED_SLACK 256
 
-static void copy_span(char *dst, size_t cap, const char *src, size_t len)
-{
-    size_t n = TG_MIN(len, cap - 1);
-    memcpy(dst, src, n);
-    dst[n] = '\0';
-}
-
 /* Who the request is from: the connection, or the certificate a trusted balancer passed. */
 static const struct tg_client_info *who_of(const struct tg_stream *st)
 {
@@ -62,35 +55,26 @@ static bool build_backend_head(struct tg_stream *st, const char *url, size_t url
         if (!pass_us && memchr(f->name, '_', f->name_len) != NULL) {
             tg_log_debug("client %s listener=%s: dropped header field \"%.*s\": its name has an "
                          "underscore (http.underscores_in_headers)",
-                         c->peer, c->lc->name, (int)TG_MIN(f->name_len, 64u), f->name);
+                         TG__PEER(c), c->lc->name, (int)TG_MIN(f->name_len, 64u), f->name);
             continue;
         }
         ok = tg_http_head_add(h, f->name, f->name_len, f->value, f->value_len);
     }
-    /* "1.2.3.4:5" -> "1.2.3.4", "[::1]:5" -> "::1" */
-    const char *ip = c->peer;
-    size_t iplen = strlen(c->peer);
-    const char *colon = strrchr(c->peer, ':');
-    if (c->peer[0] == '[') {
-        ip = c->peer + 1;
-        iplen = (size_t)(strchr(c->peer, ']') - ip);
-    } else if (colon != NULL) {
-        iplen = (size_t)(colon - c->peer);
-    }
-    copy_span(st->xff, sizeof(st->xff), ip, iplen);
-    ok = ok && tg_http_head_add(h, "X-Forwarded-For", 15, st->xff, strlen(st->xff)) &&
+    /* "1.2.3.4", "::1" (st->xff has room for TG_ADDR_STRLEN) */
+    size_t iplen = tg_addr_packed_ip(&c->peer, st->xff);
+    ok = ok && tg_http_head_add(h, "X-Forwarded-For", 15, st->xff, iplen) &&
          tg_http_head_add(h, "X-Forwarded-Proto", 17, c->tls ? "https" : "http", c->tls ? 5 : 4);
     /* RFC 8470: a request served from TLS early data says so (a client's own field, from an
      * intermediary in front, is passed on as it is). */
     if (ok && st->early && tg__stream_early_safe(st) && tg_http_head_find(in, "early-data") == NULL)
         ok = tg_http_head_add(h, "Early-Data", 10, "1", 1);
-    if (ok && c->xfcc != NULL)
-        ok = tg_http_head_add(h, "X-Forwarded-Client-Cert", 23, c->xfcc, strlen(c->xfcc));
-    if (ok && c->client_cert != NULL)
-        ok = tg_http_head_add(h, "Client-Cert", 11, c->client_cert, strlen(c->client_cert));
-    if (ok && with_chain && c->client_cert_chain != NULL)
-        ok = tg_http_head_add(h, "Client-Cert-Chain", 17, c->client_cert_chain,
-                              strlen(c->client_cert_chain));
+    const struct tg_cert_fields *cf = c->fwd;
+    if (ok && cf != NULL && cf->xfcc != NULL)
+        ok = tg_http_head_add(h, "X-Forwarded-Client-Cert", 23, cf->xfcc, strlen(cf->xfcc));
+    if (ok && cf != NULL && cf->cert != NULL)
+        ok = tg_http_head_add(h, "Client-Cert", 11, cf->cert, strlen(cf->cert));
+    if (ok && with_chain && cf != NULL && cf->chain != NULL)
+        ok = tg_http_head_add(h, "Client-Cert-Chain", 17, cf->chain, strlen(cf->chain));
     if (st->req_chunked) {
         h->body = TG_BODY_CHUNKED;
     } else if (in->body == TG_BODY_LENGTH) {
@@ -100,7 +84,7 @@ static bool build_backend_head(struct tg_stream *st, const char *url, size_t url
     if (st->upgrade)
         h->upgrade = "websocket";
     struct tg_buf *b = &st->to_backend;
-    tg_conn_buf_get(c->w, b, tg__in_cap(c->snap) + 4096);
+    tg_conn_buf_get(c->conn->w, b, tg__in_cap(c->snap) + 4096);
     b->off = b->len = 0;
     ok = ok && tg_h1_write_request(b, h);
     st->req_head_len = b->len;
@@ -127,11 +111,22 @@ static const struct tg_bconn_user stream_user = {stream_on_open, stream_on_fail}
 static void stream_start(struct tg_stream *st)
 {
     st->bc = NULL;
-    tg__backend_open(st->who->w, st->who->snap, st->who, st->backend, !st->upgrade, &stream_user,
-                     st, &st->bc);
+    tg__backend_open(st->who->conn->w, st->who->snap, st->who, st->backend, !st->upgrade,
+                     &stream_user, st, &st->bc);
 }
 
 /* ---- the handler ---- */
+
+/* The verified certificate the request is from (c = who_of(st)): a trusted balancer's header's,
+ * else the connection's (its SSL's peer certificate), or NULL. */
+static X509 *who_leaf(const struct tg_stream *st, const struct tg_client_info *c)
+{
+    if (!c->has_cert)
+        return NULL;
+    if (st->hdr_set)
+        return st->hdr_leaf;
+    return c->conn->ssl != NULL ? SSL_get0_peer_certificate(c->conn->ssl) : NULL;
+}
 
 /* A route's own allowed_subjects: whether the verified client certificate is on it; refuses
  * the stream (403, logged, counted) when not. */
@@ -141,14 +136,15 @@ static bool route_admits(struct tg_stream *st, const struct tg_route_conf *r)
     const struct tg_tls_allow *a = tg_tls_server_route_allow(
         c->snap->tls[c->lc - c->snap->cfg->listeners], (size_t)(r - c->lc->routes));
     char matched[16];
-    if (c->leaf != NULL && a != NULL && tg_tls_allow_match(a, c->leaf, matched, sizeof(matched)))
+    X509 *leaf = who_leaf(st, c);
+    if (leaf != NULL && a != NULL && tg_tls_allow_match(a, leaf, matched, sizeof(matched)))
         return true;
     char subject[256] = "no certificate";
-    if (c->leaf != NULL)
-        X509_NAME_oneline(X509_get_subject_name(c->leaf), subject, sizeof(subject));
+    if (leaf != NULL)
+        X509_NAME_oneline(X509_get_subject_name(leaf), subject, sizeof(subject));
     tg_log_info("client %s listener=%s: request refused with 403: reason=%s: %s %s: %s is not in "
                 "%s/routes/%zu/allowed_subjects",
-                c->peer, c->lc->name, tg__hfail_info(TG_HF_CERT_NOT_ALLOWED)->token, st->method,
+                TG__PEER(c), c->lc->name, tg__hfail_info(TG_HF_CERT_NOT_ALLOWED)->token, st->method,
                 st->path, subject, c->lc->path, (size_t)(r - c->lc->routes));
     st->discard_body = true;
     st->close_conn = true;
@@ -161,7 +157,7 @@ static bool header_refuse(struct tg_stream *st, const char *what, const char *de
     const struct tg_client_info *c = st->who;
     tg_log_info("client %s listener=%s: request refused with 403: reason=%s: %s %s: %s: %s "
                 "(%s/from_header)",
-                c->peer, c->lc->name, tg__hfail_info(TG_HF_CERT_HEADER)->token, st->method,
+                TG__PEER(c), c->lc->name, tg__hfail_info(TG_HF_CERT_HEADER)->token, st->method,
                 st->path, what, detail, c->lc->tls.client_auth.path);
     st->discard_body = true;
     st->close_conn = true;
@@ -190,13 +186,12 @@ static bool header_identity(struct tg_stream *st)
         if (n > 0)
             tg_log_info("client %s listener=%s: %s %s: ignored and removed header field %s: the "
                         "peer is not in %s/from_header/trusted_from",
-                        c->peer, c->lc->name, st->method, st->path, ca->from_header, ca->path);
+                        TG__PEER(c), c->lc->name, st->method, st->path, ca->from_header, ca->path);
         return true;
     }
     st->hdr_who = *c;
     st->hdr_who.has_cert = false;
-    st->hdr_who.leaf = NULL;
-    st->hdr_who.xfcc = st->hdr_who.client_cert = st->hdr_who.client_cert_chain = NULL;
+    st->hdr_who.fwd = NULL;
     st->hdr_set = true;
     if (n > 1)
         return header_refuse(st, ca->from_header, "the field is repeated");
@@ -224,12 +219,12 @@ static bool header_identity(struct tg_stream *st)
         return header_refuse(st, what, detail);
     }
     st->hdr_leaf = leaf;
-    st->hdr_who.leaf = leaf;
     st->hdr_who.has_cert = true;
     if (ca->forward == TG_FWD_XFCC || ca->forward == TG_FWD_BOTH)
-        st->hdr_who.xfcc = st->hdr_xfcc = tg_tls_xfcc(leaf);
+        st->hdr_fields.xfcc = tg_tls_xfcc(leaf);
     if (ca->forward == TG_FWD_RFC9440 || ca->forward == TG_FWD_BOTH)
-        st->hdr_who.client_cert = st->hdr_cert = tg_tls_rfc9440_cert(leaf);
+        st->hdr_fields.cert = tg_tls_rfc9440_cert(leaf);
+    st->hdr_who.fwd = &st->hdr_fields;
     return true;
 }
 
@@ -256,7 +251,7 @@ static void fwd_on_head(struct tg_stream *st)
     if (r == NULL) {
         tg_log_info(
             "client %s listener=%s: request refused with 404: reason=%s: no route for %s %s",
-            c->peer, c->lc->name, tg__hfail_info(TG_HF_NO_ROUTE)->token, st->method, st->path);
+            TG__PEER(c), c->lc->name, tg__hfail_info(TG_HF_NO_ROUTE)->token, st->method, st->path);
         st->discard_body = true;
         tg__stream_refuse(st, TG_HF_NO_ROUTE);
         return;
@@ -264,8 +259,8 @@ static void fwd_on_head(struct tg_stream *st)
     if (r->client_auth_require && !c->has_cert) {
         tg_log_info("client %s listener=%s: request refused with 403: reason=%s: %s %s needs a "
                     "client certificate (routes client_auth \"require\")",
-                    c->peer, c->lc->name, tg__hfail_info(TG_HF_CERT_REQUIRED)->token, st->method,
-                    st->path);
+                    TG__PEER(c), c->lc->name, tg__hfail_info(TG_HF_CERT_REQUIRED)->token,
+                    st->method, st->path);
         st->discard_body = true;
         st->close_conn = true;
         tg__stream_refuse(st, TG_HF_CERT_REQUIRED);
@@ -282,7 +277,7 @@ static void fwd_on_head(struct tg_stream *st)
     st->req_chunked = st->req_in.body == TG_BODY_CHUNKED;
     const char *fwd_url = url_len ? url : "/";
     size_t fwd_len = url_len ? url_len : 1;
-    bool with_chain = c->client_cert_chain != NULL;
+    bool with_chain = c->fwd != NULL && c->fwd->chain != NULL;
     bool ok = build_backend_head(st, fwd_url, fwd_len, host, host_len, with_chain);
     if (!ok && with_chain) {
         /* RFC 9440 lets Client-Cert-Chain be left out: it is, for the rest of the connection. */
@@ -293,7 +288,7 @@ static void fwd_on_head(struct tg_stream *st)
         tg_log_info("client %s listener=%s: request refused with 431: reason=%s: %s %s: the head "
                     "with the fields we add does not fit the backend's buffer "
                     "(limits.max_header_bytes)",
-                    c->peer, c->lc->name, tg__hfail_info(TG_HF_FORWARD_TOO_LARGE)->token,
+                    TG__PEER(c), c->lc->name, tg__hfail_info(TG_HF_FORWARD_TOO_LARGE)->token,
                     st->method, st->path);
         st->discard_body = true;
         st->close_conn = true;

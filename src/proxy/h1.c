@@ -123,7 +123,7 @@ static void after_read(struct tg_conn *conn)
 static void on_error(struct tg_conn *conn, int err, bool writing)
 {
     struct tg_client *c = tg__client_of(conn);
-    tg_log_debug("client %s listener=%s: %s failed: %s", c->peer, c->info.lc->name,
+    tg_log_debug("client %s listener=%s: %s failed: %s", TG__PEER(&c->info), c->info.lc->name,
                  writing ? "write to client" : "read from client", strerror(-err));
     tg__client_close(c);
 }
@@ -305,7 +305,7 @@ static int req_on_head(struct tg_h1_msg *m)
     st->upgrade = wants_websocket(m);
     if (st->upgrade)
         ws_expect_accept(st, m);
-    st->h = c->serve;
+    st->h = tg__client_serve(c);
     st->h->on_head(st);
     return 0;
 }
@@ -355,7 +355,8 @@ static void already_answered(struct tg_client *c)
     struct tg_h1_msg *msg = &h1s(st)->msg;
     tg_log_debug("client %s listener=%s: request already answered with %d; not reading the rest "
                  "(%s)",
-                 c->peer, c->info.lc->name, st->status, msg->error ? msg->error : "malformed");
+                 TG__PEER(&c->info), c->info.lc->name, st->status,
+                 msg->error ? msg->error : "malformed");
     c->close_after = true;
     st->req_phase = TG_REQ_DONE; /* tg__http1_process flushes the answer */
 }
@@ -399,8 +400,8 @@ static void feed(struct tg_client *c)
                                               : TG_HF_MALFORMED;
             tg_log_info(
                 "client %s listener=%s: request refused with %d: reason=%s: bad request: %s",
-                c->peer, c->info.lc->name, tg__hfail_info(f)->status, tg__hfail_info(f)->token,
-                msg->error ? msg->error : "malformed");
+                TG__PEER(&c->info), c->info.lc->name, tg__hfail_info(f)->status,
+                tg__hfail_info(f)->token, msg->error ? msg->error : "malformed");
             bad_request(c, f);
             return;
         }
@@ -408,7 +409,8 @@ static void feed(struct tg_client *c)
             if (conn->in.off > (size_t)tg__cfg(c)->limits.max_header_bytes) {
                 tg_log_info("client %s listener=%s: request refused with 431: reason=%s: request "
                             "head over %u bytes (limits.max_header_bytes)",
-                            c->peer, c->info.lc->name, tg__hfail_info(TG_HF_HEAD_TOO_LARGE)->token,
+                            TG__PEER(&c->info), c->info.lc->name,
+                            tg__hfail_info(TG_HF_HEAD_TOO_LARGE)->token,
                             tg__cfg(c)->limits.max_header_bytes);
                 bad_request(c, TG_HF_HEAD_TOO_LARGE);
                 return;
@@ -682,7 +684,11 @@ static void on_open(struct tg_conn *conn)
     tg__client_opened(c);
     if (tg_conn_closed(conn))
         return;
-    if (c->info.alpn_len == 2 && memcmp(c->info.alpn, "h2", 2) == 0) {
+    const unsigned char *alpn = NULL;
+    unsigned alpn_len = 0;
+    if (conn->ssl != NULL)
+        SSL_get0_alpn_selected(conn->ssl, &alpn, &alpn_len);
+    if (alpn_len == 2 && memcmp(alpn, "h2", 2) == 0) {
         if (!tg__h2_start(c))
             tg__client_abort(c, "cannot start an HTTP/2 session");
         return;

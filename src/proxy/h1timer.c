@@ -12,7 +12,6 @@
 static void arm(struct tg_client *c, int kind, uint64_t ms)
 {
     c->timer_kind = (uint8_t)kind;
-    c->deadline_ms = uv_now(&c->conn.w->loop) + ms;
     tg_conn_timer(&c->conn, ms);
 }
 
@@ -24,7 +23,6 @@ static void arm_stream(struct tg_client *c, int kind, uint64_t ms)
     st->deadline_kind = (uint8_t)kind;
     st->deadline_ms = uv_now(&c->conn.w->loop) + ms;
     c->timer_kind = TG_CT_STREAM;
-    c->deadline_ms = st->deadline_ms;
     tg_conn_timer(&c->conn, ms);
 }
 
@@ -81,13 +79,13 @@ static void body_timed_out(struct tg_client *c, enum tg_body_verdict v, uint64_t
         tg_log_info("client %s listener=%s: reason=%s: request body not complete within %" PRIu64
                     " ms while reading the request body: %" PRIu64
                     "%s bytes received (timeouts.request_body)",
-                    c->peer, c->info.lc->name, tg__hfail_info(TG_HF_BODY_TIMEOUT)->token,
+                    TG__PEER(&c->info), c->info.lc->name, tg__hfail_info(TG_HF_BODY_TIMEOUT)->token,
                     cfg->timeouts.request_body_ms, st->body_bytes, of);
     else
         tg_log_info("client %s listener=%s: reason=%s: request body slower than %" PRIu32
                     " bytes/s while reading the request body: %" PRIu64
                     "%s bytes received in %" PRIu64 " ms (limits.min_body_rate)",
-                    c->peer, c->info.lc->name, tg__hfail_info(TG_HF_BODY_TIMEOUT)->token,
+                    TG__PEER(&c->info), c->info.lc->name, tg__hfail_info(TG_HF_BODY_TIMEOUT)->token,
                     cfg->limits.min_body_rate, st->body_bytes, of, e);
     tg__stream_finish(st, false);
     c->close_after = true;
@@ -102,8 +100,8 @@ static void stream_timer(struct tg_client *c, uint64_t now)
     case TG_CT_HEADERS:
         tg_log_info("client %s listener=%s: reason=%s: request headers not received within %" PRIu64
                     " ms (timeouts.request_headers)",
-                    c->peer, c->info.lc->name, tg__hfail_info(TG_HF_HEADERS_TIMEOUT)->token,
-                    to->request_headers_ms);
+                    TG__PEER(&c->info), c->info.lc->name,
+                    tg__hfail_info(TG_HF_HEADERS_TIMEOUT)->token, to->request_headers_ms);
         c->close_after = true;
         tg__stream_refuse(c->st, TG_HF_HEADERS_TIMEOUT);
         return;
@@ -126,7 +124,7 @@ static void stream_timer(struct tg_client *c, uint64_t now)
         }
         tg_log_info("client %s listener=%s: no progress for %" PRIu64
                     " ms while reading the request body (timeouts.idle)",
-                    c->peer, c->info.lc->name, to->idle_ms);
+                    TG__PEER(&c->info), c->info.lc->name, to->idle_ms);
         tg__client_close(c);
         return;
     }
@@ -137,7 +135,7 @@ static void stream_timer(struct tg_client *c, uint64_t now)
         }
         tg_log_info("client %s listener=%s: no progress for %" PRIu64
                     " ms while %s (timeouts.idle)",
-                    c->peer, c->info.lc->name, to->idle_ms,
+                    TG__PEER(&c->info), c->info.lc->name, to->idle_ms,
                     tg_buf_used(conn->out) > 0 ? "sending the response" : "reading the request");
         tg__client_close(c);
         return;

@@ -225,7 +225,7 @@ static void request_head(struct tg_h2_session *s, struct tg_h2_stream *hs, bool 
         tg__stream_refuse_logged(st, f);
         return;
     }
-    st->h = c->serve;
+    st->h = tg__client_serve(c);
     st->h->on_head(st);
     if (st->h != NULL && st->kind != TG_SK_LOCAL) {
         hs->to_start = true;
@@ -370,7 +370,7 @@ static void on_read(struct tg_conn *conn)
         else if (n == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
             tg__h2_calm(s, TG_H2C_CONTINUATION);
         if (s->calm == TG_H2C_NONE) {
-            tg_log_info("client %s listener=%s: HTTP/2 session failed: %s", c->peer,
+            tg_log_info("client %s listener=%s: HTTP/2 session failed: %s", TG__PEER(&c->info),
                         c->info.lc->name, nghttp2_strerror((int)n));
             if (n != NGHTTP2_ERR_BAD_CLIENT_MAGIC)
                 nghttp2_session_terminate_session(s->ng, NGHTTP2_PROTOCOL_ERROR);
@@ -418,7 +418,7 @@ static void on_drain(struct tg_conn *conn)
 static void on_error(struct tg_conn *conn, int err, bool writing)
 {
     struct tg_client *c = tg__client_of(conn);
-    tg_log_debug("client %s listener=%s: %s failed: %s", c->peer, c->info.lc->name,
+    tg_log_debug("client %s listener=%s: %s failed: %s", TG__PEER(&c->info), c->info.lc->name,
                  writing ? "write to client" : "read from client", strerror(-err));
     tg__client_close(c);
 }

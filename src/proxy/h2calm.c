@@ -138,8 +138,8 @@ void tg__h2_calm(struct tg_h2_session *s, enum tg_h2_calm r)
     tg_log_info(
         "client %s listener=%s: HTTP/2 connection closed with ENHANCE_YOUR_CALM: reason=%s: "
         "%s%s%s%s (%zu streams open)",
-        c->peer, c->info.lc->name, i->token, i->text, i->key ? " (" : "", i->key ? i->key : "",
-        i->key ? ")" : "", s->n_live);
+        TG__PEER(&c->info), c->info.lc->name, i->token, i->text, i->key ? " (" : "",
+        i->key ? i->key : "", i->key ? ")" : "", s->n_live);
     nghttp2_session_terminate_session(s->ng, NGHTTP2_ENHANCE_YOUR_CALM);
 }
 

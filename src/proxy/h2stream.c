@@ -397,7 +397,7 @@ static void h2_reset(struct tg_stream *st, const char *why)
 {
     struct tg_h2_stream *hs = h2s(st);
     struct tg_h2_session *s = hs->s;
-    tg_log_debug("client %s listener=%s: stream %" PRId32 " reset: %s", s->c->peer,
+    tg_log_debug("client %s listener=%s: stream %" PRId32 " reset: %s", TG__PEER(&s->c->info),
                  s->c->info.lc->name, hs->id, why);
     if (!hs->closed)
         nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, hs->id, NGHTTP2_INTERNAL_ERROR);

@@ -20,7 +20,7 @@ static void headers_timed_out(struct tg_h2_session *s)
     TG_STAT_INC(&c->conn.w->stats, http_fail[TG_HF_HEADERS_TIMEOUT]);
     tg_log_info("client %s listener=%s: reason=%s: request headers not received within %" PRIu64
                 " ms (timeouts.request_headers)",
-                c->peer, c->info.lc->name, tg__hfail_info(TG_HF_HEADERS_TIMEOUT)->token,
+                TG__PEER(&c->info), c->info.lc->name, tg__hfail_info(TG_HF_HEADERS_TIMEOUT)->token,
                 tg__cfg(c)->timeouts.request_headers_ms);
     nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
 }
@@ -42,13 +42,13 @@ static void body_timed_out(struct tg_h2_stream *hs, enum tg_body_verdict v, uint
         tg_log_info("client %s listener=%s: reason=%s: request body not complete within %" PRIu64
                     " ms while reading the request body of HTTP/2 stream %" PRId32 ": %" PRIu64
                     "%s bytes received (timeouts.request_body)",
-                    c->peer, c->info.lc->name, tg__hfail_info(TG_HF_BODY_TIMEOUT)->token,
+                    TG__PEER(&c->info), c->info.lc->name, tg__hfail_info(TG_HF_BODY_TIMEOUT)->token,
                     cfg->timeouts.request_body_ms, hs->id, st->body_bytes, of);
     else
         tg_log_info("client %s listener=%s: reason=%s: request body slower than %" PRIu32
                     " bytes/s while reading the request body of HTTP/2 stream %" PRId32 ": %" PRIu64
                     "%s bytes received in %" PRIu64 " ms (limits.min_body_rate)",
-                    c->peer, c->info.lc->name, tg__hfail_info(TG_HF_BODY_TIMEOUT)->token,
+                    TG__PEER(&c->info), c->info.lc->name, tg__hfail_info(TG_HF_BODY_TIMEOUT)->token,
                     cfg->limits.min_body_rate, hs->id, st->body_bytes, of, e);
     bool started = st->resp_phase != TG_RESP_WAIT;
     tg__stream_finish(st, false);
@@ -83,7 +83,7 @@ static uint64_t scan(struct tg_h2_session *s, uint64_t now, bool act, bool *ende
             if (act) {
                 tg_log_debug("client %s listener=%s: HTTP/2 connection idle for %" PRIu64
                              " ms without streams (timeouts.idle)",
-                             c->peer, c->info.lc->name, idle);
+                             TG__PEER(&c->info), c->info.lc->name, idle);
                 nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
                 *ended = true;
             }
@@ -96,7 +96,7 @@ static uint64_t scan(struct tg_h2_session *s, uint64_t now, bool act, bool *ende
             if (act) {
                 tg_log_info("client %s listener=%s: no progress for %" PRIu64
                             " ms with %zu HTTP/2 streams open (timeouts.idle)",
-                            c->peer, c->info.lc->name, idle, s->n_live);
+                            TG__PEER(&c->info), c->info.lc->name, idle, s->n_live);
                 nghttp2_session_terminate_session(s->ng, NGHTTP2_NO_ERROR);
                 *ended = true;
             }

@@ -10,6 +10,7 @@
 #include <openssl/ssl.h>
 #include <uv.h>
 
+#include "core/addr.h"
 #include "core/buf.h"
 #include "http/http.h"
 #include "net/conn.h"
@@ -118,20 +119,26 @@ extern const struct tg_proto tg__proto_http1;
 extern const struct tg_proto tg__proto_h2;
 extern const struct tg_proto tg__proto_tcp;
 
+/* A client certificate as header values, each NULL when not forwarded (the chain also without
+ * intermediates, or once left out for size). */
+struct tg_cert_fields {
+    char *xfcc;  /* X-Forwarded-Client-Cert */
+    char *cert;  /* Client-Cert (RFC 9440) */
+    char *chain; /* Client-Cert-Chain */
+};
+
 /* What the code serving a stream may know of the client connection it came on: filled at accept
- * (peer, listener, snapshot) and after the handshake (TLS facts, identity); it lives as long as
- * the connection. Only client.c writes it; backends, handlers and logs read it, and never call
- * into the connection. */
+ * (peer, listener, snapshot) and after the handshake (identity; the TLS facts are its SSL's); it
+ * lives as long as the connection. Only client.c writes it; backends, handlers and logs read it,
+ * and never call into the connection (they read its SSL's facts and its worker). */
 struct tg_client_info {
-    struct tg_worker *w;
+    /* The client's connection: its worker (conn->w) and, on TLS, its SSL (conn->ssl, NULL once
+     * freed), which gives the version, suite, SNI and ALPN when they are asked for (issue 16 d:
+     * they were 36 bytes kept per connection). */
+    const struct tg_conn *conn;
     struct tg_snapshot *snap;
     const struct tg_listener_conf *lc;
-    const char *peer;
-    const char *tls_version; /* NULL on a plain connection */
-    const char *cipher;
-    const char *sni; /* or NULL */
-    const unsigned char *alpn;
-    unsigned alpn_len;
+    struct tg_addr_packed peer; /* formatted when used: TG__PEER */
     bool tls;
     bool has_cert; /* the client presented a certificate that was verified */
     /* The connection opened on TLS 1.3 early data and its handshake has not finished yet: what
@@ -140,47 +147,64 @@ struct tg_client_info {
     /* The peer is in tls.client_auth.from_header.trusted_from: its requests' client
      * certificate comes from that header field (forward.c), not from the handshake. */
     bool header_trusted;
-    X509 *leaf; /* the verified certificate (borrowed from the connection's SSL), or NULL */
-    /* The verified client certificate as header values (tls.client_auth.forward), or NULL;
-     * owned by the connection (set when its handshake verified the certificate). */
-    const char *xfcc;
-    const char *client_cert;
-    const char *client_cert_chain;
+    /* The verified client certificate as header values (tls.client_auth.forward), or NULL: set
+     * (owned by the connection) when its handshake verified a certificate that an HTTP listener
+     * forwards; a stream's from_header identity points to the stream's own (issue 16 d: one
+     * pointer per connection, not three). */
+    struct tg_cert_fields *fwd;
 };
+
+/* A client's address as its logs write it ("1.2.3.4:5", "[::1]:5"), formatted from its
+ * tg_client_info's binary copy into a buffer that lives until the end of the enclosing block (only
+ * when the line is written: tg_log_debug and tg_log_info evaluate their arguments only then). */
+#define TG__PEER(info) tg_addr_packed_str(&(info)->peer, (char[TG_ADDR_STRLEN]){0})
 
 /* A client connection. Freed in its conn's on_closed. */
 struct tg_client {
     struct tg_conn conn; /* its snapshot and listener are info.snap and info.lc */
     const struct tg_proto *proto;
-    const struct tg_stream_handler *serve; /* http: what serves its streams */
-    struct tg_client *prev, *next;         /* worker's list, for drain */
-    enum tg_client_phase phase;
-    uint32_t lidx; /* its listener's index (next to phase: no padding) */
+    struct tg_client *prev, *next; /* worker's list, for drain */
+    uint8_t phase; /* enum tg_client_phase (its listener's index is tg__client_lidx) */
     uint8_t timer_kind;
     bool close_after; /* close once the response in flight is out */
     bool in_parser;   /* inside tg_h1_execute: no flushing or re-entry */
     bool h2c_maybe;   /* http2.cleartext, plaintext: the first bytes may be the HTTP/2 preface */
     bool early_noted; /* what became of its TLS early data was counted (and logged) */
     bool has_cert;    /* the client presented a certificate that was verified */
-    uint64_t accepted_ms;
-    uint64_t deadline_ms;
-    uint64_t peer_hold; /* its place in the per-address counts (tg_worker_conn_done) */
-    char peer[48];
+    /* Its handshake waits for a revocation fetch: it is among the waiters of one of its worker's
+     * fetches (client.c finds where; issue 16 d: 16 bytes fewer than a pointer and a time). */
+    bool fetch_waiting;
+    /* The loop time it was accepted at, its low 32 bits (tg__client_accepted_ms: the
+     * handshake's deadlines, exact for a handshake shorter than 49 days). */
+    uint32_t accepted_lo;
+    uint32_t peer_hold; /* its place in the per-address counts (tg_worker_conn_done: a slot
+                         * number + 1, far below 2^32) */
     struct tg_client_info info;
-    struct tg_stream *st;         /* http1: the request in flight, NULL while idle */
-    struct tg_h2_session *h2;     /* h2: the session, once ALPN chose it */
-    struct tg_tunnel *tun;        /* tunnel phase */
-    struct tg_bconn *pending;     /* tcp: the backend connection being opened */
-    struct tg__fetch *fetch_wait; /* the revocation fetch its handshake waits for, or NULL */
-    uint64_t fetch_wait_since_ms; /* when that wait began */
-    /* The verified client certificate as header values (tls.client_auth.forward) are in info
-     * (xfcc, client_cert, client_cert_chain: computed once after the handshake, owned here;
-     * the chain is NULL without intermediates, or once left out for size). */
+    union {                       /* one protocol's, never both (issue 16 d: 8 bytes) */
+        struct tg_stream *st;     /* http1 (h1.c, h1timer.c): the request in flight, or NULL */
+        struct tg_bconn *pending; /* tcp (tcp.c): the backend connection being opened */
+    };
+    struct tg_h2_session *h2; /* h2: the session, once ALPN chose it */
+    struct tg_tunnel *tun;    /* tunnel phase */
+    /* The verified client certificate as header values (tls.client_auth.forward) are in
+     * info.fwd (computed once after the handshake, owned here). */
 };
 
 static inline struct tg_client *tg__client_of(struct tg_conn *conn)
 {
     return TG_CONTAINER(conn, struct tg_client, conn);
+}
+
+/* Its listener's index in its snapshot's config. */
+static inline size_t tg__client_lidx(const struct tg_client *c)
+{
+    return (size_t)(c->info.lc - c->info.snap->cfg->listeners);
+}
+
+/* When c was accepted (loop time), from the low 32 bits kept and now. */
+static inline uint64_t tg__client_accepted_ms(const struct tg_client *c, uint64_t now)
+{
+    return now - (uint32_t)((uint32_t)now - c->accepted_lo);
 }
 
 static inline const struct tg_config *tg__cfg(const struct tg_client *c)
@@ -201,12 +225,17 @@ static inline size_t tg__client_in_cap(const struct tg_client *c)
 
 /* One revocation fetch a worker waits for, and the client connections whose handshakes wait
  * (mtls.c runs it; client.c drops a closing client from it). */
+struct tg__waiter {
+    struct tg_client *c; /* NULL once it stopped waiting (or closed) */
+    uint64_t since_ms;   /* when it began to wait */
+};
 struct tg__fetch {
     uv_work_t work;
     struct tg_worker *w;
     struct tg_tls_fetch *f;
-    struct tg_client **waiters; /* a closed client leaves NULL */
+    struct tg__waiter *waiters;
     size_t n_waiters;
+    bool done; /* its waiters are being resumed: no one joins it any more */
     struct tg__fetch *next;
 };
 
@@ -340,14 +369,14 @@ struct tg_stream {
     bool req_chunked;    /* the request body is re-chunked for the backend */
     size_t req_head_len; /* bytes of the forwarded head in to_backend */
     struct tg_buf to_backend;
-    char xff[64]; /* values of the fields we add */
+    char xff[64]; /* values of the fields we add (X-Forwarded-For: at least TG_ADDR_STRLEN) */
     /* tls.client_auth.from_header (forward.c): who the request is from when a trusted balancer
      * passed the certificate (a copy of *who with the header's identity, used when hdr_set);
      * the certificate and header values are freed by tg__stream_identity_clear. */
     bool hdr_set;
     struct tg_client_info hdr_who;
-    X509 *hdr_leaf;
-    char *hdr_xfcc, *hdr_cert;
+    X509 *hdr_leaf;                   /* hdr_who's certificate (the connection's is its SSL's) */
+    struct tg_cert_fields hdr_fields; /* hdr_who.fwd when set (no chain) */
 };
 
 /* Frees a stream's from_header identity (any stream; idempotent). */
@@ -453,10 +482,10 @@ static inline struct tg_proxy_worker *tg_pw(struct tg_worker *w)
 }
 
 /* client.c: shared by the protocols' connection handlers */
-/* Accepts fd on listener lidx: its streams (http) are served by serve. */
+/* Accepts fd on listener lidx (its streams, for http: tg__client_serve). */
 void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
                        const struct sockaddr_storage *peer, uint64_t hold,
-                       const struct tg_proto *proto, const struct tg_stream_handler *serve);
+                       const struct tg_proto *proto);
 void tg__client_opened(struct tg_client *c);
 void tg__client_handshake_timeout(struct tg_client *c);
 void tg__client_on_fail(struct tg_conn *conn, enum tg_conn_fail why, int err);
@@ -674,6 +703,13 @@ extern const struct tg_stream_handler tg__forward_handler;
 
 /* service.c: streams of the admin listener, served by the service an upper layer registered */
 extern const struct tg_stream_handler tg__service_handler;
+
+/* What serves an HTTP client's streams: the service on the admin listener, else the proxy
+ * (worker.c accepts them so; derived, not kept per connection). */
+static inline const struct tg_stream_handler *tg__client_serve(const struct tg_client *c)
+{
+    return c->info.lc->admin ? &tg__service_handler : &tg__forward_handler;
+}
 
 /* status.c: the status page's stream handler */
 extern const struct tg_stream_handler tg__status_handler;

@@ -22,21 +22,25 @@ static void fetch_done(uv_work_t *req, int status)
     struct tg__fetch *p = req->data;
     struct tg_proxy_worker *pw = tg_pw(p->w);
     (void)status;
+    /* p stays listed while its waiters resume, so that one closing meanwhile still finds its
+     * place (client.c); none joins it any more. */
+    p->done = true;
+    for (size_t i = 0; i < p->n_waiters; i++) {
+        struct tg_client *c = p->waiters[i].c;
+        if (c == NULL)
+            continue;
+        p->waiters[i].c = NULL;
+        c->fetch_waiting = false;
+        uint64_t now = uv_now(&c->conn.w->loop);
+        uint64_t end = tg__client_accepted_ms(c, now) + tg__cfg(c)->timeouts.handshake_ms;
+        tg_conn_timer(&c->conn, end > now ? end - now : 1); /* back to the handshake's deadline */
+        tg_conn_handshake_resume(&c->conn);
+    }
     for (struct tg__fetch **pp = &pw->fetches; *pp != NULL; pp = &(*pp)->next)
         if (*pp == p) {
             *pp = p->next;
             break;
         }
-    for (size_t i = 0; i < p->n_waiters; i++) {
-        struct tg_client *c = p->waiters[i];
-        if (c == NULL)
-            continue;
-        c->fetch_wait = NULL;
-        uint64_t now = uv_now(&c->conn.w->loop);
-        uint64_t end = c->accepted_ms + tg__cfg(c)->timeouts.handshake_ms;
-        tg_conn_timer(&c->conn, end > now ? end - now : 1); /* back to the handshake's deadline */
-        tg_conn_handshake_resume(&c->conn);
-    }
     tg_tls_fetch_unref(p->f);
     free(p->waiters);
     free(p);
@@ -49,13 +53,13 @@ static uint64_t wait_deadline(const struct tg_client *c)
 {
     uint64_t hs = tg__cfg(c)->timeouts.handshake_ms;
     uint64_t margin = TG_MIN(TG_MAX(hs / 10, (uint64_t)100), (uint64_t)1000);
-    return c->accepted_ms + (hs > margin ? hs - margin : 0);
+    return tg__client_accepted_ms(c, uv_now(&c->conn.w->loop)) + (hs > margin ? hs - margin : 0);
 }
 
 /* tg_tls_fetch_cb: runs inside the paused handshake of a client connection. */
 static bool fetch_hook(SSL *ssl, struct tg_tls_fetch *f)
 {
-    struct tg_conn *conn = SSL_get_app_data(ssl);
+    struct tg_conn *conn = tg_conn_of_ssl(ssl); /* tied by tg_conn_init */
     if (conn == NULL || conn->w == NULL || conn->w->proto == NULL) {
         tg_tls_fetch_unref(f);
         return false;
@@ -69,7 +73,7 @@ static bool fetch_hook(SSL *ssl, struct tg_tls_fetch *f)
         return false;
     }
     struct tg__fetch *p = pw->fetches;
-    while (p != NULL && p->f != f)
+    while (p != NULL && (p->f != f || p->done))
         p = p->next;
     if (p != NULL) {
         tg_tls_fetch_unref(f); /* p holds one */
@@ -85,13 +89,12 @@ static bool fetch_hook(SSL *ssl, struct tg_tls_fetch *f)
         }
         p->next = pw->fetches;
         pw->fetches = p;
-        tg_log_debug("client %s listener=%s: handshake waits for revocation data from %s", c->peer,
-                     c->info.lc->name, tg_tls_fetch_url(f));
+        tg_log_debug("client %s listener=%s: handshake waits for revocation data from %s",
+                     TG__PEER(&c->info), c->info.lc->name, tg_tls_fetch_url(f));
     }
     p->waiters = tg_xrealloc(p->waiters, (p->n_waiters + 1) * sizeof(*p->waiters));
-    p->waiters[p->n_waiters++] = c;
-    c->fetch_wait = p;
-    c->fetch_wait_since_ms = now;
+    p->waiters[p->n_waiters++] = (struct tg__waiter){.c = c, .since_ms = now};
+    c->fetch_waiting = true;
     /* The handshake timer fires at the end of the waiting time (client.c: fetch_wait_expired). */
     tg_conn_timer(&c->conn, until - now);
     return true;
@@ -154,8 +157,8 @@ void tg__mtls_on_snapshot(struct tg_worker *w)
         const struct tg_tls_fail_info *fi = tg_tls_fail_info(f);
         bool in_flight = c->info.lc->mode == TG_MODE_HTTP && c->phase == TG_CP_REQUEST;
         TG_STAT_INC(&w->stats, reauth_closed);
-        tg_log_info("client %s listener=%s: closed after reload: reason=%s: %s (%s)%s", c->peer,
-                    c->info.lc->name, fi->token, fi->sentence, detail,
+        tg_log_info("client %s listener=%s: closed after reload: reason=%s: %s (%s)%s",
+                    TG__PEER(&c->info), c->info.lc->name, fi->token, fi->sentence, detail,
                     in_flight ? "; after the response in flight" : "");
         if (in_flight)
             c->close_after = true;

@@ -27,7 +27,7 @@ struct tg_svc_req {
     char *body;
     size_t body_len, body_cap;
     uint32_t max_body;
-    char peer[48], peer_ip[48];
+    char peer[TG_ADDR_STRLEN], peer_ip[TG_ADDR_STRLEN];
     /* the response body still to send */
     char *out;
     size_t out_len, out_off;
@@ -80,7 +80,7 @@ static void svc_on_head(struct tg_stream *st)
     }
     struct tg_svc_req *r = tg_xcalloc(1, sizeof(*r));
     r->st = st;
-    r->w = who->w;
+    r->w = who->conn->w;
     r->snap = tg_snapshot_ref(who->snap);
     r->has_cert = who->has_cert;
     r->max_body = max;
@@ -97,17 +97,8 @@ static void svc_on_head(struct tg_stream *st)
         r->values[i] = tg_xstrndup(h->fields[i].value, h->fields[i].value_len);
         r->n_fields++;
     }
-    snprintf(r->peer, sizeof(r->peer), "%s", who->peer);
-    snprintf(r->peer_ip, sizeof(r->peer_ip), "%s", who->peer);
-    char *colon = strrchr(r->peer_ip, ':');
-    if (colon != NULL)
-        *colon = '\0';
-    if (r->peer_ip[0] == '[') {
-        size_t n = strlen(r->peer_ip);
-        memmove(r->peer_ip, r->peer_ip + 1, n);
-        if (n >= 2 && r->peer_ip[n - 2] == ']')
-            r->peer_ip[n - 2] = '\0';
-    }
+    tg_addr_packed_str(&who->peer, r->peer);
+    tg_addr_packed_ip(&who->peer, r->peer_ip);
     st->hdata = r;
 }
 

@@ -18,7 +18,7 @@ bool tg__stream_head(struct tg_stream *st, struct tg_http_head *h, bool end)
     if (h->status >= 200 || h->status == 101)
         st->resp_phase = TG_RESP_BODY; /* TG_RESP_DONE comes with tg__stream_end */
     if (h->status == 425 && st->early) /* the backend would not risk it (RFC 8470): relayed */
-        TG_STAT_INC(&st->who->w->stats, early_too_early);
+        TG_STAT_INC(&st->who->conn->w->stats, early_too_early);
     return st->out->head(st, h, end);
 }
 
@@ -58,12 +58,11 @@ void tg__stream_identity_clear(struct tg_stream *st)
 {
     X509_free(st->hdr_leaf);
     st->hdr_leaf = NULL;
-    free(st->hdr_xfcc);
-    st->hdr_xfcc = NULL;
-    free(st->hdr_cert);
-    st->hdr_cert = NULL;
-    st->hdr_who.leaf = NULL;
-    st->hdr_who.xfcc = st->hdr_who.client_cert = NULL;
+    free(st->hdr_fields.xfcc);
+    st->hdr_fields.xfcc = NULL;
+    free(st->hdr_fields.cert);
+    st->hdr_fields.cert = NULL;
+    st->hdr_who.fwd = NULL;
     st->hdr_set = false;
 }
 
@@ -174,7 +173,7 @@ void tg__stream_respond(struct tg_stream *st, int status, const char *ctype, con
 void tg__stream_refuse(struct tg_stream *st, enum tg_hfail f)
 {
     const struct tg_hfail_info *fi = tg__hfail_info(f);
-    TG_STAT_INC(&st->who->w->stats, http_fail[f]);
+    TG_STAT_INC(&st->who->conn->w->stats, http_fail[f]);
     char body[160];
     snprintf(body, sizeof(body), "%s\n", fi->sentence);
     tg__stream_respond(st, fi->status, "text/plain", NULL, NULL, body, strlen(body));
@@ -210,15 +209,15 @@ void tg__stream_start(struct tg_stream *st)
     if (st->early && st->who->early && !tg__stream_early_safe(st)) {
         if (!st->early_wait) {
             st->early_wait = true;
-            TG_STAT_INC(&st->who->w->stats, early_held);
+            TG_STAT_INC(&st->who->conn->w->stats, early_held);
             tg_log_debug("client %s listener=%s: %s %s came in TLS early data and is not safe to "
                          "replay: it waits for the handshake to finish",
-                         st->who->peer, st->who->lc->name, st->method, st->path);
+                         TG__PEER(st->who), st->who->lc->name, st->method, st->path);
         }
         return;
     }
     if (st->early && st->who->early)
-        TG_STAT_INC(&st->who->w->stats, early_served);
+        TG_STAT_INC(&st->who->conn->w->stats, early_served);
     st->early_wait = false;
     st->h->start(st);
 }
@@ -256,8 +255,8 @@ enum tg_hfail tg__stream_check_request(struct tg_stream *st)
 void tg__stream_refuse_logged(struct tg_stream *st, enum tg_hfail f)
 {
     const struct tg_hfail_info *fi = tg__hfail_info(f);
-    tg_log_info("client %s listener=%s: request refused with %d: reason=%s: %s%s%s", st->who->peer,
-                st->who->lc->name, fi->status, fi->token, fi->sentence,
+    tg_log_info("client %s listener=%s: request refused with %d: reason=%s: %s%s%s",
+                TG__PEER(st->who), st->who->lc->name, fi->status, fi->token, fi->sentence,
                 fi->config_key ? "; to change this, see " : "",
                 fi->config_key ? fi->config_key : "");
     st->discard_body = true;
@@ -268,7 +267,7 @@ void tg__stream_refuse_logged(struct tg_stream *st, enum tg_hfail f)
 void tg__stream_backend_failed(struct tg_stream *st, enum tg_pfail f, const char *detail)
 {
     const struct tg_pfail_info *fi = tg__pfail_info(f);
-    struct tg_worker *w = st->who->w;
+    struct tg_worker *w = st->who->conn->w;
     TG_STAT_INC(&w->stats, backend_errors);
     if (fi->status == 504)
         TG_STAT_INC(&w->stats, backend_timeouts);
@@ -376,7 +375,7 @@ static void alog_str(char *line, size_t *n, const char *s, unsigned flags, size_
 void tg__stream_log_access(struct tg_stream *st)
 {
     const struct tg_client_info *who = st->who;
-    struct tg_worker *w = who->w;
+    struct tg_worker *w = who->conn->w;
     int cls = st->status / 100;
     if (cls >= 1 && cls <= 5) {
         TG_STAT_INC(&w->stats, responses[cls]);
@@ -385,11 +384,14 @@ void tg__stream_log_access(struct tg_stream *st)
     }
     if (w->net->access_log_fd < 0)
         return;
-    const char *ver = who->tls_version ? who->tls_version : "-";
-    const char *cipher = who->cipher ? who->cipher : "-";
-    const char *sni = who->sni;
-    const unsigned char *alpn = who->alpn;
-    unsigned alpn_len = who->alpn_len;
+    SSL *ssl = who->conn->ssl;
+    const char *ver = ssl != NULL ? SSL_get_version(ssl) : "-";
+    const char *cipher = ssl != NULL ? SSL_get_cipher_name(ssl) : "-";
+    const char *sni = ssl != NULL ? SSL_get_servername(ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+    const unsigned char *alpn = NULL;
+    unsigned alpn_len = 0;
+    if (ssl != NULL)
+        SSL_get0_alpn_selected(ssl, &alpn, &alpn_len);
     const char *host = st->host;
     const char *path = st->path;
     const char *backend = st->backend ? st->backend->name : NULL;
@@ -399,7 +401,8 @@ void tg__stream_log_access(struct tg_stream *st)
     uint64_t ms = uv_now(&w->loop) - st->start_ms;
     uint64_t bytes = st->bytes_out;
     const char *proto = st->http10 ? "HTTP/1.0" : st->out->proto;
-    const char *peer = who->peer, *lname = who->lc->name;
+    char peer_buf[TG_ADDR_STRLEN];
+    const char *peer = tg_addr_packed_str(&who->peer, peer_buf), *lname = who->lc->name;
     char line[ALOG_LINE];
     size_t n = 0;
     if (who->snap->cfg->log.format == TG_LOGFMT_JSON) {

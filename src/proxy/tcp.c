@@ -22,8 +22,10 @@ static bool add_proxy_header(struct tg_client *c)
     socklen_t dl = sizeof(dst);
     /* The client as the gateway knows it: with PROXY protocol in, the address the balancer's
      * header named, not the balancer's own. */
-    if (tg_addr_parse_numeric(c->peer, &src) != 0 ||
-        getsockname(c->conn.fd, (struct sockaddr *)&dst, &dl) != 0)
+    if (c->info.peer.family == 0)
+        return false;
+    tg_addr_unpack(&c->info.peer, &src);
+    if (getsockname(c->conn.fd, (struct sockaddr *)&dst, &dl) != 0)
         return false;
     struct tg_pp2_tls tls = {0};
     SSL *ssl = c->conn.ssl;
@@ -63,8 +65,8 @@ static void backend_open(struct tg_bconn *b, void *arg)
     struct tg_client *c = arg;
     c->pending = NULL;
     if (c->info.lc->proxy_protocol_out && !add_proxy_header(c)) {
-        tg_log_error("client %s listener=%s: cannot build the PROXY protocol header", c->peer,
-                     c->info.lc->name);
+        tg_log_error("client %s listener=%s: cannot build the PROXY protocol header",
+                     TG__PEER(&c->info), c->info.lc->name);
         tg__backend_close(b);
         tg__client_close(c);
         return;
@@ -78,8 +80,9 @@ static void backend_failed(void *arg, enum tg_pfail f, const char *detail)
     c->pending = NULL;
     TG_STAT_INC(&c->conn.w->stats, backend_errors);
     tg_log_info("client %s listener=%s: stream closed: no connection to backend %s (%s%s%s)",
-                c->peer, c->info.lc->name, tg__cfg(c)->backends[c->info.lc->backend_idx].name,
-                tg__pfail_info(f)->token, detail && detail[0] ? ": " : "", detail ? detail : "");
+                TG__PEER(&c->info), c->info.lc->name,
+                tg__cfg(c)->backends[c->info.lc->backend_idx].name, tg__pfail_info(f)->token,
+                detail && detail[0] ? ": " : "", detail ? detail : "");
     tg__client_close(c);
 }
 

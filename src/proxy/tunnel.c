@@ -29,7 +29,7 @@ static void tunnel_end(struct tg_tunnel *t, const char *why)
 {
     tg_log_debug("client %s listener=%s: tunnel to backend %s target %s closed: %s (%" PRIu64
                  " bytes in, %" PRIu64 " out)",
-                 t->c->peer, t->c->info.lc->name, t->b->backend->name, t->b->target, why,
+                 TG__PEER(&t->c->info), t->c->info.lc->name, t->b->backend->name, t->b->target, why,
                  t->c->conn.bytes_read, t->c->conn.bytes_written);
     tg_conn_close(&t->b->conn);
     tg__client_close(t->c);
@@ -99,8 +99,8 @@ static void on_timer(struct tg_conn *conn)
         tg_conn_timer(conn, t->idle_ms - (now - last));
         return;
     }
-    tg_log_info("client %s listener=%s: tunnel idle for %" PRIu64 " ms (timeouts.idle)", t->c->peer,
-                t->c->info.lc->name, t->idle_ms);
+    tg_log_info("client %s listener=%s: tunnel idle for %" PRIu64 " ms (timeouts.idle)",
+                TG__PEER(&t->c->info), t->c->info.lc->name, t->idle_ms);
     tunnel_end(t, "idle");
 }
 

@@ -11,11 +11,11 @@ static void proxy_on_accept(struct tg_worker *w, size_t lidx, int fd,
     const struct tg_listener_conf *lc = &w->snap->cfg->listeners[lidx];
     (void)plen;
     if (lc->admin)
-        tg__client_accept(w, lidx, fd, peer, hold, &tg__proto_http1, &tg__service_handler);
+        tg__client_accept(w, lidx, fd, peer, hold, &tg__proto_http1); /* tg__service_handler */
     else if (lc->mode == TG_MODE_TCP)
-        tg__client_accept(w, lidx, fd, peer, hold, &tg__proto_tcp, NULL);
+        tg__client_accept(w, lidx, fd, peer, hold, &tg__proto_tcp);
     else
-        tg__client_accept(w, lidx, fd, peer, hold, &tg__proto_http1, &tg__forward_handler);
+        tg__client_accept(w, lidx, fd, peer, hold, &tg__proto_http1); /* tg__forward_handler */
 }
 
 static void proxy_worker_init(struct tg_worker *w)

@@ -18,7 +18,8 @@
 #include "tls/tls.h"
 
 /* What a client offered in its ClientHello, kept so a failed handshake can be explained. Attached
- * lazily to the SSL as ex_data by the client-hello callback and freed with the SSL. Kept tiny
+ * lazily by the client-hello callback to the connection's tg_tls_link (or, for an SSL without
+ * one, as ex_data) and freed once the handshake has finished or with the connection. Kept tiny
  * because every connection in handshake may carry one. */
 #define TG_TLS__HELLO_GROUPS 6
 struct tg_tls__hello {

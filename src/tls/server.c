@@ -16,7 +16,7 @@
 #include "core/core.h"
 #include "tls/internal.h"
 
-/* ---- client-hello records (SSL ex_data) ---- */
+/* ---- client-hello records (in the connection's link, else SSL ex_data) ---- */
 
 static int hello_idx = -1;
 static pthread_once_t hello_once = PTHREAD_ONCE_INIT;
@@ -40,14 +40,44 @@ const struct tg_tls_server *tg_tls__server_of(const SSL_CTX *ctx)
     return ctx == NULL || ctx_idx < 0 ? NULL : SSL_CTX_get_ex_data(ctx, ctx_idx);
 }
 
+bool tg_tls_link_set(SSL *ssl, struct tg_tls_link *l)
+{
+    BIO *b = SSL_get_wbio(ssl);
+    if (b == NULL)
+        return false;
+    BIO_set_callback_arg(b, (char *)l);
+    return true;
+}
+
+struct tg_tls_link *tg_tls_link_of(SSL *ssl)
+{
+    BIO *b = ssl != NULL ? SSL_get_wbio(ssl) : NULL;
+    return b != NULL ? (struct tg_tls_link *)BIO_get_callback_arg(b) : NULL;
+}
+
+void tg_tls_link_clear(struct tg_tls_link *l)
+{
+    free(l->hello);
+    l->hello = NULL;
+}
+
 const struct tg_tls__hello *tg_tls__hello_get(SSL *ssl)
 {
+    struct tg_tls_link *l = tg_tls_link_of(ssl);
+    if (l != NULL)
+        return l->hello;
     pthread_once(&hello_once, hello_init);
     return hello_idx < 0 ? NULL : SSL_get_ex_data(ssl, hello_idx);
 }
 
 struct tg_tls__hello *tg_tls__hello_get_or_new(SSL *ssl)
 {
+    struct tg_tls_link *l = tg_tls_link_of(ssl);
+    if (l != NULL) {
+        if (l->hello == NULL)
+            l->hello = tg_xcalloc(1, sizeof(*l->hello));
+        return l->hello;
+    }
     pthread_once(&hello_once, hello_init);
     if (hello_idx < 0)
         return NULL;
@@ -64,6 +94,11 @@ struct tg_tls__hello *tg_tls__hello_get_or_new(SSL *ssl)
 
 void tg_tls_hello_release(SSL *ssl)
 {
+    struct tg_tls_link *l = tg_tls_link_of(ssl);
+    if (l != NULL) {
+        tg_tls_link_clear(l);
+        return;
+    }
     pthread_once(&hello_once, hello_init);
     if (hello_idx < 0)
         return;

@@ -101,6 +101,23 @@ enum tg_tls_early {
  * callbacks recorded to explain a failure; the connection no longer needs it (issue 16 d). */
 void tg_tls_hello_release(SSL *ssl);
 
+/* A connection's per-SSL records kept without OpenSSL's ex_data: the first SSL_set_ex_data (or
+ * SSL_set_app_data) allocates a stack that stays as long as the SSL lives (~96 bytes per idle
+ * connection, issue 16 d). The owner embeds the link and ties it to the SSL after SSL_set_fd; it
+ * is found again through the socket BIO's callback argument (no BIO callback is ever set on it;
+ * SSL_get_wbio gives the socket BIO even while the handshake buffers its writes or a filter
+ * stands in front of the read side). The owner reaches itself from the link by its offset. */
+struct tg_tls__hello;
+struct tg_tls_link {
+    struct tg_tls__hello *hello; /* the ClientHello record, until released */
+};
+/* Ties l (zeroed by the caller) to ssl, whose socket BIO is set; false if it has none. */
+bool tg_tls_link_set(SSL *ssl, struct tg_tls_link *l);
+/* The link tied to ssl, or NULL (an SSL without one keeps its records in ex_data). */
+struct tg_tls_link *tg_tls_link_of(SSL *ssl);
+/* Frees what the link holds (before SSL_free). */
+void tg_tls_link_clear(struct tg_tls_link *l);
+
 /* After the ClientHello was processed: what became of its early data. */
 enum tg_tls_early tg_tls_early_status(SSL *ssl);
 /* "accepted", "rejected", "replay", "register_full" (for logs and counters). */

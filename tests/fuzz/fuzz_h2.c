@@ -73,15 +73,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct tg_proxy_worker *pw = worker.proto;
     struct tg_client *c = tg_xcalloc(1, sizeof(*c));
     c->info.snap = tg_snapshot_ref(snap);
-    c->lidx = 0;
     c->info.lc = &snap->cfg->listeners[0];
     c->proto = &tg__proto_http1;
-    c->serve = &tg__forward_handler;
-    memcpy(c->peer, "127.0.0.1:9", 12);
-    c->info.w = &worker;
-    c->info.peer = c->peer;
-    c->info.alpn = (const unsigned char *)"h2";
-    c->info.alpn_len = 2;
+    c->info.peer = (struct tg_addr_packed){.family = AF_INET, .port = 9, .addr = {127, 0, 0, 1}};
+    c->info.conn = &c->conn;
     pw->clients = c;
     pw->n_clients = 1;
     atomic_fetch_add(&net.active_conns, 1);

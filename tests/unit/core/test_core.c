@@ -133,12 +133,61 @@ static void test_addr_parse_numeric(void **state)
         assert_int_equal(tg_addr_parse_numeric(bad[i], &ss), -EINVAL);
 }
 
+/* A packed address formats byte for byte as tg_addr_format formats the address it came from
+ * (the peer in every log line, issue 16 d), and unpacks to the same address. */
+static void test_addr_packed(void **state)
+{
+    (void)state;
+    const char *addrs[] = {"0.0.0.0:0",
+                           "1.2.3.4:5",
+                           "10.20.30.40:80",
+                           "255.255.255.255:65535",
+                           "127.0.0.1:443",
+                           "100.9.99.200:1009",
+                           "[::]:0",
+                           "[::1]:443",
+                           "[2001:db8::1]:65535",
+                           "[::ffff:192.0.2.1]:8443",
+                           "[fe80::1:2:3:4]:1",
+                           "[ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff]:65535",
+                           "[2001:db8:0:1:1:1:1:1]:22",
+                           "[1:0:0:2::3]:7"};
+    for (size_t i = 0; i < sizeof(addrs) / sizeof(addrs[0]); i++) {
+        struct sockaddr_storage ss, back;
+        struct tg_addr_packed p;
+        char want[TG_ADDR_STRLEN], got[TG_ADDR_STRLEN], ip[TG_ADDR_STRLEN];
+        assert_int_equal(tg_addr_parse_numeric(addrs[i], &ss), 0);
+        tg_addr_format(&ss, want, sizeof(want));
+        tg_addr_pack(&ss, &p);
+        assert_string_equal(tg_addr_packed_str(&p, got), want);
+        assert_string_equal(got, addrs[i]);
+        /* the address alone: without the port and the brackets */
+        size_t n = tg_addr_packed_ip(&p, ip);
+        assert_int_equal(n, strlen(ip));
+        const char *colon = strrchr(want, ':');
+        size_t skip = want[0] == '[' ? 1 : 0; /* "[" before, "]" after */
+        assert_int_equal(n, (size_t)(colon - want) - 2 * skip);
+        assert_memory_equal(ip, want + skip, n);
+        tg_addr_unpack(&p, &back);
+        assert_true(tg_addr_equal(&ss, &back));
+    }
+    struct sockaddr_storage other = {.ss_family = AF_UNIX};
+    struct tg_addr_packed p;
+    char want[TG_ADDR_STRLEN], got[TG_ADDR_STRLEN];
+    tg_addr_format(&other, want, sizeof(want));
+    tg_addr_pack(&other, &p);
+    assert_int_equal(p.family, 0);
+    assert_string_equal(tg_addr_packed_str(&p, got), want);
+    assert_int_equal(tg_addr_packed_ip(&p, got), strlen("unknown"));
+    assert_string_equal(got, "unknown");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_err_format_and_count), cmocka_unit_test(test_buf_bounds),
         cmocka_unit_test(test_edit_distance),        cmocka_unit_test(test_files),
-        cmocka_unit_test(test_addr_parse_numeric),
+        cmocka_unit_test(test_addr_parse_numeric),   cmocka_unit_test(test_addr_packed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
