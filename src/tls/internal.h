@@ -352,7 +352,43 @@ enum tg_tls_early tg_tls__early_register(uint64_t fp, uint64_t now);
 
 /* ---- client certificates (clientauth.c) ---- */
 
-struct tg_tls__cauth;
+/* A listener's client-certificate policy, loaded (cauth_load.c) and applied (clientauth.c). */
+#define CHAIN_CACHE_SLOTS 4096 /* verified chains remembered per listener (a power of two) */
+
+struct crl_file {
+    char *file;
+    X509_CRL *crl;
+    /* The CA whose key verified it: a truststore CA at load time, or (for a CRL an intermediate
+     * issued) the first verified chain's issuer that matched its signature. NULL until then. */
+    X509 *issuer;
+};
+
+struct chain_entry {
+    uint64_t key;                 /* of the presented certificates' fingerprints */
+    STACK_OF(X509) * presented;   /* leaf first, then what else the client sent, in order */
+    time_t not_before, not_after; /* of the whole verified chain */
+    STACK_OF(X509) * verified;    /* leaf first, trust anchor last */
+};
+
+struct tg_tls__cauth {
+    enum tg_cauth_mode mode;
+    enum tg_rev_mode rev_mode;
+    bool scope_chain;
+    bool fetch;
+    bool send_ca_names;
+    int depth; /* OpenSSL's: intermediates allowed */
+    char *truststore;
+    size_t n_cas;
+    X509_STORE *store;
+    STACK_OF(X509_NAME) * ca_names;
+    struct tg_tls_allow *allow;
+    struct crl_file *crls;
+    size_t n_crls;
+    pthread_mutex_t lock; /* the chain cache and CRL reloads */
+    struct chain_entry *cache;
+};
+/* Reads a CRL file (PEM or DER); NULL with *rc a negative errno or 0 for "not a CRL". */
+X509_CRL *tg_tls__cauth_read_crl(const char *file, int *rc);
 /* Builds the client-certificate policy of listener lc (mode not none): truststore, allow list,
  * CRL files. Problems go to err at their JSON paths; 0 or -EINVAL. */
 int tg_tls__cauth_new(const struct tg_config *cfg, const struct tg_listener_conf *lc,
