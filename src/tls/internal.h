@@ -21,6 +21,7 @@
  * lazily by the client-hello callback to the connection's tg_tls_link (or, for an SSL without
  * one, as ex_data) and freed once the handshake has finished or with the connection. Kept tiny
  * because every connection in handshake may carry one. */
+#define TG_TLS__ACME_ALPN    "acme-tls/1" /* RFC 8737 */
 #define TG_TLS__HELLO_GROUPS 6
 struct tg_tls__hello {
     uint16_t min_version; /* lowest TLS version offered (TLS1_VERSION style); 0 = unknown */
@@ -424,6 +425,8 @@ enum tg_tls_fail tg_tls__cauth_failure(SSL *ssl, const char **detail);
 
 /* The server a context belongs to, or NULL for contexts not made by tg_tls_server_new. */
 const struct tg_tls_server *tg_tls__server_of(const SSL_CTX *ctx);
+/* Records each ClientHello of ctx's connections (hello.c; ts: the listener's server). */
+void tg_tls__hello_attach(SSL_CTX *ctx, struct tg_tls_server *ts);
 
 /* ---- truststores (trust.c) ---- */
 

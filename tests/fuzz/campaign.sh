@@ -63,7 +63,7 @@ parser_files() {
     esc) echo src/core/esc.c ;;
     etcd) echo src/store/reader.c ;;
     h2) echo src/proxy/h2.c src/proxy/h2stream.c src/proxy/h2calm.c src/proxy/h2timer.c ;;
-    hello) echo src/tls/server.c ;;
+    hello) echo src/tls/hello.c ;;
     http1) echo src/http/h1.c src/http/head.c src/proxy/route.c ;;
     http1_response) echo src/http/h1.c ;;
     ident) echo src/tls/ident.c ;;
@@ -89,7 +89,7 @@ parser_funcs() {
     sniff) echo '^tg_tls_sniff$' ;;
     pkcs12) echo '^stores[.]c:(p12_open|p12_key|pbe_iter|iter_refused|needs_legacy|friendly_name|local_key_id|build_chain)$' ;;
     admin) echo '^(tg__admin_(pct_decode|allow_path|b64_decode|cookie|redact|restore|merge_patch|if_match)|config[.]c:(redact|secret_value|secret_key|restore_child))$' ;;
-    hello) echo '^(tg_tls__hello_record|server[.]c:(is_grease|record_[a-z]+|suite_usable))$' ;;
+    hello) echo '^(tg_tls__hello_record|hello[.]c:(is_grease|record_[a-z]+|suite_usable))$' ;;
     revoke) echo '^(tg_tls__(crl_parse|ocsp_parse|ocsp_check)|revoke[.]c:(asn1_time|ocsp_accept))$' ;;
     secret) echo '^(tg_tls__secret_open|secret[.]c:(unbase64|value_blob|open_blob|ecdh_key|hkdf|gcm|rsa_oaep|key_id))$' ;;
     *) echo '' ;;

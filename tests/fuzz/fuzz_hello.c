@@ -1,4 +1,4 @@
-/* libFuzzer harness for the ClientHello record made before the handshake (tls/server.c,
+/* libFuzzer harness for the ClientHello record made before the handshake (tls/hello.c,
  * tg_tls__hello_record): the client's supported_versions, cipher suites and supported_groups are
  * untrusted bytes whose inner lengths may lie. Input: a flags byte (bit 0 supported_versions
  * sent, bit 1 SSLv2-format hello, bit 2 supported_groups sent, bit 3 ALPN sent, bits 4-5 the

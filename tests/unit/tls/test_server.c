@@ -1,5 +1,5 @@
-/* Unit tests for tls/server.c and failure classification: real in-memory handshakes against
- * contexts built from hand-made configs and certificates made at test time. */
+/* Unit tests for tls/server.c, tls/hello.c and failure classification: real in-memory handshakes
+ * against contexts built from hand-made configs and certificates made at test time. */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
