@@ -76,6 +76,10 @@ void tg_proxy_metrics_write(FILE *f)
            "Client-certificate sessions held for stateful resumption now "
            "(session_tickets.client_auth).");
     fprintf(f, "tlsgate_client_auth_sessions_cached %zu\n", tg_tls_sessions_count());
+    family(f, "tlsgate_client_auth_sessions_bytes", "gauge",
+           "Heap bytes those sessions take: each is kept encoded until its ticket lifetime ends "
+           "or session_tickets.client_auth_sessions is reached.");
+    fprintf(f, "tlsgate_client_auth_sessions_bytes %zu\n", tg_tls_sessions_bytes());
     family(f, "tlsgate_early_data_total", "counter",
            "TLS 1.3 handshakes that offered early data (0-RTT), by what became of it.");
     for (int k = 1; k < TG_TLS_EARLY__COUNT; k++)

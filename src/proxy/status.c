@@ -173,6 +173,10 @@ char *tg_status_json(void)
     tg_jobj_uint(&o, "heap_allocated_bytes", heap.allocated);
     tg_jobj_uint(&o, "heap_mapped_bytes", heap.mapped);
     tg_jobj_uint(&o, "heap_free_bytes", heap.free);
+    /* part of the live heap that grows with new mTLS clients for a ticket lifetime (2 h by
+     * default) and then stays: a soak tells it from a leak by this */
+    tg_jobj_uint(&o, "client_auth_sessions", tg_tls_sessions_count());
+    tg_jobj_uint(&o, "client_auth_sessions_bytes", tg_tls_sessions_bytes());
     tg_jobj_end(&o);
     tg_jobj_finish(&o, true);
     return tg_xstrdup(buf);

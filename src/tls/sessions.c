@@ -49,7 +49,13 @@ static struct {
     struct entry *oldest, *newest;
 } cache = {.mu = PTHREAD_MUTEX_INITIALIZER, .max = 20480};
 
-static atomic_size_t cached; /* cache.count, for readers that take no lock */
+static atomic_size_t cached;       /* cache.count, for readers that take no lock */
+static atomic_size_t cached_bytes; /* the entries' allocations, likewise */
+
+static size_t entry_size(const struct entry *e)
+{
+    return sizeof(*e) + e->der_len;
+}
 
 /* The id of the TLS 1.3 session a handshake resumes (SSL ex_data, only on such handshakes): the
  * entry goes once the handshake has made its successor, not at the look-up, since a
@@ -102,6 +108,7 @@ static void unlink_entry(struct entry *e)
     e->hnext = NULL;
     cache.count--;
     atomic_store_explicit(&cached, cache.count, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&cached_bytes, entry_size(e), memory_order_relaxed);
 }
 
 static struct entry *find(const unsigned char *id, unsigned len)
@@ -154,6 +161,11 @@ size_t tg_tls_sessions_count(void)
     return atomic_load_explicit(&cached, memory_order_relaxed);
 }
 
+size_t tg_tls_sessions_bytes(void)
+{
+    return atomic_load_explicit(&cached_bytes, memory_order_relaxed);
+}
+
 /* SSL_CTX_sess_set_new_cb: OpenSSL made a session (a TLS 1.3 ticket, or a TLS 1.2 session id).
  * Kept encoded: an SSL_SESSION object with the client's decoded certificates holds about 11 KiB,
  * its encoding about 1 KiB, and encoding it reuses the certificates' own DER (no decoding). */
@@ -203,6 +215,7 @@ static int new_cb(SSL *ssl, SSL_SESSION *sess)
     cache.newest = e;
     cache.count++;
     atomic_store_explicit(&cached, cache.count, memory_order_relaxed);
+    atomic_fetch_add_explicit(&cached_bytes, entry_size(e), memory_order_relaxed);
     struct entry *gone = trim(cache.max, time(NULL));
     pthread_mutex_unlock(&cache.mu);
     free_list(old);

@@ -79,8 +79,9 @@ void tg_tls_tickets_use(struct tg_tls_tickets *t);
  * "stateful"): at most max sessions (session_tickets.client_auth_sessions), the oldest dropped
  * first; applied at start and on every reload. Any thread. */
 void tg_tls_sessions_bound(size_t max);
-/* Sessions cached now (no lock taken). */
+/* Sessions cached now, and the bytes their entries take (no lock taken). */
 size_t tg_tls_sessions_count(void);
+size_t tg_tls_sessions_bytes(void);
 
 /* ---- TLS 1.3 early data (tls/early.c) ---- */
 

@@ -67,10 +67,13 @@ def test_heap_figure_on_status_page_and_metrics(gateway, origin, certs, tmp_path
     assert 64 << 10 < mem["heap_allocated_bytes"] < 1 << 30, mem
     assert mem["heap_mapped_bytes"] >= mem["heap_allocated_bytes"], mem
     assert mem["heap_free_bytes"] <= mem["heap_mapped_bytes"], mem
+    # the part of it the client-certificate session cache holds: nothing, with no mTLS listener
+    assert mem["client_auth_sessions"] == 0 and mem["client_auth_sessions_bytes"] == 0, mem
     with Admin(aport, password=PW) as a:
         r = a.get("/metrics")
     assert r.status == 200
     fams = {f.name: f for f in text_string_to_metric_families(r.body.decode())}
+    assert fams["tlsgate_client_auth_sessions_bytes"].type == "gauge"
     for name in ("tlsgate_heap_allocated_bytes", "tlsgate_heap_mapped_bytes"):
         assert fams[name].type == "gauge", name
         (s,) = fams[name].samples

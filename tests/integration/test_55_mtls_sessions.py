@@ -171,14 +171,20 @@ def test_reload_keeps_sessions_and_the_new_allow_list_refuses(gateway, origin, c
     assert st == 200 and reused
 
 
-def _cached(aport):
+def _gauge(body, name):
+    lines = [l for l in body.decode().splitlines() if l.startswith(name + " ")]
+    assert len(lines) == 1, body
+    return int(lines[0].split()[1])
+
+
+def _cached(aport, with_bytes=False):
     with Admin(aport, password="pw") as a:
         r = a.get("/metrics")
         assert r.status == 200, r.body
-    lines = [l for l in r.body.decode().splitlines()
-             if l.startswith("tlsgate_client_auth_sessions_cached ")]
-    assert len(lines) == 1, r.body
-    return int(lines[0].split()[1])
+    n = _gauge(r.body, "tlsgate_client_auth_sessions_cached")
+    if not with_bytes:
+        return n
+    return n, _gauge(r.body, "tlsgate_client_auth_sessions_bytes")
 
 
 def test_cache_bound_drops_the_oldest(gateway, origin, certs, pki, tmp_path):
@@ -187,13 +193,20 @@ def test_cache_bound_drops_the_oldest(gateway, origin, certs, pki, tmp_path):
     cfg = _config(certs, tmp_path, port, o.port, pki, tickets={"client_auth_sessions": 2})
     cfg["admin"] = admin_section(aport, password_hash("pw"), tls={"certificates": ["ec"]})
     gateway(cfg, ready_ports=[(port, False), (aport, True)])
-    assert _cached(aport) == 0
+    assert _cached(aport, with_bytes=True) == (0, 0)
     ctxs = [_ctx(who) for who in (pki.alice, pki.bob, pki.carol)]
     sessions = []
+    held = []
     for ctx in ctxs:
         st, s, _, _ = _get(port, ctx)
         assert st == 200
         sessions.append(s)
+        held.append(_cached(aport, with_bytes=True))
+    # the bytes the cache holds follow its entries: one encoded session with an ECDSA client
+    # certificate each (about 0.8 KiB), and no more once the bound drops the oldest
+    assert held[0][0] == 1 and 400 < held[0][1] < 4096, held
+    assert held[1][0] == 2 and 1.5 * held[0][1] < held[1][1] < 2.5 * held[0][1], held
+    assert held[2][0] == 2 and held[2][1] < 1.5 * held[1][1], held
     assert _cached(aport) == 2, "the bound holds"
     # three sessions, room for two: alice's (the oldest) is gone, carol's resumes
     st, _, reused, xfcc = _get(port, ctxs[0], sessions[0])
