@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -693,4 +694,25 @@ void tg_conn_close(struct tg_conn *c)
     }
     c->state = TG_CONN_CLOSED;
     release_handles(c);
+}
+
+void tg_conn_abort(struct tg_conn *c)
+{
+    if (c->state == TG_CONN_OPEN && !c->linger) {
+        /* What is queued goes first (best effort, no callbacks), then the end that says cut. */
+        struct tg_buf *o = c->out;
+        while (!c->wr_shut && o != NULL && tg_buf_used(o) > 0) {
+            ssize_t n = c->tp->write(c, o->data + o->off, tg_buf_used(o));
+            if (n <= 0)
+                break;
+            o->off += (size_t)n;
+            c->bytes_written += (uint64_t)n;
+        }
+        c->wr_shut = true; /* nothing more goes out: no close_notify */
+        if (c->ssl == NULL) {
+            struct linger l = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+        }
+    }
+    tg_conn_close(c);
 }
