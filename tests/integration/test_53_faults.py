@@ -514,3 +514,26 @@ def test_http2_concurrent_streams_share_the_pool(gateway, certs, tmp_path, backe
         assert used & first, "the pool was not used (batch 2 on connections %s)" % used
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE", "POST", "PATCH"])
+def test_pooled_connection_closed_as_it_is_reused(gateway, certs, tmp_path, backend, method):
+    """The backend reads a request on a pooled connection and closes it without an answer (as a
+    backend timing out its idle connection at that moment does). An idempotent request is sent
+    again on a new connection and answered; a non-idempotent one is not (RFC 9110 9.2.2: a proxy
+    MUST NOT retry it; the backend may have acted on it): 502, and the backend saw it once."""
+    port = testenv.free_port()
+    gw = gateway(_config(certs, tmp_path, port, backend))
+    with Conn(port) as c:
+        cid = _tag(c.request("GET", "/ok").body, "/ok")
+        r = c.request(method, "/closeonreuse", headers=[("Content-Length", "0")]
+                      if method in ("POST", "PATCH") else None)
+    seen = [(i, p) for i, _, p in backend.served if p == "/closeonreuse"]
+    if method in ("GET", "DELETE"):
+        assert r.status == 200 and _tag(r.body, "/closeonreuse") != cid, (r.status, r.body)
+        assert len(seen) == 2, seen
+    else:
+        assert r.status == 502, (r.status, r.body[:200])
+        assert seen == [(cid, "/closeonreuse")], seen
+        assert gw.wait_log(lambda s: "backend error:" in s and "reason=closed_early" in s), \
+            gw.log_tail()

@@ -42,6 +42,8 @@ FAULTS = {
     "badcl": "sends Content-Length: 5x (not a number)",
     "upgrade": "answers 101 Switching Protocols to a request that asked for no upgrade",
     "eofbodynotify": "sends a body ended by closing, after a TLS close_notify (plain: as eofbody)",
+    "closeonreuse": "on a connection that answered before: reads the request, closes without an "
+                    "answer (a backend closing its idle connection as it is reused); else answers",
 }
 
 
@@ -124,6 +126,8 @@ class FaultyBackend:
                 if fault == "reset":
                     c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"r" * 100)
                     self._reset(c)
+                    return
+                if fault == "closeonreuse" and n > 1:
                     return
                 if fault == "resetearly":
                     self._reset(c)
