@@ -576,9 +576,16 @@ static void on_poll(uv_poll_t *p, int status, int events)
     if (status < 0 || (events & UV_READABLE))
         c->rd_quiet = false; /* news in the socket: a read below may see it empty again */
     if (status < 0) {
-        /* EPOLLERR (e.g. a reset): libuv has stopped the handle; the reason is in SO_ERROR. */
-        int err = sock_error(c->fd);
+        /* EPOLLERR (e.g. a reset): libuv has stopped the handle; the reason is in SO_ERROR. What
+         * the peer sent before it reset is still in the socket and is read first (a whole
+         * response, then a reset, is a whole response): the read ends with the error itself. */
         c->poll_mask = 0;
+        if (!c->rd_eof && c->h->want_read(c)) {
+            tg_conn_read(c);
+            if (c->state != TG_CONN_OPEN)
+                return;
+        }
+        int err = sock_error(c->fd);
         c->h->on_error(c, -(err ? err : ECONNRESET), false);
         tg_conn_close(c);
         return;

@@ -625,6 +625,17 @@ static void bconn_on_error(struct tg_conn *conn, int err, bool writing)
             tg__backend_close(b);
         return;
     }
+    if (b->st->resp_phase == TG_RESP_DONE && !b->upgraded) {
+        /* The response is whole (a reset right after it, as a server closing with unread input
+         * sends): it stands; only the connection ends. */
+        struct tg_stream *st = b->st;
+        b->reusable = false;
+        st->bc = NULL;
+        b->st = NULL;
+        tg__backend_close(b);
+        tg__stream_flush(st);
+        return;
+    }
     char d[256];
     if (conn->ssl != NULL && !b->got_bytes) {
         /* TLS 1.3: a backend demanding or refusing our certificate says so only after our side

@@ -537,3 +537,34 @@ def test_pooled_connection_closed_as_it_is_reused(gateway, certs, tmp_path, back
         assert seen == [(cid, "/closeonreuse")], seen
         assert gw.wait_log(lambda s: "backend error:" in s and "reason=closed_early" in s), \
             gw.log_tail()
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["plain-backend", "tls-backend"])
+def test_whole_response_then_reset_is_whole(gateway, certs, tmp_path, tls):
+    """A backend that sends a whole response (Connection: close) and resets at once (as a server
+    closing with unread input does): the reset often reaches the gateway in the same poll as the
+    response, and the response must still be relayed whole, not replaced by a 502. 40 requests,
+    each on a new client connection, then 20 HTTP/2 streams."""
+    be = FaultyBackend(tls=(certs.ec.cert, certs.ec.key) if tls else None)
+    port = testenv.free_port()
+    try:
+        gateway(_config(certs, tmp_path, port, be))
+        got = []
+        for _ in range(40):
+            with Conn(port) as c:
+                r = c.request("GET", "/okreset")
+                got.append((r.status, r.body if r.status != 200 else _tag(r.body, "/okreset")))
+        assert all(s == 200 for s, _ in got), [g for g in got if g[0] != 200][:3]
+        hpack = pytest.importorskip("hpack")
+        from testenv.h2raw import H2
+        c = H2(certs, port)
+        try:
+            dec = hpack.Decoder()
+            for i in range(20):
+                status, data, end = _h2_stream(c, 1 + 2 * i, "/okreset", dec)
+                assert (status, end) == (200, "end"), (i, status, end, data[:200])
+                _tag(data, "/okreset")
+        finally:
+            c.close()
+    finally:
+        be.close()

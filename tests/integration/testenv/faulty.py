@@ -42,6 +42,7 @@ FAULTS = {
     "badcl": "sends Content-Length: 5x (not a number)",
     "upgrade": "answers 101 Switching Protocols to a request that asked for no upgrade",
     "eofbodynotify": "sends a body ended by closing, after a TLS close_notify (plain: as eofbody)",
+    "okreset": "sends a whole response (Connection: close), then resets at once",
     "closeonreuse": "on a connection that answered before: reads the request, closes without an "
                     "answer (a backend closing its idle connection as it is reused); else answers",
 }
@@ -128,6 +129,12 @@ class FaultyBackend:
                     self._reset(c)
                     return
                 if fault == "closeonreuse" and n > 1:
+                    return
+                if fault == "okreset":
+                    body = ok_body(tag, path)
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n"
+                              b"\r\n" % len(body) + body)
+                    self._reset(c)
                     return
                 if fault == "resetearly":
                     self._reset(c)
