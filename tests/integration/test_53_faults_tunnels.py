@@ -4,7 +4,8 @@ and an HTTP/1.0 client (the response ends with the connection) whose backend cut
 client gets every byte sent before the failure, then an end that says the stream was cut: over
 TLS no close_notify (the TLS client reports an unexpected EOF), plain a reset, never the clean
 end that would make a cut stream look whole. The failure is logged with its reason and counted;
-a whole close-delimited response still ends with close_notify."""
+a whole close-delimited response still ends with close_notify. The other way, a tcp client's
+reset reaches its backend as a reset."""
 import socket
 import ssl
 import struct
@@ -156,3 +157,31 @@ def test_http10_client_sees_a_cut_body_as_cut(gateway, certs, tmp_path, fault, t
             assert gw.wait_log(lambda s: "backend error:" in s), gw.log_tail()
     finally:
         be.close()
+
+
+def test_tcp_client_reset_reaches_the_backend_as_a_reset(gateway, certs, tmp_path):
+    """The other way: a tcp listener's client resets; its backend's connection is reset too (a
+    FIN would tell the backend the client's stream ended whole)."""
+    def handler(s):
+        while s.recv(65536):
+            pass
+    b = pp2.TCPBackend(handler, proxy_header="none", name="sink")
+    port = testenv.free_port()
+    cfg = _base(certs, tmp_path,
+                {"name": "raw", "address": "127.0.0.1:%d" % port, "mode": "tcp",
+                 "backend": "sink", "proxy_protocol_out": False, "tls": {"disabled": True}},
+                {"sink": {"targets": [b.address]}})
+    try:
+        gateway(cfg)
+        s = socket.create_connection(("127.0.0.1", port))
+        s.sendall(b"hello")
+
+        def session():
+            return next((x for x in b.sessions if bytes(x.received) == b"hello"), None)
+        assert testenv.wait_until(session, testenv.t(5)), [bytes(x.received) for x in b.sessions]
+        _rst(s)
+        assert session().done.wait(testenv.t(5))
+        assert isinstance(session().error, ConnectionResetError), (session().error,
+                                                                   session().eof)
+    finally:
+        b.close()
