@@ -55,6 +55,10 @@ static struct {
     uint64_t store_version;
     atomic_llong rev_seen; /* store_rev, for /metrics without the lock */
     uv_mutex_t wmu;        /* one write to etcd at a time, taken before mu */
+    /* the version and revision the local copy (cluster.json) holds, when known to be written */
+    bool local_known;
+    uint64_t local_version;
+    int64_t local_rev;
 } S;
 
 /* The config key's revision and version as last seen in etcd (S.mu held). */
@@ -72,6 +76,26 @@ void tg__admin_log_errors(const char *prefix, const struct tg_err *err)
         tg_log_error("%s%s", prefix, s);
         free(s);
     }
+}
+
+/* store etcd: writes the local copy a start while etcd is unreachable begins from (etcd stays
+ * the truth), unless it holds this version and revision already (a reload of the same document
+ * writes nothing, as with the file store). A failure is logged; the next apply tries again. */
+static void save_local(json_t *doc, uint64_t version, int64_t rev)
+{
+    if (S.local_known && S.local_version == version && S.local_rev == rev)
+        return;
+    struct tg_store_doc nd = {.version = version, .revision = rev, .config = doc};
+    struct tg_err serr;
+    tg_err_init(&serr);
+    S.local_known = tg_store_save_named(S.state_dir, "cluster.json", &nd, &serr) == 0;
+    if (S.local_known) {
+        S.local_version = version;
+        S.local_rev = rev;
+    } else {
+        tg__admin_log_errors("store: local copy: ", &serr);
+    }
+    tg_err_close(&serr);
 }
 
 static char *dir_of(const char *file)
@@ -277,6 +301,9 @@ static int decide_cluster(const char *file, struct tg_config **cfg, uint64_t *ve
         ver = sd.version;
         rev = sd.revision;
         tg_store_doc_clear(&sd);
+        S.local_known = true;
+        S.local_version = ver;
+        S.local_rev = rev;
         json_decref(tg_config_instance_apply(S.inst, doc, &from));
         snprintf(what, what_len,
                  "the last local copy %s/cluster.json, version %llu (etcd revision %lld), "
@@ -293,12 +320,18 @@ static int decide_cluster(const char *file, struct tg_config **cfg, uint64_t *ve
     S.persist = true;
     *version = ver;
     if (!dry && rc == 0) {
-        struct tg_store_doc nd = {.version = ver, .revision = rev, .config = doc};
+        struct tg_store_doc sd;
         struct tg_err serr;
         tg_err_init(&serr);
-        if (tg_store_save_named(S.state_dir, "cluster.json", &nd, &serr) != 0)
-            tg__admin_log_errors("store: local copy: ", &serr);
+        if (tg_store_load_named(S.state_dir, "cluster.json", &sd, &serr) == 0) {
+            /* a restart with the copy up to date rewrites nothing */
+            S.local_known = sd.version == ver && sd.revision == rev && json_equal(sd.config, doc);
+            S.local_version = ver;
+            S.local_rev = rev;
+            tg_store_doc_clear(&sd);
+        }
         tg_err_close(&serr);
+        save_local(doc, ver, rev);
     }
     return 0;
 }
@@ -447,13 +480,7 @@ static int apply_locked(json_t *doc, const char *file_sha, uint64_t next, struct
         return -EINVAL;
     }
     if (S.cluster != NULL) {
-        /* the local copy a start while etcd is unreachable begins from; etcd stays the truth */
-        struct tg_store_doc nd = {.version = next, .revision = S.store_rev, .config = doc};
-        struct tg_err serr;
-        tg_err_init(&serr);
-        if (tg_store_save_named(S.state_dir, "cluster.json", &nd, &serr) != 0)
-            tg__admin_log_errors("store: local copy: ", &serr);
-        tg_err_close(&serr);
+        save_local(doc, next, S.store_rev);
     } else if (S.persist && next != S.version) {
         struct tg_store_doc nd = {.version = next, .config = doc};
         snprintf(nd.file_sha256, sizeof(nd.file_sha256), "%s", file_sha);

@@ -6,6 +6,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <openssl/err.h>
@@ -575,9 +576,16 @@ static void on_poll(uv_poll_t *p, int status, int events)
     if (status < 0 || (events & UV_READABLE))
         c->rd_quiet = false; /* news in the socket: a read below may see it empty again */
     if (status < 0) {
-        /* EPOLLERR (e.g. a reset): libuv has stopped the handle; the reason is in SO_ERROR. */
-        int err = sock_error(c->fd);
+        /* EPOLLERR (e.g. a reset): libuv has stopped the handle; the reason is in SO_ERROR. What
+         * the peer sent before it reset is still in the socket and is read first (a whole
+         * response, then a reset, is a whole response): the read ends with the error itself. */
         c->poll_mask = 0;
+        if (!c->rd_eof && c->h->want_read(c)) {
+            tg_conn_read(c);
+            if (c->state != TG_CONN_OPEN)
+                return;
+        }
+        int err = sock_error(c->fd);
         c->h->on_error(c, -(err ? err : ECONNRESET), false);
         tg_conn_close(c);
         return;
@@ -693,4 +701,25 @@ void tg_conn_close(struct tg_conn *c)
     }
     c->state = TG_CONN_CLOSED;
     release_handles(c);
+}
+
+void tg_conn_abort(struct tg_conn *c)
+{
+    if (c->state == TG_CONN_OPEN && !c->linger) {
+        /* What is queued goes first (best effort, no callbacks), then the end that says cut. */
+        struct tg_buf *o = c->out;
+        while (!c->wr_shut && o != NULL && tg_buf_used(o) > 0) {
+            ssize_t n = c->tp->write(c, o->data + o->off, tg_buf_used(o));
+            if (n <= 0)
+                break;
+            o->off += (size_t)n;
+            c->bytes_written += (uint64_t)n;
+        }
+        c->wr_shut = true; /* nothing more goes out: no close_notify */
+        if (c->ssl == NULL) {
+            struct linger l = {.l_onoff = 1, .l_linger = 0};
+            setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+        }
+    }
+    tg_conn_close(c);
 }

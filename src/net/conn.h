@@ -188,6 +188,11 @@ bool tg_conn_has_input(const struct tg_conn *c);
 void tg_conn_timer(struct tg_conn *c, uint64_t ms);
 /* Closes: no callbacks but on_closed from here on. Idempotent. */
 void tg_conn_close(struct tg_conn *c);
+/* Closes as failed: what the peer got is not the whole stream. No close_notify (a TLS peer sees
+ * the stream cut, not ended), and a plain connection is reset (RST) rather than ended with a FIN,
+ * so a peer that reads to the end (an HTTP/1.0 client, a tcp tunnel) never takes a cut stream for
+ * a whole one. Bytes not yet sent may be lost. Idempotent. */
+void tg_conn_abort(struct tg_conn *c);
 /* Re-targets the connection's callbacks (e.g. a backend connection moving into a pool). */
 static inline void tg_conn_set_handler(struct tg_conn *c, const struct tg_conn_handler *h,
                                        void *owner)

@@ -339,8 +339,9 @@ static void resend(struct tg_bconn *b, struct tg_stream *st)
 }
 
 /* The connection failed after it opened. A pooled connection that turns out closed before
- * answering a request without a body is retried once on a fresh connection; otherwise 502, or
- * the client is cut when its response has started. */
+ * answering an idempotent request without a body is retried once on a fresh connection (RFC 9110
+ * 9.2.2: a proxy MUST NOT retry a non-idempotent one: the backend may have acted on it before
+ * closing); otherwise 502, or the client is cut when its response has started. */
 static void io_failed(struct tg_bconn *b, enum tg_pfail f, const char *detail)
 {
     struct tg_stream *st = stream_of(b);
@@ -350,7 +351,7 @@ static void io_failed(struct tg_bconn *b, enum tg_pfail f, const char *detail)
     }
     bool resendable =
         !b->got_bytes && !st->retried && !st->has_body && st->to_backend.len == st->req_head_len;
-    if (resendable && b->reused) {
+    if (resendable && b->reused && idempotent(st)) {
         st->retried = true;
         tg_log_debug("backend %s target %s: pooled connection closed (%s), retrying",
                      b->backend->name, b->target, detail ? detail : tg__pfail_info(f)->token);
@@ -622,6 +623,17 @@ static void bconn_on_error(struct tg_conn *conn, int err, bool writing)
             tg__pool_drop(b, "was reset by its backend");
         else
             tg__backend_close(b);
+        return;
+    }
+    if (b->st->resp_phase == TG_RESP_DONE && !b->upgraded) {
+        /* The response is whole (a reset right after it, as a server closing with unread input
+         * sends): it stands; only the connection ends. */
+        struct tg_stream *st = b->st;
+        b->reusable = false;
+        st->bc = NULL;
+        b->st = NULL;
+        tg__backend_close(b);
+        tg__stream_flush(st);
         return;
     }
     char d[256];

@@ -105,7 +105,7 @@ void tg__client_leave_out_cert_chain(const struct tg_client_info *i)
     c->info.fwd->chain = NULL;
 }
 
-void tg__client_close(struct tg_client *c)
+static void client_close(struct tg_client *c, bool failed)
 {
     if (tg_conn_closed(&c->conn))
         return;
@@ -120,15 +120,22 @@ void tg__client_close(struct tg_client *c)
     fetch_leave(c);
     if (c->proto->on_close != NULL)
         c->proto->on_close(c);
+    if (failed) /* first: a tunnel's output is its backend's input */
+        tg_conn_abort(&c->conn);
     if (c->tun != NULL)
         tg_conn_close(&c->tun->b->conn);
     tg_conn_close(&c->conn);
 }
 
+void tg__client_close(struct tg_client *c)
+{
+    client_close(c, false);
+}
+
 void tg__client_abort(struct tg_client *c, const char *why)
 {
     tg_log_debug("client %s listener=%s: closing: %s", TG__PEER(&c->info), c->info.lc->name, why);
-    tg__client_close(c);
+    client_close(c, true);
 }
 
 /* ---- handshake failures ---- */

@@ -494,6 +494,8 @@ void tg__client_on_closed(struct tg_conn *conn);
  * of this connection from now on (RFC 9440 allows it; logged once). i is the client's info. */
 void tg__client_leave_out_cert_chain(const struct tg_client_info *i);
 void tg__client_close(struct tg_client *c);
+/* Closes the client's connection as failed (net's tg_conn_abort: no close_notify, a reset when
+ * plain): a response or tunnel cut short never looks ended to a client reading to the end. */
 void tg__client_abort(struct tg_client *c, const char *why);
 /* The handshake of a connection opened on early data finished (the protocol's on_confirmed
  * calls it first, then starts the streams that waited). */

@@ -25,12 +25,17 @@ static struct tg_conn *peer_of(struct tg_tunnel *t, struct tg_conn *conn)
     return conn == t->cconn ? &t->b->conn : &t->c->conn;
 }
 
-static void tunnel_end(struct tg_tunnel *t, const char *why)
+static void tunnel_log(struct tg_tunnel *t, const char *why)
 {
     tg_log_debug("client %s listener=%s: tunnel to backend %s target %s closed: %s (%" PRIu64
                  " bytes in, %" PRIu64 " out)",
                  TG__PEER(&t->c->info), t->c->info.lc->name, t->b->backend->name, t->b->target, why,
                  t->c->conn.bytes_read, t->c->conn.bytes_written);
+}
+
+static void tunnel_end(struct tg_tunnel *t, const char *why)
+{
+    tunnel_log(t, why);
     tg_conn_close(&t->b->conn);
     tg__client_close(t->c);
 }
@@ -82,12 +87,23 @@ static void on_drain(struct tg_conn *conn)
     maybe_done(t);
 }
 
+/* One side failed (a reset, a TLS error): the other side's stream is cut, and is told so (no
+ * close_notify, a reset when plain), never ended as if it were whole. */
 static void on_error(struct tg_conn *conn, int err, bool writing)
 {
     struct tg_tunnel *t = tun_of(conn);
-    tunnel_end(t, conn == t->cconn ? "the client's side failed" : "the backend's side failed");
-    (void)err;
     (void)writing;
+    if (conn == t->cconn) {
+        tunnel_log(t, "the client's side failed");
+        tg_conn_abort(&t->b->conn);
+        tg__client_close(t->c);
+        return;
+    }
+    char d[128];
+    snprintf(d, sizeof(d), "%s while tunnelling: the client's connection is cut", strerror(-err));
+    tg__backend_log_failure(conn->w, &t->c->info, t->b->backend, t->b->target, TG_PF_RESET, d);
+    tunnel_log(t, "the backend's side failed");
+    tg__client_abort(t->c, "the backend's side of the tunnel failed"); /* closes b too */
 }
 
 static void on_timer(struct tg_conn *conn)

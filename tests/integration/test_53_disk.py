@@ -340,3 +340,66 @@ def test_full_error_log_disk(certs, tmp_path, tmpfs):
         gw.stop()
     finally:
         gw.kill()
+
+
+def test_etcd_store_same_document_reload_writes_no_local_copy(tmp_path, certs):
+    """With an etcd store, a reload (the config lives in etcd: key material read again) keeps the
+    version and, as with the file store, writes nothing: the local copy cluster.json is not
+    rewritten (on a full state disk that write failed and was logged at every reload), nor at a
+    restart that finds it up to date. A new version from the store is still written."""
+    from testenv.etcd import Etcd
+    d = str(tmp_path)
+    etcd = Etcd(d, members=1).start()
+    gw = None
+    try:
+        port, aport = testenv.free_port(), testenv.free_port()
+        shared = {"version": 1, "log": {"level": "info"},
+                  "keystores": {"main": certs.ec.keystore()},
+                  "listeners": [{"name": "web", "address": "127.0.0.1:%d" % port,
+                                 "tls": {"certificates": ["main"]},
+                                 "routes": [{"path_prefix": "/", "backend": "status"}]}],
+                  "backends": {"status": {"builtin": "status"}},
+                  "admin": admin_section(aport, password_hash(PW))}
+        store = {"type": "etcd", "endpoints": etcd.endpoints, "prefix": "/tlsgate/t53/",
+                 "timeout_ms": 3000}
+        with open(os.path.join(d, "shared.json"), "w") as f:
+            json.dump(dict(shared, store=store), f)
+        out = testenv.tlsgate("store", "push", "-c", os.path.join(d, "shared.json"))
+        assert out.returncode == 0, out.stderr
+        state = os.path.join(d, "state")
+        inst = {"store": store, "state_dir": state, "workers": 1,
+                "admin": {"address": "127.0.0.1:%d" % aport},
+                "listeners": [{"name": "web", "address": "127.0.0.1:%d" % port}]}
+        gw = testenv.Gateway(d, inst, ready_ports=[(port, True), (aport, True)])
+        gw.start(timeout=testenv.t(20))
+        local = os.path.join(state, "cluster.json")
+        st = os.stat(local)
+        before = open(local, "rb").read()
+        for n in (1, 2):
+            gw.signal(signal.SIGHUP)
+            assert gw.wait_log(lambda s: s.count("generation 1 kept") == n or "reload failed" in s
+                               or "local copy" in s), gw.log_tail(10)
+        assert testenv.get(port, "/").status == 200
+        after = os.stat(local)
+        assert (after.st_ino, after.st_mtime_ns) == (st.st_ino, st.st_mtime_ns), \
+            "cluster.json rewritten by a reload of the same document"
+        assert open(local, "rb").read() == before
+        # a restart that finds the copy up to date leaves it too
+        gw.stop(expect=0, timeout=testenv.t(20))
+        gw.start(timeout=testenv.t(20))
+        after = os.stat(local)
+        assert (after.st_ino, after.st_mtime_ns) == (st.st_ino, st.st_mtime_ns)
+        # a new version from the store (a write through the admin API) is written
+        with Admin(aport, password=PW) as a:
+            r = a.get("/api/v1/config")
+            doc = r.json["config"]
+            doc["log"]["level"] = "debug"
+            r = a.request("PUT", "/api/v1/config", body={"version": 1, "config": doc})
+            assert r.status in (200, 201), r.body
+        assert testenv.wait_until(lambda: json.load(open(local))["version"] == 2, testenv.t(5))
+        gw.stop(expect=0, timeout=testenv.t(20))
+        gw = None
+    finally:
+        if gw is not None and gw.running():
+            gw.stop(expect=None, timeout=testenv.t(20))
+        etcd.close()

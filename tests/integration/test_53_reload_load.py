@@ -5,6 +5,7 @@ open). kill -9 under load, then a restart: the listeners come back and the store
 admin config version, an allow list changed through the API) is what it was."""
 import json
 import os
+import random
 import re
 import signal
 import ssl
@@ -320,3 +321,226 @@ def test_kill_9_and_restart_under_load(gateway, origin, certs, tmp_path):
     assert "the stored state" in gw2.log_text(), gw2.log_tail(10)
     assert not [n for n in os.listdir(str(tmp_path / "state")) if ".tmp." in n]
     assert re.search(r"listener public on 127\.0\.0\.1:%d" % port, gw2.log_text())
+
+
+# ---- reloads under pipelining and concurrent HTTP/2 streams, through a TLS backend pool ----
+
+def _tls_pool_config(certs, tmp_path, port, be, n):
+    return {"version": 1, "workers": 2, "state_dir": str(tmp_path / "state"),
+            "log": {"level": "info", "access_log": None},
+            "keystores": {"ec": certs.ec.keystore()},
+            "truststores": {"ca": {"type": "pem", "file": certs.ca.cert}},
+            "listeners": [{"name": "public", "address": "127.0.0.1:%d" % port,
+                           "tls": {"certificates": ["ec"], "alpn": ["h2", "http/1.1"]},
+                           "routes": [{"path_prefix": "/gen%d/" % n, "backend": "app"},
+                                      {"path_prefix": "/", "backend": "app"}]}],
+            "backends": {"app": {"targets": [be.address],
+                                 "tls": {"truststore": "ca", "server_name": "localhost"}}}}
+
+
+def _h2_batch(c, dec, sids):
+    """Reads until every stream in sids ended or was reset, or lies above a GOAWAY's last stream
+    id: ({sid: (status, data, 'end'|'rst')}, last stream id or None)."""
+    from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame
+    out = {s: [None, b"", None] for s in sids}
+    last = None
+    while any(v[2] is None for s, v in out.items() if last is None or s <= last):
+        f = c.frame()
+        if f is None:
+            raise ConnectionError("the gateway closed the connection (last stream %s)" % last)
+        if isinstance(f, GoAwayFrame):
+            assert f.error_code == 0, f
+            last = f.last_stream_id
+            continue
+        h = dict(dec.decode(f.data)) if isinstance(f, HeadersFrame) else {}
+        v = out.get(getattr(f, "stream_id", 0))
+        if v is None:
+            continue
+        if ":status" in h:
+            v[0] = int(h[":status"])
+        if isinstance(f, DataFrame):
+            v[1] += f.data
+        if isinstance(f, RstStreamFrame):
+            v[2] = "rst"
+        elif "END_STREAM" in f.flags:
+            v[2] = "end"
+    return {k: tuple(v) for k, v in out.items()}, last
+
+
+def test_100_reloads_under_pipelining_and_concurrent_streams(gateway, certs, tmp_path):
+    """100 reloads while two HTTP/1.1 clients pipeline three requests per write and two HTTP/2
+    clients keep eight streams in flight at a time, all through a TLS backend's pooled
+    connections: every response is the one to its request (the backend tags each), none fails,
+    no stream is refused."""
+    hpack = pytest.importorskip("hpack")
+    from testenv.faulty import FaultyBackend
+    from testenv.h2raw import H2
+    tag = re.compile(rb"^ok c\d+-r\d+ /ok\n$")
+    be = FaultyBackend(tls=(certs.ec.cert, certs.ec.key))
+    port = testenv.free_port()
+    gw = gateway(_tls_pool_config(certs, tmp_path, port, be, 0))
+    stop = threading.Event()
+    ok = {"pipelined": 0, "h2": 0}
+    fails = []
+
+    def pipelined():
+        c = None
+        while not stop.is_set():
+            try:
+                c = c or Conn(port)
+                c.send(b"".join(Conn.build("GET", "/ok", c.host) for _ in range(3)))
+                for _ in range(3):
+                    r = c.read_response()
+                    assert r.status == 200 and tag.match(r.body), (r.status, r.body[:100])
+                    ok["pipelined"] += 1
+            except (OSError, ConnectionError, ssl.SSLError, AssertionError) as e:
+                fails.append(("pipelined", repr(e)))
+                c = None
+        if c:
+            c.close()
+
+    def h2():
+        c = None
+        while not stop.is_set():
+            try:
+                if c is None:
+                    c, dec, sid = H2(certs, port), hpack.Decoder(), 1
+                sids = list(range(sid, sid + 16, 2))
+                sid += 16
+                c.send(b"".join(c.head(s, path="/ok") for s in sids))
+                got, last = _h2_batch(c, dec, sids)
+                for s, (status, data, how) in got.items():
+                    if last is not None and s > last:
+                        fails.append(("h2 refused", s, last))
+                    elif status != 200 or how != "end" or not tag.match(data):
+                        fails.append(("h2", s, status, how, data[:100]))
+                    else:
+                        ok["h2"] += 1
+                if last is not None:
+                    c.close()
+                    c = None
+            except (OSError, ConnectionError, ssl.SSLError, AssertionError) as e:
+                fails.append(("h2", repr(e)))
+                c = None
+        if c:
+            c.close()
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (pipelined, pipelined, h2, h2)]
+    for t in threads:
+        t.start()
+    try:
+        assert testenv.wait_until(lambda: all(ok.values()), testenv.t(10)), ok
+        t0 = time.monotonic()
+        for n in range(1, RELOADS + 1):
+            gw.reload(_tls_pool_config(certs, tmp_path, port, be, n))
+            assert gw.wait_log(lambda s: "config reloaded (generation %d)" % (n + 1) in s,
+                               timeout=10), "reload %d not applied:\n%s" % (n, gw.log_tail(20))
+        took = time.monotonic() - t0
+        before = dict(ok)
+        assert testenv.wait_until(lambda: all(ok[k] > before[k] for k in ok), testenv.t(10))
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(testenv.t(30))
+        be.close()
+    print("%d reloads in %.1f s: %s, failures %d" % (RELOADS, took, ok, len(fails)))
+    assert not fails, fails[:10]
+
+
+def test_kill_9_during_admin_writes(gateway, origin, certs, tmp_path):
+    """Eight times: allow-list writes through the admin API one after another, and kill -9 at a
+    random moment among them. After each restart every write that was answered 201 is there,
+    nothing else but the one in flight may be, the stored file parses and no temporary file is
+    left."""
+    o = origin("app")
+    port, plain, aport = testenv.free_port(), testenv.free_port(), testenv.free_port()
+    admin = admin_section(aport, password_hash(PW), tls={"certificates": ["ec"]})
+    cfg = _config(certs, tmp_path, port, plain, o.address, admin=admin)
+    ports = [(port, True), (plain, False), (aport, True)]
+    allow = "/api/v1/listeners/public/allowed-client-certificate-subjects"
+    state = str(tmp_path / "state")
+    confirmed, sent = [], []
+    rnd = random.Random(17)
+    for cycle in range(9):
+        gw = gateway(cfg, name="gw%d" % cycle, ready_ports=ports)
+        with Admin(aport, password=PW) as a:
+            got = [s for s in a.get(allow).json["allowed_subjects"] if s != "CN=bob,O=Org"]
+        assert not [s for s in confirmed if s not in got], (cycle, confirmed, got)
+        assert set(got) - set(confirmed) <= set(sent[-1:]), (cycle, got, confirmed)
+        assert not [n for n in os.listdir(state) if ".tmp." in n], os.listdir(state)
+        with open(os.path.join(state, "config.json")) as f:
+            json.load(f)
+        if cycle == 8:
+            break
+        confirmed[:] = got
+        stop = threading.Event()
+
+        def writer():
+            try:
+                with Admin(aport, password=PW) as a:
+                    while not stop.is_set():
+                        s = "CN=u%d,O=Org" % len(sent)
+                        sent.append(s)
+                        if a.request("PUT", allow + "/" + urllib.parse.quote(s)).status == 201:
+                            confirmed.append(s)
+            except Exception:  # noqa: BLE001 (killed: whatever the client library makes of it)
+                pass
+        t = threading.Thread(target=writer, daemon=True)
+        t.start()
+        assert testenv.wait_until(lambda: len(confirmed) > len(got), testenv.t(5))
+        time.sleep(rnd.random() * 0.3)
+        gw.expect_exit()
+        os.killpg(gw.proc.pid, signal.SIGKILL)
+        gw.wait_exit()
+        stop.set()
+        t.join(testenv.t(10))
+    print("kill -9 during admin writes: %d subjects confirmed of %d sent" % (len(confirmed),
+                                                                          len(sent)))
+    assert gw.running()
+
+
+def test_tunnels_and_websockets_survive_reloads(gateway, certs, tmp_path):
+    """Four WebSockets and a tcp tunnel opened before 30 reloads keep echoing across them (they
+    keep their snapshot); a WebSocket opened after uses the new routes."""
+    from testenv import pp2
+    from testenv.pp2 import TunnelClient
+    from testenv.wsecho import WSClient, WSServer
+    ws = WSServer(name="echo")
+    tcpb = pp2.TCPBackend(pp2.bulk_handler, proxy_header="none", name="bulk")
+    port, tport = testenv.free_port(), testenv.free_port()
+
+    def cfg(n):
+        return {"version": 1, "workers": 2, "state_dir": str(tmp_path / "state"),
+                "log": {"level": "info"}, "keystores": {"ec": certs.ec.keystore()},
+                "listeners": [{"name": "public", "address": "127.0.0.1:%d" % port,
+                               "tls": {"certificates": ["ec"]},
+                               "routes": [{"path_prefix": "/g%d/" % n, "backend": "ws"},
+                                          {"path_prefix": "/", "backend": "ws"}]},
+                              {"name": "raw", "address": "127.0.0.1:%d" % tport, "mode": "tcp",
+                               "backend": "bulk", "proxy_protocol_out": False,
+                               "tls": {"certificates": ["ec"]}}],
+                "backends": {"ws": {"targets": [ws.address]},
+                             "bulk": {"targets": [tcpb.address]}}}
+    gw = gateway(cfg(0))
+    clients = []
+    try:
+        clients = [WSClient(port, "/ws%d" % i) for i in range(4)]
+        with TunnelClient(tport, ctx=testenv.tls_context(), timeout=testenv.t(10)) as t:
+            t.send(b"ECHO 90000\n")
+            for n in range(1, 31):
+                gw.reload(cfg(n))
+                assert gw.wait_log(lambda s: "config reloaded (generation %d)" % (n + 1) in s,
+                                   timeout=10), gw.log_tail(20)
+                for i, c in enumerate(clients):
+                    c.send("m%d-%d" % (n, i))
+                    assert c.recv() == "m%d-%d" % (n, i)
+                t.send(b"y" * 3000)
+                assert t.recv_exact(3000) == b"y" * 3000
+        clients.append(WSClient(port, "/g30/new"))
+        clients[-1].send("new")
+        assert clients[-1].recv() == "new"
+    finally:
+        for c in clients:
+            c.close()
+        ws.close()
+        tcpb.close()

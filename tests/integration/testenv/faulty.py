@@ -28,6 +28,23 @@ FAULTS = {
     "headbody": "answers HEAD with a body",
     "resetearly": "resets as soon as the request head is read (a request body unread)",
     "earlyreply": "answers 413 and closes as soon as the request head is read",
+    "badchunk": "sends a chunk size that is not hex, then a response",
+    "chunknocrlf": "sends a chunk's data without the CRLF after it, then a response",
+    "interimclose": "sends 100 Continue, then closes",
+    "interimreset": "sends 103 Early Hints, then resets",
+    "interimok": "sends 100 Continue and 103 Early Hints, then a whole response",
+    "notmodified": "sends a 304 with a Content-Length and a body (a 304 has no body)",
+    "headchunked": "answers HEAD with Transfer-Encoding: chunked and a chunked body",
+    "eofbody": "sends a body ended by closing (no Content-Length, not chunked)",
+    "eofbodyreset": "sends a body meant to end by closing, then resets",
+    "tegzip": "sends Transfer-Encoding: gzip (a coding the gateway cannot frame)",
+    "http10": "answers HTTP/1.0 with a Content-Length and no Keep-Alive, then a response",
+    "badcl": "sends Content-Length: 5x (not a number)",
+    "upgrade": "answers 101 Switching Protocols to a request that asked for no upgrade",
+    "eofbodynotify": "sends a body ended by closing, after a TLS close_notify (plain: as eofbody)",
+    "okreset": "sends a whole response (Connection: close), then resets at once",
+    "closeonreuse": "on a connection that answered before: reads the request, closes without an "
+                    "answer (a backend closing its idle connection as it is reused); else answers",
 }
 
 
@@ -41,8 +58,16 @@ def _response(body, extra=b""):
 
 
 class FaultyBackend:
-    def __init__(self, later_gap=0.05):
+    """tls: None, or (cert, key) PEM paths to speak TLS (an end is then a TCP FIN without
+    close_notify, except in eofbodynotify)."""
+
+    def __init__(self, later_gap=0.05, tls=None):
         self.later_gap = later_gap
+        self.ctx = None
+        if tls is not None:
+            import ssl
+            self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            self.ctx.load_cert_chain(*tls)
         self.lock = threading.Lock()
         self.n_conns = 0
         self.served = []  # (cid, n, path)
@@ -79,9 +104,12 @@ class FaultyBackend:
         c.close()
 
     def _serve(self, c, cid):
+        raw = c
         c.settimeout(60)
         buf, n = b"", 0
         try:
+            if self.ctx is not None:
+                c = self.ctx.wrap_socket(c, server_side=True)
             while not self.closing:
                 while b"\r\n\r\n" not in buf:
                     d = c.recv(65536)
@@ -98,6 +126,14 @@ class FaultyBackend:
                 stray = _response(STRAY + b" " + tag + b"\n")
                 if fault == "reset":
                     c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n" + b"r" * 100)
+                    self._reset(c)
+                    return
+                if fault == "closeonreuse" and n > 1:
+                    return
+                if fault == "okreset":
+                    body = ok_body(tag, path)
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n"
+                              b"\r\n" % len(body) + body)
                     self._reset(c)
                     return
                 if fault == "resetearly":
@@ -161,13 +197,55 @@ class FaultyBackend:
                 elif fault == "headbody":
                     body = ok_body(tag, path)
                     c.sendall(_response(body) + body)
+                elif fault == "badchunk":
+                    c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              b"5\r\nhello\r\nzz\r\n" + stray)
+                elif fault == "chunknocrlf":
+                    c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              b"5\r\nhello" + stray)
+                elif fault in ("interimclose", "interimreset"):
+                    c.sendall(b"HTTP/1.1 100 Continue\r\n\r\n" if fault == "interimclose"
+                              else b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n")
+                    threading.Event().wait(0.05)
+                    if fault == "interimreset":
+                        self._reset(c)
+                    return
+                elif fault == "interimok":
+                    c.sendall(b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\n"
+                              b"Link: </a.css>\r\n\r\n" + _response(ok_body(tag, path)))
+                elif fault == "notmodified":
+                    c.sendall(b"HTTP/1.1 304 Not Modified\r\nContent-Length: %d\r\n\r\n"
+                              % len(stray) + stray)
+                elif fault == "headchunked":
+                    c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                              b"%x\r\n" % len(stray) + stray + b"\r\n0\r\n\r\n")
+                elif fault in ("eofbody", "eofbodyreset", "eofbodynotify"):
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\n"
+                              + ok_body(tag, path))
+                    threading.Event().wait(0.05)
+                    if fault == "eofbodyreset":
+                        self._reset(c)
+                    elif fault == "eofbodynotify" and self.ctx is not None:
+                        c = c.unwrap()
+                    return
+                elif fault == "tegzip":
+                    c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n" + stray)
+                elif fault == "http10":
+                    body = ok_body(tag, path)
+                    c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
+                              + body + stray)
+                elif fault == "badcl":
+                    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5x\r\n\r\nhello" + stray)
+                elif fault == "upgrade":
+                    c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                              b"Connection: Upgrade\r\n\r\n" + stray)
                 else:
                     c.sendall(_response(ok_body(tag, path)))
         except OSError:
             pass
         finally:
             with self.lock:
-                self.conns.discard(c)
+                self.conns.discard(raw)
             try:
                 c.close()
             except OSError:
