@@ -570,7 +570,8 @@ int tg_cli_run(int argc, char **argv)
 
     code = TG_EXIT_RUNTIME;
     raise_fd_limit();
-    if (tg_net_check_bind(rs.snap->cfg, &err) != 0) {
+    if (tg_cli_sandbox_check_ids(rs.snap->cfg, &err) != 0 ||
+        tg_net_check_bind(rs.snap->cfg, &err) != 0) {
         log_problems(&err, TG_LOG_ERROR);
         goto out;
     }

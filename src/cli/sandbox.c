@@ -53,8 +53,9 @@ struct rule {
     char *path;     /* resolved (realpath) when it exists */
     uint64_t allow; /* LL_* rights */
     const char *why;
-    char *ptr;  /* JSON pointer of the config key that named it, or NULL (system path) */
-    char *file; /* the file the key names (path is then its directory), or NULL */
+    char *ptr;   /* JSON pointer of the config key that named it, or NULL (system path) */
+    char *file;  /* the file the key names (path is then its directory), or NULL */
+    bool target; /* path is the directory of the file a symbolic link file points to */
 };
 
 struct tg_sandbox {
@@ -112,9 +113,21 @@ static void add(struct tg_sandbox *sb, const char *path, uint64_t allow, const c
     r->why = why;
     r->ptr = ptr ? tg_xstrdup(ptr) : NULL;
     r->file = file ? tg_xstrdup(file) : NULL;
+    r->target = false;
 }
 
-/* The directory of file (a directory itself when it is one: a truststore of PEM files). */
+/* The directory part of file: ".", "/" or a new string. */
+static char *dir_of(const char *file)
+{
+    const char *slash = strrchr(file, '/');
+    return slash == NULL   ? tg_xstrdup(".")
+           : slash == file ? tg_xstrdup("/")
+                           : tg_xasprintf("%.*s", (int)(slash - file), file);
+}
+
+/* The directory of file (a directory itself when it is one: a truststore of PEM files). A file
+ * reached through symbolic links (certbot's live/ pointing into archive/) is read where they
+ * lead: that directory is added too, so a reload can read the file again. */
 static void add_file(struct tg_sandbox *sb, const char *file, uint64_t allow, const char *why,
                      const char *ptr_base, const char *key)
 {
@@ -122,16 +135,18 @@ static void add_file(struct tg_sandbox *sb, const char *file, uint64_t allow, co
         return;
     char *ptr = key ? tg_xasprintf("%s/%s", ptr_base, key) : tg_xstrdup(ptr_base);
     struct stat st;
-    char *dir = NULL;
-    if (stat(file, &st) == 0 && S_ISDIR(st.st_mode)) {
-        dir = tg_xstrdup(file);
-    } else {
-        const char *slash = strrchr(file, '/');
-        dir = slash == NULL   ? tg_xstrdup(".")
-              : slash == file ? tg_xstrdup("/")
-                              : tg_xasprintf("%.*s", (int)(slash - file), file);
-    }
+    bool is_dir = stat(file, &st) == 0 && S_ISDIR(st.st_mode);
+    char *dir = is_dir ? tg_xstrdup(file) : dir_of(file);
     add(sb, dir, allow, why, ptr, file);
+    char real[PATH_MAX];
+    if (!is_dir && realpath(file, real) != NULL) {
+        char *target = dir_of(real);
+        if (strcmp(target, sb->v[sb->n - 1].path) != 0) {
+            add(sb, target, allow, why, ptr, file);
+            sb->v[sb->n - 1].target = true;
+        }
+        free(target);
+    }
     free(dir);
     free(ptr);
 }
@@ -173,6 +188,9 @@ static void add_config(struct tg_sandbox *sb, const struct tg_config *cfg, const
     if (cfg->tickets.key_file != NULL)
         add_file(sb, cfg->tickets.key_file, LL_READ, "session ticket keys",
                  cfg->tickets.key_file_path, NULL);
+    for (size_t i = 0; i < cfg->n_secret_files; i++)
+        add_file(sb, cfg->secret_files[i].file, LL_READ, "password file", cfg->secret_files[i].ptr,
+                 NULL);
 }
 
 struct tg_sandbox *tg_cli_sandbox_new(const struct tg_config *cfg, const char *config_file)
@@ -321,8 +339,8 @@ void tg_cli_sandbox_print(const struct tg_sandbox *sb, FILE *out)
                            r->ptr == NULL && strcmp(sb->v[k].why, r->why) == 0;
             if (same_why)
                 continue;
-            fprintf(out, "%s%s%s%s", sep, r->why, r->ptr && r->ptr[0] ? " " : "",
-                    r->ptr && r->ptr[0] ? r->ptr : "");
+            fprintf(out, "%s%s%s%s%s", sep, r->why, r->ptr && r->ptr[0] ? " " : "",
+                    r->ptr && r->ptr[0] ? r->ptr : "", r->target ? " through its link" : "");
             sep = "; ";
         }
         fprintf(out, ")\n");
@@ -448,6 +466,40 @@ static int chown_one(const char *path, const struct stat *st, int flag, struct F
     return 0;
 }
 
+/* Whether the process has capability cap in its effective set (/proc/self/status CapEff). */
+static bool cap_effective(int cap)
+{
+    unsigned long long eff = 0;
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "re");
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        if (strncmp(line, "CapEff:", 7) == 0)
+            eff = strtoull(line + 7, NULL, 16);
+    if (f != NULL)
+        fclose(f);
+    return (eff >> cap) & 1;
+}
+
+int tg_cli_sandbox_check_ids(const struct tg_config *cfg, struct tg_err *err)
+{
+    const struct tg_sandbox_conf *sc = &cfg->sandbox;
+    uid_t r, e, s;
+    gid_t rg, eg, sg;
+    if (!sc->drop || geteuid() == 0 || getresuid(&r, &e, &s) != 0 || getresgid(&rg, &eg, &sg) != 0)
+        return 0;
+    bool uid_ok = (r == sc->uid && e == sc->uid && s == sc->uid) || cap_effective(7);
+    bool gid_ok = (rg == sc->gid && eg == sc->gid && sg == sc->gid) || cap_effective(6);
+    if (uid_ok && gid_ok)
+        return 0;
+    tg_err_error(err, &sc->loc, sc->ptr,
+                 "switching to uid %u gid %u (%s \"%s\") needs tlsgate to start as root (or with "
+                 "CAP_SETUID and CAP_SETGID), and it runs as uid %u gid %u: start it as root, or "
+                 "leave \"user\" and \"group\" out",
+                 sc->uid, sc->gid, sc->ptr + 1, sc->ptr[1] == 'u' ? sc->user : sc->group,
+                 (unsigned)e, (unsigned)eg);
+    return -EPERM;
+}
+
 static int drop_ids(struct tg_sandbox *sb)
 {
     const struct tg_sandbox_conf *sc = &sb->cfg->sandbox;
@@ -462,7 +514,9 @@ static int drop_ids(struct tg_sandbox *sb)
     }
     gid_t gid = (gid_t)sc->gid;
     /* glibc applies each of these to every thread of the process (its setxid broadcast). */
-    if (geteuid() == 0 && setgroups(0, NULL) != 0)
+    /* Root (or CAP_SETGID) clears the supplementary groups; others cannot and have checked
+     * (tg_cli_sandbox_check_ids) that their ids need no change. */
+    if (setgroups(0, NULL) != 0 && geteuid() == 0)
         goto fail;
     if (setresgid(gid, gid, gid) != 0 || setresuid(sc->uid, sc->uid, sc->uid) != 0)
         goto fail;

@@ -383,6 +383,14 @@ struct tg_sandbox_conf {
     char *group;  /* "group" as written, or NULL: the user's primary group */
     bool drop;    /* user or group set: uid and gid below are the ids to switch to */
     uint32_t uid, gid;
+    const char *ptr;   /* "/user", or "/group" when only the group is set (for messages) */
+    struct tg_loc loc; /* its location */
+};
+
+/* A file the loader read a secret from ({"file": F}), with the JSON pointer that named it. */
+struct tg_config_file {
+    char *file; /* resolved */
+    char *ptr;
 };
 
 struct tg_config {
@@ -411,6 +419,10 @@ struct tg_config {
     struct tg_store_conf store;
     bool auto_reload;               /* watch the config, key, certificate and CRL files */
     struct tg_sandbox_conf sandbox; /* "user", "group" and "sandbox" */
+    /* Every {"file": F} secret read (passwords, admin password hashes, the EAB key): a reload
+     * reads them again, so the sandbox allows their directories. */
+    struct tg_config_file *secret_files;
+    size_t n_secret_files;
 };
 
 /* Whether listeners asking for client certificates resume from the process's session cache

@@ -108,4 +108,8 @@ void tg_config__parse_sandbox(struct tg_config__ctx *c, json_t *user, json_t *gr
             sb->drop = true;
         }
     }
+    if (sb->drop) {
+        sb->ptr = user != NULL ? "/user" : "/group";
+        tg_config__loc(c, sb->ptr, &sb->loc);
+    }
 }

@@ -3,6 +3,7 @@ thread, Landlock limited to the files the config names, `user` dropping root on 
 binding, reloads outside the sandbox refused with a message to restart, `check` listing it all."""
 import json
 import os
+import pathlib
 import shutil
 import signal
 import socket
@@ -141,6 +142,55 @@ def test_landlock_denies_a_file_read_after_start(gateway, certs, tmp_path, outsi
     assert _status_ok(port)
 
 
+def test_reload_reads_password_files_and_linked_keys_again(gateway, certs, tmp_path, outside):
+    """The files a started config names are read again by every reload inside the sandbox: a
+    key password file in its own directory, and a certificate and key reached through symbolic
+    links into another directory (certbot's live/ -> archive/). A renewal that points the links
+    at new files is served after SIGHUP. (All outside the config file's directory.)"""
+    top = pathlib.Path(outside)
+    live, archive, secrets = top / "le" / "live", top / "le" / "archive", top / "secrets"
+    for d in (live, archive, secrets):
+        d.mkdir(parents=True)
+    (secrets / "pw").write_text("sandbox-key-pw\n")
+
+    def issue(n, pair):
+        shutil.copy(pair.cert, str(archive / ("cert%d.pem" % n)))
+        subprocess.run(["openssl", "pkey", "-in", pair.key, "-aes256", "-passout",
+                        "file:" + str(secrets / "pw"), "-out", str(archive / ("key%d.pem" % n))],
+                       check=True, capture_output=True)
+        for name in ("cert", "key"):
+            link = live / (name + ".pem")
+            if os.path.lexists(str(link)):
+                os.unlink(str(link))
+            os.symlink("../archive/%s%d.pem" % (name, n), str(link))
+    issue(1, certs.ec)
+    port = testenv.free_port()
+    cfg = _config(certs, tmp_path, port)
+    cfg["keystores"]["ec"] = {"type": "pem", "cert": str(live / "cert.pem"),
+                              "key": str(live / "key.pem"),
+                              "key_password": {"file": str(secrets / "pw")}}
+    path = str(tmp_path / "gw.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    gw = gateway(cfg)
+    gw.signal(signal.SIGHUP)
+    assert gw.wait_log(lambda s: "config reloaded" in s or "reload failed" in s, timeout=10)
+    assert "config reloaded" in gw.log_text(), gw.log_tail()
+    issue(2, certs.rsa)
+    gw.signal(signal.SIGHUP)
+    assert gw.wait_log(lambda s: s.count("config reloaded") >= 2 or "reload failed" in s,
+                       timeout=10)
+    assert "reload failed" not in gw.log_text(), gw.log_tail()
+    with testenv.Conn(port) as c:
+        assert c.peer_cert_der() == _der(certs.rsa.cert)
+    # check names both directories, and why.
+    out = testenv.tlsgate("check", "-c", path).stdout
+    rules = {line.split()[1]: line for line in out.splitlines()
+             if line.strip().startswith("read-only")}
+    assert "password file /keystores/ec/key_password/file" in rules.get(str(secrets), ""), out
+    assert "certificate /keystores/ec/cert through its link" in rules.get(str(archive), ""), out
+
+
 def _free_low_port():
     """A free loopback port under 1024 (tests bind loopback only)."""
     for port in range(700, 1000, 7):
@@ -199,6 +249,42 @@ def test_user_drops_root_on_every_thread(gateway, certs, tmp_path):
             gw.stop(expect=0)
             found += problems(gw)
             assert not found, "\n".join(found)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_user_without_root_is_a_clear_error_before_binding(certs):
+    """`user` names another user but tlsgate does not start as root: an error at the key's
+    file:line:column before anything is bound or started, not a gateway that starts and stops."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start the gateway as another user")
+    d = tempfile.mkdtemp(prefix="tg-sandbox-nonroot-")
+    try:
+        os.chmod(d, 0o755)
+        for src, dst in ((certs.ec.cert, "ec.crt"), (certs.ec.key, "ec.key")):
+            shutil.copy(src, os.path.join(d, dst))
+            os.chmod(os.path.join(d, dst), 0o644)
+        port = testenv.free_port()
+        cfg = _config(certs, pathlib.Path(d), port, user="daemon")
+        cfg["keystores"]["ec"] = {"type": "pem", "cert": os.path.join(d, "ec.crt"),
+                                  "key": os.path.join(d, "ec.key")}
+        path = os.path.join(d, "gw.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f, indent=2)
+        os.chmod(path, 0o644)
+
+        def as_nobody():
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+        r = subprocess.run([testenv.BIN, "run", "-c", path], capture_output=True, text=True,
+                           timeout=testenv.t(30), preexec_fn=as_nobody, cwd=d)
+        assert r.returncode == 1, (r.returncode, r.stderr)
+        lines = [ln for ln in r.stderr.splitlines() if "/user:" in ln]
+        assert lines and path + ":" in lines[0], r.stderr
+        assert "needs tlsgate to start as root" in lines[0] and "uid 65534" in lines[0], lines
+        assert "started" not in r.stderr and "listener public on" not in r.stderr, r.stderr
+        assert not os.path.exists(os.path.join(d, "state")), "the sandbox was entered"
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
