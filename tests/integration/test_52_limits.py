@@ -240,6 +240,11 @@ def test_per_ip_limit_config_errors(tmp_path, certs):
             ({"handshake_rate_per_ip": -2}, "/limits/handshake_rate_per_ip: -2 is out of range"),
             ({"handshake_rate_per_ip": {"burst": 3}}, "/limits/handshake_rate_per_ip"),
             ({"handshake_rate_per_ip": {"rate": 0}}, "/limits/handshake_rate_per_ip/rate: 0 is"),
+            # Under one per 1000 s the bucket's arithmetic would overflow (1e-300 never refused).
+            ({"handshake_rate_per_ip": 1e-300},
+             "/limits/handshake_rate_per_ip: 1e-300 is out of range (allowed: rate 0.001"),
+            ({"handshake_rate_per_ip": {"rate": 0.0001, "burst": 1}},
+             "/limits/handshake_rate_per_ip/rate: 0.0001 is out of range (allowed: 0.001 to"),
             ({"handshake_rate_per_ip": {"rate": 5, "burst": 0}},
              "/limits/handshake_rate_per_ip/burst: 0 is out of range"),
             ({"handshake_rate_per_ip": {"rate": 5, "brust": 9}}, "brust"),
@@ -252,5 +257,10 @@ def test_per_ip_limit_config_errors(tmp_path, certs):
     path.write_text(json.dumps(_config(certs, tmp_path, port, sport,
                                        {"max_connections_per_ip": 10,
                                         "handshake_rate_per_ip": {"rate": 20, "burst": 40}})))
+    r = testenv.tlsgate("check", "-c", str(path))
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    path.write_text(json.dumps(_config(certs, tmp_path, port, sport,
+                                       {"handshake_rate_per_ip": {"rate": 0.001,
+                                                                  "burst": 1000000}})))
     r = testenv.tlsgate("check", "-c", str(path))
     assert r.returncode == 0, (r.stdout, r.stderr)
