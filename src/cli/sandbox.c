@@ -242,16 +242,18 @@ static const char *rights_words(uint64_t allow)
     return "read-only";
 }
 
-/* Whether uid/gid (no supplementary groups: they are cleared) may read path and search every
- * directory above it, by the mode bits (ACLs aside). */
-static bool readable_by(const char *path, uint32_t uid, uint32_t gid, char *why, size_t why_len)
+/* Whether uid/gid (no supplementary groups: they are cleared) has the rights need (mode bits:
+ * 4 read, 2 write, 1 search) on path and may search every directory above it, by the mode bits
+ * (ACLs aside). */
+static bool allowed_to(const char *path, unsigned need_leaf, uint32_t uid, uint32_t gid, char *why,
+                       size_t why_len)
 {
     char *p = tg_xstrdup(path);
     bool ok = true, leaf = true;
     while (ok) {
         struct stat st;
         if (stat(p, &st) == 0 && uid != 0) {
-            unsigned need = leaf ? 4 : 1; /* r for the file, x for the directories above */
+            unsigned need = leaf ? need_leaf : 1;
             unsigned bits = st.st_uid == uid   ? (st.st_mode >> 6) & 7
                             : st.st_gid == gid ? (st.st_mode >> 3) & 7
                                                : st.st_mode & 7;
@@ -279,11 +281,23 @@ static void print_unreadable(const struct tg_sandbox *sb, FILE *out)
         char why[PATH_MAX + 64];
         if (r->ptr == NULL || r->file == NULL || !(r->allow & LANDLOCK_ACCESS_FS_READ_FILE))
             continue;
-        if (!readable_by(r->file, sc->uid, sc->gid, why, sizeof(why)))
+        if (!allowed_to(r->file, 4, sc->uid, sc->gid, why, sizeof(why)))
             fprintf(out,
                     "  warning: uid %u cannot read %s (%s %s: %s): a reload after start would "
                     "fail on it\n",
                     sc->uid, r->file, r->why, r->ptr, why);
+    }
+    /* A rotated access log is made anew in its directory by SIGUSR1, as the user. */
+    for (size_t i = 0; i < sb->n; i++) {
+        const struct rule *r = &sb->v[i];
+        char why[PATH_MAX + 64];
+        if (r->allow != LL_LOG || r->target)
+            continue;
+        if (!allowed_to(r->path, 3, sc->uid, sc->gid, why, sizeof(why)))
+            fprintf(out,
+                    "  warning: uid %u cannot create files in %s (%s %s: %s): SIGUSR1 after the "
+                    "log was rotated by renaming would keep writing to the renamed file\n",
+                    sc->uid, r->path, r->why, r->ptr, why);
     }
 }
 

@@ -310,6 +310,18 @@ def test_check_lists_the_allowances(certs, tmp_path):
     # pytest's directories are 0700 root: nobody could not read the key on a reload.
     assert any(line.strip().startswith("warning: uid 65534 cannot read " + certs.ec.key)
                and "/keystores/ec/key" in line for line in out.splitlines()), out
+    # Nor make a new access log in a directory only root may write, after a rotation.
+    logs = tmp_path / "logs"
+    logs.mkdir(mode=0o755)
+    os.chmod(str(logs), 0o755)
+    cfg["log"]["access_log"] = str(logs / "access.log")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    out = testenv.tlsgate("check", "-c", path).stdout
+    assert any(line.strip().startswith("warning: uid 65534 cannot create files in " +
+                                       os.path.realpath(str(logs)))
+               and "/log/access_log" in line and "SIGUSR1" in line
+               for line in out.splitlines()), out
 
     cfg["sandbox"] = {"enabled": False}
     with open(path, "w") as f:
