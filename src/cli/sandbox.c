@@ -19,9 +19,9 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "core/addr.h"
 #include "core/core.h"
 #include "core/log.h"
+#include "net/net.h"
 
 /* Landlock rights newer than Debian 12's <linux/landlock.h> (ABI 3 and 5). */
 #ifndef LANDLOCK_ACCESS_FS_REFER
@@ -600,10 +600,8 @@ static void check_ports(const struct tg_sandbox *sb, const struct tg_config *nex
         const struct tg_listener_conf *lc = &next->listeners[i];
         const struct sockaddr_in *in = (const struct sockaddr_in *)&lc->addr;
         unsigned port = ntohs(in->sin_port); /* same offset for IPv6 */
-        bool known = false;
-        for (size_t j = 0; j < sb->cfg->n_listeners && !known; j++)
-            known = tg_addr_equal(&sb->cfg->listeners[j].addr, &lc->addr);
-        if (port < 1024 && !known)
+        /* Kept bound since start (a listener dropped by a reload in between was closed). */
+        if (port < 1024 && !tg_net_bound_since_start(&lc->addr))
             tg_err_error(err, &lc->loc, lc->path,
                          "port %u is under 1024 and tlsgate dropped root at start (user %s): "
                          "restart tlsgate to bind it",

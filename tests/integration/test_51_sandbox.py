@@ -244,6 +244,22 @@ def test_user_drops_root_on_every_thread(gateway, certs, tmp_path):
             assert gw.wait_log(lambda s: "reload failed" in s, timeout=10), gw.log_tail()
             assert gw.log_lines("under 1024", "restart tlsgate"), gw.log_tail()
             assert _status_ok(low)
+            # A reload that drops the port closes it; one that lists it again cannot bind it
+            # any more: refused the same way, before anything changes.
+            high = testenv.free_port()
+            cfg3 = json.loads(json.dumps(cfg))
+            cfg3["listeners"][0]["address"] = "127.0.0.1:%d" % high
+            gw.reload(cfg3)
+            assert gw.wait_log(lambda s: s.count("config reloaded") >= 2, 10), gw.log_tail()
+            assert testenv.wait_until(lambda: _status_ok(high) and not _status_ok(low),
+                                      testenv.t(5))
+            cfg3["listeners"].append(dict(cfg["listeners"][0], name="again"))
+            gw.reload(cfg3)
+            assert gw.wait_log(lambda s: s.count("reload failed") >= 2, 10), gw.log_tail()
+            assert len(gw.log_lines("port %d is under 1024" % low, "restart tlsgate")) == 1, \
+                gw.log_tail()
+            assert not gw.log_lines("cannot listen"), gw.log_tail()
+            assert _status_ok(high)
         finally:
             found = problems(gw)
             gw.stop(expect=0)
