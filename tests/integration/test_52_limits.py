@@ -193,6 +193,29 @@ def test_handshake_rate_per_ip_token_bucket(gateway, certs, tmp_path):
     assert _tls_refused(port, "127.0.0.3")
 
 
+def test_each_refusal_reason_of_an_address_gets_its_line(gateway, certs, tmp_path):
+    """An address refused for its open connections, then within 10 s for its handshake rate:
+    both reasons are logged (one line each), both counted."""
+    gw, port, sport = _start(gateway, certs, tmp_path,
+                             {"max_connections_per_ip": 2,
+                              "handshake_rate_per_ip": {"rate": 0.01, "burst": 3}})
+    held = [_tls_open(port), _tls_open(port)]
+    assert _tls_refused(port)  # a third open connection
+    for s in held:
+        s.close()
+    assert testenv.wait_until(lambda: _status(sport)["connections"]["active"] == 1,
+                              testenv.t(5)), _status(sport)
+    _tls_open(port).close()  # the burst's last token
+    assert _tls_refused(port)  # no token left
+    refusals = _refusals(sport)
+    assert refusals["per_ip_connection_limit"] == 1, refusals
+    assert refusals["per_ip_handshake_rate"] == 1, refusals
+    assert len(_lines(gw, "per_ip_connection_limit")) == 1, gw.log_tail()
+    lines = _lines(gw, "per_ip_handshake_rate")
+    assert len(lines) == 1 and "peer=127.0.0.1:" in lines[0], gw.log_tail()
+    assert "for this reason" in lines[0], lines
+
+
 def _pp_get(port, src, family="TCP4", dst="127.0.0.1"):
     """A plaintext connection announcing src in a PROXY v1 header, one request; the socket."""
     s = _connect(port)
