@@ -655,7 +655,7 @@ int tg_cli_sandbox_guard(const struct tg_config *next, struct tg_err *err, void 
     }
     const struct tg_sandbox_conf *a = &sb->cfg->sandbox, *b = &next->sandbox;
     if (a->enabled != b->enabled || a->drop != b->drop || a->uid != b->uid || a->gid != b->gid)
-        tg_err_warning(err, NULL, "/sandbox",
+        tg_err_warning(err, b->drop ? &b->loc : NULL, b->drop ? b->ptr : "/sandbox",
                        "user, group and sandbox changes take effect at the next restart");
     return tg_err_count(err) > before ? -EPERM : 0;
 }

@@ -191,6 +191,25 @@ def test_reload_reads_password_files_and_linked_keys_again(gateway, certs, tmp_p
     assert "certificate /keystores/ec/cert through its link" in rules.get(str(archive), ""), out
 
 
+def test_reload_naming_an_unknown_user_is_refused_not_killed(gateway, certs, tmp_path):
+    """A reload naming a user and group that /etc/passwd and /etc/group lack goes on to the
+    other NSS modules (nss-systemd asks prctl(PR_CAPBSET_READ)): the reload is refused at
+    /user and /group and the gateway keeps serving, no SIGSYS. A known new user is a warning:
+    it takes effect at the next restart."""
+    port = testenv.free_port()
+    gw = gateway(_config(certs, tmp_path, port))
+    gw.reload(_config(certs, tmp_path, port, user="no-such-user-tlsgate",
+                      group="no-such-group-tlsgate"))
+    assert gw.wait_log(lambda s: "reload failed" in s, timeout=10), gw.log_tail()
+    assert gw.log_lines("/user:", "no user \"no-such-user-tlsgate\""), gw.log_tail()
+    assert gw.log_lines("/group:", "no group \"no-such-group-tlsgate\""), gw.log_tail()
+    assert gw.running() and _status_ok(port), gw.log_tail()
+    gw.reload(_config(certs, tmp_path, port, user="nobody"))
+    assert gw.wait_log(lambda s: "config reloaded" in s, timeout=10), gw.log_tail()
+    assert gw.log_lines("/user:", "take effect at the next restart"), gw.log_tail()
+    assert _status_ok(port)
+
+
 def _free_low_port():
     """A free loopback port under 1024 (tests bind loopback only)."""
     for port in range(700, 1000, 7):
