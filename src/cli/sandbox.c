@@ -53,9 +53,10 @@ struct rule {
     char *path;     /* resolved (realpath) when it exists */
     uint64_t allow; /* LL_* rights */
     const char *why;
-    char *ptr;   /* JSON pointer of the config key that named it, or NULL (system path) */
-    char *file;  /* the file the key names (path is then its directory), or NULL */
-    bool target; /* path is the directory of the file a symbolic link file points to */
+    char *ptr;         /* JSON pointer of the config key that named it, or NULL (system path) */
+    char *file;        /* the file the key names (path is then its directory), or NULL */
+    bool target;       /* path is the directory of the file a symbolic link file points to */
+    struct tg_loc loc; /* of the key, for the reload check's messages, or file NULL */
 };
 
 struct tg_sandbox {
@@ -114,6 +115,14 @@ static void add(struct tg_sandbox *sb, const char *path, uint64_t allow, const c
     r->ptr = ptr ? tg_xstrdup(ptr) : NULL;
     r->file = file ? tg_xstrdup(file) : NULL;
     r->target = false;
+    r->loc = (struct tg_loc){NULL, 0, 0};
+}
+
+/* Gives the rules added since rule first the location of the key that named them. */
+static void locate(struct tg_sandbox *sb, size_t first, const struct tg_loc *loc)
+{
+    for (size_t i = first; i < sb->n; i++)
+        sb->v[i].loc = *loc;
 }
 
 /* The directory part of file: ".", "/" or a new string. */
@@ -161,9 +170,13 @@ static void add_config(struct tg_sandbox *sb, const struct tg_config *cfg, const
 {
     if (config_file != NULL)
         add_file(sb, config_file, LL_READ, "config file", "", NULL);
+    size_t first = sb->n;
     add(sb, cfg->state_dir, LL_RW, "state directory", "/state_dir", NULL);
+    locate(sb, first, &cfg->state_dir_loc);
+    first = sb->n;
     if (cfg->log.access_log != NULL && !is_stdio(cfg->log.access_log))
         add_file(sb, cfg->log.access_log, LL_LOG, "access log", "/log/access_log", NULL);
+    locate(sb, first, &cfg->log.access_log_loc);
     for (size_t i = 0; i < cfg->n_keystores; i++) {
         const struct tg_keystore_conf *ks = &cfg->keystores[i];
         add_file(sb, ks->cert_file, LL_READ, "certificate", ks->path, "cert");
@@ -645,7 +658,7 @@ int tg_cli_sandbox_guard(const struct tg_config *next, struct tg_err *err, void 
             const struct rule *r = &need->v[i];
             if (covered(sb, r))
                 continue;
-            struct tg_loc loc = {next->name, 0, 0};
+            struct tg_loc loc = r->loc.file != NULL ? r->loc : (struct tg_loc){next->name, 0, 0};
             tg_err_error(err, &loc, r->ptr && r->ptr[0] ? r->ptr : NULL,
                          "%s \"%s\" is outside what the sandbox allows since start (%s %s): "
                          "restart tlsgate to use it",

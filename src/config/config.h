@@ -358,6 +358,7 @@ struct tg_log_conf {
     int level;              /* enum tg_log_level; default info */
     enum tg_log_fmt format; /* default text */
     char *access_log;       /* NULL = off; "stdout", "stderr" or a file path (resolved) */
+    struct tg_loc access_log_loc;
 };
 
 /* An admin user: HTTP Basic credentials checked against a `tlsgate secret hash` string. */
@@ -398,8 +399,9 @@ struct tg_config {
     char *name;        /* label of messages and locations: source_file or load_string's name */
     char *base_dir;    /* directory relative paths are resolved against */
     int version;
-    unsigned workers; /* resolved: "auto" becomes the number of online CPUs */
-    char *state_dir;  /* default "./tlsgate-state" or $TLSGATE_STATE_DIR; resolved */
+    unsigned workers;            /* resolved: "auto" becomes the number of online CPUs */
+    char *state_dir;             /* default "./tlsgate-state" or $TLSGATE_STATE_DIR; resolved */
+    struct tg_loc state_dir_loc; /* of "state_dir" (of the document when it is absent) */
     struct tg_log_conf log;
     struct tg_keystore_conf *keystores;
     size_t n_keystores;

@@ -4,6 +4,7 @@ binding, reloads outside the sandbox refused with a message to restart, `check` 
 import json
 import os
 import pathlib
+import re
 import shutil
 import signal
 import socket
@@ -116,6 +117,8 @@ def test_reload_naming_a_file_outside_is_refused(gateway, certs, tmp_path, outsi
     refused = gw.log_lines("/log/access_log", "outside what the sandbox allows",
                            "restart tlsgate")
     assert refused, gw.log_tail()
+    # located at the key: file:line:column
+    assert re.search(r"\.json:\d+:\d+: /log/access_log: access log ", refused[0]), refused
     assert not os.path.exists(os.path.join(outside, "a.log"))
     # The running gateway is intact: still serving, with the certificate it started with.
     assert _status_ok(port)
