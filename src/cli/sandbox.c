@@ -3,6 +3,7 @@
 #include "cli/sandbox.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -134,6 +135,21 @@ static char *dir_of(const char *file)
                            : tg_xasprintf("%.*s", (int)(slash - file), file);
 }
 
+/* The directory of real (a file reached through links) unless rules since first have it. */
+static void add_target(struct tg_sandbox *sb, size_t first, const char *real, uint64_t allow,
+                       const char *why, const char *ptr, const char *file)
+{
+    char *target = dir_of(real);
+    bool have = false;
+    for (size_t i = first; i < sb->n && !have; i++)
+        have = strcmp(sb->v[i].path, target) == 0;
+    if (!have) {
+        add(sb, target, allow, why, ptr, file);
+        sb->v[sb->n - 1].target = true;
+    }
+    free(target);
+}
+
 /* The directory of file (a directory itself when it is one: a truststore of PEM files). A file
  * reached through symbolic links (certbot's live/ pointing into archive/) is read where they
  * lead: that directory is added too, so a reload can read the file again. */
@@ -146,16 +162,24 @@ static void add_file(struct tg_sandbox *sb, const char *file, uint64_t allow, co
     struct stat st;
     bool is_dir = stat(file, &st) == 0 && S_ISDIR(st.st_mode);
     char *dir = is_dir ? tg_xstrdup(file) : dir_of(file);
+    size_t first = sb->n;
     add(sb, dir, allow, why, ptr, file);
     char real[PATH_MAX];
-    if (!is_dir && realpath(file, real) != NULL) {
-        char *target = dir_of(real);
-        if (strcmp(target, sb->v[sb->n - 1].path) != 0) {
-            add(sb, target, allow, why, ptr, file);
-            sb->v[sb->n - 1].target = true;
-        }
-        free(target);
+    if (!is_dir && realpath(file, real) != NULL)
+        add_target(sb, first, real, allow, why, ptr, file);
+    /* A truststore directory's files may be links too (a c_rehash directory, a hand-made one). */
+    DIR *d = is_dir ? opendir(file) : NULL;
+    struct dirent *de;
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        char *entry = tg_xasprintf("%s/%s", file, de->d_name);
+        struct stat lst;
+        if (de->d_name[0] != '.' && lstat(entry, &lst) == 0 && S_ISLNK(lst.st_mode) &&
+            realpath(entry, real) != NULL)
+            add_target(sb, first, real, allow, why, ptr, file);
+        free(entry);
     }
+    if (d != NULL)
+        closedir(d);
     free(dir);
     free(ptr);
 }
@@ -179,24 +203,33 @@ static void add_config(struct tg_sandbox *sb, const struct tg_config *cfg, const
     locate(sb, first, &cfg->log.access_log_loc);
     for (size_t i = 0; i < cfg->n_keystores; i++) {
         const struct tg_keystore_conf *ks = &cfg->keystores[i];
+        first = sb->n;
         add_file(sb, ks->cert_file, LL_READ, "certificate", ks->path, "cert");
         add_file(sb, ks->key_file, LL_READ, "private key", ks->path, "key");
         add_file(sb, ks->file, LL_READ, "keystore", ks->path, "file");
+        locate(sb, first, &ks->loc);
     }
     for (size_t i = 0; i < cfg->n_truststores; i++) {
         const struct tg_truststore_conf *ts = &cfg->truststores[i];
+        first = sb->n;
         add_file(sb, ts->file, LL_READ, "truststore", ts->path, "file");
+        locate(sb, first, &ts->loc);
     }
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const struct tg_listener_conf *lc = &cfg->listeners[i];
         const struct tg_client_auth_conf *ca = &lc->tls.client_auth;
         for (size_t j = 0; j < ca->n_crl_files; j++) {
             char *p = tg_xasprintf("%s/revocation/crl/%zu", ca->path ? ca->path : lc->path, j);
+            first = sb->n;
             add_file(sb, ca->crl_files[j], LL_READ, "CRL", p, NULL);
+            if (ca->crl_locs != NULL)
+                locate(sb, first, &ca->crl_locs[j]);
             free(p);
         }
+        first = sb->n;
         if (lc->tls.ocsp.file != NULL)
             add_file(sb, lc->tls.ocsp.file, LL_READ, "OCSP response", lc->tls.ocsp.path, "file");
+        locate(sb, first, &lc->tls.ocsp.loc);
     }
     if (cfg->tickets.key_file != NULL)
         add_file(sb, cfg->tickets.key_file, LL_READ, "session ticket keys",
@@ -292,7 +325,8 @@ static void print_unreadable(const struct tg_sandbox *sb, FILE *out)
     for (size_t i = 0; i < sb->n; i++) {
         const struct rule *r = &sb->v[i];
         char why[PATH_MAX + 64];
-        if (r->ptr == NULL || r->file == NULL || !(r->allow & LANDLOCK_ACCESS_FS_READ_FILE))
+        if (r->ptr == NULL || r->file == NULL || r->target ||
+            !(r->allow & LANDLOCK_ACCESS_FS_READ_FILE))
             continue;
         if (!allowed_to(r->file, 4, sc->uid, sc->gid, why, sizeof(why)))
             fprintf(out,

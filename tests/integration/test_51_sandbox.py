@@ -120,6 +120,22 @@ def test_reload_naming_a_file_outside_is_refused(gateway, certs, tmp_path, outsi
     # located at the key: file:line:column
     assert re.search(r"\.json:\d+:\d+: /log/access_log: access log ", refused[0]), refused
     assert not os.path.exists(os.path.join(outside, "a.log"))
+    # A new truststore directory inside the allowed ones whose file links outside: refused by
+    # the reload check (it follows the links), located at the truststore.
+    shutil.copy(certs.ca.cert, os.path.join(outside, "ca.pem"))
+    os.mkdir(str(tmp_path / "trust"))
+    os.symlink(os.path.join(outside, "ca.pem"), str(tmp_path / "trust" / "ca.pem"))
+    cfg = _config(certs, tmp_path, port)
+    cfg["truststores"] = {"corp": {"type": "pem", "file": str(tmp_path / "trust")}}
+    cfg["backends"]["app"] = {"targets": ["127.0.0.1:9"], "tls": {"truststore": "corp"}}
+    cfg["listeners"][0]["routes"].insert(0, {"path_prefix": "/app", "backend": "app"})
+    gw.reload(cfg)
+    assert gw.wait_log(lambda s: s.count("reload failed") >= 3, timeout=10), gw.log_tail()
+    refused = gw.log_lines("/truststores/corp/file:", "outside what the sandbox allows",
+                           "restart tlsgate")
+    assert refused and re.search(r"\.json:\d+:\d+: /truststores/corp/file: truststore ",
+                                 refused[0]), gw.log_tail()
+    assert not gw.log_lines("config reloaded"), gw.log_tail()
     # The running gateway is intact: still serving, with the certificate it started with.
     assert _status_ok(port)
     with testenv.Conn(port) as c:
@@ -147,13 +163,18 @@ def test_landlock_denies_a_file_read_after_start(gateway, certs, tmp_path, outsi
 
 def test_reload_reads_password_files_and_linked_keys_again(gateway, certs, tmp_path, outside):
     """The files a started config names are read again by every reload inside the sandbox: a
-    key password file in its own directory, and a certificate and key reached through symbolic
-    links into another directory (certbot's live/ -> archive/). A renewal that points the links
-    at new files is served after SIGHUP. (All outside the config file's directory.)"""
+    key password file in its own directory, a certificate and key reached through symbolic
+    links into another directory (certbot's live/ -> archive/), a truststore directory of links.
+    A renewal that points the links at new files is served after SIGHUP. (All outside the config
+    file's directory.)"""
     top = pathlib.Path(outside)
     live, archive, secrets = top / "le" / "live", top / "le" / "archive", top / "secrets"
-    for d in (live, archive, secrets):
+    trust, cas = top / "trust", top / "cas"
+    for d in (live, archive, secrets, trust, cas):
         d.mkdir(parents=True)
+    # A truststore directory whose files are links into another directory.
+    shutil.copy(certs.ca.cert, str(cas / "ca.pem"))
+    os.symlink("../cas/ca.pem", str(trust / "corp.pem"))
     (secrets / "pw").write_text("sandbox-key-pw\n")
 
     def issue(n, pair):
@@ -172,6 +193,9 @@ def test_reload_reads_password_files_and_linked_keys_again(gateway, certs, tmp_p
     cfg["keystores"]["ec"] = {"type": "pem", "cert": str(live / "cert.pem"),
                               "key": str(live / "key.pem"),
                               "key_password": {"file": str(secrets / "pw")}}
+    cfg["truststores"] = {"corp": {"type": "pem", "file": str(trust)}}
+    cfg["backends"]["app"] = {"targets": ["127.0.0.1:9"], "tls": {"truststore": "corp"}}
+    cfg["listeners"][0]["routes"].insert(0, {"path_prefix": "/app", "backend": "app"})
     path = str(tmp_path / "gw.json")
     with open(path, "w") as f:
         json.dump(cfg, f)
@@ -192,6 +216,7 @@ def test_reload_reads_password_files_and_linked_keys_again(gateway, certs, tmp_p
              if line.strip().startswith("read-only")}
     assert "password file /keystores/ec/key_password/file" in rules.get(str(secrets), ""), out
     assert "certificate /keystores/ec/cert through its link" in rules.get(str(archive), ""), out
+    assert "truststore /truststores/corp/file through its link" in rules.get(str(cas), ""), out
 
 
 def test_reload_naming_an_unknown_user_is_refused_not_killed(gateway, certs, tmp_path):
