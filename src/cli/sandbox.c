@@ -428,7 +428,9 @@ static uint64_t handled_rights(int abi)
     return h;
 }
 
-static int landlock_apply(struct tg_sandbox *sb, size_t *n_rules)
+/* Applies the rules; *n_rules gets how many were added, *n_paths on how many distinct paths (the
+ * lines of check's list: a path several keys name is one line). */
+static int landlock_apply(struct tg_sandbox *sb, size_t *n_rules, size_t *n_paths)
 {
     uint64_t handled = handled_rights(sb->abi);
     struct landlock_ruleset_attr attr = {.handled_access_fs = handled};
@@ -455,6 +457,11 @@ static int landlock_apply(struct tg_sandbox *sb, size_t *n_rules)
             tg_log_error("sandbox: Landlock rule for %s: %s", r->path, strerror(errno));
         } else {
             (*n_rules)++;
+            bool seen = false;
+            for (size_t j = 0; j < i && !seen; j++)
+                seen = strcmp(sb->v[j].path, r->path) == 0;
+            if (!seen)
+                (*n_paths)++;
         }
         close(fd);
     }
@@ -503,17 +510,17 @@ void tg_cli_sandbox_enter_fs(struct tg_sandbox *sb)
         tg_log_warn("sandbox: %d threads run before Landlock: only this one and later ones are "
                     "limited",
                     threads);
-    size_t n_rules = 0;
-    int rc = landlock_apply(sb, &n_rules);
+    size_t n_rules = 0, n_paths = 0;
+    int rc = landlock_apply(sb, &n_rules, &n_paths);
     if (rc != 0) {
         tg_log_error("sandbox: Landlock not applied: %s; the file system is not limited",
                      strerror(-rc));
         return;
     }
     sb->fs_applied = true;
-    tg_log_info("sandbox: no_new_privs; Landlock ABI %d with %zu path rules (tlsgate check "
-                "lists them)",
-                sb->abi, n_rules);
+    tg_log_info("sandbox: no_new_privs; Landlock ABI %d with %zu path rules on %zu paths "
+                "(tlsgate check lists them)",
+                sb->abi, n_rules, n_paths);
 }
 
 /* ---- user and group ---- */

@@ -77,6 +77,15 @@ def test_sandbox_on_by_default_on_every_thread(gateway, certs, tmp_path):
         assert st["Seccomp"] == "2", "thread %s: Seccomp %s (2 = filter)" % (tid, st["Seccomp"])
     log = gw.log_text()
     assert "Landlock ABI" in log and "seccomp filter on every thread" in log, log
+    # What check lists is what was applied: one line per path, as many as the log's paths.
+    applied = int(re.search(r"Landlock ABI \d+ with \d+ path rules on (\d+) paths", log).group(1))
+    out = testenv.tlsgate("check", "-c", gw.config_path).stdout
+    listed = [ln for ln in out.splitlines()
+              if re.match(r"    (read-only|read-write|write \(append, create\)|read, execute) ",
+                          ln)]
+    assert len(listed) == applied, (applied, out)
+    seccomp = re.search(r"seccomp filter on every thread: (\d+) system calls", log).group(1)
+    assert "seccomp: on, %s system calls allowed" % seccomp in out, out
     # A reload of the same files works inside the sandbox; the gateway keeps serving.
     gw.signal(signal.SIGHUP)
     assert gw.wait_log(lambda s: "config reloaded" in s or "reload failed" in s, timeout=10)
