@@ -408,6 +408,9 @@ def test_check_lists_the_allowances(certs, tmp_path):
     ({"user": "no-such-user-tlsgate"}, "/user", "no user \"no-such-user-tlsgate\""),
     ({"group": "no-such-group-tlsgate"}, "/group", "no group"),
     ({"user": 65534}, "/user", "a string"),
+    # the state directory is given to the user: never one other programs share
+    ({"user": "nobody", "state_dir": "/var/lib/"}, "/state_dir", "other programs share"),
+    ({"group": "nogroup", "state_dir": "/tmp"}, "/state_dir", "e.g. /var/lib/tlsgate"),
 ])
 def test_sandbox_config_errors(certs, tmp_path, extra, where, words):
     cfg = _config(certs, tmp_path, testenv.free_port(), **extra)
