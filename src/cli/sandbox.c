@@ -361,6 +361,14 @@ void tg_cli_sandbox_print(const struct tg_sandbox *sb, FILE *out)
                 sc->user ? sc->user : "unchanged", sc->uid, sc->group ? sc->group : "the user's",
                 sc->gid);
         print_unreadable(sb, out);
+        struct tg_err ids;
+        tg_err_init(&ids);
+        if (tg_cli_sandbox_check_ids(sb->cfg, &ids) != 0)
+            fprintf(out,
+                    "  note: run as this process (uid %u) could not switch: `tlsgate run` must "
+                    "start as root, or with CAP_SETUID and CAP_SETGID\n",
+                    (unsigned)geteuid());
+        tg_err_close(&ids);
     } else {
         fprintf(out, "  user: unchanged (no \"user\"/\"group\": runs with the ids it starts "
                      "with)\n");

@@ -357,6 +357,11 @@ def test_user_without_root_is_a_clear_error_before_binding(certs):
         assert "needs tlsgate to start as root" in lines[0] and "uid 65534" in lines[0], lines
         assert "started" not in r.stderr and "listener public on" not in r.stderr, r.stderr
         assert not os.path.exists(os.path.join(d, "state")), "the sandbox was entered"
+        # check, as the same user, says so too (a note: run may well start as root).
+        r = subprocess.run([testenv.BIN, "check", "-c", path], capture_output=True, text=True,
+                           timeout=testenv.t(30), preexec_fn=as_nobody, cwd=d)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "note: run as this process (uid 65534) could not switch" in r.stdout, r.stdout
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
