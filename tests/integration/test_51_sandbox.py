@@ -217,8 +217,12 @@ def test_reload_reads_password_files_and_linked_keys_again(gateway, certs, tmp_p
     assert gw.wait_log(lambda s: s.count("config reloaded") >= 2 or "reload failed" in s,
                        timeout=10)
     assert "reload failed" not in gw.log_text(), gw.log_tail()
-    with testenv.Conn(port) as c:
-        assert c.peer_cert_der() == _der(certs.rsa.cert)
+
+    def served_der():
+        with testenv.Conn(port) as c:
+            return c.peer_cert_der()
+    # the workers take the new config as they wake up
+    assert testenv.wait_until(lambda: served_der() == _der(certs.rsa.cert), testenv.t(5))
     # check names both directories, and why.
     out = testenv.tlsgate("check", "-c", path).stdout
     rules = {line.split()[1]: line for line in out.splitlines()
