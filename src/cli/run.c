@@ -105,16 +105,19 @@ static int open_access_log(const char *spec, char **path_out)
     return fd < 0 ? -errno : fd;
 }
 
-static void reopen_access_log(struct run_state *rs, const char *path)
+/* Opens path as the access log; false (logged) when it cannot: the file open before is kept. */
+static bool reopen_access_log(struct run_state *rs, const char *path)
 {
     int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     if (fd < 0) {
-        tg_log_error("cannot open access log \"%s\": %s", path, strerror(errno));
-        return;
+        tg_log_error("cannot open access log \"%s\": %s; still writing to the file open before",
+                     path, strerror(errno));
+        return false;
     }
     /* Same fd number, new file: workers keep writing without any coordination. */
     dup2(fd, rs->access_fd);
     close(fd);
+    return true;
 }
 
 static void log_listening(const struct tg_config *cfg)
@@ -427,9 +430,10 @@ static void on_signal(uv_signal_t *h, int signum)
             unsigned cpu = 0;
             syscall(SYS_getcpu, &cpu, NULL, NULL);
         }
-        if (rs->access_path != NULL)
-            reopen_access_log(rs, rs->access_path);
-        tg_log_info("SIGUSR1: access log reopened");
+        if (rs->access_path == NULL)
+            tg_log_info("SIGUSR1: no access log file to reopen");
+        else if (reopen_access_log(rs, rs->access_path))
+            tg_log_info("SIGUSR1: access log reopened");
         return;
     }
     if (rs->stopping) {
@@ -570,7 +574,8 @@ int tg_cli_run(int argc, char **argv)
 
     code = TG_EXIT_RUNTIME;
     raise_fd_limit();
-    if (tg_net_check_bind(rs.snap->cfg, &err) != 0) {
+    if (tg_cli_sandbox_check_ids(rs.snap->cfg, &err) != 0 ||
+        tg_net_check_bind(rs.snap->cfg, &err) != 0) {
         log_problems(&err, TG_LOG_ERROR);
         goto out;
     }

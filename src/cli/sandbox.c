@@ -3,6 +3,7 @@
 #include "cli/sandbox.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -19,9 +20,9 @@
 #include <unistd.h>
 
 #include "config/config.h"
-#include "core/addr.h"
 #include "core/core.h"
 #include "core/log.h"
+#include "net/net.h"
 
 /* Landlock rights newer than Debian 12's <linux/landlock.h> (ABI 3 and 5). */
 #ifndef LANDLOCK_ACCESS_FS_REFER
@@ -53,8 +54,10 @@ struct rule {
     char *path;     /* resolved (realpath) when it exists */
     uint64_t allow; /* LL_* rights */
     const char *why;
-    char *ptr;  /* JSON pointer of the config key that named it, or NULL (system path) */
-    char *file; /* the file the key names (path is then its directory), or NULL */
+    char *ptr;         /* JSON pointer of the config key that named it, or NULL (system path) */
+    char *file;        /* the file the key names (path is then its directory), or NULL */
+    bool target;       /* path is the directory of the file a symbolic link file points to */
+    struct tg_loc loc; /* of the key, for the reload check's messages, or file NULL */
 };
 
 struct tg_sandbox {
@@ -112,9 +115,44 @@ static void add(struct tg_sandbox *sb, const char *path, uint64_t allow, const c
     r->why = why;
     r->ptr = ptr ? tg_xstrdup(ptr) : NULL;
     r->file = file ? tg_xstrdup(file) : NULL;
+    r->target = false;
+    r->loc = (struct tg_loc){NULL, 0, 0};
 }
 
-/* The directory of file (a directory itself when it is one: a truststore of PEM files). */
+/* Gives the rules added since rule first the location of the key that named them. */
+static void locate(struct tg_sandbox *sb, size_t first, const struct tg_loc *loc)
+{
+    for (size_t i = first; i < sb->n; i++)
+        sb->v[i].loc = *loc;
+}
+
+/* The directory part of file: ".", "/" or a new string. */
+static char *dir_of(const char *file)
+{
+    const char *slash = strrchr(file, '/');
+    return slash == NULL   ? tg_xstrdup(".")
+           : slash == file ? tg_xstrdup("/")
+                           : tg_xasprintf("%.*s", (int)(slash - file), file);
+}
+
+/* The directory of real (a file reached through links) unless rules since first have it. */
+static void add_target(struct tg_sandbox *sb, size_t first, const char *real, uint64_t allow,
+                       const char *why, const char *ptr, const char *file)
+{
+    char *target = dir_of(real);
+    bool have = false;
+    for (size_t i = first; i < sb->n && !have; i++)
+        have = strcmp(sb->v[i].path, target) == 0;
+    if (!have) {
+        add(sb, target, allow, why, ptr, file);
+        sb->v[sb->n - 1].target = true;
+    }
+    free(target);
+}
+
+/* The directory of file (a directory itself when it is one: a truststore of PEM files). A file
+ * reached through symbolic links (certbot's live/ pointing into archive/) is read where they
+ * lead: that directory is added too, so a reload can read the file again. */
 static void add_file(struct tg_sandbox *sb, const char *file, uint64_t allow, const char *why,
                      const char *ptr_base, const char *key)
 {
@@ -122,16 +160,26 @@ static void add_file(struct tg_sandbox *sb, const char *file, uint64_t allow, co
         return;
     char *ptr = key ? tg_xasprintf("%s/%s", ptr_base, key) : tg_xstrdup(ptr_base);
     struct stat st;
-    char *dir = NULL;
-    if (stat(file, &st) == 0 && S_ISDIR(st.st_mode)) {
-        dir = tg_xstrdup(file);
-    } else {
-        const char *slash = strrchr(file, '/');
-        dir = slash == NULL   ? tg_xstrdup(".")
-              : slash == file ? tg_xstrdup("/")
-                              : tg_xasprintf("%.*s", (int)(slash - file), file);
-    }
+    bool is_dir = stat(file, &st) == 0 && S_ISDIR(st.st_mode);
+    char *dir = is_dir ? tg_xstrdup(file) : dir_of(file);
+    size_t first = sb->n;
     add(sb, dir, allow, why, ptr, file);
+    char real[PATH_MAX];
+    if (!is_dir && realpath(file, real) != NULL)
+        add_target(sb, first, real, allow, why, ptr, file);
+    /* A truststore directory's files may be links too (a c_rehash directory, a hand-made one). */
+    DIR *d = is_dir ? opendir(file) : NULL;
+    struct dirent *de;
+    while (d != NULL && (de = readdir(d)) != NULL) {
+        char *entry = tg_xasprintf("%s/%s", file, de->d_name);
+        struct stat lst;
+        if (de->d_name[0] != '.' && lstat(entry, &lst) == 0 && S_ISLNK(lst.st_mode) &&
+            realpath(entry, real) != NULL)
+            add_target(sb, first, real, allow, why, ptr, file);
+        free(entry);
+    }
+    if (d != NULL)
+        closedir(d);
     free(dir);
     free(ptr);
 }
@@ -146,33 +194,49 @@ static void add_config(struct tg_sandbox *sb, const struct tg_config *cfg, const
 {
     if (config_file != NULL)
         add_file(sb, config_file, LL_READ, "config file", "", NULL);
+    size_t first = sb->n;
     add(sb, cfg->state_dir, LL_RW, "state directory", "/state_dir", NULL);
+    locate(sb, first, &cfg->state_dir_loc);
+    first = sb->n;
     if (cfg->log.access_log != NULL && !is_stdio(cfg->log.access_log))
         add_file(sb, cfg->log.access_log, LL_LOG, "access log", "/log/access_log", NULL);
+    locate(sb, first, &cfg->log.access_log_loc);
     for (size_t i = 0; i < cfg->n_keystores; i++) {
         const struct tg_keystore_conf *ks = &cfg->keystores[i];
+        first = sb->n;
         add_file(sb, ks->cert_file, LL_READ, "certificate", ks->path, "cert");
         add_file(sb, ks->key_file, LL_READ, "private key", ks->path, "key");
         add_file(sb, ks->file, LL_READ, "keystore", ks->path, "file");
+        locate(sb, first, &ks->loc);
     }
     for (size_t i = 0; i < cfg->n_truststores; i++) {
         const struct tg_truststore_conf *ts = &cfg->truststores[i];
+        first = sb->n;
         add_file(sb, ts->file, LL_READ, "truststore", ts->path, "file");
+        locate(sb, first, &ts->loc);
     }
     for (size_t i = 0; i < cfg->n_listeners; i++) {
         const struct tg_listener_conf *lc = &cfg->listeners[i];
         const struct tg_client_auth_conf *ca = &lc->tls.client_auth;
         for (size_t j = 0; j < ca->n_crl_files; j++) {
             char *p = tg_xasprintf("%s/revocation/crl/%zu", ca->path ? ca->path : lc->path, j);
+            first = sb->n;
             add_file(sb, ca->crl_files[j], LL_READ, "CRL", p, NULL);
+            if (ca->crl_locs != NULL)
+                locate(sb, first, &ca->crl_locs[j]);
             free(p);
         }
+        first = sb->n;
         if (lc->tls.ocsp.file != NULL)
             add_file(sb, lc->tls.ocsp.file, LL_READ, "OCSP response", lc->tls.ocsp.path, "file");
+        locate(sb, first, &lc->tls.ocsp.loc);
     }
     if (cfg->tickets.key_file != NULL)
         add_file(sb, cfg->tickets.key_file, LL_READ, "session ticket keys",
                  cfg->tickets.key_file_path, NULL);
+    for (size_t i = 0; i < cfg->n_secret_files; i++)
+        add_file(sb, cfg->secret_files[i].file, LL_READ, "password file", cfg->secret_files[i].ptr,
+                 NULL);
 }
 
 struct tg_sandbox *tg_cli_sandbox_new(const struct tg_config *cfg, const char *config_file)
@@ -224,16 +288,18 @@ static const char *rights_words(uint64_t allow)
     return "read-only";
 }
 
-/* Whether uid/gid (no supplementary groups: they are cleared) may read path and search every
- * directory above it, by the mode bits (ACLs aside). */
-static bool readable_by(const char *path, uint32_t uid, uint32_t gid, char *why, size_t why_len)
+/* Whether uid/gid (no supplementary groups: they are cleared) has the rights need (mode bits:
+ * 4 read, 2 write, 1 search) on path and may search every directory above it, by the mode bits
+ * (ACLs aside). */
+static bool allowed_to(const char *path, unsigned need_leaf, uint32_t uid, uint32_t gid, char *why,
+                       size_t why_len)
 {
     char *p = tg_xstrdup(path);
     bool ok = true, leaf = true;
     while (ok) {
         struct stat st;
         if (stat(p, &st) == 0 && uid != 0) {
-            unsigned need = leaf ? 4 : 1; /* r for the file, x for the directories above */
+            unsigned need = leaf ? need_leaf : 1;
             unsigned bits = st.st_uid == uid   ? (st.st_mode >> 6) & 7
                             : st.st_gid == gid ? (st.st_mode >> 3) & 7
                                                : st.st_mode & 7;
@@ -259,13 +325,26 @@ static void print_unreadable(const struct tg_sandbox *sb, FILE *out)
     for (size_t i = 0; i < sb->n; i++) {
         const struct rule *r = &sb->v[i];
         char why[PATH_MAX + 64];
-        if (r->ptr == NULL || r->file == NULL || !(r->allow & LANDLOCK_ACCESS_FS_READ_FILE))
+        if (r->ptr == NULL || r->file == NULL || r->target ||
+            !(r->allow & LANDLOCK_ACCESS_FS_READ_FILE))
             continue;
-        if (!readable_by(r->file, sc->uid, sc->gid, why, sizeof(why)))
+        if (!allowed_to(r->file, 4, sc->uid, sc->gid, why, sizeof(why)))
             fprintf(out,
                     "  warning: uid %u cannot read %s (%s %s: %s): a reload after start would "
                     "fail on it\n",
                     sc->uid, r->file, r->why, r->ptr, why);
+    }
+    /* A rotated access log is made anew in its directory by SIGUSR1, as the user. */
+    for (size_t i = 0; i < sb->n; i++) {
+        const struct rule *r = &sb->v[i];
+        char why[PATH_MAX + 64];
+        if (r->allow != LL_LOG || r->target)
+            continue;
+        if (!allowed_to(r->path, 3, sc->uid, sc->gid, why, sizeof(why)))
+            fprintf(out,
+                    "  warning: uid %u cannot create files in %s (%s %s: %s): SIGUSR1 after the "
+                    "log was rotated by renaming would keep writing to the renamed file\n",
+                    sc->uid, r->path, r->why, r->ptr, why);
     }
 }
 
@@ -282,6 +361,14 @@ void tg_cli_sandbox_print(const struct tg_sandbox *sb, FILE *out)
                 sc->user ? sc->user : "unchanged", sc->uid, sc->group ? sc->group : "the user's",
                 sc->gid);
         print_unreadable(sb, out);
+        struct tg_err ids;
+        tg_err_init(&ids);
+        if (tg_cli_sandbox_check_ids(sb->cfg, &ids) != 0)
+            fprintf(out,
+                    "  note: run as this process (uid %u) could not switch: `tlsgate run` must "
+                    "start as root, or with CAP_SETUID and CAP_SETGID\n",
+                    (unsigned)geteuid());
+        tg_err_close(&ids);
     } else {
         fprintf(out, "  user: unchanged (no \"user\"/\"group\": runs with the ids it starts "
                      "with)\n");
@@ -321,8 +408,8 @@ void tg_cli_sandbox_print(const struct tg_sandbox *sb, FILE *out)
                            r->ptr == NULL && strcmp(sb->v[k].why, r->why) == 0;
             if (same_why)
                 continue;
-            fprintf(out, "%s%s%s%s", sep, r->why, r->ptr && r->ptr[0] ? " " : "",
-                    r->ptr && r->ptr[0] ? r->ptr : "");
+            fprintf(out, "%s%s%s%s%s", sep, r->why, r->ptr && r->ptr[0] ? " " : "",
+                    r->ptr && r->ptr[0] ? r->ptr : "", r->target ? " through its link" : "");
             sep = "; ";
         }
         fprintf(out, ")\n");
@@ -349,7 +436,9 @@ static uint64_t handled_rights(int abi)
     return h;
 }
 
-static int landlock_apply(struct tg_sandbox *sb, size_t *n_rules)
+/* Applies the rules; *n_rules gets how many were added, *n_paths on how many distinct paths (the
+ * lines of check's list: a path several keys name is one line). */
+static int landlock_apply(struct tg_sandbox *sb, size_t *n_rules, size_t *n_paths)
 {
     uint64_t handled = handled_rights(sb->abi);
     struct landlock_ruleset_attr attr = {.handled_access_fs = handled};
@@ -376,6 +465,11 @@ static int landlock_apply(struct tg_sandbox *sb, size_t *n_rules)
             tg_log_error("sandbox: Landlock rule for %s: %s", r->path, strerror(errno));
         } else {
             (*n_rules)++;
+            bool seen = false;
+            for (size_t j = 0; j < i && !seen; j++)
+                seen = strcmp(sb->v[j].path, r->path) == 0;
+            if (!seen)
+                (*n_paths)++;
         }
         close(fd);
     }
@@ -424,17 +518,17 @@ void tg_cli_sandbox_enter_fs(struct tg_sandbox *sb)
         tg_log_warn("sandbox: %d threads run before Landlock: only this one and later ones are "
                     "limited",
                     threads);
-    size_t n_rules = 0;
-    int rc = landlock_apply(sb, &n_rules);
+    size_t n_rules = 0, n_paths = 0;
+    int rc = landlock_apply(sb, &n_rules, &n_paths);
     if (rc != 0) {
         tg_log_error("sandbox: Landlock not applied: %s; the file system is not limited",
                      strerror(-rc));
         return;
     }
     sb->fs_applied = true;
-    tg_log_info("sandbox: no_new_privs; Landlock ABI %d with %zu path rules (tlsgate check "
-                "lists them)",
-                sb->abi, n_rules);
+    tg_log_info("sandbox: no_new_privs; Landlock ABI %d with %zu path rules on %zu paths "
+                "(tlsgate check lists them)",
+                sb->abi, n_rules, n_paths);
 }
 
 /* ---- user and group ---- */
@@ -446,6 +540,40 @@ static int chown_one(const char *path, const struct stat *st, int flag, struct F
     if (lchown(path, chown_uid, chown_gid) != 0)
         tg_log_warn("sandbox: cannot give %s to uid %u: %s", path, chown_uid, strerror(errno));
     return 0;
+}
+
+/* Whether the process has capability cap in its effective set (/proc/self/status CapEff). */
+static bool cap_effective(int cap)
+{
+    unsigned long long eff = 0;
+    char line[256];
+    FILE *f = fopen("/proc/self/status", "re");
+    while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+        if (strncmp(line, "CapEff:", 7) == 0)
+            eff = strtoull(line + 7, NULL, 16);
+    if (f != NULL)
+        fclose(f);
+    return (eff >> cap) & 1;
+}
+
+int tg_cli_sandbox_check_ids(const struct tg_config *cfg, struct tg_err *err)
+{
+    const struct tg_sandbox_conf *sc = &cfg->sandbox;
+    uid_t r, e, s;
+    gid_t rg, eg, sg;
+    if (!sc->drop || geteuid() == 0 || getresuid(&r, &e, &s) != 0 || getresgid(&rg, &eg, &sg) != 0)
+        return 0;
+    bool uid_ok = (r == sc->uid && e == sc->uid && s == sc->uid) || cap_effective(7);
+    bool gid_ok = (rg == sc->gid && eg == sc->gid && sg == sc->gid) || cap_effective(6);
+    if (uid_ok && gid_ok)
+        return 0;
+    tg_err_error(err, &sc->loc, sc->ptr,
+                 "switching to uid %u gid %u (%s \"%s\") needs tlsgate to start as root (or with "
+                 "CAP_SETUID and CAP_SETGID), and it runs as uid %u gid %u: start it as root, or "
+                 "leave \"user\" and \"group\" out",
+                 sc->uid, sc->gid, sc->ptr + 1, sc->ptr[1] == 'u' ? sc->user : sc->group,
+                 (unsigned)e, (unsigned)eg);
+    return -EPERM;
 }
 
 static int drop_ids(struct tg_sandbox *sb)
@@ -462,7 +590,9 @@ static int drop_ids(struct tg_sandbox *sb)
     }
     gid_t gid = (gid_t)sc->gid;
     /* glibc applies each of these to every thread of the process (its setxid broadcast). */
-    if (geteuid() == 0 && setgroups(0, NULL) != 0)
+    /* Root (or CAP_SETGID) clears the supplementary groups; others cannot and have checked
+     * (tg_cli_sandbox_check_ids) that their ids need no change. */
+    if (setgroups(0, NULL) != 0 && geteuid() == 0)
         goto fail;
     if (setresgid(gid, gid, gid) != 0 || setresuid(sc->uid, sc->uid, sc->uid) != 0)
         goto fail;
@@ -532,10 +662,8 @@ static void check_ports(const struct tg_sandbox *sb, const struct tg_config *nex
         const struct tg_listener_conf *lc = &next->listeners[i];
         const struct sockaddr_in *in = (const struct sockaddr_in *)&lc->addr;
         unsigned port = ntohs(in->sin_port); /* same offset for IPv6 */
-        bool known = false;
-        for (size_t j = 0; j < sb->cfg->n_listeners && !known; j++)
-            known = tg_addr_equal(&sb->cfg->listeners[j].addr, &lc->addr);
-        if (port < 1024 && !known)
+        /* Kept bound since start (a listener dropped by a reload in between was closed). */
+        if (port < 1024 && !tg_net_bound_since_start(&lc->addr))
             tg_err_error(err, &lc->loc, lc->path,
                          "port %u is under 1024 and tlsgate dropped root at start (user %s): "
                          "restart tlsgate to bind it",
@@ -579,7 +707,7 @@ int tg_cli_sandbox_guard(const struct tg_config *next, struct tg_err *err, void 
             const struct rule *r = &need->v[i];
             if (covered(sb, r))
                 continue;
-            struct tg_loc loc = {next->name, 0, 0};
+            struct tg_loc loc = r->loc.file != NULL ? r->loc : (struct tg_loc){next->name, 0, 0};
             tg_err_error(err, &loc, r->ptr && r->ptr[0] ? r->ptr : NULL,
                          "%s \"%s\" is outside what the sandbox allows since start (%s %s): "
                          "restart tlsgate to use it",
@@ -589,7 +717,7 @@ int tg_cli_sandbox_guard(const struct tg_config *next, struct tg_err *err, void 
     }
     const struct tg_sandbox_conf *a = &sb->cfg->sandbox, *b = &next->sandbox;
     if (a->enabled != b->enabled || a->drop != b->drop || a->uid != b->uid || a->gid != b->gid)
-        tg_err_warning(err, NULL, "/sandbox",
+        tg_err_warning(err, b->drop ? &b->loc : NULL, b->drop ? b->ptr : "/sandbox",
                        "user, group and sandbox changes take effect at the next restart");
     return tg_err_count(err) > before ? -EPERM : 0;
 }

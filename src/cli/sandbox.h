@@ -23,6 +23,10 @@ void tg_cli_sandbox_print(const struct tg_sandbox *sb, FILE *out);
  * no_new_privs and the Landlock ruleset. Best effort: a kernel without Landlock is logged. */
 void tg_cli_sandbox_enter_fs(struct tg_sandbox *sb);
 
+/* Before anything is bound: whether the process may switch to cfg's `user`/`group` (root, or
+ * CAP_SETUID/CAP_SETGID, or the ids it has already). 0, or -EPERM with an error at the key. */
+int tg_cli_sandbox_check_ids(const struct tg_config *cfg, struct tg_err *err);
+
 /* Once the workers have bound their listeners: the state directory becomes the user's, then
  * groups, gid and uid (real, effective, saved) change on every thread; then the seccomp filter
  * is loaded on every thread. 0, or -errno after logging why (run must not go on). */

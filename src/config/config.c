@@ -264,6 +264,11 @@ static char *password_value(struct tg_config__ctx *c, json_t *v, const char *ptr
         char *fptr = tg_config__ptr_join(ptr, "file");
         char *path = tg_config__resolve_path(c->cfg->base_dir, json_string_value(file));
         int rc = read_secret_file(path, &secret);
+        struct tg_config *cfg = c->cfg;
+        cfg->secret_files =
+            tg_xrealloc(cfg->secret_files, (cfg->n_secret_files + 1) * sizeof(*cfg->secret_files));
+        cfg->secret_files[cfg->n_secret_files++] =
+            (struct tg_config_file){tg_xstrdup(path), tg_xstrdup(fptr)};
         if (rc != 0)
             tg_config__error(c, fptr, "cannot read \"%s\": %s", json_string_value(file),
                              rc == -EFBIG ? "file too large for a password" : strerror(-rc));
@@ -450,6 +455,11 @@ void tg_config_free(struct tg_config *cfg)
     free(cfg->tickets.key_file_path);
     free(cfg->sandbox.user);
     free(cfg->sandbox.group);
+    for (size_t i = 0; i < cfg->n_secret_files; i++) {
+        free(cfg->secret_files[i].file);
+        free(cfg->secret_files[i].ptr);
+    }
+    free(cfg->secret_files);
     free(cfg->state_dir);
     free(cfg->base_dir);
     free(cfg->name);

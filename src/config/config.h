@@ -358,6 +358,7 @@ struct tg_log_conf {
     int level;              /* enum tg_log_level; default info */
     enum tg_log_fmt format; /* default text */
     char *access_log;       /* NULL = off; "stdout", "stderr" or a file path (resolved) */
+    struct tg_loc access_log_loc;
 };
 
 /* An admin user: HTTP Basic credentials checked against a `tlsgate secret hash` string. */
@@ -383,6 +384,14 @@ struct tg_sandbox_conf {
     char *group;  /* "group" as written, or NULL: the user's primary group */
     bool drop;    /* user or group set: uid and gid below are the ids to switch to */
     uint32_t uid, gid;
+    const char *ptr;   /* "/user", or "/group" when only the group is set (for messages) */
+    struct tg_loc loc; /* its location */
+};
+
+/* A file the loader read a secret from ({"file": F}), with the JSON pointer that named it. */
+struct tg_config_file {
+    char *file; /* resolved */
+    char *ptr;
 };
 
 struct tg_config {
@@ -390,8 +399,9 @@ struct tg_config {
     char *name;        /* label of messages and locations: source_file or load_string's name */
     char *base_dir;    /* directory relative paths are resolved against */
     int version;
-    unsigned workers; /* resolved: "auto" becomes the number of online CPUs */
-    char *state_dir;  /* default "./tlsgate-state" or $TLSGATE_STATE_DIR; resolved */
+    unsigned workers;            /* resolved: "auto" becomes the number of online CPUs */
+    char *state_dir;             /* default "./tlsgate-state" or $TLSGATE_STATE_DIR; resolved */
+    struct tg_loc state_dir_loc; /* of "state_dir" (of the document when it is absent) */
     struct tg_log_conf log;
     struct tg_keystore_conf *keystores;
     size_t n_keystores;
@@ -411,6 +421,10 @@ struct tg_config {
     struct tg_store_conf store;
     bool auto_reload;               /* watch the config, key, certificate and CRL files */
     struct tg_sandbox_conf sandbox; /* "user", "group" and "sandbox" */
+    /* Every {"file": F} secret read (passwords, admin password hashes, the EAB key): a reload
+     * reads them again, so the sandbox allows their directories. */
+    struct tg_config_file *secret_files;
+    size_t n_secret_files;
 };
 
 /* Whether listeners asking for client certificates resume from the process's session cache

@@ -125,8 +125,8 @@ void tg_config__open_secrets(struct tg_config__ctx *c);
 
 /* What a token-bucket rate may be, for messages (limits.c). */
 #define TG_CONFIG__RATE_ALLOWED                                                                    \
-    "rate more than 0 (fractions allowed) to 1000000 per second, burst 1..1000000 (default: the "  \
-    "rate, at least 1); 0 = unlimited"
+    "rate 0.001 (fractions allowed) to 1000000 per second, burst 1..1000000 (default: the rate, "  \
+    "at least 1); 0 = unlimited"
 /* A token-bucket rate at ptr: a number (per second; the burst is the rate rounded up, at least
  * 1) or {"rate": N, "burst": M}; 0 turns it off. v may be NULL (absent: *rate stays 0).
  * Problems go to c (limits.c). */

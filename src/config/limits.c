@@ -7,10 +7,11 @@
 #include "core/core.h"
 
 #define RATE_MAX 1000000
+/* One per 1000 s: smaller rates would overflow the microsecond arithmetic of the buckets. */
+#define RATE_MIN 0.001
 
 static const struct tg_config__key rate_keys[] = {
-    {"rate", TG_J_NUM, "a number (per second)", NULL, "more than 0, at most 1000000",
-     TG_K_REQUIRED},
+    {"rate", TG_J_NUM, "a number (per second)", NULL, "0.001 to 1000000", TG_K_REQUIRED},
     {"burst", TG_J_INT, "an integer", "the rate rounded up, at least 1", "1..1000000", 0},
     {NULL, 0, NULL, NULL, NULL, 0},
 };
@@ -33,7 +34,7 @@ void tg_config__parse_rate(struct tg_config__ctx *c, json_t *v, const char *ptr,
         return;
     if (json_is_number(v)) {
         double r = json_number_value(v);
-        if (!(r >= 0 && r <= RATE_MAX)) {
+        if (!(r == 0 || (r >= RATE_MIN && r <= RATE_MAX))) {
             tg_config__error(c, ptr, "%g is out of range (allowed: %s)", r,
                              TG_CONFIG__RATE_ALLOWED);
             return;
@@ -45,7 +46,7 @@ void tg_config__parse_rate(struct tg_config__ctx *c, json_t *v, const char *ptr,
     if (tg_config__check_keys(c, v, ptr, rate_keys) != 0)
         return;
     double r = json_number_value(tg_config__get(v, rate_keys, "rate"));
-    if (!(r > 0 && r <= RATE_MAX)) {
+    if (!(r >= RATE_MIN && r <= RATE_MAX)) {
         char *p = tg_config__ptr_join(ptr, "rate");
         tg_config__error(c, p, "%g is out of range (allowed: %s)", r, rate_keys[0].allowed);
         free(p);

@@ -124,6 +124,17 @@ static void parse_proxy_protocol(struct tg_config__ctx *c, json_t *obj, struct t
     json_t *v = tg_config__get(obj, listener_keys, "proxy_protocol");
     l->proxy_protocol = v != NULL && json_is_true(v);
     json_t *from = tg_config__get(obj, listener_keys, "proxy_protocol_from");
+    const struct tg_limits_conf *lim = &c->cfg->limits;
+    if (l->proxy_protocol && from == NULL &&
+        (lim->max_connections_per_ip != 0 || lim->handshake_rate_per_ip > 0)) {
+        char *pp = tg_config__ptr_join(l->path, "proxy_protocol");
+        tg_config__warning(c, pp,
+                           "PROXY headers are taken from every peer, so the per-address limits "
+                           "(limits.max_connections_per_ip, limits.handshake_rate_per_ip) count "
+                           "whatever address a client writes in its header: list the balancers "
+                           "in proxy_protocol_from");
+        free(pp);
+    }
     if (from == NULL)
         return;
     char *fp = tg_config__ptr_join(l->path, "proxy_protocol_from");

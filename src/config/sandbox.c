@@ -85,6 +85,31 @@ static void lookup_group(struct tg_config__ctx *c, const char *name)
     sb->gid = (uint32_t)gr.gr_gid;
 }
 
+/* With user or group, run gives the state directory and everything under it to that user: never
+ * a directory other programs share. */
+static void check_state_dir(struct tg_config__ctx *c)
+{
+    static const char *const shared[] = {
+        "/",        "/bin",     "/boot",      "/dev",     "/etc",       "/home",
+        "/lib",     "/media",   "/mnt",       "/opt",     "/proc",      "/root",
+        "/run",     "/sbin",    "/srv",       "/sys",     "/tmp",       "/usr",
+        "/var",     "/var/lib", "/var/log",   "/var/tmp", "/var/cache", "/var/spool",
+        "/var/run", "/var/opt", "/usr/local", "/usr/lib", "/usr/share",
+    };
+    char real[PATH_MAX];
+    const char *dir = realpath(c->cfg->state_dir, real) != NULL ? real : c->cfg->state_dir;
+    for (size_t i = 0; i < sizeof(shared) / sizeof(shared[0]); i++)
+        if (strcmp(dir, shared[i]) == 0) {
+            tg_config__error(c, "/state_dir",
+                             "\"%s\" is a directory other programs share, and with \"user\" or "
+                             "\"group\" tlsgate gives its state directory and everything in it to "
+                             "that user (allowed: a directory of tlsgate's own, e.g. "
+                             "/var/lib/tlsgate)",
+                             dir);
+            return;
+        }
+}
+
 void tg_config__parse_sandbox(struct tg_config__ctx *c, json_t *user, json_t *group, json_t *obj)
 {
     struct tg_sandbox_conf *sb = &c->cfg->sandbox;
@@ -107,5 +132,10 @@ void tg_config__parse_sandbox(struct tg_config__ctx *c, json_t *user, json_t *gr
             sb->uid = (uint32_t)getuid(); /* only the group changes */
             sb->drop = true;
         }
+    }
+    if (sb->drop) {
+        sb->ptr = user != NULL ? "/user" : "/group";
+        tg_config__loc(c, sb->ptr, &sb->loc);
+        check_state_dir(c);
     }
 }

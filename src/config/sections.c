@@ -251,6 +251,7 @@ static void parse_log(struct tg_config__ctx *c, json_t *obj)
             lc->access_log = tg_xstrdup(s);
         else
             lc->access_log = tg_config__resolve_path(c->cfg->base_dir, s);
+        tg_config__loc(c, "/log/access_log", &lc->access_log_loc);
     }
 }
 
@@ -603,6 +604,7 @@ void tg_config__parse_root(struct tg_config__ctx *c, json_t *root)
     parse_workers(c, tg_config__get(root, top_keys, "workers"));
 
     v = tg_config__get(root, top_keys, "state_dir");
+    tg_config__loc(c, "/state_dir", &cfg->state_dir_loc);
     if (v != NULL && json_string_value(v)[0] != '\0') {
         cfg->state_dir = tg_config__resolve_path(cfg->base_dir, json_string_value(v));
     } else {

@@ -280,7 +280,7 @@ struct tg_net {
     uv_sem_t started;
     /* The effective uid the start listeners were bound with: a test bind made after run
      * switched to another user (cli/sandbox.c) skips their addresses, since SO_REUSEPORT only
-     * joins sockets of the same owner. */
+     * joins sockets of the same owner. An address a published config drops leaves the list. */
     uint32_t start_euid;
     struct sockaddr_storage *start_addrs;
     size_t n_start_addrs;
@@ -293,6 +293,10 @@ extern struct tg_net *tg_net_running;
  * served by this process pass; after a switch to another user, those bound at start are not
  * tried again); problems go to err. Returns 0 or -EADDRINUSE/-errno. */
 int tg_net_check_bind(const struct tg_config *cfg, struct tg_err *err);
+/* Whether the workers have served addr since start without a break: bound at start and listed by
+ * every config published since (a reload that dropped it closed its sockets). Called with the
+ * config state's lock held, as tg_net_publish is. */
+bool tg_net_bound_since_start(const struct sockaddr_storage *addr);
 /* Starts n workers on snap (each takes its own reference) and returns once every worker has bound
  * its listeners; on failure stops them all and returns -errno with a message in err. */
 int tg_net_start(struct tg_net *net, struct tg_snapshot *snap, unsigned n,

@@ -41,10 +41,13 @@
 struct tg_net_peers {
     uint64_t seed[4];
     uint32_t conn_mask;
-    atomic_uint_fast64_t *conns;             /* fingerprint << COUNT_BITS | open connections */
-    atomic_uint_fast64_t tat[RATE_SLOTS];    /* GCRA: theoretical arrival time, us of the clock */
-    atomic_uint_fast64_t logged[RATE_SLOTS]; /* second of the last line << 32 | refusals since */
-    atomic_uint_fast64_t logged_max;         /* the same for limits.max_connections */
+    atomic_uint_fast64_t *conns;          /* fingerprint << COUNT_BITS | open connections */
+    atomic_uint_fast64_t tat[RATE_SLOTS]; /* GCRA: theoretical arrival time, us of the clock */
+    /* Per reason, second of the last line << 32 | refusals since (one reason's lines do not
+     * silence the other's). */
+    atomic_uint_fast64_t logged_conn[RATE_SLOTS];
+    atomic_uint_fast64_t logged_rate[RATE_SLOTS];
+    atomic_uint_fast64_t logged_max; /* the same for limits.max_connections */
 };
 
 /* An address's place: its fingerprint and probe window start in the connection table, its two
@@ -265,7 +268,8 @@ static void refused(struct tg_worker *w, size_t lidx, const struct sockaddr_stor
         addr, w->snap->cfg->listeners[lidx].name, ri->token, ri->sentence, what,
         peer->ss_family == AF_INET6 && r != TG_NET_REFUSE_MAX_CONNECTIONS ? ", counted per /64"
                                                                           : "",
-        ri->config_key, r == TG_NET_REFUSE_MAX_CONNECTIONS ? "for this reason" : "of this address",
+        ri->config_key,
+        r == TG_NET_REFUSE_MAX_CONNECTIONS ? "for this reason" : "of this address for this reason",
         LOG_EVERY_S, since);
 }
 
@@ -289,7 +293,7 @@ bool tg_net__peer_admit(struct tg_worker *w, size_t lidx, const struct sockaddr_
     uint32_t maxc = l->max_connections_per_ip, slot;
     int took = conn_take(p, &sl, maxc, &slot);
     if (took == 0) {
-        refused(w, lidx, peer, TG_NET_REFUSE_PER_IP_CONNECTIONS, &p->logged[sl.r1], maxc);
+        refused(w, lidx, peer, TG_NET_REFUSE_PER_IP_CONNECTIONS, &p->logged_conn[sl.r1], maxc);
         return false;
     }
     if (took > 0)
@@ -305,7 +309,7 @@ bool tg_net__peer_admit(struct tg_worker *w, size_t lidx, const struct sockaddr_
         if (!ok) {
             tg_net__peer_release(w->net, *hold);
             *hold = 0;
-            refused(w, lidx, peer, TG_NET_REFUSE_PER_IP_HANDSHAKE_RATE, &p->logged[sl.r1], 0);
+            refused(w, lidx, peer, TG_NET_REFUSE_PER_IP_HANDSHAKE_RATE, &p->logged_rate[sl.r1], 0);
             return false;
         }
     }

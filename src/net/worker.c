@@ -51,16 +51,23 @@ fail:;
     return e;
 }
 
-/* An address the workers bound at start while the process now runs as another user. */
-static bool bound_by_other_user(const struct sockaddr_storage *addr)
+bool tg_net_bound_since_start(const struct sockaddr_storage *addr)
 {
     const struct tg_net *net = tg_net_running;
-    if (net == NULL || (uint32_t)geteuid() == net->start_euid)
+    if (net == NULL)
         return false;
     for (size_t i = 0; i < net->n_start_addrs; i++)
         if (tg_addr_equal(&net->start_addrs[i], addr))
             return true;
     return false;
+}
+
+/* An address the workers bound at start, and still serve, while the process now runs as another
+ * user. */
+static bool bound_by_other_user(const struct sockaddr_storage *addr)
+{
+    const struct tg_net *net = tg_net_running;
+    return net != NULL && (uint32_t)geteuid() != net->start_euid && tg_net_bound_since_start(addr);
 }
 
 int tg_net_check_bind(const struct tg_config *cfg, struct tg_err *err)
@@ -531,6 +538,17 @@ int tg_net_start(struct tg_net *net, struct tg_snapshot *snap, unsigned n,
 
 void tg_net_publish(struct tg_net *net, struct tg_snapshot *snap)
 {
+    /* A start address this config drops is closed by the workers: bound again later, it is a
+     * new socket, made with the ids the process has then. */
+    size_t kept = 0;
+    for (size_t i = 0; i < net->n_start_addrs; i++) {
+        bool listed = false;
+        for (size_t j = 0; j < snap->cfg->n_listeners && !listed; j++)
+            listed = tg_addr_equal(&snap->cfg->listeners[j].addr, &net->start_addrs[i]);
+        if (listed)
+            net->start_addrs[kept++] = net->start_addrs[i];
+    }
+    net->n_start_addrs = kept;
     atomic_store(&net->generation, snap->generation);
     for (unsigned i = 0; i < net->n_workers; i++) {
         struct tg_worker *w = &net->workers[i];

@@ -59,6 +59,28 @@ def test_sigusr1_reopens_the_access_log(gateway, origin, certs, tmp_path):
     assert gw.running()
 
 
+def test_sigusr1_that_cannot_open_the_log_says_so_and_keeps_the_old_file(gateway, origin, certs,
+                                                                         tmp_path):
+    """The log's directory was moved away: SIGUSR1 cannot make the new file. One error line
+    says so and that the file open before is still written; no line claims it was reopened."""
+    o = origin("app")
+    port = testenv.free_port()
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    access = str(logs / "access.log")
+    gw = gateway(_config(certs, tmp_path, port, o.address, access=access))
+    os.rename(str(logs), str(tmp_path / "logs.old"))
+    gw.signal(signal.SIGUSR1)
+    assert gw.wait_log(lambda s: "cannot open access log" in s), gw.log_tail()
+    line = gw.log_lines("cannot open access log")[0]
+    assert access in line and "still writing to the file open before" in line, line
+    assert not gw.log_lines("access log reopened"), gw.log_tail()
+    assert testenv.get(port, "/echo?marker=kept").status == 200
+    old = str(tmp_path / "logs.old" / "access.log")
+    assert testenv.wait_until(lambda: _has(old, "marker=kept"), testenv.t(3)), _read(old)
+    assert gw.running()
+
+
 # ---------------------------------------------------------------------------------------------
 # SIGINT: like SIGTERM, the request in flight finishes, then exit 0
 

@@ -3,6 +3,8 @@ thread, Landlock limited to the files the config names, `user` dropping root on 
 binding, reloads outside the sandbox refused with a message to restart, `check` listing it all."""
 import json
 import os
+import pathlib
+import re
 import shutil
 import signal
 import socket
@@ -75,6 +77,15 @@ def test_sandbox_on_by_default_on_every_thread(gateway, certs, tmp_path):
         assert st["Seccomp"] == "2", "thread %s: Seccomp %s (2 = filter)" % (tid, st["Seccomp"])
     log = gw.log_text()
     assert "Landlock ABI" in log and "seccomp filter on every thread" in log, log
+    # What check lists is what was applied: one line per path, as many as the log's paths.
+    applied = int(re.search(r"Landlock ABI \d+ with \d+ path rules on (\d+) paths", log).group(1))
+    out = testenv.tlsgate("check", "-c", gw.config_path).stdout
+    listed = [ln for ln in out.splitlines()
+              if re.match(r"    (read-only|read-write|write \(append, create\)|read, execute) ",
+                          ln)]
+    assert len(listed) == applied, (applied, out)
+    seccomp = re.search(r"seccomp filter on every thread: (\d+) system calls", log).group(1)
+    assert "seccomp: on, %s system calls allowed" % seccomp in out, out
     # A reload of the same files works inside the sandbox; the gateway keeps serving.
     gw.signal(signal.SIGHUP)
     assert gw.wait_log(lambda s: "config reloaded" in s or "reload failed" in s, timeout=10)
@@ -115,7 +126,25 @@ def test_reload_naming_a_file_outside_is_refused(gateway, certs, tmp_path, outsi
     refused = gw.log_lines("/log/access_log", "outside what the sandbox allows",
                            "restart tlsgate")
     assert refused, gw.log_tail()
+    # located at the key: file:line:column
+    assert re.search(r"\.json:\d+:\d+: /log/access_log: access log ", refused[0]), refused
     assert not os.path.exists(os.path.join(outside, "a.log"))
+    # A new truststore directory inside the allowed ones whose file links outside: refused by
+    # the reload check (it follows the links), located at the truststore.
+    shutil.copy(certs.ca.cert, os.path.join(outside, "ca.pem"))
+    os.mkdir(str(tmp_path / "trust"))
+    os.symlink(os.path.join(outside, "ca.pem"), str(tmp_path / "trust" / "ca.pem"))
+    cfg = _config(certs, tmp_path, port)
+    cfg["truststores"] = {"corp": {"type": "pem", "file": str(tmp_path / "trust")}}
+    cfg["backends"]["app"] = {"targets": ["127.0.0.1:9"], "tls": {"truststore": "corp"}}
+    cfg["listeners"][0]["routes"].insert(0, {"path_prefix": "/app", "backend": "app"})
+    gw.reload(cfg)
+    assert gw.wait_log(lambda s: s.count("reload failed") >= 3, timeout=10), gw.log_tail()
+    refused = gw.log_lines("/truststores/corp/file:", "outside what the sandbox allows",
+                           "restart tlsgate")
+    assert refused and re.search(r"\.json:\d+:\d+: /truststores/corp/file: truststore ",
+                                 refused[0]), gw.log_tail()
+    assert not gw.log_lines("config reloaded"), gw.log_tail()
     # The running gateway is intact: still serving, with the certificate it started with.
     assert _status_ok(port)
     with testenv.Conn(port) as c:
@@ -138,6 +167,87 @@ def test_landlock_denies_a_file_read_after_start(gateway, certs, tmp_path, outsi
     assert gw.wait_log(lambda s: "reload failed" in s, timeout=10), gw.log_tail()
     denied = gw.log_lines(pw, "Permission denied", "restart tlsgate")
     assert denied, "the read was not denied:\n" + gw.log_tail()
+    assert _status_ok(port)
+
+
+def test_reload_reads_password_files_and_linked_keys_again(gateway, certs, tmp_path, outside):
+    """The files a started config names are read again by every reload inside the sandbox: a
+    key password file in its own directory, a certificate and key reached through symbolic
+    links into another directory (certbot's live/ -> archive/), a truststore directory of links.
+    A renewal that points the links at new files is served after SIGHUP. (All outside the config
+    file's directory.)"""
+    top = pathlib.Path(outside)
+    live, archive, secrets = top / "le" / "live", top / "le" / "archive", top / "secrets"
+    trust, cas = top / "trust", top / "cas"
+    for d in (live, archive, secrets, trust, cas):
+        d.mkdir(parents=True)
+    # A truststore directory whose files are links into another directory.
+    shutil.copy(certs.ca.cert, str(cas / "ca.pem"))
+    os.symlink("../cas/ca.pem", str(trust / "corp.pem"))
+    (secrets / "pw").write_text("sandbox-key-pw\n")
+
+    def issue(n, pair):
+        shutil.copy(pair.cert, str(archive / ("cert%d.pem" % n)))
+        subprocess.run(["openssl", "pkey", "-in", pair.key, "-aes256", "-passout",
+                        "file:" + str(secrets / "pw"), "-out", str(archive / ("key%d.pem" % n))],
+                       check=True, capture_output=True)
+        for name in ("cert", "key"):
+            link = live / (name + ".pem")
+            if os.path.lexists(str(link)):
+                os.unlink(str(link))
+            os.symlink("../archive/%s%d.pem" % (name, n), str(link))
+    issue(1, certs.ec)
+    port = testenv.free_port()
+    cfg = _config(certs, tmp_path, port)
+    cfg["keystores"]["ec"] = {"type": "pem", "cert": str(live / "cert.pem"),
+                              "key": str(live / "key.pem"),
+                              "key_password": {"file": str(secrets / "pw")}}
+    cfg["truststores"] = {"corp": {"type": "pem", "file": str(trust)}}
+    cfg["backends"]["app"] = {"targets": ["127.0.0.1:9"], "tls": {"truststore": "corp"}}
+    cfg["listeners"][0]["routes"].insert(0, {"path_prefix": "/app", "backend": "app"})
+    path = str(tmp_path / "gw.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    gw = gateway(cfg)
+    gw.signal(signal.SIGHUP)
+    assert gw.wait_log(lambda s: "config reloaded" in s or "reload failed" in s, timeout=10)
+    assert "config reloaded" in gw.log_text(), gw.log_tail()
+    issue(2, certs.rsa)
+    gw.signal(signal.SIGHUP)
+    assert gw.wait_log(lambda s: s.count("config reloaded") >= 2 or "reload failed" in s,
+                       timeout=10)
+    assert "reload failed" not in gw.log_text(), gw.log_tail()
+
+    def served_der():
+        with testenv.Conn(port) as c:
+            return c.peer_cert_der()
+    # the workers take the new config as they wake up
+    assert testenv.wait_until(lambda: served_der() == _der(certs.rsa.cert), testenv.t(5))
+    # check names both directories, and why.
+    out = testenv.tlsgate("check", "-c", path).stdout
+    rules = {line.split()[1]: line for line in out.splitlines()
+             if line.strip().startswith("read-only")}
+    assert "password file /keystores/ec/key_password/file" in rules.get(str(secrets), ""), out
+    assert "certificate /keystores/ec/cert through its link" in rules.get(str(archive), ""), out
+    assert "truststore /truststores/corp/file through its link" in rules.get(str(cas), ""), out
+
+
+def test_reload_naming_an_unknown_user_is_refused_not_killed(gateway, certs, tmp_path):
+    """A reload naming a user and group that /etc/passwd and /etc/group lack goes on to the
+    other NSS modules (nss-systemd asks prctl(PR_CAPBSET_READ)): the reload is refused at
+    /user and /group and the gateway keeps serving, no SIGSYS. A known new user is a warning:
+    it takes effect at the next restart."""
+    port = testenv.free_port()
+    gw = gateway(_config(certs, tmp_path, port))
+    gw.reload(_config(certs, tmp_path, port, user="no-such-user-tlsgate",
+                      group="no-such-group-tlsgate"))
+    assert gw.wait_log(lambda s: "reload failed" in s, timeout=10), gw.log_tail()
+    assert gw.log_lines("/user:", "no user \"no-such-user-tlsgate\""), gw.log_tail()
+    assert gw.log_lines("/group:", "no group \"no-such-group-tlsgate\""), gw.log_tail()
+    assert gw.running() and _status_ok(port), gw.log_tail()
+    gw.reload(_config(certs, tmp_path, port, user="nobody"))
+    assert gw.wait_log(lambda s: "config reloaded" in s, timeout=10), gw.log_tail()
+    assert gw.log_lines("/user:", "take effect at the next restart"), gw.log_tail()
     assert _status_ok(port)
 
 
@@ -194,11 +304,68 @@ def test_user_drops_root_on_every_thread(gateway, certs, tmp_path):
             assert gw.wait_log(lambda s: "reload failed" in s, timeout=10), gw.log_tail()
             assert gw.log_lines("under 1024", "restart tlsgate"), gw.log_tail()
             assert _status_ok(low)
+            # A reload that drops the port closes it; one that lists it again cannot bind it
+            # any more: refused the same way, before anything changes.
+            high = testenv.free_port()
+            cfg3 = json.loads(json.dumps(cfg))
+            cfg3["listeners"][0]["address"] = "127.0.0.1:%d" % high
+            gw.reload(cfg3)
+            assert gw.wait_log(lambda s: s.count("config reloaded") >= 2, 10), gw.log_tail()
+            assert testenv.wait_until(lambda: _status_ok(high) and not _status_ok(low),
+                                      testenv.t(5))
+            cfg3["listeners"].append(dict(cfg["listeners"][0], name="again"))
+            gw.reload(cfg3)
+            assert gw.wait_log(lambda s: s.count("reload failed") >= 2, 10), gw.log_tail()
+            assert len(gw.log_lines("port %d is under 1024" % low, "restart tlsgate")) == 1, \
+                gw.log_tail()
+            assert not gw.log_lines("cannot listen"), gw.log_tail()
+            assert _status_ok(high)
         finally:
             found = problems(gw)
             gw.stop(expect=0)
             found += problems(gw)
             assert not found, "\n".join(found)
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_user_without_root_is_a_clear_error_before_binding(certs):
+    """`user` names another user but tlsgate does not start as root: an error at the key's
+    file:line:column before anything is bound or started, not a gateway that starts and stops."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to start the gateway as another user")
+    d = tempfile.mkdtemp(prefix="tg-sandbox-nonroot-")
+    try:
+        os.chmod(d, 0o755)
+        for src, dst in ((certs.ec.cert, "ec.crt"), (certs.ec.key, "ec.key")):
+            shutil.copy(src, os.path.join(d, dst))
+            os.chmod(os.path.join(d, dst), 0o644)
+        port = testenv.free_port()
+        cfg = _config(certs, pathlib.Path(d), port, user="daemon")
+        cfg["keystores"]["ec"] = {"type": "pem", "cert": os.path.join(d, "ec.crt"),
+                                  "key": os.path.join(d, "ec.key")}
+        path = os.path.join(d, "gw.json")
+        with open(path, "w") as f:
+            json.dump(cfg, f, indent=2)
+        os.chmod(path, 0o644)
+
+        def as_nobody():
+            os.setgroups([])
+            os.setresgid(65534, 65534, 65534)
+            os.setresuid(65534, 65534, 65534)
+        r = subprocess.run([testenv.BIN, "run", "-c", path], capture_output=True, text=True,
+                           timeout=testenv.t(30), preexec_fn=as_nobody, cwd=d)
+        assert r.returncode == 1, (r.returncode, r.stderr)
+        lines = [ln for ln in r.stderr.splitlines() if "/user:" in ln]
+        assert lines and path + ":" in lines[0], r.stderr
+        assert "needs tlsgate to start as root" in lines[0] and "uid 65534" in lines[0], lines
+        assert "started" not in r.stderr and "listener public on" not in r.stderr, r.stderr
+        assert not os.path.exists(os.path.join(d, "state")), "the sandbox was entered"
+        # check, as the same user, says so too (a note: run may well start as root).
+        r = subprocess.run([testenv.BIN, "check", "-c", path], capture_output=True, text=True,
+                           timeout=testenv.t(30), preexec_fn=as_nobody, cwd=d)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "note: run as this process (uid 65534) could not switch" in r.stdout, r.stdout
     finally:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -224,6 +391,18 @@ def test_check_lists_the_allowances(certs, tmp_path):
     # pytest's directories are 0700 root: nobody could not read the key on a reload.
     assert any(line.strip().startswith("warning: uid 65534 cannot read " + certs.ec.key)
                and "/keystores/ec/key" in line for line in out.splitlines()), out
+    # Nor make a new access log in a directory only root may write, after a rotation.
+    logs = tmp_path / "logs"
+    logs.mkdir(mode=0o755)
+    os.chmod(str(logs), 0o755)
+    cfg["log"]["access_log"] = str(logs / "access.log")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    out = testenv.tlsgate("check", "-c", path).stdout
+    assert any(line.strip().startswith("warning: uid 65534 cannot create files in " +
+                                       os.path.realpath(str(logs)))
+               and "/log/access_log" in line and "SIGUSR1" in line
+               for line in out.splitlines()), out
 
     cfg["sandbox"] = {"enabled": False}
     with open(path, "w") as f:
@@ -238,6 +417,9 @@ def test_check_lists_the_allowances(certs, tmp_path):
     ({"user": "no-such-user-tlsgate"}, "/user", "no user \"no-such-user-tlsgate\""),
     ({"group": "no-such-group-tlsgate"}, "/group", "no group"),
     ({"user": 65534}, "/user", "a string"),
+    # the state directory is given to the user: never one other programs share
+    ({"user": "nobody", "state_dir": "/var/lib/"}, "/state_dir", "other programs share"),
+    ({"group": "nogroup", "state_dir": "/tmp"}, "/state_dir", "e.g. /var/lib/tlsgate"),
 ])
 def test_sandbox_config_errors(certs, tmp_path, extra, where, words):
     cfg = _config(certs, tmp_path, testenv.free_port(), **extra)

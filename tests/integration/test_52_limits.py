@@ -193,6 +193,29 @@ def test_handshake_rate_per_ip_token_bucket(gateway, certs, tmp_path):
     assert _tls_refused(port, "127.0.0.3")
 
 
+def test_each_refusal_reason_of_an_address_gets_its_line(gateway, certs, tmp_path):
+    """An address refused for its open connections, then within 10 s for its handshake rate:
+    both reasons are logged (one line each), both counted."""
+    gw, port, sport = _start(gateway, certs, tmp_path,
+                             {"max_connections_per_ip": 2,
+                              "handshake_rate_per_ip": {"rate": 0.01, "burst": 3}})
+    held = [_tls_open(port), _tls_open(port)]
+    assert _tls_refused(port)  # a third open connection
+    for s in held:
+        s.close()
+    assert testenv.wait_until(lambda: _status(sport)["connections"]["active"] == 1,
+                              testenv.t(5)), _status(sport)
+    _tls_open(port).close()  # the burst's last token
+    assert _tls_refused(port)  # no token left
+    refusals = _refusals(sport)
+    assert refusals["per_ip_connection_limit"] == 1, refusals
+    assert refusals["per_ip_handshake_rate"] == 1, refusals
+    assert len(_lines(gw, "per_ip_connection_limit")) == 1, gw.log_tail()
+    lines = _lines(gw, "per_ip_handshake_rate")
+    assert len(lines) == 1 and "peer=127.0.0.1:" in lines[0], gw.log_tail()
+    assert "for this reason" in lines[0], lines
+
+
 def _pp_get(port, src, family="TCP4", dst="127.0.0.1"):
     """A plaintext connection announcing src in a PROXY v1 header, one request; the socket."""
     s = _connect(port)
@@ -232,6 +255,38 @@ def test_per_ip_counts_the_proxy_protocol_address_and_ipv6_per_64(gateway, certs
             s.close()
 
 
+def test_per_ip_behind_listed_balancers_counts_direct_peers_by_their_own_address(
+        gateway, certs, tmp_path):
+    """With proxy_protocol_from, only the listed balancer's header names the client: another
+    peer is a direct client counted by its own address, and a header naming that address shares
+    its count."""
+    gw, port, sport = _start(gateway, certs, tmp_path, {"max_connections_per_ip": 2},
+                             proxy_protocol=True, proxy_protocol_from=["127.0.0.2"],
+                             tls={"disabled": True})
+    held = []
+    try:
+        for _ in range(2):  # direct clients from 127.0.0.3 (no header)
+            s = _connect(port, "127.0.0.3")
+            assert _plain_get(s)[0] == 200
+            held.append(s)
+        assert testenv.refused(lambda: _plain_get(_connect(port, "127.0.0.3")))
+
+        def via_balancer(src):
+            s = _connect(port, "127.0.0.2")
+            s.sendall(("PROXY TCP4 %s 127.0.0.1 40000 %d\r\n" % (src, port)).encode())
+            assert _plain_get(s)[0] == 200
+            return s
+        held += [via_balancer("203.0.113.9"), via_balancer("203.0.113.9")]
+        assert testenv.refused(lambda: via_balancer("203.0.113.9").close())
+        # The balancer naming 127.0.0.3: the same client as the direct one, at its limit.
+        assert testenv.refused(lambda: via_balancer("127.0.0.3").close())
+        assert _refusals(sport)["per_ip_connection_limit"] == 3
+    finally:
+        for s in held:
+            s.close()
+    assert not gw.log_lines("PROXY headers are taken from every peer"), gw.log_tail()
+
+
 def test_per_ip_limit_config_errors(tmp_path, certs):
     port, sport = testenv.free_port(), testenv.free_port()
     import json
@@ -240,6 +295,11 @@ def test_per_ip_limit_config_errors(tmp_path, certs):
             ({"handshake_rate_per_ip": -2}, "/limits/handshake_rate_per_ip: -2 is out of range"),
             ({"handshake_rate_per_ip": {"burst": 3}}, "/limits/handshake_rate_per_ip"),
             ({"handshake_rate_per_ip": {"rate": 0}}, "/limits/handshake_rate_per_ip/rate: 0 is"),
+            # Under one per 1000 s the bucket's arithmetic would overflow (1e-300 never refused).
+            ({"handshake_rate_per_ip": 1e-300},
+             "/limits/handshake_rate_per_ip: 1e-300 is out of range (allowed: rate 0.001"),
+            ({"handshake_rate_per_ip": {"rate": 0.0001, "burst": 1}},
+             "/limits/handshake_rate_per_ip/rate: 0.0001 is out of range (allowed: 0.001 to"),
             ({"handshake_rate_per_ip": {"rate": 5, "burst": 0}},
              "/limits/handshake_rate_per_ip/burst: 0 is out of range"),
             ({"handshake_rate_per_ip": {"rate": 5, "brust": 9}}, "brust"),
@@ -252,5 +312,24 @@ def test_per_ip_limit_config_errors(tmp_path, certs):
     path.write_text(json.dumps(_config(certs, tmp_path, port, sport,
                                        {"max_connections_per_ip": 10,
                                         "handshake_rate_per_ip": {"rate": 20, "burst": 40}})))
+    r = testenv.tlsgate("check", "-c", str(path))
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    # Per-address limits on a listener that takes PROXY headers from every peer: a warning at
+    # the listener's proxy_protocol (anyone can name any address), none with proxy_protocol_from.
+    cfg = _config(certs, tmp_path, port, sport, {"max_connections_per_ip": 10},
+                  proxy_protocol=True)
+    path.write_text(json.dumps(cfg, indent=2))
+    r = testenv.tlsgate("check", "-c", str(path))
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    warned = [ln for ln in r.stderr.splitlines() if "/listeners/0/proxy_protocol:" in ln]
+    assert warned and warned[0].startswith(str(path) + ":"), r.stderr
+    assert "proxy_protocol_from" in warned[0] and "warning" in warned[0], warned
+    cfg["listeners"][0]["proxy_protocol_from"] = ["10.0.0.0/8"]
+    path.write_text(json.dumps(cfg, indent=2))
+    r = testenv.tlsgate("check", "-c", str(path))
+    assert r.returncode == 0 and "PROXY headers are taken" not in r.stderr, r.stderr
+    path.write_text(json.dumps(_config(certs, tmp_path, port, sport,
+                                       {"handshake_rate_per_ip": {"rate": 0.001,
+                                                                  "burst": 1000000}})))
     r = testenv.tlsgate("check", "-c", str(path))
     assert r.returncode == 0, (r.stdout, r.stderr)
