@@ -325,6 +325,8 @@ static bool split_uri(const char *u, char *scheme, char *host, long *port, char 
         *port = strtol(p + 1, &end, 10);
         p = end;
     }
+    if (strlen(p) > 255) /* cut short, the path would match more than meant */
+        return false;
     snprintf(path, 256, "%s", *p == '/' ? p : "/");
     return true;
 }

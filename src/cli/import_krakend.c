@@ -474,6 +474,13 @@ static void endpoints(struct kctx *k, json_t *root, json_t *btls, json_t *routes
             tg_imp_warn(im, LINE(p), KEY(p), "no endpoint path or backend host; not mapped");
             continue;
         }
+        char prefix[256];
+        size_t n = strcspn(path, "{");
+        if (n >= sizeof(prefix)) { /* cut short, the prefix would match more paths than meant */
+            tg_imp_warn(im, LINE(p), KEY(p), "endpoint path over %zu bytes; not mapped",
+                        sizeof(prefix) - 1);
+            continue;
+        }
         snprintf(bname, sizeof(bname), "endpoint-%zu", i);
         size_t j;
         json_t *h;
@@ -487,9 +494,8 @@ static void endpoints(struct kctx *k, json_t *root, json_t *btls, json_t *routes
             continue;
         if (json_object_get(b, "tls") != NULL && btls != NULL)
             json_object_set(b, "tls", btls);
-        char prefix[256];
-        size_t n = strcspn(path, "{");
-        snprintf(prefix, sizeof(prefix), "%.*s", (int)(n < 255 ? n : 255), path);
+        memcpy(prefix, path, n);
+        prefix[n] = '\0';
         if (n > 1 && prefix[n - 1] != '/' && path[n] == '{') /* "/users/{id}" -> "/users/" */
             prefix[n] = '\0';
         if (strlen(prefix) > 1 && prefix[strlen(prefix) - 1] == '/' && path[n] == '\0')

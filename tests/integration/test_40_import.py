@@ -303,6 +303,25 @@ def test_krakend_disable_system_ca_pool(certs, tmp_path):
     assert "exact" in report_line(err, "tls.disable_system_ca_pool", "->")
 
 
+def test_krakend_endpoint_path_too_long_is_not_mapped(certs, tmp_path):
+    """An endpoint path over 255 bytes before its first {placeholder} is not mapped (cut short,
+    its prefix would route more paths than KrakenD's endpoint; a 300-byte one overran the
+    prefix buffer, found by fuzz_import); the other endpoints still are."""
+    long_path = "/" + "a" * 299 + "/{id}"
+    eps = [{"endpoint": long_path, "backend": [{"host": ["http://127.0.0.1:9"],
+                                                "url_pattern": long_path}]},
+           {"endpoint": "/users/{id}", "backend": [{"host": ["http://127.0.0.1:9"],
+                                                    "url_pattern": "/users/{id}"}]}]
+    src = _krakend(str(tmp_path), testenv.free_port(),
+                   {"public_key": certs.ec.cert, "private_key": certs.ec.key}, endpoints=eps)
+    rc, err, cfg = imp("krakend", src)
+    assert rc == 1, err
+    assert "over 255 bytes; not mapped" in report_line(err, "endpoints[0]", "warning")
+    prefixes = [r["path_prefix"] for r in cfg["listeners"][0]["routes"]]
+    assert "/users/" in prefixes and not any(p.startswith("/aaa") for p in prefixes), prefixes
+    check_ok(cfg, tmp_path)
+
+
 def test_krakend_malformed(certs, tmp_path):
     p = os.path.join(str(tmp_path), "krakend.json")
     with open(p, "w") as f:
