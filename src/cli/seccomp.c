@@ -113,9 +113,9 @@ int tg_cli_seccomp_load(char *why, size_t why_len)
         rc = allow_all(ctx, sanitizer, TG_ARRAY_SIZE(sanitizer), why, why_len);
 #else
     for (size_t i = 0; rc == 0 && i < TG_ARRAY_SIZE(allowed_arg0); i++) {
-        rc = seccomp_rule_add(ctx, SCMP_ACT_ALLOW,
-                              seccomp_syscall_resolve_name(allowed_arg0[i].name), 1,
-                              SCMP_A0(SCMP_CMP_EQ, allowed_arg0[i].arg0));
+        rc = seccomp_rule_add(
+            ctx, SCMP_ACT_ALLOW, seccomp_syscall_resolve_name(allowed_arg0[i].name), 1,
+            (struct scmp_arg_cmp){.arg = 0, .op = SCMP_CMP_EQ, .datum_a = allowed_arg0[i].arg0});
         if (rc != 0)
             snprintf(why, why_len, "allowing %s: %s", allowed_arg0[i].name, strerror(-rc));
     }
