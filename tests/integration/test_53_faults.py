@@ -13,6 +13,7 @@ import pytest
 import testenv
 from testenv import Conn
 from testenv.faulty import FAULTS, STRAY, FaultyBackend, ok_body
+from testenv.h2raw import collect_streams
 
 # What the client must see for each fault, whatever protocol it speaks:
 #   error: a clean 502/504 response
@@ -436,25 +437,7 @@ def test_http11_pipelined_client(gateway, certs, tmp_path, backend, fault):
 
 def _h2_collect(c, dec, want):
     """Reads frames until every stream in want ended or was reset: {sid: (status, data, how)}."""
-    from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame
-    out = {sid: [None, b"", None] for sid in want}
-    while any(v[2] is None for v in out.values()):
-        f = c.frame()
-        assert f is not None, "the gateway closed the HTTP/2 connection"
-        assert not isinstance(f, GoAwayFrame), "GOAWAY"
-        h = dict(dec.decode(f.data)) if isinstance(f, HeadersFrame) else {}
-        v = out.get(getattr(f, "stream_id", 0))
-        if v is None:
-            continue
-        if ":status" in h:
-            v[0] = int(h[":status"])
-        if isinstance(f, DataFrame):
-            v[1] += f.data
-        if isinstance(f, RstStreamFrame):
-            v[2] = "rst"
-        elif "END_STREAM" in f.flags:
-            v[2] = "end"
-    return {k: tuple(v) for k, v in out.items()}
+    return collect_streams(c, dec, want)[0]
 
 
 def test_http2_concurrent_streams_share_the_pool(gateway, certs, tmp_path, backend):

@@ -18,6 +18,7 @@ import pytest
 import testenv
 from testenv import Conn
 from testenv.admin import Admin, admin_section, password_hash
+from testenv.h2raw import collect_streams
 
 PW = "reload-load-pw"
 RELOADS = 100
@@ -341,30 +342,7 @@ def _tls_pool_config(certs, tmp_path, port, be, n):
 def _h2_batch(c, dec, sids):
     """Reads until every stream in sids ended or was reset, or lies above a GOAWAY's last stream
     id: ({sid: (status, data, 'end'|'rst')}, last stream id or None)."""
-    from hyperframe.frame import DataFrame, GoAwayFrame, HeadersFrame, RstStreamFrame
-    out = {s: [None, b"", None] for s in sids}
-    last = None
-    while any(v[2] is None for s, v in out.items() if last is None or s <= last):
-        f = c.frame()
-        if f is None:
-            raise ConnectionError("the gateway closed the connection (last stream %s)" % last)
-        if isinstance(f, GoAwayFrame):
-            assert f.error_code == 0, f
-            last = f.last_stream_id
-            continue
-        h = dict(dec.decode(f.data)) if isinstance(f, HeadersFrame) else {}
-        v = out.get(getattr(f, "stream_id", 0))
-        if v is None:
-            continue
-        if ":status" in h:
-            v[0] = int(h[":status"])
-        if isinstance(f, DataFrame):
-            v[1] += f.data
-        if isinstance(f, RstStreamFrame):
-            v[2] = "rst"
-        elif "END_STREAM" in f.flags:
-            v[2] = "end"
-    return {k: tuple(v) for k, v in out.items()}, last
+    return collect_streams(c, dec, sids, goaway_ok=True)
 
 
 def test_100_reloads_under_pipelining_and_concurrent_streams(gateway, certs, tmp_path):

@@ -4,7 +4,8 @@ import socket
 import ssl
 
 import hpack
-from hyperframe.frame import Frame, GoAwayFrame, HeadersFrame, SettingsFrame
+from hyperframe.frame import (DataFrame, Frame, GoAwayFrame, HeadersFrame, RstStreamFrame,
+                              SettingsFrame)
 
 from .env import t
 
@@ -77,3 +78,34 @@ class H2:
 
     def close(self):
         self.s.close()
+
+
+def collect_streams(c, dec, sids, goaway_ok=False):
+    """Reads frames from c (anything with frame(): an H2) until every stream in sids ended or was
+    reset, decoding header blocks with dec: ({sid: (status, data, 'end'|'rst')}, the last stream
+    id of a GOAWAY or None). A GOAWAY fails the read unless goaway_ok (its error code 0); streams
+    above its last stream id are then not waited for."""
+    out = {s: [None, b"", None] for s in sids}
+    last = None
+    while any(v[2] is None for s, v in out.items() if last is None or s <= last):
+        f = c.frame()
+        if f is None:
+            raise ConnectionError("the gateway closed the connection (last stream %s)" % last)
+        if isinstance(f, GoAwayFrame):
+            assert goaway_ok, "GOAWAY"
+            assert f.error_code == 0, f
+            last = f.last_stream_id
+            continue
+        h = dict(dec.decode(f.data)) if isinstance(f, HeadersFrame) else {}
+        v = out.get(getattr(f, "stream_id", 0))
+        if v is None:
+            continue
+        if ":status" in h:
+            v[0] = int(h[":status"])
+        if isinstance(f, DataFrame):
+            v[1] += f.data
+        if isinstance(f, RstStreamFrame):
+            v[2] = "rst"
+        elif "END_STREAM" in f.flags:
+            v[2] = "end"
+    return {k: tuple(v) for k, v in out.items()}, last
