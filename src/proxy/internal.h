@@ -482,9 +482,10 @@ static inline struct tg_proxy_worker *tg_pw(struct tg_worker *w)
 }
 
 /* client.c: shared by the protocols' connection handlers */
-/* Accepts fd on listener lidx (its streams, for http: tg__client_serve). */
+/* Accepts fd on listener lidx (its streams, for http: tg__client_serve). accepted_ms: the loop
+ * time of the accept (before a PROXY header was read): timeouts.handshake counts from it. */
 void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
-                       const struct sockaddr_storage *peer, uint64_t hold,
+                       const struct sockaddr_storage *peer, uint64_t hold, uint64_t accepted_ms,
                        const struct tg_proto *proto);
 void tg__client_opened(struct tg_client *c);
 void tg__client_handshake_timeout(struct tg_client *c);
