@@ -369,7 +369,7 @@ static void io_failed(struct tg_bconn *b, enum tg_pfail f, const char *detail)
     }
     struct tg_worker *w = b->conn.w;
     tg__backend_close(b);
-    if (st->resp_phase == TG_RESP_WAIT) {
+    if (st->resp_phase == TG_RESP_WAIT || tg__stream_retract(st)) { /* nothing sent: 502 */
         tg__stream_backend_failed(st, f, detail);
     } else {
         TG_STAT_INC(&w->stats, backend_errors);
