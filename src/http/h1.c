@@ -455,6 +455,25 @@ bool tg_h1_has_token(const struct tg_h1_msg *m, const char *lname, const char *t
     return any_token(m, lname, token, strlen(token));
 }
 
+static bool count_chunked(const char *tok, size_t len, void *arg)
+{
+    int *n = arg;
+    (*n)++;
+    return len == 7 && tg_strncaseeq(tok, "chunked", 7);
+}
+
+bool tg_h1_chunked_once(const struct tg_h1_msg *m)
+{
+    const struct tg_h1_field *f = tg_h1_find(m, "transfer-encoding");
+    if (f == NULL)
+        return false;
+    for (const struct tg_h1_field *g = f + 1; g < m->fields + m->n_fields; g++)
+        if (name_eq(m, g, "transfer-encoding", 17))
+            return false;
+    int n = 0;
+    return tg_h1_each_token(m, "transfer-encoding", count_chunked, &n) && n == 1;
+}
+
 bool tg_h1_is_hop_by_hop(const struct tg_h1_msg *m, const struct tg_h1_field *f)
 {
     const char *name = m->base + f->name.off;

@@ -117,6 +117,10 @@ static inline bool tg_h1_head_pending(const struct tg_h1_msg *m)
  * as soon as fn does. */
 bool tg_h1_each_token(const struct tg_h1_msg *m, const char *lname,
                       bool (*fn)(const char *tok, size_t len, void *arg), void *arg);
+/* The message's Transfer-Encoding is exactly one field line naming exactly one coding, chunked
+ * (RFC 9112 6.1: chunked applied once and last). False for "chunked, chunked", "identity,
+ * chunked", "gzip, chunked", two field lines, an empty one, or no Transfer-Encoding at all. */
+bool tg_h1_chunked_once(const struct tg_h1_msg *m);
 
 /* Normalises an origin-form request target in place (RFC 3986 6.2.2): percent-encoded unreserved
  * characters are decoded, other percent-encodings upper-cased (%2F stays encoded), dot segments

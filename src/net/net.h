@@ -182,9 +182,12 @@ struct tg_net_handler {
     /* Before the loop runs: set up per-worker state in w->proto. */
     void (*worker_init)(struct tg_worker *w);
     /* A new client connection: fd is non-blocking and owned by the callee from here on; hold
-     * (its place in the per-address counts) goes back with tg_worker_conn_done when it closes. */
+     * (its place in the per-address counts) goes back with tg_worker_conn_done when it closes.
+     * accepted_ms: the loop time it was accepted at (earlier than now when a PROXY header was
+     * read first: the TLS handshake's deadline counts from the accept, one budget for both). */
     void (*on_accept)(struct tg_worker *w, size_t listener_idx, int fd,
-                      const struct sockaddr_storage *peer, socklen_t peer_len, uint64_t hold);
+                      const struct sockaddr_storage *peer, socklen_t peer_len, uint64_t hold,
+                      uint64_t accepted_ms);
     /* Shutdown began: close idle connections now, let busy ones finish their request. The
      * handler calls tg_worker_drained() once it holds no connections. */
     void (*on_drain)(struct tg_worker *w);

@@ -20,7 +20,8 @@ struct tg_ppwait {
     int open_handles;
     struct sockaddr_storage peer;
     socklen_t peer_len;
-    size_t have; /* header bytes taken off the socket so far */
+    size_t have;          /* header bytes taken off the socket so far */
+    uint64_t accepted_ms; /* the loop time of the accept: the handshake's deadline counts from it */
     uint8_t buf[TG_PPIN_MAX];
     struct tg_ppwait *prev, *next;
 };
@@ -91,7 +92,7 @@ static void done(struct tg_ppwait *p, const struct tg_ppin *hdr)
         tg_worker_conn_done(w, 0);
         return;
     }
-    w->net->h->on_accept(w, lidx, fd, &peer, plen, hold);
+    w->net->h->on_accept(w, lidx, fd, &peer, plen, hold, p->accepted_ms);
 }
 
 static void on_readable(uv_poll_t *h, int status, int events)
@@ -146,6 +147,7 @@ void tg_net__ppwait_start(struct tg_worker *w, size_t lidx, int fd,
     p->fd = fd;
     p->peer = *peer;
     p->peer_len = plen;
+    p->accepted_ms = uv_now(&w->loop);
     p->next = w->ppwaits;
     if (w->ppwaits != NULL)
         w->ppwaits->prev = p;

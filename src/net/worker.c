@@ -220,7 +220,7 @@ static void on_acceptable(uv_poll_t *p, int status, int events)
         if (pp)
             tg_net__ppwait_start(w, l->idx, fd, &peer, plen);
         else
-            net->h->on_accept(w, l->idx, fd, &peer, plen, hold);
+            net->h->on_accept(w, l->idx, fd, &peer, plen, hold, uv_now(&w->loop));
     }
 }
 

@@ -369,7 +369,7 @@ static void io_failed(struct tg_bconn *b, enum tg_pfail f, const char *detail)
     }
     struct tg_worker *w = b->conn.w;
     tg__backend_close(b);
-    if (st->resp_phase == TG_RESP_WAIT) {
+    if (st->resp_phase == TG_RESP_WAIT || tg__stream_retract(st)) { /* nothing sent: 502 */
         tg__stream_backend_failed(st, f, detail);
     } else {
         TG_STAT_INC(&w->stats, backend_errors);
@@ -733,9 +733,10 @@ static int resp_on_head(struct tg_h1_msg *m)
     }
     bool no_body = st->head_only || status == 204 || status == 304 || status == 101;
     bool has_cl = (p->flags & F_CONTENT_LENGTH) && !(p->flags & F_CHUNKED);
-    if (!no_body && (p->flags & F_TRANSFER_ENCODING) && !(p->flags & F_CHUNKED)) {
+    /* Strict framing (RFC 9112 6.1, 6.3): one Transfer-Encoding line, exactly "chunked". */
+    if (!no_body && tg_h1_find(m, "transfer-encoding") != NULL && !tg_h1_chunked_once(m)) {
         m->error_status = 502;
-        m->error = "transfer coding other than chunked";
+        m->error = "Transfer-Encoding other than one chunked";
         return -1;
     }
     st->status = status;

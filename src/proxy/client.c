@@ -380,7 +380,7 @@ void tg__client_handshake_timeout(struct tg_client *c)
 /* ---- accept ---- */
 
 void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
-                       const struct sockaddr_storage *peer, uint64_t hold,
+                       const struct sockaddr_storage *peer, uint64_t hold, uint64_t accepted_ms,
                        const struct tg_proto *proto)
 {
     struct tg_client *c = tg_xcalloc(1, sizeof(*c));
@@ -396,7 +396,10 @@ void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
     for (size_t i = 0; ca->from_header != NULL && i < ca->n_header_from; i++)
         c->info.header_trusted = c->info.header_trusted || tg_cidr_match(&ca->header_from[i], peer);
     c->info.tls = c->info.snap->tls[lidx] != NULL;
-    c->accepted_lo = (uint32_t)uv_now(&w->loop);
+    uint64_t now = uv_now(&w->loop);
+    if (accepted_ms > now)
+        accepted_ms = now;
+    c->accepted_lo = (uint32_t)accepted_ms;
     c->next = pw->clients;
     if (pw->clients)
         pw->clients->prev = c;
@@ -428,7 +431,9 @@ void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
     if (ssl != NULL) {
         c->phase = TG_CP_HANDSHAKE;
         c->timer_kind = TG_CT_HANDSHAKE;
-        tg_conn_timer(&c->conn, c->info.snap->cfg->timeouts.handshake_ms);
+        /* One budget from the accept: a PROXY header read first took part of it. */
+        uint64_t hs = c->info.snap->cfg->timeouts.handshake_ms, spent = now - accepted_ms;
+        tg_conn_timer(&c->conn, spent < hs ? hs - spent : 1);
         tg_conn_start(&c->conn);
     } else {
         tg_conn_start(&c->conn);

@@ -352,7 +352,8 @@ static void fwd_on_room(struct tg_stream *st)
 }
 
 /* The backend connection goes back to the pool only after a complete exchange on a connection
- * that may be reused; a request it did not see whole, or a reset, closes it. */
+ * that may be reused; a request it did not see whole (the client's body not all read, or bytes
+ * of it still to write: tg__backend_release checks), or a reset, closes it. */
 static void fwd_on_done(struct tg_stream *st, bool complete)
 {
     struct tg_bconn *b = st->bc;

@@ -290,12 +290,10 @@ static size_t fmt_u64(char *buf, uint64_t v)
 #define HEAD_STACK_FIELDS 32
 #define HEAD_STACK_NAMES  1024
 
-static bool h2_head(struct tg_stream *st, struct tg_http_head *h, bool end)
+static bool submit_head(struct tg_h2_stream *hs, struct tg_http_head *h, bool end)
 {
-    struct tg_h2_stream *hs = h2s(st);
+    struct tg_stream *st = &hs->st;
     struct tg_h2_session *s = hs->s;
-    if (hs->closed)
-        return true;
     size_t n = h->n_fields + 2, names = 0;
     for (uint32_t i = 0; i < h->n_fields; i++)
         names += h->fields[i].name_len;
@@ -338,6 +336,35 @@ static bool h2_head(struct tg_stream *st, struct tg_http_head *h, bool end)
         free(lower);
     }
     return rv == 0;
+}
+
+/* A backend's final head waits for h2_flush, which ends the backend read that parsed it (its
+ * strings point into that read's input until then): an error later in the same read (a bad
+ * chunk) can then still answer 502 instead of resetting a stream whose head never went out. */
+static bool h2_head(struct tg_stream *st, struct tg_http_head *h, bool end)
+{
+    struct tg_h2_stream *hs = h2s(st);
+    if (hs->closed)
+        return true;
+    if (st->kind != TG_SK_LOCAL && h->status >= 200) {
+        hs->head_pending = h;
+        hs->head_end = end;
+        return true;
+    }
+    return submit_head(hs, h, end);
+}
+
+static bool h2_retract(struct tg_stream *st)
+{
+    struct tg_h2_stream *hs = h2s(st);
+    if (hs->head_pending == NULL)
+        return false;
+    hs->head_pending = NULL;
+    hs->resp.off = hs->resp.len = 0;
+    hs->end_out = false;
+    free(hs->resp_trailers);
+    hs->resp_trailers = NULL;
+    return true;
 }
 
 static size_t h2_room(struct tg_stream *st)
@@ -388,9 +415,18 @@ static bool h2_end(struct tg_stream *st, const struct tg_http_head *trailers)
     return true;
 }
 
+static void h2_reset(struct tg_stream *st, const char *why);
+
 static void h2_flush(struct tg_stream *st)
 {
-    tg__h2_send_soon(h2s(st)->s);
+    struct tg_h2_stream *hs = h2s(st);
+    struct tg_http_head *h = hs->head_pending;
+    hs->head_pending = NULL;
+    if (h != NULL && !hs->closed && !submit_head(hs, h, hs->head_end)) {
+        h2_reset(st, "the response head was not accepted");
+        return;
+    }
+    tg__h2_send_soon(hs->s);
 }
 
 static void h2_reset(struct tg_stream *st, const char *why)
@@ -399,6 +435,7 @@ static void h2_reset(struct tg_stream *st, const char *why)
     struct tg_h2_session *s = hs->s;
     tg_log_debug("client %s listener=%s: stream %" PRId32 " reset: %s", TG__PEER(&s->c->info),
                  s->c->info.lc->name, hs->id, why);
+    hs->head_pending = NULL;
     if (!hs->closed)
         nghttp2_submit_rst_stream(s->ng, NGHTTP2_FLAG_NONE, hs->id, NGHTTP2_INTERNAL_ERROR);
     tg__h2_send(s);
@@ -424,6 +461,7 @@ const struct tg_stream_out_ops tg__h2_ops = {
     .reset = h2_reset,
     .consumed = h2_consumed,
     .upgrade = NULL,
+    .retract = h2_retract,
 };
 
 /* ---- the connection ---- */

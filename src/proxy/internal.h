@@ -282,6 +282,8 @@ struct tg_stream_out_ops {
     /* A 101 to a WebSocket request was queued: the client connection becomes a tunnel with b
      * (HTTP/1 only; NULL where the protocol has no upgrade). */
     void (*upgrade)(struct tg_stream *st, struct tg_bconn *b);
+    /* Drops the final head and body queued if none of it is on its way yet (NULL: never). */
+    bool (*retract)(struct tg_stream *st);
 };
 
 /* What serves a stream: the proxy's backend side (forward.c), the status page (status.c), later
@@ -482,9 +484,10 @@ static inline struct tg_proxy_worker *tg_pw(struct tg_worker *w)
 }
 
 /* client.c: shared by the protocols' connection handlers */
-/* Accepts fd on listener lidx (its streams, for http: tg__client_serve). */
+/* Accepts fd on listener lidx (its streams, for http: tg__client_serve). accepted_ms: the loop
+ * time of the accept (before a PROXY header was read): timeouts.handshake counts from it. */
 void tg__client_accept(struct tg_worker *w, size_t lidx, int fd,
-                       const struct sockaddr_storage *peer, uint64_t hold,
+                       const struct sockaddr_storage *peer, uint64_t hold, uint64_t accepted_ms,
                        const struct tg_proto *proto);
 void tg__client_opened(struct tg_client *c);
 void tg__client_handshake_timeout(struct tg_client *c);
@@ -539,6 +542,8 @@ struct tg_h2_stream {
     bool end_given; /* the handler heard the request ended */
     bool end_out;   /* the response is complete */
     bool no_data;   /* the response went out as HEADERS with END_STREAM */
+    bool head_end;  /* head_pending has no body */
+    struct tg_http_head *head_pending;    /* a backend's final head, submitted at h2_flush */
     struct tg_h2_trailers *resp_trailers; /* response trailers to send after the DATA, or NULL */
     bool deferred;                        /* nghttp2 waits for response bytes */
     bool room_wanted; /* its handler found no room for response bytes: on_room is due */
@@ -661,6 +666,8 @@ bool tg__stream_end(struct tg_stream *st);
 bool tg__stream_end_trailers(struct tg_stream *st, const struct tg_http_head *trailers);
 void tg__stream_flush(struct tg_stream *st);
 void tg__stream_reset(struct tg_stream *st, const char *why);
+/* out->retract: true when the queued response was dropped and the stream waits for one again. */
+bool tg__stream_retract(struct tg_stream *st);
 /* The handler lets go (on_done), once. */
 void tg__stream_finish(struct tg_stream *st, bool complete);
 /* A complete small response of ours (head and body, taken as is); the handler (if any) is let go

@@ -67,11 +67,16 @@ void tg__backend_release(struct tg_bconn *b, bool reusable)
     if (b->state == TG_B_RESERVED) /* never handed over: as clean as when it was taken */
         reserved_remove(b);
     b->st = NULL;
+    /* Bytes of the request still to write (a backend that answered before reading the whole
+     * body): the next request would follow a cut body and be read as the rest of it. */
+    bool unsent = tg_buf_used(b->conn.out) > 0 || tg_buf_used(&b->conn.own_out) > 0 ||
+                  b->conn.wr_shut || b->conn.shut_pending;
     b->conn.out = &b->conn.own_out;
-    if (!reusable || w->draining || pw->n_idle >= MAX_IDLE_PER_WORKER ||
+    if (!reusable || unsent || w->draining || pw->n_idle >= MAX_IDLE_PER_WORKER ||
         tg_buf_used(&b->conn.in) > 0 || b->snap != w->snap) {
         tg_log_debug("backend %s target %s: connection not kept (%s)", b->backend->name, b->target,
                      !reusable                  ? "not reusable"
+                     : unsent                   ? "request not fully sent"
                      : w->draining              ? "draining"
                      : tg_buf_used(&b->conn.in) ? "bytes after the response"
                      : b->snap != w->snap       ? "config reloaded"

@@ -154,10 +154,18 @@ static bool queue_response(struct tg_stream *st, int status, const char *ctype,
     return ok && (end || tg__stream_end(st));
 }
 
+bool tg__stream_retract(struct tg_stream *st)
+{
+    if (st->resp_phase == TG_RESP_WAIT || st->out->retract == NULL || !st->out->retract(st))
+        return false;
+    st->resp_phase = TG_RESP_WAIT; /* nothing of it went out: another answer may replace it */
+    return true;
+}
+
 void tg__stream_respond(struct tg_stream *st, int status, const char *ctype, const char *extra_name,
                         const char *extra_value, const char *body, size_t blen)
 {
-    if (st->resp_phase != TG_RESP_WAIT) {
+    if (st->resp_phase != TG_RESP_WAIT && !tg__stream_retract(st)) {
         tg__stream_reset(st, "a response was under way");
         return;
     }

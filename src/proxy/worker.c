@@ -6,16 +6,19 @@
 #include <stdlib.h>
 
 static void proxy_on_accept(struct tg_worker *w, size_t lidx, int fd,
-                            const struct sockaddr_storage *peer, socklen_t plen, uint64_t hold)
+                            const struct sockaddr_storage *peer, socklen_t plen, uint64_t hold,
+                            uint64_t accepted_ms)
 {
     const struct tg_listener_conf *lc = &w->snap->cfg->listeners[lidx];
     (void)plen;
     if (lc->admin)
-        tg__client_accept(w, lidx, fd, peer, hold, &tg__proto_http1); /* tg__service_handler */
+        tg__client_accept(w, lidx, fd, peer, hold, accepted_ms,
+                          &tg__proto_http1); /* tg__service_handler */
     else if (lc->mode == TG_MODE_TCP)
-        tg__client_accept(w, lidx, fd, peer, hold, &tg__proto_tcp);
+        tg__client_accept(w, lidx, fd, peer, hold, accepted_ms, &tg__proto_tcp);
     else
-        tg__client_accept(w, lidx, fd, peer, hold, &tg__proto_http1); /* tg__forward_handler */
+        tg__client_accept(w, lidx, fd, peer, hold, accepted_ms,
+                          &tg__proto_http1); /* tg__forward_handler */
 }
 
 static void proxy_worker_init(struct tg_worker *w)

@@ -269,6 +269,54 @@ def test_codings_and_versions(gateway, origin, certs, tmp_path, head, status):
     assert o.requests == []
 
 
+# Request smuggling forms (RFC 9112 6.1, 6.3): chunked applied twice, a coding before chunked,
+# two chunked lines, chunked with a Content-Length in either order: each refused before the
+# backend, the connection closed. (Outside testing, issue 17: this already held; kept here.)
+SMUGGLE = [
+    (b"Transfer-Encoding: chunked, chunked\r\n", 400, "malformed_request"),
+    (b"Transfer-Encoding: identity, chunked\r\n", 501, "unsupported_transfer_coding"),
+    (b"Transfer-Encoding: gzip, chunked\r\n", 501, "unsupported_transfer_coding"),
+    (b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n", 400, "malformed_request"),
+    (b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n", 400, "malformed_request"),
+    (b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n", 400, "malformed_request"),
+    (b"Transfer-Encoding: chunked\r\nContent-Length: 0\r\n", 400, "malformed_request"),
+    (b"Transfer-Encoding: \tchunked \t\r\n", 400, "malformed_request"),
+    (b"Transfer-Encoding: chunked,\r\n", 400, "malformed_request"),
+]
+
+
+def test_request_smuggling_forms_refused(gateway, origin, certs, tmp_path):
+    o = origin("app")
+    port = testenv.free_port()
+    gw = gateway(_config(certs, tmp_path, port, {"app": [o.address]}))
+    for te, status, token in SMUGGLE:
+        seen = len(gw.log_lines("reason=%s" % token))
+        r = _raw(port, b"POST /echo HTTP/1.1\r\nHost: localhost\r\n" + te
+                 + b"\r\n5\r\nhello\r\n0\r\n\r\n")
+        assert r.status == status, (te, r.status, r.body)
+        assert r.header("Connection") == "close", te
+        assert gw.wait_log(lambda _: len(gw.log_lines("reason=%s" % token)) == seen + 1), te
+    assert o.requests == []
+
+
+@pytest.mark.parametrize("te", [b"Transfer-Encoding:  chunked\r\n",
+                                b"Transfer-Encoding: chunked \r\n",
+                                b"Transfer-Encoding: ,chunked\r\n",
+                                b"Transfer-Encoding:\r\nTransfer-Encoding: chunked\r\n"])
+def test_request_chunked_with_odd_spacing_is_reframed(gateway, origin, certs, tmp_path, te):
+    """Blank space and empty list elements around one chunked (RFC 9110 5.6.1): the body is read
+    as chunked and the backend gets the gateway's own framing, one Transfer-Encoding: chunked
+    line, never the client's."""
+    o = origin("app")
+    port = testenv.free_port()
+    gateway(_config(certs, tmp_path, port, {"app": [o.address]}))
+    e = _echo(_raw(port, b"POST /echo HTTP/1.1\r\nHost: localhost\r\n" + te
+                   + b"\r\n5\r\nhello\r\n0\r\n\r\n"))
+    assert e["body_length"] == 5
+    assert _h(e["headers"], "Transfer-Encoding") == ["chunked"]
+    assert _h(e["headers"], "Content-Length") == []
+
+
 def test_plain_chunked_still_forwarded(gateway, origin, certs, tmp_path):
     o = origin("app")
     port = testenv.free_port()

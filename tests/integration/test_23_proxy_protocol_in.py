@@ -252,6 +252,32 @@ def test_partial_header_times_out(gateway, origin, certs, tmp_path):
     assert testenv.wait_until(lambda: _failures(sport)["hangup"] >= 1, testenv.t(3))
 
 
+@pytest.mark.parametrize("stall", ["nothing", "part of a ClientHello"])
+def test_header_and_handshake_share_one_deadline(gateway, origin, certs, tmp_path, stall):
+    """timeouts.handshake (2 s) counts from the accept: a client that trickles its PROXY header
+    over 1.6 s and then stalls the TLS handshake is closed about 2 s after connecting, not 2 s
+    after its header (3.6 s: a full budget for each, as before)."""
+    o = origin("app")
+    gw, port, sport, access = _start(gateway, certs, tmp_path, o)
+    header = b"PROXY TCP4 192.0.2.7 127.0.0.1 4000 443\r\n"
+    s = socket.create_connection(("127.0.0.1", port))
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    t0 = time.monotonic()
+    pieces = [header[i:i + 5] for i in range(0, len(header), 5)]
+    for i, p in enumerate(pieces):
+        s.sendall(p)
+        if i < len(pieces) - 1:
+            time.sleep(1.6 / (len(pieces) - 1))
+    if stall != "nothing":
+        s.sendall(b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03")  # a record cut short
+    assert _closed_without_reply(s, timeout=10)
+    took = time.monotonic() - t0
+    assert 1.8 <= took < 3.0, took
+    assert testenv.wait_until(lambda: gw.log_lines("peer=192.0.2.7", "handshake_timeout"),
+                              testenv.t(3)), gw.log_tail(20)
+    assert _failures(sport)["timeout"] == 0  # the header itself came in time
+
+
 def test_proxy_protocol_from(gateway, origin, certs, tmp_path):
     """With proxy_protocol_from, a peer outside the blocks is a direct client (no header), and a
     PROXY header from it is not believed."""

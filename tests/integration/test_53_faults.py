@@ -44,6 +44,10 @@ EXPECT = {
     "eofbody": ("whole", 200),
     "eofbodyreset": ("cut", 502),
     "tegzip": ("error", 502),
+    "tetwice": ("error", 502),
+    "teidentity": ("error", 502),
+    "tetwolines": ("error", 502),
+    "tegzipchunked": ("error", 502),
     "http10": ("whole", 200),
     "badcl": ("error", 502),
     "upgrade": ("error", 502),
@@ -231,8 +235,8 @@ def _h2_case(gateway, certs, tmp_path, backend, fault, expect):
         elif kind == "error" or status in (502, 504):
             assert status == want and end == "end", (fault, status, end, data[:200])
         else:
-            # the stream is reset, never ended as if the body were whole (the head may not have
-            # gone out yet when the error came in the same read)
+            # the stream is reset after its head, never ended as if the body were whole (an error
+            # in the same read as the head is a 502: test_http2_error_in_the_read_of_the_head_...)
             assert status in (200, None) and end == "rst", (fault, status, end, data[:200])
         status, data, end = _h2_stream(c, 5, "/ok", dec)
         assert (status, end) == (200, "end"), (fault, status, end, data[:200])
@@ -241,6 +245,33 @@ def _h2_case(gateway, certs, tmp_path, backend, fault, expect):
             "again" % (fault, cid)
     finally:
         c.close()
+
+
+@pytest.mark.parametrize("fault", ["badchunk", "chunknocrlf", "tetwice"])
+def test_http2_error_in_the_read_of_the_head_is_a_502(gateway, certs, tmp_path, backend, fault):
+    """A backend whose response turns out malformed in the same read as its head (one write: the
+    head, then a bad chunk): nothing of that response has gone out to the HTTP/2 client, so it
+    gets our 502 with the usual error body, not a bare RST_STREAM (five times, each on a new
+    backend connection; HTTP/1.1 clients are unchanged)."""
+    hpack = pytest.importorskip("hpack")
+    pytest.importorskip("hyperframe.frame")
+    from testenv.h2raw import H2
+    port = testenv.free_port()
+    gw = gateway(_config(certs, tmp_path, port, backend))
+    c = H2(certs, port)
+    dec = hpack.Decoder()
+    try:
+        for i in range(5):
+            status, data, end = _h2_stream(c, 1 + 4 * i, "/" + fault, dec)
+            assert (status, end) == (502, "end"), (fault, i, status, end, data[:200])
+            assert data.startswith(b"Bad Gateway: backend \"app\": ") and \
+                b"(bad_response)" in data, data[:300]
+            assert STRAY not in data
+            status, data, end = _h2_stream(c, 3 + 4 * i, "/ok", dec)
+            assert (status, end) == (200, "end"), (fault, status, end, data[:200])
+    finally:
+        c.close()
+    assert len(gw.log_lines("backend error", "reason=bad_response")) == 5
 
 
 def test_curl_http2_sees_each_fault(gateway, certs, tmp_path, backend):

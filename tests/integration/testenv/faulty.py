@@ -38,6 +38,10 @@ FAULTS = {
     "eofbody": "sends a body ended by closing (no Content-Length, not chunked)",
     "eofbodyreset": "sends a body meant to end by closing, then resets",
     "tegzip": "sends Transfer-Encoding: gzip (a coding the gateway cannot frame)",
+    "tetwice": "sends Transfer-Encoding: chunked, chunked (chunked applied twice)",
+    "teidentity": "sends Transfer-Encoding: identity, chunked (identity is no coding)",
+    "tetwolines": "sends Transfer-Encoding: chunked in two field lines",
+    "tegzipchunked": "sends Transfer-Encoding: gzip, chunked (a coding the client is not told)",
     "http10": "answers HTTP/1.0 with a Content-Length and no Keep-Alive, then a response",
     "badcl": "sends Content-Length: 5x (not a number)",
     "upgrade": "answers 101 Switching Protocols to a request that asked for no upgrade",
@@ -47,6 +51,14 @@ FAULTS = {
                     "answer (a backend closing its idle connection as it is reused); else answers",
 }
 
+# Transfer-Encoding lines a strict gateway refuses (RFC 9112 6.1: chunked once, and last), each
+# followed by a chunked body that would read whole if taken as chunked.
+TE_FIELDS = {
+    "tetwice": b"Transfer-Encoding: chunked, chunked\r\n",
+    "teidentity": b"Transfer-Encoding: identity, chunked\r\n",
+    "tetwolines": b"Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n",
+    "tegzipchunked": b"Transfer-Encoding: gzip, chunked\r\n",
+}
 
 def ok_body(tag, path):
     return b"ok %s %s\n" % (tag, path.encode())
@@ -230,6 +242,10 @@ class FaultyBackend:
                     return
                 elif fault == "tegzip":
                     c.sendall(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n" + stray)
+                elif fault in TE_FIELDS:
+                    body = ok_body(tag, path)
+                    c.sendall(b"HTTP/1.1 200 OK\r\n" + TE_FIELDS[fault] + b"\r\n%x\r\n"
+                              % len(body) + body + b"\r\n0\r\n\r\n" + stray)
                 elif fault == "http10":
                     body = ok_body(tag, path)
                     c.sendall(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body)
